@@ -1,0 +1,92 @@
+#ifndef DIME_ENGINE_CRYPTO_H
+#define DIME_ENGINE_CRYPTO_H
+/* Thin wrappers over libsodium (Ed25519, SHA-512, randomness, secure memory),
+ * libsecp256k1 (keys, ECDH with the raw x coordinate) and OpenSSL EVP (AES-256-CBC, no padding).
+ * All functions are thread-safe after dime_global_init(). */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dime/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DIME_ED25519_PUB_BYTES 32
+#define DIME_ED25519_SEED_BYTES 32
+#define DIME_SIG_BYTES 64
+#define DIME_SECP_PUB_BYTES 33
+#define DIME_SECP_PRIV_BYTES 32
+#define DIME_ECDH_BYTES 32
+#define DIME_SHA512_BYTES 64
+#define DIME_AES_KEY_BYTES 32
+#define DIME_AES_BLOCK_BYTES 16
+
+/* Once, before any thread starts: sodium_init, the SIMD table, the randomized secp256k1
+ * context and the AES-256-CBC cipher. Returns: DIME_OK or DIME_E_CRYPTO. Idempotent. */
+DIME_MUST_CHECK int dime_global_init(void);
+
+/* Fill buf with len random bytes (randombytes_buf). */
+void dime_random(void *buf, size_t len);
+
+/* Wipe len bytes so the compiler cannot elide it. */
+void dime_wipe(void *p, size_t len);
+
+/* Constant-time equality. Returns: 1 when equal, 0 otherwise. */
+int dime_ct_equal(const void *a, const void *b, size_t len);
+
+/* Guarded, locked memory for secrets; freed memory is wiped. NULL on failure. */
+void *dime_secure_alloc(size_t len);
+void dime_secure_free(void *p);
+
+void dime_sha512(uint8_t out[DIME_SHA512_BYTES], const uint8_t *in, size_t in_len);
+
+struct dime_sha512_ctx {
+	uint64_t opaque[32]; /* holds a crypto_hash_sha512_state */
+};
+void dime_sha512_init(struct dime_sha512_ctx *c);
+void dime_sha512_update(struct dime_sha512_ctx *c, const uint8_t *in, size_t in_len);
+void dime_sha512_final(struct dime_sha512_ctx *c, uint8_t out[DIME_SHA512_BYTES]);
+
+/* Returns: DIME_OK. Out: pub derived from seed (RFC 8032). */
+DIME_MUST_CHECK int dime_ed25519_pub(uint8_t pub[DIME_ED25519_PUB_BYTES],
+				     const uint8_t seed[DIME_ED25519_SEED_BYTES]);
+/* Returns: DIME_OK or DIME_E_CRYPTO. Out: sig (zeroed on failure). The expanded key is wiped. */
+DIME_MUST_CHECK int dime_ed25519_sign(uint8_t sig[DIME_SIG_BYTES],
+				      const uint8_t seed[DIME_ED25519_SEED_BYTES],
+				      const uint8_t *msg, size_t msg_len);
+/* Returns: DIME_OK or DIME_E_BADSIG. */
+DIME_MUST_CHECK int dime_ed25519_verify(const uint8_t sig[DIME_SIG_BYTES],
+					const uint8_t pub[DIME_ED25519_PUB_BYTES],
+					const uint8_t *msg, size_t msg_len);
+/* Returns: 1 when pub is a canonical point of large order, 0 otherwise. */
+int dime_ed25519_pub_valid(const uint8_t pub[DIME_ED25519_PUB_BYTES]);
+
+/* Returns: DIME_OK or DIME_E_MALFORMED (scalar zero or >= n). Out: compressed pub. */
+DIME_MUST_CHECK int dime_secp_pub(uint8_t pub[DIME_SECP_PUB_BYTES],
+				  const uint8_t priv[DIME_SECP_PRIV_BYTES]);
+/* Returns: 1 when pub parses as a compressed secp256k1 point, 0 otherwise. */
+int dime_secp_pub_valid(const uint8_t pub[DIME_SECP_PUB_BYTES]);
+/* Random key pair. Returns: DIME_OK or DIME_E_CRYPTO. */
+DIME_MUST_CHECK int dime_secp_keygen(uint8_t priv[DIME_SECP_PRIV_BYTES],
+				     uint8_t pub[DIME_SECP_PUB_BYTES]);
+/* x coordinate of priv * pub, 32 bytes big-endian (the DIME KDF input).
+ * Returns: DIME_OK, DIME_E_MALFORMED (bad point), DIME_E_CRYPTO. Out: x, zeroed on failure. */
+DIME_MUST_CHECK int dime_secp_ecdh_x(uint8_t x[DIME_ECDH_BYTES],
+				     const uint8_t priv[DIME_SECP_PRIV_BYTES],
+				     const uint8_t pub[DIME_SECP_PUB_BYTES]);
+
+/* AES-256-CBC without padding; len must be a multiple of 16; in and out may alias.
+ * Returns: DIME_OK, DIME_E_INVALID (len not a multiple of 16) or DIME_E_CRYPTO. */
+DIME_MUST_CHECK int dime_aes256cbc_encrypt(uint8_t *out, const uint8_t *in, size_t len,
+					   const uint8_t key[DIME_AES_KEY_BYTES],
+					   const uint8_t iv[DIME_AES_BLOCK_BYTES]);
+DIME_MUST_CHECK int dime_aes256cbc_decrypt(uint8_t *out, const uint8_t *in, size_t len,
+					   const uint8_t key[DIME_AES_KEY_BYTES],
+					   const uint8_t iv[DIME_AES_BLOCK_BYTES]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

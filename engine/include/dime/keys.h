@@ -1,0 +1,78 @@
+#ifndef DIME_ENGINE_KEYS_H
+#define DIME_ENGINE_KEYS_H
+/* The keystore: the only place private keys live (sodium_malloc'd, wiped on free).
+ * Everyone else holds a uint32_t key id. Request/response API, so it can later move into its
+ * own process without changing callers.
+ *
+ * Key files (reference-format.md §4): [magic 1952 org | 2013 user][3-byte length]
+ *   [01][0x20][32-byte Ed25519 seed] [03 org | 02 user][00 20][32-byte secp256k1 scalar]
+ * armored as ORGANIZATIONAL KEY / USER KEY with the CRC line. SOK private keys, which key files
+ * cannot hold, use the genrec form: ED25519 PRIVATE KEY armor over the raw 32-byte seed.
+ *
+ * Thread-safety: loading and generating need exclusive access; after that, every const
+ * function may be called from any number of threads. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dime/common.h"
+#include "dime/crypto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DIME_KS_NONE 0u /* never a valid key id */
+#define DIME_KEYFILE_MAX_BYTES 4096u
+
+enum dime_key_kind {
+	DIME_KEY_ORG = 1952,  /* org POK seed + encryption scalar */
+	DIME_KEY_USER = 2013, /* user signing seed + encryption scalar */
+	DIME_KEY_SIGN = 1     /* a lone Ed25519 seed (SOK, or a POK without its encryption key) */
+};
+
+struct dime_ks;
+
+/* Returns: DIME_OK or DIME_E_NOMEM. Out: *out, NULL on failure. */
+DIME_MUST_CHECK int dime_ks_new(struct dime_ks **out);
+/* Wipes and frees every key. NULL-safe. */
+void dime_ks_free(struct dime_ks *ks);
+
+/* Generate fresh keys of kind. Returns: DIME_OK, DIME_E_NOMEM, DIME_E_CRYPTO.
+ * Out: *id (DIME_KS_NONE on failure). */
+DIME_MUST_CHECK int dime_ks_generate(struct dime_ks *ks, uint32_t *id, enum dime_key_kind kind);
+
+/* Load a key file, binary or armored (ORGANIZATIONAL KEY, USER KEY, ED25519 PRIVATE KEY).
+ * Strict: magic, exact length, field ids and lengths, valid scalar.
+ * Returns: DIME_OK, DIME_E_TRUNCATED, DIME_E_MALFORMED, DIME_E_TRAILING, DIME_E_BADSIG (armor
+ *          CRC), DIME_E_LIMIT (over DIME_KEYFILE_MAX_BYTES), DIME_E_NOMEM.
+ * Out: *id (DIME_KS_NONE on failure). Every temporary copy of the secret is wiped. */
+DIME_MUST_CHECK int dime_ks_load(struct dime_ks *ks, uint32_t *id, const uint8_t *in,
+				 size_t in_len);
+
+/* Write key id as a key file (DIME_KEY_SIGN as ED25519 PRIVATE KEY). armored: PEM with CRC.
+ * out == NULL: only *out_len is set (the size needed).
+ * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_NOSPACE. The caller must wipe out. */
+DIME_MUST_CHECK int dime_ks_export(const struct dime_ks *ks, uint8_t *out, size_t out_cap,
+				   size_t *out_len, uint32_t id, int armored);
+
+/* Returns: DIME_OK or DIME_E_NOTFOUND. Out: *kind. */
+DIME_MUST_CHECK int dime_ks_kind(const struct dime_ks *ks, enum dime_key_kind *kind, uint32_t id);
+/* Returns: DIME_OK or DIME_E_NOTFOUND. Out: the Ed25519 public key. */
+DIME_MUST_CHECK int dime_ks_sign_pub(const struct dime_ks *ks,
+				     uint8_t pub[DIME_ED25519_PUB_BYTES], uint32_t id);
+/* Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID (DIME_KEY_SIGN has no encryption key). */
+DIME_MUST_CHECK int dime_ks_enc_pub(const struct dime_ks *ks, uint8_t pub[DIME_SECP_PUB_BYTES],
+				    uint32_t id);
+/* Ed25519 signature with key id. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_CRYPTO. */
+DIME_MUST_CHECK int dime_ks_sign(const struct dime_ks *ks, uint8_t sig[DIME_SIG_BYTES],
+				 uint32_t id, const uint8_t *msg, size_t msg_len);
+/* Raw ECDH x coordinate with key id's encryption key.
+ * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID, DIME_E_MALFORMED (bad peer point). */
+DIME_MUST_CHECK int dime_ks_ecdh(const struct dime_ks *ks, uint8_t x[DIME_ECDH_BYTES],
+				 uint32_t id, const uint8_t peer[DIME_SECP_PUB_BYTES]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

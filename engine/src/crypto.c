@@ -1,0 +1,247 @@
+/* Crypto wrappers: libsodium for Ed25519, SHA-512, randomness and secure memory;
+ * libsecp256k1 for the encryption keys and ECDH; OpenSSL EVP for AES-256-CBC.
+ * Shared state (secp256k1 context, fetched cipher) is written once by dime_global_init(). */
+
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <secp256k1.h>
+#include <secp256k1_ecdh.h>
+#include <sodium.h>
+
+#include "dime/crypto.h"
+#include "dime/simd.h"
+
+static secp256k1_context *crypto_secp;
+static EVP_CIPHER *crypto_aes_cbc;
+
+_Static_assert(sizeof(struct dime_sha512_ctx) >= sizeof(crypto_hash_sha512_state),
+	       "dime_sha512_ctx too small");
+
+int
+dime_global_init(void)
+{
+	uint8_t seed[32];
+	int rc = DIME_E_CRYPTO;
+
+	if (crypto_secp != NULL && crypto_aes_cbc != NULL)
+		return DIME_OK;
+	if (sodium_init() < 0)
+		return DIME_E_CRYPTO;
+	(void)dime_simd_init(DIME_SIMD_MAX);
+	crypto_secp = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+	if (crypto_secp == NULL)
+		goto out;
+	/* Blinding against side channels in signing and key generation. */
+	randombytes_buf(seed, sizeof(seed));
+	if (secp256k1_context_randomize(crypto_secp, seed) != 1)
+		goto out;
+	crypto_aes_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+	if (crypto_aes_cbc == NULL)
+		goto out;
+	rc = DIME_OK;
+out:
+	sodium_memzero(seed, sizeof(seed));
+	return rc;
+}
+
+void
+dime_random(void *buf, size_t len)
+{
+	randombytes_buf(buf, len);
+}
+
+void
+dime_wipe(void *p, size_t len)
+{
+	if (p != NULL && len > 0)
+		sodium_memzero(p, len);
+}
+
+int
+dime_ct_equal(const void *a, const void *b, size_t len)
+{
+	return sodium_memcmp(a, b, len) == 0;
+}
+
+void *
+dime_secure_alloc(size_t len)
+{
+	return sodium_malloc(len);
+}
+
+void
+dime_secure_free(void *p)
+{
+	sodium_free(p);
+}
+
+void
+dime_sha512(uint8_t out[DIME_SHA512_BYTES], const uint8_t *in, size_t in_len)
+{
+	crypto_hash_sha512(out, in, in_len);
+}
+
+void
+dime_sha512_init(struct dime_sha512_ctx *c)
+{
+	crypto_hash_sha512_init((crypto_hash_sha512_state *)(void *)c->opaque);
+}
+
+void
+dime_sha512_update(struct dime_sha512_ctx *c, const uint8_t *in, size_t in_len)
+{
+	crypto_hash_sha512_update((crypto_hash_sha512_state *)(void *)c->opaque, in, in_len);
+}
+
+void
+dime_sha512_final(struct dime_sha512_ctx *c, uint8_t out[DIME_SHA512_BYTES])
+{
+	crypto_hash_sha512_final((crypto_hash_sha512_state *)(void *)c->opaque, out);
+	sodium_memzero(c, sizeof(*c));
+}
+
+int
+dime_ed25519_pub(uint8_t pub[DIME_ED25519_PUB_BYTES], const uint8_t seed[DIME_ED25519_SEED_BYTES])
+{
+	uint8_t sk[crypto_sign_SECRETKEYBYTES];
+
+	crypto_sign_seed_keypair(pub, sk, seed);
+	sodium_memzero(sk, sizeof(sk));
+	return DIME_OK;
+}
+
+int
+dime_ed25519_sign(uint8_t sig[DIME_SIG_BYTES], const uint8_t seed[DIME_ED25519_SEED_BYTES],
+		  const uint8_t *msg, size_t msg_len)
+{
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	int rc = DIME_OK;
+
+	crypto_sign_seed_keypair(pk, sk, seed);
+	if (crypto_sign_detached(sig, NULL, msg, msg_len, sk) != 0) {
+		sodium_memzero(sig, DIME_SIG_BYTES);
+		rc = DIME_E_CRYPTO;
+	}
+	sodium_memzero(sk, sizeof(sk));
+	return rc;
+}
+
+int
+dime_ed25519_verify(const uint8_t sig[DIME_SIG_BYTES], const uint8_t pub[DIME_ED25519_PUB_BYTES],
+		    const uint8_t *msg, size_t msg_len)
+{
+	return crypto_sign_verify_detached(sig, msg, msg_len, pub) == 0 ? DIME_OK : DIME_E_BADSIG;
+}
+
+int
+dime_ed25519_pub_valid(const uint8_t pub[DIME_ED25519_PUB_BYTES])
+{
+	return crypto_core_ed25519_is_valid_point(pub) == 1;
+}
+
+int
+dime_secp_pub(uint8_t pub[DIME_SECP_PUB_BYTES], const uint8_t priv[DIME_SECP_PRIV_BYTES])
+{
+	secp256k1_pubkey pk;
+	size_t len = DIME_SECP_PUB_BYTES;
+
+	memset(pub, 0, DIME_SECP_PUB_BYTES);
+	DIME_ASSERT(crypto_secp != NULL);
+	if (secp256k1_ec_seckey_verify(crypto_secp, priv) != 1 ||
+	    secp256k1_ec_pubkey_create(crypto_secp, &pk, priv) != 1)
+		return DIME_E_MALFORMED;
+	if (secp256k1_ec_pubkey_serialize(crypto_secp, pub, &len, &pk, SECP256K1_EC_COMPRESSED) != 1)
+		return DIME_E_CRYPTO;
+	return DIME_OK;
+}
+
+int
+dime_secp_pub_valid(const uint8_t pub[DIME_SECP_PUB_BYTES])
+{
+	secp256k1_pubkey pk;
+
+	DIME_ASSERT(crypto_secp != NULL);
+	if (pub[0] != 0x02 && pub[0] != 0x03)
+		return 0;
+	return secp256k1_ec_pubkey_parse(crypto_secp, &pk, pub, DIME_SECP_PUB_BYTES) == 1;
+}
+
+int
+dime_secp_keygen(uint8_t priv[DIME_SECP_PRIV_BYTES], uint8_t pub[DIME_SECP_PUB_BYTES])
+{
+	/* A random 256-bit value is >= n with probability ~2^-128; retry bounds the loop. */
+	for (int i = 0; i < 64; i++) {
+		randombytes_buf(priv, DIME_SECP_PRIV_BYTES);
+		if (dime_secp_pub(pub, priv) == DIME_OK)
+			return DIME_OK;
+	}
+	sodium_memzero(priv, DIME_SECP_PRIV_BYTES);
+	return DIME_E_CRYPTO;
+}
+
+/* DIME's KDF hashes the raw x coordinate itself, so ECDH must hand it over unhashed. */
+static int
+crypto_ecdh_copy_x(unsigned char *out, const unsigned char *x32, const unsigned char *y32,
+		   void *data)
+{
+	(void)y32;
+	(void)data;
+	memcpy(out, x32, DIME_ECDH_BYTES);
+	return 1;
+}
+
+int
+dime_secp_ecdh_x(uint8_t x[DIME_ECDH_BYTES], const uint8_t priv[DIME_SECP_PRIV_BYTES],
+		 const uint8_t pub[DIME_SECP_PUB_BYTES])
+{
+	secp256k1_pubkey pk;
+
+	memset(x, 0, DIME_ECDH_BYTES);
+	DIME_ASSERT(crypto_secp != NULL);
+	if ((pub[0] != 0x02 && pub[0] != 0x03) ||
+	    secp256k1_ec_pubkey_parse(crypto_secp, &pk, pub, DIME_SECP_PUB_BYTES) != 1)
+		return DIME_E_MALFORMED;
+	if (secp256k1_ecdh(crypto_secp, x, &pk, priv, crypto_ecdh_copy_x, NULL) != 1) {
+		sodium_memzero(x, DIME_ECDH_BYTES);
+		return DIME_E_CRYPTO;
+	}
+	return DIME_OK;
+}
+
+static int
+crypto_aes_cbc_run(uint8_t *out, const uint8_t *in, size_t len, const uint8_t *key,
+	       const uint8_t *iv, int enc)
+{
+	EVP_CIPHER_CTX *c;
+	int n = 0, fin = 0, rc = DIME_E_CRYPTO;
+
+	if (len % DIME_AES_BLOCK_BYTES != 0 || len > (size_t)INT32_MAX)
+		return DIME_E_INVALID;
+	DIME_ASSERT(crypto_aes_cbc != NULL);
+	if ((c = EVP_CIPHER_CTX_new()) == NULL)
+		return DIME_E_NOMEM;
+	if (EVP_CipherInit_ex2(c, crypto_aes_cbc, key, iv, enc, NULL) != 1 ||
+	    EVP_CIPHER_CTX_set_padding(c, 0) != 1 ||
+	    (len > 0 && EVP_CipherUpdate(c, out, &n, in, (int)len) != 1) ||
+	    EVP_CipherFinal_ex(c, out + n, &fin) != 1 || (size_t)n + (size_t)fin != len)
+		goto out;
+	rc = DIME_OK;
+out:
+	EVP_CIPHER_CTX_free(c); /* wipes the key schedule */
+	return rc;
+}
+
+int
+dime_aes256cbc_encrypt(uint8_t *out, const uint8_t *in, size_t len,
+		       const uint8_t key[DIME_AES_KEY_BYTES], const uint8_t iv[DIME_AES_BLOCK_BYTES])
+{
+	return crypto_aes_cbc_run(out, in, len, key, iv, 1);
+}
+
+int
+dime_aes256cbc_decrypt(uint8_t *out, const uint8_t *in, size_t len,
+		       const uint8_t key[DIME_AES_KEY_BYTES], const uint8_t iv[DIME_AES_BLOCK_BYTES])
+{
+	return crypto_aes_cbc_run(out, in, len, key, iv, 0);
+}

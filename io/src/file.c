@@ -1,0 +1,153 @@
+/* Whole-file reads and atomic writes for the CLI and the daemon's state, plus the io_uring
+ * availability probe the pipeline uses to choose its I/O path. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "dime/io.h"
+
+int
+dime_io_read_file(uint8_t **buf, size_t *len, const char *path, size_t max)
+{
+	int fd = 0, rc = 0;
+	size_t cap = 0, n = 0;
+	uint8_t *p = NULL;
+
+	*buf = NULL;
+	*len = 0;
+	if (strcmp(path, "-") != 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t r;
+
+		if (cap - n < 2) {
+			size_t ncap = cap == 0 ? 65536 : cap * 2;
+			uint8_t *q;
+
+			if (cap > max + 1) {
+				rc = -EFBIG;
+				goto out;
+			}
+			if ((q = realloc(p, ncap)) == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			p = q;
+			cap = ncap;
+		}
+		r = read(fd, p + n, cap - n - 1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max) {
+			rc = -EFBIG;
+			goto out;
+		}
+	}
+	if (p == NULL && (p = malloc(1)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	p[n] = 0;
+	*buf = p;
+	*len = n;
+	p = NULL;
+out:
+	if (fd > 0)
+		close(fd);
+	free(p);
+	return rc;
+}
+
+int
+dime_io_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+dime_io_write_file(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, dfd, rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		return -errno;
+	if (fchmod(fd, mode) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if ((rc = dime_io_write_all(fd, buf, len)) < 0)
+		goto fail;
+	if (fsync(fd) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		rc = -errno;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)fsync(dfd); /* best effort: some filesystems refuse fsync on directories */
+		close(dfd);
+	}
+	return 0;
+fail:
+	if (rc == 0)
+		rc = -EIO;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return rc;
+}
+
+int
+dime_io_uring_available(void)
+{
+	struct io_uring ring;
+
+	if (io_uring_queue_init(2, &ring, 0) < 0)
+		return 0;
+	io_uring_queue_exit(&ring);
+	return 1;
+}

@@ -1,0 +1,81 @@
+#ifndef DIME_PIPELINE_STORE_H
+#define DIME_PIPELINE_STORE_H
+/* The embedded store: one SQLite database in WAL mode (default ./var/dime.db or $DIME_STORE),
+ * created with file mode 0600. It holds hosted orgs and users, every version of every signet
+ * (for custody checks and HIST), signets of other domains, and private key files.
+ * It stores bytes and metadata; callers parse and validate them with the engine.
+ *
+ * Thread-safety: one struct dime_store per thread. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dime/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dime_store;
+
+/* What a stored object is. Values equal the DIME magic numbers, SOK seeds use 1. */
+enum dime_store_kind {
+	DIME_STORE_SOK_KEY = 1,
+	DIME_STORE_SSR = 1215,
+	DIME_STORE_ORG_SIGNET = 1776,
+	DIME_STORE_USER_SIGNET = 1789,
+	DIME_STORE_ORG_KEY = 1952,
+	DIME_STORE_USER_KEY = 2013
+};
+
+/* Metadata of one stored object (strings owned by the row struct). */
+struct dime_store_row {
+	int64_t rowid;
+	char ident[256];	  /* domain or address, lower case */
+	enum dime_store_kind kind;
+	uint32_t version;	  /* 1, 2, ... per (ident, kind) */
+	int hosted;		  /* this OPA serves the identity */
+	uint8_t perms;		  /* SOK keys: permission bits */
+	char fingerprint[88];	  /* signets: full fingerprint (b64); keys: "" */
+	int64_t created;	  /* unix seconds */
+};
+
+/* Open or create the store at path (NULL: $DIME_STORE, else ./var/dime.db), creating the parent
+ * directory (0700) and the schema. Returns: DIME_OK, DIME_E_IO. Out: *out, NULL on failure;
+ * err (when non-NULL, cap errlen) receives SQLite's message on failure. */
+DIME_MUST_CHECK int dime_store_open(struct dime_store **out, const char *path, char *err,
+				    size_t errlen);
+void dime_store_close(struct dime_store *st); /* NULL-safe */
+
+/* Returns: the path in use (borrowed). */
+const char *dime_store_path(const struct dime_store *st);
+
+/* Store an object as the next version of (ident, kind). Storing bytes identical to an existing
+ * version of the same (ident, kind) is a no-op that reports that version.
+ * Returns: DIME_OK, DIME_E_INVALID (ident empty or too long), DIME_E_IO.
+ * Out: *version (may be NULL). */
+DIME_MUST_CHECK int dime_store_put(struct dime_store *st, uint32_t *version, const char *ident,
+				   enum dime_store_kind kind, const uint8_t *blob, size_t blob_len,
+				   int hosted, uint8_t perms, const char *fingerprint);
+
+/* Fetch version (0: the latest) of (ident, kind). *blob is malloc'd: the caller wipes (keys)
+ * and frees it. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_IO, DIME_E_NOMEM.
+ * Out: *blob, *blob_len, *row (may be NULL); NULL/0 on failure. */
+DIME_MUST_CHECK int dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len,
+				   struct dime_store_row *row, const char *ident,
+				   enum dime_store_kind kind, uint32_t version);
+
+/* Call fn for each row matching ident (NULL: all) and kind (0: all), ordered by ident, kind,
+ * version. fn returning nonzero stops the walk. Returns: DIME_OK or DIME_E_IO. */
+typedef int (*dime_store_row_fn)(const struct dime_store_row *row, void *arg);
+DIME_MUST_CHECK int dime_store_list(struct dime_store *st, const char *ident,
+				    enum dime_store_kind kind, dime_store_row_fn fn, void *arg);
+
+/* Fetch the blob of a row found by dime_store_list. Same ownership as dime_store_get. */
+DIME_MUST_CHECK int dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len,
+				       int64_t rowid);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

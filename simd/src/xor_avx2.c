@@ -1,0 +1,24 @@
+/* AVX2 kernels; compiled with -mavx2 and reached only through the dispatch table. */
+
+#include <immintrin.h>
+
+#include "simd_int.h"
+
+static void
+simd_xor_avx2(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n)
+{
+	size_t i = 0;
+
+	for (; n - i >= 32; i += 32) {
+		__m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(a + i));
+		__m256i y = _mm256_loadu_si256((const __m256i *)(const void *)(b + i));
+
+		_mm256_storeu_si256((__m256i *)(void *)(dst + i), _mm256_xor_si256(x, y));
+	}
+	dime_simd_xor_base(dst + i, a + i, b + i, n - i);
+}
+
+const struct dime_simd_ops dime_simd_avx2_ops = {
+	.name = "avx2",
+	.xor_bytes = simd_xor_avx2,
+};

@@ -1,0 +1,15 @@
+/* Portable kernels: the fallback table and the tail of every vector kernel. */
+
+#include "simd_int.h"
+
+void
+dime_simd_xor_base(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (uint8_t)(a[i] ^ b[i]);
+}
+
+const struct dime_simd_ops dime_simd_base_ops = {
+	.name = "base",
+	.xor_bytes = dime_simd_xor_base,
+};

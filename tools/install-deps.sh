@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install the Debian packages dime-opa builds and tests with, only those missing.
+# Idempotent: silent and quick when everything is already present.
+set -eu
+
+PKGS="build-essential cmake pkg-config clang
+libssl-dev libsecp256k1-dev libsodium-dev libisal-dev liburing-dev libjemalloc-dev
+libbenchmark-dev zlib1g-dev libsqlite3-dev libjansson-dev sqlite3"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# On a fresh machine the package lists are empty; refresh them once per run.
+$SUDO apt-get update -qq >&2
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
