@@ -1,0 +1,79 @@
+/* dime: the command-line face of dime-opa. Thin: parse arguments, call the libraries, print. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dime/crypto.h"
+
+struct cli cli;
+
+static const struct cli_cmd main_cmds[] = {
+	{"org", "create hosted organisations (keys, signet, _dime record)", cmd_org},
+	{"user", "create hosted users (keys, SSR, signet)", cmd_user},
+	{"store", "import into and list the embedded store", cmd_store},
+	{"signet", "show, verify, fingerprint and split signets", cmd_signet},
+	{"mrec", "check and generate _dime management records", cmd_mrec},
+	{"conformance", "run the interop vectors of a folder", cmd_conformance},
+	{NULL, NULL, NULL},
+};
+
+static void
+main_usage(FILE *f)
+{
+	fprintf(f, "usage: dime [--store PATH] COMMAND ...\n\n"
+		   "options:\n"
+		   "  --store PATH   the embedded store (default $DIME_STORE, else ./var/dime.db)\n"
+		   "  --version      print the version\n"
+		   "  -h, --help     this help; every command takes --help too\n\ncommands:\n");
+	for (const struct cli_cmd *c = main_cmds; c->name != NULL; c++)
+		fprintf(f, "  %-12s %s\n", c->name, c->summary);
+}
+
+int
+main(int argc, char **argv)
+{
+	int i = 1, rc;
+
+	cli.prog = "dime";
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+			cli.store_path = argv[i + 1];
+			i += 2;
+		} else if (strncmp(argv[i], "--store=", 8) == 0) {
+			cli.store_path = argv[i] + 8;
+			i++;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			main_usage(stdout);
+			return CLI_OK;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("dime (dime-opa) 0.1.0\n");
+			return CLI_OK;
+		} else {
+			fprintf(stderr, "dime: unknown option %s\n", argv[i]);
+			main_usage(stderr);
+			return CLI_ERR;
+		}
+	}
+	if (i >= argc) {
+		main_usage(stderr);
+		return CLI_ERR;
+	}
+	if (dime_global_init() != 0) {
+		fprintf(stderr, "dime: cannot initialise the crypto libraries\n");
+		return CLI_ERR;
+	}
+	for (const struct cli_cmd *c = main_cmds; c->name != NULL; c++)
+		if (strcmp(argv[i], c->name) == 0) {
+			rc = c->run(argc - i, argv + i);
+			if (fflush(stdout) != 0) {
+				perror("dime: stdout");
+				return CLI_ERR;
+			}
+			return rc;
+		}
+	fprintf(stderr, "dime: unknown command '%s'\n", argv[i]);
+	main_usage(stderr);
+	return CLI_ERR;
+}
