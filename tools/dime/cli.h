@@ -69,6 +69,10 @@ extern const char cli_info_usage[];
 /* Print a signet's fields with the spec's labels (dime signet show). */
 void cli_print_signet(const struct dime_signet *s);
 
+/* Validate s; the verdict is in *v. */
+void cli_validate(struct dime_signet_verdict *v, const struct dime_signet *s,
+		  const struct dime_signet_trust *trust);
+
 /* Print a signet armored to stdout. Returns CLI_OK or CLI_ERR. */
 int cli_print_armored(const struct dime_signet *s);
 

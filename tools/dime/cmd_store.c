@@ -174,7 +174,7 @@ store_import_signet(struct dime_store *st, const char *path, const uint8_t *buf,
 		trust.n_poks = n_poks;
 	}
 	if (t == DIME_SIGNET_SSR || trust.org != NULL || trust.n_poks > 0) {
-		(void)dime_signet_validate(&v, s, &trust);
+		cli_validate(&v, s, &trust);
 		/* Custody cannot be judged at import without the chain: accept, as stored history
 		 * is what later custody checks walk. */
 		if (v.kind == DIME_SIGNET_INVALID) {

@@ -293,7 +293,7 @@ conf_signet_case(struct conf *c, const json_t *cs, const char *id)
 		}
 		trust.previous = prev;
 	}
-	(void)dime_signet_validate(&v, s, &trust);
+	cli_validate(&v, s, &trust);
 	if (strcmp(conf_verdict_name(&v), want) != 0 ||
 	    (want_level != NULL && strcmp(cli_level_name(v.level), want_level) != 0)) {
 		conf_result(c, id, "got %s %s (%s), want %s %s", conf_verdict_name(&v),
@@ -302,7 +302,7 @@ conf_signet_case(struct conf *c, const json_t *cs, const char *id)
 	}
 	if (conf_str(pe, "without_previous") != NULL) {
 		trust.previous = NULL;
-		(void)dime_signet_validate(&v, s, &trust);
+		cli_validate(&v, s, &trust);
 		if (strcmp(conf_verdict_name(&v), conf_str(pe, "without_previous")) != 0) {
 			conf_result(c, id, "without previous: got %s (%s), want %s",
 				    conf_verdict_name(&v), v.reason, conf_str(pe, "without_previous"));
@@ -340,7 +340,7 @@ conf_signet_variant(struct conf *c, const json_t *cs, const char *id)
 		conf_result(c, id, "trust for %s: %s", against, why);
 		goto out;
 	} else {
-		(void)dime_signet_validate(&v, s, &trust);
+		cli_validate(&v, s, &trust);
 		got = conf_verdict_name(&v);
 		why = v.reason;
 	}

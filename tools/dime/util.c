@@ -289,8 +289,7 @@ cli_print_armored(const struct dime_signet *s)
 	char *out;
 	int rc;
 
-	(void)dime_signet_armor(NULL, 0, &need, s);
-	if ((out = malloc(need + 1)) == NULL)
+	if (dime_signet_armor(NULL, 0, &need, s) != DIME_OK || (out = malloc(need + 1)) == NULL)
 		return cli_err("out of memory");
 	rc = dime_signet_armor(out, need + 1, &n, s);
 	if (rc == DIME_OK)
@@ -357,4 +356,14 @@ cli_print_txt(const char *domain, const char *rec)
 		printf(" \"%.*s\"", (int)parts[i].len, (const char *)parts[i].p);
 	putchar('\n');
 	return CLI_OK;
+}
+
+void
+cli_validate(struct dime_signet_verdict *v, const struct dime_signet *s,
+	     const struct dime_signet_trust *trust)
+{
+	int rc = dime_signet_validate(v, s, trust);
+
+	/* The verdict and the return code must agree; the callers read the verdict. */
+	DIME_ASSERT((rc == DIME_OK) == (v->kind == DIME_SIGNET_VALID));
 }

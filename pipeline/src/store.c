@@ -1,0 +1,751 @@
+/* The embedded store: one SQLite database in WAL mode holding DIME objects as bytes plus
+ * metadata, every version of every (ident, kind). Private keys live inside, so the database
+ * and its -wal/-shm files are created 0600 and its directory 0700. Nothing here logs: SQLite's
+ * failures become DIME_E_IO (DIME_E_NOMEM for its out-of-memory) and open's err message. */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "dime/crypto.h"
+#include "dime/store.h"
+
+#define DIME_STORE_DEFAULT_PATH "./var/dime.db"
+#define DIME_STORE_BUSY_MS	5000
+#define DIME_STORE_IDENT_CAP	256 /* sizeof(row.ident): idents are at most 255 bytes */
+#define DIME_STORE_FP_CAP	88  /* sizeof(row.fingerprint) */
+
+struct dime_store {
+	sqlite3 *db;
+	char *path;
+};
+
+/* Schema migrations: store_migrations[i] takes user_version i to i + 1, and ends by setting
+ * user_version (PRAGMA takes no bound parameters, so each version is a constant string).
+ * The UNIQUE constraint already indexes (ident, kind, version), which serves lookups by
+ * (ident, kind); the extra index adds sha512 so the duplicate check of put is one probe. */
+static const char *const store_migration_v1[] = {
+    "CREATE TABLE objects ("
+    " rowid INTEGER PRIMARY KEY,"
+    " ident TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " version INTEGER NOT NULL CHECK (version >= 1),"
+    " hosted INTEGER NOT NULL CHECK (hosted IN (0, 1)),"
+    " perms INTEGER NOT NULL CHECK (perms BETWEEN 0 AND 255),"
+    " fingerprint TEXT NOT NULL,"
+    " blob BLOB NOT NULL,"
+    " sha512 BLOB NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " UNIQUE (ident, kind, version))",
+    "CREATE INDEX objects_ident_kind_sha512 ON objects (ident, kind, sha512)",
+    "PRAGMA user_version = 1",
+    NULL,
+};
+
+static const char *const *const store_migrations[] = {store_migration_v1};
+#define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
+
+static void store_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+store_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* SQLite result code to ours: only its out-of-memory is not an I/O failure. */
+static int
+store_err(int sqlite_rc)
+{
+	return (sqlite_rc & 0xff) == SQLITE_NOMEM ? DIME_E_NOMEM : DIME_E_IO;
+}
+
+/* Run one constant statement to completion, discarding any rows. Returns: a SQLite code. */
+static int
+store_exec(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		;
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+out:
+	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == SQLITE_OK)
+		rc = SQLITE_ERROR;
+	return rc;
+}
+
+/* Run a constant statement returning one integer (PRAGMA user_version). */
+static int
+store_query_int(sqlite3 *db, const char *sql, int64_t *v)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	*v = 0;
+	rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int64(stmt, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_ERROR;
+	}
+out:
+	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == SQLITE_OK)
+		rc = SQLITE_ERROR;
+	return rc;
+}
+
+/* Leave a failed write transaction; harmless when none is open. */
+static void
+store_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		(void)store_exec(db, "ROLLBACK");
+}
+
+/* Copy an identifier into buf lower-cased (ASCII only: other bytes, such as UTF-8, are kept).
+ * Returns: DIME_OK or DIME_E_INVALID (NULL, empty, >= 256 bytes, or a control character). */
+static int
+store_ident(char buf[DIME_STORE_IDENT_CAP], const char *ident)
+{
+	size_t i;
+
+	memset(buf, 0, DIME_STORE_IDENT_CAP);
+	if (ident == NULL || ident[0] == '\0')
+		return DIME_E_INVALID;
+	for (i = 0; ident[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)ident[i];
+
+		if (i + 1 >= DIME_STORE_IDENT_CAP || c < 0x20 || c == 0x7f) {
+			memset(buf, 0, DIME_STORE_IDENT_CAP);
+			return DIME_E_INVALID;
+		}
+		buf[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	}
+	return DIME_OK;
+}
+
+static int
+store_kind_valid(enum dime_store_kind kind)
+{
+	switch (kind) {
+	case DIME_STORE_SOK_KEY:
+	case DIME_STORE_SSR:
+	case DIME_STORE_ORG_SIGNET:
+	case DIME_STORE_USER_SIGNET:
+	case DIME_STORE_ORG_KEY:
+	case DIME_STORE_USER_KEY: return 1;
+	}
+	return 0;
+}
+
+/* Create each missing directory above the file at path, mode 0700 (existing ones are left
+ * as they are). Returns: 0, or -1 with errno set and the failing directory in err. */
+static int
+store_mkdirs(const char *path, char *err, size_t errlen)
+{
+	char *dir = NULL, *slash, *p;
+	int rc = -1, saved = 0;
+
+	if ((dir = strdup(path)) == NULL) {
+		saved = errno;
+		store_errf(err, errlen, "out of memory");
+		goto out;
+	}
+	if ((slash = strrchr(dir, '/')) == NULL) { /* the current directory */
+		rc = 0;
+		goto out;
+	}
+	if (slash == dir) { /* the root */
+		rc = 0;
+		goto out;
+	}
+	*slash = '\0';
+	/* Make each prefix of dir that ends before a '/', then dir itself. */
+	for (p = dir + 1;; p++) {
+		char c = *p;
+		struct stat sb;
+
+		if (c != '/' && c != '\0')
+			continue;
+		if (p[-1] != '/') { /* "a//b": that prefix was made already */
+			*p = '\0';
+			/* An existing directory may answer EACCES rather than EEXIST. */
+			if (mkdir(dir, 0700) != 0) {
+				saved = errno;
+				if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+					if (saved == EEXIST)
+						saved = ENOTDIR;
+					store_errf(err, errlen, "mkdir %s: %s", dir,
+						   strerror(saved));
+					goto out;
+				}
+			}
+			*p = c;
+		}
+		if (c == '\0')
+			break;
+	}
+	rc = 0;
+out:
+	free(dir);
+	if (rc != 0)
+		errno = saved;
+	return rc;
+}
+
+/* Tighten a file SQLite made next to the database (-wal, -shm); absent is fine. */
+static int
+store_chmod_sidecar(const char *path, const char *suffix, char *err, size_t errlen)
+{
+	size_t n = strlen(path), m = strlen(suffix);
+	char *p = malloc(n + m + 1);
+	int rc = -1;
+
+	if (p == NULL) {
+		store_errf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(p, path, n);
+	memcpy(p + n, suffix, m + 1);
+	if (chmod(p, 0600) != 0 && errno != ENOENT) {
+		store_errf(err, errlen, "chmod %s: %s", p, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(p);
+	return rc;
+}
+
+/* Bring the schema to DIME_STORE_SCHEMA_VERSION. Another process may be doing the same, so
+ * the version is read again inside the write transaction. */
+static int
+store_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	int64_t v = 0;
+	int rc;
+
+	if ((rc = store_query_int(db, "PRAGMA user_version", &v)) != SQLITE_OK)
+		goto fail;
+	if (v == DIME_STORE_SCHEMA_VERSION)
+		return SQLITE_OK;
+	if ((rc = store_exec(db, "BEGIN IMMEDIATE")) != SQLITE_OK ||
+	    (rc = store_query_int(db, "PRAGMA user_version", &v)) != SQLITE_OK)
+		goto fail;
+	if (v < 0 || v > DIME_STORE_SCHEMA_VERSION) {
+		store_rollback(db);
+		store_errf(err, errlen, "schema version %lld is not known to this build (max %d)",
+			   (long long)v, DIME_STORE_SCHEMA_VERSION);
+		return SQLITE_ERROR;
+	}
+	for (; v < DIME_STORE_SCHEMA_VERSION; v++)
+		for (const char *const *s = store_migrations[v]; *s != NULL; s++)
+			if ((rc = store_exec(db, *s)) != SQLITE_OK)
+				goto fail;
+	if ((rc = store_exec(db, "COMMIT")) != SQLITE_OK)
+		goto fail;
+	return SQLITE_OK;
+fail:
+	store_errf(err, errlen, "schema: %s", sqlite3_errmsg(db));
+	store_rollback(db);
+	return rc;
+}
+
+/* Connection settings. journal_mode answers with the mode in force, which stays "delete"
+ * (or "memory") where WAL is impossible, so it is checked rather than assumed. */
+static int
+store_configure(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt = NULL;
+	const unsigned char *mode;
+	int rc;
+
+	if ((rc = sqlite3_extended_result_codes(db, 1)) != SQLITE_OK ||
+	    (rc = sqlite3_busy_timeout(db, DIME_STORE_BUSY_MS)) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL)) !=
+	    SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_step(stmt)) != SQLITE_ROW)
+		goto fail;
+	mode = sqlite3_column_text(stmt, 0);
+	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
+		store_errf(err, errlen, "journal_mode is %s, want wal",
+			   mode != NULL ? (const char *)mode : "(null)");
+		rc = SQLITE_ERROR;
+		goto out;
+	}
+	rc = sqlite3_finalize(stmt);
+	stmt = NULL;
+	if (rc != SQLITE_OK)
+		goto fail;
+	if ((rc = store_exec(db, "PRAGMA synchronous = NORMAL")) != SQLITE_OK ||
+	    (rc = store_exec(db, "PRAGMA foreign_keys = ON")) != SQLITE_OK)
+		goto fail;
+	rc = SQLITE_OK;
+	goto out;
+fail:
+	if (rc == SQLITE_OK || rc == SQLITE_DONE)
+		rc = SQLITE_ERROR;
+	store_errf(err, errlen, "%s", sqlite3_errmsg(db));
+out:
+	(void)sqlite3_finalize(stmt); /* errors were taken from step already */
+	return rc;
+}
+
+int
+dime_store_open(struct dime_store **out, const char *path, char *err, size_t errlen)
+{
+	struct dime_store *st = NULL;
+	mode_t old_mask = 0;
+	int masked = 0, src, rc = DIME_E_IO;
+
+	DIME_ASSERT(out != NULL);
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (path == NULL) {
+		path = getenv("DIME_STORE");
+		if (path == NULL || path[0] == '\0')
+			path = DIME_STORE_DEFAULT_PATH;
+	}
+	if (path[0] == '\0') {
+		store_errf(err, errlen, "empty store path");
+		goto out;
+	}
+	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
+		store_errf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (store_mkdirs(path, err, errlen) != 0)
+		goto out;
+	/* umask is per process: opening a store races with other threads creating files, so
+	 * stores are opened before threads start (or by one thread at a time). SQLite gives the
+	 * -wal and -shm files the database file's mode; the chmods below cover pre-existing
+	 * files. Every file is created between here and the restore at out. */
+	old_mask = umask(077);
+	masked = 1;
+	src = sqlite3_open_v2(
+	    path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (src != SQLITE_OK) {
+		store_errf(err, errlen, "%s: %s", path,
+			   st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
+		rc = store_err(src);
+		goto out;
+	}
+	if (chmod(path, 0600) != 0) {
+		store_errf(err, errlen, "chmod %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((src = store_configure(st->db, err, errlen)) != SQLITE_OK ||
+	    (src = store_migrate(st->db, err, errlen)) != SQLITE_OK) {
+		rc = store_err(src);
+		goto out;
+	}
+	if (store_chmod_sidecar(path, "-wal", err, errlen) != 0 ||
+	    store_chmod_sidecar(path, "-shm", err, errlen) != 0)
+		goto out;
+	*out = st;
+	st = NULL;
+	rc = DIME_OK;
+out:
+	if (masked)
+		(void)umask(old_mask);
+	dime_store_close(st);
+	return rc;
+}
+
+void
+dime_store_close(struct dime_store *st)
+{
+	if (st == NULL)
+		return;
+	/* Every statement is finalized before its function returns, so close cannot be
+	 * refused; close_v2 would defer rather than leak if one ever were not. */
+	(void)sqlite3_close_v2(st->db);
+	free(st->path);
+	free(st);
+}
+
+const char *
+dime_store_path(const struct dime_store *st)
+{
+	DIME_ASSERT(st != NULL);
+	return st->path;
+}
+
+/* Bind a byte range; a zero-length range must still bind a blob, not NULL. */
+static int
+store_bind_blob(sqlite3_stmt *stmt, int col, const uint8_t *p, size_t len)
+{
+	static const uint8_t empty[1];
+
+	return sqlite3_bind_blob64(stmt, col, len > 0 ? p : empty, (sqlite3_uint64)len,
+				   SQLITE_STATIC);
+}
+
+/* The body of put, inside BEGIN IMMEDIATE. Returns: a SQLite code; *version on success. */
+static int
+store_put_tx(sqlite3 *db, uint32_t *version, const char *ident, enum dime_store_kind kind,
+	     const uint8_t *blob, size_t blob_len, int hosted, uint8_t perms, const char *fp,
+	     const uint8_t sha[DIME_SHA512_BYTES])
+{
+	sqlite3_stmt *stmt = NULL;
+	int64_t next = 0;
+	int rc;
+
+	*version = 0;
+	/* hosted is sticky per identity: once any object of ident was stored as hosted (say its
+	 * keys), every row of ident reads as hosted, whatever later imports say; storing with
+	 * hosted set marks the earlier rows too, even when the bytes are a duplicate. So
+	 * row.hosted always answers "does this OPA serve ident", and never flips back. */
+	if (hosted) {
+		if ((rc = sqlite3_prepare_v2(db,
+					     "UPDATE objects SET hosted = 1 WHERE ident = ?1 AND "
+					     "hosted = 0",
+					     -1, &stmt, NULL)) != SQLITE_OK ||
+		    (rc = sqlite3_bind_text(stmt, 1, ident, -1, SQLITE_STATIC)) != SQLITE_OK ||
+		    (rc = sqlite3_step(stmt)) != SQLITE_DONE)
+			goto out;
+	} else {
+		if ((rc =
+			 sqlite3_prepare_v2(db,
+					    "SELECT EXISTS (SELECT 1 FROM objects WHERE ident = ?1 "
+					    "AND hosted = 1)",
+					    -1, &stmt, NULL)) != SQLITE_OK ||
+		    (rc = sqlite3_bind_text(stmt, 1, ident, -1, SQLITE_STATIC)) != SQLITE_OK ||
+		    (rc = sqlite3_step(stmt)) != SQLITE_ROW)
+			goto out;
+		hosted = sqlite3_column_int(stmt, 0) != 0;
+	}
+	if ((rc = sqlite3_finalize(stmt)) != SQLITE_OK)
+		goto out_finalized;
+
+	/* The same bytes already stored for (ident, kind): report that version. */
+	stmt = NULL;
+	if ((rc = sqlite3_prepare_v2(
+		 db,
+		 "SELECT version FROM objects WHERE ident = ?1 AND kind = ?2 AND "
+		 "sha512 = ?3 AND length(blob) = ?4 ORDER BY version LIMIT 1",
+		 -1, &stmt, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(stmt, 1, ident, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(stmt, 3, sha, DIME_SHA512_BYTES, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(stmt, 4, (sqlite3_int64)blob_len)) != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		*version = (uint32_t)sqlite3_column_int64(stmt, 0);
+		rc = SQLITE_OK;
+		goto out;
+	}
+	if (rc != SQLITE_DONE)
+		goto out;
+	if ((rc = sqlite3_finalize(stmt)) != SQLITE_OK)
+		goto out_finalized;
+
+	stmt = NULL;
+	if ((rc = sqlite3_prepare_v2(db,
+				     "SELECT coalesce(max(version), 0) + 1 FROM objects WHERE "
+				     "ident = ?1 AND kind = ?2",
+				     -1, &stmt, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(stmt, 1, ident, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
+	    (rc = sqlite3_step(stmt)) != SQLITE_ROW)
+		goto out;
+	next = sqlite3_column_int64(stmt, 0);
+	if ((rc = sqlite3_finalize(stmt)) != SQLITE_OK)
+		goto out_finalized;
+	if (next < 1 || next > (int64_t)UINT32_MAX) {
+		rc = SQLITE_RANGE; /* 2^32 - 1 versions: treated as an I/O failure */
+		goto out_finalized;
+	}
+
+	stmt = NULL;
+	if ((rc = sqlite3_prepare_v2(db,
+				     "INSERT INTO objects (ident, kind, version, hosted, perms, "
+				     "fingerprint, blob, sha512, created) VALUES (?1, ?2, ?3, ?4, "
+				     "?5, ?6, ?7, ?8, ?9)",
+				     -1, &stmt, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(stmt, 1, ident, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(stmt, 3, next)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(stmt, 4, hosted)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(stmt, 5, perms)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(stmt, 6, fp, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = store_bind_blob(stmt, 7, blob, blob_len)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(stmt, 8, sha, DIME_SHA512_BYTES, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(stmt, 9, (sqlite3_int64)time(NULL))) != SQLITE_OK ||
+	    (rc = sqlite3_step(stmt)) != SQLITE_DONE)
+		goto out;
+	*version = (uint32_t)next;
+	rc = SQLITE_OK;
+out:
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		rc = SQLITE_ERROR; /* a statement answered other than expected */
+	/* Errors are already in rc from step; finalize repeats them. */
+	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == SQLITE_OK)
+		rc = SQLITE_ERROR;
+out_finalized:
+	if (rc != SQLITE_OK)
+		*version = 0;
+	return rc;
+}
+
+int
+dime_store_put(struct dime_store *st, uint32_t *version, const char *ident,
+	       enum dime_store_kind kind, const uint8_t *blob, size_t blob_len, int hosted,
+	       uint8_t perms, const char *fingerprint)
+{
+	char id[DIME_STORE_IDENT_CAP];
+	uint8_t sha[DIME_SHA512_BYTES];
+	uint32_t v = 0;
+	int src, rc;
+
+	DIME_ASSERT(st != NULL);
+	if (version != NULL)
+		*version = 0;
+	if (fingerprint == NULL)
+		fingerprint = "";
+	if ((rc = store_ident(id, ident)) != DIME_OK)
+		goto out;
+	rc = DIME_E_INVALID;
+	if (!store_kind_valid(kind) || (blob == NULL && blob_len > 0) ||
+	    strlen(fingerprint) >= DIME_STORE_FP_CAP)
+		goto out;
+	if (blob == NULL)
+		blob = (const uint8_t *)"";
+	dime_sha512(sha, blob, blob_len);
+	if ((src = store_exec(st->db, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+		rc = store_err(src);
+		goto out;
+	}
+	if ((src = store_put_tx(st->db, &v, id, kind, blob, blob_len, hosted != 0, perms,
+				fingerprint, sha)) != SQLITE_OK ||
+	    (src = store_exec(st->db, "COMMIT")) != SQLITE_OK) {
+		store_rollback(st->db);
+		v = 0;
+		rc = store_err(src);
+		goto out;
+	}
+	if (version != NULL)
+		*version = v;
+	rc = DIME_OK;
+out:
+	return rc;
+}
+
+/* Fill row from columns rowid, ident, kind, version, hosted, perms, fingerprint, created.
+ * Returns: DIME_OK, or DIME_E_IO for a value the schema should have kept out. */
+static int
+store_row_read(struct dime_store_row *row, sqlite3_stmt *stmt)
+{
+	const unsigned char *ident = sqlite3_column_text(stmt, 1);
+	size_t ident_len = (size_t)sqlite3_column_bytes(stmt, 1);
+	const unsigned char *fp = sqlite3_column_text(stmt, 6);
+	size_t fp_len = (size_t)sqlite3_column_bytes(stmt, 6);
+	int64_t version = sqlite3_column_int64(stmt, 3);
+
+	memset(row, 0, sizeof(*row));
+	if (ident == NULL || ident_len >= sizeof(row->ident) || fp == NULL ||
+	    fp_len >= sizeof(row->fingerprint) || version < 1 || version > (int64_t)UINT32_MAX)
+		return DIME_E_IO;
+	row->rowid = sqlite3_column_int64(stmt, 0);
+	memcpy(row->ident, ident, ident_len);
+	row->kind = (enum dime_store_kind)sqlite3_column_int(stmt, 2);
+	row->version = (uint32_t)version;
+	row->hosted = sqlite3_column_int(stmt, 4) != 0;
+	row->perms = (uint8_t)sqlite3_column_int(stmt, 5);
+	memcpy(row->fingerprint, fp, fp_len);
+	row->created = sqlite3_column_int64(stmt, 7);
+	return DIME_OK;
+}
+
+/* Copy the blob in column col into fresh memory (never NULL, even when empty). */
+static int
+store_blob_read(uint8_t **blob, size_t *blob_len, sqlite3_stmt *stmt, int col)
+{
+	const void *p = sqlite3_column_blob(stmt, col);
+	int n = sqlite3_column_bytes(stmt, col);
+	uint8_t *copy;
+
+	if (n < 0 || (p == NULL && n > 0))
+		return sqlite3_errcode(sqlite3_db_handle(stmt)) == SQLITE_NOMEM ? DIME_E_NOMEM
+										: DIME_E_IO;
+	if ((copy = malloc(n > 0 ? (size_t)n : 1)) == NULL)
+		return DIME_E_NOMEM;
+	if (n > 0)
+		memcpy(copy, p, (size_t)n);
+	*blob = copy;
+	*blob_len = (size_t)n;
+	return DIME_OK;
+}
+
+static void
+store_blob_drop(uint8_t **blob, size_t *blob_len)
+{
+	if (*blob != NULL) {
+		dime_wipe(*blob, *blob_len); /* may hold a private key */
+		free(*blob);
+	}
+	*blob = NULL;
+	*blob_len = 0;
+}
+
+int
+dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len, struct dime_store_row *row,
+	       const char *ident, enum dime_store_kind kind, uint32_t version)
+{
+	sqlite3_stmt *stmt = NULL;
+	struct dime_store_row r;
+	char id[DIME_STORE_IDENT_CAP];
+	int src, rc;
+
+	DIME_ASSERT(st != NULL && blob != NULL && blob_len != NULL);
+	*blob = NULL;
+	*blob_len = 0;
+	memset(&r, 0, sizeof(r));
+	if (row != NULL)
+		memset(row, 0, sizeof(*row));
+	if ((rc = store_ident(id, ident)) != DIME_OK)
+		goto out;
+	/* Version 0 is the latest: the unique index walks (ident, kind) backwards. */
+	if ((src =
+		 sqlite3_prepare_v2(st->db,
+				    "SELECT rowid, ident, kind, version, hosted, perms, "
+				    "fingerprint, created, blob FROM objects WHERE ident = ?1 AND "
+				    "kind = ?2 AND (?3 = 0 OR version = ?3) ORDER BY version DESC "
+				    "LIMIT 1",
+				    -1, &stmt, NULL)) != SQLITE_OK ||
+	    (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int64(stmt, 3, version)) != SQLITE_OK) {
+		rc = store_err(src);
+		goto out;
+	}
+	src = sqlite3_step(stmt);
+	if (src == SQLITE_DONE) {
+		rc = DIME_E_NOTFOUND;
+		goto out;
+	}
+	if (src != SQLITE_ROW) {
+		rc = store_err(src);
+		goto out;
+	}
+	if ((rc = store_row_read(&r, stmt)) != DIME_OK ||
+	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
+		goto out;
+	if (row != NULL)
+		*row = r;
+	rc = DIME_OK;
+out:
+	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == DIME_OK)
+		rc = DIME_E_IO;
+	if (rc != DIME_OK) {
+		store_blob_drop(blob, blob_len);
+		if (row != NULL)
+			memset(row, 0, sizeof(*row));
+	}
+	return rc;
+}
+
+int
+dime_store_list(struct dime_store *st, const char *ident, enum dime_store_kind kind,
+		dime_store_row_fn fn, void *arg)
+{
+	static const char *const sql_one =
+	    "SELECT rowid, ident, kind, version, hosted, perms, fingerprint, created FROM "
+	    "objects WHERE ident = ?1 AND (?2 = 0 OR kind = ?2) ORDER BY ident, kind, version";
+	static const char *const sql_all =
+	    "SELECT rowid, ident, kind, version, hosted, perms, fingerprint, created FROM "
+	    "objects WHERE (?2 = 0 OR kind = ?2) ORDER BY ident, kind, version";
+	sqlite3_stmt *stmt = NULL;
+	struct dime_store_row r;
+	char id[DIME_STORE_IDENT_CAP];
+	int src, rc = DIME_E_IO;
+
+	DIME_ASSERT(st != NULL && fn != NULL);
+	if (ident != NULL && (rc = store_ident(id, ident)) != DIME_OK)
+		goto out;
+	if ((src = sqlite3_prepare_v2(st->db, ident != NULL ? sql_one : sql_all, -1, &stmt,
+				      NULL)) != SQLITE_OK ||
+	    (ident != NULL &&
+	     (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK) ||
+	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK) {
+		rc = store_err(src);
+		goto out;
+	}
+	/* fn runs while the statement is open: it may read the store (get, get_row) through the
+	 * same handle, but must not write to it (a put could show up later in this walk). */
+	while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if ((rc = store_row_read(&r, stmt)) != DIME_OK)
+			goto out;
+		if (fn(&r, arg) != 0)
+			break;
+	}
+	if (src != SQLITE_ROW && src != SQLITE_DONE) {
+		rc = store_err(src);
+		goto out;
+	}
+	rc = DIME_OK;
+out:
+	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == DIME_OK)
+		rc = DIME_E_IO;
+	return rc;
+}
+
+int
+dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len, int64_t rowid)
+{
+	sqlite3_stmt *stmt = NULL;
+	int src, rc = DIME_E_IO;
+
+	DIME_ASSERT(st != NULL && blob != NULL && blob_len != NULL);
+	*blob = NULL;
+	*blob_len = 0;
+	if ((src = sqlite3_prepare_v2(st->db, "SELECT blob FROM objects WHERE rowid = ?1", -1,
+				      &stmt, NULL)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int64(stmt, 1, rowid)) != SQLITE_OK) {
+		rc = store_err(src);
+		goto out;
+	}
+	src = sqlite3_step(stmt);
+	if (src == SQLITE_DONE) {
+		rc = DIME_E_NOTFOUND;
+		goto out;
+	}
+	if (src != SQLITE_ROW) {
+		rc = store_err(src);
+		goto out;
+	}
+	rc = store_blob_read(blob, blob_len, stmt, 0);
+out:
+	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == DIME_OK)
+		rc = DIME_E_IO;
+	if (rc != DIME_OK)
+		store_blob_drop(blob, blob_len);
+	return rc;
+}

@@ -1,0 +1,569 @@
+/* The embedded store: file modes, WAL, versions, duplicates, identifiers, listing, two
+ * handles, large blobs and the default paths, each in a fresh temporary directory. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "dime/store.h"
+#include "tlib.h"
+
+static char t_dir[PATH_MAX];
+
+/* dir/name into a static buffer, one of four in turn: copy a result that must last. */
+static const char *
+t_path(const char *name)
+{
+	static char bufs[4][PATH_MAX + 64];
+	static int next;
+	char *b = bufs[next++ & 3];
+
+	snprintf(b, PATH_MAX + 64, "%s/%s", t_dir, name);
+	return b;
+}
+
+static void
+t_rm_rf(const char *path)
+{
+	struct stat sb;
+	DIR *d;
+	struct dirent *e;
+	char sub[PATH_MAX + 256];
+
+	if (lstat(path, &sb) != 0)
+		return;
+	if (S_ISDIR(sb.st_mode) && (d = opendir(path)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+			t_rm_rf(sub);
+		}
+		closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+static int
+t_mode(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (int)(sb.st_mode & 07777) : -1;
+}
+
+static struct dime_store *
+t_open(const char *path)
+{
+	struct dime_store *st = NULL;
+	char err[256];
+	int rc = dime_store_open(&st, path, err, sizeof(err));
+
+	if (rc != DIME_OK || st == NULL) {
+		t_fail("open %s: got %d (%s), want ok", path ? path : "(default)", rc, err);
+		exit(t_done("test_store"));
+	}
+	return st;
+}
+
+static void
+t_put(struct dime_store *st, const char *ident, enum dime_store_kind kind, const char *text,
+      int hosted, uint32_t want_version)
+{
+	uint32_t v = 99;
+	int rc =
+	    dime_store_put(st, &v, ident, kind, (const uint8_t *)text, strlen(text), hosted, 0, "");
+
+	T_CHECK(rc == DIME_OK && v == want_version, "put %s/%d %s: got %d v%u, want ok v%u", ident,
+		(int)kind, text, rc, v, want_version);
+}
+
+/* Fetch and compare bytes; returns the row through r when non-NULL. */
+static void
+t_get(struct dime_store *st, const char *ident, enum dime_store_kind kind, uint32_t version,
+      const char *want, struct dime_store_row *r)
+{
+	struct dime_store_row row;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	int rc = dime_store_get(st, &blob, &len, &row, ident, kind, version);
+
+	T_CHECK(rc == DIME_OK && len == strlen(want) && memcmp(blob, want, len) == 0,
+		"get %s/%d v%u: got %d '%.*s', want '%s'", ident, (int)kind, version, rc, (int)len,
+		blob != NULL ? (const char *)blob : "", want);
+	free(blob);
+	if (r != NULL)
+		*r = row;
+}
+
+static void
+test_open_modes(void)
+{
+	char db[PATH_MAX + 64];
+	struct dime_store *st;
+	sqlite3 *raw = NULL;
+	sqlite3_stmt *stmt = NULL;
+	mode_t before;
+
+	snprintf(db, sizeof(db), "%s", t_path("a/b/c/dime.db"));
+	before = umask(022); /* a permissive umask must not leak into the files */
+	st = t_open(db);
+	T_CHECK(umask(022) == 022, "umask not restored");
+	T_CHECK(strcmp(dime_store_path(st), db) == 0, "path: got %s, want %s", dime_store_path(st),
+		db);
+	T_CHECK(t_mode(t_path("a")) == 0700 && t_mode(t_path("a/b")) == 0700 &&
+		    t_mode(t_path("a/b/c")) == 0700,
+		"nested dirs: got %o %o %o, want 700", t_mode(t_path("a")), t_mode(t_path("a/b")),
+		t_mode(t_path("a/b/c")));
+	t_put(st, "example.org", DIME_STORE_ORG_SIGNET, "org v1", 1, 1);
+	T_CHECK(t_mode(db) == 0600, "db mode: got %o, want 600", t_mode(db));
+	T_CHECK(t_mode(t_path("a/b/c/dime.db-wal")) == 0600, "wal mode: got %o, want 600",
+		t_mode(t_path("a/b/c/dime.db-wal")));
+	T_CHECK(t_mode(t_path("a/b/c/dime.db-shm")) == 0600, "shm mode: got %o, want 600",
+		t_mode(t_path("a/b/c/dime.db-shm")));
+
+	/* A second, plain connection sees the persistent WAL mode and the schema version. */
+	if (sqlite3_open_v2(db, &raw, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		t_fail("raw open: %s", sqlite3_errmsg(raw));
+	} else {
+		if (sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &stmt, NULL) == SQLITE_OK &&
+		    sqlite3_step(stmt) == SQLITE_ROW)
+			T_CHECK(strcmp((const char *)sqlite3_column_text(stmt, 0), "wal") == 0,
+				"journal_mode: got %s, want wal", sqlite3_column_text(stmt, 0));
+		else
+			t_fail("journal_mode query: %s", sqlite3_errmsg(raw));
+		sqlite3_finalize(stmt);
+		stmt = NULL;
+		if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
+		    sqlite3_step(stmt) == SQLITE_ROW)
+			T_CHECK(sqlite3_column_int(stmt, 0) == 1, "user_version: got %d, want 1",
+				sqlite3_column_int(stmt, 0));
+		else
+			t_fail("user_version query: %s", sqlite3_errmsg(raw));
+		sqlite3_finalize(stmt);
+	}
+	sqlite3_close(raw);
+	dime_store_close(st);
+	umask(before);
+
+	/* Reopening keeps the data; a loosened file is tightened again. */
+	T_CHECK(chmod(db, 0644) == 0, "chmod");
+	st = t_open(db);
+	T_CHECK(t_mode(db) == 0600, "reopen db mode: got %o, want 600", t_mode(db));
+	t_get(st, "example.org", DIME_STORE_ORG_SIGNET, 0, "org v1", NULL);
+	dime_store_close(st);
+}
+
+static void
+test_open_failures(void)
+{
+	struct dime_store *st = (struct dime_store *)&st;
+	char err[128] = "stale";
+	FILE *f = fopen(t_path("plainfile"), "w");
+
+	T_CHECK(f != NULL && fclose(f) == 0, "create plainfile");
+	/* A parent that is a file. */
+	T_CHECK(dime_store_open(&st, t_path("plainfile/x/dime.db"), err, sizeof(err)) == DIME_E_IO,
+		"open under a file: want DIME_E_IO");
+	T_CHECK(st == NULL && err[0] != '\0' && strcmp(err, "stale") != 0,
+		"open failure outputs: st %p err '%s'", (void *)st, err);
+	/* Not a database. */
+	f = fopen(t_path("junk.db"), "w");
+	T_CHECK(f != NULL &&
+		    fputs("this is not an SQLite database, but long enough to look at it...\n"
+			  "..............................................................\n",
+			  f) >= 0 &&
+		    fclose(f) == 0,
+		"create junk.db");
+	st = (struct dime_store *)&st;
+	err[0] = '\0';
+	T_CHECK(dime_store_open(&st, t_path("junk.db"), err, sizeof(err)) == DIME_E_IO &&
+		    st == NULL && err[0] != '\0',
+		"open junk: want DIME_E_IO with a message, got '%s'", err);
+	/* err may be NULL. */
+	T_CHECK(dime_store_open(&st, t_path("junk.db"), NULL, 0) == DIME_E_IO && st == NULL,
+		"open junk, no err buffer");
+	T_CHECK(dime_store_open(&st, "", err, sizeof(err)) == DIME_E_IO && st == NULL,
+		"open empty path");
+}
+
+static void
+test_versions(void)
+{
+	struct dime_store *st = t_open(t_path("v.db"));
+	struct dime_store_row row;
+	uint8_t *blob = (uint8_t *)&row;
+	size_t len = 77;
+	uint32_t v = 99;
+	int rc;
+
+	t_put(st, "alice@example.org", DIME_STORE_USER_SIGNET, "alice one", 0, 1);
+	t_put(st, "alice@example.org", DIME_STORE_USER_SIGNET, "alice two", 0, 2);
+	t_put(st, "alice@example.org", DIME_STORE_USER_SIGNET, "alice three", 0, 3);
+	/* Identical bytes: no new row, the stored version is reported (even an old one). */
+	t_put(st, "alice@example.org", DIME_STORE_USER_SIGNET, "alice two", 0, 2);
+	t_put(st, "ALICE@Example.ORG", DIME_STORE_USER_SIGNET, "alice three", 0, 3);
+	/* Same bytes, another kind: a separate series. */
+	t_put(st, "alice@example.org", DIME_STORE_SSR, "alice two", 0, 1);
+	/* A prefix of stored bytes is not a duplicate. */
+	t_put(st, "alice@example.org", DIME_STORE_USER_SIGNET, "alice tw", 0, 4);
+
+	t_get(st, "alice@example.org", DIME_STORE_USER_SIGNET, 0, "alice tw", &row);
+	T_CHECK(row.version == 4 && row.kind == DIME_STORE_USER_SIGNET && row.rowid > 0 &&
+		    strcmp(row.ident, "alice@example.org") == 0 && row.created > 0,
+		"latest row: v%u kind %d ident %s", row.version, (int)row.kind, row.ident);
+	t_get(st, "alice@example.org", DIME_STORE_USER_SIGNET, 1, "alice one", &row);
+	T_CHECK(row.version == 1, "v1 row: got v%u", row.version);
+	t_get(st, "Alice@EXAMPLE.org", DIME_STORE_USER_SIGNET, 3, "alice three", NULL);
+	t_get(st, "alice@example.org", DIME_STORE_SSR, 0, "alice two", NULL);
+
+	/* Missing: version, ident, kind. Outputs are zeroed. */
+	rc = dime_store_get(st, &blob, &len, &row, "alice@example.org", DIME_STORE_USER_SIGNET, 5);
+	T_CHECK(rc == DIME_E_NOTFOUND && blob == NULL && len == 0 && row.rowid == 0 &&
+		    row.ident[0] == '\0' && row.version == 0,
+		"missing version: got %d", rc);
+	rc = dime_store_get(st, &blob, &len, NULL, "bob@example.org", DIME_STORE_USER_SIGNET, 0);
+	T_CHECK(rc == DIME_E_NOTFOUND && blob == NULL && len == 0, "missing ident: got %d", rc);
+	rc = dime_store_get(st, &blob, &len, NULL, "alice@example.org", DIME_STORE_USER_KEY, 0);
+	T_CHECK(rc == DIME_E_NOTFOUND, "missing kind: got %d", rc);
+	rc = dime_store_get_row(st, &blob, &len, 12345);
+	T_CHECK(rc == DIME_E_NOTFOUND && blob == NULL && len == 0, "missing rowid: got %d", rc);
+
+	/* Metadata round trip; version may be NULL; an empty blob is a blob. */
+	rc = dime_store_put(st, NULL, "example.org", DIME_STORE_SOK_KEY, (const uint8_t *)"k", 1, 1,
+			    0xa5, NULL);
+	T_CHECK(rc == DIME_OK, "put with NULL version/fingerprint: got %d", rc);
+	rc = dime_store_put(st, &v, "example.org", DIME_STORE_ORG_SIGNET, NULL, 0, 1, 0,
+			    "FP+/0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+	T_CHECK(rc == DIME_OK && v == 1, "put empty blob: got %d v%u", rc, v);
+	rc = dime_store_get(st, &blob, &len, &row, "example.org", DIME_STORE_ORG_SIGNET, 0);
+	T_CHECK(rc == DIME_OK && blob != NULL && len == 0 && row.hosted == 1 &&
+		    strcmp(row.fingerprint, "FP+/0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+					    "MNOPQRSTUVWXYZ") == 0,
+		"empty blob get: got %d len %zu fp %s", rc, len, row.fingerprint);
+	free(blob);
+	rc = dime_store_get(st, &blob, &len, &row, "example.org", DIME_STORE_SOK_KEY, 0);
+	T_CHECK(rc == DIME_OK && len == 1 && row.perms == 0xa5 && row.fingerprint[0] == '\0',
+		"sok row: got %d perms %u", rc, row.perms);
+	free(blob);
+	blob = NULL;
+	rc = dime_store_get_row(st, &blob, &len, row.rowid);
+	T_CHECK(rc == DIME_OK && len == 1 && blob[0] == 'k', "get_row: got %d", rc);
+	free(blob);
+	dime_store_close(st);
+}
+
+static void
+test_hosted(void)
+{
+	struct dime_store *st = t_open(t_path("h.db"));
+	struct dime_store_row row;
+
+	/* Imported as foreign, then the key arrives as hosted: every row of the ident turns
+	 * hosted, and a later foreign import does not turn it back. */
+	t_put(st, "bob@beta.example", DIME_STORE_USER_SIGNET, "bob v1", 0, 1);
+	t_get(st, "bob@beta.example", DIME_STORE_USER_SIGNET, 0, "bob v1", &row);
+	T_CHECK(row.hosted == 0, "foreign signet: hosted %d", row.hosted);
+	t_put(st, "bob@beta.example", DIME_STORE_USER_KEY, "bob key", 1, 1);
+	t_get(st, "bob@beta.example", DIME_STORE_USER_SIGNET, 1, "bob v1", &row);
+	T_CHECK(row.hosted == 1, "earlier row after hosted put: hosted %d", row.hosted);
+	t_put(st, "bob@beta.example", DIME_STORE_USER_SIGNET, "bob v2", 0, 2);
+	t_get(st, "bob@beta.example", DIME_STORE_USER_SIGNET, 2, "bob v2", &row);
+	T_CHECK(row.hosted == 1, "sticky hosted: hosted %d", row.hosted);
+	/* A duplicate put with hosted set still promotes. */
+	t_put(st, "carol@beta.example", DIME_STORE_SSR, "carol", 0, 1);
+	t_put(st, "carol@beta.example", DIME_STORE_SSR, "carol", 2, 1);
+	t_get(st, "carol@beta.example", DIME_STORE_SSR, 0, "carol", &row);
+	T_CHECK(row.hosted == 1, "duplicate hosted put: hosted %d", row.hosted);
+	/* Another identity is unaffected. */
+	t_put(st, "dave@beta.example", DIME_STORE_SSR, "dave", 0, 1);
+	t_get(st, "dave@beta.example", DIME_STORE_SSR, 0, "dave", &row);
+	T_CHECK(row.hosted == 0, "other ident: hosted %d", row.hosted);
+	dime_store_close(st);
+}
+
+struct ident_case {
+	const char *name;
+	size_t len; /* 0: use text as is */
+	const char *text;
+	int want;
+};
+
+static void
+test_idents(void)
+{
+	static const struct ident_case cases[] = {
+	    {"empty", 0, "", DIME_E_INVALID},
+	    {"NULL", 0, NULL, DIME_E_INVALID},
+	    {"tab", 0, "a\tb@example.org", DIME_E_INVALID},
+	    {"newline", 0, "example.org\n", DIME_E_INVALID},
+	    {"del", 0, "exa\x7fmple.org", DIME_E_INVALID},
+	    {"255 bytes", 255, NULL, DIME_OK},
+	    {"256 bytes", 256, NULL, DIME_E_INVALID},
+	    {"1000 bytes", 1000, NULL, DIME_E_INVALID},
+	    {"utf-8 kept", 0, "j\xc3\xbcrgen@example.org", DIME_OK},
+	};
+	struct dime_store *st = t_open(t_path("i.db"));
+	char big[1001];
+	uint8_t *blob;
+	size_t len;
+	uint32_t v;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct ident_case *c = &cases[i];
+		const char *id = c->text;
+		int rc;
+
+		if (c->len > 0) {
+			memset(big, 'x', c->len);
+			big[c->len] = '\0';
+			id = big;
+		}
+		v = 99;
+		rc = dime_store_put(st, &v, id, DIME_STORE_SSR, (const uint8_t *)"x", 1, 0, 0, "");
+		T_CHECK(rc == c->want, "put ident %s: got %d, want %d", c->name, rc, c->want);
+		T_CHECK(rc != DIME_OK || v == 1, "put ident %s: v%u", c->name, v);
+		T_CHECK(rc == DIME_OK || v == 0, "put ident %s: v%u after failure", c->name, v);
+		blob = (uint8_t *)&v;
+		len = 5;
+		rc = dime_store_get(st, &blob, &len, NULL, id, DIME_STORE_SSR, 0);
+		T_CHECK(rc == (c->want == DIME_OK ? DIME_OK : c->want),
+			"get ident %s: got %d, want %d", c->name, rc, c->want);
+		T_CHECK(rc == DIME_OK || (blob == NULL && len == 0), "get ident %s: outputs",
+			c->name);
+		free(blob);
+	}
+	/* Other argument checks. */
+	T_CHECK(dime_store_put(st, &v, "example.org", (enum dime_store_kind)7, (const uint8_t *)"x",
+			       1, 0, 0, "") == DIME_E_INVALID,
+		"unknown kind accepted");
+	T_CHECK(dime_store_put(st, &v, "example.org", DIME_STORE_SSR, NULL, 3, 0, 0, "") ==
+		    DIME_E_INVALID,
+		"NULL blob with a length accepted");
+	memset(big, 'f', 88);
+	big[88] = '\0';
+	T_CHECK(dime_store_put(st, &v, "example.org", DIME_STORE_SSR, (const uint8_t *)"x", 1, 0, 0,
+			       big) == DIME_E_INVALID,
+		"88-byte fingerprint accepted");
+	big[87] = '\0';
+	T_CHECK(dime_store_put(st, &v, "example.org", DIME_STORE_SSR, (const uint8_t *)"x", 1, 0, 0,
+			       big) == DIME_OK,
+		"87-byte fingerprint refused");
+	dime_store_close(st);
+}
+
+struct walk {
+	struct dime_store *st;
+	char seen[16][300];
+	int n, stop_after, nested_ok;
+};
+
+static int
+walk_row(const struct dime_store_row *row, void *arg)
+{
+	struct walk *w = arg;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+
+	if (w->n < 16)
+		snprintf(w->seen[w->n], sizeof(w->seen[0]), "%s %d v%u", row->ident, (int)row->kind,
+			 row->version);
+	w->n++;
+	/* Reads through the same handle while the walk is open. */
+	if (dime_store_get_row(w->st, &blob, &len, row->rowid) == DIME_OK) {
+		free(blob);
+		if (dime_store_get(w->st, &blob, &len, NULL, row->ident, row->kind, row->version) ==
+		    DIME_OK)
+			w->nested_ok++;
+		free(blob);
+	}
+	return w->stop_after > 0 && w->n >= w->stop_after;
+}
+
+static void
+test_list(void)
+{
+	static const char *const want_all[] = {
+	    "a.example 1 v1",	   "a.example 1776 v1",	  "a.example 1776 v2",
+	    "b@a.example 1215 v1", "b@a.example 1789 v1", "z.example 1 v1",
+	};
+	struct dime_store *st = t_open(t_path("l.db"));
+	struct walk w;
+	int rc;
+
+	/* Inserted out of order on purpose. */
+	t_put(st, "z.example", DIME_STORE_SOK_KEY, "z sok", 1, 1);
+	t_put(st, "B@A.example", DIME_STORE_USER_SIGNET, "b signet", 0, 1);
+	t_put(st, "a.example", DIME_STORE_ORG_SIGNET, "a org 1", 0, 1);
+	t_put(st, "b@a.example", DIME_STORE_SSR, "b ssr", 0, 1);
+	t_put(st, "a.example", DIME_STORE_SOK_KEY, "a sok", 0, 1);
+	t_put(st, "a.example", DIME_STORE_ORG_SIGNET, "a org 2", 0, 2);
+
+	memset(&w, 0, sizeof(w));
+	w.st = st;
+	rc = dime_store_list(st, NULL, 0, walk_row, &w);
+	T_CHECK(rc == DIME_OK && w.n == 6 && w.nested_ok == 6, "list all: got %d n %d nested %d",
+		rc, w.n, w.nested_ok);
+	for (int i = 0; i < 6 && i < w.n; i++)
+		T_CHECK(strcmp(w.seen[i], want_all[i]) == 0, "list all [%d]: got %s, want %s", i,
+			w.seen[i], want_all[i]);
+
+	memset(&w, 0, sizeof(w));
+	w.st = st;
+	w.stop_after = 2;
+	rc = dime_store_list(st, NULL, 0, walk_row, &w);
+	T_CHECK(rc == DIME_OK && w.n == 2, "early stop: got %d n %d, want 2", rc, w.n);
+
+	memset(&w, 0, sizeof(w));
+	w.st = st;
+	rc = dime_store_list(st, "A.EXAMPLE", 0, walk_row, &w);
+	T_CHECK(rc == DIME_OK && w.n == 3 && strcmp(w.seen[0], "a.example 1 v1") == 0 &&
+		    strcmp(w.seen[2], "a.example 1776 v2") == 0,
+		"list ident: got %d n %d", rc, w.n);
+
+	memset(&w, 0, sizeof(w));
+	w.st = st;
+	rc = dime_store_list(st, NULL, DIME_STORE_SOK_KEY, walk_row, &w);
+	T_CHECK(rc == DIME_OK && w.n == 2 && strcmp(w.seen[0], "a.example 1 v1") == 0 &&
+		    strcmp(w.seen[1], "z.example 1 v1") == 0,
+		"list kind: got %d n %d", rc, w.n);
+
+	memset(&w, 0, sizeof(w));
+	w.st = st;
+	rc = dime_store_list(st, "b@a.example", DIME_STORE_SSR, walk_row, &w);
+	T_CHECK(rc == DIME_OK && w.n == 1 && strcmp(w.seen[0], "b@a.example 1215 v1") == 0,
+		"list ident+kind: got %d n %d", rc, w.n);
+
+	memset(&w, 0, sizeof(w));
+	w.st = st;
+	rc = dime_store_list(st, "nobody.example", 0, walk_row, &w);
+	T_CHECK(rc == DIME_OK && w.n == 0, "list none: got %d n %d", rc, w.n);
+	rc = dime_store_list(st, "", 0, walk_row, &w);
+	T_CHECK(rc == DIME_E_INVALID && w.n == 0, "list bad ident: got %d", rc);
+	dime_store_close(st);
+}
+
+static void
+test_two_handles(void)
+{
+	struct dime_store *a = t_open(t_path("two.db"));
+	struct dime_store *b = t_open(t_path("two.db"));
+
+	t_put(a, "x.example", DIME_STORE_ORG_SIGNET, "from a", 0, 1);
+	t_get(b, "x.example", DIME_STORE_ORG_SIGNET, 0, "from a", NULL);
+	t_put(b, "x.example", DIME_STORE_ORG_SIGNET, "from b", 0, 2);
+	t_get(a, "x.example", DIME_STORE_ORG_SIGNET, 0, "from b", NULL);
+	/* b's duplicate check sees a's rows. */
+	t_put(b, "x.example", DIME_STORE_ORG_SIGNET, "from a", 0, 1);
+	t_put(a, "x.example", DIME_STORE_ORG_SIGNET, "from a again", 0, 3);
+	t_get(b, "x.example", DIME_STORE_ORG_SIGNET, 3, "from a again", NULL);
+	dime_store_close(a);
+	dime_store_close(b);
+
+	/* Reopen after both closed. */
+	a = t_open(t_path("two.db"));
+	t_get(a, "x.example", DIME_STORE_ORG_SIGNET, 0, "from a again", NULL);
+	t_get(a, "x.example", DIME_STORE_ORG_SIGNET, 2, "from b", NULL);
+	dime_store_close(a);
+}
+
+static void
+test_large(void)
+{
+	const size_t n = 20u << 20;
+	struct dime_store *st = t_open(t_path("big.db"));
+	uint8_t *in = malloc(n), *out = NULL;
+	size_t len = 0;
+	uint32_t v = 0;
+	int rc;
+
+	if (in == NULL) {
+		t_fail("malloc %zu", n);
+		dime_store_close(st);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		in[i] = (uint8_t)(i * 2654435761u >> 13);
+	rc = dime_store_put(st, &v, "big.example", DIME_STORE_ORG_SIGNET, in, n, 0, 0, "");
+	T_CHECK(rc == DIME_OK && v == 1, "put 20 MB: got %d v%u", rc, v);
+	rc = dime_store_put(st, &v, "big.example", DIME_STORE_ORG_SIGNET, in, n, 0, 0, "");
+	T_CHECK(rc == DIME_OK && v == 1, "re-put 20 MB: got %d v%u, want v1", rc, v);
+	rc = dime_store_get(st, &out, &len, NULL, "big.example", DIME_STORE_ORG_SIGNET, 0);
+	T_CHECK(rc == DIME_OK && len == n && memcmp(in, out, n) == 0, "get 20 MB: got %d len %zu",
+		rc, len);
+	free(out);
+	free(in);
+	dime_store_close(st);
+}
+
+static void
+test_defaults(void)
+{
+	char cwd[PATH_MAX];
+	struct dime_store *st;
+
+	/* $DIME_STORE. */
+	T_CHECK(setenv("DIME_STORE", t_path("env/dir/store.db"), 1) == 0, "setenv");
+	st = t_open(NULL);
+	T_CHECK(strcmp(dime_store_path(st), t_path("env/dir/store.db")) == 0, "env path: got %s",
+		dime_store_path(st));
+	t_put(st, "env.example", DIME_STORE_SSR, "env", 0, 1);
+	dime_store_close(st);
+	T_CHECK(t_mode(t_path("env/dir/store.db")) == 0600, "env store mode: got %o",
+		t_mode(t_path("env/dir/store.db")));
+	st = t_open(t_path("env/dir/store.db"));
+	t_get(st, "env.example", DIME_STORE_SSR, 0, "env", NULL);
+	dime_store_close(st);
+
+	/* Unset (and empty): ./var/dime.db under the working directory. */
+	T_CHECK(getcwd(cwd, sizeof(cwd)) != NULL, "getcwd");
+	T_CHECK(mkdir(t_path("cwd"), 0700) == 0 && chdir(t_path("cwd")) == 0, "chdir");
+	T_CHECK(setenv("DIME_STORE", "", 1) == 0, "setenv empty");
+	st = t_open(NULL);
+	T_CHECK(strcmp(dime_store_path(st), "./var/dime.db") == 0, "default path: got %s",
+		dime_store_path(st));
+	dime_store_close(st);
+	T_CHECK(unsetenv("DIME_STORE") == 0, "unsetenv");
+	st = t_open(NULL);
+	T_CHECK(strcmp(dime_store_path(st), "./var/dime.db") == 0, "default path: got %s",
+		dime_store_path(st));
+	dime_store_close(st);
+	T_CHECK(t_mode(t_path("cwd/var")) == 0700 && t_mode(t_path("cwd/var/dime.db")) == 0600,
+		"default store modes: got %o %o", t_mode(t_path("cwd/var")),
+		t_mode(t_path("cwd/var/dime.db")));
+	T_CHECK(chdir(cwd) == 0, "chdir back");
+}
+
+int
+main(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	t_init();
+	snprintf(t_dir, sizeof(t_dir), "%s/dime-store-XXXXXX",
+		 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+	if (mkdtemp(t_dir) == NULL) {
+		fprintf(stderr, "mkdtemp %s: %s\n", t_dir, strerror(errno));
+		return 1;
+	}
+	test_open_modes();
+	test_open_failures();
+	test_versions();
+	test_hosted();
+	test_idents();
+	test_list();
+	test_two_handles();
+	test_large();
+	test_defaults();
+	t_rm_rf(t_dir);
+	return t_done("test_store");
+}
