@@ -50,8 +50,17 @@ DIME_MUST_CHECK int dime_ks_generate(struct dime_ks *ks, uint32_t *id, enum dime
 DIME_MUST_CHECK int dime_ks_load(struct dime_ks *ks, uint32_t *id, const uint8_t *in,
 				 size_t in_len);
 
+/* dime_ks_load, and *why (when why != NULL) = a static description of the failure, "" on
+ * success (a PRIME/magma key file, for one, is named as such). A binary input of exactly 32
+ * bytes that does not start like a key file header is a raw Ed25519 seed (DIME_KEY_SIGN). */
+DIME_MUST_CHECK int dime_ks_load_why(struct dime_ks *ks, uint32_t *id, const char **why,
+				     const uint8_t *in, size_t in_len);
+
 /* Write key id as a key file (DIME_KEY_SIGN as ED25519 PRIVATE KEY). armored: PEM with CRC.
- * out == NULL: only *out_len is set (the size needed).
+ * Binary DIME_KEY_SIGN is the raw 32-byte seed.
+ * out == NULL: only *out_len is set (the size needed). Armored output is NUL-terminated, so
+ * out_cap must be at least *out_len + 1 (as dime_signet_armor). On failure *out_len = 0 and
+ * out is wiped.
  * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_NOSPACE. The caller must wipe out. */
 DIME_MUST_CHECK int dime_ks_export(const struct dime_ks *ks, uint8_t *out, size_t out_cap,
 				   size_t *out_len, uint32_t id, int armored);
