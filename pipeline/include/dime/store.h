@@ -52,21 +52,27 @@ const char *dime_store_path(const struct dime_store *st);
 
 /* Store an object as the next version of (ident, kind). Storing bytes identical to an existing
  * version of the same (ident, kind) is a no-op that reports that version.
- * Returns: DIME_OK, DIME_E_INVALID (ident empty or too long), DIME_E_IO.
+ * hosted is sticky per identity: once any object of ident is hosted, all of them are.
+ * blob may be empty; fingerprint may be NULL (stored as "").
+ * Returns: DIME_OK, DIME_E_INVALID (ident empty, >= 256 bytes or with control characters;
+ *          unknown kind; NULL blob with a length; fingerprint >= 88 bytes), DIME_E_NOMEM,
+ *          DIME_E_IO.
  * Out: *version (may be NULL). */
 DIME_MUST_CHECK int dime_store_put(struct dime_store *st, uint32_t *version, const char *ident,
 				   enum dime_store_kind kind, const uint8_t *blob, size_t blob_len,
 				   int hosted, uint8_t perms, const char *fingerprint);
 
 /* Fetch version (0: the latest) of (ident, kind). *blob is malloc'd: the caller wipes (keys)
- * and frees it. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_IO, DIME_E_NOMEM.
+ * and frees it. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID (bad ident), DIME_E_IO,
+ * DIME_E_NOMEM.
  * Out: *blob, *blob_len, *row (may be NULL); NULL/0 on failure. */
 DIME_MUST_CHECK int dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len,
 				   struct dime_store_row *row, const char *ident,
 				   enum dime_store_kind kind, uint32_t version);
 
 /* Call fn for each row matching ident (NULL: all) and kind (0: all), ordered by ident, kind,
- * version. fn returning nonzero stops the walk. Returns: DIME_OK or DIME_E_IO. */
+ * version. fn returning nonzero stops the walk; fn may read the store through st, never write.
+ * Returns: DIME_OK, DIME_E_INVALID (bad ident) or DIME_E_IO. */
 typedef int (*dime_store_row_fn)(const struct dime_store_row *row, void *arg);
 DIME_MUST_CHECK int dime_store_list(struct dime_store *st, const char *ident,
 				    enum dime_store_kind kind, dime_store_row_fn fn, void *arg);
