@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -71,13 +72,23 @@ conf_str(const json_t *o, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* DIR + base name of a manifest path. */
+/* A manifest path inside DIR: its base name, as the manifest says; failing that, the shortest
+ * trailing part of the path that exists in DIR (fixtures kept in a subfolder). */
 static void
 conf_path(char *out, size_t cap, const struct conf *c, const char *manifest_path)
 {
 	const char *base = strrchr(manifest_path, '/');
 
 	snprintf(out, cap, "%s/%s", c->dir, base != NULL ? base + 1 : manifest_path);
+	if (access(out, F_OK) == 0 || base == NULL)
+		return;
+	for (const char *p = base - 1; p > manifest_path; p--)
+		if (*p == '/') {
+			snprintf(out, cap, "%s/%s", c->dir, p + 1);
+			if (access(out, F_OK) == 0)
+				return;
+		}
+	snprintf(out, cap, "%s/%s", c->dir, base + 1);
 }
 
 static int
