@@ -29,21 +29,15 @@ struct vec {
 	size_t n;
 };
 
-/* The folder of known-answer files: $DIME_VECTORS, else tests/vectors beside this source. */
+/* The folder of known-answer files: $DIME_VECTORS, else the build's DIME_VECTORS_DIR. */
 static const char *
 vec_dir(void)
 {
-	static char dir[1024];
 	const char *env = getenv("DIME_VECTORS");
-	const char *slash;
 
 	if (env != NULL && env[0] != 0)
 		return env;
-	slash = strrchr(__FILE__, '/');
-	if (slash == NULL)
-		return "../tests/vectors";
-	snprintf(dir, sizeof(dir), "%.*s/../vectors", (int)(slash - __FILE__), __FILE__);
-	return dir;
+	return DIME_VECTORS_DIR;
 }
 
 static const uint8_t *
