@@ -11,10 +11,9 @@ all: build
 deps:
 	@./tools/install-deps.sh
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
-
-build: $(BUILD)/CMakeCache.txt
+# Configuring again is cheap and makes CMAKE_FLAGS take effect on an existing tree.
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: deps build

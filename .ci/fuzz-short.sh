@@ -8,8 +8,10 @@ for bin in "$build"/bin/fuzz_*; do
 	case "$bin" in *_replay) continue ;; esac
 	name=$(basename "$bin" | sed 's/^fuzz_//')
 	work=$(mktemp -d)
+	log=$(mktemp)
 	echo "fuzz $name for ${secs}s"
-	"$bin" -max_total_time="$secs" -max_len=65536 "$work" "$top/tests/fuzz/corpus/$name" \
-		>"$work/log" 2>&1 || { tail -40 "$work/log"; exit 1; }
-	rm -rf "$work"
+	# New inputs go to a scratch corpus; a crash leaves its reproducer in $build.
+	"$bin" -max_total_time="$secs" -max_len=65536 -artifact_prefix="$build/" "$work" \
+		"$top/tests/fuzz/corpus/$name" >"$log" 2>&1 || { tail -40 "$log"; exit 1; }
+	rm -rf "$work" "$log"
 done

@@ -106,7 +106,11 @@ vec_load(struct vec *vs, size_t cap, size_t *n, const char *file)
 			t_fail("%s: too many fields", file);
 			continue;
 		}
-		snprintf(cur->key[cur->n], sizeof(cur->key[0]), "%s", k);
+		if (strlen(k) >= sizeof(cur->key[0])) {
+			t_fail("%s: key '%s' too long", file, k);
+			continue;
+		}
+		memcpy(cur->key[cur->n], k, strlen(k) + 1);
 		if (dime_hex_decode(cur->val[cur->n], VEC_MAX_BYTES, &cur->len[cur->n], val,
 				    strlen(val)) != DIME_OK)
 			t_fail("%s: %s: bad hex for %s", file, cur->name, k);
