@@ -11,30 +11,37 @@
 #include "dime/io.h"
 #include "dime/mrec.h"
 
+static int
+cli_vreport(int code, const char *fmt, va_list ap)
+{
+	fputs("dime: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	return code;
+}
+
 int
 cli_err(const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
 	va_start(ap, fmt);
-	fputs("dime: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	rc = cli_vreport(CLI_ERR, fmt, ap);
 	va_end(ap);
-	return CLI_ERR;
+	return rc;
 }
 
 int
 cli_no(const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
 	va_start(ap, fmt);
-	fputs("dime: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	rc = cli_vreport(CLI_NO, fmt, ap);
 	va_end(ap);
-	return CLI_NO;
+	return rc;
 }
 
 int
