@@ -1,0 +1,304 @@
+#ifndef DIME_ENGINE_MSG_H
+#define DIME_ENGINE_MSG_H
+/* D/MIME messages (magic 1847): parse and dump, author wrap, origin sign, destination accept,
+ * author/recipient open. Byte layout: ../shared/spec/reference-format.md §5-6 as
+ * ../shared/spec/WIRE.md settles it (emit the reference's form, reject what the spec rejects).
+ *
+ * Every function is reentrant: no I/O, no threads, no logging, no globals. Private keys are
+ * reached only through the keystore (struct dime_ks + key id). Parsed views borrow the input,
+ * which must outlive them.
+ *
+ * Memory: for now the operations malloc per message (outputs are returned owned and released
+ * with dime_msg_free / dime_msg_opened_free, both of which wipe); a later change moves this
+ * onto a caller-supplied struct dime_arena without changing what the functions compute.
+ *
+ * Errors: DIME_OK or a negative enum dime_err. Every operation also returns *why (when why is
+ * not NULL): a static reason naming the chunk and the rule ("chunk 67: padding byte differs
+ * from the pad octet"), "" on success. Failures a remote peer could cause by sending a bad
+ * message (bad signature, bad padding, bad keyslot, an envelope that names other signets)
+ * collapse to DIME_E_BADSIG (STYLE.md §3); framing errors keep DIME_E_TRUNCATED /
+ * DIME_E_MALFORMED / DIME_E_LIMIT / DIME_E_TRAILING. No plaintext is ever released from a
+ * message that failed any check. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dime/common.h"
+#include "dime/crypto.h"
+#include "dime/keys.h"
+#include "dime/signet.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DIME_MSG_MAGIC 1847u
+#define DIME_MSG_TRACING_MAGIC 1837u
+#define DIME_MSG_HEADER_BYTES 6u	     /* magic + 4-byte length */
+#define DIME_MSG_CHUNK_HEADER_BYTES 4u	     /* type + 3-byte payload length */
+#define DIME_MSG_KEYSLOT_BYTES 64u
+#define DIME_MSG_PAYLOAD_HEADER_BYTES 69u    /* sig64 | len3 | flags1 | pad1 */
+#define DIME_MSG_PAYLOAD_MAX_BYTES 16777200u /* largest 16-aligned 3-byte length */
+#define DIME_MSG_DATA_MAX_BYTES 16777131u    /* one chunk's data segment (spec Part 6) */
+#define DIME_MSG_MAX_BYTES 0x40000000u	     /* 1 GiB: our limit on a whole message */
+#define DIME_MSG_ADDR_MAX 256u		     /* an address or domain, NUL included */
+
+/* Chunk types on the wire (spec Part 6 "Types"). Section markers (1, 32, 64, 128, 224) and
+ * type 0 never appear; tracing is the 1837 prefix object instead. */
+enum dime_msg_chunk_type {
+	DIME_CHUNK_EPHEMERAL = 2,
+	DIME_CHUNK_ALTERNATE = 3,
+	DIME_CHUNK_ORIGIN = 4,
+	DIME_CHUNK_DESTINATION = 5,
+	DIME_CHUNK_COMMON = 33,
+	DIME_CHUNK_HEADERS = 34,
+	DIME_CHUNK_DISPLAY_MULTI = 65,
+	DIME_CHUNK_DISPLAY_ALT = 66,
+	DIME_CHUNK_DISPLAY = 67,
+	DIME_CHUNK_ATTACH_MULTI = 129,
+	DIME_CHUNK_ATTACH_ALT = 130,
+	DIME_CHUNK_ATTACH = 131,
+	DIME_CHUNK_TREE_SIG = 225,
+	DIME_CHUNK_AUTHOR_SIG = 226,
+	DIME_CHUNK_META_BOUNCE = 248,
+	DIME_CHUNK_DISPLAY_BOUNCE = 249,
+	DIME_CHUNK_ORG_SIG = 255
+};
+
+/* Actors, as a bit set; keyslots always appear in A, O, D, R order. */
+enum dime_msg_actor {
+	DIME_ACTOR_AUTHOR = 1,
+	DIME_ACTOR_ORIGIN = 2,
+	DIME_ACTOR_DESTINATION = 4,
+	DIME_ACTOR_RECIPIENT = 8
+};
+
+/* Payload flags (spec Part 6). Bits 8..64 are reserved: a chunk with one set is rejected. */
+enum dime_msg_flag {
+	DIME_MSG_FLAG_ALT_PAD = 1,
+	DIME_MSG_FLAG_ALT_KEY = 2, /* not supported: rejected on open */
+	DIME_MSG_FLAG_GZIP = 4,
+	DIME_MSG_FLAG_SPAN = 128
+};
+
+/* ---- structure (no keys) ---- */
+
+/* One chunk as framed on the wire; every view borrows the input. */
+struct dime_msg_chunk_info {
+	uint8_t type;
+	uint8_t actors;		  /* enum dime_msg_actor bits of its keyslots (0: none) */
+	uint8_t n_slots;
+	size_t offset;		  /* of the type octet, from the start of the input */
+	struct dime_view chunk;	  /* type octet through the last keyslot */
+	struct dime_view payload; /* payload (ciphertext, or the ephemeral key) */
+	struct dime_view slots;	  /* n_slots * 64 bytes */
+};
+
+/* The message as framed. */
+struct dime_msg_dump {
+	struct dime_view tracing; /* tracing payload after its 4-byte header; empty when absent */
+	size_t msg_offset;	  /* offset of the 1847 magic (0, or after the tracing prefix) */
+	size_t n_chunks;
+};
+
+/* Parse the framing of a D/MIME message: optional tracing prefix (1837, 2-byte length), magic
+ * 1847, 4-byte length equal to what follows, then chunks type|len3|payload|k*64 with k by type,
+ * in ascending type order (67s before 131s, repeats in any order among themselves; 65/66 count
+ * as display, 129/130 as attachments), known types only, required chunks present (2, 4, 5, 33,
+ * 225, 226, 255), the ephemeral key 33 bytes, signature payloads 64, other payloads non-empty
+ * multiples of 16 and at most DIME_MSG_PAYLOAD_MAX_BYTES. Nothing is decrypted.
+ * chunks may be NULL (count only: d->n_chunks is still set); otherwise chunks_cap must hold
+ * every chunk or DIME_E_NOSPACE is returned. n_chunks never exceeds in_len / 4.
+ * Returns: DIME_OK, DIME_E_TRUNCATED, DIME_E_MALFORMED, DIME_E_TRAILING, DIME_E_LIMIT,
+ *          DIME_E_NOSPACE.
+ * Out: *d, chunks[0..d->n_chunks): views into in; zeroed on failure. *why.
+ * Thread-safe; borrows in. */
+DIME_MUST_CHECK int dime_msg_dump(struct dime_msg_dump *d, struct dime_msg_chunk_info *chunks,
+				  size_t chunks_cap, const char **why, const uint8_t *in,
+				  size_t in_len);
+
+/* Returns: a static lower-case chunk name ("origin", "display-content", "org-signature",
+ * as the interop manifest spells them), or "unknown". */
+const char *dime_msg_chunk_name(uint8_t type);
+/* Returns: the actor letters of a keyslot set in order ("AOR", "AODR", ""), static. */
+const char *dime_msg_actors_str(uint8_t actors);
+/* Returns: the keyslot actor set of a chunk type, 0 for unencrypted or unknown types. */
+uint8_t dime_msg_chunk_actors(uint8_t type);
+
+/* ---- the parties ---- */
+
+/* The signets an operation may need; which ones each operation uses is in its doc. */
+struct dime_msg_parties {
+	const struct dime_signet *author;      /* user signet */
+	const struct dime_signet *origin;      /* org signet of the author's domain */
+	const struct dime_signet *destination; /* org signet of the recipient's domain */
+	const struct dime_signet *recipient;   /* user signet */
+};
+
+/* What the envelope chunks (4, 5) say, copied out (NUL-terminated). The fingerprints are the
+ * crypto fingerprints the envelope carries (reference-format §3.5). have_origin_chunk /
+ * have_destination_chunk say which half was opened; the other half stays zeroed. */
+struct dime_msg_envelope {
+	char author[DIME_MSG_ADDR_MAX];	     /* chunk 4 Author */
+	char destination[DIME_MSG_ADDR_MAX]; /* chunk 4 Destination */
+	char recipient[DIME_MSG_ADDR_MAX];   /* chunk 5 Recipient */
+	char origin[DIME_MSG_ADDR_MAX];	     /* chunk 5 Origin */
+	uint8_t author_fp[DIME_FP_BYTES];
+	uint8_t destination_fp[DIME_FP_BYTES];
+	uint8_t recipient_fp[DIME_FP_BYTES];
+	uint8_t origin_fp[DIME_FP_BYTES];
+	uint8_t have_origin_chunk;
+	uint8_t have_destination_chunk;
+};
+
+/* ---- author ---- */
+
+enum dime_msg_gzip_policy {
+	DIME_MSG_GZIP_IF_SMALLER = 0, /* default (spec's recommendation) */
+	DIME_MSG_GZIP_NEVER = 1,
+	DIME_MSG_GZIP_ALWAYS = 2
+};
+
+enum dime_msg_padding {
+	DIME_MSG_PAD_REFERENCE = 0, /* reference random padding (reference-format §6.4) */
+	DIME_MSG_PAD_ALTERNATE = 1  /* spec's alternate algorithm (flag 1) */
+};
+
+/* One content part: a display (67) or attachment (131) data blob. */
+struct dime_msg_part {
+	uint8_t type; /* DIME_CHUNK_DISPLAY or DIME_CHUNK_ATTACH */
+	struct dime_view data;
+};
+
+struct dime_msg_content {
+	struct dime_view common;	   /* chunk 33 data (Date/To/CC/From/Organization/Subject) */
+	struct dime_view headers;	   /* chunk 34 data, always emitted */
+	const struct dime_msg_part *parts; /* displays first, then attachments, in wire order */
+	size_t n_parts;
+};
+
+struct dime_msg_wrap_opts {
+	enum dime_msg_gzip_policy gzip;
+	enum dime_msg_padding padding;
+	int gzip_level; /* 0: the compressor's default */
+};
+
+/* Author: build the author-output message: chunk 2 (fresh ephemeral key), 4 and 5 (envelope
+ * text from the signets' identifiers and crypto fingerprints), 33, 34, the parts, 225
+ * (reference tree form), 226, and placeholder 248, 249, 255 holding encrypted zero signatures;
+ * keyslots A,O,D,R as each type allows. Every chunk gets a fresh key and IV.
+ * An empty part or empty headers cannot be stored raw (the spec forbids data length 0), so it
+ * is stored GZIP-compressed unless opts->gzip is NEVER (then DIME_E_INVALID).
+ * In: p: all four signets (author, origin, destination, recipient); author_key: the author's
+ *     DIME_KEY_USER key id, whose public signing key must equal the author signet's;
+ *     c: content (common must be non-empty); opts: NULL for defaults.
+ * Returns: DIME_OK, DIME_E_INVALID (missing signet or identifier, parts out of order, wrong
+ *          key), DIME_E_LIMIT (a part over DIME_MSG_DATA_MAX_BYTES or the message over
+ *          DIME_MSG_MAX_BYTES), DIME_E_NOTFOUND, DIME_E_NOMEM, DIME_E_CRYPTO.
+ * Out: *out (owned: dime_msg_free), *out_len; NULL/0 on failure. *why. */
+DIME_MUST_CHECK int dime_msg_wrap(const struct dime_ks *ks, uint8_t **out, size_t *out_len,
+				  const char **why, const struct dime_msg_parties *p,
+				  uint32_t author_key, const struct dime_msg_content *c,
+				  const struct dime_msg_wrap_opts *opts);
+
+/* ---- origin ---- */
+
+/* Origin, verify only: open chunk 4 with org_key, check its plaintext signature with the author
+ * signet, that its Author-Signet is p->author's crypto fingerprint, and the author's tree
+ * (reference or spec-literal form) and full signatures.
+ * In: org_key: the origin's DIME_KEY_ORG key id (its encryption key opens the O keyslots);
+ *     p->author required.
+ * Returns: DIME_OK, framing errors as dime_msg_dump, DIME_E_BADSIG, DIME_E_INVALID,
+ *          DIME_E_NOTFOUND, DIME_E_NOMEM, DIME_E_CRYPTO.
+ * Out: *env: the chunk 4 half (zeroed on failure). *why. */
+DIME_MUST_CHECK int dime_msg_origin_check(const struct dime_ks *ks, struct dime_msg_envelope *env,
+					  const char **why, const uint8_t *in, size_t in_len,
+					  uint32_t org_key, const struct dime_msg_parties *p);
+
+/* Origin: dime_msg_origin_check, then fill 248 (S(2)..S(34)), 249 (S(2)..S(67...)) and 255
+ * (every chunk before it) by decrypting the author-chosen key from the origin keyslot of each
+ * and re-encrypting the signature in place (keyslots unchanged). Signs with sign_key: the POK
+ * of org_key when sign_key == DIME_KS_NONE, else a DIME_KEY_SIGN key that p->origin must list
+ * as a SOK with DIME_SOK_MESSAGES. A tracing prefix is kept. Works on author output and
+ * re-signs an already signed message.
+ * In: p->author and p->origin required.
+ * Returns: as dime_msg_origin_check, plus DIME_E_INVALID (sign_key not POK/SOK-with-bit-2).
+ * Out: *out (owned: dime_msg_free), *out_len; NULL/0 on failure. *env, *why. */
+DIME_MUST_CHECK int dime_msg_origin_sign(const struct dime_ks *ks, uint8_t **out,
+					 size_t *out_len, struct dime_msg_envelope *env,
+					 const char **why, const uint8_t *in, size_t in_len,
+					 uint32_t org_key, uint32_t sign_key,
+					 const struct dime_msg_parties *p);
+
+/* ---- destination ---- */
+
+/* Destination: open chunk 5 with dest_key (its plaintext signature is the author's, which the
+ * destination cannot check), require its Origin-Signet to be p->origin's crypto fingerprint,
+ * then verify 248 and 249 (when present) and 255 against p->origin's POK or any SOK with
+ * DIME_SOK_MESSAGES. An unsigned (author-output) message fails here.
+ * In: dest_key: the destination's DIME_KEY_ORG key id; p->origin required.
+ * Returns: DIME_OK, framing errors, DIME_E_BADSIG, DIME_E_INVALID, DIME_E_NOTFOUND,
+ *          DIME_E_NOMEM, DIME_E_CRYPTO.
+ * Out: *env: the chunk 5 half (recipient, recipient_fp, origin, origin_fp), zeroed on
+ *      failure. *why. */
+DIME_MUST_CHECK int dime_msg_accept(const struct dime_ks *ks, struct dime_msg_envelope *env,
+				    const char **why, const uint8_t *in, size_t in_len,
+				    uint32_t dest_key, const struct dime_msg_parties *p);
+
+/* Any actor, before it knows which signets to fetch: decrypt the envelope chunk(s) the actor
+ * has a keyslot for (author: 4 and 5; origin: 4; destination: 5; recipient: 4 and 5) and parse
+ * them. NOTHING IS VERIFIED: use the result only to look up signets, then run the actor's
+ * operation. Returns and outputs as dime_msg_accept. */
+DIME_MUST_CHECK int dime_msg_envelope_peek(const struct dime_ks *ks,
+					   struct dime_msg_envelope *env, const char **why,
+					   const uint8_t *in, size_t in_len,
+					   enum dime_msg_actor as, uint32_t key);
+
+/* ---- author re-read, recipient ---- */
+
+/* One opened content part. */
+struct dime_msg_opened_part {
+	uint8_t type;	       /* 67, 131 (or 3, 65, 66, 129, 130 as received) */
+	uint8_t flags;	       /* the payload flags as received (GZIP already undone) */
+	struct dime_view data; /* owned by the struct dime_msg_opened */
+};
+
+struct dime_msg_opened {
+	struct dime_msg_envelope env;
+	struct dime_view common;  /* chunk 33 data */
+	struct dime_view headers; /* chunk 34 data; empty when the chunk is absent */
+	uint8_t common_flags, headers_flags;
+	struct dime_msg_opened_part *parts; /* wire order; spanned chunks joined into one part */
+	size_t n_parts;
+	void *mem; /* private */
+	size_t mem_len;
+};
+
+/* Author (as == DIME_ACTOR_AUTHOR) or recipient (DIME_ACTOR_RECIPIENT): verify, then open.
+ * Order (STYLE.md §4): framing; chunks 4 and 5 opened and their signatures checked against
+ * p->author; the envelope fingerprints must match the given signets; 225 (either form) and 226
+ * over ciphertext; for the recipient, 248/249 (when present) and 255 against p->origin's POK or
+ * a SOK with DIME_SOK_MESSAGES; only then content chunks are decrypted, signature-checked,
+ * padding- and flag-checked and GZIP-decompressed. Any failure releases nothing.
+ * In: key: the actor's DIME_KEY_USER key id; p->author required; p->origin required for the
+ *     recipient; p->destination and p->recipient, when given, are matched against the
+ *     envelope fingerprints.
+ * Returns: DIME_OK, framing errors, DIME_E_BADSIG, DIME_E_INVALID, DIME_E_NOTFOUND,
+ *          DIME_E_LIMIT, DIME_E_NOMEM, DIME_E_CRYPTO.
+ * Out: *o (free with dime_msg_opened_free), zeroed on failure. *why. */
+DIME_MUST_CHECK int dime_msg_open(const struct dime_ks *ks, struct dime_msg_opened *o,
+				  const char **why, const uint8_t *in, size_t in_len,
+				  enum dime_msg_actor as, uint32_t key,
+				  const struct dime_msg_parties *p);
+
+/* Wipe and free what dime_msg_open returned, and zero *o. NULL-safe. */
+void dime_msg_opened_free(struct dime_msg_opened *o);
+
+/* Wipe len bytes of p and free a buffer returned by dime_msg_wrap / dime_msg_origin_sign.
+ * NULL-safe. */
+void dime_msg_free(uint8_t *p, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
