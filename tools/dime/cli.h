@@ -99,5 +99,6 @@ int cmd_store(int argc, char **argv);
 int cmd_signet(int argc, char **argv);
 int cmd_mrec(int argc, char **argv);
 int cmd_conformance(int argc, char **argv);
+int cmd_msg(int argc, char **argv);
 
 #endif

@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "cli.h"
+#include "conf.h"
 #include "dime/codec.h"
 #include "dime/io.h"
 #include "dime/mrec.h"
@@ -35,18 +35,7 @@ static const struct {
 	 "genrec runs two fields together (pol=mixedsyn=...): not a valid policy value"},
 };
 
-struct conf {
-	const char *dir;
-	json_t *parties;
-	int passed, failed, skipped;
-};
-
-static void
-conf_result(struct conf *c, const char *id, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* fmt NULL: PASS; otherwise FAIL with the formatted reason. */
-static void
+void
 conf_result(struct conf *c, const char *id, const char *fmt, ...)
 {
 	va_list ap;
@@ -64,7 +53,7 @@ conf_result(struct conf *c, const char *id, const char *fmt, ...)
 	c->failed++;
 }
 
-static const char *
+const char *
 conf_str(const json_t *o, const char *key)
 {
 	const json_t *v = o != NULL ? json_object_get(o, key) : NULL;
@@ -91,7 +80,7 @@ conf_path(char *out, size_t cap, const struct conf *c, const char *manifest_path
 	snprintf(out, cap, "%s/%s", c->dir, base + 1);
 }
 
-static int
+int
 conf_read(uint8_t **buf, size_t *len, const struct conf *c, const char *manifest_path)
 {
 	char path[4096];
@@ -100,8 +89,7 @@ conf_read(uint8_t **buf, size_t *len, const struct conf *c, const char *manifest
 	return dime_io_read_file(buf, len, path, DIME_SIGNET_MAX_BYTES * 2) == 0 ? 0 : -1;
 }
 
-/* Load a signet from a manifest path; *why gets the reason on failure. */
-static int
+int
 conf_signet(struct dime_signet **s, const char **why, const struct conf *c, const char *mpath,
 	    int binary_only)
 {
@@ -121,7 +109,7 @@ conf_signet(struct dime_signet **s, const char **why, const struct conf *c, cons
 	return rc == DIME_OK ? 0 : -1;
 }
 
-static const json_t *
+const json_t *
 conf_party(const struct conf *c, const char *name)
 {
 	return name != NULL ? json_object_get(c->parties, name) : NULL;
@@ -632,8 +620,7 @@ cmd_conformance(int argc, char **argv)
 		} else if (strcmp(kind, "prime-org-signet+key") == 0) {
 			conf_prime(&c, cs, id);
 		} else if (strncmp(kind, "dmime", 5) == 0) {
-			printf("SKIP %s: D/MIME messages are not implemented yet\n", id);
-			c.skipped++;
+			conf_dmime_case(&c, cs, id);
 		} else if (strncmp(kind, "dmtp", 4) == 0) {
 			printf("SKIP %s: DMTP is not implemented yet\n", id);
 			c.skipped++;

@@ -15,6 +15,7 @@ static const struct cli_cmd main_cmds[] = {
 	{"store", "import into and list the embedded store", cmd_store},
 	{"signet", "show, verify, fingerprint and split signets", cmd_signet},
 	{"mrec", "check and generate _dime management records", cmd_mrec},
+	{"msg", "D/MIME: wrap, origin-sign, accept, open, dump", cmd_msg},
 	{"conformance", "run the interop vectors of a folder", cmd_conformance},
 	{NULL, NULL, NULL},
 };

@@ -1,0 +1,338 @@
+/* dime msg: D/MIME as the author (wrap), the origin (origin-sign), the destination (accept) and
+ * the recipient or author (open), plus dump. Keys and signets come from the store; the hosted
+ * identity a message is for is found by trying the store's keys on its keyslots. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dime/codec.h"
+#include "dime/io.h"
+#include "dime/msg.h"
+
+#define MSG_ARMOR_LABEL "ENCRYPTED MESSAGE"
+
+static const char osign_usage[] =
+	"usage: dime [--store PATH] msg origin-sign [--binary] < in > out\n"
+	"\n"
+	"As the origin organisation (a hosted org whose key opens the message), verifies the\n"
+	"author's signatures and adds the organisational signatures 248, 249 and 255.\n"
+	"Output in the input's form (armored or binary) unless --binary.\n";
+static const char accept_usage[] =
+	"usage: dime [--store PATH] msg accept < in\n"
+	"\n"
+	"As the destination organisation, opens the destination chunk and checks the origin's\n"
+	"signatures. Prints ACCEPT <recipient address> <recipient signet fingerprint> or\n"
+	"REJECT <reason>. Exit status: 0 accept, 1 reject, 2 usage or I/O error.\n";
+static const char dump_usage[] = "usage: dime msg dump < in\n"
+				 "\n"
+				 "Prints a message's structure without any key: tracing prefix, each\n"
+				 "chunk's offset, type, name, payload length and keyslot actors.\n";
+
+/* A message from a file or stdin, armored or binary. *armored says which. */
+static int
+msg_read(uint8_t **out, size_t *out_len, int *armored, const char *path)
+{
+	uint8_t *buf = NULL, *bin = NULL;
+	size_t len = 0, n = 0, used = 0;
+	char label[DIME_ARMOR_LABEL_MAX];
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	*armored = 0;
+	if (cli_read(&buf, &len, path, (size_t)DIME_MSG_MAX_BYTES * 2) != CLI_OK)
+		return CLI_ERR;
+	if (!dime_armor_detect(buf, len)) {
+		*out = buf;
+		*out_len = len;
+		return CLI_OK;
+	}
+	if ((bin = malloc(dime_b64_decoded_max(len))) == NULL) {
+		free(buf);
+		return cli_err("out of memory");
+	}
+	rc = dime_armor_decode(label, bin, dime_b64_decoded_max(len), &n, &used, buf, len);
+	free(buf);
+	if (rc != DIME_OK || strcmp(label, MSG_ARMOR_LABEL) != 0) {
+		free(bin);
+		return cli_no("input is not an armored D/MIME message (%s)",
+			      rc != DIME_OK ? dime_strerror(rc) : label);
+	}
+	*out = bin;
+	*out_len = n;
+	*armored = 1;
+	return CLI_OK;
+}
+
+static int
+msg_write(const uint8_t *p, size_t len, int armored)
+{
+	size_t need, n = 0;
+	char *a;
+	int rc;
+
+	if (!armored)
+		return fwrite(p, 1, len, stdout) == len ? CLI_OK : cli_err("stdout: write failed");
+	need = dime_armor_encoded_len(MSG_ARMOR_LABEL, len, DIME_ARMOR_NOPAD);
+	if ((a = malloc(need + 1)) == NULL)
+		return cli_err("out of memory");
+	rc = dime_armor_encode(a, need + 1, &n, MSG_ARMOR_LABEL, p, len, DIME_ARMOR_NOPAD);
+	if (rc == DIME_OK)
+		rc = fwrite(a, 1, n, stdout) == n ? CLI_OK : cli_err("stdout: write failed");
+	else
+		rc = cli_err("armor: %s", dime_strerror(rc));
+	free(a);
+	return rc;
+}
+
+/* The stored signet of ident whose crypto fingerprint is fp (any version); fp NULL: latest. */
+static int
+msg_signet(struct dime_signet **out, struct dime_store *st, const char *ident,
+	   enum dime_store_kind kind, const uint8_t *fp)
+{
+	uint8_t got[DIME_FP_BYTES];
+	int rc;
+
+	*out = NULL;
+	for (uint32_t v = 0;; v++) {
+		/* version 0 is the latest; then walk 1, 2, ... until none is left */
+		rc = cli_store_signet(out, st, ident, kind, v);
+		if (rc != CLI_OK)
+			return rc == CLI_NO ? cli_no("no signet of %s in the store%s", ident,
+						     fp ? " with the fingerprint the message names"
+							: "")
+					    : rc;
+		if (fp == NULL || (dime_signet_fingerprint(got, *out, DIME_FP_CRYPTO) == DIME_OK &&
+				   memcmp(got, fp, DIME_FP_BYTES) == 0))
+			return CLI_OK;
+		dime_signet_free(*out);
+		*out = NULL;
+	}
+}
+
+/* Try each hosted key of kind until one opens the message's envelope as actor `as`. */
+struct msg_find {
+	struct dime_store *st;
+	struct dime_ks *ks;
+	const uint8_t *msg;
+	size_t len;
+	enum dime_msg_actor as;
+	const char *only; /* restrict to this identity, or NULL */
+	uint32_t key;
+	char ident[256];
+	struct dime_msg_envelope env;
+};
+
+/* Every stored version of a key is tried: a message may be addressed to a signet that has
+ * since been rotated. */
+static int
+msg_find_row(const struct dime_store_row *row, void *arg)
+{
+	struct msg_find *f = arg;
+	const char *why = "";
+	uint32_t id = DIME_KS_NONE;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!row->hosted || (f->only != NULL && strcmp(f->only, row->ident) != 0))
+		return 0;
+	if (dime_store_get_row(f->st, &blob, &len, row->rowid) != DIME_OK)
+		return 0;
+	rc = dime_ks_load(f->ks, &id, blob, len);
+	dime_wipe(blob, len);
+	free(blob);
+	if (rc != DIME_OK ||
+	    dime_msg_envelope_peek(f->ks, &f->env, &why, f->msg, f->len, f->as, id) != DIME_OK)
+		return 0;
+	f->key = id;
+	snprintf(f->ident, sizeof(f->ident), "%s", row->ident);
+	return 1;
+}
+
+static int
+msg_find(struct msg_find *f, enum dime_store_kind kind)
+{
+	if (dime_store_list(f->st, f->only, kind, msg_find_row, f) != DIME_OK)
+		return cli_err("store: cannot list keys");
+	return f->key != DIME_KS_NONE ? CLI_OK : CLI_NO;
+}
+
+static int
+msg_origin_sign(int argc, char **argv)
+{
+	struct msg_find f;
+	struct dime_signet *author = NULL, *origin = NULL;
+	struct dime_msg_parties p;
+	struct dime_msg_envelope env;
+	uint8_t *in = NULL, *out = NULL;
+	size_t out_len = 0;
+	const char *why = "";
+	int armored = 0, binary = 0, rc = CLI_ERR, e;
+
+	memset(&f, 0, sizeof(f));
+	memset(&p, 0, sizeof(p));
+	if (cli_wants_help(argc, argv, osign_usage))
+		return CLI_OK;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--binary") == 0)
+			binary = 1;
+		else
+			return cli_err("msg origin-sign: unknown argument %s\n%s", argv[i], osign_usage);
+	}
+	if ((rc = msg_read(&in, &f.len, &armored, "-")) != CLI_OK)
+		return rc;
+	f.msg = in;
+	f.as = DIME_ACTOR_ORIGIN;
+	if ((rc = cli_store(&f.st)) != CLI_OK)
+		goto out;
+	if (dime_ks_new(&f.ks) != DIME_OK) {
+		rc = cli_err("out of memory");
+		goto out;
+	}
+	if ((rc = msg_find(&f, DIME_STORE_ORG_KEY)) != CLI_OK) {
+		if (rc == CLI_NO)
+			rc = cli_no("msg origin-sign: no hosted organisation can open this message");
+		goto out;
+	}
+	if ((rc = msg_signet(&author, f.st, f.env.author, DIME_STORE_USER_SIGNET,
+			     f.env.author_fp)) != CLI_OK ||
+	    (rc = msg_signet(&origin, f.st, f.ident, DIME_STORE_ORG_SIGNET, NULL)) != CLI_OK)
+		goto out;
+	p.author = author;
+	p.origin = origin;
+	e = dime_msg_origin_sign(f.ks, &out, &out_len, &env, &why, in, f.len, f.key, DIME_KS_NONE,
+				 &p);
+	if (e != DIME_OK) {
+		rc = cli_no("msg origin-sign: %s", why);
+		goto out;
+	}
+	rc = msg_write(out, out_len, armored && !binary);
+out:
+	dime_msg_free(out, out_len);
+	free(in);
+	dime_signet_free(author);
+	dime_signet_free(origin);
+	dime_ks_free(f.ks);
+	dime_store_close(f.st);
+	return rc;
+}
+
+static int
+msg_accept(int argc, char **argv)
+{
+	struct msg_find f;
+	struct dime_signet *origin = NULL;
+	struct dime_msg_parties p;
+	struct dime_msg_envelope env;
+	uint8_t *in = NULL;
+	char fp[DIME_FP_B64_LEN + 1];
+	size_t n = 0;
+	const char *why = "";
+	int armored = 0, rc = CLI_ERR;
+
+	memset(&f, 0, sizeof(f));
+	memset(&p, 0, sizeof(p));
+	if (cli_wants_help(argc, argv, accept_usage))
+		return CLI_OK;
+	if (argc > 1)
+		return cli_err("msg accept: unknown argument %s\n%s", argv[1], accept_usage);
+	if ((rc = msg_read(&in, &f.len, &armored, "-")) != CLI_OK) {
+		if (rc == CLI_NO)
+			printf("REJECT not a D/MIME message\n");
+		return rc;
+	}
+	f.msg = in;
+	f.as = DIME_ACTOR_DESTINATION;
+	if ((rc = cli_store(&f.st)) != CLI_OK)
+		goto out;
+	if (dime_ks_new(&f.ks) != DIME_OK) {
+		rc = cli_err("out of memory");
+		goto out;
+	}
+	if ((rc = msg_find(&f, DIME_STORE_ORG_KEY)) != CLI_OK) {
+		if (rc == CLI_NO) {
+			printf("REJECT no hosted organisation is the destination of this message\n");
+			rc = CLI_NO;
+		}
+		goto out;
+	}
+	if ((rc = msg_signet(&origin, f.st, f.env.origin, DIME_STORE_ORG_SIGNET, f.env.origin_fp)) !=
+	    CLI_OK) {
+		if (rc == CLI_NO)
+			printf("REJECT the origin's signet (%s) is not in the store\n", f.env.origin);
+		goto out;
+	}
+	p.origin = origin;
+	if (dime_msg_accept(f.ks, &env, &why, in, f.len, f.key, &p) != DIME_OK) {
+		printf("REJECT %s\n", why);
+		rc = CLI_NO;
+		goto out;
+	}
+	if (dime_b64_encode(fp, sizeof(fp), &n, env.recipient_fp, DIME_FP_BYTES, DIME_B64_NOPAD) !=
+	    DIME_OK)
+		goto out;
+	printf("ACCEPT %s %s\n", env.recipient, fp);
+	rc = CLI_OK;
+out:
+	free(in);
+	dime_signet_free(origin);
+	dime_ks_free(f.ks);
+	dime_store_close(f.st);
+	return rc;
+}
+
+static int
+msg_dump(int argc, char **argv)
+{
+	struct dime_msg_dump d;
+	struct dime_msg_chunk_info *ch = NULL;
+	uint8_t *in = NULL;
+	size_t len = 0;
+	const char *why = "";
+	int armored = 0, rc, e;
+
+	if (cli_wants_help(argc, argv, dump_usage))
+		return CLI_OK;
+	if (argc > 1)
+		return cli_err("msg dump: unknown argument %s\n%s", argv[1], dump_usage);
+	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
+		return rc;
+	e = dime_msg_dump(&d, NULL, 0, &why, in, len);
+	if (e == DIME_OK && (ch = calloc(d.n_chunks ? d.n_chunks : 1, sizeof(*ch))) == NULL)
+		e = DIME_E_NOMEM;
+	if (e == DIME_OK)
+		e = dime_msg_dump(&d, ch, d.n_chunks, &why, in, len);
+	if (e != DIME_OK) {
+		rc = cli_no("msg dump: %s%s%s", dime_strerror(e), *why ? ": " : "", why);
+	} else {
+		printf("D/MIME message, %zu bytes%s, %zu chunks\n", len, armored ? " (armored)" : "",
+		       d.n_chunks);
+		if (d.tracing.len > 0 || d.msg_offset > 0)
+			printf("tracing prefix, %zu bytes\n", d.tracing.len);
+		printf("%10s %4s %-30s %10s %s\n", "offset", "type", "name", "payload", "keyslots");
+		for (size_t i = 0; i < d.n_chunks; i++)
+			printf("%10zu %4u %-30s %10zu %s\n", ch[i].offset, ch[i].type,
+			       dime_msg_chunk_name(ch[i].type), ch[i].payload.len,
+			       ch[i].n_slots ? dime_msg_actors_str(ch[i].actors) : "-");
+		rc = CLI_OK;
+	}
+	free(ch);
+	free(in);
+	return rc;
+}
+
+int
+cmd_msg(int argc, char **argv)
+{
+	static const struct cli_cmd cmds[] = {
+		{"origin-sign", "add the origin's signatures (as the origin org)", msg_origin_sign},
+		{"accept", "check a message as the destination org", msg_accept},
+		{"dump", "print a message's structure", msg_dump},
+		{NULL, NULL, NULL},
+	};
+
+	return cli_dispatch("msg", cmds, argc, argv);
+}
