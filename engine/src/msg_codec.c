@@ -38,7 +38,8 @@
 	 "chunk " #t ": data over the size limit",                                                 \
 	 "chunk " #t ": envelope text malformed",                                                  \
 	 "chunk " #t ": spanning flag on a chunk that cannot span",                                \
-	 "chunk " #t ": truncated"},
+	 "chunk " #t ": truncated",                                                          \
+	 "chunk " #t ": GZIP flag set, but this build has no decompressor yet"},
 #define MSG_TYPE_ENTRY(t) t,
 /* clang-format on */
 
@@ -67,42 +68,24 @@ const char *
 dime_msg_chunk_name(uint8_t type)
 {
 	switch (type) {
-	case DIME_CHUNK_EPHEMERAL:
-		return "ephemeral";
-	case DIME_CHUNK_ALTERNATE:
-		return "alternate";
-	case DIME_CHUNK_ORIGIN:
-		return "origin";
-	case DIME_CHUNK_DESTINATION:
-		return "destination";
-	case DIME_CHUNK_COMMON:
-		return "common";
-	case DIME_CHUNK_HEADERS:
-		return "headers";
-	case DIME_CHUNK_DISPLAY_MULTI:
-		return "display-multipart";
-	case DIME_CHUNK_DISPLAY_ALT:
-		return "display-multipart-alternative";
-	case DIME_CHUNK_DISPLAY:
-		return "display-content";
-	case DIME_CHUNK_ATTACH_MULTI:
-		return "attachments-multipart";
-	case DIME_CHUNK_ATTACH_ALT:
-		return "attachments-multipart-alternative";
-	case DIME_CHUNK_ATTACH:
-		return "attachments-content";
-	case DIME_CHUNK_TREE_SIG:
-		return "author-tree-signature";
-	case DIME_CHUNK_AUTHOR_SIG:
-		return "author-signature";
-	case DIME_CHUNK_META_BOUNCE:
-		return "org-metadata-bounce-signature";
-	case DIME_CHUNK_DISPLAY_BOUNCE:
-		return "org-display-bounce-signature";
-	case DIME_CHUNK_ORG_SIG:
-		return "org-signature";
-	default:
-		return "unknown";
+	case DIME_CHUNK_EPHEMERAL: return "ephemeral";
+	case DIME_CHUNK_ALTERNATE: return "alternate";
+	case DIME_CHUNK_ORIGIN: return "origin";
+	case DIME_CHUNK_DESTINATION: return "destination";
+	case DIME_CHUNK_COMMON: return "common";
+	case DIME_CHUNK_HEADERS: return "headers";
+	case DIME_CHUNK_DISPLAY_MULTI: return "display-multipart";
+	case DIME_CHUNK_DISPLAY_ALT: return "display-multipart-alternative";
+	case DIME_CHUNK_DISPLAY: return "display-content";
+	case DIME_CHUNK_ATTACH_MULTI: return "attachments-multipart";
+	case DIME_CHUNK_ATTACH_ALT: return "attachments-multipart-alternative";
+	case DIME_CHUNK_ATTACH: return "attachments-content";
+	case DIME_CHUNK_TREE_SIG: return "author-tree-signature";
+	case DIME_CHUNK_AUTHOR_SIG: return "author-signature";
+	case DIME_CHUNK_META_BOUNCE: return "org-metadata-bounce-signature";
+	case DIME_CHUNK_DISPLAY_BOUNCE: return "org-display-bounce-signature";
+	case DIME_CHUNK_ORG_SIG: return "org-signature";
+	default: return "unknown";
 	}
 }
 
@@ -115,10 +98,8 @@ dime_msg_chunk_actors(uint8_t type)
 	switch (type) {
 	case DIME_CHUNK_ORIGIN:
 	case DIME_CHUNK_TREE_SIG:
-	case DIME_CHUNK_AUTHOR_SIG:
-		return (uint8_t)(a | o | r);
-	case DIME_CHUNK_DESTINATION:
-		return (uint8_t)(a | d | r);
+	case DIME_CHUNK_AUTHOR_SIG: return (uint8_t)(a | o | r);
+	case DIME_CHUNK_DESTINATION: return (uint8_t)(a | d | r);
 	case DIME_CHUNK_ALTERNATE:
 	case DIME_CHUNK_COMMON:
 	case DIME_CHUNK_HEADERS:
@@ -127,23 +108,19 @@ dime_msg_chunk_actors(uint8_t type)
 	case DIME_CHUNK_DISPLAY:
 	case DIME_CHUNK_ATTACH_MULTI:
 	case DIME_CHUNK_ATTACH_ALT:
-	case DIME_CHUNK_ATTACH:
-		return (uint8_t)(a | r);
+	case DIME_CHUNK_ATTACH: return (uint8_t)(a | r);
 	case DIME_CHUNK_META_BOUNCE:
 	case DIME_CHUNK_DISPLAY_BOUNCE:
-	case DIME_CHUNK_ORG_SIG:
-		return (uint8_t)(a | o | d | r);
-	default:
-		return 0;
+	case DIME_CHUNK_ORG_SIG: return (uint8_t)(a | o | d | r);
+	default: return 0;
 	}
 }
 
 const char *
 dime_msg_actors_str(uint8_t actors)
 {
-	static const char *const s[16] = {"",	 "A",	"O",   "AO",  "D",   "AD",
-					   "OD", "AOD", "R",   "AR",  "OR",  "AOR",
-					   "DR", "ADR", "ODR", "AODR"};
+	static const char *const s[16] = {"",  "A",  "O",  "AO",  "D",	"AD",  "OD",  "AOD",
+					  "R", "AR", "OR", "AOR", "DR", "ADR", "ODR", "AODR"};
 
 	return s[actors & 15u];
 }
@@ -202,8 +179,8 @@ msg_payload_len_ok(uint8_t type, size_t len)
 
 /* One pass over the chunks; chunks == NULL counts only. */
 static int
-msg_frame(struct dime_msg_dump *d, struct dime_msg_chunk_info *chunks, size_t cap,
-	  const char **why, const uint8_t *in, size_t in_len)
+msg_frame(struct dime_msg_dump *d, struct dime_msg_chunk_info *chunks, size_t cap, const char **why,
+	  const uint8_t *in, size_t in_len)
 {
 	struct dime_rd r, body;
 	unsigned last_rank = 0, seen_required = 0;
@@ -285,29 +262,14 @@ msg_frame(struct dime_msg_dump *d, struct dime_msg_chunk_info *chunks, size_t ca
 			return DIME_E_MALFORMED;
 		}
 		switch (type) {
-		case DIME_CHUNK_EPHEMERAL:
-			seen_required |= 1u;
-			break;
-		case DIME_CHUNK_ORIGIN:
-			seen_required |= 2u;
-			break;
-		case DIME_CHUNK_DESTINATION:
-			seen_required |= 4u;
-			break;
-		case DIME_CHUNK_COMMON:
-			seen_required |= 8u;
-			break;
-		case DIME_CHUNK_TREE_SIG:
-			seen_required |= 16u;
-			break;
-		case DIME_CHUNK_AUTHOR_SIG:
-			seen_required |= 32u;
-			break;
-		case DIME_CHUNK_ORG_SIG:
-			seen_required |= 64u;
-			break;
-		default:
-			break;
+		case DIME_CHUNK_EPHEMERAL: seen_required |= 1u; break;
+		case DIME_CHUNK_ORIGIN: seen_required |= 2u; break;
+		case DIME_CHUNK_DESTINATION: seen_required |= 4u; break;
+		case DIME_CHUNK_COMMON: seen_required |= 8u; break;
+		case DIME_CHUNK_TREE_SIG: seen_required |= 16u; break;
+		case DIME_CHUNK_AUTHOR_SIG: seen_required |= 32u; break;
+		case DIME_CHUNK_ORG_SIG: seen_required |= 64u; break;
+		default: break;
 		}
 		if (chunks != NULL) {
 			struct dime_msg_chunk_info *c;
@@ -401,36 +363,16 @@ msg_parse(struct msg_parsed *m, const char **why, const uint8_t *in, size_t in_l
 	m->content_first = m->content_end = MSG_NONE;
 	for (size_t i = 0; i < m->d.n_chunks; i++) {
 		switch (m->ch[i].type) {
-		case DIME_CHUNK_EPHEMERAL:
-			m->i_eph = i;
-			break;
-		case DIME_CHUNK_ORIGIN:
-			m->i_origin = i;
-			break;
-		case DIME_CHUNK_DESTINATION:
-			m->i_dest = i;
-			break;
-		case DIME_CHUNK_COMMON:
-			m->i_common = i;
-			break;
-		case DIME_CHUNK_HEADERS:
-			m->i_headers = i;
-			break;
-		case DIME_CHUNK_TREE_SIG:
-			m->i_tree = i;
-			break;
-		case DIME_CHUNK_AUTHOR_SIG:
-			m->i_author = i;
-			break;
-		case DIME_CHUNK_META_BOUNCE:
-			m->i_meta = i;
-			break;
-		case DIME_CHUNK_DISPLAY_BOUNCE:
-			m->i_disp = i;
-			break;
-		case DIME_CHUNK_ORG_SIG:
-			m->i_org = i;
-			break;
+		case DIME_CHUNK_EPHEMERAL: m->i_eph = i; break;
+		case DIME_CHUNK_ORIGIN: m->i_origin = i; break;
+		case DIME_CHUNK_DESTINATION: m->i_dest = i; break;
+		case DIME_CHUNK_COMMON: m->i_common = i; break;
+		case DIME_CHUNK_HEADERS: m->i_headers = i; break;
+		case DIME_CHUNK_TREE_SIG: m->i_tree = i; break;
+		case DIME_CHUNK_AUTHOR_SIG: m->i_author = i; break;
+		case DIME_CHUNK_META_BOUNCE: m->i_meta = i; break;
+		case DIME_CHUNK_DISPLAY_BOUNCE: m->i_disp = i; break;
+		case DIME_CHUNK_ORG_SIG: m->i_org = i; break;
 		default:
 			if (msg_type_content(m->ch[i].type)) {
 				if (m->content_first == MSG_NONE)
@@ -553,7 +495,7 @@ msg_padding_choose(size_t *padlen, uint8_t *pad_octet, size_t data_len, int alt)
 	while (d + *padlen > DIME_MSG_PAYLOAD_MAX_BYTES && *padlen > 16u)
 		*padlen -= 16u;
 	if (d + *padlen > DIME_MSG_PAYLOAD_MAX_BYTES)
-		return DIME_E_LIMIT;
+		*padlen = (16u - d % 16u) % 16u; /* a full chunk: alignment only, maybe none */
 	*pad_octet = (uint8_t)(*padlen & 0xffu);
 	return DIME_OK;
 }
@@ -609,8 +551,8 @@ msg_env_fp(uint8_t fp[DIME_FP_BYTES], struct dime_view v)
 }
 
 int
-msg_envelope_parse(struct dime_msg_envelope *env, const char **why, const uint8_t *p,
-		   size_t len, int origin_chunk)
+msg_envelope_parse(struct dime_msg_envelope *env, const char **why, const uint8_t *p, size_t len,
+		   int origin_chunk)
 {
 	struct dime_rd r;
 	struct dime_view a, afp, b, bfp;
@@ -636,8 +578,8 @@ msg_envelope_parse(struct dime_msg_envelope *env, const char **why, const uint8_
 			      msg_env_fp(env->destination_fp, bfp);
 		else
 			bad = msg_env_addr(env->recipient, a) ||
-			      msg_env_fp(env->recipient_fp, afp) ||
-			      msg_env_addr(env->origin, b) || msg_env_fp(env->origin_fp, bfp);
+			      msg_env_fp(env->recipient_fp, afp) || msg_env_addr(env->origin, b) ||
+			      msg_env_fp(env->origin_fp, bfp);
 	}
 	if (bad) {
 		msg_set_why(why, msg_why(origin_chunk ? DIME_CHUNK_ORIGIN : DIME_CHUNK_DESTINATION,

@@ -159,18 +159,10 @@ msg_cover_end(const struct msg_parsed *m, uint8_t sig_type)
 	size_t i;
 
 	switch (sig_type) {
-	case DIME_CHUNK_META_BOUNCE:
-		limit = 64;
-		break;
-	case DIME_CHUNK_DISPLAY_BOUNCE:
-		limit = 128;
-		break;
-	case DIME_CHUNK_AUTHOR_SIG:
-		limit = DIME_CHUNK_AUTHOR_SIG;
-		break;
-	default:
-		limit = DIME_CHUNK_ORG_SIG;
-		break;
+	case DIME_CHUNK_META_BOUNCE: limit = 64; break;
+	case DIME_CHUNK_DISPLAY_BOUNCE: limit = 128; break;
+	case DIME_CHUNK_AUTHOR_SIG: limit = DIME_CHUNK_AUTHOR_SIG; break;
+	default: limit = DIME_CHUNK_ORG_SIG; break;
 	}
 	for (i = 0; i < m->d.n_chunks && m->ch[i].type < limit; i++)
 		;
@@ -178,8 +170,8 @@ msg_cover_end(const struct msg_parsed *m, uint8_t sig_type)
 }
 
 int
-msg_org_verify(const struct dime_signet *org, const uint8_t sig[DIME_SIG_BYTES],
-	       const uint8_t *msg, size_t len)
+msg_org_verify(const struct dime_signet *org, const uint8_t sig[DIME_SIG_BYTES], const uint8_t *msg,
+	       size_t len)
 {
 	uint8_t pub[DIME_ED25519_PUB_BYTES], perms;
 	size_t n;

@@ -7,9 +7,9 @@
 
 #include "dime/msg.h"
 
-#define MSG_NONE ((size_t)-1)
+#define MSG_NONE	   ((size_t)-1)
 #define MSG_RESERVED_FLAGS 0x78u
-#define MSG_FP_B64_LEN 86u
+#define MSG_FP_B64_LEN	   86u
 
 /* A parsed message: the framing plus where the fixed chunks are. Views borrow in. */
 struct msg_parsed {
@@ -83,6 +83,7 @@ enum msg_rule {
 	MSG_R_ENVELOPE,
 	MSG_R_SPANTYPE,
 	MSG_R_TRUNCATED,
+	MSG_R_NOGZIP,
 	MSG_R_COUNT
 };
 const char *msg_why(uint8_t type, enum msg_rule rule);
@@ -102,8 +103,7 @@ int msg_slot_seal(uint8_t out[DIME_MSG_KEYSLOT_BYTES], const struct msg_ckey *ck
 int msg_payload_decrypt(uint8_t **pt, const struct dime_msg_chunk_info *c,
 			const struct msg_ckey *ck);
 /* Tree signature input: form 0 = reference (quirk), 1 = spec-literal. malloc'd. */
-int msg_tree_input(uint8_t **buf, size_t *len, const struct msg_parsed *m, size_t i_tree,
-		   int form);
+int msg_tree_input(uint8_t **buf, size_t *len, const struct msg_parsed *m, size_t i_tree, int form);
 /* The byte range an org or author signature covers: chunks [0, end) of m. */
 struct dime_view msg_cover(const struct msg_parsed *m, size_t end);
 size_t msg_cover_end(const struct msg_parsed *m, uint8_t sig_type);

@@ -170,8 +170,8 @@ ops_check_org_sigs(const char **why, const struct msg_parsed *m, uint8_t actor,
 
 /* Open envelope chunk i (4 or 5) and parse its text into env. */
 static int
-ops_env_open(struct dime_msg_envelope *env, const char **why, const struct msg_parsed *m,
-	     size_t i, uint8_t actor, const struct msg_kek *k, const uint8_t *author_pub)
+ops_env_open(struct dime_msg_envelope *env, const char **why, const struct msg_parsed *m, size_t i,
+	     uint8_t actor, const struct msg_kek *k, const uint8_t *author_pub)
 {
 	struct msg_payload pl;
 	uint8_t *pt = NULL;
@@ -180,8 +180,9 @@ ops_env_open(struct dime_msg_envelope *env, const char **why, const struct msg_p
 	rc = ops_std_open(&pt, &pl, why, m, i, actor, k, author_pub);
 	if (rc != DIME_OK)
 		return rc;
-	if (pl.flags != 0) {
-		/* the envelope text is never compressed or spanned */
+	if ((pl.flags & ~DIME_MSG_FLAG_ALT_PAD) != 0) {
+		/* the envelope text is never compressed or spanned (we never emit either; the
+		 * reference cannot) */
 		ops_why(why, msg_why(m->ch[i].type, MSG_R_ENVELOPE));
 		rc = DIME_E_BADSIG;
 	} else {
@@ -492,7 +493,9 @@ ops_gunzip(uint8_t **dst, size_t *dst_len, const char **why, uint8_t type, const
 	(void)len;
 	*dst = NULL;
 	*dst_len = 0;
-	ops_why(why, msg_why(type, MSG_R_GZIP));
+	/* GZIP hook: dime/gzip.h (another change) plugs in here; until then a GZIP chunk is
+	 * refused rather than returned compressed. */
+	ops_why(why, msg_why(type, MSG_R_NOGZIP));
 	return DIME_E_BADSIG;
 }
 
@@ -722,8 +725,8 @@ struct ops_wrap {
 };
 
 static int
-ops_wrap_add(struct ops_wrap *w, const char **why, uint8_t type, uint8_t flags,
-	     const uint8_t *data, size_t len)
+ops_wrap_add(struct ops_wrap *w, const char **why, uint8_t type, uint8_t flags, const uint8_t *data,
+	     size_t len)
 {
 	struct ops_item *it;
 	struct dime_wr wr;
@@ -989,10 +992,12 @@ dime_msg_wrap(const struct dime_ks *ks, uint8_t **out, size_t *out_len, const ch
 		rc = ops_wrap_add(&w, why, DIME_CHUNK_DESTINATION, 0, (const uint8_t *)env5,
 				  env5_len);
 	for (size_t i = 0; i < c->n_parts + 2 && rc == DIME_OK; i++) {
-		uint8_t type = i == 0 ? DIME_CHUNK_COMMON
+		uint8_t type = i == 0	? DIME_CHUNK_COMMON
 			       : i == 1 ? DIME_CHUNK_HEADERS
 					: c->parts[i - 2].type;
-		struct dime_view v = i == 0 ? c->common : i == 1 ? c->headers : c->parts[i - 2].data;
+		struct dime_view v = i == 0   ? c->common
+				     : i == 1 ? c->headers
+					      : c->parts[i - 2].data;
 		const uint8_t *use;
 		size_t use_len;
 		uint8_t *owned, flags;

@@ -32,16 +32,16 @@
 extern "C" {
 #endif
 
-#define DIME_MSG_MAGIC 1847u
-#define DIME_MSG_TRACING_MAGIC 1837u
-#define DIME_MSG_HEADER_BYTES 6u	     /* magic + 4-byte length */
-#define DIME_MSG_CHUNK_HEADER_BYTES 4u	     /* type + 3-byte payload length */
-#define DIME_MSG_KEYSLOT_BYTES 64u
-#define DIME_MSG_PAYLOAD_HEADER_BYTES 69u    /* sig64 | len3 | flags1 | pad1 */
-#define DIME_MSG_PAYLOAD_MAX_BYTES 16777200u /* largest 16-aligned 3-byte length */
-#define DIME_MSG_DATA_MAX_BYTES 16777131u    /* one chunk's data segment (spec Part 6) */
-#define DIME_MSG_MAX_BYTES 0x40000000u	     /* 1 GiB: our limit on a whole message */
-#define DIME_MSG_ADDR_MAX 256u		     /* an address or domain, NUL included */
+#define DIME_MSG_MAGIC		      1847u
+#define DIME_MSG_TRACING_MAGIC	      1837u
+#define DIME_MSG_HEADER_BYTES	      6u /* magic + 4-byte length */
+#define DIME_MSG_CHUNK_HEADER_BYTES   4u /* type + 3-byte payload length */
+#define DIME_MSG_KEYSLOT_BYTES	      64u
+#define DIME_MSG_PAYLOAD_HEADER_BYTES 69u	  /* sig64 | len3 | flags1 | pad1 */
+#define DIME_MSG_PAYLOAD_MAX_BYTES    16777200u	  /* largest 16-aligned 3-byte length */
+#define DIME_MSG_DATA_MAX_BYTES	      16777131u	  /* one chunk's data segment (spec Part 6) */
+#define DIME_MSG_MAX_BYTES	      0x40000000u /* 1 GiB: our limit on a whole message */
+#define DIME_MSG_ADDR_MAX	      256u	  /* an address or domain, NUL included */
 
 /* Chunk types on the wire (spec Part 6 "Types"). Section markers (1, 32, 64, 128, 224) and
  * type 0 never appear; tracing is the 1837 prefix object instead. */
@@ -86,7 +86,7 @@ enum dime_msg_flag {
 /* One chunk as framed on the wire; every view borrows the input. */
 struct dime_msg_chunk_info {
 	uint8_t type;
-	uint8_t actors;		  /* enum dime_msg_actor bits of its keyslots (0: none) */
+	uint8_t actors; /* enum dime_msg_actor bits of its keyslots (0: none) */
 	uint8_t n_slots;
 	size_t offset;		  /* of the type octet, from the start of the input */
 	struct dime_view chunk;	  /* type octet through the last keyslot */
@@ -171,8 +171,8 @@ struct dime_msg_part {
 };
 
 struct dime_msg_content {
-	struct dime_view common;	   /* chunk 33 data (Date/To/CC/From/Organization/Subject) */
-	struct dime_view headers;	   /* chunk 34 data, always emitted */
+	struct dime_view common;  /* chunk 33 data (Date/To/CC/From/Organization/Subject) */
+	struct dime_view headers; /* chunk 34 data, always emitted */
 	const struct dime_msg_part *parts; /* displays first, then attachments, in wire order */
 	size_t n_parts;
 };
@@ -187,8 +187,11 @@ struct dime_msg_wrap_opts {
  * text from the signets' identifiers and crypto fingerprints), 33, 34, the parts, 225
  * (reference tree form), 226, and placeholder 248, 249, 255 holding encrypted zero signatures;
  * keyslots A,O,D,R as each type allows. Every chunk gets a fresh key and IV.
- * An empty part or empty headers cannot be stored raw (the spec forbids data length 0), so it
- * is stored GZIP-compressed unless opts->gzip is NEVER (then DIME_E_INVALID).
+ * An empty part or empty headers cannot be stored raw (the spec forbids data length 0); once
+ * the GZIP hook (dime/gzip.h) is wired it is stored compressed. NOT YET: compression is not
+ * wired, so IF_SMALLER never compresses, ALWAYS and empty data give DIME_E_INVALID. A 0-byte
+ * body is a message with no display part. Data over DIME_MSG_DATA_MAX_BYTES spans several
+ * chunks of the same type (flag 128).
  * In: p: all four signets (author, origin, destination, recipient); author_key: the author's
  *     DIME_KEY_USER key id, whose public signing key must equal the author signet's;
  *     c: content (common must be non-empty); opts: NULL for defaults.
@@ -224,11 +227,10 @@ DIME_MUST_CHECK int dime_msg_origin_check(const struct dime_ks *ks, struct dime_
  * In: p->author and p->origin required.
  * Returns: as dime_msg_origin_check, plus DIME_E_INVALID (sign_key not POK/SOK-with-bit-2).
  * Out: *out (owned: dime_msg_free), *out_len; NULL/0 on failure. *env, *why. */
-DIME_MUST_CHECK int dime_msg_origin_sign(const struct dime_ks *ks, uint8_t **out,
-					 size_t *out_len, struct dime_msg_envelope *env,
-					 const char **why, const uint8_t *in, size_t in_len,
-					 uint32_t org_key, uint32_t sign_key,
-					 const struct dime_msg_parties *p);
+DIME_MUST_CHECK int dime_msg_origin_sign(const struct dime_ks *ks, uint8_t **out, size_t *out_len,
+					 struct dime_msg_envelope *env, const char **why,
+					 const uint8_t *in, size_t in_len, uint32_t org_key,
+					 uint32_t sign_key, const struct dime_msg_parties *p);
 
 /* ---- destination ---- */
 
@@ -249,9 +251,8 @@ DIME_MUST_CHECK int dime_msg_accept(const struct dime_ks *ks, struct dime_msg_en
  * has a keyslot for (author: 4 and 5; origin: 4; destination: 5; recipient: 4 and 5) and parse
  * them. NOTHING IS VERIFIED: use the result only to look up signets, then run the actor's
  * operation. Returns and outputs as dime_msg_accept. */
-DIME_MUST_CHECK int dime_msg_envelope_peek(const struct dime_ks *ks,
-					   struct dime_msg_envelope *env, const char **why,
-					   const uint8_t *in, size_t in_len,
+DIME_MUST_CHECK int dime_msg_envelope_peek(const struct dime_ks *ks, struct dime_msg_envelope *env,
+					   const char **why, const uint8_t *in, size_t in_len,
 					   enum dime_msg_actor as, uint32_t key);
 
 /* ---- author re-read, recipient ---- */
@@ -279,7 +280,9 @@ struct dime_msg_opened {
  * p->author; the envelope fingerprints must match the given signets; 225 (either form) and 226
  * over ciphertext; for the recipient, 248/249 (when present) and 255 against p->origin's POK or
  * a SOK with DIME_SOK_MESSAGES; only then content chunks are decrypted, signature-checked,
- * padding- and flag-checked and GZIP-decompressed. Any failure releases nothing.
+ * padding- and flag-checked, spanned runs (flag 128) joined, GZIP-decompressed (NOT YET: a
+ * GZIP chunk is refused with DIME_E_BADSIG until dime/gzip.h is wired). Any failure releases
+ * nothing.
  * In: key: the actor's DIME_KEY_USER key id; p->author required; p->origin required for the
  *     recipient; p->destination and p->recipient, when given, are matched against the
  *     envelope fingerprints.
