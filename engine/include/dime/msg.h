@@ -294,6 +294,52 @@ DIME_MUST_CHECK int dime_msg_open(const struct dime_ks *ks, struct dime_msg_open
 				  enum dime_msg_actor as, uint32_t key,
 				  const struct dime_msg_parties *p);
 
+/* ---- bounce (docs/bounce.md) ---- */
+
+#define DIME_MSG_BOUNCE_MAGIC 1849u
+#define DIME_MSG_BOUNCE_REASON_MAX 1024u
+
+enum dime_msg_bounce_code {
+	DIME_BOUNCE_UNKNOWN_RECIPIENT = 1,
+	DIME_BOUNCE_REFUSED = 2,
+	DIME_BOUNCE_TOO_LARGE = 3,
+	DIME_BOUNCE_SIGNET_CHANGED = 4,
+	DIME_BOUNCE_TEMPORARY = 5,
+	DIME_BOUNCE_OTHER = 255
+};
+
+/* What a verified bounce says: the reason, and the chunk 4 half of the envelope (author and
+ * destination) the origin reads with its own key. */
+struct dime_msg_bounce_info {
+	enum dime_msg_bounce_code code;
+	char reason[DIME_MSG_BOUNCE_REASON_MAX + 1];
+	struct dime_msg_envelope env;
+	uint8_t with_display; /* 249 and the display chunks were returned and verified */
+};
+
+/* Destination: build the bounce object for a message it accepts (dime_msg_accept must pass with
+ * dest_key and p->origin): chunks 2, 4, 5, 33, 34 and 248 copied unchanged, plus the display
+ * chunks and 249 when with_display and the message has 249.
+ * In: reason: UTF-8 text, at most DIME_MSG_BOUNCE_REASON_MAX bytes (may be empty).
+ * Returns: as dime_msg_accept, plus DIME_E_INVALID (bad code or reason, no chunk 248).
+ * Out: *out (owned: dime_msg_free), *out_len; NULL/0 on failure. *why. */
+DIME_MUST_CHECK int dime_msg_bounce(const struct dime_ks *ks, uint8_t **out, size_t *out_len,
+				    const char **why, const uint8_t *in, size_t in_len,
+				    uint32_t dest_key, const struct dime_msg_parties *p,
+				    enum dime_msg_bounce_code code, const char *reason,
+				    int with_display);
+
+/* Origin: check that a bounce refers to a message it signed: open its keyslot of 248 (and 249)
+ * with org_key, verify the signature over the returned chunks with origin's POK or a SOK with
+ * DIME_SOK_MESSAGES, then open chunk 4 for the envelope.
+ * Returns: DIME_OK, DIME_E_TRUNCATED, DIME_E_MALFORMED, DIME_E_TRAILING, DIME_E_LIMIT,
+ *          DIME_E_BADSIG, DIME_E_INVALID, DIME_E_NOTFOUND, DIME_E_NOMEM.
+ * Out: *info, zeroed on failure. *why. */
+DIME_MUST_CHECK int dime_msg_bounce_verify(const struct dime_ks *ks,
+					   struct dime_msg_bounce_info *info, const char **why,
+					   const uint8_t *in, size_t in_len, uint32_t org_key,
+					   const struct dime_signet *origin);
+
 /* Wipe and free what dime_msg_open returned, and zero *o. NULL-safe. */
 void dime_msg_opened_free(struct dime_msg_opened *o);
 
