@@ -25,6 +25,19 @@ static const char accept_usage[] =
 	"As the destination organisation, opens the destination chunk and checks the origin's\n"
 	"signatures. Prints ACCEPT <recipient address> <recipient signet fingerprint> or\n"
 	"REJECT <reason>. Exit status: 0 accept, 1 reject, 2 usage or I/O error.\n";
+static const char bounce_usage[] =
+	"usage: dime [--store PATH] msg bounce [--code N] [--reason TEXT] [--display] [--binary]\n"
+	"                          < message > bounce\n"
+	"\n"
+	"As the destination organisation, builds the bounce object the origin needs (see\n"
+	"docs/bounce.md) for a message it accepts. Codes: 1 unknown recipient (default),\n"
+	"2 refused, 3 too large, 4 signet changed, 5 temporary, 255 other. --display returns the\n"
+	"display chunks and their signature too. Armored output unless --binary.\n";
+static const char bverify_usage[] =
+	"usage: dime [--store PATH] msg bounce-verify < bounce\n"
+	"\n"
+	"As the origin organisation, checks that a bounce refers to a message it signed. Prints\n"
+	"BOUNCE <author> <destination> <code> <reason> or INVALID <reason>; exit 0 or 1.\n";
 static const char dump_usage[] = "usage: dime msg dump < in\n"
 				 "\n"
 				 "Prints a message's structure without any key: tracing prefix, each\n"
@@ -284,6 +297,176 @@ out:
 	return rc;
 }
 
+#define MSG_BOUNCE_LABEL "DIME BOUNCE"
+
+static int
+msg_bounce(int argc, char **argv)
+{
+	struct msg_find f;
+	struct dime_signet *origin = NULL;
+	struct dime_msg_parties p;
+	uint8_t *in = NULL, *out = NULL;
+	size_t out_len = 0;
+	const char *why = "", *reason = "";
+	long code = DIME_BOUNCE_UNKNOWN_RECIPIENT;
+	int armored = 0, binary = 0, display = 0, rc = CLI_ERR;
+
+	memset(&f, 0, sizeof(f));
+	memset(&p, 0, sizeof(p));
+	if (cli_wants_help(argc, argv, bounce_usage))
+		return CLI_OK;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--binary") == 0) {
+			binary = 1;
+		} else if (strcmp(argv[i], "--display") == 0) {
+			display = 1;
+		} else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+			reason = argv[++i];
+		} else if (strcmp(argv[i], "--code") == 0 && i + 1 < argc) {
+			char *end;
+
+			code = strtol(argv[++i], &end, 10);
+			if (*end != 0 || code < 1 || code > 255)
+				return cli_err("msg bounce: bad --code");
+		} else {
+			return cli_err("msg bounce: unknown argument %s\n%s", argv[i], bounce_usage);
+		}
+	}
+	if ((rc = msg_read(&in, &f.len, &armored, "-")) != CLI_OK)
+		return rc;
+	f.msg = in;
+	f.as = DIME_ACTOR_DESTINATION;
+	if ((rc = cli_store(&f.st)) != CLI_OK)
+		goto out;
+	if (dime_ks_new(&f.ks) != DIME_OK) {
+		rc = cli_err("out of memory");
+		goto out;
+	}
+	if ((rc = msg_find(&f, DIME_STORE_ORG_KEY)) != CLI_OK) {
+		if (rc == CLI_NO)
+			rc = cli_no("msg bounce: no hosted organisation is the destination");
+		goto out;
+	}
+	if ((rc = msg_signet(&origin, f.st, f.env.origin, DIME_STORE_ORG_SIGNET, f.env.origin_fp)) !=
+	    CLI_OK)
+		goto out;
+	p.origin = origin;
+	if (dime_msg_bounce(f.ks, &out, &out_len, &why, in, f.len, f.key, &p,
+			    (enum dime_msg_bounce_code)code, reason, display) != DIME_OK) {
+		rc = cli_no("msg bounce: %s", why);
+		goto out;
+	}
+	if (binary) {
+		rc = msg_write(out, out_len, 0);
+	} else {
+		size_t need = dime_armor_encoded_len(MSG_BOUNCE_LABEL, out_len, DIME_ARMOR_CRC), n = 0;
+		char *a = malloc(need + 1);
+
+		rc = a != NULL && dime_armor_encode(a, need + 1, &n, MSG_BOUNCE_LABEL, out, out_len,
+						    DIME_ARMOR_CRC) == DIME_OK &&
+				     fwrite(a, 1, n, stdout) == n
+			     ? CLI_OK
+			     : cli_err("msg bounce: cannot write the bounce");
+		free(a);
+	}
+out:
+	dime_msg_free(out, out_len);
+	free(in);
+	dime_signet_free(origin);
+	dime_ks_free(f.ks);
+	dime_store_close(f.st);
+	return rc;
+}
+
+/* The origin: try each hosted org's key and signet until one verifies the bounce. */
+struct msg_bverify {
+	struct dime_store *st;
+	struct dime_ks *ks;
+	const uint8_t *in;
+	size_t len;
+	struct dime_msg_bounce_info info;
+	const char *why;
+	int ok;
+};
+
+static int
+msg_bverify_row(const struct dime_store_row *row, void *arg)
+{
+	struct msg_bverify *b = arg;
+	struct dime_signet *org = NULL;
+	uint32_t id = DIME_KS_NONE;
+	uint8_t *blob = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!row->hosted || dime_store_get_row(b->st, &blob, &n, row->rowid) != DIME_OK)
+		return 0;
+	rc = dime_ks_load(b->ks, &id, blob, n);
+	dime_wipe(blob, n);
+	free(blob);
+	if (rc != DIME_OK || cli_store_signet(&org, b->st, row->ident, DIME_STORE_ORG_SIGNET, 0) !=
+				     CLI_OK)
+		return 0;
+	rc = dime_msg_bounce_verify(b->ks, &b->info, &b->why, b->in, b->len, id, org);
+	dime_signet_free(org);
+	b->ok = rc == DIME_OK;
+	return b->ok;
+}
+
+static int
+msg_bounce_verify(int argc, char **argv)
+{
+	struct msg_bverify b;
+	uint8_t *buf = NULL, *bin = NULL;
+	size_t len = 0, n = 0, used = 0;
+	char label[DIME_ARMOR_LABEL_MAX];
+	int rc = CLI_ERR;
+
+	memset(&b, 0, sizeof(b));
+	b.why = "no hosted organisation";
+	if (cli_wants_help(argc, argv, bverify_usage))
+		return CLI_OK;
+	if (argc > 1)
+		return cli_err("msg bounce-verify: unknown argument %s\n%s", argv[1], bverify_usage);
+	if (cli_read(&buf, &len, "-", (size_t)DIME_MSG_MAX_BYTES) != CLI_OK)
+		return CLI_ERR;
+	if (dime_armor_detect(buf, len)) {
+		if ((bin = malloc(dime_b64_decoded_max(len))) == NULL ||
+		    dime_armor_decode(label, bin, dime_b64_decoded_max(len), &n, &used, buf, len) !=
+			    DIME_OK ||
+		    strcmp(label, MSG_BOUNCE_LABEL) != 0) {
+			printf("INVALID not an armored bounce\n");
+			rc = CLI_NO;
+			goto out;
+		}
+		b.in = bin;
+		b.len = n;
+	} else {
+		b.in = buf;
+		b.len = len;
+	}
+	if (cli_store(&b.st) != CLI_OK || dime_ks_new(&b.ks) != DIME_OK)
+		goto out;
+	if (dime_store_list(b.st, NULL, DIME_STORE_ORG_KEY, msg_bverify_row, &b) != DIME_OK) {
+		rc = cli_err("store: cannot list keys");
+		goto out;
+	}
+	if (b.ok) {
+		printf("BOUNCE %s %s %u %s\n", b.info.env.author, b.info.env.destination,
+		       (unsigned)b.info.code, b.info.reason);
+		rc = CLI_OK;
+	} else {
+		printf("INVALID %s\n", b.why);
+		rc = CLI_NO;
+	}
+out:
+	free(buf);
+	free(bin);
+	dime_ks_free(b.ks);
+	dime_store_close(b.st);
+	return rc;
+}
+
 static int
 msg_dump(int argc, char **argv)
 {
@@ -330,6 +513,8 @@ cmd_msg(int argc, char **argv)
 	static const struct cli_cmd cmds[] = {
 		{"origin-sign", "add the origin's signatures (as the origin org)", msg_origin_sign},
 		{"accept", "check a message as the destination org", msg_accept},
+		{"bounce", "build a bounce for the origin (as the destination org)", msg_bounce},
+		{"bounce-verify", "check a bounce (as the origin org)", msg_bounce_verify},
 		{"dump", "print a message's structure", msg_dump},
 		{NULL, NULL, NULL},
 	};
