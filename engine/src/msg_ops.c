@@ -10,6 +10,7 @@
 #include "dime/keys.h"
 #include "dime/msg.h"
 #include "dime/signet.h"
+#include "dime/gzip.h"
 #include "msg_int.h"
 #include "wr.h"
 
@@ -489,14 +490,31 @@ static int
 ops_gunzip(uint8_t **dst, size_t *dst_len, const char **why, uint8_t type, const uint8_t *src,
 	   size_t len)
 {
-	(void)src;
-	(void)len;
+	uint32_t isize = 0;
+	uint8_t *d;
+	int rc;
+
 	*dst = NULL;
 	*dst_len = 0;
-	/* GZIP hook: dime/gzip.h (another change) plugs in here; until then a GZIP chunk is
-	 * refused rather than returned compressed. */
-	ops_why(why, msg_why(type, MSG_R_NOGZIP));
-	return DIME_E_BADSIG;
+	/* ISIZE is untrusted: it only sizes the buffer, which is also the bomb limit, and the
+	 * decompressor checks that the data really has that length. */
+	if (dime_gzip_isize(&isize, src, len) != DIME_OK || isize > DIME_MSG_MAX_BYTES) {
+		ops_why(why, msg_why(type, MSG_R_GZIP));
+		return DIME_E_BADSIG;
+	}
+	if ((d = malloc(isize > 0 ? isize : 1)) == NULL) {
+		ops_why(why, "out of memory");
+		return DIME_E_NOMEM;
+	}
+	rc = dime_gzip_decompress(d, isize, dst_len, src, len);
+	if (rc != DIME_OK || *dst_len != isize) {
+		free(d); /* the decompressor wiped what it wrote */
+		*dst_len = 0;
+		ops_why(why, msg_why(type, MSG_R_GZIP));
+		return DIME_E_BADSIG;
+	}
+	*dst = d;
+	return DIME_OK;
 }
 
 /* Copy (or decompress) a data segment into an owned buffer. An empty result gets a 1-byte
@@ -809,15 +827,46 @@ ops_wrap_compress(const uint8_t **use, size_t *use_len, uint8_t **owned, uint8_t
 		  const char **why, const struct dime_msg_wrap_opts *opts, uint8_t type,
 		  struct dime_view in)
 {
+	size_t cap, n = 0;
+	uint8_t *z;
+	int rc;
+
 	*owned = NULL;
 	*flags = 0;
 	*use = in.p;
 	*use_len = in.len;
-	if (in.len == 0 || opts->gzip == DIME_MSG_GZIP_ALWAYS) {
-		/* an empty segment cannot be stored raw (spec: data length 0 is rejected) */
-		ops_why(why, msg_why(type, MSG_R_ZERO));
-		return DIME_E_INVALID;
+	if (opts->gzip == DIME_MSG_GZIP_NEVER) {
+		if (in.len == 0) {
+			/* an empty segment cannot be stored raw (spec: data length 0 is rejected) */
+			ops_why(why, msg_why(type, MSG_R_ZERO));
+			return DIME_E_INVALID;
+		}
+		return DIME_OK;
 	}
+	if ((cap = dime_gzip_bound(in.len)) == SIZE_MAX) {
+		ops_why(why, msg_why(type, MSG_R_LIMIT));
+		return DIME_E_LIMIT;
+	}
+	if ((z = malloc(cap)) == NULL) {
+		ops_why(why, "out of memory");
+		return DIME_E_NOMEM;
+	}
+	rc = dime_gzip_compress(z, cap, &n, in.p, in.len);
+	if (rc != DIME_OK) {
+		free(z);
+		ops_why(why, msg_why(type, MSG_R_GZIP));
+		return rc;
+	}
+	/* if-smaller keeps the raw bytes unless compression wins; an empty segment must be
+	 * compressed to be stored at all */
+	if (opts->gzip == DIME_MSG_GZIP_IF_SMALLER && in.len > 0 && n >= in.len) {
+		ops_free_secret(z, n);
+		return DIME_OK;
+	}
+	*owned = z;
+	*use = z;
+	*use_len = n;
+	*flags = DIME_MSG_FLAG_GZIP;
 	return DIME_OK;
 }
 

@@ -736,6 +736,11 @@ roundtrip(const char *tag, const size_t *sizes, const uint8_t *types, size_t n_p
 			T_CHECK(o.parts[i].type == types[i] && o.parts[i].data.len == sizes[i] &&
 				    memcmp(o.parts[i].data.p, bufs[i], sizes[i]) == 0,
 				"%s: part %zu differs", tag, i);
+		/* the flags as received: GZIP on every part when the policy said always */
+		for (size_t i = 0; opts != NULL && opts->gzip == DIME_MSG_GZIP_ALWAYS && i < o.n_parts;
+		     i++)
+			T_CHECK((o.parts[i].flags & DIME_MSG_FLAG_GZIP) != 0, "%s: part %zu not gzip",
+				tag, i);
 		dime_msg_opened_free(&o);
 	}
 	/* the other recipient/author keys cannot open it */
@@ -763,6 +768,15 @@ test_roundtrips(void)
 	roundtrip("100000", s4, t1, 1, NULL);
 	roundtrip("5 parts", s5, t5, 5, NULL);
 	roundtrip("5 parts alternate padding", s5, t5, 5, &alt);
+	{
+		struct dime_msg_wrap_opts gz = {DIME_MSG_GZIP_ALWAYS, DIME_MSG_PAD_REFERENCE, 0};
+		static const size_t s7[] = {0, 70000, 1};
+		static const uint8_t t7[] = {67, 131, 131};
+
+		roundtrip("gzip always", s5, t5, 5, &gz);
+		roundtrip("gzip always, an empty part", s7, t7, 3, &gz);
+		roundtrip("gzip if-smaller, an empty part", s7, t7, 3, NULL);
+	}
 	/* spanning: one display part over the single-chunk limit (flag 128) */
 	{
 		static const size_t s6[] = {DIME_MSG_DATA_MAX_BYTES + 1000u, 3};

@@ -180,17 +180,17 @@ struct dime_msg_content {
 struct dime_msg_wrap_opts {
 	enum dime_msg_gzip_policy gzip;
 	enum dime_msg_padding padding;
-	int gzip_level; /* 0: the compressor's default */
+	int gzip_level; /* unused: isa-l's level 1 is always used */
 };
 
 /* Author: build the author-output message: chunk 2 (fresh ephemeral key), 4 and 5 (envelope
  * text from the signets' identifiers and crypto fingerprints), 33, 34, the parts, 225
  * (reference tree form), 226, and placeholder 248, 249, 255 holding encrypted zero signatures;
  * keyslots A,O,D,R as each type allows. Every chunk gets a fresh key and IV.
- * An empty part or empty headers cannot be stored raw (the spec forbids data length 0); once
- * the GZIP hook (dime/gzip.h) is wired it is stored compressed. NOT YET: compression is not
- * wired, so IF_SMALLER never compresses, ALWAYS and empty data give DIME_E_INVALID. A 0-byte
- * body is a message with no display part. Data over DIME_MSG_DATA_MAX_BYTES spans several
+ * Each data segment is GZIP-compressed per opts->gzip: IF_SMALLER (default) when that saves
+ * bytes, ALWAYS, or NEVER. An empty segment cannot be stored raw (the spec forbids data length
+ * 0), so it is always compressed, and with NEVER it gives DIME_E_INVALID. A 0-byte body is a
+ * message with no display part. Data over DIME_MSG_DATA_MAX_BYTES spans several
  * chunks of the same type (flag 128).
  * In: p: all four signets (author, origin, destination, recipient); author_key: the author's
  *     DIME_KEY_USER key id, whose public signing key must equal the author signet's;
@@ -280,9 +280,9 @@ struct dime_msg_opened {
  * p->author; the envelope fingerprints must match the given signets; 225 (either form) and 226
  * over ciphertext; for the recipient, 248/249 (when present) and 255 against p->origin's POK or
  * a SOK with DIME_SOK_MESSAGES; only then content chunks are decrypted, signature-checked,
- * padding- and flag-checked, spanned runs (flag 128) joined, GZIP-decompressed (NOT YET: a
- * GZIP chunk is refused with DIME_E_BADSIG until dime/gzip.h is wired). Any failure releases
- * nothing.
+ * padding- and flag-checked, spanned runs (flag 128) joined, GZIP-decompressed (the
+ * decompressed size is bounded by DIME_MSG_MAX_BYTES and must equal the member's ISIZE). Any
+ * failure releases nothing.
  * In: key: the actor's DIME_KEY_USER key id; p->author required; p->origin required for the
  *     recipient; p->destination and p->recipient, when given, are matched against the
  *     envelope fingerprints.
