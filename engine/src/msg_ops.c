@@ -1005,8 +1005,8 @@ dime_msg_wrap(const struct dime_ks *ks, uint8_t **out, size_t *out_len, const ch
 			ops_why(why, "all four signets are required");
 			return DIME_E_INVALID;
 		}
-	if (c->common.len == 0 || (c->n_parts > 0 && c->parts == NULL)) {
-		ops_why(why, "chunk 33: common headers are required");
+	if (c->n_parts > 0 && c->parts == NULL) {
+		ops_why(why, "invalid argument: parts");
 		return DIME_E_INVALID;
 	}
 	for (size_t i = 0; i < c->n_parts; i++) {

@@ -9,10 +9,25 @@
 #include "cli.h"
 #include "dime/codec.h"
 #include "dime/io.h"
+#include "dime/mime.h"
 #include "dime/msg.h"
 
 #define MSG_ARMOR_LABEL "ENCRYPTED MESSAGE"
 
+static const char wrap_usage[] =
+	"usage: dime [--store PATH] msg wrap --from ADDR --to ADDR [--origin-sign] [--binary]\n"
+	"                          [--gzip never|always|if-smaller] [--padding reference|alternate]\n"
+	"                          < message.eml > message.dime\n"
+	"\n"
+	"Wraps an RFC 5322 message as the author ADDR for the recipient --to. The store must hold\n"
+	"the signets of the author, both organisations and the recipient, and the author's keys\n"
+	"(and the origin's keys for --origin-sign). Armored output unless --binary.\n";
+static const char open_usage[] =
+	"usage: dime [--store PATH] msg open --as recipient|author [--user ADDR] < in > message.eml\n"
+	"\n"
+	"Verifies everything the actor can check and writes the original message. On any failure\n"
+	"nothing is written and the exit status is 1. --user names the hosted user whose keys to\n"
+	"use; without it every hosted user's keys are tried.\n";
 static const char osign_usage[] =
 	"usage: dime [--store PATH] msg origin-sign [--binary] < in > out\n"
 	"\n"
@@ -171,6 +186,290 @@ msg_find(struct msg_find *f, enum dime_store_kind kind)
 	if (dime_store_list(f->st, f->only, kind, msg_find_row, f) != DIME_OK)
 		return cli_err("store: cannot list keys");
 	return f->key != DIME_KS_NONE ? CLI_OK : CLI_NO;
+}
+
+/* MIME <-> D/MIME content: dime_mime_split fills chunk 33, 34 and the parts (views into the
+ * message), which become the wrap's content; on open the parts go back through dime_mime_join. */
+struct mime_content {
+	struct dime_msg_content content;
+	struct dime_mime_content mc;
+	uint8_t *buf;
+	struct dime_mime_part *mparts;
+	struct dime_msg_part *parts;
+	size_t buf_len;
+};
+
+static int
+mime_split_msg(struct mime_content *m, const uint8_t *in, size_t len)
+{
+	size_t n_parts = 0;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if ((rc = dime_mime_split_size(&m->buf_len, &n_parts, in, len)) != DIME_OK)
+		return rc;
+	m->buf = malloc(m->buf_len > 0 ? m->buf_len : 1);
+	m->mparts = calloc(n_parts > 0 ? n_parts : 1, sizeof(*m->mparts));
+	m->parts = calloc(n_parts > 0 ? n_parts : 1, sizeof(*m->parts));
+	if (m->buf == NULL || m->mparts == NULL || m->parts == NULL)
+		return DIME_E_NOMEM;
+	rc = dime_mime_split(&m->mc, m->buf, m->buf_len, m->mparts, n_parts, in, len);
+	if (rc != DIME_OK)
+		return rc;
+	for (size_t i = 0; i < m->mc.n_parts; i++) {
+		m->parts[i].type = m->mc.parts[i].type;
+		m->parts[i].data = m->mc.parts[i].data;
+	}
+	m->content.common = m->mc.common;
+	m->content.headers = m->mc.headers;
+	m->content.parts = m->parts;
+	m->content.n_parts = m->mc.n_parts;
+	return DIME_OK;
+}
+
+static void
+mime_free(struct mime_content *m)
+{
+	if (m->buf != NULL)
+		dime_wipe(m->buf, m->buf_len);
+	free(m->buf);
+	free(m->mparts);
+	free(m->parts);
+	memset(m, 0, sizeof(*m));
+}
+
+static int
+mime_join_msg(uint8_t **out, size_t *out_len, const struct dime_msg_opened *o)
+{
+	struct dime_mime_part *parts;
+	size_t need = 0;
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	if ((parts = calloc(o->n_parts > 0 ? o->n_parts : 1, sizeof(*parts))) == NULL)
+		return DIME_E_NOMEM;
+	for (size_t i = 0; i < o->n_parts; i++) {
+		/* multipart display and attachment types travel as ordinary content */
+		parts[i].type = o->parts[i].type >= DIME_CHUNK_ATTACH_MULTI ? DIME_MIME_ATTACH
+									    : DIME_MIME_DISPLAY;
+		parts[i].data = o->parts[i].data;
+	}
+	rc = dime_mime_join(NULL, 0, &need, o->common, o->headers, parts, o->n_parts);
+	if (rc == DIME_OK && (*out = malloc(need > 0 ? need : 1)) == NULL)
+		rc = DIME_E_NOMEM;
+	if (rc == DIME_OK)
+		rc = dime_mime_join(*out, need, out_len, o->common, o->headers, parts, o->n_parts);
+	if (rc != DIME_OK) {
+		free(*out);
+		*out = NULL;
+		*out_len = 0;
+	}
+	free(parts);
+	return rc;
+}
+
+static int
+msg_wrap(int argc, char **argv)
+{
+	struct dime_store *st = NULL;
+	struct dime_ks *ks = NULL;
+	struct dime_signet *s[4] = {NULL, NULL, NULL, NULL};
+	struct dime_msg_parties p;
+	struct dime_msg_wrap_opts opts;
+	struct dime_msg_envelope env;
+	struct mime_content mc;
+	const char *from_arg = NULL, *to_arg = NULL, *why = "";
+	char from[256], to[256];
+	uint8_t *in = NULL, *out = NULL, *signed_out = NULL;
+	size_t len = 0, out_len = 0, signed_len = 0;
+	uint32_t author_key = DIME_KS_NONE, org_key = DIME_KS_NONE;
+	int origin_sign = 0, binary = 0, rc = CLI_ERR, e;
+
+	memset(&p, 0, sizeof(p));
+	memset(&opts, 0, sizeof(opts));
+	memset(&mc, 0, sizeof(mc));
+	opts.gzip = DIME_MSG_GZIP_IF_SMALLER;
+	opts.padding = DIME_MSG_PAD_REFERENCE;
+	if (cli_wants_help(argc, argv, wrap_usage))
+		return CLI_OK;
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(o, "--origin-sign") == 0) {
+			origin_sign = 1;
+			continue;
+		}
+		if (strcmp(o, "--binary") == 0) {
+			binary = 1;
+			continue;
+		}
+		if (v == NULL)
+			return cli_err("msg wrap: unknown argument %s\n%s", o, wrap_usage);
+		if (strcmp(o, "--from") == 0)
+			from_arg = v;
+		else if (strcmp(o, "--to") == 0)
+			to_arg = v;
+		else if (strcmp(o, "--gzip") == 0 && strcmp(v, "never") == 0)
+			opts.gzip = DIME_MSG_GZIP_NEVER;
+		else if (strcmp(o, "--gzip") == 0 && strcmp(v, "always") == 0)
+			opts.gzip = DIME_MSG_GZIP_ALWAYS;
+		else if (strcmp(o, "--gzip") == 0 && strcmp(v, "if-smaller") == 0)
+			opts.gzip = DIME_MSG_GZIP_IF_SMALLER;
+		else if (strcmp(o, "--padding") == 0 && strcmp(v, "reference") == 0)
+			opts.padding = DIME_MSG_PAD_REFERENCE;
+		else if (strcmp(o, "--padding") == 0 && strcmp(v, "alternate") == 0)
+			opts.padding = DIME_MSG_PAD_ALTERNATE;
+		else
+			return cli_err("msg wrap: bad argument %s %s\n%s", o, v, wrap_usage);
+		i++;
+	}
+	if (from_arg == NULL || to_arg == NULL || cli_lower(from, sizeof(from), from_arg) != 0 ||
+	    cli_lower(to, sizeof(to), to_arg) != 0 || cli_domain_of(from) == NULL ||
+	    cli_domain_of(to) == NULL)
+		return cli_err("msg wrap: --from and --to take addresses\n%s", wrap_usage);
+	if ((rc = cli_read(&in, &len, "-", DIME_MSG_MAX_BYTES / 2)) != CLI_OK)
+		return rc;
+	rc = CLI_ERR;
+	if (cli_store(&st) != CLI_OK || dime_ks_new(&ks) != DIME_OK)
+		goto out;
+	if ((rc = msg_signet(&s[0], st, from, DIME_STORE_USER_SIGNET, NULL)) != CLI_OK ||
+	    (rc = msg_signet(&s[1], st, cli_domain_of(from), DIME_STORE_ORG_SIGNET, NULL)) != CLI_OK ||
+	    (rc = msg_signet(&s[2], st, cli_domain_of(to), DIME_STORE_ORG_SIGNET, NULL)) != CLI_OK ||
+	    (rc = msg_signet(&s[3], st, to, DIME_STORE_USER_SIGNET, NULL)) != CLI_OK)
+		goto out;
+	if ((rc = cli_store_key(&author_key, ks, st, from, DIME_STORE_USER_KEY)) != CLI_OK) {
+		if (rc == CLI_NO)
+			rc = cli_no("msg wrap: the keys of %s are not in the store", from);
+		goto out;
+	}
+	if (origin_sign &&
+	    (rc = cli_store_key(&org_key, ks, st, cli_domain_of(from), DIME_STORE_ORG_KEY)) !=
+		    CLI_OK) {
+		if (rc == CLI_NO)
+			rc = cli_no("msg wrap: --origin-sign: the keys of %s are not in the store",
+				    cli_domain_of(from));
+		goto out;
+	}
+	p.author = s[0];
+	p.origin = s[1];
+	p.destination = s[2];
+	p.recipient = s[3];
+	if ((e = mime_split_msg(&mc, in, len)) != DIME_OK) {
+		rc = cli_err("msg wrap: cannot split the message: %s", dime_strerror(e));
+		goto out;
+	}
+	e = dime_msg_wrap(ks, &out, &out_len, &why, &p, author_key, &mc.content, &opts);
+	if (e != DIME_OK) {
+		rc = cli_no("msg wrap: %s", why);
+		goto out;
+	}
+	if (origin_sign) {
+		e = dime_msg_origin_sign(ks, &signed_out, &signed_len, &env, &why, out, out_len,
+					 org_key, DIME_KS_NONE, &p);
+		if (e != DIME_OK) {
+			rc = cli_no("msg wrap: origin-sign: %s", why);
+			goto out;
+		}
+	}
+	rc = origin_sign ? msg_write(signed_out, signed_len, !binary)
+			 : msg_write(out, out_len, !binary);
+out:
+	mime_free(&mc);
+	dime_msg_free(out, out_len);
+	dime_msg_free(signed_out, signed_len);
+	if (in != NULL) {
+		dime_wipe(in, len);
+		free(in);
+	}
+	for (int i = 0; i < 4; i++)
+		dime_signet_free(s[i]);
+	dime_ks_free(ks);
+	dime_store_close(st);
+	return rc;
+}
+
+static int
+msg_open(int argc, char **argv)
+{
+	struct msg_find f;
+	struct dime_signet *s[4] = {NULL, NULL, NULL, NULL};
+	struct dime_msg_parties p;
+	struct dime_msg_opened o;
+	const char *as = NULL, *why = "";
+	char user[256];
+	uint8_t *in = NULL, *eml = NULL;
+	size_t eml_len = 0;
+	int armored = 0, rc = CLI_ERR, e;
+
+	memset(&f, 0, sizeof(f));
+	memset(&p, 0, sizeof(p));
+	memset(&o, 0, sizeof(o));
+	if (cli_wants_help(argc, argv, open_usage))
+		return CLI_OK;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
+			as = argv[++i];
+		} else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
+			if (cli_lower(user, sizeof(user), argv[++i]) != 0)
+				return cli_err("msg open: bad --user");
+			f.only = user;
+		} else {
+			return cli_err("msg open: unknown argument %s\n%s", argv[i], open_usage);
+		}
+	}
+	if (as == NULL || (strcmp(as, "recipient") != 0 && strcmp(as, "author") != 0))
+		return cli_err("msg open: --as recipient|author\n%s", open_usage);
+	f.as = as[0] == 'r' ? DIME_ACTOR_RECIPIENT : DIME_ACTOR_AUTHOR;
+	if ((rc = msg_read(&in, &f.len, &armored, "-")) != CLI_OK)
+		return rc;
+	f.msg = in;
+	rc = CLI_ERR;
+	if (cli_store(&f.st) != CLI_OK || dime_ks_new(&f.ks) != DIME_OK)
+		goto out;
+	if ((rc = msg_find(&f, DIME_STORE_USER_KEY)) != CLI_OK) {
+		if (rc == CLI_NO)
+			rc = cli_no("msg open: no hosted user's keys open this message as the %s", as);
+		goto out;
+	}
+	/* The envelope names every party by fingerprint: fetch exactly those versions. */
+	if ((rc = msg_signet(&s[0], f.st, f.env.author, DIME_STORE_USER_SIGNET, f.env.author_fp)) !=
+		    CLI_OK ||
+	    (rc = msg_signet(&s[1], f.st, f.env.origin, DIME_STORE_ORG_SIGNET, f.env.origin_fp)) !=
+		    CLI_OK ||
+	    (rc = msg_signet(&s[2], f.st, f.env.destination, DIME_STORE_ORG_SIGNET,
+			     f.env.destination_fp)) != CLI_OK ||
+	    (rc = msg_signet(&s[3], f.st, f.env.recipient, DIME_STORE_USER_SIGNET,
+			     f.env.recipient_fp)) != CLI_OK)
+		goto out;
+	p.author = s[0];
+	p.origin = s[1];
+	p.destination = s[2];
+	p.recipient = s[3];
+	e = dime_msg_open(f.ks, &o, &why, in, f.len, f.as, f.key, &p);
+	if (e != DIME_OK) {
+		rc = cli_no("msg open: %s", why);
+		goto out;
+	}
+	if ((e = mime_join_msg(&eml, &eml_len, &o)) != DIME_OK) {
+		rc = cli_no("msg open: the opened content does not rebuild a message: %s",
+			    dime_strerror(e));
+		goto out;
+	}
+	/* All or nothing: the message is written only once everything has passed. */
+	rc = fwrite(eml, 1, eml_len, stdout) == eml_len ? CLI_OK : cli_err("stdout: write failed");
+out:
+	if (eml != NULL) {
+		dime_wipe(eml, eml_len);
+		free(eml);
+	}
+	dime_msg_opened_free(&o);
+	free(in);
+	for (int i = 0; i < 4; i++)
+		dime_signet_free(s[i]);
+	dime_ks_free(f.ks);
+	dime_store_close(f.st);
+	return rc;
 }
 
 static int
@@ -511,8 +810,10 @@ int
 cmd_msg(int argc, char **argv)
 {
 	static const struct cli_cmd cmds[] = {
+		{"wrap", "wrap a message as its author", msg_wrap},
 		{"origin-sign", "add the origin's signatures (as the origin org)", msg_origin_sign},
 		{"accept", "check a message as the destination org", msg_accept},
+		{"open", "open a message as its recipient or author", msg_open},
 		{"bounce", "build a bounce for the origin (as the destination org)", msg_bounce},
 		{"bounce-verify", "check a bounce (as the origin org)", msg_bounce_verify},
 		{"dump", "print a message's structure", msg_dump},

@@ -194,7 +194,7 @@ struct dime_msg_wrap_opts {
  * chunks of the same type (flag 128).
  * In: p: all four signets (author, origin, destination, recipient); author_key: the author's
  *     DIME_KEY_USER key id, whose public signing key must equal the author signet's;
- *     c: content (common must be non-empty); opts: NULL for defaults.
+ *     c: content (an empty common or headers is stored compressed); opts: NULL for defaults.
  * Returns: DIME_OK, DIME_E_INVALID (missing signet or identifier, parts out of order, wrong
  *          key), DIME_E_LIMIT (a part over DIME_MSG_DATA_MAX_BYTES or the message over
  *          DIME_MSG_MAX_BYTES), DIME_E_NOTFOUND, DIME_E_NOMEM, DIME_E_CRYPTO.
