@@ -901,6 +901,7 @@ dime_mime_join(uint8_t *out, size_t out_cap, size_t *out_len, struct dime_view c
 	while (r.err == DIME_OK && w.err == DIME_OK && dime_rd_left(&r) > 0) {
 		uint8_t op = dime_rd_u8(&r);
 		const struct dime_mime_part *pt;
+		const uint8_t *lit;
 		size_t n;
 		unsigned m;
 
@@ -909,7 +910,9 @@ dime_mime_join(uint8_t *out, size_t out_cap, size_t *out_len, struct dime_view c
 			n = mime_rd_varint(&r);
 			if (prev_lit || (n == 0 && r.err == DIME_OK))
 				dime_rd_fail(&r, DIME_E_MALFORMED);
-			dime_wr_bytes(&w, dime_rd_take(&r, n), r.err == DIME_OK ? n : 0);
+			lit = dime_rd_take(&r, n);
+			if (lit != NULL)
+				dime_wr_bytes(&w, lit, n);
 			break;
 		case MIME_OP_DISPLAY:
 		case MIME_OP_ATTACH:

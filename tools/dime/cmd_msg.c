@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "dime/codec.h"
@@ -238,6 +239,78 @@ mime_free(struct mime_content *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* A message whose chunk 34 is not our lossless encoding (the reference's, say) is rendered as
+ * mail: chunk 33 and 34 as the header block, then the one display part as the body, or every
+ * part in a multipart/mixed; a part that does not start with its own MIME headers gets a
+ * Content-Type by its chunk type. Lines end as CRLF, as the reference writes them. */
+static int
+mime_part_has_headers(const struct dime_view *v)
+{
+	return v->len >= 8 && strncasecmp((const char *)v->p, "Content-", 8) == 0;
+}
+
+static int
+mime_render_foreign(uint8_t **out, size_t *out_len, const struct dime_msg_opened *o)
+{
+	static const char crlf[] = "\r\n";
+	char boundary[48];
+	uint8_t rnd[12];
+	size_t cap = o->common.len + o->headers.len + 256, n = 0;
+	int single = o->n_parts == 1 && o->parts[0].type != DIME_CHUNK_ATTACH;
+	char *b;
+
+	for (size_t i = 0; i < o->n_parts; i++)
+		cap += o->parts[i].data.len + 160;
+	if ((b = malloc(cap)) == NULL)
+		return DIME_E_NOMEM;
+	dime_random(rnd, sizeof(rnd));
+	n = 0;
+	memcpy(boundary, "dime-", 5);
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(boundary + 5 + 2 * i, 3, "%02x", rnd[i]);
+#define PUT(p, l)                                                                                  \
+	do {                                                                                       \
+		memcpy(b + n, (p), (l));                                                           \
+		n += (l);                                                                          \
+	} while (0)
+#define PUTS(str) PUT((str), strlen(str))
+	PUT(o->common.p, o->common.len);
+	PUT(o->headers.p, o->headers.len);
+	if (!single && o->n_parts > 0) {
+		PUTS("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"");
+		PUTS(boundary);
+		PUTS("\"\r\n");
+	}
+	PUTS(crlf);
+	for (size_t i = 0; i < o->n_parts; i++) {
+		const struct dime_view *d = &o->parts[i].data;
+
+		if (!single) {
+			PUTS("--");
+			PUTS(boundary);
+			PUTS(crlf);
+			if (!mime_part_has_headers(d))
+				PUTS(o->parts[i].type == DIME_CHUNK_ATTACH
+					     ? "Content-Type: application/octet-stream\r\n"
+					       "Content-Disposition: attachment\r\n\r\n"
+					     : "Content-Type: text/plain\r\n\r\n");
+		}
+		PUT(d->p, d->len);
+		if (!single)
+			PUTS(crlf);
+	}
+	if (!single && o->n_parts > 0) {
+		PUTS("--");
+		PUTS(boundary);
+		PUTS("--\r\n");
+	}
+#undef PUTS
+#undef PUT
+	*out = (uint8_t *)b;
+	*out_len = n;
+	return DIME_OK;
+}
+
 static int
 mime_join_msg(uint8_t **out, size_t *out_len, const struct dime_msg_opened *o)
 {
@@ -256,6 +329,11 @@ mime_join_msg(uint8_t **out, size_t *out_len, const struct dime_msg_opened *o)
 		parts[i].data = o->parts[i].data;
 	}
 	rc = dime_mime_join(NULL, 0, &need, o->common, o->headers, parts, o->n_parts);
+	if (rc == DIME_E_MALFORMED) {
+		/* Chunk 34 is not our lossless encoding: a message from another implementation. */
+		free(parts);
+		return mime_render_foreign(out, out_len, o);
+	}
 	if (rc == DIME_OK && (*out = malloc(need > 0 ? need : 1)) == NULL)
 		rc = DIME_E_NOMEM;
 	if (rc == DIME_OK)
