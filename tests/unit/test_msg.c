@@ -784,6 +784,17 @@ test_roundtrips(void)
 
 		roundtrip("spanned display", s6, t6, 2, NULL);
 	}
+	/* 40 MiB: three spanned chunks in one attachment, and the four-chunk boundary around it */
+	{
+		static const size_t s8[] = {40u << 20}, s9[] = {3u * DIME_MSG_DATA_MAX_BYTES},
+				    s10[] = {3u * DIME_MSG_DATA_MAX_BYTES + 1u};
+		static const uint8_t t8[] = {131};
+		struct dime_msg_wrap_opts raw = {DIME_MSG_GZIP_NEVER, DIME_MSG_PAD_REFERENCE, 0};
+
+		roundtrip("40 MiB attachment", s8, t8, 1, &raw);
+		roundtrip("exactly three full chunks", s9, t8, 1, &raw);
+		roundtrip("three full chunks and one byte", s10, t8, 1, &raw);
+	}
 }
 
 /* Org signatures by a SOK with permission bit 2 verify; a foreign key is refused. */
