@@ -969,7 +969,7 @@ dime_msg_wrap(const struct dime_ks *ks, uint8_t **out, size_t *out_len, const ch
 	      const struct dime_msg_content *c, const struct dime_msg_wrap_opts *opts)
 {
 	static const struct dime_msg_wrap_opts defaults = {DIME_MSG_GZIP_IF_SMALLER,
-							   DIME_MSG_PAD_REFERENCE, 0};
+							   DIME_MSG_PAD_REFERENCE};
 	static const uint8_t zero_sig[DIME_SIG_BYTES] = {0};
 	static const uint8_t sig_types[5] = {225, 226, 248, 249, 255};
 	const struct dime_signet *actor_s[4];

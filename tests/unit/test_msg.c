@@ -759,7 +759,7 @@ test_roundtrips(void)
 	static const size_t s1[] = {1}, s2[] = {50}, s3[] = {186, 187, 188}, s4[] = {100000};
 	static const size_t s5[] = {5, 3000, 17, 1, 4096};
 	static const uint8_t t1[] = {67}, t3[] = {67, 67, 131}, t5[] = {67, 67, 131, 131, 131};
-	struct dime_msg_wrap_opts alt = {DIME_MSG_GZIP_NEVER, DIME_MSG_PAD_ALTERNATE, 0};
+	struct dime_msg_wrap_opts alt = {DIME_MSG_GZIP_NEVER, DIME_MSG_PAD_ALTERNATE};
 
 	roundtrip("no body", NULL, NULL, 0, NULL);
 	roundtrip("1 byte", s1, t1, 1, NULL);
@@ -769,7 +769,7 @@ test_roundtrips(void)
 	roundtrip("5 parts", s5, t5, 5, NULL);
 	roundtrip("5 parts alternate padding", s5, t5, 5, &alt);
 	{
-		struct dime_msg_wrap_opts gz = {DIME_MSG_GZIP_ALWAYS, DIME_MSG_PAD_REFERENCE, 0};
+		struct dime_msg_wrap_opts gz = {DIME_MSG_GZIP_ALWAYS, DIME_MSG_PAD_REFERENCE};
 		static const size_t s7[] = {0, 70000, 1};
 		static const uint8_t t7[] = {67, 131, 131};
 
@@ -789,7 +789,7 @@ test_roundtrips(void)
 		static const size_t s8[] = {40u << 20}, s9[] = {3u * DIME_MSG_DATA_MAX_BYTES},
 				    s10[] = {3u * DIME_MSG_DATA_MAX_BYTES + 1u};
 		static const uint8_t t8[] = {131};
-		struct dime_msg_wrap_opts raw = {DIME_MSG_GZIP_NEVER, DIME_MSG_PAD_REFERENCE, 0};
+		struct dime_msg_wrap_opts raw = {DIME_MSG_GZIP_NEVER, DIME_MSG_PAD_REFERENCE};
 
 		roundtrip("40 MiB attachment", s8, t8, 1, &raw);
 		roundtrip("exactly three full chunks", s9, t8, 1, &raw);

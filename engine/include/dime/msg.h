@@ -180,7 +180,6 @@ struct dime_msg_content {
 struct dime_msg_wrap_opts {
 	enum dime_msg_gzip_policy gzip;
 	enum dime_msg_padding padding;
-	int gzip_level; /* unused: isa-l's level 1 is always used */
 };
 
 /* Author: build the author-output message: chunk 2 (fresh ephemeral key), 4 and 5 (envelope
