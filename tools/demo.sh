@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the main job as far as it exists. Creates a demo organisation and two users in the
 # embedded store (./var/dime.db unless $DIME_STORE says otherwise), prints their signets,
-# fingerprints and the organisation's _dime TXT record, and verifies every signet.
+# fingerprints and the organisation's _dime TXT record, verifies every signet, then sends a
+# message from alice to bob through wrap, origin-sign, accept and open.
 set -euo pipefail
 DIME=${1:-build/bin/dime}
 DOMAIN=${DIME_DEMO_DOMAIN:-demo.example}
@@ -47,3 +48,26 @@ for f in "$OUT"/*@*.signet; do
 	printf '%-28s ' "$(basename "$f" .signet)"
 	"$DIME" signet verify "$f" --org "$OUT/$DOMAIN.signet"
 done
+
+step "alice@$DOMAIN writes to bob@$DOMAIN: wrap and origin-sign, accept as the destination, open as bob"
+cat >"$OUT/hello.eml" <<MAIL
+Date: $(date -R)
+From: Alice Demo <alice@$DOMAIN>
+To: Bob Demo <bob@$DOMAIN>
+Subject: Hello over D/MIME
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Hello Bob, this message travelled encrypted and signed.
+MAIL
+"$DIME" msg wrap --from "alice@$DOMAIN" --to "bob@$DOMAIN" --origin-sign <"$OUT/hello.eml" >"$OUT/hello.dime"
+"$DIME" msg dump <"$OUT/hello.dime"
+"$DIME" msg accept <"$OUT/hello.dime"
+"$DIME" msg open --as recipient <"$OUT/hello.dime" >"$OUT/hello.opened.eml"
+if cmp -s "$OUT/hello.eml" "$OUT/hello.opened.eml"; then
+	echo "bob's copy is byte for byte what alice wrote:"
+	cat "$OUT/hello.opened.eml"
+else
+	echo "bob's copy differs from what alice wrote" >&2
+	exit 1
+fi
