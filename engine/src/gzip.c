@@ -15,7 +15,7 @@
 #define GZIP_STORED_HDR	   5u	  /* BFINAL/BTYPE byte + LEN + NLEN */
 #define GZIP_SLACK	   64u	  /* isa-l's own margin around stored blocks */
 /* isa-l counts in uint32_t; feed it windows no larger than this. */
-#define GZIP_WINDOW	   0x40000000u
+#define GZIP_WINDOW 0x40000000u
 
 size_t
 dime_gzip_bound(size_t n)
@@ -28,8 +28,7 @@ dime_gzip_bound(size_t n)
 }
 
 int
-dime_gzip_compress(uint8_t *out, size_t out_cap, size_t *out_len, const uint8_t *in,
-		   size_t in_len)
+dime_gzip_compress(uint8_t *out, size_t out_cap, size_t *out_len, const uint8_t *in, size_t in_len)
 {
 	struct isal_zstream zs;
 	static const uint8_t empty[1] = {0};
@@ -66,7 +65,8 @@ dime_gzip_compress(uint8_t *out, size_t out_cap, size_t *out_len, const uint8_t 
 out:
 	sodium_memzero(&zs, sizeof(zs)); /* history and hash of the plaintext */
 	if (rc != DIME_OK && out_cap > 0)
-		sodium_memzero(out, out_cap > UINT32_MAX ? UINT32_MAX : out_cap); /* isa-l's reach */
+		sodium_memzero(out,
+			       out_cap > UINT32_MAX ? UINT32_MAX : out_cap); /* isa-l's reach */
 	return rc;
 }
 

@@ -23,22 +23,22 @@ enum mime_op {
 
 /* COMMON mode byte: bits 0-2 the chunk 33 line, bit 3 explicit prefix, bits 4-5 the suffix,
  * bit 6 folds follow, bit 7 reserved (0). */
-#define MIME_M_LINE	0x07u
-#define MIME_M_PREFIX	0x08u
+#define MIME_M_LINE	 0x07u
+#define MIME_M_PREFIX	 0x08u
 #define MIME_M_SFX_SHIFT 4
-#define MIME_M_FOLDS	0x40u
-#define MIME_M_RESERVED 0x80u
+#define MIME_M_FOLDS	 0x40u
+#define MIME_M_RESERVED	 0x80u
 enum mime_sfx { MIME_SFX_CRLF = 0, MIME_SFX_LF = 1, MIME_SFX_EXPLICIT = 2, MIME_SFX_NONE = 3 };
 
-#define MIME_N_COMMON	 6u
-#define MIME_VARINT_MAX	 5u /* 35 bits cover DIME_MIME_MAX_BYTES */
+#define MIME_N_COMMON	6u
+#define MIME_VARINT_MAX 5u /* 35 bits cover DIME_MIME_MAX_BYTES */
 
 /* reference-format.md §6.5: the chunk 33 labels, in their fixed order. */
 static const struct {
 	const char *name;
 	size_t len;
-} mime_common[MIME_N_COMMON] = {{"Date", 4}, {"To", 2},		  {"CC", 2},
-				{"From", 4}, {"Organization", 12}, {"Subject", 7}};
+} mime_common[MIME_N_COMMON] = {{"Date", 4},	      {"To", 2},     {"CC", 2}, {"From", 4},
+				{"Organization", 12}, {"Subject", 7}};
 
 enum mime_kind { MIME_KIND_DISPLAY, MIME_KIND_ATTACH, MIME_KIND_CONTAINER };
 
@@ -63,8 +63,8 @@ struct mime_hdrs {
 struct mime_split {
 	const uint8_t *in;
 	size_t len;
-	struct dime_wr w;  /* chunk 34, then chunk 33 */
-	size_t lit_from;   /* start of the literal not yet written */
+	struct dime_wr w;	      /* chunk 34, then chunk 33 */
+	size_t lit_from;	      /* start of the literal not yet written */
 	struct dime_mime_part *parts; /* NULL: count only */
 	size_t parts_cap, n_display, n_attach;
 	int err;
@@ -170,7 +170,8 @@ mime_delim(const struct mime_split *s, size_t p, size_t le, int *close)
 		const struct mime_frame *f = &s->frames[i];
 		size_t q;
 
-		if (f->closed || f->bnd_len > n - 2 || memcmp(s->in + p + 2, f->bnd, f->bnd_len) != 0)
+		if (f->closed || f->bnd_len > n - 2 ||
+		    memcmp(s->in + p + 2, f->bnd, f->bnd_len) != 0)
 			continue;
 		q = p + 2 + f->bnd_len;
 		if (le - q >= 2 && s->in[q] == '-' && s->in[q + 1] == '-') {
@@ -374,7 +375,8 @@ mime_field(struct mime_split *s, size_t fs, size_t fe, int top, struct mime_hdrs
 	if (!top)
 		return;
 	for (size_t k = 0; k < MIME_N_COMMON; k++)
-		if (!s->cf_have[k] && mime_field_is(p, n, mime_common[k].name, mime_common[k].len)) {
+		if (!s->cf_have[k] &&
+		    mime_field_is(p, n, mime_common[k].name, mime_common[k].len)) {
 			s->cf_have[k] = 1;
 			s->cf_s[k] = fs;
 			s->cf_e[k] = fe;
@@ -451,7 +453,8 @@ mime_cur_token(struct mime_cur *c, uint8_t *t, size_t cap, const char *stop)
 	size_t n = 0;
 	int ch;
 
-	while ((ch = mime_cur_peek(c)) >= 0 && ch != ' ' && ch != '\t' && strchr(stop, ch) == NULL) {
+	while ((ch = mime_cur_peek(c)) >= 0 && ch != ' ' && ch != '\t' &&
+	       strchr(stop, ch) == NULL) {
 		if (n < cap)
 			t[n] = mime_lower((uint8_t)ch);
 		n++;
@@ -767,8 +770,7 @@ mime_rd_varint(struct dime_rd *r)
 /* Chunk 33 in the reference form: `Label: value\r\n` lines in the fixed order, each label at
  * most once, no CR or LF inside a value. */
 static int
-mime_parse_common(struct dime_view v, struct dime_view vals[MIME_N_COMMON],
-		  int have[MIME_N_COMMON])
+mime_parse_common(struct dime_view v, struct dime_view vals[MIME_N_COMMON], int have[MIME_N_COMMON])
 {
 	size_t p = 0, next = 0;
 
@@ -937,9 +939,7 @@ dime_mime_join(uint8_t *out, size_t out_cap, size_t *out_len, struct dime_view c
 			used[m & MIME_M_LINE] = 1;
 			mime_join_common(&w, &r, m, vals[m & MIME_M_LINE]);
 			break;
-		default:
-			dime_rd_fail(&r, DIME_E_MALFORMED);
-			break;
+		default: dime_rd_fail(&r, DIME_E_MALFORMED); break;
 		}
 		prev_lit = op == MIME_OP_LIT;
 	}

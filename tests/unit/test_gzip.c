@@ -94,9 +94,9 @@ zlib_gunzip(uint8_t *out, size_t cap, const uint8_t *in, size_t n)
 static void
 test_round_trips(void)
 {
-	static const size_t sizes[] = {0,     1,     2,	    15,	    16,	     100,     1000,
-				       4095,  4096,  65534, 65535, 65536,  65537,   100000,
-				       262144, 1000000, 3u << 20};
+	static const size_t sizes[] = {0,     1,      2,      15,      16,	100,
+				       1000,  4095,   4096,   65534,   65535,	65536,
+				       65537, 100000, 262144, 1000000, 3u << 20};
 
 	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++)
 		for (int kind = 0; kind < 3; kind++) {
@@ -115,7 +115,8 @@ test_round_trips(void)
 			if (kind == 2 && n >= 1000)
 				T_CHECK(clen < n / 10, "zeros %zu: compressed to %zu", n, clen);
 			rc = dime_gzip_isize(&isize, gz, clen);
-			T_CHECK(rc == DIME_OK && isize == (uint32_t)n, "isize %zu: got %u", n, isize);
+			T_CHECK(rc == DIME_OK && isize == (uint32_t)n, "isize %zu: got %u", n,
+				isize);
 			/* Exact-size output buffer. */
 			rc = dime_gzip_decompress(back, n, &dlen, gz, clen);
 			T_CHECK(rc == DIME_OK && dlen == n && memcmp(back, in, n) == 0,
@@ -163,7 +164,7 @@ test_compress_nospace(void)
 	T_CHECK(dime_gzip_compress(out, 3, &n, in, 0) == DIME_E_NOSPACE, "compress into 3 bytes");
 	T_CHECK(dime_gzip_bound(DIME_GZIP_MAX_BYTES + (size_t)1) == SIZE_MAX, "bound over max");
 	T_CHECK(dime_gzip_compress(out, sizeof(out), &n, in, (size_t)DIME_GZIP_MAX_BYTES + 1) ==
-			DIME_E_LIMIT,
+		    DIME_E_LIMIT,
 		"compress over max: want LIMIT");
 }
 

@@ -52,7 +52,7 @@ DIME_MUST_CHECK int dime_gzip_decompress(uint8_t *out, size_t out_cap, size_t *o
  * Returns: DIME_OK or DIME_E_TRUNCATED (in_len < DIME_GZIP_MIN_BYTES) or DIME_E_MALFORMED (no
  *          gzip magic). Out: *isize (0 on failure). */
 DIME_MUST_CHECK int dime_gzip_isize(uint32_t *isize, const uint8_t *in, size_t in_len)
-	DIME_NONNULL(1);
+    DIME_NONNULL(1);
 
 #ifdef __cplusplus
 }

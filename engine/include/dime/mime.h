@@ -80,7 +80,7 @@ DIME_MUST_CHECK int dime_mime_split(struct dime_mime_content *out, uint8_t *buf,
 DIME_MUST_CHECK int dime_mime_join(uint8_t *out, size_t out_cap, size_t *out_len,
 				   struct dime_view common, struct dime_view headers,
 				   const struct dime_mime_part *parts, size_t n_parts)
-	DIME_NONNULL(3);
+    DIME_NONNULL(3);
 
 #ifdef __cplusplus
 }
