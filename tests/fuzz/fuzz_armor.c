@@ -8,19 +8,8 @@
 
 #include "dime/codec.h"
 #include "dime/crypto.h"
+#include "fuzz_common.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	if (dime_global_init() != DIME_OK)
-		abort();
-	return 0;
-}
 
 static void
 fuzz_zero_outputs(const char *label, size_t out_len, size_t consumed)

@@ -7,22 +7,11 @@
 #include <string.h>
 
 #include "dime/crypto.h"
+#include "fuzz_common.h"
 #include "dime/gzip.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_GZIP_CAP (1u << 18) /* the bomb limit under test */
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	if (dime_global_init() != DIME_OK)
-		abort();
-	return 0;
-}
 
 static void
 fuzz_gzip_round_trip(const uint8_t *data, size_t size)

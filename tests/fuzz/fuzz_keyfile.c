@@ -9,20 +9,9 @@
 
 #include "dime/codec.h"
 #include "dime/crypto.h"
+#include "fuzz_common.h"
 #include "dime/keys.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	if (dime_global_init() != DIME_OK)
-		abort();
-	return 0;
-}
 
 struct fk_pub {
 	enum dime_key_kind kind;

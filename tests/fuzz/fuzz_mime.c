@@ -9,20 +9,9 @@
 #include <string.h>
 
 #include "dime/crypto.h"
+#include "fuzz_common.h"
 #include "dime/mime.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	if (dime_global_init() != DIME_OK)
-		abort();
-	return 0;
-}
 
 static void
 fuzz_mime_join_raw(const uint8_t *data, size_t size)

@@ -7,20 +7,9 @@
 #include <string.h>
 
 #include "dime/crypto.h"
+#include "fuzz_common.h"
 #include "dime/mrec.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	if (dime_global_init() != DIME_OK)
-		abort();
-	return 0;
-}
 
 static int
 fuzz_view_eq(struct dime_view a, struct dime_view b)

@@ -9,11 +9,10 @@
 #include <string.h>
 
 #include "dime/crypto.h"
+#include "fuzz_common.h"
 #include "dime/keys.h"
 #include "dime/msg.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_CHECK(c)                                                                              \
 	do {                                                                                       \
@@ -24,15 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct dime_ks *fuzz_ks;
 static uint32_t fuzz_key;
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+void
+fuzz_setup(void)
 {
-	(void)argc;
-	(void)argv;
-	if (dime_global_init() != DIME_OK || dime_ks_new(&fuzz_ks) != DIME_OK ||
+	if (dime_ks_new(&fuzz_ks) != DIME_OK ||
 	    dime_ks_generate(fuzz_ks, &fuzz_key, DIME_KEY_ORG) != DIME_OK)
 		abort();
-	return 0;
 }
 
 static int

@@ -8,26 +8,15 @@
 
 #include "dime/codec.h"
 #include "dime/crypto.h"
+#include "fuzz_common.h"
 #include "dime/signet.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_CHECK(c)                                                                              \
 	do {                                                                                       \
 		if (!(c))                                                                          \
 			abort();                                                                   \
 	} while (0)
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	if (dime_global_init() != DIME_OK)
-		abort();
-	return 0;
-}
 
 static int
 fuzz_inside(struct dime_view v, struct dime_view all)

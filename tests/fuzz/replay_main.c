@@ -8,8 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
+#include "fuzz_common.h"
 
 static int
 replay_file(const char *path)
@@ -43,8 +42,7 @@ main(int argc, char **argv)
 {
 	int files = 0, bad = 0;
 
-	if (LLVMFuzzerInitialize != NULL)
-		LLVMFuzzerInitialize(&argc, &argv);
+	LLVMFuzzerInitialize(&argc, &argv);
 	for (int i = 1; i < argc; i++) {
 		struct stat st;
 		DIR *d;
