@@ -5,12 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cli.h"
 #include "dime/codec.h"
 #include "dime/io.h"
-#include "dime/mime.h"
 #include "dime/msg.h"
 
 #define MSG_ARMOR_LABEL "ENCRYPTED MESSAGE"
@@ -189,164 +187,6 @@ msg_find(struct msg_find *f, enum dime_store_kind kind)
 	return f->key != DIME_KS_NONE ? CLI_OK : CLI_NO;
 }
 
-/* MIME <-> D/MIME content: dime_mime_split fills chunk 33, 34 and the parts (views into the
- * message), which become the wrap's content; on open the parts go back through dime_mime_join. */
-struct mime_content {
-	struct dime_msg_content content;
-	struct dime_mime_content mc;
-	uint8_t *buf;
-	struct dime_mime_part *mparts;
-	struct dime_msg_part *parts;
-	size_t buf_len;
-};
-
-static int
-mime_split_msg(struct mime_content *m, const uint8_t *in, size_t len)
-{
-	size_t n_parts = 0;
-	int rc;
-
-	memset(m, 0, sizeof(*m));
-	if ((rc = dime_mime_split_size(&m->buf_len, &n_parts, in, len)) != DIME_OK)
-		return rc;
-	m->buf = malloc(m->buf_len > 0 ? m->buf_len : 1);
-	m->mparts = calloc(n_parts > 0 ? n_parts : 1, sizeof(*m->mparts));
-	m->parts = calloc(n_parts > 0 ? n_parts : 1, sizeof(*m->parts));
-	if (m->buf == NULL || m->mparts == NULL || m->parts == NULL)
-		return DIME_E_NOMEM;
-	rc = dime_mime_split(&m->mc, m->buf, m->buf_len, m->mparts, n_parts, in, len);
-	if (rc != DIME_OK)
-		return rc;
-	for (size_t i = 0; i < m->mc.n_parts; i++) {
-		m->parts[i].type = m->mc.parts[i].type;
-		m->parts[i].data = m->mc.parts[i].data;
-	}
-	m->content.common = m->mc.common;
-	m->content.headers = m->mc.headers;
-	m->content.parts = m->parts;
-	m->content.n_parts = m->mc.n_parts;
-	return DIME_OK;
-}
-
-static void
-mime_free(struct mime_content *m)
-{
-	if (m->buf != NULL)
-		dime_wipe(m->buf, m->buf_len);
-	free(m->buf);
-	free(m->mparts);
-	free(m->parts);
-	memset(m, 0, sizeof(*m));
-}
-
-/* A message whose chunk 34 is not our lossless encoding (the reference's, say) is rendered as
- * mail: chunk 33 and 34 as the header block, then the one display part as the body, or every
- * part in a multipart/mixed; a part that does not start with its own MIME headers gets a
- * Content-Type by its chunk type. Lines end as CRLF, as the reference writes them. */
-static int
-mime_part_has_headers(const struct dime_view *v)
-{
-	return v->len >= 8 && strncasecmp((const char *)v->p, "Content-", 8) == 0;
-}
-
-static int
-mime_render_foreign(uint8_t **out, size_t *out_len, const struct dime_msg_opened *o)
-{
-	static const char crlf[] = "\r\n";
-	char boundary[48];
-	uint8_t rnd[12];
-	size_t cap = o->common.len + o->headers.len + 256, n = 0;
-	int single = o->n_parts == 1 && o->parts[0].type != DIME_CHUNK_ATTACH;
-	char *b;
-
-	for (size_t i = 0; i < o->n_parts; i++)
-		cap += o->parts[i].data.len + 160;
-	if ((b = malloc(cap)) == NULL)
-		return DIME_E_NOMEM;
-	dime_random(rnd, sizeof(rnd));
-	n = 0;
-	memcpy(boundary, "dime-", 5);
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(boundary + 5 + 2 * i, 3, "%02x", rnd[i]);
-#define PUT(p, l)                                                                                  \
-	do {                                                                                       \
-		memcpy(b + n, (p), (l));                                                           \
-		n += (l);                                                                          \
-	} while (0)
-#define PUTS(str) PUT((str), strlen(str))
-	PUT(o->common.p, o->common.len);
-	PUT(o->headers.p, o->headers.len);
-	if (!single && o->n_parts > 0) {
-		PUTS("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"");
-		PUTS(boundary);
-		PUTS("\"\r\n");
-	}
-	PUTS(crlf);
-	for (size_t i = 0; i < o->n_parts; i++) {
-		const struct dime_view *d = &o->parts[i].data;
-
-		if (!single) {
-			PUTS("--");
-			PUTS(boundary);
-			PUTS(crlf);
-			if (!mime_part_has_headers(d))
-				PUTS(o->parts[i].type == DIME_CHUNK_ATTACH
-					     ? "Content-Type: application/octet-stream\r\n"
-					       "Content-Disposition: attachment\r\n\r\n"
-					     : "Content-Type: text/plain\r\n\r\n");
-		}
-		PUT(d->p, d->len);
-		if (!single)
-			PUTS(crlf);
-	}
-	if (!single && o->n_parts > 0) {
-		PUTS("--");
-		PUTS(boundary);
-		PUTS("--\r\n");
-	}
-#undef PUTS
-#undef PUT
-	*out = (uint8_t *)b;
-	*out_len = n;
-	return DIME_OK;
-}
-
-static int
-mime_join_msg(uint8_t **out, size_t *out_len, const struct dime_msg_opened *o)
-{
-	struct dime_mime_part *parts;
-	size_t need = 0;
-	int rc;
-
-	*out = NULL;
-	*out_len = 0;
-	if ((parts = calloc(o->n_parts > 0 ? o->n_parts : 1, sizeof(*parts))) == NULL)
-		return DIME_E_NOMEM;
-	for (size_t i = 0; i < o->n_parts; i++) {
-		/* multipart display and attachment types travel as ordinary content */
-		parts[i].type = o->parts[i].type >= DIME_CHUNK_ATTACH_MULTI ? DIME_MIME_ATTACH
-									    : DIME_MIME_DISPLAY;
-		parts[i].data = o->parts[i].data;
-	}
-	rc = dime_mime_join(NULL, 0, &need, o->common, o->headers, parts, o->n_parts);
-	if (rc == DIME_E_MALFORMED) {
-		/* Chunk 34 is not our lossless encoding: a message from another implementation. */
-		free(parts);
-		return mime_render_foreign(out, out_len, o);
-	}
-	if (rc == DIME_OK && (*out = malloc(need > 0 ? need : 1)) == NULL)
-		rc = DIME_E_NOMEM;
-	if (rc == DIME_OK)
-		rc = dime_mime_join(*out, need, out_len, o->common, o->headers, parts, o->n_parts);
-	if (rc != DIME_OK) {
-		free(*out);
-		*out = NULL;
-		*out_len = 0;
-	}
-	free(parts);
-	return rc;
-}
-
 static int
 msg_wrap(int argc, char **argv)
 {
@@ -356,7 +196,6 @@ msg_wrap(int argc, char **argv)
 	struct dime_msg_parties p;
 	struct dime_msg_wrap_opts opts;
 	struct dime_msg_envelope env;
-	struct mime_content mc;
 	const char *from_arg = NULL, *to_arg = NULL, *why = "";
 	char from[256], to[256];
 	uint8_t *in = NULL, *out = NULL, *signed_out = NULL;
@@ -366,7 +205,6 @@ msg_wrap(int argc, char **argv)
 
 	memset(&p, 0, sizeof(p));
 	memset(&opts, 0, sizeof(opts));
-	memset(&mc, 0, sizeof(mc));
 	opts.gzip = DIME_MSG_GZIP_IF_SMALLER;
 	opts.padding = DIME_MSG_PAD_REFERENCE;
 	if (cli_wants_help(argc, argv, wrap_usage))
@@ -433,11 +271,7 @@ msg_wrap(int argc, char **argv)
 	p.origin = s[1];
 	p.destination = s[2];
 	p.recipient = s[3];
-	if ((e = mime_split_msg(&mc, in, len)) != DIME_OK) {
-		rc = cli_err("msg wrap: cannot split the message: %s", dime_strerror(e));
-		goto out;
-	}
-	e = dime_msg_wrap(ks, &out, &out_len, &why, &p, author_key, &mc.content, &opts);
+	e = dime_msg_wrap_mail(ks, &out, &out_len, &why, &p, author_key, in, len, &opts);
 	if (e != DIME_OK) {
 		rc = cli_no("msg wrap: %s", why);
 		goto out;
@@ -453,7 +287,6 @@ msg_wrap(int argc, char **argv)
 	rc = origin_sign ? msg_write(signed_out, signed_len, !binary)
 			 : msg_write(out, out_len, !binary);
 out:
-	mime_free(&mc);
 	dime_msg_free(out, out_len);
 	dime_msg_free(signed_out, signed_len);
 	if (in != NULL) {
@@ -529,7 +362,7 @@ msg_open(int argc, char **argv)
 		rc = cli_no("msg open: %s", why);
 		goto out;
 	}
-	if ((e = mime_join_msg(&eml, &eml_len, &o)) != DIME_OK) {
+	if ((e = dime_msg_opened_mail(&eml, &eml_len, &o)) != DIME_OK) {
 		rc = cli_no("msg open: the opened content does not rebuild a message: %s",
 			    dime_strerror(e));
 		goto out;

@@ -293,6 +293,26 @@ DIME_MUST_CHECK int dime_msg_open(const struct dime_ks *ks, struct dime_msg_open
 				  enum dime_msg_actor as, uint32_t key,
 				  const struct dime_msg_parties *p);
 
+/* ---- mail in and out (docs/mime.md) ---- */
+
+/* Author: dime_msg_wrap of an RFC 5322 message, split losslessly into chunks 33, 34 and the
+ * display and attachment parts (dime_mime_split). Any byte string is a message.
+ * Returns and outputs: as dime_msg_wrap, plus DIME_E_LIMIT for a message over
+ * DIME_MIME_MAX_BYTES. */
+DIME_MUST_CHECK int dime_msg_wrap_mail(const struct dime_ks *ks, uint8_t **out, size_t *out_len,
+				       const char **why, const struct dime_msg_parties *p,
+				       uint32_t author_key, const uint8_t *mail, size_t mail_len,
+				       const struct dime_msg_wrap_opts *opts);
+
+/* The mail an opened message carries: for our own messages, the original bytes exactly
+ * (dime_mime_join); for a chunk 34 that is not our encoding (another implementation's), a
+ * rendering: chunks 33 and 34 as the header block, then the single display part as the body, or
+ * every part in a multipart/mixed.
+ * Returns: DIME_OK, DIME_E_NOMEM, DIME_E_LIMIT, DIME_E_INVALID.
+ * Out: *out (malloc'd: the caller wipes and frees it), *out_len; NULL/0 on failure. */
+DIME_MUST_CHECK int dime_msg_opened_mail(uint8_t **out, size_t *out_len,
+					 const struct dime_msg_opened *o);
+
 /* ---- bounce (docs/bounce.md) ---- */
 
 #define DIME_MSG_BOUNCE_MAGIC 1849u
