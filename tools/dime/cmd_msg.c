@@ -179,9 +179,19 @@ msg_find_row(const struct dime_store_row *row, void *arg)
 	return 1;
 }
 
+/* Open the store and find the hosted key of kind that opens msg as actor `as`; f->st and f->ks
+ * are the caller's to release. Returns: CLI_OK, CLI_NO (no hosted identity opens it), CLI_ERR. */
 static int
-msg_find(struct msg_find *f, enum dime_store_kind kind)
+msg_find(struct msg_find *f, const uint8_t *msg, size_t len, enum dime_msg_actor as,
+	 enum dime_store_kind kind)
 {
+	f->msg = msg;
+	f->len = len;
+	f->as = as;
+	if (cli_store(&f->st) != CLI_OK)
+		return CLI_ERR;
+	if (dime_ks_new(&f->ks) != DIME_OK)
+		return cli_err("out of memory");
 	if (dime_store_list(f->st, f->only, kind, msg_find_row, f) != DIME_OK)
 		return cli_err("store: cannot list keys");
 	return f->key != DIME_KS_NONE ? CLI_OK : CLI_NO;
@@ -310,6 +320,7 @@ msg_open(int argc, char **argv)
 	const char *as = NULL, *why = "";
 	char user[256];
 	uint8_t *in = NULL, *eml = NULL;
+	size_t len = 0;
 	size_t eml_len = 0;
 	int armored = 0, rc = CLI_ERR, e;
 
@@ -331,14 +342,11 @@ msg_open(int argc, char **argv)
 	}
 	if (as == NULL || (strcmp(as, "recipient") != 0 && strcmp(as, "author") != 0))
 		return cli_err("msg open: --as recipient|author\n%s", open_usage);
-	f.as = as[0] == 'r' ? DIME_ACTOR_RECIPIENT : DIME_ACTOR_AUTHOR;
-	if ((rc = msg_read(&in, &f.len, &armored, "-")) != CLI_OK)
+	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
 		return rc;
-	f.msg = in;
-	rc = CLI_ERR;
-	if (cli_store(&f.st) != CLI_OK || dime_ks_new(&f.ks) != DIME_OK)
-		goto out;
-	if ((rc = msg_find(&f, DIME_STORE_USER_KEY)) != CLI_OK) {
+	if ((rc = msg_find(&f, in, len,
+			   as[0] == 'r' ? DIME_ACTOR_RECIPIENT : DIME_ACTOR_AUTHOR,
+			   DIME_STORE_USER_KEY)) != CLI_OK) {
 		if (rc == CLI_NO)
 			rc = cli_no("msg open: no hosted user's keys open this message as the %s", as);
 		goto out;
@@ -391,6 +399,7 @@ msg_origin_sign(int argc, char **argv)
 	struct dime_msg_parties p;
 	struct dime_msg_envelope env;
 	uint8_t *in = NULL, *out = NULL;
+	size_t len = 0;
 	size_t out_len = 0;
 	const char *why = "";
 	int armored = 0, binary = 0, rc = CLI_ERR, e;
@@ -405,17 +414,9 @@ msg_origin_sign(int argc, char **argv)
 		else
 			return cli_err("msg origin-sign: unknown argument %s\n%s", argv[i], osign_usage);
 	}
-	if ((rc = msg_read(&in, &f.len, &armored, "-")) != CLI_OK)
+	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
 		return rc;
-	f.msg = in;
-	f.as = DIME_ACTOR_ORIGIN;
-	if ((rc = cli_store(&f.st)) != CLI_OK)
-		goto out;
-	if (dime_ks_new(&f.ks) != DIME_OK) {
-		rc = cli_err("out of memory");
-		goto out;
-	}
-	if ((rc = msg_find(&f, DIME_STORE_ORG_KEY)) != CLI_OK) {
+	if ((rc = msg_find(&f, in, len, DIME_ACTOR_ORIGIN, DIME_STORE_ORG_KEY)) != CLI_OK) {
 		if (rc == CLI_NO)
 			rc = cli_no("msg origin-sign: no hosted organisation can open this message");
 		goto out;
@@ -451,6 +452,7 @@ msg_accept(int argc, char **argv)
 	struct dime_msg_parties p;
 	struct dime_msg_envelope env;
 	uint8_t *in = NULL;
+	size_t len = 0;
 	char fp[DIME_FP_B64_LEN + 1];
 	size_t n = 0;
 	const char *why = "";
@@ -462,20 +464,12 @@ msg_accept(int argc, char **argv)
 		return CLI_OK;
 	if (argc > 1)
 		return cli_err("msg accept: unknown argument %s\n%s", argv[1], accept_usage);
-	if ((rc = msg_read(&in, &f.len, &armored, "-")) != CLI_OK) {
+	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK) {
 		if (rc == CLI_NO)
 			printf("REJECT not a D/MIME message\n");
 		return rc;
 	}
-	f.msg = in;
-	f.as = DIME_ACTOR_DESTINATION;
-	if ((rc = cli_store(&f.st)) != CLI_OK)
-		goto out;
-	if (dime_ks_new(&f.ks) != DIME_OK) {
-		rc = cli_err("out of memory");
-		goto out;
-	}
-	if ((rc = msg_find(&f, DIME_STORE_ORG_KEY)) != CLI_OK) {
+	if ((rc = msg_find(&f, in, len, DIME_ACTOR_DESTINATION, DIME_STORE_ORG_KEY)) != CLI_OK) {
 		if (rc == CLI_NO) {
 			printf("REJECT no hosted organisation is the destination of this message\n");
 			rc = CLI_NO;
@@ -516,6 +510,7 @@ msg_bounce(int argc, char **argv)
 	struct dime_signet *origin = NULL;
 	struct dime_msg_parties p;
 	uint8_t *in = NULL, *out = NULL;
+	size_t len = 0;
 	size_t out_len = 0;
 	const char *why = "", *reason = "";
 	long code = DIME_BOUNCE_UNKNOWN_RECIPIENT;
@@ -542,17 +537,9 @@ msg_bounce(int argc, char **argv)
 			return cli_err("msg bounce: unknown argument %s\n%s", argv[i], bounce_usage);
 		}
 	}
-	if ((rc = msg_read(&in, &f.len, &armored, "-")) != CLI_OK)
+	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
 		return rc;
-	f.msg = in;
-	f.as = DIME_ACTOR_DESTINATION;
-	if ((rc = cli_store(&f.st)) != CLI_OK)
-		goto out;
-	if (dime_ks_new(&f.ks) != DIME_OK) {
-		rc = cli_err("out of memory");
-		goto out;
-	}
-	if ((rc = msg_find(&f, DIME_STORE_ORG_KEY)) != CLI_OK) {
+	if ((rc = msg_find(&f, in, len, DIME_ACTOR_DESTINATION, DIME_STORE_ORG_KEY)) != CLI_OK) {
 		if (rc == CLI_NO)
 			rc = cli_no("msg bounce: no hosted organisation is the destination");
 		goto out;
