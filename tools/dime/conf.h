@@ -31,4 +31,7 @@ int conf_signet(struct dime_signet **s, const char **why, const struct conf *c, 
 /* The D/MIME cases (conf_msg.c). */
 void conf_dmime_case(struct conf *c, const json_t *cs, const char *id);
 
+/* The DMTP cases, dmtp-format and dmtp-parse (conf_dmtp.c). */
+void conf_dmtp_case(struct conf *c, const json_t *cs, const char *id);
+
 #endif

@@ -622,8 +622,7 @@ cmd_conformance(int argc, char **argv)
 		} else if (strncmp(kind, "dmime", 5) == 0) {
 			conf_dmime_case(&c, cs, id);
 		} else if (strncmp(kind, "dmtp", 4) == 0) {
-			printf("SKIP %s: DMTP is not implemented yet\n", id);
-			c.skipped++;
+			conf_dmtp_case(&c, cs, id);
 		} else {
 			conf_result(&c, id, "unknown case kind %s", kind);
 		}
