@@ -501,3 +501,25 @@ dime_ks_ecdh(const struct dime_ks *ks, uint8_t x[DIME_ECDH_BYTES], uint32_t id,
 		return DIME_E_INVALID;
 	return dime_secp_ecdh_x(x, k->enc_priv, peer);
 }
+
+int
+dime_ks_ecdh_batch(const struct dime_ks *ks, uint32_t key_id,
+		   const uint8_t (*pubs)[DIME_SECP_PUB_BYTES], size_t n,
+		   uint8_t (*x)[DIME_ECDH_BYTES], int *rc)
+{
+	const struct ks_slot *k = ks_get(ks, key_id);
+	int first = DIME_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		memset(x[i], 0, DIME_ECDH_BYTES);
+		if (k == NULL)
+			rc[i] = DIME_E_NOTFOUND;
+		else if (k->kind == DIME_KEY_SIGN)
+			rc[i] = DIME_E_INVALID;
+		else
+			rc[i] = dime_secp_ecdh_x(x[i], k->enc_priv, pubs[i]);
+		if (rc[i] != DIME_OK && first == DIME_OK)
+			first = rc[i];
+	}
+	return first;
+}

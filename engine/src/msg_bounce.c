@@ -174,8 +174,9 @@ bounce_rank(uint8_t t)
 
 /* Decrypt signature chunk c with the origin's slot and verify it over cover. */
 static int
-bounce_sig_check(const char **why, const struct dime_msg_chunk_info *c, const struct msg_kek *k,
-		 const struct dime_signet *origin, const uint8_t *cover, size_t cover_len)
+bounce_sig_check(struct msg_op *op, const char **why, const struct dime_msg_chunk_info *c,
+		 const struct msg_kek *k, const struct dime_signet *origin, const uint8_t *cover,
+		 size_t cover_len)
 {
 	uint8_t sig[DIME_SIG_BYTES];
 	struct msg_ckey ck;
@@ -189,7 +190,7 @@ bounce_sig_check(const char **why, const struct dime_msg_chunk_info *c, const st
 		bounce_why(why, msg_why(c->type, MSG_R_SLOT));
 		return DIME_E_BADSIG;
 	}
-	if (msg_org_verify(origin, sig, cover, cover_len) != DIME_OK) {
+	if (msg_op_org_verify(op, origin, sig, cover, cover_len) != DIME_OK) {
 		bounce_why(why, msg_why(c->type, MSG_R_SIG));
 		return DIME_E_BADSIG;
 	}
@@ -200,6 +201,14 @@ int
 dime_msg_bounce_verify(const struct dime_ks *ks, struct dime_msg_bounce_info *info,
 		       const char **why, const uint8_t *in, size_t in_len, uint32_t org_key,
 		       const struct dime_signet *origin)
+{
+	return msg_bounce_verify_op(NULL, ks, info, why, in, in_len, org_key, origin);
+}
+
+int
+msg_bounce_verify_op(struct msg_op *op, const struct dime_ks *ks,
+		     struct dime_msg_bounce_info *info, const char **why, const uint8_t *in,
+		     size_t in_len, uint32_t org_key, const struct dime_signet *origin)
 {
 	struct dime_msg_chunk_info *ch = NULL;
 	struct msg_kek k;
@@ -290,17 +299,17 @@ dime_msg_bounce_verify(const struct dime_ks *ks, struct dime_msg_bounce_info *in
 			rc = DIME_E_MALFORMED;
 			goto fail;
 		}
-	rc = msg_kek_for(ks, &k, org_key, ch[0].payload.p);
+	rc = msg_op_kek(op, ks, &k, org_key, ch[0].payload.p);
 	if (rc != DIME_OK) {
 		bounce_why(why, "bounce: the organisation's key cannot derive a KEK");
 		rc = rc == DIME_E_MALFORMED ? DIME_E_BADSIG : rc;
 		goto fail;
 	}
 	/* Proof first: the signatures over ciphertext, before anything is decrypted. */
-	rc = bounce_sig_check(why, &ch[i_meta], &k, origin, chunks_start,
+	rc = bounce_sig_check(op, why, &ch[i_meta], &k, origin, chunks_start,
 			      (size_t)(body.p + end_meta - chunks_start));
 	if (rc == DIME_OK && i_disp != MSG_NONE)
-		rc = bounce_sig_check(why, &ch[i_disp], &k, origin, chunks_start,
+		rc = bounce_sig_check(op, why, &ch[i_disp], &k, origin, chunks_start,
 				      (size_t)(body.p + end_disp - chunks_start));
 	if (rc != DIME_OK)
 		goto fail;

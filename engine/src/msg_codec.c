@@ -306,6 +306,152 @@ msg_frame(struct dime_msg_dump *d, struct dime_msg_chunk_info *chunks, size_t ca
 	return DIME_OK;
 }
 
+/* ---- the re-key container (docs/rekey.md) ---- */
+
+int
+msg_rk_split(struct msg_rk *rk, const char **why, const uint8_t *in, size_t in_len)
+{
+	struct dime_rd r;
+	uint32_t total, n;
+	uint8_t version;
+	const uint8_t *rec;
+
+	memset(rk, 0, sizeof(*rk));
+	if (in_len < 2 || in[0] != (DIME_MSG_REKEY_MAGIC >> 8) ||
+	    in[1] != (DIME_MSG_REKEY_MAGIC & 0xffu))
+		return DIME_E_NOTFOUND;
+	if (in_len > DIME_MSG_REKEY_MAX_BYTES) {
+		msg_set_why(why, "re-keyed message over DIME_MSG_REKEY_MAX_BYTES");
+		return DIME_E_LIMIT;
+	}
+	dime_rd_init(&r, in, in_len);
+	(void)dime_rd_be16(&r);
+	total = dime_rd_be32(&r);
+	if (r.err != DIME_OK) {
+		msg_set_why(why, "re-key container header truncated");
+		return r.err;
+	}
+	if (total > dime_rd_left(&r)) {
+		msg_set_why(why, "re-key container shorter than its 4-byte length");
+		return DIME_E_TRUNCATED;
+	}
+	if (total < dime_rd_left(&r)) {
+		msg_set_why(why, "bytes after the re-key container's 4-byte length");
+		return DIME_E_TRAILING;
+	}
+	rec = r.p + r.off;
+	version = dime_rd_u8(&r);
+	dime_rd_copy(&r, rk->old_fp, DIME_FP_BYTES);
+	dime_rd_copy(&r, rk->new_fp, DIME_FP_BYTES);
+	dime_rd_copy(&r, rk->eph, DIME_SECP_PUB_BYTES);
+	n = dime_rd_be32(&r);
+	if (r.err != DIME_OK) {
+		msg_set_why(why, "re-key record truncated");
+		goto fail;
+	}
+	if (version != DIME_MSG_REKEY_VERSION) {
+		msg_set_why(why, "re-key record: unknown version");
+		dime_rd_fail(&r, DIME_E_MALFORMED);
+		goto fail;
+	}
+	if (!dime_secp_pub_valid(rk->eph)) {
+		msg_set_why(why,
+			    "re-key record: ephemeral key is not a compressed secp256k1 point");
+		dime_rd_fail(&r, DIME_E_MALFORMED);
+		goto fail;
+	}
+	/* bounded by the bytes present before anything is taken; msg_rk_check then bounds it by
+	 * the message's chunks */
+	if (n > dime_rd_left(&r) / MSG_RK_ENTRY_BYTES) {
+		msg_set_why(why, "re-key record: more keyslots than bytes");
+		dime_rd_fail(&r, DIME_E_TRUNCATED);
+		goto fail;
+	}
+	rk->entries = dime_rd_take(&r, (size_t)n * MSG_RK_ENTRY_BYTES);
+	rk->n_slots = n;
+	rk->record.p = rec;
+	rk->record.len = (size_t)(r.p + r.off - rec);
+	if (dime_rd_left(&r) == 0) {
+		msg_set_why(why, "re-key container: no message after the record");
+		dime_rd_fail(&r, DIME_E_TRUNCATED);
+		goto fail;
+	}
+	rk->message.p = r.p + r.off;
+	rk->message.len = dime_rd_left(&r);
+	rk->present = 1;
+	return DIME_OK;
+fail:
+	memset(rk, 0, sizeof(*rk));
+	return r.err;
+}
+
+int
+msg_rk_check(const struct msg_rk *rk, const char **why)
+{
+	struct dime_rd r, e;
+	size_t i = 0, j = 0;
+
+	/* the message framed cleanly (msg_frame), so this walk only re-reads lengths */
+	dime_rd_init(&r, rk->message.p, rk->message.len);
+	dime_rd_init(&e, rk->entries, rk->n_slots * MSG_RK_ENTRY_BYTES);
+	if (rk->message.len >= 2 && rk->message.p[0] == (DIME_MSG_TRACING_MAGIC >> 8) &&
+	    rk->message.p[1] == (DIME_MSG_TRACING_MAGIC & 0xffu)) {
+		(void)dime_rd_be16(&r);
+		(void)dime_rd_take(&r, dime_rd_be16(&r));
+	}
+	(void)dime_rd_take(&r, DIME_MSG_HEADER_BYTES);
+	while (r.err == DIME_OK && dime_rd_left(&r) > 0) {
+		uint8_t type = dime_rd_u8(&r), actors = dime_msg_chunk_actors(type);
+		size_t plen = dime_rd_be24(&r);
+
+		(void)dime_rd_take(&r, plen);
+		(void)dime_rd_take(&r, (size_t)__builtin_popcount(actors) * DIME_MSG_KEYSLOT_BYTES);
+		if ((actors & DIME_ACTOR_RECIPIENT) != 0) {
+			if (j == rk->n_slots || dime_rd_be32(&e) != i) {
+				msg_set_why(why,
+					    "re-key record: keyslots do not match the message's "
+					    "chunks");
+				return DIME_E_MALFORMED;
+			}
+			(void)dime_rd_take(&e, DIME_MSG_KEYSLOT_BYTES);
+			j++;
+		}
+		i++;
+	}
+	if (r.err != DIME_OK || e.err != DIME_OK || j != rk->n_slots) {
+		msg_set_why(why, "re-key record: keyslots do not match the message's chunks");
+		return DIME_E_MALFORMED;
+	}
+	return DIME_OK;
+}
+
+/* A container's framing: the record's, then the message's, with chunk offsets from the start
+ * of the container. */
+static int
+msg_frame_any(struct dime_msg_dump *d, struct dime_msg_chunk_info *chunks, size_t cap,
+	      const char **why, const uint8_t *in, size_t in_len)
+{
+	struct msg_rk rk;
+	size_t off;
+	int rc;
+
+	rc = msg_rk_split(&rk, why, in, in_len);
+	if (rc == DIME_E_NOTFOUND)
+		return msg_frame(d, chunks, cap, why, in, in_len);
+	if (rc != DIME_OK)
+		return rc;
+	rc = msg_frame(d, chunks, cap, why, rk.message.p, rk.message.len);
+	if (rc == DIME_OK)
+		rc = msg_rk_check(&rk, why);
+	if (rc != DIME_OK)
+		return rc;
+	off = (size_t)(rk.message.p - in);
+	d->msg_offset += off;
+	for (size_t i = 0; chunks != NULL && i < d->n_chunks; i++)
+		chunks[i].offset += off;
+	return DIME_OK;
+}
+
 int
 dime_msg_dump(struct dime_msg_dump *d, struct dime_msg_chunk_info *chunks, size_t chunks_cap,
 	      const char **why, const uint8_t *in, size_t in_len)
@@ -320,7 +466,7 @@ dime_msg_dump(struct dime_msg_dump *d, struct dime_msg_chunk_info *chunks, size_
 	memset(d, 0, sizeof(*d));
 	if (chunks != NULL)
 		memset(chunks, 0, chunks_cap * sizeof(*chunks));
-	rc = msg_frame(d, chunks, chunks_cap, why, in, in_len);
+	rc = msg_frame_any(d, chunks, chunks_cap, why, in, in_len);
 	if (rc != DIME_OK) {
 		memset(d, 0, sizeof(*d));
 		if (chunks != NULL)
@@ -358,6 +504,8 @@ msg_parse(struct msg_parsed *m, const char **why, const uint8_t *in, size_t in_l
 	}
 	m->in = in;
 	m->in_len = in_len;
+	/* framed above, so this only fills m->rk (DIME_E_NOTFOUND: a plain message, rk zeroed) */
+	(void)msg_rk_split(&m->rk, NULL, in, in_len);
 	m->i_eph = m->i_origin = m->i_dest = m->i_common = m->i_headers = MSG_NONE;
 	m->i_tree = m->i_author = m->i_meta = m->i_disp = m->i_org = MSG_NONE;
 	m->content_first = m->content_end = MSG_NONE;

@@ -20,6 +20,7 @@ msg_kek_derive(struct msg_kek *k, const uint8_t x[DIME_ECDH_BYTES])
 	for (size_t i = 0; i < DIME_AES_BLOCK_BYTES; i++)
 		k->iv[i] = (uint8_t)(h[i] ^ h[16 + i]);
 	memcpy(k->key, h + 32, DIME_AES_KEY_BYTES);
+	k->rk = NULL;
 	dime_wipe(h, sizeof(h));
 }
 
@@ -48,19 +49,66 @@ msg_slot_index(uint8_t type, uint8_t actor)
 	return __builtin_popcount((unsigned)actors & ((unsigned)actor - 1u));
 }
 
-/* slot = AES-256-CBC(KEK)(R16 || IV^R16 || key32) (reference-format §6.3). */
+int
+msg_kek_for_actor(struct msg_op *op, const struct dime_ks *ks, struct msg_kek *k, uint32_t key_id,
+		  const struct msg_parsed *m, uint8_t actor)
+{
+	int rc;
+
+	if (!m->rk.present || actor != DIME_ACTOR_RECIPIENT)
+		return msg_op_kek(op, ks, k, key_id, m->eph);
+	rc = msg_op_kek(op, ks, k, key_id, m->rk.eph);
+	if (rc == DIME_OK)
+		k->rk = m;
+	return rc;
+}
+
+/* The record's keyslot for chunk c of m (c must be an element of m->ch), or NULL. The entries
+ * are in ascending chunk order (msg_rk_check); chunk indices are not secret. */
+static const uint8_t *
+msg_rk_slot(const struct msg_parsed *m, const struct dime_msg_chunk_info *c)
+{
+	uintptr_t base = (uintptr_t)m->ch, at = (uintptr_t)c;
+	size_t i, lo = 0, hi = m->rk.n_slots;
+
+	if (at < base || (at - base) % sizeof(*c) != 0 || (at - base) / sizeof(*c) >= m->d.n_chunks)
+		return NULL;
+	i = (at - base) / sizeof(*c);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const uint8_t *e = m->rk.entries + mid * MSG_RK_ENTRY_BYTES;
+		size_t v = (size_t)e[0] << 24 | (size_t)e[1] << 16 | (size_t)e[2] << 8 | e[3];
+
+		if (v == i)
+			return e + 4;
+		if (v < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* slot = AES-256-CBC(KEK)(R16 || IV^R16 || key32) (reference-format §6.3). A re-key record's
+ * KEK (k->rk) opens the record's slot in place of the chunk's own recipient slot. */
 int
 msg_slot_open(struct msg_ckey *ck, const struct dime_msg_chunk_info *c, uint8_t actor,
 	      const struct msg_kek *k)
 {
 	uint8_t pt[DIME_MSG_KEYSLOT_BYTES];
 	int idx = msg_slot_index(c->type, actor), rc;
+	const uint8_t *slot;
 
 	memset(ck, 0, sizeof(*ck));
 	if (idx < 0 || (size_t)idx >= c->n_slots)
 		return DIME_E_INVALID;
-	rc = dime_aes256cbc_decrypt(pt, c->slots.p + (size_t)idx * DIME_MSG_KEYSLOT_BYTES,
-				    DIME_MSG_KEYSLOT_BYTES, k->key, k->iv);
+	if (k->rk != NULL && actor == DIME_ACTOR_RECIPIENT)
+		slot = msg_rk_slot(k->rk, c);
+	else
+		slot = c->slots.p + (size_t)idx * DIME_MSG_KEYSLOT_BYTES;
+	if (slot == NULL)
+		return DIME_E_INVALID;
+	rc = dime_aes256cbc_decrypt(pt, slot, DIME_MSG_KEYSLOT_BYTES, k->key, k->iv);
 	if (rc == DIME_OK) {
 		for (size_t i = 0; i < DIME_AES_BLOCK_BYTES; i++)
 			ck->iv[i] = (uint8_t)(pt[i] ^ pt[16 + i]);
@@ -189,4 +237,77 @@ msg_org_verify(const struct dime_signet *org, const uint8_t sig[DIME_SIG_BYTES],
 			return DIME_OK;
 	}
 	return DIME_E_BADSIG;
+}
+
+/* ---- the recipient signet of a re-keyed message (docs/rekey.md) ---- */
+
+static void
+msg_crypto_why(const char **why, const char *s)
+{
+	if (why != NULL)
+		*why = s;
+}
+
+static int
+msg_fp_of(const uint8_t fp[DIME_FP_BYTES], const struct dime_signet *s)
+{
+	uint8_t want[DIME_FP_BYTES];
+
+	if (dime_signet_fingerprint(want, s, DIME_FP_CRYPTO) != DIME_OK)
+		return 0;
+	return dime_ct_equal(fp, want, DIME_FP_BYTES);
+}
+
+int
+msg_ident_is(const struct dime_signet *s, const char *addr)
+{
+	struct dime_view id;
+	size_t n = strlen(addr);
+
+	if (dime_signet_identifier(s, &id) != DIME_OK || id.len != n || n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned a = id.p[i], b = (unsigned char)addr[i];
+
+		if (a - 'A' < 26u)
+			a += 32u;
+		if (b - 'A' < 26u)
+			b += 32u;
+		if (a != b)
+			return 0;
+	}
+	return 1;
+}
+
+int
+msg_recipient_ok(const char **why, const struct msg_parsed *m, const struct dime_msg_envelope *env,
+		 const struct dime_signet *recipient, uint8_t actor)
+{
+	if (!m->rk.present || actor != DIME_ACTOR_RECIPIENT) {
+		if (recipient == NULL || msg_fp_of(env->recipient_fp, recipient))
+			return 1;
+		msg_crypto_why(why, "chunk 5: Recipient-Signet is not the recipient signet's "
+				    "fingerprint");
+		return 0;
+	}
+	/* The record is not signed: what binds it is that the author signed the old fingerprint
+	 * and the address, and that the caller vouches for the new signet. */
+	if (recipient == NULL) {
+		msg_crypto_why(why, "re-keyed message: the recipient's new signet is required");
+		return 0;
+	}
+	if (!msg_fp_of(m->rk.new_fp, recipient)) {
+		msg_crypto_why(why, "re-key record: not for the given recipient signet");
+		return 0;
+	}
+	if (!dime_ct_equal(m->rk.old_fp, env->recipient_fp, DIME_FP_BYTES)) {
+		msg_crypto_why(why, "re-key record: its old fingerprint is not chunk 5's "
+				    "Recipient-Signet");
+		return 0;
+	}
+	if (!msg_ident_is(recipient, env->recipient)) {
+		msg_crypto_why(why, "re-key record: the new signet is not chunk 5's Recipient");
+		return 0;
+	}
+	return 1;
 }

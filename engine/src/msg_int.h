@@ -21,12 +21,26 @@ struct msg_parsed {
 	    i_org;
 	size_t content_first, content_end; /* [first, end) indices of chunks 3, 65..131 */
 	uint8_t eph[DIME_SECP_PUB_BYTES];
+	/* Re-key container (magic 1850, docs/rekey.md): the chunks above are the inner message's;
+	 * rk.present == 0 for a plain message. Views borrow in. */
+	struct msg_rk {
+		int present;
+		struct dime_view message; /* the original message bytes, tracing prefix included */
+		struct dime_view record;  /* version through the last keyslot */
+		uint8_t old_fp[DIME_FP_BYTES], new_fp[DIME_FP_BYTES];
+		uint8_t eph[DIME_SECP_PUB_BYTES];
+		size_t n_slots;
+		const uint8_t *entries; /* n_slots x (be32 chunk index | 64-byte keyslot) */
+	} rk;
 };
 
 /* An actor's key encryption key (reference-format §5). */
 struct msg_kek {
 	uint8_t key[DIME_AES_KEY_BYTES];
 	uint8_t iv[DIME_AES_BLOCK_BYTES];
+	/* Set only by msg_kek_for_actor: this KEK is the re-key record's, so msg_slot_open takes
+	 * the recipient's slots from rk's record. NULL otherwise (msg_kek_derive clears it). */
+	const struct msg_parsed *rk;
 };
 
 /* A chunk's own AES key and IV, recovered from a keyslot or drawn at wrap. */
@@ -110,5 +124,95 @@ size_t msg_cover_end(const struct msg_parsed *m, uint8_t sig_type);
 /* Verify sig against the org signet's POK or any SOK with DIME_SOK_MESSAGES. */
 int msg_org_verify(const struct dime_signet *org, const uint8_t sig[DIME_SIG_BYTES],
 		   const uint8_t *msg, size_t len);
+
+
+/* msg_batch.c: the op context a batch call threads through the operations. op == NULL (every
+ * one-at-a-time call) means: compute and verify everything now, exactly as before. */
+struct msg_op;
+/* msg_kek_for, answered from the batch's table when it holds (key_id, eph). */
+int msg_op_kek(struct msg_op *op, const struct dime_ks *ks, struct msg_kek *k, uint32_t key_id,
+	       const uint8_t eph[DIME_SECP_PUB_BYTES]);
+/* How a deferred check holds its message until the batch call. */
+enum msg_op_hold {
+	MSG_OP_BORROW, /* msg lives in the job's input: keep the pointer */
+	MSG_OP_COPY    /* msg is a temporary (plaintext): copy it (wiped later) */
+};
+/* dime_ed25519_verify, or in a deferred batch run a recorded check assumed to pass (it may
+ * still verify at once, e.g. a message too large to copy). */
+int msg_op_verify(struct msg_op *op, const uint8_t sig[DIME_SIG_BYTES],
+		  const uint8_t pub[DIME_ED25519_PUB_BYTES], const uint8_t *msg, size_t len,
+		  enum msg_op_hold hold);
+/* msg_op_verify over *buf (malloc'd, len bytes): a recorded check takes the buffer (wiped and
+ * freed with the batch) and sets *buf = NULL; otherwise *buf stays the caller's. */
+int msg_op_verify_take(struct msg_op *op, const uint8_t sig[DIME_SIG_BYTES],
+		       const uint8_t pub[DIME_ED25519_PUB_BYTES], uint8_t **buf, size_t len);
+/* msg_org_verify, or recorded (POK first, the SOKs with DIME_SOK_MESSAGES as alternatives);
+ * msg borrowed from the job's input. */
+int msg_op_org_verify(struct msg_op *op, const struct dime_signet *org,
+		      const uint8_t sig[DIME_SIG_BYTES], const uint8_t *msg, size_t len);
+
+/* The operations with an op context (msg_ops.c, msg_bounce.c, msg_mail.c). */
+int msg_origin_sign_op(struct msg_op *op, const struct dime_ks *ks, uint8_t **out,
+		       size_t *out_len, struct dime_msg_envelope *env, const char **why,
+		       const uint8_t *in, size_t in_len, uint32_t org_key, uint32_t sign_key,
+		       const struct dime_msg_parties *p);
+int msg_accept_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_envelope *env,
+		  const char **why, const uint8_t *in, size_t in_len, uint32_t dest_key,
+		  const struct dime_msg_parties *p);
+int msg_open_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_opened *o,
+		const char **why, const uint8_t *in, size_t in_len, enum dime_msg_actor as,
+		uint32_t key, const struct dime_msg_parties *p);
+int msg_bounce_verify_op(struct msg_op *op, const struct dime_ks *ks,
+			 struct dime_msg_bounce_info *info, const char **why, const uint8_t *in,
+			 size_t in_len, uint32_t org_key, const struct dime_signet *origin);
+/* The ephemeral key and the four actor KEKs of a wrap, computed ahead by the batch.
+ * rc[a]: dime_signet_enc_key, then ECDH, for actor a (A, O, D, R). */
+struct msg_wrap_pre {
+	uint8_t eph_pub[DIME_SECP_PUB_BYTES];
+	int rc[4];
+	struct msg_kek kek[4];
+};
+int msg_wrap_op(const struct msg_wrap_pre *pre, const struct dime_ks *ks, uint8_t **out,
+		size_t *out_len, const char **why, const struct dime_msg_parties *p,
+		uint32_t author_key, const struct dime_msg_content *c,
+		const struct dime_msg_wrap_opts *opts);
+int msg_wrap_mail_op(const struct msg_wrap_pre *pre, const struct dime_ks *ks, uint8_t **out,
+		     size_t *out_len, const char **why, const struct dime_msg_parties *p,
+		     uint32_t author_key, const uint8_t *mail, size_t mail_len,
+		     const struct dime_msg_wrap_opts *opts);
+
+/* ---- re-key container (docs/rekey.md; msg_codec.c, msg_crypto.c, msg_rekey.c) ---- */
+
+#define MSG_RK_HEADER_BYTES (1u + 2u * DIME_FP_BYTES + DIME_SECP_PUB_BYTES + 4u) /* 166 */
+#define MSG_RK_ENTRY_BYTES  (4u + DIME_MSG_KEYSLOT_BYTES)			 /* 68 */
+
+/* Split a re-key container into its record and the message it carries, checking the
+ * container's framing and the record's own fields (version, a valid ephemeral point, the slot
+ * count against the bytes left). The record's chunk indices are checked against the message
+ * by msg_rk_check. Returns: DIME_OK, DIME_E_NOTFOUND (in does not start with magic 1850:
+ * nothing is set), or a framing error with *why. Out: *rk (zeroed on failure). */
+int msg_rk_split(struct msg_rk *rk, const char **why, const uint8_t *in, size_t in_len);
+/* Check that the record holds exactly one entry per chunk with a recipient keyslot, in wire
+ * order, naming that chunk's index. The message must already have framed cleanly.
+ * Returns: DIME_OK or DIME_E_MALFORMED with *why. */
+int msg_rk_check(const struct msg_rk *rk, const char **why);
+
+/* The KEK an actor opens m's keyslots with (through msg_op_kek; op may be NULL): from the
+ * re-key record's ephemeral key when m has a record and actor is the recipient (and then
+ * k->rk = m), else from chunk 2's. Returns: as msg_kek_for. Out: *k, zeroed on failure. */
+struct msg_op;
+int msg_kek_for_actor(struct msg_op *op, const struct dime_ks *ks, struct msg_kek *k,
+		      uint32_t key_id, const struct msg_parsed *m, uint8_t actor);
+/* The recipient-signet rule of an open (dime_msg_open). Plain message, or an actor other than
+ * the recipient: recipient is NULL or its crypto fingerprint is env->recipient_fp. Re-keyed
+ * message opened by the recipient: recipient is required, its crypto fingerprint is the
+ * record's new one, the record's old one is env->recipient_fp (author-signed), and its
+ * identifier is env->recipient (so a record cannot hand one user's message to another).
+ * Returns: 1 when the rule holds, else 0 with *why set. */
+int msg_recipient_ok(const char **why, const struct msg_parsed *m,
+		     const struct dime_msg_envelope *env, const struct dime_signet *recipient,
+		     uint8_t actor);
+/* Returns: 1 when s's identifier (field 254) is addr, ASCII case-insensitively, else 0. */
+int msg_ident_is(const struct dime_signet *s, const char *addr);
 
 #endif

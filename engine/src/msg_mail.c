@@ -8,11 +8,22 @@
 #include "dime/codec.h"
 #include "dime/mime.h"
 #include "dime/msg.h"
+#include "msg_int.h"
 
 int
 dime_msg_wrap_mail(const struct dime_ks *ks, uint8_t **out, size_t *out_len, const char **why,
 		   const struct dime_msg_parties *p, uint32_t author_key, const uint8_t *mail,
 		   size_t mail_len, const struct dime_msg_wrap_opts *opts)
+{
+	return msg_wrap_mail_op(NULL, ks, out, out_len, why, p, author_key, mail, mail_len, opts);
+}
+
+/* pre: as msg_wrap_op. */
+int
+msg_wrap_mail_op(const struct msg_wrap_pre *pre, const struct dime_ks *ks, uint8_t **out,
+		 size_t *out_len, const char **why, const struct dime_msg_parties *p,
+		 uint32_t author_key, const uint8_t *mail, size_t mail_len,
+		 const struct dime_msg_wrap_opts *opts)
 {
 	struct dime_mime_content mc;
 	struct dime_mime_part *mparts = NULL;
@@ -57,7 +68,7 @@ dime_msg_wrap_mail(const struct dime_ks *ks, uint8_t **out, size_t *out_len, con
 	c.headers = mc.headers;
 	c.parts = parts;
 	c.n_parts = mc.n_parts;
-	rc = dime_msg_wrap(ks, out, out_len, why, p, author_key, &c, opts);
+	rc = msg_wrap_op(pre, ks, out, out_len, why, p, author_key, &c, opts);
 out:
 	if (buf != NULL)
 		dime_wipe(buf, buf_len); /* chunk 33 and 34: plaintext headers */

@@ -66,8 +66,9 @@ ops_sig_open(uint8_t sig[DIME_SIG_BYTES], const char **why, const struct msg_par
  * not NULL, the author's plaintext signature over plaintext[64:].
  * Out: *pt (owned, payload.len bytes), *pl views into it. */
 static int
-ops_std_open(uint8_t **pt, struct msg_payload *pl, const char **why, const struct msg_parsed *m,
-	     size_t i, uint8_t actor, const struct msg_kek *k, const uint8_t *author_pub)
+ops_std_open(struct msg_op *op, uint8_t **pt, struct msg_payload *pl, const char **why,
+	     const struct msg_parsed *m, size_t i, uint8_t actor, const struct msg_kek *k,
+	     const uint8_t *author_pub)
 {
 	const struct dime_msg_chunk_info *c = &m->ch[i];
 	struct msg_ckey ck;
@@ -90,8 +91,8 @@ ops_std_open(uint8_t **pt, struct msg_payload *pl, const char **why, const struc
 	}
 	rc = msg_payload_decode(pl, why, p, c->payload.len, c->type);
 	if (rc == DIME_OK && author_pub != NULL &&
-	    dime_ed25519_verify(pl->sig, author_pub, pl->signed_part.p, pl->signed_part.len) !=
-		DIME_OK) {
+	    msg_op_verify(op, pl->sig, author_pub, pl->signed_part.p, pl->signed_part.len,
+			  MSG_OP_COPY) != DIME_OK) {
 		ops_why(why, msg_why(c->type, MSG_R_SIG));
 		rc = DIME_E_BADSIG;
 	}
@@ -106,7 +107,7 @@ ops_std_open(uint8_t **pt, struct msg_payload *pl, const char **why, const struc
 
 /* The author's tree (225, either form) and full (226) signatures. */
 static int
-ops_check_author_sigs(const char **why, const struct msg_parsed *m, uint8_t actor,
+ops_check_author_sigs(struct msg_op *op, const char **why, const struct msg_parsed *m, uint8_t actor,
 		      const struct msg_kek *k, const uint8_t author_pub[DIME_ED25519_PUB_BYTES])
 {
 	uint8_t sig[DIME_SIG_BYTES], *buf = NULL;
@@ -124,7 +125,9 @@ ops_check_author_sigs(const char **why, const struct msg_parsed *m, uint8_t acto
 			ops_why(why, "out of memory");
 			return rc;
 		}
-		ok = dime_ed25519_verify(sig, author_pub, buf, len) == DIME_OK;
+		/* a batch run records form 0 and takes buf; if that fails, the job runs again
+		 * alone and tries both forms */
+		ok = msg_op_verify_take(op, sig, author_pub, &buf, len) == DIME_OK;
 		free(buf);
 	}
 	if (!ok) {
@@ -136,7 +139,7 @@ ops_check_author_sigs(const char **why, const struct msg_parsed *m, uint8_t acto
 	if (rc != DIME_OK)
 		return rc;
 	cover = msg_cover(m, msg_cover_end(m, DIME_CHUNK_AUTHOR_SIG));
-	if (dime_ed25519_verify(sig, author_pub, cover.p, cover.len) != DIME_OK) {
+	if (msg_op_verify(op, sig, author_pub, cover.p, cover.len, MSG_OP_BORROW) != DIME_OK) {
 		ops_why(why, "chunk 226: author full signature does not verify");
 		return DIME_E_BADSIG;
 	}
@@ -145,7 +148,7 @@ ops_check_author_sigs(const char **why, const struct msg_parsed *m, uint8_t acto
 
 /* The origin's 248 and 249 (when present) and 255, against its POK or a messages SOK. */
 static int
-ops_check_org_sigs(const char **why, const struct msg_parsed *m, uint8_t actor,
+ops_check_org_sigs(struct msg_op *op, const char **why, const struct msg_parsed *m, uint8_t actor,
 		   const struct msg_kek *k, const struct dime_signet *origin)
 {
 	const size_t idx[3] = {m->i_meta, m->i_disp, m->i_org};
@@ -161,7 +164,7 @@ ops_check_org_sigs(const char **why, const struct msg_parsed *m, uint8_t actor,
 		if (rc != DIME_OK)
 			return rc;
 		cover = msg_cover(m, msg_cover_end(m, m->ch[idx[j]].type));
-		if (msg_org_verify(origin, sig, cover.p, cover.len) != DIME_OK) {
+		if (msg_op_org_verify(op, origin, sig, cover.p, cover.len) != DIME_OK) {
 			ops_why(why, msg_why(m->ch[idx[j]].type, MSG_R_SIGCHUNK));
 			return DIME_E_BADSIG;
 		}
@@ -171,14 +174,15 @@ ops_check_org_sigs(const char **why, const struct msg_parsed *m, uint8_t actor,
 
 /* Open envelope chunk i (4 or 5) and parse its text into env. */
 static int
-ops_env_open(struct dime_msg_envelope *env, const char **why, const struct msg_parsed *m, size_t i,
-	     uint8_t actor, const struct msg_kek *k, const uint8_t *author_pub)
+ops_env_open(struct msg_op *op, struct dime_msg_envelope *env, const char **why,
+	     const struct msg_parsed *m, size_t i, uint8_t actor, const struct msg_kek *k,
+	     const uint8_t *author_pub)
 {
 	struct msg_payload pl;
 	uint8_t *pt = NULL;
 	int rc;
 
-	rc = ops_std_open(&pt, &pl, why, m, i, actor, k, author_pub);
+	rc = ops_std_open(op, &pt, &pl, why, m, i, actor, k, author_pub);
 	if (rc != DIME_OK)
 		return rc;
 	if ((pl.flags & ~DIME_MSG_FLAG_ALT_PAD) != 0) {
@@ -223,8 +227,9 @@ ops_author_pub(uint8_t pub[DIME_ED25519_PUB_BYTES], const char **why,
 /* ---- origin ---- */
 
 static int
-ops_origin_check(const struct dime_ks *ks, struct dime_msg_envelope *env, const char **why,
-		 const struct msg_parsed *m, uint32_t org_key, const struct dime_msg_parties *p)
+ops_origin_check(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_envelope *env,
+		 const char **why, const struct msg_parsed *m, uint32_t org_key,
+		 const struct dime_msg_parties *p)
 {
 	uint8_t apub[DIME_ED25519_PUB_BYTES];
 	struct msg_kek k;
@@ -233,14 +238,14 @@ ops_origin_check(const struct dime_ks *ks, struct dime_msg_envelope *env, const 
 	rc = ops_author_pub(apub, why, p);
 	if (rc != DIME_OK)
 		return rc;
-	rc = msg_kek_for(ks, &k, org_key, m->eph);
+	rc = msg_op_kek(op, ks, &k, org_key, m->eph);
 	if (rc != DIME_OK) {
 		ops_why(why, "the origin key cannot derive a KEK");
 		return rc == DIME_E_MALFORMED ? DIME_E_BADSIG : rc;
 	}
-	rc = ops_check_author_sigs(why, m, DIME_ACTOR_ORIGIN, &k, apub);
+	rc = ops_check_author_sigs(op, why, m, DIME_ACTOR_ORIGIN, &k, apub);
 	if (rc == DIME_OK)
-		rc = ops_env_open(env, why, m, m->i_origin, DIME_ACTOR_ORIGIN, &k, apub);
+		rc = ops_env_open(op, env, why, m, m->i_origin, DIME_ACTOR_ORIGIN, &k, apub);
 	if (rc == DIME_OK && !ops_fp_is(env->author_fp, p->author)) {
 		ops_why(why, "chunk 4: Author-Signet is not the author signet's fingerprint");
 		rc = DIME_E_BADSIG;
@@ -266,7 +271,7 @@ dime_msg_origin_check(const struct dime_ks *ks, struct dime_msg_envelope *env, c
 	rc = msg_parse(&m, why, in, in_len);
 	if (rc != DIME_OK)
 		return rc;
-	rc = ops_origin_check(ks, env, why, &m, org_key, p);
+	rc = ops_origin_check(NULL, ks, env, why, &m, org_key, p);
 	msg_parsed_free(&m);
 	if (rc != DIME_OK)
 		memset(env, 0, sizeof(*env));
@@ -304,6 +309,16 @@ dime_msg_origin_sign(const struct dime_ks *ks, uint8_t **out, size_t *out_len,
 		     size_t in_len, uint32_t org_key, uint32_t sign_key,
 		     const struct dime_msg_parties *p)
 {
+	return msg_origin_sign_op(NULL, ks, out, out_len, env, why, in, in_len, org_key, sign_key,
+				  p);
+}
+
+int
+msg_origin_sign_op(struct msg_op *op, const struct dime_ks *ks, uint8_t **out, size_t *out_len,
+		   struct dime_msg_envelope *env, const char **why, const uint8_t *in,
+		   size_t in_len, uint32_t org_key, uint32_t sign_key,
+		   const struct dime_msg_parties *p)
+{
 	struct msg_parsed m, mo;
 	struct msg_kek k;
 	uint8_t *buf = NULL, sig[DIME_SIG_BYTES];
@@ -331,7 +346,7 @@ dime_msg_origin_sign(const struct dime_ks *ks, uint8_t **out, size_t *out_len,
 	rc = ops_org_signer(ks, &signer, why, org_key, sign_key, p->origin);
 	if (rc != DIME_OK)
 		goto out;
-	rc = ops_origin_check(ks, env, why, &m, org_key, p);
+	rc = ops_origin_check(op, ks, env, why, &m, org_key, p);
 	if (rc != DIME_OK)
 		goto out;
 	buf = malloc(in_len);
@@ -343,7 +358,7 @@ dime_msg_origin_sign(const struct dime_ks *ks, uint8_t **out, size_t *out_len,
 	memcpy(buf, in, in_len);
 	rc = msg_parse(&mo, why, buf, in_len);
 	if (rc == DIME_OK)
-		rc = msg_kek_for(ks, &k, org_key, mo.eph);
+		rc = msg_op_kek(op, ks, &k, org_key, mo.eph);
 	/* 248, 249, then 255 (which covers the other two): sign, re-encrypt in place with the
 	 * author-chosen key from the origin's keyslot (reference-format §6.7). */
 	for (int j = 0; j < 3 && rc == DIME_OK; j++) {
@@ -390,6 +405,14 @@ dime_msg_accept(const struct dime_ks *ks, struct dime_msg_envelope *env, const c
 		const uint8_t *in, size_t in_len, uint32_t dest_key,
 		const struct dime_msg_parties *p)
 {
+	return msg_accept_op(NULL, ks, env, why, in, in_len, dest_key, p);
+}
+
+int
+msg_accept_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_envelope *env,
+	      const char **why, const uint8_t *in, size_t in_len, uint32_t dest_key,
+	      const struct dime_msg_parties *p)
+{
 	struct msg_parsed m;
 	struct msg_kek k;
 	int rc;
@@ -409,17 +432,17 @@ dime_msg_accept(const struct dime_ks *ks, struct dime_msg_envelope *env, const c
 		rc = DIME_E_INVALID;
 		goto out;
 	}
-	rc = msg_kek_for(ks, &k, dest_key, m.eph);
+	rc = msg_op_kek(op, ks, &k, dest_key, m.eph);
 	if (rc != DIME_OK) {
 		ops_why(why, "the destination key cannot derive a KEK");
 		rc = rc == DIME_E_MALFORMED ? DIME_E_BADSIG : rc;
 		goto out;
 	}
-	rc = ops_check_org_sigs(why, &m, DIME_ACTOR_DESTINATION, &k, p->origin);
+	rc = ops_check_org_sigs(op, why, &m, DIME_ACTOR_DESTINATION, &k, p->origin);
 	if (rc != DIME_OK)
 		goto out;
 	/* the author is hidden from the destination: chunk 5's signature cannot be checked */
-	rc = ops_env_open(env, why, &m, m.i_dest, DIME_ACTOR_DESTINATION, &k, NULL);
+	rc = ops_env_open(op, env, why, &m, m.i_dest, DIME_ACTOR_DESTINATION, &k, NULL);
 	if (rc == DIME_OK && !ops_fp_is(env->origin_fp, p->origin)) {
 		ops_why(why, "chunk 5: Origin-Signet is not the origin signet's fingerprint");
 		rc = DIME_E_BADSIG;
@@ -451,15 +474,15 @@ dime_msg_envelope_peek(const struct dime_ks *ks, struct dime_msg_envelope *env, 
 	rc = msg_parse(&m, why, in, in_len);
 	if (rc != DIME_OK)
 		return rc;
-	rc = msg_kek_for(ks, &k, key, m.eph);
+	rc = msg_kek_for_actor(NULL, ks, &k, key, &m, (uint8_t)as);
 	if (rc != DIME_OK) {
 		ops_why(why, "the key cannot derive a KEK");
 		rc = rc == DIME_E_MALFORMED ? DIME_E_BADSIG : rc;
 	}
 	if (rc == DIME_OK && as != DIME_ACTOR_DESTINATION)
-		rc = ops_env_open(env, why, &m, m.i_origin, (uint8_t)as, &k, NULL);
+		rc = ops_env_open(NULL, env, why, &m, m.i_origin, (uint8_t)as, &k, NULL);
 	if (rc == DIME_OK && as != DIME_ACTOR_ORIGIN)
-		rc = ops_env_open(env, why, &m, m.i_dest, (uint8_t)as, &k, NULL);
+		rc = ops_env_open(NULL, env, why, &m, m.i_dest, (uint8_t)as, &k, NULL);
 	dime_wipe(&k, sizeof(k));
 	msg_parsed_free(&m);
 	if (rc != DIME_OK)
@@ -549,8 +572,9 @@ ops_take_data(struct dime_view *v, const char **why, uint8_t type, uint8_t flags
 
 /* Open content chunks [first, end) as one part each, joining spanned runs. */
 static int
-ops_open_parts(struct dime_msg_opened *o, const char **why, const struct msg_parsed *m,
-	       uint8_t actor, const struct msg_kek *k, const uint8_t *apub)
+ops_open_parts(struct msg_op *bop, struct dime_msg_opened *o, const char **why,
+	       const struct msg_parsed *m, uint8_t actor, const struct msg_kek *k,
+	       const uint8_t *apub)
 {
 	size_t i = m->content_first, cap = m->content_end - m->content_first;
 	int rc = DIME_OK;
@@ -576,7 +600,7 @@ ops_open_parts(struct dime_msg_opened *o, const char **why, const struct msg_par
 				rc = DIME_E_BADSIG;
 				break;
 			}
-			rc = ops_std_open(&pt, &pl, why, m, i, actor, k, apub);
+			rc = ops_std_open(bop, &pt, &pl, why, m, i, actor, k, apub);
 			if (rc != DIME_OK)
 				break;
 			if (pieces == 0)
@@ -631,14 +655,15 @@ ops_open_parts(struct dime_msg_opened *o, const char **why, const struct msg_par
 }
 
 static int
-ops_open_meta(struct dime_view *v, uint8_t *flags, const char **why, const struct msg_parsed *m,
-	      size_t i, uint8_t actor, const struct msg_kek *k, const uint8_t *apub)
+ops_open_meta(struct msg_op *op, struct dime_view *v, uint8_t *flags, const char **why,
+	      const struct msg_parsed *m, size_t i, uint8_t actor, const struct msg_kek *k,
+	      const uint8_t *apub)
 {
 	struct msg_payload pl;
 	uint8_t *pt = NULL;
 	int rc;
 
-	rc = ops_std_open(&pt, &pl, why, m, i, actor, k, apub);
+	rc = ops_std_open(op, &pt, &pl, why, m, i, actor, k, apub);
 	if (rc != DIME_OK)
 		return rc;
 	if ((pl.flags & DIME_MSG_FLAG_SPAN) != 0) {
@@ -656,6 +681,14 @@ int
 dime_msg_open(const struct dime_ks *ks, struct dime_msg_opened *o, const char **why,
 	      const uint8_t *in, size_t in_len, enum dime_msg_actor as, uint32_t key,
 	      const struct dime_msg_parties *p)
+{
+	return msg_open_op(NULL, ks, o, why, in, in_len, as, key, p);
+}
+
+int
+msg_open_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_opened *o,
+	    const char **why, const uint8_t *in, size_t in_len, enum dime_msg_actor as,
+	    uint32_t key, const struct dime_msg_parties *p)
 {
 	uint8_t apub[DIME_ED25519_PUB_BYTES], actor = (uint8_t)as;
 	struct msg_parsed m;
@@ -679,20 +712,20 @@ dime_msg_open(const struct dime_ks *ks, struct dime_msg_opened *o, const char **
 	}
 	if (rc != DIME_OK)
 		goto out;
-	rc = msg_kek_for(ks, &k, key, m.eph);
+	rc = msg_kek_for_actor(op, ks, &k, key, &m, actor);
 	if (rc != DIME_OK) {
 		ops_why(why, "the key cannot derive a KEK");
 		rc = rc == DIME_E_MALFORMED ? DIME_E_BADSIG : rc;
 		goto out;
 	}
 	/* signatures over ciphertext first (STYLE.md §4) */
-	rc = ops_check_author_sigs(why, &m, actor, &k, apub);
+	rc = ops_check_author_sigs(op, why, &m, actor, &k, apub);
 	if (rc == DIME_OK && as == DIME_ACTOR_RECIPIENT)
-		rc = ops_check_org_sigs(why, &m, actor, &k, p->origin);
+		rc = ops_check_org_sigs(op, why, &m, actor, &k, p->origin);
 	if (rc == DIME_OK)
-		rc = ops_env_open(&o->env, why, &m, m.i_origin, actor, &k, apub);
+		rc = ops_env_open(op, &o->env, why, &m, m.i_origin, actor, &k, apub);
 	if (rc == DIME_OK)
-		rc = ops_env_open(&o->env, why, &m, m.i_dest, actor, &k, apub);
+		rc = ops_env_open(op, &o->env, why, &m, m.i_dest, actor, &k, apub);
 	if (rc != DIME_OK)
 		goto out;
 	rc = DIME_E_BADSIG;
@@ -703,19 +736,20 @@ dime_msg_open(const struct dime_ks *ks, struct dime_msg_opened *o, const char **
 			     "fingerprint");
 	else if (p->origin != NULL && !ops_fp_is(o->env.origin_fp, p->origin))
 		ops_why(why, "chunk 5: Origin-Signet is not the origin signet's fingerprint");
-	else if (p->recipient != NULL && !ops_fp_is(o->env.recipient_fp, p->recipient))
-		ops_why(why, "chunk 5: Recipient-Signet is not the recipient signet's fingerprint");
+	else if (!msg_recipient_ok(why, &m, &o->env, p->recipient, actor))
+		rc = DIME_E_BADSIG; /* the reason is set; a re-key record is checked here too */
 	else
 		rc = DIME_OK;
 	if (rc != DIME_OK)
 		goto out;
 	/* content last */
-	rc = ops_open_meta(&o->common, &o->common_flags, why, &m, m.i_common, actor, &k, apub);
+	rc = ops_open_meta(op, &o->common, &o->common_flags, why, &m, m.i_common, actor, &k,
+			   apub);
 	if (rc == DIME_OK && m.i_headers != MSG_NONE)
-		rc = ops_open_meta(&o->headers, &o->headers_flags, why, &m, m.i_headers, actor, &k,
-				   apub);
+		rc = ops_open_meta(op, &o->headers, &o->headers_flags, why, &m, m.i_headers, actor,
+				   &k, apub);
 	if (rc == DIME_OK)
-		rc = ops_open_parts(o, why, &m, actor, &k, apub);
+		rc = ops_open_parts(op, o, why, &m, actor, &k, apub);
 out:
 	dime_wipe(&k, sizeof(k));
 	msg_parsed_free(&m);
@@ -968,6 +1002,16 @@ dime_msg_wrap(const struct dime_ks *ks, uint8_t **out, size_t *out_len, const ch
 	      const struct dime_msg_parties *p, uint32_t author_key,
 	      const struct dime_msg_content *c, const struct dime_msg_wrap_opts *opts)
 {
+	return msg_wrap_op(NULL, ks, out, out_len, why, p, author_key, c, opts);
+}
+
+/* pre: the batch's ephemeral key and KEKs, or NULL to draw and compute them here. */
+int
+msg_wrap_op(const struct msg_wrap_pre *pre, const struct dime_ks *ks, uint8_t **out,
+	    size_t *out_len, const char **why, const struct dime_msg_parties *p,
+	    uint32_t author_key, const struct dime_msg_content *c,
+	    const struct dime_msg_wrap_opts *opts)
+{
 	static const struct dime_msg_wrap_opts defaults = {DIME_MSG_GZIP_IF_SMALLER,
 							   DIME_MSG_PAD_REFERENCE};
 	static const uint8_t zero_sig[DIME_SIG_BYTES] = {0};
@@ -1058,9 +1102,20 @@ dime_msg_wrap(const struct dime_ks *ks, uint8_t **out, size_t *out_len, const ch
 	}
 	if (rc != DIME_OK)
 		goto out;
-	/* 2. ephemeral key and the four KEKs */
-	rc = dime_secp_keygen(eph_priv, eph_pub);
-	for (int a = 0; a < 4 && rc == DIME_OK; a++) {
+	/* 2. ephemeral key and the four KEKs (a batch computed them ahead, with the same
+	 * per-actor results) */
+	if (pre != NULL) {
+		memcpy(eph_pub, pre->eph_pub, sizeof(eph_pub));
+		memset(eph_priv, 0, sizeof(eph_priv));
+		for (int a = 0; a < 4 && rc == DIME_OK; a++) {
+			rc = pre->rc[a];
+			if (rc == DIME_OK)
+				w.kek[a] = pre->kek[a];
+		}
+	} else {
+		rc = dime_secp_keygen(eph_priv, eph_pub);
+	}
+	for (int a = 0; a < 4 && rc == DIME_OK && pre == NULL; a++) {
 		uint8_t enc[DIME_SECP_PUB_BYTES], x[DIME_ECDH_BYTES];
 
 		rc = dime_signet_enc_key(actor_s[a], enc);

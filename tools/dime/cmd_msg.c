@@ -52,6 +52,16 @@ static const char bverify_usage[] =
 	"\n"
 	"As the origin organisation, checks that a bounce refers to a message it signed. Prints\n"
 	"BOUNCE <author> <destination> <code> <reason> or INVALID <reason>; exit 0 or 1.\n";
+static const char rekey_usage[] =
+	"usage: dime [--store PATH] msg rekey --to-signet FILE [--user ADDR] [--binary]\n"
+	"                          < message > rekeyed\n"
+	"\n"
+	"As the recipient, after rotating its signet: verifies the message as `msg open --as\n"
+	"recipient` would, then adds a re-key record (docs/rekey.md) holding the chunk keys\n"
+	"rewrapped for the signet in FILE, which must be a stored version of the recipient's\n"
+	"signet. The message's own bytes are kept unchanged, so every signature still verifies,\n"
+	"and the result opens with the new key alone: the old one can then be destroyed. A\n"
+	"re-keyed message gets its record replaced. Armored output unless --binary.\n";
 static const char dump_usage[] = "usage: dime msg dump < in\n"
 				 "\n"
 				 "Prints a message's structure without any key: tracing prefix, each\n"
@@ -195,6 +205,41 @@ msg_find(struct msg_find *f, const uint8_t *msg, size_t len, enum dime_msg_actor
 	if (dime_store_list(f->st, f->only, kind, msg_find_row, f) != DIME_OK)
 		return cli_err("store: cannot list keys");
 	return f->key != DIME_KS_NONE ? CLI_OK : CLI_NO;
+}
+
+/* The four signets the envelope f->env names, each the version with the fingerprint it names.
+ * For the recipient of a re-keyed message, s[3] is the recipient's signet the record is for
+ * (dime_msg_open requires it), and the version the envelope names must be stored too: both
+ * are versions of the one address in our own store. The caller frees s[0..3]. */
+static int
+msg_parties(struct dime_signet *s[4], const struct msg_find *f, enum dime_msg_actor as)
+{
+	struct dime_msg_rekey_info ri;
+	struct dime_signet *named = NULL;
+	const char *why = "";
+	int rc;
+
+	if ((rc = msg_signet(&s[0], f->st, f->env.author, DIME_STORE_USER_SIGNET,
+			     f->env.author_fp)) != CLI_OK ||
+	    (rc = msg_signet(&s[1], f->st, f->env.origin, DIME_STORE_ORG_SIGNET,
+			     f->env.origin_fp)) != CLI_OK ||
+	    (rc = msg_signet(&s[2], f->st, f->env.destination, DIME_STORE_ORG_SIGNET,
+			     f->env.destination_fp)) != CLI_OK)
+		return rc;
+	if (dime_msg_rekey_info(&ri, &why, f->msg, f->len) != DIME_OK)
+		return cli_no("%s", why);
+	if (!ri.rekeyed || as != DIME_ACTOR_RECIPIENT)
+		return msg_signet(&s[3], f->st, f->env.recipient, DIME_STORE_USER_SIGNET,
+				  f->env.recipient_fp);
+	if ((rc = msg_signet(&named, f->st, f->env.recipient, DIME_STORE_USER_SIGNET,
+			     f->env.recipient_fp)) != CLI_OK)
+		return rc;
+	dime_signet_free(named);
+	rc = msg_signet(&s[3], f->st, f->env.recipient, DIME_STORE_USER_SIGNET, ri.new_fp);
+	return rc == CLI_NO ? cli_no("the re-key record is for a signet that is not a stored "
+				     "version of %s",
+				     f->env.recipient)
+			    : rc;
 }
 
 static int
@@ -348,18 +393,15 @@ msg_open(int argc, char **argv)
 			   as[0] == 'r' ? DIME_ACTOR_RECIPIENT : DIME_ACTOR_AUTHOR,
 			   DIME_STORE_USER_KEY)) != CLI_OK) {
 		if (rc == CLI_NO)
-			rc = cli_no("msg open: no hosted user's keys open this message as the %s", as);
+			rc = cli_no("msg open: no hosted user's keys open this message as the %s%s", as,
+				    as[0] == 'r' ? " (if the recipient's keys were rotated and the "
+						   "old ones removed, the message needed `dime msg "
+						   "rekey` first)"
+						 : "");
 		goto out;
 	}
 	/* The envelope names every party by fingerprint: fetch exactly those versions. */
-	if ((rc = msg_signet(&s[0], f.st, f.env.author, DIME_STORE_USER_SIGNET, f.env.author_fp)) !=
-		    CLI_OK ||
-	    (rc = msg_signet(&s[1], f.st, f.env.origin, DIME_STORE_ORG_SIGNET, f.env.origin_fp)) !=
-		    CLI_OK ||
-	    (rc = msg_signet(&s[2], f.st, f.env.destination, DIME_STORE_ORG_SIGNET,
-			     f.env.destination_fp)) != CLI_OK ||
-	    (rc = msg_signet(&s[3], f.st, f.env.recipient, DIME_STORE_USER_SIGNET,
-			     f.env.recipient_fp)) != CLI_OK)
+	if ((rc = msg_parties(s, &f, f.as)) != CLI_OK)
 		goto out;
 	p.author = s[0];
 	p.origin = s[1];
@@ -386,6 +428,79 @@ out:
 	free(in);
 	for (int i = 0; i < 4; i++)
 		dime_signet_free(s[i]);
+	dime_ks_free(f.ks);
+	dime_store_close(f.st);
+	return rc;
+}
+
+static int
+msg_rekey(int argc, char **argv)
+{
+	struct msg_find f;
+	struct dime_signet *s[4] = {NULL, NULL, NULL, NULL}, *to = NULL, *stored = NULL;
+	struct dime_msg_parties p;
+	const char *to_file = NULL, *why = "";
+	char user[256];
+	uint8_t *in = NULL, *out = NULL, fp[DIME_FP_BYTES];
+	size_t len = 0, out_len = 0;
+	int armored = 0, binary = 0, rc = CLI_ERR, e;
+
+	memset(&f, 0, sizeof(f));
+	memset(&p, 0, sizeof(p));
+	if (cli_wants_help(argc, argv, rekey_usage))
+		return CLI_OK;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--binary") == 0) {
+			binary = 1;
+		} else if (strcmp(argv[i], "--to-signet") == 0 && i + 1 < argc) {
+			to_file = argv[++i];
+		} else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
+			if (cli_lower(user, sizeof(user), argv[++i]) != 0)
+				return cli_err("msg rekey: bad --user");
+			f.only = user;
+		} else {
+			return cli_err("msg rekey: unknown argument %s\n%s", argv[i], rekey_usage);
+		}
+	}
+	if (to_file == NULL)
+		return cli_err("msg rekey: --to-signet FILE is required\n%s", rekey_usage);
+	if ((rc = cli_load_signet(&to, to_file)) != CLI_OK)
+		return rc;
+	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
+		goto out;
+	if ((rc = msg_find(&f, in, len, DIME_ACTOR_RECIPIENT, DIME_STORE_USER_KEY)) != CLI_OK) {
+		if (rc == CLI_NO)
+			rc = cli_no("msg rekey: no hosted user's keys open this message as the "
+				    "recipient");
+		goto out;
+	}
+	if ((rc = msg_parties(s, &f, DIME_ACTOR_RECIPIENT)) != CLI_OK)
+		goto out;
+	/* Only a signet the store accepted (import and user create check it against the org) is
+	 * worth re-keying to, and then msg open finds it. */
+	if (dime_signet_fingerprint(fp, to, DIME_FP_CRYPTO) != DIME_OK ||
+	    msg_signet(&stored, f.st, f.env.recipient, DIME_STORE_USER_SIGNET, fp) != CLI_OK) {
+		rc = cli_no("msg rekey: %s is not a stored signet of %s (import it first)", to_file,
+			    f.env.recipient);
+		goto out;
+	}
+	p.author = s[0];
+	p.origin = s[1];
+	p.destination = s[2];
+	p.recipient = s[3];
+	e = dime_msg_rekey(f.ks, &out, &out_len, &why, in, f.len, f.key, stored, &p);
+	if (e != DIME_OK) {
+		rc = cli_no("msg rekey: %s", why);
+		goto out;
+	}
+	rc = msg_write(out, out_len, !binary);
+out:
+	dime_msg_free(out, out_len);
+	free(in);
+	for (int i = 0; i < 4; i++)
+		dime_signet_free(s[i]);
+	dime_signet_free(to);
+	dime_signet_free(stored);
 	dime_ks_free(f.ks);
 	dime_store_close(f.st);
 	return rc;
@@ -688,8 +803,17 @@ msg_dump(int argc, char **argv)
 	if (e != DIME_OK) {
 		rc = cli_no("msg dump: %s%s%s", dime_strerror(e), *why ? ": " : "", why);
 	} else {
+		struct dime_msg_rekey_info ri;
+		char nfp[DIME_FP_B64_LEN + 1];
+		size_t nb = 0;
+
 		printf("D/MIME message, %zu bytes%s, %zu chunks\n", len, armored ? " (armored)" : "",
 		       d.n_chunks);
+		if (dime_msg_rekey_info(&ri, &why, in, len) == DIME_OK && ri.rekeyed &&
+		    dime_b64_encode(nfp, sizeof(nfp), &nb, ri.new_fp, DIME_FP_BYTES,
+				    DIME_B64_NOPAD) == DIME_OK)
+			printf("re-key record, %zu bytes, %zu keyslots for signet %s\n",
+			       ri.record.len, ri.n_slots, nfp);
 		if (d.tracing.len > 0 || d.msg_offset > 0)
 			printf("tracing prefix, %zu bytes\n", d.tracing.len);
 		printf("%10s %4s %-30s %10s %s\n", "offset", "type", "name", "payload", "keyslots");
@@ -712,6 +836,7 @@ cmd_msg(int argc, char **argv)
 		{"origin-sign", "add the origin's signatures (as the origin org)", msg_origin_sign},
 		{"accept", "check a message as the destination org", msg_accept},
 		{"open", "open a message as its recipient or author", msg_open},
+		{"rekey", "re-key a message for the recipient's new signet", msg_rekey},
 		{"bounce", "build a bounce for the origin (as the destination org)", msg_bounce},
 		{"bounce-verify", "check a bounce (as the origin org)", msg_bounce_verify},
 		{"dump", "print a message's structure", msg_dump},

@@ -63,6 +63,33 @@ DIME_MUST_CHECK int dime_ed25519_verify(const uint8_t sig[DIME_SIG_BYTES],
 /* Returns: 1 when pub is a canonical point of large order, 0 otherwise. */
 int dime_ed25519_pub_valid(const uint8_t pub[DIME_ED25519_PUB_BYTES]);
 
+/* One signature check of a batch: the arguments of one dime_ed25519_verify call. */
+struct dime_ed25519_check {
+	const uint8_t *sig; /* DIME_SIG_BYTES */
+	const uint8_t *pub; /* DIME_ED25519_PUB_BYTES */
+	const uint8_t *msg; /* msg_len bytes; may be NULL when msg_len == 0 */
+	size_t msg_len;
+};
+
+/* Verify n signatures at once, with exactly the verdicts of n dime_ed25519_verify calls:
+ * ok[i] = 1 when dime_ed25519_verify(c[i].sig, c[i].pub, c[i].msg, c[i].msg_len) == DIME_OK,
+ * else 0. That includes libsodium's strict rules (canonical S < L, canonical R and A, A not of
+ * small order), so a batch never accepts what a single check refuses, nor the reverse.
+ * The contract is written for a faster verifier behind the same signature: a random linear
+ * combination of the n equations checked with one multi-scalar multiplication (fresh 128-bit
+ * coefficients from randombytes_buf per call, so a forged item cannot cancel against the
+ * others), the per-item strict checks done first, and on a failed combination a bisection down
+ * to the failing items, which then get ok[i] = 0. The verdicts stay those of single checks; only
+ * the cost changes (one MSM when all are valid, O(k log n) sub-checks for k bad items).
+ * Today it is a loop over dime_ed25519_verify.
+ * In: c[0..n) (borrowed; n may be 0). ok may be NULL: only the return value is wanted, and
+ *     the call may stop at the first failure.
+ * Out: ok[0..n) when ok != NULL.
+ * Returns: DIME_OK when every item verifies (and when n == 0), DIME_E_BADSIG otherwise.
+ * Thread-safe; no allocation. */
+DIME_MUST_CHECK int dime_ed25519_verify_batch(const struct dime_ed25519_check *c, size_t n,
+					      uint8_t *ok);
+
 /* Returns: DIME_OK or DIME_E_MALFORMED (scalar zero or >= n). Out: compressed pub. */
 DIME_MUST_CHECK int dime_secp_pub(uint8_t pub[DIME_SECP_PUB_BYTES],
 				  const uint8_t priv[DIME_SECP_PRIV_BYTES]);
@@ -76,6 +103,15 @@ DIME_MUST_CHECK int dime_secp_keygen(uint8_t priv[DIME_SECP_PRIV_BYTES],
 DIME_MUST_CHECK int dime_secp_ecdh_x(uint8_t x[DIME_ECDH_BYTES],
 				     const uint8_t priv[DIME_SECP_PRIV_BYTES],
 				     const uint8_t pub[DIME_SECP_PUB_BYTES]);
+/* n independent dime_secp_ecdh_x computations (privs[i] with pubs[i]), with exactly their
+ * results: rc[i] and x[i] are what dime_secp_ecdh_x(x[i], privs[i], pubs[i]) gives. Shaped for
+ * a batched implementation (shared affine normalisation); today a loop.
+ * In: privs[0..n), pubs[0..n) (borrowed; n may be 0).
+ * Out: x[0..n) (x[i] zeroed when rc[i] != DIME_OK; the caller wipes the others), rc[0..n).
+ * Returns: DIME_OK when every rc[i] is DIME_OK, else the first failing rc[i]. Thread-safe. */
+DIME_MUST_CHECK int dime_secp_ecdh_x_batch(const uint8_t (*privs)[DIME_SECP_PRIV_BYTES],
+					   const uint8_t (*pubs)[DIME_SECP_PUB_BYTES], size_t n,
+					   uint8_t (*x)[DIME_ECDH_BYTES], int *rc);
 
 /* AES-256-CBC without padding; len must be a multiple of 16; in and out may alias.
  * Returns: DIME_OK, DIME_E_INVALID (len not a multiple of 16) or DIME_E_CRYPTO. */

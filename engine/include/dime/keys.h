@@ -81,6 +81,19 @@ DIME_MUST_CHECK int dime_ks_sign(const struct dime_ks *ks, uint8_t sig[DIME_SIG_
 DIME_MUST_CHECK int dime_ks_ecdh(const struct dime_ks *ks, uint8_t x[DIME_ECDH_BYTES],
 				 uint32_t id, const uint8_t peer[DIME_SECP_PUB_BYTES]);
 
+/* Key id's encryption key against n peer points: rc[i] and x[i] are exactly what
+ * dime_ks_ecdh(ks, x[i], id, pubs[i]) gives (an unknown id or a DIME_KEY_SIGN key gives every
+ * item DIME_E_NOTFOUND or DIME_E_INVALID). One private key, many points: the shape a batched
+ * implementation (shared precomputation of the scalar, one affine normalisation) needs; today a
+ * loop. The private key is read in place and never copied out.
+ * In: pubs[0..n) (borrowed; n may be 0).
+ * Out: x[0..n) (zeroed where rc[i] != DIME_OK; the caller wipes the secrets), rc[0..n).
+ * Returns: DIME_OK when every rc[i] is DIME_OK, else the first failing rc[i].
+ * Thread-safe (a const keystore function). */
+DIME_MUST_CHECK int dime_ks_ecdh_batch(const struct dime_ks *ks, uint32_t key_id,
+				       const uint8_t (*pubs)[DIME_SECP_PUB_BYTES], size_t n,
+				       uint8_t (*x)[DIME_ECDH_BYTES], int *rc);
+
 #ifdef __cplusplus
 }
 #endif

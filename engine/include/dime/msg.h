@@ -359,12 +359,138 @@ DIME_MUST_CHECK int dime_msg_bounce_verify(const struct dime_ks *ks,
 					   const uint8_t *in, size_t in_len, uint32_t org_key,
 					   const struct dime_signet *origin);
 
+/* ---- re-key (docs/rekey.md) ---- */
+
+/* A re-keyed message is a container: [magic 1850][4-byte length] { record ; the original
+ * message bytes unchanged }. The record holds the recipient's chunk keys rewrapped for a new
+ * signet under a fresh ephemeral key; every signature of the message still verifies, since
+ * none of its bytes change. Every function above accepts the container: the author, origin and
+ * destination ignore the record; the recipient (dime_msg_open, dime_msg_envelope_peek) opens
+ * its keyslots from the record, with the key of the record's new signet, and then requires
+ * p->recipient: it must be the record's new signet, its identifier the envelope's Recipient,
+ * and the record's old fingerprint the envelope's Recipient-Signet (else DIME_E_BADSIG).
+ * dime_msg_dump reports the inner message's chunks with offsets from the start of the
+ * container. */
+#define DIME_MSG_REKEY_MAGIC	 1850u
+#define DIME_MSG_REKEY_VERSION	 1u
+#define DIME_MSG_REKEY_MAX_BYTES 0x60000000u /* a DIME_MSG_MAX_BYTES message plus its record */
+
+/* What a message's framing says about re-keying. */
+struct dime_msg_rekey_info {
+	int rekeyed;		       /* 1: a container (the fields below are set), 0: plain */
+	uint8_t old_fp[DIME_FP_BYTES]; /* crypto fingerprint the envelope names as recipient */
+	uint8_t new_fp[DIME_FP_BYTES]; /* crypto fingerprint of the signet the record is for */
+	size_t n_slots;		       /* keyslots in the record */
+	struct dime_view record;       /* the record: version octet through the last keyslot */
+	struct dime_view message;      /* the message carried (the whole input when plain) */
+};
+
+/* Parse a message's framing (as dime_msg_dump, container included) and say whether it is
+ * re-keyed. NOTHING IS VERIFIED: the fingerprints are what the record claims; use them only to
+ * look up the signets, then dime_msg_open decides.
+ * Returns: DIME_OK, or the framing errors of dime_msg_dump.
+ * Out: *info, views into in; zeroed on failure. *why. Thread-safe; borrows in. */
+DIME_MUST_CHECK int dime_msg_rekey_info(struct dime_msg_rekey_info *info, const char **why,
+					const uint8_t *in, size_t in_len);
+
+/* Recipient: re-key a message for new_signet, so that it opens with new_signet's key alone.
+ * First the message is opened exactly as dime_msg_open(.., DIME_ACTOR_RECIPIENT, old_key, p)
+ * would (a message that would not open is never re-keyed; the plaintext is wiped at once);
+ * then every recipient keyslot is opened with old_key and sealed again under the KEK of a
+ * fresh secp256k1 ephemeral key and new_signet's encryption key. A re-keyed input gets its
+ * record REPLACED (old_key is then the key of its record's new signet); the output never holds
+ * more than one record. The original message bytes (tracing prefix included) are copied
+ * bit-identical, so every original signature still verifies.
+ * In: old_key: the DIME_KEY_USER key id that opens in as the recipient; new_signet: a user
+ *     signet with an encryption key whose identifier is the envelope's Recipient;
+ *     p: as for dime_msg_open as the recipient (author and origin required); p->recipient is
+ *     the signet of old_key, required when in is re-keyed.
+ * Returns: as dime_msg_open, plus DIME_E_INVALID (new_signet unusable or not the envelope's
+ *          recipient), DIME_E_LIMIT (output over DIME_MSG_REKEY_MAX_BYTES).
+ * Out: *out (owned: dime_msg_free), *out_len; NULL/0 on failure. *why.
+ * Every secret (chunk keys, ECDH output, the ephemeral private key) is wiped on every path. */
+DIME_MUST_CHECK int dime_msg_rekey(const struct dime_ks *ks, uint8_t **out, size_t *out_len,
+				   const char **why, const uint8_t *in, size_t in_len,
+				   uint32_t old_key, const struct dime_signet *new_signet,
+				   const struct dime_msg_parties *p);
+
 /* Wipe and free what dime_msg_open returned, and zero *o. NULL-safe. */
 void dime_msg_opened_free(struct dime_msg_opened *o);
 
 /* Wipe len bytes of p and free a buffer returned by dime_msg_wrap / dime_msg_origin_sign.
  * NULL-safe. */
 void dime_msg_free(uint8_t *p, size_t len);
+
+/* ---- batches (pipeline workers) ----
+ *
+ * A batch call runs n jobs of one operation, so that their ECDH computations and signature
+ * verifications go through one batched engine call each (dime_ks_ecdh_batch per distinct key
+ * id, dime_secp_ecdh_x_batch, dime_ed25519_verify_batch) instead of n separate ones.
+ *
+ * Exactness: every job's rc, why (the same static string), env and out / opened are exactly
+ * what the one-at-a-time function returns for that job's arguments (for wrap, up to the random
+ * parts: ephemeral key, chunk keys, IVs, padding, keyslot nonces). Jobs are independent: they
+ * may name different parties and keys, and one job's bad input never changes another's result.
+ * How: KEKs come from a table filled before the jobs run; every signature check is recorded
+ * instead of being made, and all of them go to one dime_ed25519_verify_batch call at the end.
+ * A job whose checks all pass keeps the result of that run (no later step depends on a
+ * signature's verdict, only on its passing); a job with any failing check (or any check the
+ * batch cannot decide cheaply) is released and run again one at a time, which gives the
+ * verdict, why and outputs of the single call. Outputs are written only after the verdicts:
+ * nothing decrypted from a job whose signatures fail is ever visible to the caller.
+ * Work done for a job before its verdict (decrypting, GZIP) is bounded by the same limits as
+ * the single call, and anyone able to make an engine do it can also sign the content with
+ * a signet of their own, so deferring the checks gives an attacker nothing new.
+ *
+ * Memory: each job's in (in_len bytes), p and the signets it points to are borrowed and must
+ * stay valid and unchanged for the whole call. The out fields are overwritten, not freed (the
+ * caller releases earlier results first); what a job returns is owned exactly as from the
+ * single call (out: dime_msg_free; opened: dime_msg_opened_free). The batch itself allocates
+ * working memory (tables, recorded checks, copies of signed plaintext, all wiped) that is
+ * freed before it returns.
+ *
+ * Thread-safety: as the single calls; distinct batches may run concurrently on one keystore.
+ * Returns: DIME_OK when every job's rc is DIME_OK, otherwise the first failing job's rc;
+ *          DIME_E_INVALID (no job touched) when jobs is NULL with n > 0. Only a summary: each
+ *          job's rc is its result, so the return value may be ignored (not DIME_MUST_CHECK). */
+
+struct dime_msg_job {
+	/* in */
+	const uint8_t *in; /* the message (wrap: the RFC 5322 mail; bounce: the bounce object) */
+	size_t in_len;
+	const struct dime_msg_parties *p; /* bounce verify: p->origin is the origin */
+	uint32_t key;			  /* the actor's key id for this job */
+	struct dime_msg_bounce_info *bounce; /* bounce verify: where the info goes; may be NULL */
+	/* out */
+	int rc;
+	const char *why;
+	struct dime_msg_envelope env; /* origin sign, accept: as the single call; open: a copy of
+				       * opened.env; bounce verify: the info's env; wrap: zero */
+	uint8_t *out;		      /* origin sign, wrap: owned, dime_msg_free */
+	size_t out_len;
+	struct dime_msg_opened opened; /* open: dime_msg_opened_free */
+	/* out: what batching did for this job (for benchmarks; not part of the result) */
+	uint32_t n_batched; /* signature checks of this job that went into the batch call */
+	uint8_t rerun;	    /* 1: a check failed in the batch, and the job ran again alone */
+};
+
+/* dime_msg_origin_sign for each job (org_key = job->key), with one sign_key for all. */
+int dime_msg_origin_sign_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,
+					       size_t n, uint32_t sign_key);
+/* dime_msg_accept for each job (dest_key = job->key). */
+int dime_msg_accept_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,
+					  size_t n);
+/* dime_msg_open for each job, all as actor as (key = job->key). */
+int dime_msg_open_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,
+					size_t n, enum dime_msg_actor as);
+/* dime_msg_bounce_verify for each job (org_key = job->key, origin = job->p->origin, or NULL
+ * when job->p is NULL). */
+int dime_msg_bounce_verify_batch(const struct dime_ks *ks,
+						 struct dime_msg_job *jobs, size_t n);
+/* dime_msg_wrap_mail for each job (mail = job->in, author_key = job->key): it signs and does
+ * not verify; the 4 ECDHs of every job go through one dime_secp_ecdh_x_batch call. */
+int dime_msg_wrap_mail_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,
+					     size_t n, const struct dime_msg_wrap_opts *opts);
 
 #ifdef __cplusplus
 }
