@@ -100,5 +100,6 @@ int cmd_signet(int argc, char **argv);
 int cmd_mrec(int argc, char **argv);
 int cmd_conformance(int argc, char **argv);
 int cmd_msg(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
 
 #endif

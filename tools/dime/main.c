@@ -16,6 +16,7 @@ static const struct cli_cmd main_cmds[] = {
 	{"signet", "show, verify, fingerprint and split signets", cmd_signet},
 	{"mrec", "check and generate _dime management records", cmd_mrec},
 	{"msg", "D/MIME: wrap, origin-sign, accept, open, dump", cmd_msg},
+	{"batch", "run a msg operation over a directory, Maildir or mbox with workers", cmd_batch},
 	{"conformance", "run the interop vectors of a folder", cmd_conformance},
 	{NULL, NULL, NULL},
 };

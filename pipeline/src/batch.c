@@ -1,0 +1,1162 @@
+/* The batch engine (batch.h, docs/batch.md): feeder -> bounded job queue -> workers (grouped,
+ * batched engine calls) -> results queue -> the caller's thread. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef DIME_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+#include "bq.h"
+#include "dime/batch.h"
+#include "dime/codec.h"
+#include "dime/crypto.h"
+#include "dime/io.h"
+#include "dime/mime.h"
+#include "dime/msg_armor.h"
+#include "dime/ring.h"
+#include "pdir.h"
+
+#define BATCH_LINE_MAX	  (2 * DIME_MSG_ADDR_MAX + DIME_MSG_BOUNCE_REASON_MAX + 64)
+#define BATCH_IN_MAX	  ((size_t)DIME_MSG_MAX_BYTES * 2) /* armored input of a 1 GiB message */
+#define BATCH_OUT_MODE	  0600u /* outputs hold mail: never world-readable */
+#define BATCH_RING_DEPTH  64u
+#define BATCH_GROUP_MAX	  1024u
+/* docs/batch.md: the mode measured fastest on our reference machine */
+#define DIME_BATCH_IO_DEFAULT DIME_BATCH_IO_RING_PER_WORKER
+
+static _Atomic int batch_stop_flag;
+
+void
+dime_batch_stop(void)
+{
+	atomic_store(&batch_stop_flag, 1);
+}
+
+void
+dime_batch_stop_clear(void)
+{
+	atomic_store(&batch_stop_flag, 0);
+}
+
+static int
+batch_stopping(void)
+{
+	return atomic_load_explicit(&batch_stop_flag, memory_order_relaxed);
+}
+
+static const struct {
+	enum dime_batch_op op;
+	const char *name, *suffix;
+} batch_ops[] = {
+	{DIME_BATCH_WRAP, "wrap", ".dime"},
+	{DIME_BATCH_ORIGIN_SIGN, "origin-sign", ".dime"},
+	{DIME_BATCH_ACCEPT, "accept", ".txt"},
+	{DIME_BATCH_OPEN, "open", ".eml"},
+	{DIME_BATCH_REKEY, "rekey", ".dime"},
+	{DIME_BATCH_BOUNCE_VERIFY, "bounce-verify", ".txt"},
+};
+
+enum dime_batch_op
+dime_batch_op_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(batch_ops) / sizeof(batch_ops[0]); i++)
+		if (strcmp(name, batch_ops[i].name) == 0)
+			return batch_ops[i].op;
+	return (enum dime_batch_op)0;
+}
+
+const char *
+dime_batch_op_name(enum dime_batch_op op)
+{
+	for (size_t i = 0; i < sizeof(batch_ops) / sizeof(batch_ops[0]); i++)
+		if (batch_ops[i].op == op)
+			return batch_ops[i].name;
+	return "?";
+}
+
+int
+dime_batch_out_name(char *buf, size_t cap, enum dime_batch_op op, const char *name)
+{
+	for (size_t i = 0; i < sizeof(batch_ops) / sizeof(batch_ops[0]); i++)
+		if (batch_ops[i].op == op)
+			return snprintf(buf, cap, "%s%s", name, batch_ops[i].suffix);
+	return snprintf(buf, cap, "%s", name);
+}
+
+static uint64_t
+batch_now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* ---- one message in flight ---- */
+
+struct bjob {
+	struct dime_batch_item it;
+	uint8_t *raw; /* the file's bytes (or it.data) */
+	size_t raw_len;
+	uint8_t *in; /* wrap: the mail (= raw); otherwise the binary message */
+	size_t in_len;
+	int armored;
+	int ok, rc;
+	const char *why;
+	char line[BATCH_LINE_MAX];
+	uint8_t *out;
+	size_t out_len;
+	uint64_t ns;
+	char out_path[4096];
+	/* this message's parties, from the directory */
+	const struct dime_signet *s[4];
+	struct dime_msg_parties p;
+	uint32_t key;
+	struct dime_msg_bounce_info binfo;
+	struct dime_msg_rekey_info rk;
+};
+
+static void
+bjob_free(struct bjob *j)
+{
+	if (j == NULL)
+		return;
+	if (j->in != NULL && j->in != j->raw) {
+		dime_wipe(j->in, j->in_len);
+		free(j->in);
+	}
+	if (j->raw != NULL) {
+		dime_wipe(j->raw, j->raw_len);
+		free(j->raw);
+	}
+	if (j->out != NULL) {
+		dime_wipe(j->out, j->out_len);
+		free(j->out);
+	}
+	free(j->it.path);
+	free(j);
+}
+
+static void
+bjob_fail(struct bjob *j, int rc, const char *why)
+{
+	if (j->ok != 1)
+		return; /* the first failure is the one reported */
+	j->ok = 0;
+	j->rc = rc;
+	j->why = why;
+}
+
+/* ---- the run ---- */
+
+struct brun {
+	const struct dime_batch_conf *conf;
+	const struct dime_batch_params *par;
+	struct dime_batch_source *src;
+	const struct dime_batch_sink *sink;
+	struct pdir *dir;
+	enum dime_batch_io io;
+	unsigned workers, batch_max;
+	struct bq jobq, writeq, resq;
+	_Atomic unsigned live_workers;
+	_Atomic unsigned live_producers; /* workers + feeder: the last one out closes resq */
+	_Atomic uint64_t engine_batches, engine_items;
+	/* wrap: the fixed parties and keys */
+	const struct dime_signet *w[4];
+	uint32_t author_key, org_key;
+	/* rekey: the new signet */
+	struct dime_signet *new_signet;
+	int src_failed;
+	const char *src_why;
+};
+
+struct bworker {
+	struct brun *r;
+	pthread_t tid;
+	struct dime_ring *ring;
+	struct dime_msg_job *jb;
+	struct bjob **g;
+	struct dime_io_rd *rd;
+	struct dime_io_wr *wr;
+};
+
+static int
+batch_has_out_dir(const struct brun *r)
+{
+	return r->sink != NULL && r->sink->dir != NULL;
+}
+
+/* Bind the calling thread to an arena of its own: the workers' many short-lived message
+ * buffers then never contend on one allocator lock. */
+static void
+batch_own_arena(void)
+{
+#ifdef DIME_HAVE_JEMALLOC
+	unsigned arena = 0;
+	size_t sz = sizeof(arena);
+
+	if (mallctl("arenas.create", &arena, &sz, NULL, 0) == 0)
+		(void)mallctl("thread.arena", NULL, NULL, &arena, sizeof(arena));
+#endif
+}
+
+/* ---- reading and decoding inputs ---- */
+
+/* Bring each job's bytes in: through ring when given (items with a path), then decode. */
+static void
+batch_read_group(struct brun *r, struct dime_ring *ring, struct dime_io_rd *rd, struct bjob **g,
+		 size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (g[i]->raw == NULL && g[i]->it.path != NULL && g[i]->ok == 1) {
+			memset(&rd[k], 0, sizeof(rd[k]));
+			rd[k].path = g[i]->it.path;
+			rd[k].max = r->par->op == DIME_BATCH_WRAP ? DIME_MIME_MAX_BYTES : BATCH_IN_MAX;
+			k++;
+		}
+	if (k > 0 && dime_ring_read_files(ring, rd, k) != 0)
+		for (size_t i = 0; i < k; i++)
+			if (rd[i].err == 0 && rd[i].buf == NULL)
+				rd[i].err = -EIO;
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct bjob *j = g[i];
+
+		if (j->raw == NULL && j->it.path != NULL && j->ok == 1) {
+			if (rd[k].err != 0) {
+				bjob_fail(j, DIME_E_IO,
+					  rd[k].err == -EFBIG ? "input is larger than the limit"
+							       : "input cannot be read");
+				free(rd[k].buf);
+			} else {
+				j->raw = rd[k].buf;
+				j->raw_len = rd[k].len;
+			}
+			k++;
+		} else if (j->raw == NULL && j->it.data != NULL) {
+			j->raw = j->it.data;
+			j->raw_len = j->it.len;
+			j->it.data = NULL;
+		}
+	}
+}
+
+static void
+batch_decode_group(struct brun *r, struct bjob **g, size_t n)
+{
+	const char *label = r->par->op == DIME_BATCH_BOUNCE_VERIFY ? DIME_BOUNCE_ARMOR_LABEL : NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		struct bjob *j = g[i];
+		const char *why = "";
+		int rc;
+
+		if (j->ok != 1)
+			continue;
+		if (j->raw == NULL) {
+			/* an empty in-memory item */
+			if ((j->raw = malloc(1)) == NULL) {
+				bjob_fail(j, DIME_E_NOMEM, "out of memory");
+				continue;
+			}
+			j->raw_len = 0;
+		}
+		if (r->par->op == DIME_BATCH_WRAP) {
+			j->in = j->raw;
+			j->in_len = j->raw_len;
+			continue;
+		}
+		rc = dime_msg_unarmor(&j->in, &j->in_len, &j->armored, &why, j->raw, j->raw_len,
+				      label);
+		if (rc != DIME_OK)
+			bjob_fail(j, rc, rc == DIME_E_NOMEM ? "out of memory" : why);
+	}
+}
+
+/* ---- per-operation preparation: find keys and signets ---- */
+
+static int
+batch_signet(struct brun *r, struct bjob *j, int slot, const char *ident,
+	     enum dime_store_kind kind, const uint8_t *fp)
+{
+	const char *why = "";
+
+	if (pdir_signet(r->dir, &j->s[slot], &why, ident, kind, fp) != DIME_OK) {
+		bjob_fail(j, DIME_E_NOTFOUND, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* A re-keyed message opens for the recipient with the signet its record is for (docs/rekey.md);
+ * the record's claim is only a lookup key: dime_msg_open checks it against the envelope. */
+static const uint8_t *
+batch_recipient_fp(struct bjob *j, enum dime_msg_actor as, const uint8_t *named)
+{
+	const char *why = "";
+
+	if (as == DIME_ACTOR_RECIPIENT &&
+	    dime_msg_rekey_info(&j->rk, &why, j->in, j->in_len) == DIME_OK && j->rk.rekeyed)
+		return j->rk.new_fp;
+	return named;
+}
+
+static void
+batch_prepare(struct brun *r, struct bjob *j)
+{
+	struct dime_msg_envelope env;
+	const char *ident = NULL, *why = "";
+	enum dime_batch_op op = r->par->op;
+
+	memset(&j->p, 0, sizeof(j->p));
+	if (op == DIME_BATCH_WRAP) {
+		j->p.author = r->w[0];
+		j->p.origin = r->w[1];
+		j->p.destination = r->w[2];
+		j->p.recipient = r->w[3];
+		j->key = r->author_key;
+		return;
+	}
+	if (op == DIME_BATCH_BOUNCE_VERIFY)
+		return; /* the org is chosen in batch_bounce_verify */
+	if (op == DIME_BATCH_ORIGIN_SIGN) {
+		if (pdir_find(r->dir, &j->key, &ident, &env, &why, j->in, j->in_len,
+			      DIME_ACTOR_ORIGIN, DIME_STORE_ORG_KEY, NULL) != DIME_OK) {
+			bjob_fail(j, DIME_E_NOTFOUND, why);
+			return;
+		}
+		if (batch_signet(r, j, 0, env.author, DIME_STORE_USER_SIGNET, env.author_fp) != 0 ||
+		    batch_signet(r, j, 1, ident, DIME_STORE_ORG_SIGNET, NULL) != 0)
+			return;
+	} else if (op == DIME_BATCH_ACCEPT) {
+		if (pdir_find(r->dir, &j->key, &ident, &env, &why, j->in, j->in_len,
+			      DIME_ACTOR_DESTINATION, DIME_STORE_ORG_KEY, NULL) != DIME_OK) {
+			bjob_fail(j, DIME_E_NOTFOUND, "no hosted organisation is the destination");
+			return;
+		}
+		if (batch_signet(r, j, 1, env.origin, DIME_STORE_ORG_SIGNET, env.origin_fp) != 0)
+			return;
+	} else { /* open, rekey */
+		enum dime_msg_actor as =
+			op == DIME_BATCH_OPEN ? r->par->as : DIME_ACTOR_RECIPIENT;
+
+		if (pdir_find(r->dir, &j->key, &ident, &env, &why, j->in, j->in_len, as,
+			      DIME_STORE_USER_KEY, r->par->user) != DIME_OK) {
+			bjob_fail(j, DIME_E_NOTFOUND, why);
+			return;
+		}
+		if (batch_signet(r, j, 0, env.author, DIME_STORE_USER_SIGNET, env.author_fp) != 0 ||
+		    batch_signet(r, j, 1, env.origin, DIME_STORE_ORG_SIGNET, env.origin_fp) != 0 ||
+		    batch_signet(r, j, 2, env.destination, DIME_STORE_ORG_SIGNET,
+				 env.destination_fp) != 0 ||
+		    batch_signet(r, j, 3, env.recipient, DIME_STORE_USER_SIGNET,
+				 batch_recipient_fp(j, as, env.recipient_fp)) != 0)
+			return;
+	}
+	j->p.author = j->s[0];
+	j->p.origin = j->s[1];
+	j->p.destination = j->s[2];
+	j->p.recipient = j->s[3];
+}
+
+/* ---- the engine calls ---- */
+
+/* Gather the jobs still alive into w->jb (in order); returns the count. map[k] = job index. */
+static size_t
+batch_gather(struct bworker *w, size_t n, size_t *map)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct bjob *j = w->g[i];
+
+		if (j->ok != 1)
+			continue;
+		memset(&w->jb[k], 0, sizeof(w->jb[k]));
+		w->jb[k].in = j->in;
+		w->jb[k].in_len = j->in_len;
+		w->jb[k].p = &j->p;
+		w->jb[k].key = j->key;
+		w->jb[k].bounce = &j->binfo;
+		map[k++] = i;
+	}
+	return k;
+}
+
+static void
+batch_count(struct brun *r, size_t k)
+{
+	if (k == 0)
+		return;
+	atomic_fetch_add_explicit(&r->engine_batches, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->engine_items, k, memory_order_relaxed);
+}
+
+/* Take an engine output as the job's output, armored when asked. */
+static void
+batch_take_out(struct bjob *j, uint8_t *out, size_t out_len, int armor)
+{
+	char *a = NULL;
+	size_t alen = 0;
+	int rc;
+
+	if (!armor) {
+		j->out = out;
+		j->out_len = out_len;
+		return;
+	}
+	rc = dime_msg_armor(&a, &alen, out, out_len, NULL);
+	dime_msg_free(out, out_len);
+	if (rc != DIME_OK) {
+		bjob_fail(j, rc, "the output cannot be armored");
+		return;
+	}
+	j->out = (uint8_t *)a;
+	j->out_len = alen;
+}
+
+static void
+batch_run_engine(struct bworker *w, size_t n, size_t *map)
+{
+	struct brun *r = w->r;
+	const struct dime_ks *ks = pdir_ks(r->dir);
+	const struct dime_batch_params *par = r->par;
+	size_t k = batch_gather(w, n, map);
+
+	if (k == 0)
+		return;
+	switch (par->op) {
+	case DIME_BATCH_WRAP:
+		(void)dime_msg_wrap_mail_batch(ks, w->jb, k, &par->wrap);
+		batch_count(r, k);
+		if (par->origin_sign) {
+			/* the wrapped messages become the inputs of the origin's batch */
+			for (size_t i = 0; i < k; i++) {
+				struct bjob *j = w->g[map[i]];
+
+				if (w->jb[i].rc != DIME_OK) {
+					bjob_fail(j, w->jb[i].rc, w->jb[i].why);
+					continue;
+				}
+				if (j->in != j->raw) {
+					dime_wipe(j->in, j->in_len);
+					free(j->in);
+				}
+				j->in = w->jb[i].out;
+				j->in_len = w->jb[i].out_len;
+				j->key = r->org_key;
+			}
+			k = batch_gather(w, n, map);
+			(void)dime_msg_origin_sign_batch(ks, w->jb, k, DIME_KS_NONE);
+			batch_count(r, k);
+		}
+		break;
+	case DIME_BATCH_ORIGIN_SIGN:
+		(void)dime_msg_origin_sign_batch(ks, w->jb, k, DIME_KS_NONE);
+		batch_count(r, k);
+		break;
+	case DIME_BATCH_ACCEPT:
+		(void)dime_msg_accept_batch(ks, w->jb, k);
+		batch_count(r, k);
+		break;
+	case DIME_BATCH_OPEN:
+		(void)dime_msg_open_batch(ks, w->jb, k, par->as);
+		batch_count(r, k);
+		break;
+	case DIME_BATCH_REKEY:
+		for (size_t i = 0; i < k; i++)
+			w->jb[i].rc = dime_msg_rekey(ks, &w->jb[i].out, &w->jb[i].out_len,
+						     &w->jb[i].why, w->jb[i].in, w->jb[i].in_len,
+						     w->jb[i].key, r->new_signet, w->jb[i].p);
+		break;
+	case DIME_BATCH_BOUNCE_VERIFY:
+		break; /* batch_bounce_verify */
+	}
+	for (size_t i = 0; i < k; i++) {
+		struct bjob *j = w->g[map[i]];
+		struct dime_msg_job *b = &w->jb[i];
+		char fp[DIME_FP_B64_LEN + 1];
+		size_t fpn = 0;
+
+		if (b->rc != DIME_OK) {
+			bjob_fail(j, b->rc, b->why);
+			if (par->op == DIME_BATCH_ACCEPT)
+				snprintf(j->line, sizeof(j->line), "REJECT %s", b->why);
+			dime_msg_free(b->out, b->out_len);
+			dime_msg_opened_free(&b->opened);
+			continue;
+		}
+		switch (par->op) {
+		case DIME_BATCH_WRAP:
+		case DIME_BATCH_REKEY:
+			batch_take_out(j, b->out, b->out_len, !par->binary);
+			break;
+		case DIME_BATCH_ORIGIN_SIGN:
+			batch_take_out(j, b->out, b->out_len, j->armored && !par->binary);
+			break;
+		case DIME_BATCH_ACCEPT:
+			if (dime_b64_encode(fp, sizeof(fp), &fpn, b->env.recipient_fp,
+					    DIME_FP_BYTES, DIME_B64_NOPAD) != DIME_OK)
+				fp[0] = 0;
+			snprintf(j->line, sizeof(j->line), "ACCEPT %s %s", b->env.recipient, fp);
+			break;
+		case DIME_BATCH_OPEN: {
+			int rc = dime_msg_opened_mail(&j->out, &j->out_len, &b->opened);
+
+			if (rc != DIME_OK)
+				bjob_fail(j, rc, "the opened content does not rebuild a message");
+			dime_msg_opened_free(&b->opened);
+			break;
+		}
+		case DIME_BATCH_BOUNCE_VERIFY:
+			break;
+		}
+	}
+}
+
+/* Bounces name no org in the clear: try each hosted org, the whole group at a time. */
+static void
+batch_bounce_verify(struct bworker *w, size_t n, size_t *map)
+{
+	struct brun *r = w->r;
+	uint32_t ids[64];
+	const char *idents[64];
+	size_t n_orgs = pdir_keys(r->dir, ids, idents, 64, DIME_STORE_ORG_KEY);
+
+	if (n_orgs > 64)
+		n_orgs = 64;
+	for (size_t o = 0; o < n_orgs; o++) {
+		const struct dime_signet *origin = NULL;
+		const char *why = "";
+		size_t k;
+
+		if (pdir_signet(r->dir, &origin, &why, idents[o], DIME_STORE_ORG_SIGNET, NULL) !=
+		    DIME_OK)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			memset(&w->g[i]->p, 0, sizeof(w->g[i]->p));
+			w->g[i]->p.origin = origin;
+			w->g[i]->key = ids[o];
+		}
+		k = batch_gather(w, n, map);
+		if (k == 0)
+			break;
+		(void)dime_msg_bounce_verify_batch(pdir_ks(r->dir), w->jb, k);
+		batch_count(r, k);
+		for (size_t i = 0; i < k; i++) {
+			struct bjob *j = w->g[map[i]];
+			const struct dime_msg_bounce_info *b = &j->binfo;
+
+			if (w->jb[i].rc != DIME_OK) {
+				j->why = w->jb[i].why; /* kept if no other org verifies it */
+				j->rc = w->jb[i].rc;
+				continue;
+			}
+			snprintf(j->line, sizeof(j->line), "BOUNCE %s %s %u %s", b->env.author,
+				 b->env.destination, (unsigned)b->code, b->reason);
+			j->ok = 2; /* done: later orgs skip it */
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct bjob *j = w->g[i];
+
+		if (j->ok == 2) {
+			j->ok = 1;
+			j->rc = DIME_OK;
+		} else if (j->ok == 1) {
+			j->ok = 0;
+			if (j->rc == DIME_OK) {
+				j->rc = DIME_E_NOTFOUND;
+				j->why = "no hosted organisation signed the bounced message";
+			}
+			snprintf(j->line, sizeof(j->line), "INVALID %s", j->why);
+		}
+	}
+}
+
+/* Verdict lines are the output of accept and bounce-verify. */
+static void
+batch_line_out(struct bjob *j)
+{
+	size_t len = strlen(j->line);
+
+	if (j->ok != 1 || len == 0 || j->out != NULL)
+		return;
+	if ((j->out = malloc(len + 1)) == NULL) {
+		bjob_fail(j, DIME_E_NOMEM, "out of memory");
+		return;
+	}
+	memcpy(j->out, j->line, len);
+	j->out[len] = '\n';
+	j->out_len = len + 1;
+}
+
+/* ---- writing ---- */
+
+static void
+batch_write_group(struct brun *r, struct dime_ring *ring, struct dime_io_wr *wr, struct bjob **g,
+		  size_t n)
+{
+	size_t k = 0;
+
+	if (!batch_has_out_dir(r)) {
+		if (r->sink != NULL && r->sink->put != NULL)
+			for (size_t i = 0; i < n; i++)
+				if (g[i]->ok == 1)
+					r->sink->put(r->sink->ctx, g[i]->it.name, g[i]->out,
+						     g[i]->out_len);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct bjob *j = g[i];
+
+		if (j->ok != 1)
+			continue;
+		memset(&wr[k], 0, sizeof(wr[k]));
+		wr[k].path = j->out_path;
+		wr[k].buf = j->out;
+		wr[k].len = j->out_len;
+		wr[k].mode = BATCH_OUT_MODE;
+		wr[k].sync = r->conf->sync;
+		k++;
+	}
+	if (k == 0)
+		return;
+	if (dime_ring_write_files(ring, wr, k) != 0)
+		for (size_t i = 0; i < k; i++)
+			if (wr[i].err == 0)
+				wr[i].err = -EIO;
+	k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (g[i]->ok == 1) {
+			if (wr[k].err != 0)
+				bjob_fail(g[i], DIME_E_IO, "the output cannot be written");
+			k++;
+		}
+}
+
+static void
+batch_post(struct brun *r, struct bjob **g, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (bq_push(&r->resq, g[i]) != 0)
+			bjob_free(g[i]);
+}
+
+/* ---- threads ---- */
+
+static void
+batch_producer_done(struct brun *r)
+{
+	if (atomic_fetch_sub(&r->live_producers, 1) == 1)
+		bq_close(&r->resq);
+}
+
+static void
+batch_process(struct bworker *w, size_t n)
+{
+	struct brun *r = w->r;
+	size_t map[BATCH_GROUP_MAX];
+	uint64_t t0 = batch_now_ns();
+
+	if (w->ring != NULL)
+		batch_read_group(r, w->ring, w->rd, w->g, n);
+	batch_decode_group(r, w->g, n);
+	for (size_t i = 0; i < n; i++)
+		if (w->g[i]->ok == 1)
+			batch_prepare(r, w->g[i]);
+	if (r->par->op == DIME_BATCH_BOUNCE_VERIFY)
+		batch_bounce_verify(w, n, map);
+	else
+		batch_run_engine(w, n, map);
+	for (size_t i = 0; i < n; i++)
+		batch_line_out(w->g[i]);
+	if (w->ring != NULL) {
+		batch_write_group(r, w->ring, w->wr, w->g, n);
+		for (size_t i = 0; i < n; i++)
+			w->g[i]->ns = batch_now_ns() - t0;
+		batch_post(r, w->g, n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			w->g[i]->ns = batch_now_ns() - t0;
+		/* the I/O thread writes and posts */
+		for (size_t i = 0; i < n; i++)
+			if (bq_push(&r->writeq, w->g[i]) != 0)
+				bjob_free(w->g[i]);
+	}
+}
+
+static void *
+batch_worker(void *arg)
+{
+	struct bworker *w = arg;
+	struct brun *r = w->r;
+
+	batch_own_arena();
+	for (;;) {
+		size_t n = bq_pop_many(&r->jobq, (void **)w->g, r->batch_max, -1);
+
+		if (n == 0)
+			break;
+		if (batch_stopping()) {
+			/* abandoned: not started, so nothing was written; a resumed run does it */
+			for (size_t i = 0; i < n; i++) {
+				w->g[i]->ok = -1;
+				w->g[i]->why = "stopped before processing";
+			}
+			batch_post(r, w->g, n);
+			continue;
+		}
+		batch_process(w, n);
+	}
+	if (atomic_fetch_sub(&r->live_workers, 1) == 1)
+		bq_close(&r->writeq);
+	batch_producer_done(r);
+	return NULL;
+}
+
+/* A new job for an item, or a result posted straight away (source error, resume skip). */
+static struct bjob *
+batch_job_new(struct brun *r, struct dime_batch_item *it)
+{
+	struct bjob *j = calloc(1, sizeof(*j));
+	char name[512];
+	struct stat sb;
+
+	if (j == NULL) {
+		free(it->path);
+		free(it->data);
+		return NULL;
+	}
+	j->it = *it;
+	j->ok = 1;
+	j->rc = DIME_OK;
+	j->why = "";
+	memset(it, 0, sizeof(*it));
+	if (j->it.err != 0) {
+		j->ok = 0;
+		j->rc = DIME_E_IO;
+		j->why = j->it.why != NULL ? j->it.why : "the source cannot provide this item";
+		return j;
+	}
+	if (batch_has_out_dir(r)) {
+		dime_batch_out_name(name, sizeof(name), r->par->op, j->it.name);
+		if (strchr(j->it.name, '/') != NULL || j->it.name[0] == '.' || j->it.name[0] == 0 ||
+		    (size_t)snprintf(j->out_path, sizeof(j->out_path), "%s/%s", r->sink->dir,
+				     name) >= sizeof(j->out_path)) {
+			j->ok = 0;
+			j->rc = DIME_E_INVALID;
+			j->why = "the item's name cannot be an output file name";
+			return j;
+		}
+		if (r->conf->resume && stat(j->out_path, &sb) == 0) {
+			j->ok = -1;
+			j->why = "output exists (resumed)";
+		}
+	}
+	return j;
+}
+
+/* Pull one item from the source. Returns 1 (job), 0 (end), -1 (source failure). */
+static int
+batch_pull(struct brun *r, struct bjob **out)
+{
+	struct dime_batch_item it;
+	const char *why = "";
+	int rc;
+
+	*out = NULL;
+	memset(&it, 0, sizeof(it));
+	rc = r->src->next(r->src->ctx, &it, &why);
+	if (rc < 0) {
+		r->src_failed = 1;
+		r->src_why = why;
+		return -1;
+	}
+	if (rc == 0)
+		return 0;
+	if ((*out = batch_job_new(r, &it)) == NULL) {
+		r->src_failed = 1;
+		r->src_why = "out of memory";
+		return -1;
+	}
+	return 1;
+}
+
+/* Route a pulled job: work for the workers, or a result right away. */
+static void
+batch_route(struct brun *r, struct bjob *j)
+{
+	if (j->ok == 1) {
+		if (bq_push(&r->jobq, j) != 0)
+			bjob_free(j);
+	} else if (bq_push(&r->resq, j) != 0) {
+		bjob_free(j);
+	}
+}
+
+static void *
+batch_feeder(void *arg)
+{
+	struct brun *r = arg;
+	struct bjob *j;
+
+	while (!batch_stopping() && batch_pull(r, &j) == 1)
+		batch_route(r, j);
+	bq_close(&r->jobq);
+	batch_producer_done(r);
+	return NULL;
+}
+
+/* The I/O thread: reads the inputs of whole groups through its ring and queues them, and
+ * writes what the workers hand back, alternating so neither side starves. */
+static void *
+batch_io_thread(void *arg)
+{
+	struct brun *r = arg;
+	struct dime_ring *ring = NULL;
+	size_t cap = r->batch_max > 64 ? r->batch_max : 64;
+	struct bjob **g = calloc(cap, sizeof(*g)), **wg = calloc(cap, sizeof(*wg));
+	struct dime_io_rd *rd = calloc(cap, sizeof(*rd));
+	struct dime_io_wr *wr = calloc(cap, sizeof(*wr));
+	int src_done = 0;
+
+	if (g == NULL || wg == NULL || rd == NULL || wr == NULL ||
+	    dime_ring_open(&ring, BATCH_RING_DEPTH, DIME_RING_URING) != 0) {
+		r->src_failed = 1;
+		r->src_why = "the I/O thread cannot start its ring";
+		src_done = 1;
+		bq_close(&r->jobq);
+	}
+	for (;;) {
+		size_t nw = bq_pop_many(&r->writeq, (void **)wg, cap, src_done ? -1 : 0);
+
+		if (nw > 0) {
+			batch_write_group(r, ring, wr, wg, nw);
+			batch_post(r, wg, nw);
+		} else if (src_done) {
+			break; /* closed: every worker is gone */
+		}
+		if (!src_done && bq_space(&r->jobq) >= r->batch_max) {
+			size_t n = 0;
+			struct bjob *j;
+			int rc = 1;
+
+			while (n < r->batch_max && !batch_stopping() && (rc = batch_pull(r, &j)) == 1) {
+				if (j->ok == 1)
+					g[n++] = j;
+				else
+					batch_route(r, j);
+			}
+			if (ring != NULL)
+				batch_read_group(r, ring, rd, g, n);
+			for (size_t i = 0; i < n; i++)
+				batch_route(r, g[i]);
+			if (rc != 1 || batch_stopping()) {
+				src_done = 1;
+				bq_close(&r->jobq);
+			}
+		} else if (!src_done && nw == 0) {
+			/* the workers are saturated: wait for outputs instead of spinning */
+			nw = bq_pop_many(&r->writeq, (void **)wg, cap, 1);
+			if (nw > 0) {
+				batch_write_group(r, ring, wr, wg, nw);
+				batch_post(r, wg, nw);
+			}
+		}
+	}
+	dime_ring_close(ring);
+	free(g);
+	free(wg);
+	free(rd);
+	free(wr);
+	batch_producer_done(r);
+	return NULL;
+}
+
+/* ---- setup ---- */
+
+static int
+batch_setup_wrap(struct brun *r, const char **why)
+{
+	const struct dime_batch_params *p = r->par;
+	const char *fd, *td;
+
+	if (p->from == NULL || p->to == NULL || (fd = strrchr(p->from, '@')) == NULL ||
+	    (td = strrchr(p->to, '@')) == NULL) {
+		*why = "wrap needs --from and --to addresses";
+		return DIME_E_INVALID;
+	}
+	fd++;
+	td++;
+	if (pdir_signet(r->dir, &r->w[0], why, p->from, DIME_STORE_USER_SIGNET, NULL) != DIME_OK ||
+	    pdir_signet(r->dir, &r->w[1], why, fd, DIME_STORE_ORG_SIGNET, NULL) != DIME_OK ||
+	    pdir_signet(r->dir, &r->w[2], why, td, DIME_STORE_ORG_SIGNET, NULL) != DIME_OK ||
+	    pdir_signet(r->dir, &r->w[3], why, p->to, DIME_STORE_USER_SIGNET, NULL) != DIME_OK)
+		return DIME_E_NOTFOUND;
+	if (pdir_key(r->dir, &r->author_key, p->from, DIME_STORE_USER_KEY) != DIME_OK) {
+		*why = "the author's keys are not in the store";
+		return DIME_E_NOTFOUND;
+	}
+	if (p->origin_sign && pdir_key(r->dir, &r->org_key, fd, DIME_STORE_ORG_KEY) != DIME_OK) {
+		*why = "the origin's keys are not in the store";
+		return DIME_E_NOTFOUND;
+	}
+	return DIME_OK;
+}
+
+static int
+batch_setup_rekey(struct brun *r, const char **why)
+{
+	uint8_t *bin = NULL;
+	size_t len = 0;
+	int armored = 0, rc;
+
+	if (r->par->to_signet == NULL) {
+		*why = "rekey needs the new signet";
+		return DIME_E_INVALID;
+	}
+	if (dime_armor_detect(r->par->to_signet, r->par->to_signet_len)) {
+		char label[DIME_ARMOR_LABEL_MAX];
+
+		if ((bin = malloc(r->par->to_signet_len + 1)) == NULL)
+			return DIME_E_NOMEM;
+		rc = dime_armor_decode(label, bin, r->par->to_signet_len + 1, &len, NULL,
+				       r->par->to_signet, r->par->to_signet_len);
+		armored = 1;
+	} else {
+		rc = DIME_OK;
+	}
+	if (rc == DIME_OK)
+		rc = dime_signet_parse(&r->new_signet, why, armored ? bin : r->par->to_signet,
+				       armored ? len : r->par->to_signet_len);
+	free(bin);
+	if (rc != DIME_OK) {
+		if (**why == 0)
+			*why = "the new signet does not parse";
+		return DIME_E_INVALID;
+	}
+	return DIME_OK;
+}
+
+/* A run killed by SIGKILL or a crash leaves its temporaries (".NAME.tmp.XXXXXX", io/ring.c)
+ * behind; they were never renamed, so they are garbage. One batch per output directory at a
+ * time (docs/batch.md), so none of them can be in use now. */
+static void
+batch_clean_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+
+		if (e->d_name[0] == '.' && n > 12 && memcmp(e->d_name + n - 11, ".tmp.", 5) == 0)
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
+static unsigned
+batch_online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 && n < 4096 ? (unsigned)n : 1;
+}
+
+static const char *
+batch_io_name(enum dime_batch_io io)
+{
+	switch (io) {
+	case DIME_BATCH_IO_RING_PER_WORKER:
+		return "uring-per-worker";
+	case DIME_BATCH_IO_THREAD:
+		return "io-thread";
+	default:
+		return "plain";
+	}
+}
+
+static void
+batch_collect(struct brun *r, dime_batch_on_result on_result, void *ctx,
+	      struct dime_batch_summary *sum)
+{
+	struct bjob *g[64];
+	size_t n;
+
+	while ((n = bq_pop_many(&r->resq, (void **)g, 64, -1)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct bjob *j = g[i];
+			struct dime_batch_result res;
+
+			memset(&res, 0, sizeof(res));
+			res.name = j->it.name;
+			res.ok = j->ok;
+			res.rc = j->ok == 1 ? DIME_OK : j->rc;
+			res.why = j->why != NULL ? j->why : "";
+			res.line = j->line[0] != 0 ? j->line : NULL;
+			res.in_bytes = j->raw_len;
+			res.out_bytes = j->ok == 1 ? j->out_len : 0;
+			res.ns = j->ns;
+			if (j->ok == 1) {
+				sum->ok++;
+				sum->in_bytes += res.in_bytes;
+				sum->out_bytes += res.out_bytes;
+			} else if (j->ok == -1) {
+				sum->skipped++;
+			} else {
+				sum->failed++;
+			}
+			if (on_result != NULL)
+				on_result(ctx, &res);
+			bjob_free(j);
+		}
+	}
+}
+
+int
+dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_params *params,
+	       const char *store_path, struct dime_batch_source *src,
+	       const struct dime_batch_sink *sink, dime_batch_on_result on_result, void *ctx,
+	       struct dime_batch_summary *sum, const char **why)
+{
+	struct brun r;
+	struct bworker *w = NULL;
+	pthread_t feeder;
+	unsigned started = 0;
+	size_t depth;
+	uint64_t t0 = batch_now_ns();
+	int rc = DIME_OK, feeder_started = 0;
+
+	*why = "";
+	memset(sum, 0, sizeof(*sum));
+	memset(&r, 0, sizeof(r));
+	if (conf == NULL || params == NULL || src == NULL || src->next == NULL ||
+	    conf->batch_max > BATCH_GROUP_MAX || conf->workers > 1024) {
+		*why = "invalid batch configuration";
+		return DIME_E_INVALID;
+	}
+	r.conf = conf;
+	r.par = params;
+	r.src = src;
+	r.sink = sink;
+	r.workers = conf->workers ? conf->workers : batch_online_cpus();
+	r.batch_max = conf->batch_max ? conf->batch_max : 32;
+	r.io = conf->io == DIME_BATCH_IO_AUTO ? DIME_BATCH_IO_DEFAULT : conf->io;
+	if ((r.io == DIME_BATCH_IO_RING_PER_WORKER || r.io == DIME_BATCH_IO_THREAD) &&
+	    !dime_io_uring_available())
+		r.io = DIME_BATCH_IO_PLAIN;
+	if (sink != NULL && sink->dir != NULL) {
+		struct stat sb;
+
+		if (stat(sink->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+			*why = "the output directory does not exist";
+			return DIME_E_IO;
+		}
+		batch_clean_stale(sink->dir);
+	}
+	depth = conf->queue_depth ? conf->queue_depth : 4u * r.workers * r.batch_max;
+	if ((rc = pdir_open(&r.dir, store_path, why)) != DIME_OK)
+		return rc;
+	if (params->op == DIME_BATCH_WRAP)
+		rc = batch_setup_wrap(&r, why);
+	else if (params->op == DIME_BATCH_REKEY)
+		rc = batch_setup_rekey(&r, why);
+	else if (dime_batch_op_name(params->op)[0] == '?') {
+		*why = "unknown operation";
+		rc = DIME_E_INVALID;
+	}
+	if (rc != DIME_OK)
+		goto out;
+	if (bq_init(&r.jobq, depth) != 0 || bq_init(&r.writeq, depth) != 0 ||
+	    bq_init(&r.resq, depth) != 0 || (w = calloc(r.workers, sizeof(*w))) == NULL) {
+		rc = DIME_E_NOMEM;
+		goto out;
+	}
+	atomic_store(&r.live_workers, r.workers);
+	atomic_store(&r.live_producers, r.workers + 1);
+	for (unsigned i = 0; i < r.workers; i++) {
+		w[i].r = &r;
+		w[i].jb = calloc(r.batch_max, sizeof(*w[i].jb));
+		w[i].g = calloc(r.batch_max, sizeof(*w[i].g));
+		w[i].rd = calloc(r.batch_max, sizeof(*w[i].rd));
+		w[i].wr = calloc(r.batch_max, sizeof(*w[i].wr));
+		if (w[i].jb == NULL || w[i].g == NULL || w[i].rd == NULL || w[i].wr == NULL ||
+		    (r.io != DIME_BATCH_IO_THREAD &&
+		     dime_ring_open(&w[i].ring, BATCH_RING_DEPTH,
+				    r.io == DIME_BATCH_IO_PLAIN ? DIME_RING_PLAIN
+								: DIME_RING_URING) != 0)) {
+			rc = DIME_E_NOMEM;
+			*why = "cannot set up the workers";
+			goto out;
+		}
+	}
+	for (; started < r.workers; started++)
+		if (pthread_create(&w[started].tid, NULL, batch_worker, &w[started]) != 0)
+			break;
+	if (started == r.workers)
+		feeder_started =
+			pthread_create(&feeder, NULL,
+				       r.io == DIME_BATCH_IO_THREAD ? batch_io_thread : batch_feeder,
+				       &r) == 0;
+	if (!feeder_started) {
+		/* what is running drains a closed queue and exits; the rest never counts */
+		bq_close(&r.jobq);
+		atomic_fetch_sub(&r.live_workers, r.workers - started);
+		if (started < r.workers && atomic_load(&r.live_workers) == 0)
+			bq_close(&r.writeq);
+		if (atomic_fetch_sub(&r.live_producers, r.workers - started + 1) ==
+		    r.workers - started + 1)
+			bq_close(&r.resq);
+		rc = DIME_E_NOMEM;
+		*why = "cannot start the batch threads";
+	}
+	/* results are handed to the caller on its own thread until the last producer is done */
+	batch_collect(&r, on_result, ctx, sum);
+	if (feeder_started)
+		pthread_join(feeder, NULL);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(w[i].tid, NULL);
+	if (r.src_failed && rc == DIME_OK) {
+		rc = DIME_E_IO;
+		*why = r.src_why;
+	}
+out:
+	sum->seconds = (double)(batch_now_ns() - t0) / 1e9;
+	sum->workers = r.workers;
+	sum->stopped = batch_stopping();
+	sum->io = batch_io_name(r.io);
+	sum->engine_batches = atomic_load(&r.engine_batches);
+	sum->engine_items = atomic_load(&r.engine_items);
+	if (w != NULL)
+		for (unsigned i = 0; i < r.workers; i++) {
+			dime_ring_close(w[i].ring);
+			free(w[i].jb);
+			free(w[i].g);
+			free(w[i].rd);
+			free(w[i].wr);
+		}
+	free(w);
+	bq_destroy(&r.jobq);
+	bq_destroy(&r.writeq);
+	bq_destroy(&r.resq);
+	dime_signet_free(r.new_signet);
+	pdir_close(r.dir);
+	return rc;
+}

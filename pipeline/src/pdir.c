@@ -1,0 +1,295 @@
+/* The party directory: hosted keys loaded once, signets parsed once (pdir.h). */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dime/crypto.h"
+#include "pdir.h"
+
+struct pdir_key {
+	uint32_t id;
+	enum dime_store_kind kind;
+	uint32_t version;
+	char ident[256];
+};
+
+struct pdir_sig {
+	struct pdir_sig *next;
+	enum dime_store_kind kind;
+	int latest; /* looked up without a fingerprint */
+	uint8_t fp[DIME_FP_BYTES];
+	char ident[256];
+	struct dime_signet *s;
+};
+
+#define PDIR_BUCKETS 256u
+
+struct pdir {
+	pthread_mutex_t mu;
+	struct dime_store *st;
+	struct dime_ks *ks;
+	struct pdir_key *keys;
+	size_t n_keys, cap_keys;
+	_Atomic size_t last_user, last_org; /* index of the key that opened the last message */
+	struct pdir_sig *sigs[PDIR_BUCKETS];
+};
+
+static unsigned
+pdir_hash(const char *ident, enum dime_store_kind kind)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)kind;
+
+	for (const char *p = ident; *p != 0; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h % PDIR_BUCKETS;
+}
+
+struct pdir_load {
+	struct pdir *d;
+	int rc;
+};
+
+static int
+pdir_load_row(const struct dime_store_row *row, void *arg)
+{
+	struct pdir_load *l = arg;
+	struct pdir *d = l->d;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	uint32_t id = DIME_KS_NONE;
+
+	if (!row->hosted)
+		return 0;
+	if (dime_store_get_row(d->st, &blob, &len, row->rowid) != DIME_OK)
+		return 0;
+	if (dime_ks_load(d->ks, &id, blob, len) == DIME_OK) {
+		if (d->n_keys == d->cap_keys) {
+			size_t cap = d->cap_keys ? d->cap_keys * 2 : 16;
+			struct pdir_key *k = realloc(d->keys, cap * sizeof(*k));
+
+			if (k == NULL) {
+				l->rc = DIME_E_NOMEM;
+				dime_wipe(blob, len);
+				free(blob);
+				return 1;
+			}
+			d->keys = k;
+			d->cap_keys = cap;
+		}
+		d->keys[d->n_keys].id = id;
+		d->keys[d->n_keys].kind = row->kind;
+		d->keys[d->n_keys].version = row->version;
+		snprintf(d->keys[d->n_keys].ident, sizeof(d->keys[0].ident), "%s", row->ident);
+		d->n_keys++;
+	}
+	/* a damaged key row is skipped: the messages it would open fail with "no hosted key" */
+	dime_wipe(blob, len);
+	free(blob);
+	return 0;
+}
+
+int
+pdir_open(struct pdir **out, const char *store_path, const char **why)
+{
+	static const enum dime_store_kind kinds[2] = {DIME_STORE_ORG_KEY, DIME_STORE_USER_KEY};
+	struct pdir *d;
+	struct pdir_load l;
+	char err[256] = "";
+
+	*out = NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return DIME_E_NOMEM;
+	pthread_mutex_init(&d->mu, NULL);
+	if (dime_store_open(&d->st, store_path, err, sizeof(err)) != DIME_OK) {
+		*why = "cannot open the store";
+		pdir_close(d);
+		return DIME_E_IO;
+	}
+	if (dime_ks_new(&d->ks) != DIME_OK) {
+		pdir_close(d);
+		return DIME_E_NOMEM;
+	}
+	l.d = d;
+	l.rc = DIME_OK;
+	for (int i = 0; i < 2 && l.rc == DIME_OK; i++)
+		if (dime_store_list(d->st, NULL, kinds[i], pdir_load_row, &l) != DIME_OK) {
+			*why = "cannot list the store's keys";
+			l.rc = DIME_E_IO;
+		}
+	if (l.rc != DIME_OK) {
+		pdir_close(d);
+		return l.rc;
+	}
+	*out = d;
+	return DIME_OK;
+}
+
+void
+pdir_close(struct pdir *d)
+{
+	if (d == NULL)
+		return;
+	for (size_t b = 0; b < PDIR_BUCKETS; b++)
+		for (struct pdir_sig *e = d->sigs[b], *next; e != NULL; e = next) {
+			next = e->next;
+			dime_signet_free(e->s);
+			free(e);
+		}
+	free(d->keys);
+	dime_ks_free(d->ks);
+	dime_store_close(d->st);
+	pthread_mutex_destroy(&d->mu);
+	free(d);
+}
+
+const struct dime_ks *
+pdir_ks(const struct pdir *d)
+{
+	return d->ks;
+}
+
+/* Under d->mu: find the stored version matching fp (or the latest) and parse it. */
+static int
+pdir_signet_load(struct pdir *d, struct dime_signet **out, const char **why, const char *ident,
+		 enum dime_store_kind kind, const uint8_t *fp)
+{
+	*out = NULL;
+	/* version 0 is the latest; then walk 1, 2, ... until none is left */
+	for (uint32_t v = 0;; v++) {
+		uint8_t *blob = NULL, got[DIME_FP_BYTES];
+		size_t len = 0;
+		const char *pwhy = "";
+		struct dime_signet *s = NULL;
+		int rc = dime_store_get(d->st, &blob, &len, NULL, ident, kind, v);
+
+		if (rc == DIME_E_NOTFOUND) {
+			*why = fp != NULL ? "no signet in the store with the fingerprint the message "
+					    "names"
+					  : "no signet of this party in the store";
+			return rc;
+		}
+		if (rc != DIME_OK) {
+			*why = "the store cannot be read";
+			return rc;
+		}
+		rc = dime_signet_parse(&s, &pwhy, blob, len);
+		free(blob);
+		if (rc != DIME_OK) {
+			*why = "the store holds a damaged signet";
+			return DIME_E_MALFORMED;
+		}
+		if (fp == NULL || (dime_signet_fingerprint(got, s, DIME_FP_CRYPTO) == DIME_OK &&
+				   memcmp(got, fp, DIME_FP_BYTES) == 0)) {
+			*out = s;
+			return DIME_OK;
+		}
+		dime_signet_free(s);
+	}
+}
+
+int
+pdir_signet(struct pdir *d, const struct dime_signet **out, const char **why, const char *ident,
+	    enum dime_store_kind kind, const uint8_t *fp)
+{
+	unsigned b = pdir_hash(ident, kind);
+	struct pdir_sig *e;
+	struct dime_signet *s = NULL;
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&d->mu);
+	for (e = d->sigs[b]; e != NULL; e = e->next)
+		if (e->kind == kind && strcmp(e->ident, ident) == 0 &&
+		    (fp == NULL ? e->latest : !e->latest && memcmp(e->fp, fp, DIME_FP_BYTES) == 0))
+			break;
+	if (e != NULL) {
+		*out = e->s;
+		pthread_mutex_unlock(&d->mu);
+		return DIME_OK;
+	}
+	/* Misses are not cached: a signet imported while the batch runs is found next time. */
+	rc = pdir_signet_load(d, &s, why, ident, kind, fp);
+	if (rc == DIME_OK) {
+		if (strlen(ident) >= sizeof(e->ident) || (e = calloc(1, sizeof(*e))) == NULL) {
+			dime_signet_free(s);
+			pthread_mutex_unlock(&d->mu);
+			return DIME_E_NOMEM;
+		}
+		e->kind = kind;
+		e->latest = fp == NULL;
+		if (fp != NULL)
+			memcpy(e->fp, fp, DIME_FP_BYTES);
+		memcpy(e->ident, ident, strlen(ident) + 1);
+		e->s = s;
+		e->next = d->sigs[b];
+		d->sigs[b] = e;
+		*out = s;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+int
+pdir_key(struct pdir *d, uint32_t *key, const char *ident, enum dime_store_kind kind)
+{
+	uint32_t best = 0;
+
+	*key = DIME_KS_NONE;
+	for (size_t i = 0; i < d->n_keys; i++)
+		if (d->keys[i].kind == kind && strcmp(d->keys[i].ident, ident) == 0 &&
+		    d->keys[i].version > best) {
+			best = d->keys[i].version;
+			*key = d->keys[i].id;
+		}
+	return *key == DIME_KS_NONE ? DIME_E_NOTFOUND : DIME_OK;
+}
+
+size_t
+pdir_keys(const struct pdir *d, uint32_t *ids, const char **idents, size_t cap,
+	  enum dime_store_kind kind)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n_keys; i++)
+		if (d->keys[i].kind == kind) {
+			if (n < cap) {
+				ids[n] = d->keys[i].id;
+				idents[n] = d->keys[i].ident;
+			}
+			n++;
+		}
+	return n;
+}
+
+int
+pdir_find(struct pdir *d, uint32_t *key, const char **ident, struct dime_msg_envelope *env,
+	  const char **why, const uint8_t *msg, size_t len, enum dime_msg_actor as,
+	  enum dime_store_kind kind, const char *only)
+{
+	_Atomic size_t *last = kind == DIME_STORE_USER_KEY ? &d->last_user : &d->last_org;
+	size_t first = atomic_load_explicit(last, memory_order_relaxed);
+
+	*key = DIME_KS_NONE;
+	*ident = NULL;
+	for (size_t k = 0; k < d->n_keys; k++) {
+		size_t i = (first + k) % d->n_keys;
+		const char *pwhy = "";
+
+		if (d->keys[i].kind != kind || (only != NULL && strcmp(only, d->keys[i].ident) != 0))
+			continue;
+		if (dime_msg_envelope_peek(d->ks, env, &pwhy, msg, len, as, d->keys[i].id) !=
+		    DIME_OK)
+			continue;
+		atomic_store_explicit(last, i, memory_order_relaxed);
+		*key = d->keys[i].id;
+		*ident = d->keys[i].ident;
+		return DIME_OK;
+	}
+	memset(env, 0, sizeof(*env));
+	*why = kind == DIME_STORE_USER_KEY ? "no hosted user's keys open this message"
+					   : "no hosted organisation's keys open this message";
+	return DIME_E_NOTFOUND;
+}

@@ -1,0 +1,526 @@
+/* The batch pipeline gives exactly the one-at-a-time results: wrap (checked by opening),
+ * origin-sign (deterministic signatures: identical bytes), accept (identical verdict lines),
+ * open (identical mail, equal to the original) and bounce-verify, over generated mail plus the
+ * SpamAssassin corpus when build/corpus holds it, mixed with damaged inputs, at several worker
+ * counts and batch sizes. The store is made with the dime CLI (DIME_CLI). */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dime/batch.h"
+#include "dime/codec.h"
+#include "dime/crypto.h"
+#include "dime/io.h"
+#include "dime/msg.h"
+#include "dime/msg_armor.h"
+#include "pdir.h"
+#include "tlib.h"
+
+#define N_GEN 1000u
+#define N_CORPUS_MAX 1500u
+
+struct msgset {
+	char **name;
+	uint8_t **data;
+	size_t *len;
+	size_t n, cap;
+	pthread_mutex_t mu;
+};
+
+static void
+set_add(struct msgset *s, const char *name, const uint8_t *data, size_t len)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 256;
+		s->name = realloc(s->name, s->cap * sizeof(*s->name));
+		s->data = realloc(s->data, s->cap * sizeof(*s->data));
+		s->len = realloc(s->len, s->cap * sizeof(*s->len));
+		if (s->name == NULL || s->data == NULL || s->len == NULL)
+			abort();
+	}
+	s->name[s->n] = strdup(name);
+	s->data[s->n] = malloc(len + 1);
+	if (s->name[s->n] == NULL || s->data[s->n] == NULL)
+		abort();
+	if (len > 0)
+		memcpy(s->data[s->n], data, len);
+	s->len[s->n] = len;
+	s->n++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static ssize_t
+set_find(const struct msgset *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->name[i], name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static void
+set_free(struct msgset *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->name[i]);
+		free(s->data[i]);
+	}
+	free(s->name);
+	free(s->data);
+	free(s->len);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- an in-memory source and a collecting sink ---- */
+
+struct memsrc {
+	const struct msgset *set;
+	size_t next;
+};
+
+static int
+memsrc_next(void *ctx, struct dime_batch_item *it, const char **why)
+{
+	struct memsrc *m = ctx;
+	size_t i = m->next;
+
+	(void)why;
+	if (i >= m->set->n)
+		return 0;
+	m->next++;
+	snprintf(it->name, sizeof(it->name), "%s", m->set->name[i]);
+	it->data = malloc(m->set->len[i] + 1);
+	if (it->data == NULL)
+		abort();
+	memcpy(it->data, m->set->data[i], m->set->len[i]);
+	it->len = m->set->len[i];
+	return 1;
+}
+
+static void
+sink_put(void *ctx, const char *name, const uint8_t *out, size_t len)
+{
+	set_add(ctx, name, out, len);
+}
+
+struct verdicts {
+	struct msgset lines; /* name -> "ok" / why */
+};
+
+static void
+on_result(void *ctx, const struct dime_batch_result *r)
+{
+	struct verdicts *v = ctx;
+	char buf[2048];
+
+	snprintf(buf, sizeof(buf), "%s|%s", r->ok == 1 ? "ok" : "fail",
+		 r->ok == 1 ? (r->line ? r->line : "") : r->why);
+	set_add(&v->lines, r->name, (const uint8_t *)buf, strlen(buf));
+}
+
+static const char *store_path;
+
+static int
+run_batch(struct msgset *outs, struct verdicts *v, const struct msgset *in,
+	  const struct dime_batch_params *par, unsigned workers, unsigned batch)
+{
+	struct dime_batch_conf conf;
+	struct memsrc ms = {in, 0};
+	struct dime_batch_source src = {&ms, memsrc_next, in->n};
+	struct dime_batch_sink sink = {NULL, sink_put, outs};
+	struct dime_batch_summary sum;
+	const char *why = "";
+	int rc;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.workers = workers;
+	conf.batch_max = batch;
+	rc = dime_batch_run(&conf, par, store_path, &src, &sink, on_result, v, &sum, &why);
+	T_CHECK(rc == DIME_OK, "batch %s: %s", dime_batch_op_name(par->op), why);
+	T_CHECK(sum.ok + sum.failed == in->n, "batch %s: %llu+%llu results for %zu inputs",
+		dime_batch_op_name(par->op), (unsigned long long)sum.ok,
+		(unsigned long long)sum.failed, in->n);
+	return rc;
+}
+
+/* ---- generated mail ---- */
+
+static uint32_t rng = 12345;
+
+static uint32_t
+rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 17;
+	rng ^= rng << 5;
+	return rng;
+}
+
+static void
+gen_mail(struct msgset *s, size_t i)
+{
+	size_t body = (i % 10 == 0) ? 0 : rnd() % (i % 7 == 0 ? 60000 : 4000);
+	size_t cap = body + 2048, n = 0;
+	char *m = malloc(cap), name[64];
+
+	if (m == NULL)
+		abort();
+	if (i % 13 != 0)
+		n += (size_t)snprintf(m + n, cap - n,
+				      "From: a1@alpha.example\r\nTo: b1@beta.example\r\n"
+				      "Subject: message %zu\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n",
+				      i);
+	if (i % 5 == 0)
+		n += (size_t)snprintf(m + n, cap - n,
+				      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+				      "boundary=\"b%zu\"\r\n\r\n--b%zu\r\nContent-Type: text/plain\r\n\r\n"
+				      "hello\r\n--b%zu\r\nContent-Type: application/octet-stream\r\n\r\n",
+				      i, i, i);
+	else
+		n += (size_t)snprintf(m + n, cap - n, "\r\n");
+	for (size_t k = 0; k < body; k++)
+		m[n++] = (i % 3 == 0) ? (char)(rnd() & 0xff) : (char)('a' + rnd() % 26);
+	if (i % 5 == 0)
+		n += (size_t)snprintf(m + n, cap - n, "\r\n--b%zu--\r\n", i);
+	snprintf(name, sizeof(name), "gen-%05zu", i);
+	set_add(s, name, (uint8_t *)m, n);
+	free(m);
+}
+
+static void
+load_corpus(struct msgset *s)
+{
+	const char *dir = getenv("DIME_CORPUS_DIR");
+	struct dirent **ents = NULL;
+	int n;
+	size_t taken = 0;
+
+	if (dir == NULL)
+		return;
+	n = scandir(dir, &ents, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		char path[4096], name[300];
+		uint8_t *buf = NULL;
+		size_t len = 0;
+
+		if (ents[i]->d_name[0] != '.' && taken < N_CORPUS_MAX &&
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name) <
+			    sizeof(path) &&
+		    dime_io_read_file(&buf, &len, path, 1u << 24) == 0) {
+			snprintf(name, sizeof(name), "corpus-%s", ents[i]->d_name);
+			set_add(s, name, buf, len);
+			taken++;
+		}
+		free(buf);
+		free(ents[i]);
+	}
+	free(ents);
+	printf("corpus: %zu messages from %s\n", taken, dir);
+}
+
+/* Damaged copies: truncated, one bit flipped, foreign bytes. */
+static void
+add_damaged(struct msgset *dst, const struct msgset *src, size_t every, const char *tag)
+{
+	char foreign[64];
+
+	for (size_t i = 0; i < src->n; i += every) {
+		char name[300];
+		uint8_t *b = malloc(src->len[i] + 1);
+
+		if (b == NULL)
+			abort();
+		memcpy(b, src->data[i], src->len[i]);
+		snprintf(name, sizeof(name), "%s-trunc-%s", tag, src->name[i]);
+		set_add(dst, name, b, src->len[i] / 2);
+		b[src->len[i] / 3] ^= 0x10;
+		snprintf(name, sizeof(name), "%s-flip-%s", tag, src->name[i]);
+		set_add(dst, name, b, src->len[i]);
+		free(b);
+	}
+	snprintf(foreign, sizeof(foreign), "%s-foreign", tag);
+	set_add(dst, foreign, (const uint8_t *)"not a message at all\n", 21);
+}
+
+/* ---- one at a time ---- */
+
+static struct pdir *dir;
+
+/* What `dime msg` would do for one input: the same lookups, then the single engine call.
+ * Out: *out (malloc'd) / line in buf. Returns 1 ok, 0 failed (why in buf). */
+static int
+single(enum dime_batch_op op, const uint8_t *raw, size_t raw_len, uint8_t **out, size_t *out_len,
+       char *buf, size_t cap)
+{
+	struct dime_msg_envelope env;
+	struct dime_msg_parties p;
+	const struct dime_signet *s[4] = {NULL, NULL, NULL, NULL};
+	const char *ident = NULL, *why = "";
+	uint8_t *in = NULL;
+	size_t in_len = 0;
+	uint32_t key = DIME_KS_NONE;
+	int armored = 0, rc, ok = 0;
+	enum dime_msg_actor as =
+		op == DIME_BATCH_ORIGIN_SIGN ? DIME_ACTOR_ORIGIN
+		: op == DIME_BATCH_ACCEPT    ? DIME_ACTOR_DESTINATION
+					     : DIME_ACTOR_RECIPIENT;
+
+	*out = NULL;
+	*out_len = 0;
+	memset(&p, 0, sizeof(p));
+	rc = dime_msg_unarmor(&in, &in_len, &armored, &why, raw, raw_len, NULL);
+	if (rc != DIME_OK)
+		goto done;
+	rc = pdir_find(dir, &key, &ident, &env, &why, in, in_len, as,
+		       op == DIME_BATCH_OPEN ? DIME_STORE_USER_KEY : DIME_STORE_ORG_KEY, NULL);
+	if (rc != DIME_OK) {
+		if (op == DIME_BATCH_ACCEPT)
+			why = "no hosted organisation is the destination";
+		goto done;
+	}
+	if (op == DIME_BATCH_ORIGIN_SIGN) {
+		if ((rc = pdir_signet(dir, &s[0], &why, env.author, DIME_STORE_USER_SIGNET,
+				      env.author_fp)) != DIME_OK ||
+		    (rc = pdir_signet(dir, &s[1], &why, ident, DIME_STORE_ORG_SIGNET, NULL)) !=
+			    DIME_OK)
+			goto done;
+		p.author = s[0];
+		p.origin = s[1];
+		rc = dime_msg_origin_sign(pdir_ks(dir), out, out_len, &env, &why, in, in_len, key,
+					  DIME_KS_NONE, &p);
+	} else if (op == DIME_BATCH_ACCEPT) {
+		char fp[DIME_FP_B64_LEN + 1];
+		size_t n = 0;
+
+		if ((rc = pdir_signet(dir, &s[1], &why, env.origin, DIME_STORE_ORG_SIGNET,
+				      env.origin_fp)) != DIME_OK)
+			goto done;
+		p.origin = s[1];
+		rc = dime_msg_accept(pdir_ks(dir), &env, &why, in, in_len, key, &p);
+		if (rc == DIME_OK &&
+		    dime_b64_encode(fp, sizeof(fp), &n, env.recipient_fp, DIME_FP_BYTES,
+				    DIME_B64_NOPAD) == DIME_OK) {
+			snprintf(buf, cap, "ok|ACCEPT %s %s", env.recipient, fp);
+			ok = 1;
+		}
+	} else {
+		struct dime_msg_opened o;
+
+		memset(&o, 0, sizeof(o));
+		if ((rc = pdir_signet(dir, &s[0], &why, env.author, DIME_STORE_USER_SIGNET,
+				      env.author_fp)) != DIME_OK ||
+		    (rc = pdir_signet(dir, &s[1], &why, env.origin, DIME_STORE_ORG_SIGNET,
+				      env.origin_fp)) != DIME_OK ||
+		    (rc = pdir_signet(dir, &s[2], &why, env.destination, DIME_STORE_ORG_SIGNET,
+				      env.destination_fp)) != DIME_OK ||
+		    (rc = pdir_signet(dir, &s[3], &why, env.recipient, DIME_STORE_USER_SIGNET,
+				      env.recipient_fp)) != DIME_OK)
+			goto done;
+		p.author = s[0];
+		p.origin = s[1];
+		p.destination = s[2];
+		p.recipient = s[3];
+		rc = dime_msg_open(pdir_ks(dir), &o, &why, in, in_len, DIME_ACTOR_RECIPIENT, key, &p);
+		if (rc == DIME_OK)
+			rc = dime_msg_opened_mail(out, out_len, &o);
+		dime_msg_opened_free(&o);
+	}
+done:
+	free(in);
+	if (rc == DIME_OK && !ok) {
+		snprintf(buf, cap, "ok|");
+		ok = 1;
+	} else if (rc != DIME_OK) {
+		snprintf(buf, cap, "fail|%s", why);
+	}
+	return ok;
+}
+
+/* Every batch verdict and output equals the single call's. */
+static void
+compare(enum dime_batch_op op, const struct msgset *in, const struct msgset *outs,
+	const struct verdicts *v, int armored_out)
+{
+	size_t mismatches = 0, fails = 0;
+
+	for (size_t i = 0; i < in->n; i++) {
+		char want[2048];
+		uint8_t *out = NULL;
+		size_t out_len = 0;
+		ssize_t vi = set_find(&v->lines, in->name[i]), oi = set_find(outs, in->name[i]);
+		int ok = single(op, in->data[i], in->len[i], &out, &out_len, want, sizeof(want));
+
+		fails += !ok;
+		if (vi < 0 || strlen(want) != v->lines.len[vi] ||
+		    memcmp(want, v->lines.data[vi], v->lines.len[vi]) != 0) {
+			if (mismatches++ < 5)
+				t_fail("%s %s: batch says '%.*s', single says '%s'",
+				       dime_batch_op_name(op), in->name[i],
+				       vi < 0 ? 4 : (int)v->lines.len[vi],
+				       vi < 0 ? "none" : (const char *)v->lines.data[vi], want);
+		} else if (ok && op != DIME_BATCH_ACCEPT) {
+			uint8_t *bin = NULL;
+			size_t bin_len = 0;
+			int arm = 0;
+			const char *why = "";
+
+			if (oi < 0) {
+				t_fail("%s %s: no batch output", dime_batch_op_name(op), in->name[i]);
+			} else if (armored_out) {
+				T_CHECK(dime_msg_unarmor(&bin, &bin_len, &arm, &why, outs->data[oi],
+							 outs->len[oi], NULL) == DIME_OK &&
+						arm && bin_len == out_len &&
+						memcmp(bin, out, out_len) == 0,
+					"%s %s: batch output differs", dime_batch_op_name(op),
+					in->name[i]);
+			} else {
+				T_CHECK(outs->len[oi] == out_len &&
+						memcmp(outs->data[oi], out, out_len) == 0,
+					"%s %s: batch output differs", dime_batch_op_name(op),
+					in->name[i]);
+			}
+			free(bin);
+		}
+		if (out != NULL) {
+			dime_wipe(out, out_len);
+			free(out);
+		}
+	}
+	printf("%s: %zu inputs, %zu rejected by both, %zu mismatches\n", dime_batch_op_name(op),
+	       in->n, fails, mismatches);
+}
+
+static void
+verdicts_init(struct verdicts *v, struct msgset *outs)
+{
+	memset(v, 0, sizeof(*v));
+	memset(outs, 0, sizeof(*outs));
+	pthread_mutex_init(&v->lines.mu, NULL);
+	pthread_mutex_init(&outs->mu, NULL);
+}
+
+/* Run `dime --store S ARGS` quietly. */
+static int
+cli_run(const char *cli, const char *store, const char *args)
+{
+	char cmd[8192];
+
+	snprintf(cmd, sizeof(cmd), "%s --store %s %s >/dev/null", cli, store, args);
+	return system(cmd);
+}
+
+int
+main(void)
+{
+	static const unsigned shapes[][2] = {{1, 1}, {2, 7}, {3, 32}};
+	char tmpl[] = "/tmp/dime-test-batch-XXXXXX", spath[4200];
+	const char *cli = DIME_CLI, *why = "";
+	struct msgset mail, wrapped, unsigned_w, in, outs;
+	struct dime_batch_params par;
+	struct verdicts v;
+
+	t_init();
+	T_CHECK(dime_global_init() == DIME_OK, "init");
+	if (mkdtemp(tmpl) == NULL)
+		return 1;
+	snprintf(spath, sizeof(spath), "%s/store.db", tmpl);
+	store_path = spath;
+	if (cli_run(cli, spath, "org create alpha.example") != 0 ||
+	    cli_run(cli, spath, "org create beta.example") != 0 ||
+	    cli_run(cli, spath, "user create a1@alpha.example") != 0 ||
+	    cli_run(cli, spath, "user create b1@beta.example") != 0) {
+		t_fail("cannot build the store with %s", cli);
+		return t_done("test_batch");
+	}
+	T_CHECK(pdir_open(&dir, spath, &why) == DIME_OK, "pdir: %s", why);
+
+	memset(&mail, 0, sizeof(mail));
+	pthread_mutex_init(&mail.mu, NULL);
+	for (size_t i = 0; i < N_GEN; i++)
+		gen_mail(&mail, i);
+	load_corpus(&mail);
+
+	/* wrap + origin-sign, then open: the mail comes back byte for byte */
+	memset(&par, 0, sizeof(par));
+	par.op = DIME_BATCH_WRAP;
+	par.from = "a1@alpha.example";
+	par.to = "b1@beta.example";
+	par.origin_sign = 1;
+	verdicts_init(&v, &wrapped);
+	run_batch(&wrapped, &v, &mail, &par, 2, 32);
+	T_CHECK(wrapped.n == mail.n, "wrap: %zu outputs for %zu mails", wrapped.n, mail.n);
+	set_free(&v.lines);
+
+	/* unsigned author output for the origin */
+	par.origin_sign = 0;
+	par.binary = 1;
+	verdicts_init(&v, &unsigned_w);
+	run_batch(&unsigned_w, &v, &mail, &par, 2, 32);
+	set_free(&v.lines);
+
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+		unsigned wk = shapes[s][0], bt = shapes[s][1];
+
+		printf("-- %u workers, batch %u\n", wk, bt);
+		/* accept and open: the armored signed messages plus damaged ones */
+		memset(&in, 0, sizeof(in));
+		pthread_mutex_init(&in.mu, NULL);
+		for (size_t i = 0; i < wrapped.n; i++)
+			set_add(&in, wrapped.name[i], wrapped.data[i], wrapped.len[i]);
+		add_damaged(&in, &wrapped, 97, "signed");
+		add_damaged(&in, &unsigned_w, 101, "unsigned");
+
+		memset(&par, 0, sizeof(par));
+		par.op = DIME_BATCH_ACCEPT;
+		verdicts_init(&v, &outs);
+		run_batch(&outs, &v, &in, &par, wk, bt);
+		compare(DIME_BATCH_ACCEPT, &in, &outs, &v, 0);
+		set_free(&v.lines);
+		set_free(&outs);
+
+		par.op = DIME_BATCH_OPEN;
+		par.as = DIME_ACTOR_RECIPIENT;
+		verdicts_init(&v, &outs);
+		run_batch(&outs, &v, &in, &par, wk, bt);
+		compare(DIME_BATCH_OPEN, &in, &outs, &v, 0);
+		/* and the mail is the original */
+		for (size_t i = 0; i < mail.n; i++) {
+			ssize_t oi = set_find(&outs, mail.name[i]);
+
+			T_CHECK(oi >= 0 && outs.len[oi] == mail.len[i] &&
+					memcmp(outs.data[oi], mail.data[i], mail.len[i]) == 0,
+				"open %s: not the original mail", mail.name[i]);
+		}
+		set_free(&v.lines);
+		set_free(&outs);
+		set_free(&in);
+
+		/* origin-sign over author output (binary in, binary out) */
+		memset(&in, 0, sizeof(in));
+		pthread_mutex_init(&in.mu, NULL);
+		for (size_t i = 0; i < unsigned_w.n; i++)
+			set_add(&in, unsigned_w.name[i], unsigned_w.data[i], unsigned_w.len[i]);
+		add_damaged(&in, &unsigned_w, 89, "author");
+		par.op = DIME_BATCH_ORIGIN_SIGN;
+		verdicts_init(&v, &outs);
+		run_batch(&outs, &v, &in, &par, wk, bt);
+		compare(DIME_BATCH_ORIGIN_SIGN, &in, &outs, &v, 0);
+		set_free(&v.lines);
+		set_free(&outs);
+		set_free(&in);
+	}
+	set_free(&mail);
+	set_free(&wrapped);
+	set_free(&unsigned_w);
+	pdir_close(dir);
+	snprintf(spath, sizeof(spath), "rm -rf %s", tmpl);
+	if (system(spath) != 0)
+		printf("could not remove %s\n", tmpl);
+	return t_done("test_batch");
+}
