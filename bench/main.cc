@@ -1,0 +1,31 @@
+// dime-bench: micro (Google Benchmark), capacity (the batch pipeline against the crypto
+// floor), peers (gpg per message against wrap + origin-sign). docs/capacity.md explains each.
+
+#include <cstdio>
+#include <cstring>
+
+#include "bench.h"
+
+static const char usage[] =
+    "usage: dime-bench micro [google benchmark flags]\n"
+    "       dime-bench capacity [--ops wrap,origin-sign,accept,open,bounce-verify,rekey]\n"
+    "                           [--sizes 1k,10k,100k,1m] [--workers 1..N] [--seconds S]\n"
+    "                           [--repeats R] [--out DIR]\n"
+    "       dime-bench peers [--sizes 1k,10k,100k,1m] [--count N]\n";
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0) {
+		std::fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (std::strcmp(argv[1], "micro") == 0)
+		return bench_micro_main(argc - 1, argv + 1);
+	if (std::strcmp(argv[1], "capacity") == 0)
+		return bench_capacity_main(argc - 1, argv + 1);
+	if (std::strcmp(argv[1], "peers") == 0)
+		return bench_peers_main(argc - 1, argv + 1);
+	std::fprintf(stderr, "dime-bench: unknown command %s\n%s", argv[1], usage);
+	return 2;
+}
