@@ -128,6 +128,24 @@ dime_ed25519_sign(uint8_t sig[DIME_SIG_BYTES], const uint8_t seed[DIME_ED25519_S
 }
 
 int
+dime_ed25519_sign_kp(uint8_t sig[DIME_SIG_BYTES], const uint8_t seed[DIME_ED25519_SEED_BYTES],
+		     const uint8_t pub[DIME_ED25519_PUB_BYTES], const uint8_t *msg, size_t msg_len)
+{
+	uint8_t sk[crypto_sign_SECRETKEYBYTES];
+	int rc = DIME_OK;
+
+	/* libsodium's secret key is seed || pub: with pub known, no scalar multiplication */
+	memcpy(sk, seed, DIME_ED25519_SEED_BYTES);
+	memcpy(sk + DIME_ED25519_SEED_BYTES, pub, DIME_ED25519_PUB_BYTES);
+	if (crypto_sign_detached(sig, NULL, msg, msg_len, sk) != 0) {
+		sodium_memzero(sig, DIME_SIG_BYTES);
+		rc = DIME_E_CRYPTO;
+	}
+	sodium_memzero(sk, sizeof(sk));
+	return rc;
+}
+
+int
 dime_ed25519_verify(const uint8_t sig[DIME_SIG_BYTES], const uint8_t pub[DIME_ED25519_PUB_BYTES],
 		    const uint8_t *msg, size_t msg_len)
 {

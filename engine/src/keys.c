@@ -485,7 +485,8 @@ dime_ks_sign(const struct dime_ks *ks, uint8_t sig[DIME_SIG_BYTES], uint32_t id,
 		return DIME_E_NOTFOUND;
 	if (msg == NULL && msg_len > 0)
 		return DIME_E_INVALID;
-	return dime_ed25519_sign(sig, k->seed, msg, msg_len);
+	/* the slot's sign_pub was derived from its seed when the key was made or loaded */
+	return dime_ed25519_sign_kp(sig, k->seed, k->sign_pub, msg, msg_len);
 }
 
 int

@@ -411,6 +411,24 @@ test_zero_on_failure(void)
 	dime_wipe(priv, sizeof(priv));
 }
 
+/* The keystore's signing path (seed + derived pub) gives the same signatures as from the seed. */
+static void
+test_sign_kp(void)
+{
+	for (int i = 0; i < 200; i++) {
+		uint8_t seed[32], pub[32], a[64], b[64], msg[97];
+
+		dime_random(seed, sizeof(seed));
+		dime_random(msg, sizeof(msg));
+		T_CHECK(dime_ed25519_pub(pub, seed) == DIME_OK, "pub");
+		T_CHECK(dime_ed25519_sign(a, seed, msg, (size_t)i % sizeof(msg)) == DIME_OK &&
+				dime_ed25519_sign_kp(b, seed, pub, msg, (size_t)i % sizeof(msg)) ==
+					DIME_OK &&
+				memcmp(a, b, 64) == 0,
+			"sign_kp differs from sign (%d)", i);
+	}
+}
+
 int
 main(void)
 {
@@ -421,5 +439,6 @@ main(void)
 	test_dime_kek();
 	test_ecdh_openssl();
 	test_zero_on_failure();
+	test_sign_kp();
 	return t_done("test_crypto");
 }

@@ -56,6 +56,13 @@ DIME_MUST_CHECK int dime_ed25519_pub(uint8_t pub[DIME_ED25519_PUB_BYTES],
 DIME_MUST_CHECK int dime_ed25519_sign(uint8_t sig[DIME_SIG_BYTES],
 				      const uint8_t seed[DIME_ED25519_SEED_BYTES],
 				      const uint8_t *msg, size_t msg_len);
+/* As dime_ed25519_sign for a key pair whose pub was DERIVED from seed by dime_ed25519_pub
+ * (never a pub from outside: a mismatched pub would leak the key). Saves the scalar
+ * multiplication per signature; the keystore signs through it. */
+DIME_MUST_CHECK int dime_ed25519_sign_kp(uint8_t sig[DIME_SIG_BYTES],
+					 const uint8_t seed[DIME_ED25519_SEED_BYTES],
+					 const uint8_t pub[DIME_ED25519_PUB_BYTES],
+					 const uint8_t *msg, size_t msg_len);
 /* Returns: DIME_OK or DIME_E_BADSIG. */
 DIME_MUST_CHECK int dime_ed25519_verify(const uint8_t sig[DIME_SIG_BYTES],
 					const uint8_t pub[DIME_ED25519_PUB_BYTES],
