@@ -97,7 +97,8 @@ struct dime_batch_result {
 	const char *why;   /* static or owned by the pipeline until the callback returns */
 	const char *line;  /* accept / bounce-verify: the verdict line without newline, else NULL */
 	size_t in_bytes, out_bytes;
-	uint64_t ns;	   /* this item's share of its group's processing time */
+	uint64_t ns;	   /* latency: from its worker taking the item's group to the group's
+			    * outputs written (the whole group's time, not a share of it) */
 };
 
 struct dime_batch_summary {
