@@ -10,7 +10,14 @@
 extern "C" {
 #endif
 
-enum dime_simd_level { DIME_SIMD_BASE = 0, DIME_SIMD_AVX2 = 1, DIME_SIMD_MAX = 1 };
+/* avx2: AVX2 + AES-NI + PCLMUL; vaes: avx2 plus VAES, AVX-512F and AVX-512VL (16 AES lanes in
+ * zmm registers). CPUID and the OS's saved vector state are both checked. */
+enum dime_simd_level {
+	DIME_SIMD_BASE = 0,
+	DIME_SIMD_AVX2 = 1,
+	DIME_SIMD_VAES = 2,
+	DIME_SIMD_MAX = 2
+};
 
 struct dime_simd_ops {
 	const char *name;
@@ -18,7 +25,7 @@ struct dime_simd_ops {
 	void (*xor_bytes)(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n);
 };
 
-/* Pick the best table the CPU supports, capped by max and by $DIME_SIMD (base|avx2).
+/* Pick the best table the CPU supports, capped by max and by $DIME_SIMD (base|avx2|vaes).
  * Returns: the level chosen. Not thread-safe: call before starting threads. */
 enum dime_simd_level dime_simd_init(enum dime_simd_level max);
 
