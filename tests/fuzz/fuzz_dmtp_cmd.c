@@ -11,12 +11,6 @@
 #include "dime/dmtp.h"
 #include "fuzz_common.h"
 
-#define FUZZ_CHECK(c)                                                                              \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
 static int
 fuzz_is_zero(const struct dime_dmtp_cmd *c)
 {

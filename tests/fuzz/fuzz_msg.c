@@ -14,12 +14,6 @@
 #include "dime/msg.h"
 
 
-#define FUZZ_CHECK(c)                                                                              \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
 static struct dime_ks *fuzz_ks;
 static uint32_t fuzz_key;
 
@@ -29,14 +23,6 @@ fuzz_setup(void)
 	if (dime_ks_new(&fuzz_ks) != DIME_OK ||
 	    dime_ks_generate(fuzz_ks, &fuzz_key, DIME_KEY_ORG) != DIME_OK)
 		abort();
-}
-
-static int
-fuzz_inside(struct dime_view v, const uint8_t *data, size_t size)
-{
-	if (v.len == 0)
-		return 1;
-	return v.p >= data && v.len <= size && (size_t)(v.p - data) <= size - v.len;
 }
 
 int

@@ -11,21 +11,6 @@
 #include "fuzz_common.h"
 #include "dime/signet.h"
 
-
-#define FUZZ_CHECK(c)                                                                              \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-static int
-fuzz_inside(struct dime_view v, struct dime_view all)
-{
-	if (v.len == 0)
-		return 1;
-	return v.p >= all.p && v.len <= all.len && (size_t)(v.p - all.p) <= all.len - v.len;
-}
-
 static void
 fuzz_signet(const struct dime_signet *s)
 {
@@ -43,16 +28,17 @@ fuzz_signet(const struct dime_signet *s)
 		size_t n = 0;
 		int rc;
 
-		FUZZ_CHECK(f != NULL && fuzz_inside(f->value, all) && fuzz_inside(f->name, all));
+		FUZZ_CHECK(f != NULL && fuzz_inside(f->value, all.p, all.len) &&
+			   fuzz_inside(f->name, all.p, all.len));
 		FUZZ_CHECK(f->off < all.len - DIME_SIGNET_HEADER_BYTES);
 		FUZZ_CHECK(all.p[DIME_SIGNET_HEADER_BYTES + f->off] == f->id);
 		rc = dime_signet_field_items(items, 4, &n, s, f);
 		FUZZ_CHECK((rc == DIME_OK || rc == DIME_E_NOSPACE) && n <= 4);
 		for (size_t k = 0; k < n; k++) {
 			FUZZ_CHECK(items[k].label != NULL && items[k].id == f->id);
-			FUZZ_CHECK(fuzz_inside(items[k].value, all));
+			FUZZ_CHECK(fuzz_inside(items[k].value, all.p, all.len));
 			if (f->id != DIME_FID_ORG_SOK || dime_signet_type(s) != DIME_SIGNET_ORG)
-				FUZZ_CHECK(fuzz_inside(items[k].sublabel, all));
+				FUZZ_CHECK(fuzz_inside(items[k].sublabel, all.p, all.len));
 		}
 	}
 	FUZZ_CHECK(dime_signet_field_at(s, nf) == NULL);
