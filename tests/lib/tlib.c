@@ -1,10 +1,13 @@
 /* Test helpers shared by every unit test program. */
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dime/crypto.h"
@@ -134,4 +137,54 @@ t_done(const char *name)
 	}
 	printf("%s: ok\n", name);
 	return 0;
+}
+
+char t_dir[4096];
+
+int
+t_mkdtemp(const char *tag)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(t_dir, sizeof(t_dir), "%s/%s_XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp", tag);
+	if (mkdtemp(t_dir) == NULL) {
+		fprintf(stderr, "FAIL: mkdtemp %s: %s\n", t_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+t_path(const char *name)
+{
+	static char bufs[8][sizeof(t_dir) + 300];
+	static int next;
+	char *b = bufs[next++ & 7];
+
+	snprintf(b, sizeof(bufs[0]), "%s/%s", t_dir, name);
+	return b;
+}
+
+void
+t_rm_rf(const char *path)
+{
+	struct stat sb;
+	DIR *d;
+	struct dirent *e;
+	char sub[sizeof(t_dir) + 300];
+
+	if (lstat(path, &sb) != 0)
+		return;
+	if (S_ISDIR(sb.st_mode) && (d = opendir(path)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+			t_rm_rf(sub);
+		}
+		closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
 }

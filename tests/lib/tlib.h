@@ -32,6 +32,18 @@ const char *t_interop_dir(void);
 /* Hex of a buffer into a static string (for messages). */
 const char *t_hex(const uint8_t *p, size_t n);
 
+/* The test's temporary directory, made by t_mkdtemp; PATH_MAX bytes. */
+extern char t_dir[4096];
+
+/* Create $TMPDIR/<tag>_XXXXXX (default /tmp) into t_dir. Returns 0, or -1 (reported). */
+int t_mkdtemp(const char *tag);
+
+/* t_dir/name in a static buffer, one of eight in turn: copy a result that must last. */
+const char *t_path(const char *name);
+
+/* Remove path and, for a directory, everything below it. */
+void t_rm_rf(const char *path);
+
 /* Initialise the engine (dime_global_init) or exit 1. */
 void t_init(void);
 

@@ -419,7 +419,7 @@ int
 main(void)
 {
 	static const unsigned shapes[][2] = {{1, 1}, {2, 7}, {3, 32}};
-	char tmpl[] = "/tmp/dime-test-batch-XXXXXX", spath[4200];
+	char spath[4200];
 	const char *cli = DIME_CLI, *why = "";
 	struct msgset mail, wrapped, unsigned_w, in, outs;
 	struct dime_batch_params par;
@@ -427,9 +427,9 @@ main(void)
 
 	t_init();
 	T_CHECK(dime_global_init() == DIME_OK, "init");
-	if (mkdtemp(tmpl) == NULL)
+	if (t_mkdtemp("dime_batch") != 0)
 		return 1;
-	snprintf(spath, sizeof(spath), "%s/store.db", tmpl);
+	snprintf(spath, sizeof(spath), "%s", t_path("store.db"));
 	store_path = spath;
 	if (cli_run(cli, spath, "org create alpha.example") != 0 ||
 	    cli_run(cli, spath, "org create beta.example") != 0 ||
@@ -519,8 +519,6 @@ main(void)
 	set_free(&wrapped);
 	set_free(&unsigned_w);
 	pdir_close(dir);
-	snprintf(spath, sizeof(spath), "rm -rf %s", tmpl);
-	if (system(spath) != 0)
-		printf("could not remove %s\n", tmpl);
+	t_rm_rf(t_dir);
 	return t_done("test_batch");
 }

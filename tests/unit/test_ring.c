@@ -18,43 +18,7 @@
 #include "dime/ring.h"
 #include "tlib.h"
 
-static char t_dir[PATH_MAX];
 static const char *t_mode_name = "";
-
-static const char *
-t_path(const char *name)
-{
-	static char bufs[8][PATH_MAX + 64];
-	static int next;
-	char *b = bufs[next++ & 7];
-
-	snprintf(b, PATH_MAX + 64, "%s/%s", t_dir, name);
-	return b;
-}
-
-static void
-t_rm_rf(const char *path)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *e;
-	char sub[PATH_MAX + 256];
-
-	if (lstat(path, &sb) != 0)
-		return;
-	if (S_ISDIR(sb.st_mode) && (d = opendir(path)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-			t_rm_rf(sub);
-		}
-		closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
 
 /* Deterministic bytes that differ per file and per offset. */
 static uint8_t *
@@ -721,13 +685,8 @@ int
 main(void)
 {
 	static const enum dime_ring_mode modes[] = {DIME_RING_PLAIN, DIME_RING_URING};
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(t_dir, sizeof(t_dir), "%s/dime_ring_XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-	if (mkdtemp(t_dir) == NULL) {
-		fprintf(stderr, "FAIL: mkdtemp: %s\n", strerror(errno));
+	if (t_mkdtemp("dime_ring") != 0)
 		return 1;
-	}
 	t_open_args();
 	for (size_t m = 0; m < 2; m++) {
 		if (modes[m] == DIME_RING_URING) {

@@ -28,43 +28,6 @@ __asan_default_options(void)
 }
 #endif
 
-static char t_dir[PATH_MAX];
-
-static const char *
-t_path(const char *name)
-{
-	static char bufs[8][PATH_MAX + 300];
-	static int next;
-	char *b = bufs[next++ & 7];
-
-	snprintf(b, PATH_MAX + 300, "%s/%s", t_dir, name);
-	return b;
-}
-
-static void
-t_rm_rf(const char *path)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *e;
-	char sub[PATH_MAX + 256];
-
-	if (lstat(path, &sb) != 0)
-		return;
-	if (S_ISDIR(sb.st_mode) && (d = opendir(path)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-			t_rm_rf(sub);
-		}
-		closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
 static void
 t_put(const char *path, const void *buf, size_t len)
 {
@@ -685,13 +648,8 @@ t_mbox_memory(void)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(t_dir, sizeof(t_dir), "%s/dime_source_XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-	if (mkdtemp(t_dir) == NULL) {
-		fprintf(stderr, "FAIL: mkdtemp: %s\n", strerror(errno));
+	if (t_mkdtemp("dime_source") != 0)
 		return 1;
-	}
 	t_dir_source();
 	t_maildir();
 	t_mbox_table();

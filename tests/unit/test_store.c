@@ -15,44 +15,6 @@
 #include "dime/store.h"
 #include "tlib.h"
 
-static char t_dir[PATH_MAX];
-
-/* dir/name into a static buffer, one of four in turn: copy a result that must last. */
-static const char *
-t_path(const char *name)
-{
-	static char bufs[4][PATH_MAX + 64];
-	static int next;
-	char *b = bufs[next++ & 3];
-
-	snprintf(b, PATH_MAX + 64, "%s/%s", t_dir, name);
-	return b;
-}
-
-static void
-t_rm_rf(const char *path)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *e;
-	char sub[PATH_MAX + 256];
-
-	if (lstat(path, &sb) != 0)
-		return;
-	if (S_ISDIR(sb.st_mode) && (d = opendir(path)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-			t_rm_rf(sub);
-		}
-		closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
 static int
 t_mode(const char *path)
 {
@@ -546,15 +508,9 @@ test_defaults(void)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
 	t_init();
-	snprintf(t_dir, sizeof(t_dir), "%s/dime-store-XXXXXX",
-		 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	if (mkdtemp(t_dir) == NULL) {
-		fprintf(stderr, "mkdtemp %s: %s\n", t_dir, strerror(errno));
+	if (t_mkdtemp("dime-store") != 0)
 		return 1;
-	}
 	test_open_modes();
 	test_open_failures();
 	test_versions();
