@@ -54,8 +54,10 @@ dime_msg_unarmor(uint8_t **out, size_t *out_len, int *armored, const char **why,
 }
 
 int
-dime_msg_armor(char **out, size_t *out_len, const uint8_t *in, size_t in_len, const char *label)
+dime_msg_armor(char **out, size_t *out_len, const uint8_t *in, size_t in_len, const char *label,
+	       int crc)
 {
+	int flags = DIME_ARMOR_NOPAD | (crc ? DIME_ARMOR_CRC : 0);
 	size_t need, n = 0;
 	char *a;
 	int rc;
@@ -64,12 +66,12 @@ dime_msg_armor(char **out, size_t *out_len, const uint8_t *in, size_t in_len, co
 	*out_len = 0;
 	if (label == NULL)
 		label = DIME_MSG_ARMOR_LABEL;
-	need = dime_armor_encoded_len(label, in_len, DIME_ARMOR_NOPAD);
+	need = dime_armor_encoded_len(label, in_len, flags);
 	if (need == 0 || need == SIZE_MAX)
 		return DIME_E_LIMIT;
 	if ((a = malloc(need + 1)) == NULL)
 		return DIME_E_NOMEM;
-	rc = dime_armor_encode(a, need + 1, &n, label, in, in_len, DIME_ARMOR_NOPAD);
+	rc = dime_armor_encode(a, need + 1, &n, label, in, in_len, flags);
 	if (rc != DIME_OK) {
 		free(a);
 		return rc == DIME_E_NOSPACE ? DIME_E_LIMIT : rc;

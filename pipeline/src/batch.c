@@ -418,7 +418,7 @@ batch_take_out(struct bjob *j, uint8_t *out, size_t out_len, int armor)
 		j->out_len = out_len;
 		return;
 	}
-	rc = dime_msg_armor(&a, &alen, out, out_len, NULL);
+	rc = dime_msg_armor(&a, &alen, out, out_len, NULL, 0);
 	dime_msg_free(out, out_len);
 	if (rc != DIME_OK) {
 		bjob_fail(j, rc, "the output cannot be armored");
@@ -921,34 +921,13 @@ batch_setup_wrap(struct brun *r, const char **why)
 static int
 batch_setup_rekey(struct brun *r, const char **why)
 {
-	uint8_t *bin = NULL;
-	size_t len = 0;
-	int armored = 0, rc;
-
 	if (r->par->to_signet == NULL) {
 		*why = "rekey needs the new signet";
 		return DIME_E_INVALID;
 	}
-	if (dime_armor_detect(r->par->to_signet, r->par->to_signet_len)) {
-		char label[DIME_ARMOR_LABEL_MAX];
-
-		if ((bin = malloc(r->par->to_signet_len + 1)) == NULL)
-			return DIME_E_NOMEM;
-		rc = dime_armor_decode(label, bin, r->par->to_signet_len + 1, &len, NULL,
-				       r->par->to_signet, r->par->to_signet_len);
-		armored = 1;
-	} else {
-		rc = DIME_OK;
-	}
-	if (rc == DIME_OK)
-		rc = dime_signet_parse(&r->new_signet, why, armored ? bin : r->par->to_signet,
-				       armored ? len : r->par->to_signet_len);
-	free(bin);
-	if (rc != DIME_OK) {
-		if (**why == 0)
-			*why = "the new signet does not parse";
+	if (dime_signet_load(&r->new_signet, why, r->par->to_signet, r->par->to_signet_len) !=
+	    DIME_OK)
 		return DIME_E_INVALID;
-	}
 	return DIME_OK;
 }
 

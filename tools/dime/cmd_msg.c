@@ -10,8 +10,8 @@
 #include "dime/codec.h"
 #include "dime/io.h"
 #include "dime/msg.h"
+#include "dime/msg_armor.h"
 
-#define MSG_ARMOR_LABEL "ENCRYPTED MESSAGE"
 
 static const char wrap_usage[] =
 	"usage: dime [--store PATH] msg wrap --from ADDR --to ADDR [--origin-sign] [--binary]\n"
@@ -67,61 +67,54 @@ static const char dump_usage[] = "usage: dime msg dump < in\n"
 				 "Prints a message's structure without any key: tracing prefix, each\n"
 				 "chunk's offset, type, name, payload length and keyslot actors.\n";
 
-/* A message from a file or stdin, armored or binary. *armored says which. */
+/* An object from a file or stdin, armored under label or binary. *armored says which. */
+static int
+msg_read_as(uint8_t **out, size_t *out_len, int *armored, const char *path, const char *label)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	const char *why = "";
+	int rc;
+
+	if (cli_read(&buf, &len, path, (size_t)DIME_MSG_MAX_BYTES * 2) != CLI_OK)
+		return CLI_ERR;
+	rc = dime_msg_unarmor(out, out_len, armored, &why, buf, len, label);
+	free(buf);
+	if (rc == DIME_E_NOMEM)
+		return cli_err("out of memory");
+	if (rc != DIME_OK)
+		return cli_no("input is not an armored %s (%s)", label, why);
+	return CLI_OK;
+}
+
 static int
 msg_read(uint8_t **out, size_t *out_len, int *armored, const char *path)
 {
-	uint8_t *buf = NULL, *bin = NULL;
-	size_t len = 0, n = 0, used = 0;
-	char label[DIME_ARMOR_LABEL_MAX];
+	return msg_read_as(out, out_len, armored, path, DIME_MSG_ARMOR_LABEL);
+}
+
+/* Write p as is (label NULL) or armored under label (with the CRC line when crc). */
+static int
+msg_write_as(const uint8_t *p, size_t len, const char *label, int crc)
+{
+	char *a = NULL;
+	size_t n = 0;
 	int rc;
 
-	*out = NULL;
-	*out_len = 0;
-	*armored = 0;
-	if (cli_read(&buf, &len, path, (size_t)DIME_MSG_MAX_BYTES * 2) != CLI_OK)
-		return CLI_ERR;
-	if (!dime_armor_detect(buf, len)) {
-		*out = buf;
-		*out_len = len;
-		return CLI_OK;
-	}
-	if ((bin = malloc(dime_b64_decoded_max(len))) == NULL) {
-		free(buf);
-		return cli_err("out of memory");
-	}
-	rc = dime_armor_decode(label, bin, dime_b64_decoded_max(len), &n, &used, buf, len);
-	free(buf);
-	if (rc != DIME_OK || strcmp(label, MSG_ARMOR_LABEL) != 0) {
-		free(bin);
-		return cli_no("input is not an armored D/MIME message (%s)",
-			      rc != DIME_OK ? dime_strerror(rc) : label);
-	}
-	*out = bin;
-	*out_len = n;
-	*armored = 1;
-	return CLI_OK;
+	if (label == NULL)
+		return fwrite(p, 1, len, stdout) == len ? CLI_OK : cli_err("stdout: write failed");
+	rc = dime_msg_armor(&a, &n, p, len, label, crc);
+	if (rc != DIME_OK)
+		return cli_err("armor: %s", dime_strerror(rc));
+	rc = fwrite(a, 1, n, stdout) == n ? CLI_OK : cli_err("stdout: write failed");
+	free(a);
+	return rc;
 }
 
 static int
 msg_write(const uint8_t *p, size_t len, int armored)
 {
-	size_t need, n = 0;
-	char *a;
-	int rc;
-
-	if (!armored)
-		return fwrite(p, 1, len, stdout) == len ? CLI_OK : cli_err("stdout: write failed");
-	need = dime_armor_encoded_len(MSG_ARMOR_LABEL, len, DIME_ARMOR_NOPAD);
-	if ((a = malloc(need + 1)) == NULL)
-		return cli_err("out of memory");
-	rc = dime_armor_encode(a, need + 1, &n, MSG_ARMOR_LABEL, p, len, DIME_ARMOR_NOPAD);
-	if (rc == DIME_OK)
-		rc = fwrite(a, 1, n, stdout) == n ? CLI_OK : cli_err("stdout: write failed");
-	else
-		rc = cli_err("armor: %s", dime_strerror(rc));
-	free(a);
-	return rc;
+	return msg_write_as(p, len, armored ? DIME_MSG_ARMOR_LABEL : NULL, 0);
 }
 
 /* The stored signet of ident whose crypto fingerprint is fp (any version); fp NULL: latest. */
@@ -616,7 +609,6 @@ out:
 	return rc;
 }
 
-#define MSG_BOUNCE_LABEL "DIME BOUNCE"
 
 static int
 msg_bounce(int argc, char **argv)
@@ -668,19 +660,7 @@ msg_bounce(int argc, char **argv)
 		rc = cli_no("msg bounce: %s", why);
 		goto out;
 	}
-	if (binary) {
-		rc = msg_write(out, out_len, 0);
-	} else {
-		size_t need = dime_armor_encoded_len(MSG_BOUNCE_LABEL, out_len, DIME_ARMOR_CRC), n = 0;
-		char *a = malloc(need + 1);
-
-		rc = a != NULL && dime_armor_encode(a, need + 1, &n, MSG_BOUNCE_LABEL, out, out_len,
-						    DIME_ARMOR_CRC) == DIME_OK &&
-				     fwrite(a, 1, n, stdout) == n
-			     ? CLI_OK
-			     : cli_err("msg bounce: cannot write the bounce");
-		free(a);
-	}
+	rc = msg_write_as(out, out_len, binary ? NULL : DIME_BOUNCE_ARMOR_LABEL, 1);
 out:
 	dime_msg_free(out, out_len);
 	free(in);
@@ -729,10 +709,9 @@ static int
 msg_bounce_verify(int argc, char **argv)
 {
 	struct msg_bverify b;
-	uint8_t *buf = NULL, *bin = NULL;
-	size_t len = 0, n = 0, used = 0;
-	char label[DIME_ARMOR_LABEL_MAX];
-	int rc = CLI_ERR;
+	uint8_t *bin = NULL;
+	size_t n = 0;
+	int armored = 0, rc = CLI_ERR;
 
 	memset(&b, 0, sizeof(b));
 	b.why = "no hosted organisation";
@@ -740,23 +719,14 @@ msg_bounce_verify(int argc, char **argv)
 		return CLI_OK;
 	if (argc > 1)
 		return cli_err("msg bounce-verify: unknown argument %s\n%s", argv[1], bverify_usage);
-	if (cli_read(&buf, &len, "-", (size_t)DIME_MSG_MAX_BYTES) != CLI_OK)
-		return CLI_ERR;
-	if (dime_armor_detect(buf, len)) {
-		if ((bin = malloc(dime_b64_decoded_max(len))) == NULL ||
-		    dime_armor_decode(label, bin, dime_b64_decoded_max(len), &n, &used, buf, len) !=
-			    DIME_OK ||
-		    strcmp(label, MSG_BOUNCE_LABEL) != 0) {
+	if ((rc = msg_read_as(&bin, &n, &armored, "-", DIME_BOUNCE_ARMOR_LABEL)) != CLI_OK) {
+		if (rc == CLI_NO)
 			printf("INVALID not an armored bounce\n");
-			rc = CLI_NO;
-			goto out;
-		}
-		b.in = bin;
-		b.len = n;
-	} else {
-		b.in = buf;
-		b.len = len;
+		return rc;
 	}
+	b.in = bin;
+	b.len = n;
+	rc = CLI_ERR;
 	if (cli_store(&b.st) != CLI_OK || dime_ks_new(&b.ks) != DIME_OK)
 		goto out;
 	if (dime_store_list(b.st, NULL, DIME_STORE_ORG_KEY, msg_bverify_row, &b) != DIME_OK) {
@@ -772,7 +742,6 @@ msg_bounce_verify(int argc, char **argv)
 		rc = CLI_NO;
 	}
 out:
-	free(buf);
 	free(bin);
 	dime_ks_free(b.ks);
 	dime_store_close(b.st);

@@ -24,11 +24,12 @@ DIME_MUST_CHECK int dime_msg_unarmor(uint8_t **out, size_t *out_len, int *armore
 				     const char **why, const uint8_t *in, size_t in_len,
 				     const char *label);
 
-/* Binary -> armor under label (NULL: DIME_MSG_ARMOR_LABEL), unpadded base64, no CRC line.
+/* Binary -> armor under label (NULL: DIME_MSG_ARMOR_LABEL), unpadded base64, with the CRC-24
+ * line when crc (bounces carry it, messages do not).
  * Returns: DIME_OK, DIME_E_NOMEM, DIME_E_LIMIT. Out: *out (malloc'd, NUL-terminated), *out_len
  * (without the NUL). */
 DIME_MUST_CHECK int dime_msg_armor(char **out, size_t *out_len, const uint8_t *in, size_t in_len,
-				   const char *label);
+				   const char *label, int crc);
 
 #ifdef __cplusplus
 }
