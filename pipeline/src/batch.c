@@ -25,7 +25,7 @@
 #include "dime/mime.h"
 #include "dime/msg_armor.h"
 #include "dime/ring.h"
-#include "pdir.h"
+#include "dime/dir.h"
 
 #define BATCH_LINE_MAX	  (2 * DIME_MSG_ADDR_MAX + DIME_MSG_BOUNCE_REASON_MAX + 64)
 #define BATCH_IN_MAX	  ((size_t)DIME_MSG_MAX_BYTES * 2) /* armored input of a 1 GiB message */
@@ -120,11 +120,9 @@ struct bjob {
 	uint64_t ns;
 	char out_path[4096];
 	/* this message's parties, from the directory */
-	const struct dime_signet *s[4];
 	struct dime_msg_parties p;
 	uint32_t key;
 	struct dime_msg_bounce_info binfo;
-	struct dime_msg_rekey_info rk;
 };
 
 static void
@@ -165,7 +163,7 @@ struct brun {
 	const struct dime_batch_params *par;
 	struct dime_batch_source *src;
 	const struct dime_batch_sink *sink;
-	struct pdir *dir;
+	struct dime_pl_dir *dir;
 	enum dime_batch_io io;
 	unsigned workers, batch_max;
 	struct bq jobq, writeq, resq;
@@ -175,8 +173,8 @@ struct brun {
 	/* wrap: the fixed parties and keys */
 	const struct dime_signet *w[4];
 	uint32_t author_key, org_key;
-	/* rekey: the new signet */
-	struct dime_signet *new_signet;
+	/* rekey: the new signet (owned by dir) */
+	const struct dime_signet *new_signet;
 	int src_failed;
 	const char *src_why;
 };
@@ -288,38 +286,19 @@ batch_decode_group(struct brun *r, struct bjob **g, size_t n)
 
 /* ---- per-operation preparation: find keys and signets ---- */
 
-static int
-batch_signet(struct brun *r, struct bjob *j, int slot, const char *ident,
-	     enum dime_store_kind kind, const uint8_t *fp)
-{
-	const char *why = "";
-
-	if (pdir_signet(r->dir, &j->s[slot], &why, ident, kind, fp) != DIME_OK) {
-		bjob_fail(j, DIME_E_NOTFOUND, why);
-		return -1;
-	}
-	return 0;
-}
-
-/* A re-keyed message opens for the recipient with the signet its record is for (docs/rekey.md);
- * the record's claim is only a lookup key: dime_msg_open checks it against the envelope. */
-static const uint8_t *
-batch_recipient_fp(struct bjob *j, enum dime_msg_actor as, const uint8_t *named)
-{
-	const char *why = "";
-
-	if (as == DIME_ACTOR_RECIPIENT &&
-	    dime_msg_rekey_info(&j->rk, &why, j->in, j->in_len) == DIME_OK && j->rk.rekeyed)
-		return j->rk.new_fp;
-	return named;
-}
-
 static void
 batch_prepare(struct brun *r, struct bjob *j)
 {
+	static const enum dime_msg_actor actor[] = {
+		[DIME_BATCH_ORIGIN_SIGN] = DIME_ACTOR_ORIGIN,
+		[DIME_BATCH_ACCEPT] = DIME_ACTOR_DESTINATION,
+		[DIME_BATCH_REKEY] = DIME_ACTOR_RECIPIENT,
+	};
 	struct dime_msg_envelope env;
 	const char *ident = NULL, *why = "";
 	enum dime_batch_op op = r->par->op;
+	enum dime_msg_actor as = op == DIME_BATCH_OPEN ? r->par->as : actor[op];
+	int rc;
 
 	memset(&j->p, 0, sizeof(j->p));
 	if (op == DIME_BATCH_WRAP) {
@@ -332,44 +311,11 @@ batch_prepare(struct brun *r, struct bjob *j)
 	}
 	if (op == DIME_BATCH_BOUNCE_VERIFY)
 		return; /* the org is chosen in batch_bounce_verify */
-	if (op == DIME_BATCH_ORIGIN_SIGN) {
-		if (pdir_find(r->dir, &j->key, &ident, &env, &why, j->in, j->in_len,
-			      DIME_ACTOR_ORIGIN, DIME_STORE_ORG_KEY, NULL) != DIME_OK) {
-			bjob_fail(j, DIME_E_NOTFOUND, why);
-			return;
-		}
-		if (batch_signet(r, j, 0, env.author, DIME_STORE_USER_SIGNET, env.author_fp) != 0 ||
-		    batch_signet(r, j, 1, ident, DIME_STORE_ORG_SIGNET, NULL) != 0)
-			return;
-	} else if (op == DIME_BATCH_ACCEPT) {
-		if (pdir_find(r->dir, &j->key, &ident, &env, &why, j->in, j->in_len,
-			      DIME_ACTOR_DESTINATION, DIME_STORE_ORG_KEY, NULL) != DIME_OK) {
-			bjob_fail(j, DIME_E_NOTFOUND, "no hosted organisation is the destination");
-			return;
-		}
-		if (batch_signet(r, j, 1, env.origin, DIME_STORE_ORG_SIGNET, env.origin_fp) != 0)
-			return;
-	} else { /* open, rekey */
-		enum dime_msg_actor as =
-			op == DIME_BATCH_OPEN ? r->par->as : DIME_ACTOR_RECIPIENT;
-
-		if (pdir_find(r->dir, &j->key, &ident, &env, &why, j->in, j->in_len, as,
-			      DIME_STORE_USER_KEY, r->par->user) != DIME_OK) {
-			bjob_fail(j, DIME_E_NOTFOUND, why);
-			return;
-		}
-		if (batch_signet(r, j, 0, env.author, DIME_STORE_USER_SIGNET, env.author_fp) != 0 ||
-		    batch_signet(r, j, 1, env.origin, DIME_STORE_ORG_SIGNET, env.origin_fp) != 0 ||
-		    batch_signet(r, j, 2, env.destination, DIME_STORE_ORG_SIGNET,
-				 env.destination_fp) != 0 ||
-		    batch_signet(r, j, 3, env.recipient, DIME_STORE_USER_SIGNET,
-				 batch_recipient_fp(j, as, env.recipient_fp)) != 0)
-			return;
-	}
-	j->p.author = j->s[0];
-	j->p.origin = j->s[1];
-	j->p.destination = j->s[2];
-	j->p.recipient = j->s[3];
+	rc = dime_pl_dir_msg(r->dir, &j->key, &ident, &env, &j->p, &why, j->in, j->in_len, as,
+			     op == DIME_BATCH_ORIGIN_SIGN || op == DIME_BATCH_ACCEPT ? NULL
+										: r->par->user);
+	if (rc != DIME_OK)
+		bjob_fail(j, rc, why);
 }
 
 /* ---- the engine calls ---- */
@@ -432,7 +378,7 @@ static void
 batch_run_engine(struct bworker *w, size_t n, size_t *map)
 {
 	struct brun *r = w->r;
-	const struct dime_ks *ks = pdir_ks(r->dir);
+	const struct dime_ks *ks = dime_pl_dir_ks(r->dir);
 	const struct dime_batch_params *par = r->par;
 	size_t k = batch_gather(w, n, map);
 
@@ -534,7 +480,7 @@ batch_bounce_verify(struct bworker *w, size_t n, size_t *map)
 	struct brun *r = w->r;
 	uint32_t ids[64];
 	const char *idents[64];
-	size_t n_orgs = pdir_keys(r->dir, ids, idents, 64, DIME_STORE_ORG_KEY);
+	size_t n_orgs = dime_pl_dir_keys(r->dir, ids, idents, 64, DIME_STORE_ORG_KEY);
 
 	if (n_orgs > 64)
 		n_orgs = 64;
@@ -543,7 +489,7 @@ batch_bounce_verify(struct bworker *w, size_t n, size_t *map)
 		const char *why = "";
 		size_t k;
 
-		if (pdir_signet(r->dir, &origin, &why, idents[o], DIME_STORE_ORG_SIGNET, NULL) !=
+		if (dime_pl_dir_signet(r->dir, &origin, &why, idents[o], DIME_STORE_ORG_SIGNET, NULL) !=
 		    DIME_OK)
 			continue;
 		for (size_t i = 0; i < n; i++) {
@@ -554,7 +500,7 @@ batch_bounce_verify(struct bworker *w, size_t n, size_t *map)
 		k = batch_gather(w, n, map);
 		if (k == 0)
 			break;
-		(void)dime_msg_bounce_verify_batch(pdir_ks(r->dir), w->jb, k);
+		(void)dime_msg_bounce_verify_batch(dime_pl_dir_ks(r->dir), w->jb, k);
 		batch_count(r, k);
 		for (size_t i = 0; i < k; i++) {
 			struct bjob *j = w->g[map[i]];
@@ -902,16 +848,16 @@ batch_setup_wrap(struct brun *r, const char **why)
 	}
 	fd++;
 	td++;
-	if (pdir_signet(r->dir, &r->w[0], why, p->from, DIME_STORE_USER_SIGNET, NULL) != DIME_OK ||
-	    pdir_signet(r->dir, &r->w[1], why, fd, DIME_STORE_ORG_SIGNET, NULL) != DIME_OK ||
-	    pdir_signet(r->dir, &r->w[2], why, td, DIME_STORE_ORG_SIGNET, NULL) != DIME_OK ||
-	    pdir_signet(r->dir, &r->w[3], why, p->to, DIME_STORE_USER_SIGNET, NULL) != DIME_OK)
+	if (dime_pl_dir_signet(r->dir, &r->w[0], why, p->from, DIME_STORE_USER_SIGNET, NULL) != DIME_OK ||
+	    dime_pl_dir_signet(r->dir, &r->w[1], why, fd, DIME_STORE_ORG_SIGNET, NULL) != DIME_OK ||
+	    dime_pl_dir_signet(r->dir, &r->w[2], why, td, DIME_STORE_ORG_SIGNET, NULL) != DIME_OK ||
+	    dime_pl_dir_signet(r->dir, &r->w[3], why, p->to, DIME_STORE_USER_SIGNET, NULL) != DIME_OK)
 		return DIME_E_NOTFOUND;
-	if (pdir_key(r->dir, &r->author_key, p->from, DIME_STORE_USER_KEY) != DIME_OK) {
+	if (dime_pl_dir_key(r->dir, &r->author_key, p->from, DIME_STORE_USER_KEY) != DIME_OK) {
 		*why = "the author's keys are not in the store";
 		return DIME_E_NOTFOUND;
 	}
-	if (p->origin_sign && pdir_key(r->dir, &r->org_key, fd, DIME_STORE_ORG_KEY) != DIME_OK) {
+	if (p->origin_sign && dime_pl_dir_key(r->dir, &r->org_key, fd, DIME_STORE_ORG_KEY) != DIME_OK) {
 		*why = "the origin's keys are not in the store";
 		return DIME_E_NOTFOUND;
 	}
@@ -925,9 +871,29 @@ batch_setup_rekey(struct brun *r, const char **why)
 		*why = "rekey needs the new signet";
 		return DIME_E_INVALID;
 	}
-	if (dime_signet_load(&r->new_signet, why, r->par->to_signet, r->par->to_signet_len) !=
-	    DIME_OK)
+	struct dime_signet *s = NULL;
+	struct dime_view id;
+	uint8_t fp[DIME_FP_BYTES];
+	char ident[256];
+
+	if (dime_signet_load(&s, why, r->par->to_signet, r->par->to_signet_len) != DIME_OK)
 		return DIME_E_INVALID;
+	/* Only a signet the store accepted (import and user create check it against its org) is
+	 * worth re-keying to, and then open finds it: use the stored copy. */
+	if (dime_signet_identifier(s, &id) != DIME_OK || id.len == 0 || id.len >= sizeof(ident) ||
+	    dime_signet_fingerprint(fp, s, DIME_FP_CRYPTO) != DIME_OK) {
+		dime_signet_free(s);
+		*why = "the new signet has no identifier";
+		return DIME_E_INVALID;
+	}
+	memcpy(ident, id.p, id.len);
+	ident[id.len] = 0;
+	dime_signet_free(s);
+	if (dime_pl_dir_signet(r->dir, &r->new_signet, why, ident, DIME_STORE_USER_SIGNET, fp) !=
+	    DIME_OK) {
+		*why = "the new signet is not a stored signet of its address (import it first)";
+		return DIME_E_NOTFOUND;
+	}
 	return DIME_OK;
 }
 
@@ -1051,7 +1017,7 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 		batch_clean_stale(sink->dir);
 	}
 	depth = conf->queue_depth ? conf->queue_depth : 4u * r.workers * r.batch_max;
-	if ((rc = pdir_open(&r.dir, store_path, why)) != DIME_OK)
+	if ((rc = dime_pl_dir_open(&r.dir, store_path, why)) != DIME_OK)
 		return rc;
 	if (params->op == DIME_BATCH_WRAP)
 		rc = batch_setup_wrap(&r, why);
@@ -1135,7 +1101,6 @@ out:
 	bq_destroy(&r.jobq);
 	bq_destroy(&r.writeq);
 	bq_destroy(&r.resq);
-	dime_signet_free(r.new_signet);
-	pdir_close(r.dir);
+	dime_pl_dir_close(r.dir);
 	return rc;
 }

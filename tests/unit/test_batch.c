@@ -18,7 +18,7 @@
 #include "dime/io.h"
 #include "dime/msg.h"
 #include "dime/msg_armor.h"
-#include "pdir.h"
+#include "dime/dir.h"
 #include "tlib.h"
 
 #define N_GEN 1000u
@@ -250,7 +250,7 @@ add_damaged(struct msgset *dst, const struct msgset *src, size_t every, const ch
 
 /* ---- one at a time ---- */
 
-static struct pdir *dir;
+static struct dime_pl_dir *dir;
 
 /* What `dime msg` would do for one input: the same lookups, then the single engine call.
  * Out: *out (malloc'd) / line in buf. Returns 1 ok, 0 failed (why in buf). */
@@ -260,7 +260,6 @@ single(enum dime_batch_op op, const uint8_t *raw, size_t raw_len, uint8_t **out,
 {
 	struct dime_msg_envelope env;
 	struct dime_msg_parties p;
-	const struct dime_signet *s[4] = {NULL, NULL, NULL, NULL};
 	const char *ident = NULL, *why = "";
 	uint8_t *in = NULL;
 	size_t in_len = 0;
@@ -273,36 +272,19 @@ single(enum dime_batch_op op, const uint8_t *raw, size_t raw_len, uint8_t **out,
 
 	*out = NULL;
 	*out_len = 0;
-	memset(&p, 0, sizeof(p));
 	rc = dime_msg_unarmor(&in, &in_len, &armored, &why, raw, raw_len, NULL);
+	if (rc == DIME_OK)
+		rc = dime_pl_dir_msg(dir, &key, &ident, &env, &p, &why, in, in_len, as, NULL);
 	if (rc != DIME_OK)
 		goto done;
-	rc = pdir_find(dir, &key, &ident, &env, &why, in, in_len, as,
-		       op == DIME_BATCH_OPEN ? DIME_STORE_USER_KEY : DIME_STORE_ORG_KEY, NULL);
-	if (rc != DIME_OK) {
-		if (op == DIME_BATCH_ACCEPT)
-			why = "no hosted organisation is the destination";
-		goto done;
-	}
 	if (op == DIME_BATCH_ORIGIN_SIGN) {
-		if ((rc = pdir_signet(dir, &s[0], &why, env.author, DIME_STORE_USER_SIGNET,
-				      env.author_fp)) != DIME_OK ||
-		    (rc = pdir_signet(dir, &s[1], &why, ident, DIME_STORE_ORG_SIGNET, NULL)) !=
-			    DIME_OK)
-			goto done;
-		p.author = s[0];
-		p.origin = s[1];
-		rc = dime_msg_origin_sign(pdir_ks(dir), out, out_len, &env, &why, in, in_len, key,
-					  DIME_KS_NONE, &p);
+		rc = dime_msg_origin_sign(dime_pl_dir_ks(dir), out, out_len, &env, &why, in, in_len,
+					  key, DIME_KS_NONE, &p);
 	} else if (op == DIME_BATCH_ACCEPT) {
 		char fp[DIME_FP_B64_LEN + 1];
 		size_t n = 0;
 
-		if ((rc = pdir_signet(dir, &s[1], &why, env.origin, DIME_STORE_ORG_SIGNET,
-				      env.origin_fp)) != DIME_OK)
-			goto done;
-		p.origin = s[1];
-		rc = dime_msg_accept(pdir_ks(dir), &env, &why, in, in_len, key, &p);
+		rc = dime_msg_accept(dime_pl_dir_ks(dir), &env, &why, in, in_len, key, &p);
 		if (rc == DIME_OK &&
 		    dime_b64_encode(fp, sizeof(fp), &n, env.recipient_fp, DIME_FP_BYTES,
 				    DIME_B64_NOPAD) == DIME_OK) {
@@ -313,20 +295,8 @@ single(enum dime_batch_op op, const uint8_t *raw, size_t raw_len, uint8_t **out,
 		struct dime_msg_opened o;
 
 		memset(&o, 0, sizeof(o));
-		if ((rc = pdir_signet(dir, &s[0], &why, env.author, DIME_STORE_USER_SIGNET,
-				      env.author_fp)) != DIME_OK ||
-		    (rc = pdir_signet(dir, &s[1], &why, env.origin, DIME_STORE_ORG_SIGNET,
-				      env.origin_fp)) != DIME_OK ||
-		    (rc = pdir_signet(dir, &s[2], &why, env.destination, DIME_STORE_ORG_SIGNET,
-				      env.destination_fp)) != DIME_OK ||
-		    (rc = pdir_signet(dir, &s[3], &why, env.recipient, DIME_STORE_USER_SIGNET,
-				      env.recipient_fp)) != DIME_OK)
-			goto done;
-		p.author = s[0];
-		p.origin = s[1];
-		p.destination = s[2];
-		p.recipient = s[3];
-		rc = dime_msg_open(pdir_ks(dir), &o, &why, in, in_len, DIME_ACTOR_RECIPIENT, key, &p);
+		rc = dime_msg_open(dime_pl_dir_ks(dir), &o, &why, in, in_len, DIME_ACTOR_RECIPIENT,
+				   key, &p);
 		if (rc == DIME_OK)
 			rc = dime_msg_opened_mail(out, out_len, &o);
 		dime_msg_opened_free(&o);
@@ -438,7 +408,7 @@ main(void)
 		t_fail("cannot build the store with %s", cli);
 		return t_done("test_batch");
 	}
-	T_CHECK(pdir_open(&dir, spath, &why) == DIME_OK, "pdir: %s", why);
+	T_CHECK(dime_pl_dir_open(&dir, spath, &why) == DIME_OK, "dir: %s", why);
 
 	memset(&mail, 0, sizeof(mail));
 	pthread_mutex_init(&mail.mu, NULL);
@@ -518,7 +488,7 @@ main(void)
 	set_free(&mail);
 	set_free(&wrapped);
 	set_free(&unsigned_w);
-	pdir_close(dir);
+	dime_pl_dir_close(dir);
 	t_rm_rf(t_dir);
 	return t_done("test_batch");
 }

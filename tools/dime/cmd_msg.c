@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "dime/codec.h"
+#include "dime/dir.h"
 #include "dime/io.h"
 #include "dime/msg.h"
 #include "dime/msg_armor.h"
@@ -117,130 +118,52 @@ msg_write(const uint8_t *p, size_t len, int armored)
 	return msg_write_as(p, len, armored ? DIME_MSG_ARMOR_LABEL : NULL, 0);
 }
 
-/* The stored signet of ident whose crypto fingerprint is fp (any version); fp NULL: latest. */
-static int
-msg_signet(struct dime_signet **out, struct dime_store *st, const char *ident,
-	   enum dime_store_kind kind, const uint8_t *fp)
-{
-	uint8_t got[DIME_FP_BYTES];
-	int rc;
-
-	*out = NULL;
-	for (uint32_t v = 0;; v++) {
-		/* version 0 is the latest; then walk 1, 2, ... until none is left */
-		rc = cli_store_signet(out, st, ident, kind, v);
-		if (rc != CLI_OK)
-			return rc == CLI_NO ? cli_no("no signet of %s in the store%s", ident,
-						     fp ? " with the fingerprint the message names"
-							: "")
-					    : rc;
-		if (fp == NULL || (dime_signet_fingerprint(got, *out, DIME_FP_CRYPTO) == DIME_OK &&
-				   memcmp(got, fp, DIME_FP_BYTES) == 0))
-			return CLI_OK;
-		dime_signet_free(*out);
-		*out = NULL;
-	}
-}
-
-/* Try each hosted key of kind until one opens the message's envelope as actor `as`. */
+/* The message's hosted key and signets, through the store's party directory (the same lookup
+ * `dime batch` uses: pipeline/include/dime/dir.h). f->only restricts the hosted identity. */
 struct msg_find {
-	struct dime_store *st;
-	struct dime_ks *ks;
-	const uint8_t *msg;
-	size_t len;
-	enum dime_msg_actor as;
-	const char *only; /* restrict to this identity, or NULL */
+	struct dime_pl_dir *dir;
+	const char *only;
 	uint32_t key;
-	char ident[256];
+	const char *ident;
 	struct dime_msg_envelope env;
+	struct dime_msg_parties p;
+	const char *why;
 };
 
-/* Every stored version of a key is tried: a message may be addressed to a signet that has
- * since been rotated. */
+/* Open the store's directory. Prints the error. Returns: CLI_OK, CLI_ERR. */
 static int
-msg_find_row(const struct dime_store_row *row, void *arg)
+msg_dir(struct dime_pl_dir **d)
 {
-	struct msg_find *f = arg;
 	const char *why = "";
-	uint32_t id = DIME_KS_NONE;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	int rc;
 
-	if (!row->hosted || (f->only != NULL && strcmp(f->only, row->ident) != 0))
-		return 0;
-	if (dime_store_get_row(f->st, &blob, &len, row->rowid) != DIME_OK)
-		return 0;
-	rc = dime_ks_load(f->ks, &id, blob, len);
-	dime_wipe(blob, len);
-	free(blob);
-	if (rc != DIME_OK ||
-	    dime_msg_envelope_peek(f->ks, &f->env, &why, f->msg, f->len, f->as, id) != DIME_OK)
-		return 0;
-	f->key = id;
-	snprintf(f->ident, sizeof(f->ident), "%s", row->ident);
-	return 1;
+	if (dime_pl_dir_open(d, cli.store_path, &why) != DIME_OK)
+		return cli_err("cannot open the store %s: %s",
+			       cli.store_path ? cli.store_path : "(default)", why);
+	return CLI_OK;
 }
 
-/* Open the store and find the hosted key of kind that opens msg as actor `as`; f->st and f->ks
- * are the caller's to release. Returns: CLI_OK, CLI_NO (no hosted identity opens it), CLI_ERR. */
+/* Find what actor `as` needs for msg. Returns: CLI_OK, CLI_NO (not ours, or a signet is
+ * missing: f->why, nothing printed), CLI_ERR (printed). */
 static int
-msg_find(struct msg_find *f, const uint8_t *msg, size_t len, enum dime_msg_actor as,
-	 enum dime_store_kind kind)
+msg_find(struct msg_find *f, const uint8_t *msg, size_t len, enum dime_msg_actor as)
 {
-	f->msg = msg;
-	f->len = len;
-	f->as = as;
-	if (cli_store(&f->st) != CLI_OK)
+	int rc;
+
+	f->why = "";
+	if (msg_dir(&f->dir) != CLI_OK)
 		return CLI_ERR;
-	if (dime_ks_new(&f->ks) != DIME_OK)
-		return cli_err("out of memory");
-	if (dime_store_list(f->st, f->only, kind, msg_find_row, f) != DIME_OK)
-		return cli_err("store: cannot list keys");
-	return f->key != DIME_KS_NONE ? CLI_OK : CLI_NO;
-}
-
-/* The four signets the envelope f->env names, each the version with the fingerprint it names.
- * For the recipient of a re-keyed message, s[3] is the recipient's signet the record is for
- * (dime_msg_open requires it), and the version the envelope names must be stored too: both
- * are versions of the one address in our own store. The caller frees s[0..3]. */
-static int
-msg_parties(struct dime_signet *s[4], const struct msg_find *f, enum dime_msg_actor as)
-{
-	struct dime_msg_rekey_info ri;
-	struct dime_signet *named = NULL;
-	const char *why = "";
-	int rc;
-
-	if ((rc = msg_signet(&s[0], f->st, f->env.author, DIME_STORE_USER_SIGNET,
-			     f->env.author_fp)) != CLI_OK ||
-	    (rc = msg_signet(&s[1], f->st, f->env.origin, DIME_STORE_ORG_SIGNET,
-			     f->env.origin_fp)) != CLI_OK ||
-	    (rc = msg_signet(&s[2], f->st, f->env.destination, DIME_STORE_ORG_SIGNET,
-			     f->env.destination_fp)) != CLI_OK)
-		return rc;
-	if (dime_msg_rekey_info(&ri, &why, f->msg, f->len) != DIME_OK)
-		return cli_no("%s", why);
-	if (!ri.rekeyed || as != DIME_ACTOR_RECIPIENT)
-		return msg_signet(&s[3], f->st, f->env.recipient, DIME_STORE_USER_SIGNET,
-				  f->env.recipient_fp);
-	if ((rc = msg_signet(&named, f->st, f->env.recipient, DIME_STORE_USER_SIGNET,
-			     f->env.recipient_fp)) != CLI_OK)
-		return rc;
-	dime_signet_free(named);
-	rc = msg_signet(&s[3], f->st, f->env.recipient, DIME_STORE_USER_SIGNET, ri.new_fp);
-	return rc == CLI_NO ? cli_no("the re-key record is for a signet that is not a stored "
-				     "version of %s",
-				     f->env.recipient)
-			    : rc;
+	rc = dime_pl_dir_msg(f->dir, &f->key, &f->ident, &f->env, &f->p, &f->why, msg, len, as,
+			     f->only);
+	if (rc == DIME_E_NOMEM || rc == DIME_E_IO)
+		return cli_err("store: %s", dime_strerror(rc));
+	return rc == DIME_OK ? CLI_OK : CLI_NO;
 }
 
 static int
 msg_wrap(int argc, char **argv)
 {
-	struct dime_store *st = NULL;
-	struct dime_ks *ks = NULL;
-	struct dime_signet *s[4] = {NULL, NULL, NULL, NULL};
+	struct dime_pl_dir *dir = NULL;
+	const struct dime_ks *ks;
 	struct dime_msg_parties p;
 	struct dime_msg_wrap_opts opts;
 	struct dime_msg_envelope env;
@@ -294,31 +217,30 @@ msg_wrap(int argc, char **argv)
 		return cli_err("msg wrap: --from and --to take addresses\n%s", wrap_usage);
 	if ((rc = cli_read(&in, &len, "-", DIME_MSG_MAX_BYTES / 2)) != CLI_OK)
 		return rc;
-	rc = CLI_ERR;
-	if (cli_store(&st) != CLI_OK || dime_ks_new(&ks) != DIME_OK)
+	if ((rc = msg_dir(&dir)) != CLI_OK)
 		goto out;
-	if ((rc = msg_signet(&s[0], st, from, DIME_STORE_USER_SIGNET, NULL)) != CLI_OK ||
-	    (rc = msg_signet(&s[1], st, cli_domain_of(from), DIME_STORE_ORG_SIGNET, NULL)) != CLI_OK ||
-	    (rc = msg_signet(&s[2], st, cli_domain_of(to), DIME_STORE_ORG_SIGNET, NULL)) != CLI_OK ||
-	    (rc = msg_signet(&s[3], st, to, DIME_STORE_USER_SIGNET, NULL)) != CLI_OK)
+	ks = dime_pl_dir_ks(dir);
+	if (dime_pl_dir_signet(dir, &p.author, &why, from, DIME_STORE_USER_SIGNET, NULL) !=
+		    DIME_OK ||
+	    dime_pl_dir_signet(dir, &p.origin, &why, cli_domain_of(from), DIME_STORE_ORG_SIGNET,
+			       NULL) != DIME_OK ||
+	    dime_pl_dir_signet(dir, &p.destination, &why, cli_domain_of(to), DIME_STORE_ORG_SIGNET,
+			       NULL) != DIME_OK ||
+	    dime_pl_dir_signet(dir, &p.recipient, &why, to, DIME_STORE_USER_SIGNET, NULL) !=
+		    DIME_OK) {
+		rc = cli_no("msg wrap: %s", why);
 		goto out;
-	if ((rc = cli_store_key(&author_key, ks, st, from, DIME_STORE_USER_KEY)) != CLI_OK) {
-		if (rc == CLI_NO)
-			rc = cli_no("msg wrap: the keys of %s are not in the store", from);
+	}
+	if (dime_pl_dir_key(dir, &author_key, from, DIME_STORE_USER_KEY) != DIME_OK) {
+		rc = cli_no("msg wrap: the keys of %s are not in the store", from);
 		goto out;
 	}
 	if (origin_sign &&
-	    (rc = cli_store_key(&org_key, ks, st, cli_domain_of(from), DIME_STORE_ORG_KEY)) !=
-		    CLI_OK) {
-		if (rc == CLI_NO)
-			rc = cli_no("msg wrap: --origin-sign: the keys of %s are not in the store",
-				    cli_domain_of(from));
+	    dime_pl_dir_key(dir, &org_key, cli_domain_of(from), DIME_STORE_ORG_KEY) != DIME_OK) {
+		rc = cli_no("msg wrap: --origin-sign: the keys of %s are not in the store",
+			    cli_domain_of(from));
 		goto out;
 	}
-	p.author = s[0];
-	p.origin = s[1];
-	p.destination = s[2];
-	p.recipient = s[3];
 	e = dime_msg_wrap_mail(ks, &out, &out_len, &why, &p, author_key, in, len, &opts);
 	if (e != DIME_OK) {
 		rc = cli_no("msg wrap: %s", why);
@@ -341,10 +263,7 @@ out:
 		dime_wipe(in, len);
 		free(in);
 	}
-	for (int i = 0; i < 4; i++)
-		dime_signet_free(s[i]);
-	dime_ks_free(ks);
-	dime_store_close(st);
+	dime_pl_dir_close(dir);
 	return rc;
 }
 
@@ -352,18 +271,16 @@ static int
 msg_open(int argc, char **argv)
 {
 	struct msg_find f;
-	struct dime_signet *s[4] = {NULL, NULL, NULL, NULL};
-	struct dime_msg_parties p;
 	struct dime_msg_opened o;
 	const char *as = NULL, *why = "";
 	char user[256];
 	uint8_t *in = NULL, *eml = NULL;
 	size_t len = 0;
 	size_t eml_len = 0;
+	enum dime_msg_actor actor;
 	int armored = 0, rc = CLI_ERR, e;
 
 	memset(&f, 0, sizeof(f));
-	memset(&p, 0, sizeof(p));
 	memset(&o, 0, sizeof(o));
 	if (cli_wants_help(argc, argv, open_usage))
 		return CLI_OK;
@@ -382,25 +299,19 @@ msg_open(int argc, char **argv)
 		return cli_err("msg open: --as recipient|author\n%s", open_usage);
 	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
 		return rc;
-	if ((rc = msg_find(&f, in, len,
-			   as[0] == 'r' ? DIME_ACTOR_RECIPIENT : DIME_ACTOR_AUTHOR,
-			   DIME_STORE_USER_KEY)) != CLI_OK) {
+	actor = as[0] == 'r' ? DIME_ACTOR_RECIPIENT : DIME_ACTOR_AUTHOR;
+	/* The envelope names every party by fingerprint: the directory fetches those versions. */
+	if ((rc = msg_find(&f, in, len, actor)) != CLI_OK) {
 		if (rc == CLI_NO)
-			rc = cli_no("msg open: no hosted user's keys open this message as the %s%s", as,
-				    as[0] == 'r' ? " (if the recipient's keys were rotated and the "
-						   "old ones removed, the message needed `dime msg "
-						   "rekey` first)"
-						 : "");
+			rc = cli_no("msg open: %s%s", f.why,
+				    actor == DIME_ACTOR_RECIPIENT && f.key == DIME_KS_NONE
+					    ? " (if the recipient's keys were rotated and the old "
+					      "ones removed, the message needed `dime msg rekey` "
+					      "first)"
+					    : "");
 		goto out;
 	}
-	/* The envelope names every party by fingerprint: fetch exactly those versions. */
-	if ((rc = msg_parties(s, &f, f.as)) != CLI_OK)
-		goto out;
-	p.author = s[0];
-	p.origin = s[1];
-	p.destination = s[2];
-	p.recipient = s[3];
-	e = dime_msg_open(f.ks, &o, &why, in, f.len, f.as, f.key, &p);
+	e = dime_msg_open(dime_pl_dir_ks(f.dir), &o, &why, in, len, actor, f.key, &f.p);
 	if (e != DIME_OK) {
 		rc = cli_no("msg open: %s", why);
 		goto out;
@@ -419,10 +330,7 @@ out:
 	}
 	dime_msg_opened_free(&o);
 	free(in);
-	for (int i = 0; i < 4; i++)
-		dime_signet_free(s[i]);
-	dime_ks_free(f.ks);
-	dime_store_close(f.st);
+	dime_pl_dir_close(f.dir);
 	return rc;
 }
 
@@ -430,8 +338,8 @@ static int
 msg_rekey(int argc, char **argv)
 {
 	struct msg_find f;
-	struct dime_signet *s[4] = {NULL, NULL, NULL, NULL}, *to = NULL, *stored = NULL;
-	struct dime_msg_parties p;
+	struct dime_signet *to = NULL;
+	const struct dime_signet *stored = NULL;
 	const char *to_file = NULL, *why = "";
 	char user[256];
 	uint8_t *in = NULL, *out = NULL, fp[DIME_FP_BYTES];
@@ -439,7 +347,6 @@ msg_rekey(int argc, char **argv)
 	int armored = 0, binary = 0, rc = CLI_ERR, e;
 
 	memset(&f, 0, sizeof(f));
-	memset(&p, 0, sizeof(p));
 	if (cli_wants_help(argc, argv, rekey_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
@@ -461,27 +368,22 @@ msg_rekey(int argc, char **argv)
 		return rc;
 	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
 		goto out;
-	if ((rc = msg_find(&f, in, len, DIME_ACTOR_RECIPIENT, DIME_STORE_USER_KEY)) != CLI_OK) {
+	if ((rc = msg_find(&f, in, len, DIME_ACTOR_RECIPIENT)) != CLI_OK) {
 		if (rc == CLI_NO)
-			rc = cli_no("msg rekey: no hosted user's keys open this message as the "
-				    "recipient");
+			rc = cli_no("msg rekey: %s", f.why);
 		goto out;
 	}
-	if ((rc = msg_parties(s, &f, DIME_ACTOR_RECIPIENT)) != CLI_OK)
-		goto out;
 	/* Only a signet the store accepted (import and user create check it against the org) is
 	 * worth re-keying to, and then msg open finds it. */
 	if (dime_signet_fingerprint(fp, to, DIME_FP_CRYPTO) != DIME_OK ||
-	    msg_signet(&stored, f.st, f.env.recipient, DIME_STORE_USER_SIGNET, fp) != CLI_OK) {
+	    dime_pl_dir_signet(f.dir, &stored, &why, f.env.recipient, DIME_STORE_USER_SIGNET, fp) !=
+		    DIME_OK) {
 		rc = cli_no("msg rekey: %s is not a stored signet of %s (import it first)", to_file,
 			    f.env.recipient);
 		goto out;
 	}
-	p.author = s[0];
-	p.origin = s[1];
-	p.destination = s[2];
-	p.recipient = s[3];
-	e = dime_msg_rekey(f.ks, &out, &out_len, &why, in, f.len, f.key, stored, &p);
+	e = dime_msg_rekey(dime_pl_dir_ks(f.dir), &out, &out_len, &why, in, len, f.key, stored,
+			   &f.p);
 	if (e != DIME_OK) {
 		rc = cli_no("msg rekey: %s", why);
 		goto out;
@@ -490,12 +392,8 @@ msg_rekey(int argc, char **argv)
 out:
 	dime_msg_free(out, out_len);
 	free(in);
-	for (int i = 0; i < 4; i++)
-		dime_signet_free(s[i]);
 	dime_signet_free(to);
-	dime_signet_free(stored);
-	dime_ks_free(f.ks);
-	dime_store_close(f.st);
+	dime_pl_dir_close(f.dir);
 	return rc;
 }
 
@@ -503,8 +401,6 @@ static int
 msg_origin_sign(int argc, char **argv)
 {
 	struct msg_find f;
-	struct dime_signet *author = NULL, *origin = NULL;
-	struct dime_msg_parties p;
 	struct dime_msg_envelope env;
 	uint8_t *in = NULL, *out = NULL;
 	size_t len = 0;
@@ -513,7 +409,6 @@ msg_origin_sign(int argc, char **argv)
 	int armored = 0, binary = 0, rc = CLI_ERR, e;
 
 	memset(&f, 0, sizeof(f));
-	memset(&p, 0, sizeof(p));
 	if (cli_wants_help(argc, argv, osign_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
@@ -524,19 +419,13 @@ msg_origin_sign(int argc, char **argv)
 	}
 	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
 		return rc;
-	if ((rc = msg_find(&f, in, len, DIME_ACTOR_ORIGIN, DIME_STORE_ORG_KEY)) != CLI_OK) {
+	if ((rc = msg_find(&f, in, len, DIME_ACTOR_ORIGIN)) != CLI_OK) {
 		if (rc == CLI_NO)
-			rc = cli_no("msg origin-sign: no hosted organisation can open this message");
+			rc = cli_no("msg origin-sign: %s", f.why);
 		goto out;
 	}
-	if ((rc = msg_signet(&author, f.st, f.env.author, DIME_STORE_USER_SIGNET,
-			     f.env.author_fp)) != CLI_OK ||
-	    (rc = msg_signet(&origin, f.st, f.ident, DIME_STORE_ORG_SIGNET, NULL)) != CLI_OK)
-		goto out;
-	p.author = author;
-	p.origin = origin;
-	e = dime_msg_origin_sign(f.ks, &out, &out_len, &env, &why, in, f.len, f.key, DIME_KS_NONE,
-				 &p);
+	e = dime_msg_origin_sign(dime_pl_dir_ks(f.dir), &out, &out_len, &env, &why, in, len, f.key,
+				 DIME_KS_NONE, &f.p);
 	if (e != DIME_OK) {
 		rc = cli_no("msg origin-sign: %s", why);
 		goto out;
@@ -545,10 +434,7 @@ msg_origin_sign(int argc, char **argv)
 out:
 	dime_msg_free(out, out_len);
 	free(in);
-	dime_signet_free(author);
-	dime_signet_free(origin);
-	dime_ks_free(f.ks);
-	dime_store_close(f.st);
+	dime_pl_dir_close(f.dir);
 	return rc;
 }
 
@@ -556,8 +442,6 @@ static int
 msg_accept(int argc, char **argv)
 {
 	struct msg_find f;
-	struct dime_signet *origin = NULL;
-	struct dime_msg_parties p;
 	struct dime_msg_envelope env;
 	uint8_t *in = NULL;
 	size_t len = 0;
@@ -567,7 +451,6 @@ msg_accept(int argc, char **argv)
 	int armored = 0, rc = CLI_ERR;
 
 	memset(&f, 0, sizeof(f));
-	memset(&p, 0, sizeof(p));
 	if (cli_wants_help(argc, argv, accept_usage))
 		return CLI_OK;
 	if (argc > 1)
@@ -577,21 +460,12 @@ msg_accept(int argc, char **argv)
 			printf("REJECT not a D/MIME message\n");
 		return rc;
 	}
-	if ((rc = msg_find(&f, in, len, DIME_ACTOR_DESTINATION, DIME_STORE_ORG_KEY)) != CLI_OK) {
-		if (rc == CLI_NO) {
-			printf("REJECT no hosted organisation is the destination of this message\n");
-			rc = CLI_NO;
-		}
-		goto out;
-	}
-	if ((rc = msg_signet(&origin, f.st, f.env.origin, DIME_STORE_ORG_SIGNET, f.env.origin_fp)) !=
-	    CLI_OK) {
+	if ((rc = msg_find(&f, in, len, DIME_ACTOR_DESTINATION)) != CLI_OK) {
 		if (rc == CLI_NO)
-			printf("REJECT the origin's signet (%s) is not in the store\n", f.env.origin);
+			printf("REJECT %s\n", f.why);
 		goto out;
 	}
-	p.origin = origin;
-	if (dime_msg_accept(f.ks, &env, &why, in, f.len, f.key, &p) != DIME_OK) {
+	if (dime_msg_accept(dime_pl_dir_ks(f.dir), &env, &why, in, len, f.key, &f.p) != DIME_OK) {
 		printf("REJECT %s\n", why);
 		rc = CLI_NO;
 		goto out;
@@ -603,9 +477,7 @@ msg_accept(int argc, char **argv)
 	rc = CLI_OK;
 out:
 	free(in);
-	dime_signet_free(origin);
-	dime_ks_free(f.ks);
-	dime_store_close(f.st);
+	dime_pl_dir_close(f.dir);
 	return rc;
 }
 
@@ -614,8 +486,6 @@ static int
 msg_bounce(int argc, char **argv)
 {
 	struct msg_find f;
-	struct dime_signet *origin = NULL;
-	struct dime_msg_parties p;
 	uint8_t *in = NULL, *out = NULL;
 	size_t len = 0;
 	size_t out_len = 0;
@@ -624,7 +494,6 @@ msg_bounce(int argc, char **argv)
 	int armored = 0, binary = 0, display = 0, rc = CLI_ERR;
 
 	memset(&f, 0, sizeof(f));
-	memset(&p, 0, sizeof(p));
 	if (cli_wants_help(argc, argv, bounce_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
@@ -646,16 +515,12 @@ msg_bounce(int argc, char **argv)
 	}
 	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
 		return rc;
-	if ((rc = msg_find(&f, in, len, DIME_ACTOR_DESTINATION, DIME_STORE_ORG_KEY)) != CLI_OK) {
+	if ((rc = msg_find(&f, in, len, DIME_ACTOR_DESTINATION)) != CLI_OK) {
 		if (rc == CLI_NO)
-			rc = cli_no("msg bounce: no hosted organisation is the destination");
+			rc = cli_no("msg bounce: %s", f.why);
 		goto out;
 	}
-	if ((rc = msg_signet(&origin, f.st, f.env.origin, DIME_STORE_ORG_SIGNET, f.env.origin_fp)) !=
-	    CLI_OK)
-		goto out;
-	p.origin = origin;
-	if (dime_msg_bounce(f.ks, &out, &out_len, &why, in, f.len, f.key, &p,
+	if (dime_msg_bounce(dime_pl_dir_ks(f.dir), &out, &out_len, &why, in, len, f.key, &f.p,
 			    (enum dime_msg_bounce_code)code, reason, display) != DIME_OK) {
 		rc = cli_no("msg bounce: %s", why);
 		goto out;
@@ -664,87 +529,54 @@ msg_bounce(int argc, char **argv)
 out:
 	dime_msg_free(out, out_len);
 	free(in);
-	dime_signet_free(origin);
-	dime_ks_free(f.ks);
-	dime_store_close(f.st);
+	dime_pl_dir_close(f.dir);
 	return rc;
 }
 
-/* The origin: try each hosted org's key and signet until one verifies the bounce. */
-struct msg_bverify {
-	struct dime_store *st;
-	struct dime_ks *ks;
-	const uint8_t *in;
-	size_t len;
-	struct dime_msg_bounce_info info;
-	const char *why;
-	int ok;
-};
-
-static int
-msg_bverify_row(const struct dime_store_row *row, void *arg)
-{
-	struct msg_bverify *b = arg;
-	struct dime_signet *org = NULL;
-	uint32_t id = DIME_KS_NONE;
-	uint8_t *blob = NULL;
-	size_t n = 0;
-	int rc;
-
-	if (!row->hosted || dime_store_get_row(b->st, &blob, &n, row->rowid) != DIME_OK)
-		return 0;
-	rc = dime_ks_load(b->ks, &id, blob, n);
-	dime_wipe(blob, n);
-	free(blob);
-	if (rc != DIME_OK || cli_store_signet(&org, b->st, row->ident, DIME_STORE_ORG_SIGNET, 0) !=
-				     CLI_OK)
-		return 0;
-	rc = dime_msg_bounce_verify(b->ks, &b->info, &b->why, b->in, b->len, id, org);
-	dime_signet_free(org);
-	b->ok = rc == DIME_OK;
-	return b->ok;
-}
-
+/* The origin: bounces name no org in the clear, so each hosted org's key and latest signet is
+ * tried until one verifies the bounce. */
 static int
 msg_bounce_verify(int argc, char **argv)
 {
-	struct msg_bverify b;
-	uint8_t *bin = NULL;
-	size_t n = 0;
-	int armored = 0, rc = CLI_ERR;
+	struct dime_pl_dir *dir = NULL;
+	struct dime_msg_bounce_info info;
+	uint32_t ids[64];
+	const char *idents[64], *why = "no hosted organisation";
+	uint8_t *in = NULL;
+	size_t len = 0, n_orgs;
+	int armored = 0, rc;
 
-	memset(&b, 0, sizeof(b));
-	b.why = "no hosted organisation";
 	if (cli_wants_help(argc, argv, bverify_usage))
 		return CLI_OK;
 	if (argc > 1)
 		return cli_err("msg bounce-verify: unknown argument %s\n%s", argv[1], bverify_usage);
-	if ((rc = msg_read_as(&bin, &n, &armored, "-", DIME_BOUNCE_ARMOR_LABEL)) != CLI_OK) {
+	if ((rc = msg_read_as(&in, &len, &armored, "-", DIME_BOUNCE_ARMOR_LABEL)) != CLI_OK) {
 		if (rc == CLI_NO)
 			printf("INVALID not an armored bounce\n");
 		return rc;
 	}
-	b.in = bin;
-	b.len = n;
-	rc = CLI_ERR;
-	if (cli_store(&b.st) != CLI_OK || dime_ks_new(&b.ks) != DIME_OK)
+	if ((rc = msg_dir(&dir)) != CLI_OK)
 		goto out;
-	if (dime_store_list(b.st, NULL, DIME_STORE_ORG_KEY, msg_bverify_row, &b) != DIME_OK) {
-		rc = cli_err("store: cannot list keys");
-		goto out;
+	n_orgs = dime_pl_dir_keys(dir, ids, idents, 64, DIME_STORE_ORG_KEY);
+	rc = CLI_NO;
+	for (size_t i = 0; i < n_orgs && i < 64 && rc != CLI_OK; i++) {
+		const struct dime_signet *org = NULL;
+		const char *swhy = "";
+
+		if (dime_pl_dir_signet(dir, &org, &swhy, idents[i], DIME_STORE_ORG_SIGNET, NULL) ==
+			    DIME_OK &&
+		    dime_msg_bounce_verify(dime_pl_dir_ks(dir), &info, &why, in, len, ids[i], org) ==
+			    DIME_OK)
+			rc = CLI_OK;
 	}
-	if (b.ok) {
-		printf("BOUNCE %s %s %u %s\n", b.info.env.author, b.info.env.destination,
-		       (unsigned)b.info.code, b.info.reason);
-		rc = CLI_OK;
-	} else {
-		printf("INVALID %s\n", b.why);
-		rc = CLI_NO;
-	}
+	if (rc == CLI_OK)
+		printf("BOUNCE %s %s %u %s\n", info.env.author, info.env.destination,
+		       (unsigned)info.code, info.reason);
+	else
+		printf("INVALID %s\n", why);
 out:
-	free(bin);
-	dime_ks_free(b.ks);
-	dime_store_close(b.st);
+	free(in);
+	dime_pl_dir_close(dir);
 	return rc;
 }
 

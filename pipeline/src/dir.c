@@ -1,4 +1,4 @@
-/* The party directory: hosted keys loaded once, signets parsed once (pdir.h). */
+/* The party directory: hosted keys loaded once, signets parsed once (dime/dir.h). */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -7,17 +7,17 @@
 #include <string.h>
 
 #include "dime/crypto.h"
-#include "pdir.h"
+#include "dime/dir.h"
 
-struct pdir_key {
+struct dir_key {
 	uint32_t id;
 	enum dime_store_kind kind;
 	uint32_t version;
 	char ident[256];
 };
 
-struct pdir_sig {
-	struct pdir_sig *next;
+struct dir_sig {
+	struct dir_sig *next;
 	enum dime_store_kind kind;
 	int latest; /* looked up without a fingerprint */
 	uint8_t fp[DIME_FP_BYTES];
@@ -25,38 +25,38 @@ struct pdir_sig {
 	struct dime_signet *s;
 };
 
-#define PDIR_BUCKETS 256u
+#define DIR_BUCKETS 256u
 
-struct pdir {
+struct dime_pl_dir {
 	pthread_mutex_t mu;
 	struct dime_store *st;
 	struct dime_ks *ks;
-	struct pdir_key *keys;
+	struct dir_key *keys;
 	size_t n_keys, cap_keys;
 	_Atomic size_t last_user, last_org; /* index of the key that opened the last message */
-	struct pdir_sig *sigs[PDIR_BUCKETS];
+	struct dir_sig *sigs[DIR_BUCKETS];
 };
 
 static unsigned
-pdir_hash(const char *ident, enum dime_store_kind kind)
+dir_hash(const char *ident, enum dime_store_kind kind)
 {
 	uint32_t h = 2166136261u ^ (uint32_t)kind;
 
 	for (const char *p = ident; *p != 0; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
-	return h % PDIR_BUCKETS;
+	return h % DIR_BUCKETS;
 }
 
-struct pdir_load {
-	struct pdir *d;
+struct dir_load {
+	struct dime_pl_dir *d;
 	int rc;
 };
 
 static int
-pdir_load_row(const struct dime_store_row *row, void *arg)
+dir_load_row(const struct dime_store_row *row, void *arg)
 {
-	struct pdir_load *l = arg;
-	struct pdir *d = l->d;
+	struct dir_load *l = arg;
+	struct dime_pl_dir *d = l->d;
 	uint8_t *blob = NULL;
 	size_t len = 0;
 	uint32_t id = DIME_KS_NONE;
@@ -68,7 +68,7 @@ pdir_load_row(const struct dime_store_row *row, void *arg)
 	if (dime_ks_load(d->ks, &id, blob, len) == DIME_OK) {
 		if (d->n_keys == d->cap_keys) {
 			size_t cap = d->cap_keys ? d->cap_keys * 2 : 16;
-			struct pdir_key *k = realloc(d->keys, cap * sizeof(*k));
+			struct dir_key *k = realloc(d->keys, cap * sizeof(*k));
 
 			if (k == NULL) {
 				l->rc = DIME_E_NOMEM;
@@ -92,11 +92,11 @@ pdir_load_row(const struct dime_store_row *row, void *arg)
 }
 
 int
-pdir_open(struct pdir **out, const char *store_path, const char **why)
+dime_pl_dir_open(struct dime_pl_dir **out, const char *store_path, const char **why)
 {
 	static const enum dime_store_kind kinds[2] = {DIME_STORE_ORG_KEY, DIME_STORE_USER_KEY};
-	struct pdir *d;
-	struct pdir_load l;
+	struct dime_pl_dir *d;
+	struct dir_load l;
 	char err[256] = "";
 
 	*out = NULL;
@@ -105,22 +105,22 @@ pdir_open(struct pdir **out, const char *store_path, const char **why)
 	pthread_mutex_init(&d->mu, NULL);
 	if (dime_store_open(&d->st, store_path, err, sizeof(err)) != DIME_OK) {
 		*why = "cannot open the store";
-		pdir_close(d);
+		dime_pl_dir_close(d);
 		return DIME_E_IO;
 	}
 	if (dime_ks_new(&d->ks) != DIME_OK) {
-		pdir_close(d);
+		dime_pl_dir_close(d);
 		return DIME_E_NOMEM;
 	}
 	l.d = d;
 	l.rc = DIME_OK;
 	for (int i = 0; i < 2 && l.rc == DIME_OK; i++)
-		if (dime_store_list(d->st, NULL, kinds[i], pdir_load_row, &l) != DIME_OK) {
+		if (dime_store_list(d->st, NULL, kinds[i], dir_load_row, &l) != DIME_OK) {
 			*why = "cannot list the store's keys";
 			l.rc = DIME_E_IO;
 		}
 	if (l.rc != DIME_OK) {
-		pdir_close(d);
+		dime_pl_dir_close(d);
 		return l.rc;
 	}
 	*out = d;
@@ -128,12 +128,12 @@ pdir_open(struct pdir **out, const char *store_path, const char **why)
 }
 
 void
-pdir_close(struct pdir *d)
+dime_pl_dir_close(struct dime_pl_dir *d)
 {
 	if (d == NULL)
 		return;
-	for (size_t b = 0; b < PDIR_BUCKETS; b++)
-		for (struct pdir_sig *e = d->sigs[b], *next; e != NULL; e = next) {
+	for (size_t b = 0; b < DIR_BUCKETS; b++)
+		for (struct dir_sig *e = d->sigs[b], *next; e != NULL; e = next) {
 			next = e->next;
 			dime_signet_free(e->s);
 			free(e);
@@ -146,14 +146,14 @@ pdir_close(struct pdir *d)
 }
 
 const struct dime_ks *
-pdir_ks(const struct pdir *d)
+dime_pl_dir_ks(const struct dime_pl_dir *d)
 {
 	return d->ks;
 }
 
 /* Under d->mu: find the stored version matching fp (or the latest) and parse it. */
 static int
-pdir_signet_load(struct pdir *d, struct dime_signet **out, const char **why, const char *ident,
+dir_signet_load(struct dime_pl_dir *d, struct dime_signet **out, const char **why, const char *ident,
 		 enum dime_store_kind kind, const uint8_t *fp)
 {
 	*out = NULL;
@@ -191,11 +191,11 @@ pdir_signet_load(struct pdir *d, struct dime_signet **out, const char **why, con
 }
 
 int
-pdir_signet(struct pdir *d, const struct dime_signet **out, const char **why, const char *ident,
+dime_pl_dir_signet(struct dime_pl_dir *d, const struct dime_signet **out, const char **why, const char *ident,
 	    enum dime_store_kind kind, const uint8_t *fp)
 {
-	unsigned b = pdir_hash(ident, kind);
-	struct pdir_sig *e;
+	unsigned b = dir_hash(ident, kind);
+	struct dir_sig *e;
 	struct dime_signet *s = NULL;
 	int rc;
 
@@ -211,7 +211,7 @@ pdir_signet(struct pdir *d, const struct dime_signet **out, const char **why, co
 		return DIME_OK;
 	}
 	/* Misses are not cached: a signet imported while the batch runs is found next time. */
-	rc = pdir_signet_load(d, &s, why, ident, kind, fp);
+	rc = dir_signet_load(d, &s, why, ident, kind, fp);
 	if (rc == DIME_OK) {
 		if (strlen(ident) >= sizeof(e->ident) || (e = calloc(1, sizeof(*e))) == NULL) {
 			dime_signet_free(s);
@@ -233,7 +233,7 @@ pdir_signet(struct pdir *d, const struct dime_signet **out, const char **why, co
 }
 
 int
-pdir_key(struct pdir *d, uint32_t *key, const char *ident, enum dime_store_kind kind)
+dime_pl_dir_key(struct dime_pl_dir *d, uint32_t *key, const char *ident, enum dime_store_kind kind)
 {
 	uint32_t best = 0;
 
@@ -248,7 +248,7 @@ pdir_key(struct pdir *d, uint32_t *key, const char *ident, enum dime_store_kind 
 }
 
 size_t
-pdir_keys(const struct pdir *d, uint32_t *ids, const char **idents, size_t cap,
+dime_pl_dir_keys(const struct dime_pl_dir *d, uint32_t *ids, const char **idents, size_t cap,
 	  enum dime_store_kind kind)
 {
 	size_t n = 0;
@@ -265,7 +265,7 @@ pdir_keys(const struct pdir *d, uint32_t *ids, const char **idents, size_t cap,
 }
 
 int
-pdir_find(struct pdir *d, uint32_t *key, const char **ident, struct dime_msg_envelope *env,
+dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident, struct dime_msg_envelope *env,
 	  const char **why, const uint8_t *msg, size_t len, enum dime_msg_actor as,
 	  enum dime_store_kind kind, const char *only)
 {
@@ -292,4 +292,61 @@ pdir_find(struct pdir *d, uint32_t *key, const char **ident, struct dime_msg_env
 	*why = kind == DIME_STORE_USER_KEY ? "no hosted user's keys open this message"
 					   : "no hosted organisation's keys open this message";
 	return DIME_E_NOTFOUND;
+}
+
+int
+dime_pl_dir_msg(struct dime_pl_dir *d, uint32_t *key, const char **ident,
+		struct dime_msg_envelope *env, struct dime_msg_parties *p, const char **why,
+		const uint8_t *msg, size_t len, enum dime_msg_actor as, const char *only)
+{
+	const struct dime_signet *s[4] = {NULL, NULL, NULL, NULL};
+	struct dime_msg_rekey_info ri;
+	int org = as == DIME_ACTOR_ORIGIN || as == DIME_ACTOR_DESTINATION, rc;
+
+	memset(p, 0, sizeof(*p));
+	rc = dime_pl_dir_find(d, key, ident, env, why, msg, len, as,
+			      org ? DIME_STORE_ORG_KEY : DIME_STORE_USER_KEY, only);
+	if (rc != DIME_OK) {
+		if (as == DIME_ACTOR_DESTINATION)
+			*why = "no hosted organisation is the destination of this message";
+		return rc;
+	}
+	if (as == DIME_ACTOR_ORIGIN) {
+		if ((rc = dime_pl_dir_signet(d, &s[0], why, env->author, DIME_STORE_USER_SIGNET,
+					     env->author_fp)) != DIME_OK ||
+		    (rc = dime_pl_dir_signet(d, &s[1], why, *ident, DIME_STORE_ORG_SIGNET, NULL)) !=
+			    DIME_OK)
+			return rc;
+	} else if (as == DIME_ACTOR_DESTINATION) {
+		if ((rc = dime_pl_dir_signet(d, &s[1], why, env->origin, DIME_STORE_ORG_SIGNET,
+					     env->origin_fp)) != DIME_OK)
+			return rc;
+	} else {
+		if ((rc = dime_pl_dir_signet(d, &s[0], why, env->author, DIME_STORE_USER_SIGNET,
+					     env->author_fp)) != DIME_OK ||
+		    (rc = dime_pl_dir_signet(d, &s[1], why, env->origin, DIME_STORE_ORG_SIGNET,
+					     env->origin_fp)) != DIME_OK ||
+		    (rc = dime_pl_dir_signet(d, &s[2], why, env->destination,
+					     DIME_STORE_ORG_SIGNET, env->destination_fp)) != DIME_OK ||
+		    (rc = dime_pl_dir_signet(d, &s[3], why, env->recipient, DIME_STORE_USER_SIGNET,
+					     env->recipient_fp)) != DIME_OK)
+			return rc;
+		if (as == DIME_ACTOR_RECIPIENT) {
+			if ((rc = dime_msg_rekey_info(&ri, why, msg, len)) != DIME_OK)
+				return rc;
+			/* the record's claim is only a lookup key: dime_msg_open checks it */
+			if (ri.rekeyed &&
+			    dime_pl_dir_signet(d, &s[3], why, env->recipient, DIME_STORE_USER_SIGNET,
+					       ri.new_fp) != DIME_OK) {
+				*why = "the re-key record is for a signet that is not a stored "
+				       "version of the recipient";
+				return DIME_E_NOTFOUND;
+			}
+		}
+	}
+	p->author = s[0];
+	p->origin = s[1];
+	p->destination = s[2];
+	p->recipient = s[3];
+	return DIME_OK;
 }
