@@ -25,6 +25,12 @@ struct batch_kek {
 	uint8_t eph[DIME_SECP_PUB_BYTES];
 	int rc;
 	struct msg_kek k; /* zero when rc != DIME_OK */
+	uint8_t known;	  /* prepass: taken from a job's memo, no ECDH needed */
+};
+
+struct dime_msg_keks {
+	struct batch_kek *e;
+	size_t n, cap;
 };
 
 /* One deferred check: sig by pub (or by one of n_alt alternative keys) over msg. */
@@ -41,6 +47,7 @@ struct batch_rec {
 struct msg_op {
 	struct batch_kek *keks; /* sorted by (key_id, eph), distinct */
 	size_t n_keks;
+	struct dime_msg_keks *memo; /* consulted after keks; a miss is recorded there */
 	int defer; /* record checks instead of making them */
 	size_t job;
 	struct batch_rec *recs;
@@ -64,23 +71,111 @@ batch_kek_cmp(const void *a, const void *b)
 	return memcmp(x->eph, y->eph, DIME_SECP_PUB_BYTES); /* public keys: no secret compared */
 }
 
+/* ---- the caller's memo ---- */
+
+int
+dime_msg_keks_new(struct dime_msg_keks **out, size_t cap)
+{
+	struct dime_msg_keks *c;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return DIME_E_NOMEM;
+	if (cap > 0 && (c->e = calloc(cap, sizeof(*c->e))) == NULL) {
+		free(c);
+		return DIME_E_NOMEM;
+	}
+	c->cap = cap;
+	*out = c;
+	return DIME_OK;
+}
+
+void
+dime_msg_keks_clear(struct dime_msg_keks *c)
+{
+	if (c == NULL)
+		return;
+	dime_wipe(c->e, c->n * sizeof(*c->e));
+	c->n = 0;
+}
+
+void
+dime_msg_keks_free(struct dime_msg_keks *c)
+{
+	if (c == NULL)
+		return;
+	dime_msg_keks_clear(c);
+	free(c->e);
+	free(c);
+}
+
+static const struct batch_kek *
+memo_find(const struct dime_msg_keks *c, uint32_t key_id, const uint8_t eph[DIME_SECP_PUB_BYTES])
+{
+	if (c == NULL)
+		return NULL;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->e[i].key_id == key_id && memcmp(c->e[i].eph, eph, DIME_SECP_PUB_BYTES) == 0)
+			return &c->e[i];
+	return NULL;
+}
+
+static void
+memo_add(struct dime_msg_keks *c, uint32_t key_id, const uint8_t eph[DIME_SECP_PUB_BYTES], int rc,
+	 const struct msg_kek *k)
+{
+	if (c == NULL || c->n == c->cap)
+		return;
+	c->e[c->n].key_id = key_id;
+	memcpy(c->e[c->n].eph, eph, DIME_SECP_PUB_BYTES);
+	c->e[c->n].rc = rc;
+	c->e[c->n].k = *k;
+	c->n++;
+}
+
+int
+dime_msg_envelope_peek_memo(struct dime_msg_keks *memo, const struct dime_ks *ks,
+			    struct dime_msg_envelope *env, const char **why, const uint8_t *in,
+			    size_t in_len, enum dime_msg_actor as, uint32_t key)
+{
+	struct msg_op op;
+	int rc;
+
+	memset(&op, 0, sizeof(op));
+	op.memo = memo;
+	rc = msg_envelope_peek_op(&op, ks, env, why, in, in_len, as, key);
+	memset(&op, 0, sizeof(op));
+	return rc;
+}
+
+/* ---- KEK lookups ---- */
+
 int
 msg_op_kek(struct msg_op *op, const struct dime_ks *ks, struct msg_kek *k, uint32_t key_id,
 	   const uint8_t eph[DIME_SECP_PUB_BYTES])
 {
 	struct batch_kek want;
-	const struct batch_kek *hit;
+	const struct batch_kek *hit = NULL;
+	int rc;
 
-	if (op == NULL || op->n_keks == 0)
+	if (op == NULL)
 		return msg_kek_for(ks, k, key_id, eph);
-	memset(&want, 0, sizeof(want));
-	want.key_id = key_id;
-	memcpy(want.eph, eph, DIME_SECP_PUB_BYTES);
-	hit = bsearch(&want, op->keks, op->n_keks, sizeof(*op->keks), batch_kek_cmp);
-	if (hit == NULL) /* an ephemeral key the prepass did not see: compute it now */
-		return msg_kek_for(ks, k, key_id, eph);
-	*k = hit->k;
-	return hit->rc;
+	if (op->n_keks > 0) {
+		memset(&want, 0, sizeof(want));
+		want.key_id = key_id;
+		memcpy(want.eph, eph, DIME_SECP_PUB_BYTES);
+		hit = bsearch(&want, op->keks, op->n_keks, sizeof(*op->keks), batch_kek_cmp);
+	}
+	if (hit == NULL)
+		hit = memo_find(op->memo, key_id, eph);
+	if (hit != NULL) {
+		*k = hit->k;
+		return hit->rc;
+	}
+	/* an ephemeral key nobody saw before: compute it now (and remember it) */
+	rc = msg_kek_for(ks, k, key_id, eph);
+	memo_add(op->memo, key_id, eph, rc, k);
+	return rc;
 }
 
 /* The ephemeral key a job will derive its KEK from, as the operation will read it.
@@ -130,36 +225,56 @@ batch_keks(struct msg_op *op, const struct dime_ks *ks, const struct dime_msg_jo
 	if (ks == NULL || n == 0 || (t = calloc(n, sizeof(*t))) == NULL)
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (batch_eph(t[m].eph, kind, &jobs[i]))
-			t[m++].key_id = jobs[i].key;
+		if (batch_eph(t[m].eph, kind, &jobs[i])) {
+			const struct batch_kek *known = memo_find(jobs[i].keks, jobs[i].key, t[m].eph);
+
+			t[m].key_id = jobs[i].key;
+			if (known != NULL) {
+				t[m] = *known;
+				t[m].known = 1;
+			}
+			m++;
+		}
 	if (m == 0)
 		goto out;
 	qsort(t, m, sizeof(*t), batch_kek_cmp);
 	for (size_t i = 0; i < m; i++)
 		if (u == 0 || batch_kek_cmp(&t[u - 1], &t[i]) != 0)
 			t[u++] = t[i];
+		else if (t[i].known && !t[u - 1].known)
+			t[u - 1] = t[i];
 	pubs = malloc(u * sizeof(*pubs));
 	x = dime_secure_alloc(u * sizeof(*x));
 	rcs = malloc(u * sizeof(*rcs));
 	if (pubs == NULL || x == NULL || rcs == NULL)
 		goto out;
 	for (size_t i = 0; i < u;) {
-		size_t e = i;
+		size_t e = i, c = 0, at[64];
 
 		while (e < u && t[e].key_id == t[i].key_id)
 			e++;
-		for (size_t q = i; q < e; q++)
-			memcpy(pubs[q - i], t[q].eph, DIME_SECP_PUB_BYTES);
-		if (dime_ks_ecdh_batch(ks, t[i].key_id, (const uint8_t(*)[DIME_SECP_PUB_BYTES])pubs,
-				       e - i, x, rcs) != DIME_OK) {
-			/* rcs[] holds each item's own result, cached as msg_kek_for's */
+		/* the pairs a peek already derived need no ECDH; the rest go in one call per key,
+		 * in slices of at most 64 */
+		for (size_t q = i; q <= e; q++) {
+			if (q < e && !t[q].known) {
+				memcpy(pubs[c], t[q].eph, DIME_SECP_PUB_BYTES);
+				at[c++] = q;
+			}
+			if (c == 64 || (q == e && c > 0)) {
+				if (dime_ks_ecdh_batch(ks, t[i].key_id,
+						       (const uint8_t(*)[DIME_SECP_PUB_BYTES])pubs, c, x,
+						       rcs) != DIME_OK) {
+					/* rcs[] holds each item's own result, as msg_kek_for's */
+				}
+				for (size_t w = 0; w < c; w++) {
+					t[at[w]].rc = rcs[w];
+					if (rcs[w] == DIME_OK)
+						msg_kek_derive(&t[at[w]].k, x[w]);
+				}
+				dime_wipe(x, c * sizeof(*x));
+				c = 0;
+			}
 		}
-		for (size_t q = i; q < e; q++) {
-			t[q].rc = rcs[q - i];
-			if (t[q].rc == DIME_OK)
-				msg_kek_derive(&t[q].k, x[q - i]);
-		}
-		dime_wipe(x, (e - i) * sizeof(*x));
 		i = e;
 	}
 	op->keks = t;
@@ -470,6 +585,7 @@ batch_run(const struct dime_ks *ks, struct dime_msg_job *jobs, size_t n, enum ba
 	op.defer = bad != NULL;
 	for (size_t i = 0; i < n; i++) {
 		op.job = i;
+		op.memo = jobs[i].keks;
 		batch_job_run(&op, ks, &jobs[i], kind, sign_key, as);
 	}
 	if (op.defer)
@@ -480,6 +596,7 @@ batch_run(const struct dime_ks *ks, struct dime_msg_job *jobs, size_t n, enum ba
 		if (!bad[i])
 			continue;
 		batch_job_release(&jobs[i]);
+		op.memo = jobs[i].keks;
 		batch_job_run(&op, ks, &jobs[i], kind, sign_key, as);
 		jobs[i].rerun = 1;
 	}

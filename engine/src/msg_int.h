@@ -215,4 +215,9 @@ int msg_recipient_ok(const char **why, const struct msg_parsed *m,
 /* Returns: 1 when s's identifier (field 254) is addr, ASCII case-insensitively, else 0. */
 int msg_ident_is(const struct dime_signet *s, const char *addr);
 
+/* msg_ops.c: dime_msg_envelope_peek with the KEK looked up through op (may be NULL). */
+int msg_envelope_peek_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_envelope *env,
+			 const char **why, const uint8_t *in, size_t in_len, enum dime_msg_actor as,
+			 uint32_t key);
+
 #endif

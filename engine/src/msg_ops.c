@@ -459,6 +459,14 @@ int
 dime_msg_envelope_peek(const struct dime_ks *ks, struct dime_msg_envelope *env, const char **why,
 		       const uint8_t *in, size_t in_len, enum dime_msg_actor as, uint32_t key)
 {
+	return msg_envelope_peek_op(NULL, ks, env, why, in, in_len, as, key);
+}
+
+int
+msg_envelope_peek_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_envelope *env,
+		     const char **why, const uint8_t *in, size_t in_len, enum dime_msg_actor as,
+		     uint32_t key)
+{
 	struct msg_parsed m;
 	struct msg_kek k;
 	int rc;
@@ -474,7 +482,7 @@ dime_msg_envelope_peek(const struct dime_ks *ks, struct dime_msg_envelope *env, 
 	rc = msg_parse(&m, why, in, in_len);
 	if (rc != DIME_OK)
 		return rc;
-	rc = msg_kek_for_actor(NULL, ks, &k, key, &m, (uint8_t)as);
+	rc = msg_kek_for_actor(op, ks, &k, key, &m, (uint8_t)as);
 	if (rc != DIME_OK) {
 		ops_why(why, "the key cannot derive a KEK");
 		rc = rc == DIME_E_MALFORMED ? DIME_E_BADSIG : rc;

@@ -187,6 +187,7 @@ struct bworker {
 	struct bjob **g;
 	struct dime_io_rd *rd;
 	struct dime_io_wr *wr;
+	struct dime_msg_keks *memo; /* the group's peeks' KEKs, reused by its batch call */
 };
 
 static int
@@ -287,7 +288,7 @@ batch_decode_group(struct brun *r, struct bjob **g, size_t n)
 /* ---- per-operation preparation: find keys and signets ---- */
 
 static void
-batch_prepare(struct brun *r, struct bjob *j)
+batch_prepare(struct brun *r, struct bjob *j, struct dime_msg_keks *memo)
 {
 	static const enum dime_msg_actor actor[] = {
 		[DIME_BATCH_ORIGIN_SIGN] = DIME_ACTOR_ORIGIN,
@@ -313,7 +314,8 @@ batch_prepare(struct brun *r, struct bjob *j)
 		return; /* the org is chosen in batch_bounce_verify */
 	rc = dime_pl_dir_msg(r->dir, &j->key, &ident, &env, &j->p, &why, j->in, j->in_len, as,
 			     op == DIME_BATCH_ORIGIN_SIGN || op == DIME_BATCH_ACCEPT ? NULL
-										: r->par->user);
+										: r->par->user,
+			     memo);
 	if (rc != DIME_OK)
 		bjob_fail(j, rc, why);
 }
@@ -337,6 +339,7 @@ batch_gather(struct bworker *w, size_t n, size_t *map)
 		w->jb[k].p = &j->p;
 		w->jb[k].key = j->key;
 		w->jb[k].bounce = &j->binfo;
+		w->jb[k].keks = w->memo;
 		map[k++] = i;
 	}
 	return k;
@@ -623,11 +626,12 @@ batch_process(struct bworker *w, size_t n)
 	batch_decode_group(r, w->g, n);
 	for (size_t i = 0; i < n; i++)
 		if (w->g[i]->ok == 1)
-			batch_prepare(r, w->g[i]);
+			batch_prepare(r, w->g[i], w->memo);
 	if (r->par->op == DIME_BATCH_BOUNCE_VERIFY)
 		batch_bounce_verify(w, n, map);
 	else
 		batch_run_engine(w, n, map);
+	dime_msg_keks_clear(w->memo);
 	for (size_t i = 0; i < n; i++)
 		batch_line_out(w->g[i]);
 	if (w->ring != NULL) {
@@ -1042,7 +1046,9 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 		w[i].g = calloc(r.batch_max, sizeof(*w[i].g));
 		w[i].rd = calloc(r.batch_max, sizeof(*w[i].rd));
 		w[i].wr = calloc(r.batch_max, sizeof(*w[i].wr));
-		if (w[i].jb == NULL || w[i].g == NULL || w[i].rd == NULL || w[i].wr == NULL ||
+		/* a KEK per message peeked, and one per extra hosted key tried */
+		if (dime_msg_keks_new(&w[i].memo, 2u * r.batch_max) != DIME_OK || w[i].jb == NULL ||
+		    w[i].g == NULL || w[i].rd == NULL || w[i].wr == NULL ||
 		    (r.io != DIME_BATCH_IO_THREAD &&
 		     dime_ring_open(&w[i].ring, BATCH_RING_DEPTH,
 				    r.io == DIME_BATCH_IO_PLAIN ? DIME_RING_PLAIN
@@ -1092,6 +1098,7 @@ out:
 	if (w != NULL)
 		for (unsigned i = 0; i < r.workers; i++) {
 			dime_ring_close(w[i].ring);
+			dime_msg_keks_free(w[i].memo);
 			free(w[i].jb);
 			free(w[i].g);
 			free(w[i].rd);

@@ -153,8 +153,8 @@ dime_pl_dir_ks(const struct dime_pl_dir *d)
 
 /* Under d->mu: find the stored version matching fp (or the latest) and parse it. */
 static int
-dir_signet_load(struct dime_pl_dir *d, struct dime_signet **out, const char **why, const char *ident,
-		 enum dime_store_kind kind, const uint8_t *fp)
+dir_signet_load(struct dime_pl_dir *d, struct dime_signet **out, const char **why,
+		const char *ident, enum dime_store_kind kind, const uint8_t *fp)
 {
 	*out = NULL;
 	/* version 0 is the latest; then walk 1, 2, ... until none is left */
@@ -166,9 +166,10 @@ dir_signet_load(struct dime_pl_dir *d, struct dime_signet **out, const char **wh
 		int rc = dime_store_get(d->st, &blob, &len, NULL, ident, kind, v);
 
 		if (rc == DIME_E_NOTFOUND) {
-			*why = fp != NULL ? "no signet in the store with the fingerprint the message "
-					    "names"
-					  : "no signet of this party in the store";
+			*why = fp != NULL
+				   ? "no signet in the store with the fingerprint the message "
+				     "names"
+				   : "no signet of this party in the store";
 			return rc;
 		}
 		if (rc != DIME_OK) {
@@ -191,8 +192,8 @@ dir_signet_load(struct dime_pl_dir *d, struct dime_signet **out, const char **wh
 }
 
 int
-dime_pl_dir_signet(struct dime_pl_dir *d, const struct dime_signet **out, const char **why, const char *ident,
-	    enum dime_store_kind kind, const uint8_t *fp)
+dime_pl_dir_signet(struct dime_pl_dir *d, const struct dime_signet **out, const char **why,
+		   const char *ident, enum dime_store_kind kind, const uint8_t *fp)
 {
 	unsigned b = dir_hash(ident, kind);
 	struct dir_sig *e;
@@ -249,7 +250,7 @@ dime_pl_dir_key(struct dime_pl_dir *d, uint32_t *key, const char *ident, enum di
 
 size_t
 dime_pl_dir_keys(const struct dime_pl_dir *d, uint32_t *ids, const char **idents, size_t cap,
-	  enum dime_store_kind kind)
+		 enum dime_store_kind kind)
 {
 	size_t n = 0;
 
@@ -265,9 +266,10 @@ dime_pl_dir_keys(const struct dime_pl_dir *d, uint32_t *ids, const char **idents
 }
 
 int
-dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident, struct dime_msg_envelope *env,
-	  const char **why, const uint8_t *msg, size_t len, enum dime_msg_actor as,
-	  enum dime_store_kind kind, const char *only)
+dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident,
+		 struct dime_msg_envelope *env, const char **why, const uint8_t *msg, size_t len,
+		 enum dime_msg_actor as, enum dime_store_kind kind, const char *only,
+		 struct dime_msg_keks *memo)
 {
 	_Atomic size_t *last = kind == DIME_STORE_USER_KEY ? &d->last_user : &d->last_org;
 	size_t first = atomic_load_explicit(last, memory_order_relaxed);
@@ -278,10 +280,11 @@ dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident, struc
 		size_t i = (first + k) % d->n_keys;
 		const char *pwhy = "";
 
-		if (d->keys[i].kind != kind || (only != NULL && strcmp(only, d->keys[i].ident) != 0))
+		if (d->keys[i].kind != kind ||
+		    (only != NULL && strcmp(only, d->keys[i].ident) != 0))
 			continue;
-		if (dime_msg_envelope_peek(d->ks, env, &pwhy, msg, len, as, d->keys[i].id) !=
-		    DIME_OK)
+		if (dime_msg_envelope_peek_memo(memo, d->ks, env, &pwhy, msg, len, as,
+						d->keys[i].id) != DIME_OK)
 			continue;
 		atomic_store_explicit(last, i, memory_order_relaxed);
 		*key = d->keys[i].id;
@@ -297,7 +300,8 @@ dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident, struc
 int
 dime_pl_dir_msg(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 		struct dime_msg_envelope *env, struct dime_msg_parties *p, const char **why,
-		const uint8_t *msg, size_t len, enum dime_msg_actor as, const char *only)
+		const uint8_t *msg, size_t len, enum dime_msg_actor as, const char *only,
+		struct dime_msg_keks *memo)
 {
 	const struct dime_signet *s[4] = {NULL, NULL, NULL, NULL};
 	struct dime_msg_rekey_info ri;
@@ -305,7 +309,7 @@ dime_pl_dir_msg(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 
 	memset(p, 0, sizeof(*p));
 	rc = dime_pl_dir_find(d, key, ident, env, why, msg, len, as,
-			      org ? DIME_STORE_ORG_KEY : DIME_STORE_USER_KEY, only);
+			      org ? DIME_STORE_ORG_KEY : DIME_STORE_USER_KEY, only, memo);
 	if (rc != DIME_OK) {
 		if (as == DIME_ACTOR_DESTINATION)
 			*why = "no hosted organisation is the destination of this message";
@@ -315,7 +319,7 @@ dime_pl_dir_msg(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 		if ((rc = dime_pl_dir_signet(d, &s[0], why, env->author, DIME_STORE_USER_SIGNET,
 					     env->author_fp)) != DIME_OK ||
 		    (rc = dime_pl_dir_signet(d, &s[1], why, *ident, DIME_STORE_ORG_SIGNET, NULL)) !=
-			    DIME_OK)
+			DIME_OK)
 			return rc;
 	} else if (as == DIME_ACTOR_DESTINATION) {
 		if ((rc = dime_pl_dir_signet(d, &s[1], why, env->origin, DIME_STORE_ORG_SIGNET,
@@ -326,8 +330,8 @@ dime_pl_dir_msg(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 					     env->author_fp)) != DIME_OK ||
 		    (rc = dime_pl_dir_signet(d, &s[1], why, env->origin, DIME_STORE_ORG_SIGNET,
 					     env->origin_fp)) != DIME_OK ||
-		    (rc = dime_pl_dir_signet(d, &s[2], why, env->destination,
-					     DIME_STORE_ORG_SIGNET, env->destination_fp)) != DIME_OK ||
+		    (rc = dime_pl_dir_signet(d, &s[2], why, env->destination, DIME_STORE_ORG_SIGNET,
+					     env->destination_fp)) != DIME_OK ||
 		    (rc = dime_pl_dir_signet(d, &s[3], why, env->recipient, DIME_STORE_USER_SIGNET,
 					     env->recipient_fp)) != DIME_OK)
 			return rc;
@@ -336,8 +340,8 @@ dime_pl_dir_msg(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 				return rc;
 			/* the record's claim is only a lookup key: dime_msg_open checks it */
 			if (ri.rekeyed &&
-			    dime_pl_dir_signet(d, &s[3], why, env->recipient, DIME_STORE_USER_SIGNET,
-					       ri.new_fp) != DIME_OK) {
+			    dime_pl_dir_signet(d, &s[3], why, env->recipient,
+					       DIME_STORE_USER_SIGNET, ri.new_fp) != DIME_OK) {
 				*why = "the re-key record is for a signet that is not a stored "
 				       "version of the recipient";
 				return DIME_E_NOTFOUND;

@@ -274,7 +274,7 @@ single(enum dime_batch_op op, const uint8_t *raw, size_t raw_len, uint8_t **out,
 	*out_len = 0;
 	rc = dime_msg_unarmor(&in, &in_len, &armored, &why, raw, raw_len, NULL);
 	if (rc == DIME_OK)
-		rc = dime_pl_dir_msg(dir, &key, &ident, &env, &p, &why, in, in_len, as, NULL);
+		rc = dime_pl_dir_msg(dir, &key, &ident, &env, &p, &why, in, in_len, as, NULL, NULL);
 	if (rc != DIME_OK)
 		goto done;
 	if (op == DIME_BATCH_ORIGIN_SIGN) {

@@ -645,7 +645,7 @@ job_free(struct dime_msg_job *j)
 }
 
 struct run_stats {
-	size_t jobs, ok, reruns, reruns_ok, sigs;
+	size_t jobs, ok, reruns, reruns_ok, sigs, peeked;
 };
 
 /* Run every input through op one at a time, then in batches of each size, and compare. */
@@ -655,10 +655,15 @@ compare_op(enum op op, uint32_t sign_key, const uint8_t *const *in, const size_t
 	   struct run_stats *st)
 {
 	static const size_t sizes[] = {1, 2, 7, 64};
+	static const enum dime_msg_actor op_actor[OP_COUNT] = {
+		DIME_ACTOR_ORIGIN,	DIME_ACTOR_ORIGIN,    DIME_ACTOR_DESTINATION,
+		DIME_ACTOR_AUTHOR,	DIME_ACTOR_RECIPIENT, DIME_ACTOR_ORIGIN};
 	struct dime_msg_job *want = calloc(n, sizeof(*want)), *got = calloc(n, sizeof(*got));
+	struct dime_msg_keks *memo = NULL;
 	struct dime_msg_bounce_info *wb = calloc(n, sizeof(*wb)), *gb = calloc(n, sizeof(*gb));
 
-	if (want == NULL || got == NULL || wb == NULL || gb == NULL)
+	if (want == NULL || got == NULL || wb == NULL || gb == NULL ||
+	    dime_msg_keks_new(&memo, 16) != DIME_OK)
 		exit(1);
 	for (size_t i = 0; i < n; i++) {
 		want[i].in = in[i];
@@ -678,10 +683,30 @@ compare_op(enum op op, uint32_t sign_key, const uint8_t *const *in, const size_t
 			got[i].p = p[i];
 			got[i].key = keys[i];
 			got[i].bounce = op == OP_BOUNCE ? &gb[i] : NULL;
+			got[i].keks = NULL;
 		}
 		for (size_t off = 0; off < n; off += sizes[s]) {
 			size_t k = off + sizes[s] <= n ? sizes[s] : n - off;
-			int rc = batch(op, sign_key, got + off, k), first = DIME_OK;
+			int rc, first = DIME_OK;
+
+			/* batches of 7 first peek every job through a memo, as the pipeline does: the
+			 * KEKs then come from the memo and nothing may change */
+			if (sizes[s] == 7 && op != OP_BOUNCE) {
+				dime_msg_keks_clear(memo);
+				for (size_t i = off; i < off + k; i++) {
+					struct dime_msg_envelope env;
+					const char *why = "";
+
+					/* a failed peek leaves the memo as is: the job's
+					 * verdict must still equal the single call's */
+					if (dime_msg_envelope_peek_memo(memo, ks, &env, &why, in[i],
+									in_len[i], op_actor[op],
+									keys[i]) == DIME_OK)
+						st->peeked++;
+					got[i].keks = memo;
+				}
+			}
+			rc = batch(op, sign_key, got + off, k);
 
 			for (size_t i = off; i < off + k; i++)
 				if (want[i].rc != DIME_OK && first == DIME_OK)
@@ -716,6 +741,7 @@ compare_op(enum op op, uint32_t sign_key, const uint8_t *const *in, const size_t
 	free(got);
 	free(wb);
 	free(gb);
+	dime_msg_keks_free(memo);
 }
 
 /* ---- wrap ---- */
@@ -891,6 +917,8 @@ main(void)
 			       op_name[op], st.jobs, st.ok, st.sigs, st.reruns, st.reruns_ok);
 			T_CHECK(st.ok > 0 && st.ok < st.jobs, "%s: %zu of %zu ok", op_name[op],
 				st.ok, st.jobs);
+			/* the memo path must really have been taken (peeks that opened envelopes) */
+			T_CHECK(st.peeked > 0, "%s: no peek through the memo succeeded", op_name[op]);
 			/* only a spec-literal tree signature (one interop variant) may cost a
 			 * valid job its batch result */
 			T_CHECK(st.reruns_ok <= 2, "%s: %zu valid jobs were re-run", op_name[op],

@@ -153,7 +153,7 @@ msg_find(struct msg_find *f, const uint8_t *msg, size_t len, enum dime_msg_actor
 	if (msg_dir(&f->dir) != CLI_OK)
 		return CLI_ERR;
 	rc = dime_pl_dir_msg(f->dir, &f->key, &f->ident, &f->env, &f->p, &f->why, msg, len, as,
-			     f->only);
+			     f->only, NULL);
 	if (rc == DIME_E_NOMEM || rc == DIME_E_IO)
 		return cli_err("store: %s", dime_strerror(rc));
 	return rc == DIME_OK ? CLI_OK : CLI_NO;

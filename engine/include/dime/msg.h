@@ -461,6 +461,7 @@ struct dime_msg_job {
 	const struct dime_msg_parties *p; /* bounce verify: p->origin is the origin */
 	uint32_t key;			  /* the actor's key id for this job */
 	struct dime_msg_bounce_info *bounce; /* bounce verify: where the info goes; may be NULL */
+	struct dime_msg_keks *keks; /* KEKs a peek already derived for this job, or NULL */
 	/* out */
 	int rc;
 	const char *why;
@@ -473,6 +474,24 @@ struct dime_msg_job {
 	uint32_t n_batched; /* signature checks of this job that went into the batch call */
 	uint8_t rerun;	    /* 1: a check failed in the batch, and the job ran again alone */
 };
+
+/* A caller-owned memo of key-encryption keys. An actor that peeks at an envelope to find
+ * its key and signets, then runs its operation, would derive the same KEK twice (one ECDH
+ * each); a peek through a memo records it and a batch job pointing at the memo looks it up.
+ * Entries are exactly what the engine derives for (key id, ephemeral key), so results do not
+ * change. The memo holds secrets: it is wiped by clear and free. One memo per thread.
+ * dime_msg_keks_new returns DIME_OK or DIME_E_NOMEM; a full memo just stops recording. */
+struct dime_msg_keks;
+DIME_MUST_CHECK int dime_msg_keks_new(struct dime_msg_keks **out, size_t cap);
+void dime_msg_keks_clear(struct dime_msg_keks *c);
+void dime_msg_keks_free(struct dime_msg_keks *c); /* NULL-safe */
+
+/* dime_msg_envelope_peek, recording the KEKs it derives in memo (NULL: plain peek). */
+DIME_MUST_CHECK int dime_msg_envelope_peek_memo(struct dime_msg_keks *memo,
+						const struct dime_ks *ks,
+						struct dime_msg_envelope *env, const char **why,
+						const uint8_t *in, size_t in_len,
+						enum dime_msg_actor as, uint32_t key);
 
 /* dime_msg_origin_sign for each job (org_key = job->key), with one sign_key for all. */
 int dime_msg_origin_sign_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,

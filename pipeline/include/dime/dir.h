@@ -34,11 +34,12 @@ int dime_pl_dir_signet(struct dime_pl_dir *d, const struct dime_signet **s, cons
 int dime_pl_dir_key(struct dime_pl_dir *d, uint32_t *key, const char *ident, enum dime_store_kind kind);
 
 /* The hosted key of kind (restricted to ident `only` when not NULL) that opens msg's envelope
- * as actor `as`. The key that worked last is tried first.
+ * as actor `as`. The key that worked last is tried first. The KEKs derived on the way are
+ * recorded in memo when it is not NULL (dime_msg_keks: the operation then reuses them).
  * Returns: DIME_OK, DIME_E_NOTFOUND (*why). Out: *key, *ident (owned by the directory), *env. */
 int dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident, struct dime_msg_envelope *env,
 	      const char **why, const uint8_t *msg, size_t len, enum dime_msg_actor as,
-	      enum dime_store_kind kind, const char *only);
+	      enum dime_store_kind kind, const char *only, struct dime_msg_keks *memo);
 
 /* Every hosted key of kind, in load order. Out: ids/idents (owned), up to cap. Returns: count. */
 size_t dime_pl_dir_keys(const struct dime_pl_dir *d, uint32_t *ids, const char **idents, size_t cap,
@@ -55,11 +56,12 @@ size_t dime_pl_dir_keys(const struct dime_pl_dir *d, uint32_t *ids, const char *
  *   names must be stored too (both are versions of one address in our own store).
  * Returns: DIME_OK, DIME_E_NOTFOUND (no hosted key opens it, or a signet is missing; *why),
  *          the framing errors of dime_msg_rekey_info, DIME_E_MALFORMED (a damaged stored
- *          signet), DIME_E_NOMEM.
+ *          signet), DIME_E_NOMEM. memo: as for dime_pl_dir_find.
  * Out: *key, *ident (owned by the directory), *env (the opened envelope halves), *p (signets
  *      owned by the directory). */
 int dime_pl_dir_msg(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 		    struct dime_msg_envelope *env, struct dime_msg_parties *p, const char **why,
-		    const uint8_t *msg, size_t len, enum dime_msg_actor as, const char *only);
+		    const uint8_t *msg, size_t len, enum dime_msg_actor as, const char *only,
+		    struct dime_msg_keks *memo);
 
 #endif
