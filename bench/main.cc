@@ -11,7 +11,8 @@ static const char usage[] =
     "       dime-bench capacity [--ops wrap,origin-sign,accept,open,bounce-verify,rekey]\n"
     "                           [--sizes 1k,10k,100k,1m] [--workers 1..N] [--seconds S]\n"
     "                           [--repeats R] [--out DIR]\n"
-    "       dime-bench peers [--sizes 1k,10k,100k,1m] [--count N]\n";
+    "       dime-bench peers [--sizes 1k,10k,100k,1m] [--count N]\n"
+    "       dime-bench kernels [--repeats R]\n";
 
 int
 main(int argc, char **argv)
@@ -26,6 +27,8 @@ main(int argc, char **argv)
 		return bench_capacity_main(argc - 1, argv + 1);
 	if (std::strcmp(argv[1], "peers") == 0)
 		return bench_peers_main(argc - 1, argv + 1);
+	if (std::strcmp(argv[1], "kernels") == 0)
+		return bench_kernels_main(argc - 1, argv + 1);
 	std::fprintf(stderr, "dime-bench: unknown command %s\n%s", argv[1], usage);
 	return 2;
 }

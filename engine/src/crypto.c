@@ -298,3 +298,26 @@ dime_aes256cbc_decrypt(uint8_t *out, const uint8_t *in, size_t len,
 {
 	return crypto_aes_cbc_run(out, in, len, key, iv, 0);
 }
+
+int
+dime_aes256cbc_encrypt_many(const struct dime_aes256cbc_lane *l, size_t n)
+{
+	const struct dime_simd_ops *t = dime_simd();
+	int rc = DIME_OK;
+
+	for (size_t i = 0; i < n; i++)
+		if (l[i].len % DIME_AES_BLOCK_BYTES != 0 || l[i].len > (size_t)INT32_MAX)
+			return DIME_E_INVALID;
+	/* Every table above base has AES-NI (dispatch.c requires it for avx2). */
+	if (t != dime_simd_table(DIME_SIMD_BASE)) {
+		t->aes256cbc_encrypt_lanes(l, n);
+		return DIME_OK;
+	}
+	for (size_t i = 0; i < n && rc == DIME_OK; i++)
+		if (l[i].len > 0)
+			rc = dime_aes256cbc_encrypt(l[i].out, l[i].in, l[i].len, l[i].key, l[i].iv);
+	for (size_t i = 0; i < n && rc != DIME_OK; i++)
+		if (l[i].len > 0)
+			sodium_memzero(l[i].out, l[i].len);
+	return rc;
+}

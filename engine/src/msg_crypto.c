@@ -118,6 +118,15 @@ msg_slot_open(struct msg_ckey *ck, const struct dime_msg_chunk_info *c, uint8_t 
 	return rc;
 }
 
+void
+msg_slot_plain(uint8_t pt[DIME_MSG_KEYSLOT_BYTES], const struct msg_ckey *ck)
+{
+	dime_random(pt, 16); /* fresh R per slot */
+	for (size_t i = 0; i < DIME_AES_BLOCK_BYTES; i++)
+		pt[16 + i] = (uint8_t)(ck->iv[i] ^ pt[i]);
+	memcpy(pt + 32, ck->key, DIME_AES_KEY_BYTES);
+}
+
 int
 msg_slot_seal(uint8_t out[DIME_MSG_KEYSLOT_BYTES], const struct msg_ckey *ck,
 	      const struct msg_kek *k)
@@ -125,10 +134,7 @@ msg_slot_seal(uint8_t out[DIME_MSG_KEYSLOT_BYTES], const struct msg_ckey *ck,
 	uint8_t pt[DIME_MSG_KEYSLOT_BYTES];
 	int rc;
 
-	dime_random(pt, 16); /* fresh R per slot */
-	for (size_t i = 0; i < DIME_AES_BLOCK_BYTES; i++)
-		pt[16 + i] = (uint8_t)(ck->iv[i] ^ pt[i]);
-	memcpy(pt + 32, ck->key, DIME_AES_KEY_BYTES);
+	msg_slot_plain(pt, ck);
 	rc = dime_aes256cbc_encrypt(out, pt, DIME_MSG_KEYSLOT_BYTES, k->key, k->iv);
 	dime_wipe(pt, sizeof(pt));
 	return rc;

@@ -113,6 +113,8 @@ int msg_slot_open(struct msg_ckey *ck, const struct dime_msg_chunk_info *c, uint
 		  const struct msg_kek *k);
 int msg_slot_seal(uint8_t out[DIME_MSG_KEYSLOT_BYTES], const struct msg_ckey *ck,
 		  const struct msg_kek *k);
+/* The keyslot plaintext R16 || IV^R16 || key32 (fresh R) that msg_slot_seal encrypts. */
+void msg_slot_plain(uint8_t pt[DIME_MSG_KEYSLOT_BYTES], const struct msg_ckey *ck);
 /* Decrypt c's payload with ck into a malloc'd buffer. */
 int msg_payload_decrypt(uint8_t **pt, const struct dime_msg_chunk_info *c,
 			const struct msg_ckey *ck);

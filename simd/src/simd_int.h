@@ -9,4 +9,13 @@ extern const struct dime_simd_ops dime_simd_vaes_ops;
 #endif
 
 void dime_simd_xor_base(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n);
+
+/* AES-256-CBC multi-buffer kernels (aes_base.c, aes_avx2.c, aes_vaes.c). */
+void dime_simd_aes256cbc_base(const struct dime_aes256cbc_lane *l, size_t n);
+#if defined(DIME_HAVE_AVX2)
+void dime_simd_aes256cbc_avx2(const struct dime_aes256cbc_lane *l, size_t n);
+void dime_simd_aes256cbc_vaes(const struct dime_aes256cbc_lane *l, size_t n);
+#endif
+/* Wipe len bytes of key material so the compiler cannot drop the stores. */
+void dime_simd_wipe(void *p, size_t len);
 #endif

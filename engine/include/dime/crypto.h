@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "dime/common.h"
+#include "dime/simd.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -128,6 +129,18 @@ DIME_MUST_CHECK int dime_aes256cbc_encrypt(uint8_t *out, const uint8_t *in, size
 DIME_MUST_CHECK int dime_aes256cbc_decrypt(uint8_t *out, const uint8_t *in, size_t len,
 					   const uint8_t key[DIME_AES_KEY_BYTES],
 					   const uint8_t iv[DIME_AES_BLOCK_BYTES]);
+
+/* n independent AES-256-CBC encryptions at once (struct dime_aes256cbc_lane, dime/simd.h):
+ * each l[i].out gets exactly what dime_aes256cbc_encrypt(l[i].out, l[i].in, l[i].len,
+ * l[i].key, l[i].iv) gives. With AES-NI (SIMD level avx2 or vaes) the streams run interleaved
+ * in the multi-buffer kernel (8 lanes, 16 with VAES); otherwise one OpenSSL call per lane
+ * (the portable kernel is slower than EVP). docs/simd.md has the figures.
+ * In: l[0..n) (borrowed; n may be 0). Within a lane in may equal out; out ranges must not
+ *     overlap other lanes' buffers, keys or IVs. in/out may be NULL when len is 0.
+ * Returns: DIME_OK, DIME_E_INVALID (a len not a multiple of 16, or over INT32_MAX: nothing is
+ *          written) or DIME_E_CRYPTO (every lane's out zeroed).
+ * Thread-safe; no allocation on the AES-NI path. */
+DIME_MUST_CHECK int dime_aes256cbc_encrypt_many(const struct dime_aes256cbc_lane *l, size_t n);
 
 #ifdef __cplusplus
 }

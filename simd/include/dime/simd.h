@@ -19,10 +19,30 @@ enum dime_simd_level {
 	DIME_SIMD_MAX = 2
 };
 
+/* One AES-256-CBC encryption stream (no padding) of a multi-buffer call. */
+struct dime_aes256cbc_lane {
+	const uint8_t *key; /* 32 bytes */
+	const uint8_t *iv;  /* 16 bytes */
+	const uint8_t *in;  /* len bytes; may equal out exactly (in place) */
+	uint8_t *out;	    /* len bytes */
+	size_t len;	    /* a multiple of 16; lanes may differ in length; 0 is allowed */
+};
+
 struct dime_simd_ops {
 	const char *name;
 	/* dst[i] = a[i] ^ b[i]; dst may alias a or b exactly. */
 	void (*xor_bytes)(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n);
+	/* AES-256-CBC encryption of n independent streams l[0..n), each exactly as FIPS-197 with
+	 * SP 800-38A CBC would give it: out = CBC-Enc(key, iv, in[0..len)). Whole blocks only: a
+	 * len that is not a multiple of 16 is a caller bug (the engine checks; the kernel ignores
+	 * the remainder). Within a lane in == out is allowed; otherwise no out range may overlap
+	 * another lane's in, out, key or iv. n may be 0; pointers of a lane with len 0 are not
+	 * read. Keys are expanded inside the kernel and the schedules wiped before it returns.
+	 * Constant time in keys and data (no table lookups or branches on them); the time
+	 * depends only on n and the lengths. base: portable arithmetic S-box (slow; for CPUs
+	 * without AES-NI); avx2: AES-NI, 8 interleaved lanes; vaes: 16 lanes in zmm registers.
+	 * Reentrant; no allocation. */
+	void (*aes256cbc_encrypt_lanes)(const struct dime_aes256cbc_lane *l, size_t n);
 };
 
 /* Pick the best table the CPU supports, capped by max and by $DIME_SIMD (base|avx2|vaes).
