@@ -14,8 +14,6 @@
 #include "fixture.h"
 #include "floor.h"
 
-#if defined(DIME_BENCH_HAVE_BATCH)
-
 #include "dime/batch.h"
 
 #define CAP_MAX_WORKERS 64
@@ -762,18 +760,3 @@ out:
 	cap_cleanup();
 	return status;
 }
-
-#else /* !DIME_BENCH_HAVE_BATCH */
-
-int
-bench_capacity_main(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "dime-bench capacity: built without the batch pipeline "
-			"(pipeline/src/batch.c was missing at configure time); re-run cmake once "
-			"it exists\n");
-	return 77;
-}
-
-#endif
