@@ -24,6 +24,9 @@ void bench_kern_report(const char *name, const char *baseline, double ours_s, do
 /* bench/kern_aes.c: multi-buffer AES-256-CBC against OpenSSL (and libipsec-mb when built).
  * Returns: 0, or 1 when a kernel's output differs or setup fails. */
 int bench_kern_aes(unsigned repeats);
+/* bench/kern_b64.c: base64 of 1 MiB (dime_b64_encode/decode at the chosen SIMD level) against
+ * EVP_EncodeBlock / EVP_DecodeBlock. Returns: 0, or 1 when outputs differ or setup fails. */
+int bench_kern_b64(unsigned repeats);
 
 #ifdef __cplusplus
 }

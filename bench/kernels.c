@@ -62,5 +62,7 @@ bench_kernels_main(int argc, char **argv)
 		return 1;
 	}
 	/* Each kernel family adds its comparisons here (bench/kern_*.c). */
-	return bench_kern_aes(repeats);
+	int rc = bench_kern_aes(repeats);
+	rc |= bench_kern_b64(repeats);
+	return rc;
 }

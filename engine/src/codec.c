@@ -1,11 +1,13 @@
-/* Base64, hex, CRC-24 and PEM armor. Base64 goes through libsodium, whose decoder is
- * constant-time and rejects non-canonical trailing bits; armor is parsed here. */
+/* Base64, hex, CRC-24 and PEM armor. Base64 bulk goes through the SIMD block kernels
+ * (dime_simd()->b64_*_blocks: constant-time in the characters' values); this file keeps the
+ * strict rules: padding, canonical trailing bits, line breaks in armor. Armor is parsed here. */
 
 #include <string.h>
 
 #include <sodium.h>
 
 #include "dime/codec.h"
+#include "dime/simd.h"
 
 size_t
 dime_b64_encoded_len(size_t n, int flags)
@@ -25,8 +27,10 @@ int
 dime_b64_encode(char *out, size_t out_cap, size_t *out_len, const uint8_t *in, size_t in_len,
 		int flags)
 {
+	const struct dime_simd_ops *k = dime_simd();
 	int pad = (flags & DIME_B64_PAD) && !(flags & DIME_B64_NOPAD);
 	size_t need = dime_b64_encoded_len(in_len, pad ? DIME_B64_PAD : DIME_B64_NOPAD);
+	size_t groups = in_len / 3, rest = in_len % 3;
 
 	*out_len = 0;
 	if (out_cap < need + 1) {
@@ -34,42 +38,147 @@ dime_b64_encode(char *out, size_t out_cap, size_t *out_len, const uint8_t *in, s
 			out[0] = 0;
 		return DIME_E_NOSPACE;
 	}
-	sodium_bin2base64(out, out_cap, in, in_len,
-			  pad ? sodium_base64_VARIANT_ORIGINAL
-			      : sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	k->b64_encode_blocks(out, in, groups);
+	if (rest != 0) {
+		/* The last 1 or 2 bytes as a zero-filled group: the zero bits make the
+		 * trailing bits canonical; keep rest + 1 characters, then the padding. */
+		uint8_t last[3] = {0, 0, 0};
+		char q[4];
+
+		memcpy(last, in + 3 * groups, rest);
+		k->b64_encode_blocks(q, last, 1);
+		memcpy(out + 4 * groups, q, rest + 1);
+		if (pad)
+			memset(out + 4 * groups + rest + 1, '=', 3 - rest);
+		sodium_memzero(last, sizeof(last));
+		sodium_memzero(q, sizeof(q));
+	}
+	/* NUL-terminated, and the rest of out zeroed as sodium_bin2base64 did before. */
+	memset(out + need, 0, out_cap - need);
 	*out_len = need;
 	return DIME_OK;
+}
+
+static int
+b64_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* 0x80 in each byte of x equal to c, 0 elsewhere (no carries cross bytes). */
+static uint64_t
+b64_swar_eq(uint64_t x, uint8_t c)
+{
+	const uint64_t low7 = 0x7f7f7f7f7f7f7f7fu;
+	uint64_t t = x ^ (0x0101010101010101u * c);
+
+	return ~(((t & low7) + low7) | t | low7);
+}
+
+/* Returns: how many bytes of p[0..n) b64_is_space accepts; 8 at a time. */
+static size_t
+b64_count_space(const char *p, size_t n)
+{
+	size_t k = 0, i = 0;
+
+	for (; n - i >= 8; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, p + i, 8);
+		k += (size_t)__builtin_popcountll(b64_swar_eq(x, ' ') | b64_swar_eq(x, '\t') |
+						  b64_swar_eq(x, '\r') | b64_swar_eq(x, '\n'));
+	}
+	for (; i < n; i++)
+		k += (size_t)b64_is_space(p[i]);
+	return k;
+}
+
+/* Strict decode of in[0..in_len); with skip_space, the bytes b64_is_space accepts are dropped
+ * first, wherever they are (armor bodies). The rules are those of dime_b64_decode, checked in
+ * the same order so the error codes match: the padding shape, then room, then the
+ * characters. Whole quads go through the kernel; a quad the kernel stops at (a line break
+ * inside it, a bad byte) is gathered here byte by byte and decoded as one quad. */
+static int
+b64_decode_span(uint8_t *out, size_t out_cap, size_t *out_len, const char *in, size_t in_len,
+		int flags, int skip_space)
+{
+	const struct dime_simd_ops *k = dime_simd();
+	size_t n = 0, eq = 0, exact, data, i = 0, got = 0, o = 0, nq = 0, j;
+	char q[4];
+	uint8_t t[3];
+	int rc = DIME_E_MALFORMED;
+
+	*out_len = 0;
+	/* n: significant characters; eq: '=' among the last two of them */
+	n = skip_space ? in_len - b64_count_space(in, in_len) : in_len;
+	for (j = in_len; eq < 2 && j > 0; j--) {
+		if (skip_space && b64_is_space(in[j - 1]))
+			continue;
+		if (in[j - 1] != '=')
+			break;
+		eq++;
+	}
+	if (eq > 0 && !(flags & DIME_B64_PAD))
+		return DIME_E_MALFORMED;
+	if (eq == 0 && n % 4 != 0 && !(flags & DIME_B64_NOPAD))
+		return DIME_E_MALFORMED;
+	if (n % 4 == 1)
+		return DIME_E_MALFORMED;
+	if (eq > 0 && n % 4 != 0)
+		return DIME_E_MALFORMED;
+	exact = n / 4 * 3 + (n % 4 == 2 ? 1u : n % 4 == 3 ? 2u : 0u) - eq;
+	if (exact > out_cap)
+		return DIME_E_NOSPACE;
+	/* The first data = n - eq significant characters must all be in the alphabet; what
+	 * follows them is the eq '=' just counted. data % 4 is 0, 2 or 3 here. */
+	data = n - eq;
+	i = 0;
+	while (got < data) {
+		if (nq == 0 && data - got >= 4) {
+			size_t want = (data - got) / 4, room = (in_len - i) / 4, r;
+
+			r = k->b64_decode_blocks(out + o, in + i, want < room ? want : room);
+			i += 4 * r, got += 4 * r, o += 3 * r;
+			if (got == data)
+				break;
+		}
+		if (skip_space && b64_is_space(in[i])) {
+			i++;
+			continue;
+		}
+		q[nq++] = in[i++];
+		got++;
+		if (nq == 4) {
+			if (k->b64_decode_blocks(out + o, q, 1) != 1)
+				goto out;
+			o += 3, nq = 0;
+		}
+	}
+	if (nq > 0) {
+		/* 2 or 3 characters: decode them as a quad filled with 'A' (zero bits); the
+		 * byte the fill completes holds the trailing bits, which must be zero. */
+		memset(q + nq, 'A', 4 - nq);
+		if (k->b64_decode_blocks(t, q, 1) != 1 || t[nq - 1] != 0)
+			goto out;
+		memcpy(out + o, t, nq - 1);
+		o += nq - 1;
+	}
+	DIME_ASSERT(o == exact);
+	*out_len = o;
+	rc = DIME_OK;
+out:
+	sodium_memzero(q, sizeof(q));
+	sodium_memzero(t, sizeof(t));
+	if (rc != DIME_OK)
+		sodium_memzero(out, out_cap);
+	return rc;
 }
 
 int
 dime_b64_decode(uint8_t *out, size_t out_cap, size_t *out_len, const char *in, size_t in_len,
 		int flags)
 {
-	size_t n = 0, eq = 0, exact;
-	int variant;
-
-	*out_len = 0;
-	while (eq < in_len && eq < 2 && in[in_len - 1 - eq] == '=')
-		eq++;
-	if (eq > 0 && !(flags & DIME_B64_PAD))
-		return DIME_E_MALFORMED;
-	if (eq == 0 && in_len % 4 != 0 && !(flags & DIME_B64_NOPAD))
-		return DIME_E_MALFORMED;
-	if (in_len % 4 == 1)
-		return DIME_E_MALFORMED;
-	if (eq > 0 && in_len % 4 != 0)
-		return DIME_E_MALFORMED;
-	variant = eq > 0 ? sodium_base64_VARIANT_ORIGINAL
-			 : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
-	exact = in_len / 4 * 3 + (in_len % 4 == 2 ? 1u : in_len % 4 == 3 ? 2u : 0u) - eq;
-	if (exact > out_cap)
-		return DIME_E_NOSPACE;
-	if (sodium_base642bin(out, out_cap, in, in_len, NULL, &n, NULL, variant) != 0) {
-		sodium_memzero(out, out_cap);
-		return DIME_E_MALFORMED;
-	}
-	*out_len = n;
-	return DIME_OK;
+	return b64_decode_span(out, out_cap, out_len, in, in_len, flags, 0);
 }
 
 int
@@ -218,12 +327,13 @@ static int
 armor_next_line(const uint8_t *in, size_t len, size_t *pos, size_t *ls, size_t *le)
 {
 	size_t i = *pos;
+	const uint8_t *nl;
 
 	if (i >= len)
 		return 0;
 	*ls = i;
-	while (i < len && in[i] != '\n')
-		i++;
+	nl = memchr(in + i, '\n', len - i);
+	i = nl != NULL ? (size_t)(nl - in) : len;
 	*le = i;
 	if (*le > *ls && in[*le - 1] == '\r')
 		(*le)--;
@@ -234,7 +344,7 @@ armor_next_line(const uint8_t *in, size_t len, size_t *pos, size_t *ls, size_t *
 static int
 armor_is_space(uint8_t c)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+	return b64_is_space((char)c);
 }
 
 int
@@ -242,8 +352,7 @@ dime_armor_decode(char label[DIME_ARMOR_LABEL_MAX], uint8_t *out, size_t out_cap
 		  size_t *out_len, size_t *consumed, const uint8_t *in, size_t in_len)
 {
 	size_t pos = 0, ls = 0, le = 0, lab_len = 0, body_start = 0, body_end = 0, crc_at = 0;
-	size_t n = 0, k = 0, end_pos = 0;
-	char *b64 = NULL;
+	size_t end_pos = 0;
 	int rc = DIME_E_MALFORMED, have_crc = 0, found = 0;
 	uint8_t crc_bin[3];
 	size_t crc_len = 0;
@@ -308,21 +417,9 @@ dime_armor_decode(char label[DIME_ARMOR_LABEL_MAX], uint8_t *out, size_t out_cap
 	}
 	if (!found)
 		goto fail;
-	/* Collect the base64 characters without whitespace, at the tail of out if it fits,
-	 * else in a temporary buffer. */
-	for (size_t i = body_start; i < body_end; i++)
-		if (!armor_is_space(in[i]))
-			n++;
-	b64 = sodium_malloc(n + 1);
-	if (b64 == NULL) {
-		rc = DIME_E_NOMEM;
-		goto fail;
-	}
-	for (size_t i = body_start; i < body_end; i++)
-		if (!armor_is_space(in[i]))
-			b64[k++] = (char)in[i];
-	b64[k] = 0;
-	rc = dime_b64_decode(out, out_cap, out_len, b64, k, DIME_B64_ANYPAD);
+	/* The body's base64, line breaks and other whitespace skipped, straight into out. */
+	rc = b64_decode_span(out, out_cap, out_len, (const char *)in + body_start,
+			     body_end - body_start, DIME_B64_ANYPAD, 1);
 	if (rc != DIME_OK)
 		goto fail;
 	if (have_crc) {
@@ -335,11 +432,8 @@ dime_armor_decode(char label[DIME_ARMOR_LABEL_MAX], uint8_t *out, size_t out_cap
 	}
 	if (consumed != NULL)
 		*consumed = end_pos;
-	sodium_free(b64);
 	return DIME_OK;
 fail:
-	if (b64 != NULL)
-		sodium_free(b64);
 	if (*out_len > 0)
 		sodium_memzero(out, *out_len);
 	*out_len = 0;

@@ -7,23 +7,75 @@
 
 static const struct dime_simd_ops *simd_cur = &dime_simd_base_ops;
 
-/* Is level usable here? __builtin_cpu_supports checks the OS's XSAVE state (XCR0) for the
- * AVX and AVX-512 features as well as CPUID. */
+#if defined(DIME_HAVE_AVX2)
+#include <cpuid.h>
+
+/* CPU and OS support, read once from CPUID and XCR0. Our own bits rather than
+ * __builtin_cpu_supports: compilers disagree on its feature names (clang 14 has no "vaes"),
+ * and the OS must have enabled the vector state (OSXSAVE, then XCR0) before any wide
+ * register is touched. */
+struct simd_cpu {
+	int avx2;  /* AVX2 + AES-NI + PCLMULQDQ, YMM state enabled by the OS */
+	int vaes;  /* VAES + AVX-512F/VL, ZMM and opmask state enabled by the OS */
+};
+
+static unsigned long long
+simd_xcr0(void)
+{
+	unsigned lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((unsigned long long)hi << 32) | lo;
+}
+
+static struct simd_cpu
+simd_cpu(void)
+{
+	struct simd_cpu c = { 0, 0 };
+	unsigned a, b, cx, d;
+
+	if (!__get_cpuid(1, &a, &b, &cx, &d))
+		return c;
+	unsigned aes = (cx >> 25) & 1, pclmul = (cx >> 1) & 1, osxsave = (cx >> 27) & 1,
+		 avx = (cx >> 28) & 1;
+	if (!osxsave || !avx || __get_cpuid_max(0, NULL) < 7)
+		return c;
+	unsigned long long xcr0 = simd_xcr0();
+	unsigned ymm_os = (xcr0 & 0x6) == 0x6;   /* SSE and AVX state */
+	unsigned zmm_os = (xcr0 & 0xe6) == 0xe6; /* plus opmask, ZMM_Hi256, Hi16_ZMM */
+	__cpuid_count(7, 0, a, b, cx, d);
+	unsigned avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512vl = (b >> 31) & 1,
+		 vaes = (cx >> 9) & 1;
+	c.avx2 = ymm_os && avx2 && aes && pclmul;
+	c.vaes = c.avx2 && zmm_os && vaes && avx512f && avx512vl;
+	return c;
+}
+#endif
+
+/* Is level usable here? */
 static int
 simd_supported(enum dime_simd_level level)
 {
+#if defined(DIME_HAVE_AVX2)
+	/* Bit 0: probed; bits 1 and 2: the levels. Probing twice gives the same answer, so a
+	 * relaxed atomic is enough when threads race on the first call. */
+	static int probed;
+	int bits = __atomic_load_n(&probed, __ATOMIC_RELAXED);
+
+	if (bits == 0) {
+		struct simd_cpu c = simd_cpu();
+		bits = 1 | c.avx2 << 1 | c.vaes << 2;
+		__atomic_store_n(&probed, bits, __ATOMIC_RELAXED);
+	}
+#endif
 	switch (level) {
 	case DIME_SIMD_BASE:
 		return 1;
 #if defined(DIME_HAVE_AVX2)
 	case DIME_SIMD_AVX2:
-		__builtin_cpu_init();
-		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("aes") &&
-		       __builtin_cpu_supports("pclmul");
+		return (bits >> 1) & 1;
 	case DIME_SIMD_VAES:
-		__builtin_cpu_init();
-		return simd_supported(DIME_SIMD_AVX2) && __builtin_cpu_supports("vaes") &&
-		       __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+		return (bits >> 2) & 1;
 #endif
 	default:
 		return 0;

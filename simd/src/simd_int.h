@@ -16,6 +16,13 @@ void dime_simd_aes256cbc_base(const struct dime_aes256cbc_lane *l, size_t n);
 void dime_simd_aes256cbc_avx2(const struct dime_aes256cbc_lane *l, size_t n);
 void dime_simd_aes256cbc_vaes(const struct dime_aes256cbc_lane *l, size_t n);
 #endif
+/* Base64 block kernels (b64_base.c, b64_avx2.c); contracts in dime/simd.h. */
+void dime_simd_b64_encode_base(char *out, const uint8_t *in, size_t n_groups);
+size_t dime_simd_b64_decode_base(uint8_t *out, const char *in, size_t n_quads);
+#if defined(DIME_HAVE_AVX2)
+void dime_simd_b64_encode_avx2(char *out, const uint8_t *in, size_t n_groups);
+size_t dime_simd_b64_decode_avx2(uint8_t *out, const char *in, size_t n_quads);
+#endif
 /* Wipe len bytes of key material so the compiler cannot drop the stores. */
 void dime_simd_wipe(void *p, size_t len);
 #endif

@@ -13,4 +13,6 @@ const struct dime_simd_ops dime_simd_base_ops = {
 	.name = "base",
 	.xor_bytes = dime_simd_xor_base,
 	.aes256cbc_encrypt_lanes = dime_simd_aes256cbc_base,
+	.b64_encode_blocks = dime_simd_b64_encode_base,
+	.b64_decode_blocks = dime_simd_b64_decode_base,
 };

@@ -129,10 +129,10 @@ static const struct mime_case cases[] = {
      "To: t\r\nSubject: a\r\n", "b", NULL},
 };
 
-static uint8_t *
+static void *
 xmalloc(size_t n)
 {
-	uint8_t *p = malloc(n > 0 ? n : 1);
+	void *p = malloc(n > 0 ? n : 1);
 
 	if (p == NULL)
 		abort();
@@ -157,7 +157,7 @@ rt_check(const char *name, const uint8_t *msg, size_t len, struct dime_mime_cont
 		return 0;
 	}
 	buf = xmalloc(buf_len);
-	parts = (struct dime_mime_part *)xmalloc(n_parts * sizeof(*parts) + 1);
+	parts = xmalloc(n_parts * sizeof(*parts) + 1);
 	if (buf_len > 0) {
 		rc = dime_mime_split(c, buf, buf_len - 1, parts, n_parts, in, len);
 		T_CHECK(rc == DIME_E_NOSPACE && c->headers.len == 0, "%s: buf-1: got %d", name, rc);

@@ -171,7 +171,7 @@ mrec_generate(int argc, char **argv)
 	m.subdomain = DIME_SUB_MIXED;
 	if (cli_wants_help(argc, argv, generate_usage))
 		return CLI_OK;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) { /* every option takes a value */
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (v == NULL)
@@ -199,7 +199,6 @@ mrec_generate(int argc, char **argv)
 		} else {
 			return cli_err("mrec generate: unknown option %s\n%s", o, generate_usage);
 		}
-		i++;
 	}
 	if ((org_name == NULL) == (m.n_poks == 0))
 		return cli_err("mrec generate: give --org or --pok\n%s", generate_usage);

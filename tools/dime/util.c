@@ -11,7 +11,7 @@
 #include "dime/io.h"
 #include "dime/mrec.h"
 
-static int
+static int __attribute__((format(printf, 2, 0)))
 cli_vreport(int code, const char *fmt, va_list ap)
 {
 	fputs("dime: ", stderr);

@@ -43,6 +43,18 @@ struct dime_simd_ops {
 	 * without AES-NI); avx2: AES-NI, 8 interleaved lanes; vaes: 16 lanes in zmm registers.
 	 * Reentrant; no allocation. */
 	void (*aes256cbc_encrypt_lanes)(const struct dime_aes256cbc_lane *l, size_t n);
+	/* Base64 (RFC 4648 §4, standard alphabet) of n_groups whole 3-byte groups: out[0..4n)
+	 * gets the characters of in[0..3n); no padding, no NUL. out must not overlap in. Reads
+	 * exactly in[0..3n), writes exactly out[0..4n). Constant time: no branches or table
+	 * lookups on the data. Reentrant; no allocation. */
+	void (*b64_encode_blocks)(char *out, const uint8_t *in, size_t n_groups);
+	/* Decode whole quads of the standard alphabet (A-Z a-z 0-9 + /) from the start of in:
+	 * quad q (in[4q..4q+4)) gives out[3q..3q+3). Stops before the first quad holding any
+	 * other byte ('=', CR, LF, space, ...), which the caller then handles.
+	 * Returns: r <= n_quads, the number of quads decoded; out[0..3r) written, nothing past.
+	 * Reads at most in[0..4 n_quads). out must not overlap in. The time depends only on r
+	 * and n_quads, never on the values of the alphabet characters. Reentrant. */
+	size_t (*b64_decode_blocks)(uint8_t *out, const char *in, size_t n_quads);
 };
 
 /* Pick the best table the CPU supports, capped by max and by $DIME_SIMD (base|avx2|vaes).
