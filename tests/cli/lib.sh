@@ -30,4 +30,12 @@ done_tests() {
 }
 
 # The POK of an org signet file, as printed by `dime signet show`.
+# Invert the low bit of the byte at OFFSET: always a change, whatever the byte was (writing a
+# fixed value is a no-op one time in 256).
+flip_byte() { # FILE OFFSET
+	local b
+	b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
+	[ -n "$b" ] || { fail "flip_byte: $1 has no byte at $2"; return; }
+	printf "\\$(printf '%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
 pok_of() { "$DIME" signet show "$1" | awk '$1 == "1" { print $3; exit }'; }

@@ -40,7 +40,7 @@ expect 0 '^ACCEPT bob@beta.test ' -- "$DIME" msg accept <"$TMP/s.bin"
 
 # Tampering: no output at all, exit 1.
 cp "$TMP/s.bin" "$TMP/t.bin"
-printf '\x55' | dd of="$TMP/t.bin" bs=1 seek=1500 conv=notrunc status=none
+flip_byte "$TMP/t.bin" 1500
 out=$("$DIME" msg open --as recipient <"$TMP/t.bin" 2>/dev/null | wc -c)
 rc=$("$DIME" msg open --as recipient <"$TMP/t.bin" >/dev/null 2>&1; echo $?)
 [ "$out" = 0 ] && [ "$rc" = 1 ] || fail "tampered message: $out bytes out, exit $rc"
@@ -54,7 +54,7 @@ expect 1 '' -- "$DIME" msg wrap --from alice@alpha.test --to carol@beta.test <"$
 expect 0 '^BOUNCE alice@alpha.test beta.test 1 no such mailbox$' -- "$DIME" msg bounce-verify <"$TMP/b.pem"
 "$DIME" msg bounce --display --code 3 --binary <"$TMP/s.bin" >"$TMP/b.bin" || fail "bounce --display"
 expect 0 '^BOUNCE .* 3 ' -- "$DIME" msg bounce-verify <"$TMP/b.bin"
-printf '\x01' | dd of="$TMP/b.bin" bs=1 seek=200 conv=notrunc status=none
+flip_byte "$TMP/b.bin" 200
 expect 1 '^INVALID ' -- "$DIME" msg bounce-verify <"$TMP/b.bin"
 
 # The reference's messages, opened with the interop parties' keys.

@@ -40,7 +40,7 @@ expect 0 '^re-key record, [0-9]+ bytes, 10 keyslots for signet ' -- "$DIME" msg 
 expect 1 '' -- "$DIME" msg rekey --to-signet "$TMP/bob1.pem" --user alice@alpha.test <"$TMP/a.dime"
 expect 2 '' -- "$DIME" msg rekey <"$TMP/a.dime"
 cp "$TMP/b.dime" "$TMP/t.dime"
-printf '\x55' | dd of="$TMP/t.dime" bs=1 seek=2000 conv=notrunc status=none 2>/dev/null
+flip_byte "$TMP/t.dime" 2000
 out=$("$DIME" msg rekey --binary --to-signet "$TMP/bob2.pem" <"$TMP/t.dime" 2>/dev/null | wc -c)
 [ "$out" = 0 ] || fail "a tampered message was re-keyed ($out bytes)"
 
@@ -60,7 +60,7 @@ expect 0 '^ACCEPT bob@beta.test ' -- "$DIME" msg accept <"$TMP/a.r1"
 "$DIME" msg open --as author <"$TMP/a.r1" | cmp -s - "$TMP/a.eml" || fail "author open of the re-keyed message"
 # a tampered record: nothing out, exit 1
 cp "$TMP/b.r1" "$TMP/b.t"
-printf '\x01' | dd of="$TMP/b.t" bs=1 seek=300 conv=notrunc status=none
+flip_byte "$TMP/b.t" 300
 out=$("$DIME" msg open --as recipient <"$TMP/b.t" 2>/dev/null | wc -c)
 rc=$("$DIME" msg open --as recipient <"$TMP/b.t" >/dev/null 2>&1; echo $?)
 [ "$out" = 0 ] && [ "$rc" = 1 ] || fail "tampered record: $out bytes out, exit $rc"
