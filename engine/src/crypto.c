@@ -152,22 +152,120 @@ dime_ed25519_verify(const uint8_t sig[DIME_SIG_BYTES], const uint8_t pub[DIME_ED
 	return crypto_sign_verify_detached(sig, msg, msg_len, pub) == 0 ? DIME_OK : DIME_E_BADSIG;
 }
 
-/* The MSM verifier of the SIMD issue replaces this loop; the contract is in crypto.h. */
+/* libsodium's byte rules, applied before any arithmetic (crypto_sign/ed25519/ref10/open.c):
+ * S below L; R and A not one of the small-order encodings below (bit 255 ignored); A's y
+ * below p. */
+static const uint8_t ed_small_order[7][32] = {
+	{ 0 }, /* y = 0, order 4 */
+	{ 1 }, /* y = 1, the identity */
+	{ 0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+	  0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+	  0xfc, 0x05 }, /* order 8 */
+	{ 0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+	  0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+	  0x03, 0x7a }, /* order 8 */
+	{ 0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	  0xff, 0x7f }, /* y = p - 1, order 2 */
+	{ 0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	  0xff, 0x7f }, /* y = p, that is 0 */
+	{ 0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	  0xff, 0x7f }, /* y = p + 1, that is 1 */
+};
+
+static int
+ed_small_order_bytes(const uint8_t s[32])
+{
+	for (size_t k = 0; k < 7; k++)
+		if (memcmp(s, ed_small_order[k], 31) == 0 && (s[31] & 0x7f) == ed_small_order[k][31])
+			return 1;
+	return 0;
+}
+
+/* y (bit 255 ignored) below p = 2^255 - 19 */
+static int
+ed_y_canonical(const uint8_t s[32])
+{
+	if ((s[31] & 0x7f) != 0x7f)
+		return 1;
+	for (int i = 30; i > 0; i--)
+		if (s[i] != 0xff)
+			return 1;
+	return s[0] < 0xed;
+}
+
+static int
+ed_s_canonical(const uint8_t s[32])
+{
+	static const uint8_t l[32] = { 0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
+				       0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+				       0,    0,	   0,	 0,    0,    0,	   0,	 0,
+				       0,    0,	   0,	 0,    0,    0,	   0,	 0x10 };
+
+	for (int i = 31; i >= 0; i--)
+		if (s[i] != l[i])
+			return s[i] < l[i];
+	return 0;
+}
+
+#define ED_BATCH 64 /* the kernel's own chunk: one MSM per 64 signatures */
+
 int
 dime_ed25519_verify_batch(const struct dime_ed25519_check *c, size_t n, uint8_t *ok)
 {
+	struct dime_ed25519_item it[ED_BATCH];
+	uint8_t okc[ED_BATCH], zr[ED_BATCH][16];
+	size_t map[ED_BATCH];
 	int rc = DIME_OK;
 
-	for (size_t i = 0; i < n; i++) {
-		int good = dime_ed25519_verify(c[i].sig, c[i].pub, c[i].msg, c[i].msg_len) == DIME_OK;
+	for (size_t off = 0; off < n; off += ED_BATCH) {
+		size_t k = n - off < ED_BATCH ? n - off : ED_BATCH, m = 0;
 
-		if (ok != NULL)
-			ok[i] = (uint8_t)good;
-		if (!good) {
-			rc = DIME_E_BADSIG;
-			if (ok == NULL)
-				break;
+		/* fresh coefficients per call, never seen by whoever made the signatures */
+		randombytes_buf(zr, sizeof(zr[0]) * k);
+		for (size_t i = 0; i < k; i++) {
+			const struct dime_ed25519_check *ci = &c[off + i];
+			struct dime_ed25519_item *x = &it[m];
+			crypto_hash_sha512_state st;
+			uint8_t h64[64], h[32];
+
+			if (ok != NULL)
+				ok[off + i] = 0;
+			if (!ed_s_canonical(ci->sig + 32) || ed_small_order_bytes(ci->sig) ||
+			    !ed_y_canonical(ci->pub) || ed_small_order_bytes(ci->pub)) {
+				rc = DIME_E_BADSIG;
+				continue;
+			}
+			crypto_hash_sha512_init(&st);
+			crypto_hash_sha512_update(&st, ci->sig, 32);
+			crypto_hash_sha512_update(&st, ci->pub, 32);
+			if (ci->msg_len > 0)
+				crypto_hash_sha512_update(&st, ci->msg, ci->msg_len);
+			crypto_hash_sha512_final(&st, h64);
+			crypto_core_ed25519_scalar_reduce(h, h64);
+			x->r = ci->sig;
+			x->a = ci->pub;
+			x->h8 = (uint8_t)(h[0] & 7);
+			memset(x->z, 0, sizeof(x->z));
+			memcpy(x->z, zr[i], sizeof(zr[i]));
+			x->z[0] |= 1; /* never zero: a zero coefficient would check nothing */
+			crypto_core_ed25519_scalar_mul(x->za, x->z, h);
+			crypto_core_ed25519_scalar_mul(x->zs, x->z, ci->sig + 32);
+			map[m++] = i;
 		}
+		dime_simd()->ed25519_verify_batch(it, m, okc);
+		for (size_t j = 0; j < m; j++) {
+			if (ok != NULL)
+				ok[off + map[j]] = okc[j];
+			if (!okc[j])
+				rc = DIME_E_BADSIG;
+		}
+		sodium_memzero(it, sizeof(it));
+		sodium_memzero(zr, sizeof(zr));
+		if (rc != DIME_OK && ok == NULL)
+			break;
 	}
 	return rc;
 }

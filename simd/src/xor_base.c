@@ -15,4 +15,5 @@ const struct dime_simd_ops dime_simd_base_ops = {
 	.aes256cbc_encrypt_lanes = dime_simd_aes256cbc_base,
 	.b64_encode_blocks = dime_simd_b64_encode_base,
 	.b64_decode_blocks = dime_simd_b64_decode_base,
+	.ed25519_verify_batch = dime_simd_ed25519_verify_batch_base,
 };

@@ -28,6 +28,17 @@ struct dime_aes256cbc_lane {
 	size_t len;	    /* a multiple of 16; lanes may differ in length; 0 is allowed */
 };
 
+/* One signature of a batched Ed25519 verification, prepared by the caller: libsodium's byte
+ * rules (S < L; R and A not among the small-order encodings; A's y below p) already hold. */
+struct dime_ed25519_item {
+	const uint8_t *r; /* 32: R, the first half of the signature */
+	const uint8_t *a; /* 32: A, the public key */
+	uint8_t h8;	  /* h mod 8, h = SHA-512(R || A || M) mod L */
+	uint8_t z[32];	  /* the item's secret random coefficient, nonzero, below 2^128 */
+	uint8_t za[32];	  /* z h mod L */
+	uint8_t zs[32];	  /* z S mod L */
+};
+
 struct dime_simd_ops {
 	const char *name;
 	/* dst[i] = a[i] ^ b[i]; dst may alias a or b exactly. */
@@ -55,6 +66,13 @@ struct dime_simd_ops {
 	 * Reads at most in[0..4 n_quads). out must not overlap in. The time depends only on r
 	 * and n_quads, never on the values of the alphabet characters. Reentrant. */
 	size_t (*b64_decode_blocks)(uint8_t *out, const char *in, size_t n_quads);
+	/* ok[i] = 1 iff R_i == [S_i]B - [h_i]A_i, libsodium's cofactorless equation, with R_i
+	 * and A_i decoded as libsodium does and R_i's bytes its canonical encoding; else 0.
+	 * Exact per item: small-order parts are checked item by item, the prime-order parts with
+	 * one random linear combination (error below 2^-127 over the z_i, which the caller must
+	 * draw fresh and keep from the signers), bisected on failure. Variable time (public
+	 * inputs only). Uses about 250 KiB of stack; no allocation; reentrant. */
+	void (*ed25519_verify_batch)(const struct dime_ed25519_item *it, size_t n, uint8_t *ok);
 };
 
 /* Pick the best table the CPU supports, capped by max and by $DIME_SIMD (base|avx2|vaes).
