@@ -22,9 +22,10 @@
 
 #include <string.h>
 
+#include "ed25519_int.h"
 #include "simd_int.h"
 
-typedef uint64_t fe[5];
+typedef dime_fe51 fe;
 __extension__ typedef unsigned __int128 u128;
 
 #define M51 ((UINT64_C(1) << 51) - 1)
@@ -322,20 +323,29 @@ fe_pow_quarter(fe h, const fe z)
 
 enum { SR_SQUARE = 1, SR_NON_I = 2, SR_NON_MINUS_I = 3 };
 
-/* r = sqrt(u/v) when u/v is a square (v != 0): returns SR_SQUARE. Otherwise r is the
- * candidate u v^3 (u v^7)^((p-5)/8), whose v r^2 is i u (SR_NON_I) or -i u (SR_NON_MINUS_I). */
-static int
-fe_sqrt_ratio(fe r, const fe u, const fe v)
+/* sqrt(u/v) in two halves around the exponentiation, so that a batch shares one vector call:
+ * sr_pre gives base = u v^7 (to be raised to (p-5)/8) and v3 = v^3. */
+static void
+sr_pre(fe base, fe v3, const fe u, const fe v)
 {
-	fe v3, v7, t, check, nu;
+	fe v7;
 
 	fe_sq(v3, v);
 	fe_mul(v3, v3, v);
 	fe_sq(v7, v3);
 	fe_mul(v7, v7, v);
-	fe_mul(t, u, v7);
-	fe_pow22523(t, t);
-	fe_mul(t, t, v3);
+	fe_mul(base, u, v7);
+}
+
+/* From pw = base^((p-5)/8): r = sqrt(u/v) when u/v is a square (v != 0), returning
+ * SR_SQUARE. Otherwise r is the candidate u v^3 pw, whose v r^2 is i u (SR_NON_I) or -i u
+ * (SR_NON_MINUS_I). */
+static int
+sr_post(fe r, const fe u, const fe v, const fe v3, const fe pw)
+{
+	fe t, check, nu;
+
+	fe_mul(t, pw, v3);
 	fe_mul(r, t, u);
 	fe_sq(check, r);
 	fe_mul(check, check, v);
@@ -348,6 +358,17 @@ fe_sqrt_ratio(fe r, const fe u, const fe v)
 	}
 	fe_mul(t, u, ed_sqrtm1);
 	return fe_eq(check, t) ? SR_NON_I : SR_NON_MINUS_I;
+}
+
+void
+dime_ed_pow_many_base(dime_fe51 *x, size_t n, enum dime_ed_pow e)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (e == DIME_ED_POW_22523)
+			fe_pow22523(x[i], x[i]);
+		else
+			fe_pow_quarter(x[i], x[i]);
+	}
 }
 
 /* ---- points ---- */
@@ -430,27 +451,6 @@ static int
 ed_is_identity(const struct ed_pt *p)
 {
 	return fe_iszero(p->X) && fe_eq(p->Y, p->Z);
-}
-
-/* libsodium's decoding (ge25519_frombytes): y from the low 255 bits, x = sqrt((y^2 - 1) /
- * (d y^2 + 1)) with the sign of bit 255. Returns 0, or -1 when x^2 has no root. */
-static int
-ed_decode(struct ed_pt *p, const uint8_t s[32])
-{
-	fe u, v;
-
-	fe_frombytes(p->Y, s);
-	fe_sq(u, p->Y);
-	fe_mul(v, u, ed_d);
-	fe_sub(u, u, fe_one);
-	fe_add(v, v, fe_one);
-	if (fe_sqrt_ratio(p->X, u, v) != SR_SQUARE)
-		return -1;
-	if (fe_isneg(p->X) != (s[31] >> 7))
-		fe_neg(p->X, p->X);
-	fe_copy(p->Z, fe_one);
-	fe_mul(p->T, p->X, p->Y);
-	return 0;
 }
 
 /* tab[k] = (2k + 1) p, k = 0..7 */
@@ -624,76 +624,168 @@ ed_bisect(struct ed_batch *b, const uint8_t *idx, size_t m, uint8_t *ok)
 	ed_bisect(b, idx + m / 2, m - m / 2, ok);
 }
 
-/* Is p in the prime-order subgroup? u/v below are p's Montgomery coordinates, given through
- * inv = 1/((Z - Y) X) from the caller's batched inversion. */
-static int
-ed_torsion_free(const struct ed_pt *p, const fe inv)
+/* libsodium's decoding (ge25519_frombytes) of enc[0..n): y from the low 255 bits,
+ * x = sqrt((y^2 - 1) / (d y^2 + 1)) with the sign of bit 255; bad[k] = 1 when x^2 has no root.
+ * One shared exponentiation call for all n. */
+static void
+ed_decode_many(struct ed_pt *p, uint8_t *bad, const uint8_t *const *enc, size_t n,
+	       dime_ed_pow_many_fn pw)
 {
-	fe zmy, zpy, u, v, r, r1, w, xs, dd, sn, t, uq, vq, l, f;
-	int sr;
+	fe u[2 * ED_CHUNK], v[2 * ED_CHUNK], v3[2 * ED_CHUNK], base[2 * ED_CHUNK];
 
-	fe_sub(zmy, p->Z, p->Y);
-	fe_add(zpy, p->Z, p->Y);
-	fe_mul(u, zpy, p->X);
-	fe_mul(u, u, inv); /* (1 + y)/(1 - y) */
-	fe_mul(v, u, mont_c);
-	fe_mul(v, v, p->Z);
-	fe_mul(v, v, zmy);
-	fe_mul(v, v, inv); /* c u / x */
-	/* in 2E iff u is a square; r = 1/sqrt(u) */
-	if (fe_sqrt_ratio(r, fe_one, u) != SR_SQUARE)
-		return 0;
-	fe_mul(r1, u, r);
-	fe_mul(w, v, r);
-	/* a half Q: u_Q = u + r1 s + w with s^2 = 2u + A + 2w, kept as a fraction over dd */
-	fe_add(xs, u, u);
-	fe_add(xs, xs, mont_a);
-	fe_add(xs, xs, w);
-	fe_add(xs, xs, w);
-	sr = fe_sqrt_ratio(sn, xs, fe_one);
-	if (sr == SR_SQUARE) {
-		fe_copy(dd, fe_one);
-	} else {
-		fe_neg(r1, r1);
-		fe_neg(w, w);
-		fe_copy(dd, xs);
-		fe_mul(sn, sn, sr == SR_NON_I ? ed_kp : ed_km);
+	for (size_t k = 0; k < n; k++) {
+		fe_frombytes(p[k].Y, enc[k]);
+		fe_sq(u[k], p[k].Y);
+		fe_mul(v[k], u[k], ed_d);
+		fe_sub(u[k], u[k], fe_one);
+		fe_add(v[k], v[k], fe_one);
+		sr_pre(base[k], v3[k], u[k], v[k]);
 	}
-	fe_mul(uq, u, dd);
-	fe_mul(t, r1, sn);
-	fe_add(uq, uq, t);
-	fe_mul(t, w, dd);
-	fe_add(uq, uq, t); /* u_Q dd */
-	fe_mul(l, r1, dd);
-	fe_add(l, l, sn); /* lambda dd */
-	fe_mul(t, r1, sn);
-	fe_mul(f, w, dd);
-	fe_add(t, t, f);
-	fe_mul(l, l, t);
-	fe_sq(t, dd);
-	fe_mul(t, t, v);
-	fe_sub(vq, l, t); /* v_Q dd^2 */
-	/* Q in 4E iff (l^2 u_Q^3)^((p-1)/4) = 1, l = v_Q - v4 u_Q the tangent at T4; the
-	 * denominators go as dd^8, a fourth power */
-	fe_mul(t, mont_v4, uq);
-	fe_mul(t, t, dd);
-	fe_sub(l, vq, t);
-	fe_sq(f, l);
-	fe_sq(t, uq);
-	fe_mul(t, t, uq);
-	fe_mul(f, f, t);
-	fe_mul(f, f, dd);
-	fe_pow_quarter(t, f);
-	return fe_eq(t, fe_one);
+	pw(base, n, DIME_ED_POW_22523);
+	for (size_t k = 0; k < n; k++) {
+		bad[k] = sr_post(p[k].X, u[k], v[k], v3[k], base[k]) != SR_SQUARE;
+		if (bad[k])
+			continue;
+		if (fe_isneg(p[k].X) != (enc[k][31] >> 7))
+			fe_neg(p[k].X, p[k].X);
+		fe_copy(p[k].Z, fe_one);
+		fe_mul(p[k].T, p[k].X, p[k].Y);
+	}
+}
+
+/* Which of c[idx[0..n)] lie in the prime-order subgroup 8E: tf[k] = 1 or 0. The group is
+ * Z/8 x Z/L. Step 1: C in 2E iff its Montgomery u = (1 + y)/(1 - y) is a square. Step 2: one
+ * half Q of C, u_Q = u + r1 s + w with r1 = sqrt(u), w = v / r1, s^2 = 2u + A + 2w (when that
+ * is not a square, (A^2 - 4)/(2u + A + 2w) is, for the other signs of r1 and w; kept as a
+ * fraction over dd). C in 8E iff Q in 4E. Step 3: Q in 4E iff (l^2 u_Q^3)^((p-1)/4) = 1, the
+ * reduced 4-Tate pairing with T4, l = v_Q - v4 u_Q its tangent line; the fraction's
+ * denominators go as dd^8, a fourth power. Each step is one exponentiation shared by the
+ * batch; all inversions share one. */
+static void
+ed_torsion_free_many(uint8_t *tf, const struct ed_pt *c, const uint8_t *idx, size_t n,
+		     dime_ed_pow_many_fn pw)
+{
+	fe u[ED_CHUNK], v[ED_CHUNK], r1[ED_CHUNK], w[ED_CHUNK], xs[ED_CHUNK], dd[ED_CHUNK];
+	fe sn[ED_CHUNK], base[ED_CHUNK], v3[ED_CHUNK], acc[ED_CHUNK], t, f, inv;
+	uint8_t sel[ED_CHUNK];
+	size_t nd = 0, m;
+
+	/* x = 0 means y = +-1: the identity is torsion-free, the point of order 2 is not */
+	for (size_t k = 0; k < n; k++) {
+		const struct ed_pt *p = &c[idx[k]];
+
+		tf[k] = 0;
+		if (fe_iszero(p->X)) {
+			tf[k] = fe_eq(p->Y, p->Z) ? 1 : 0;
+			continue;
+		}
+		fe_sub(t, p->Z, p->Y);
+		fe_mul(u[k], t, p->X); /* (Z - Y) X, inverted below */
+		if (nd == 0)
+			fe_copy(acc[k], u[k]);
+		else
+			fe_mul(acc[k], acc[sel[nd - 1]], u[k]);
+		sel[nd++] = (uint8_t)k;
+	}
+	if (nd == 0)
+		return;
+	fe_invert(inv, acc[sel[nd - 1]]);
+	for (size_t j = nd; j-- > 0;) {
+		size_t k = sel[j];
+		const struct ed_pt *p = &c[idx[k]];
+		fe di, zpy, zmy;
+
+		if (j > 0) {
+			fe_mul(di, inv, acc[sel[j - 1]]);
+			fe_mul(inv, inv, u[k]);
+		} else {
+			fe_copy(di, inv);
+		}
+		fe_sub(zmy, p->Z, p->Y);
+		fe_add(zpy, p->Z, p->Y);
+		fe_mul(u[k], zpy, p->X);
+		fe_mul(u[k], u[k], di); /* (1 + y)/(1 - y) */
+		fe_mul(v[k], u[k], mont_c);
+		fe_mul(v[k], v[k], p->Z);
+		fe_mul(v[k], v[k], zmy);
+		fe_mul(v[k], v[k], di); /* c u / x */
+	}
+	/* step 1: r = 1/sqrt(u) */
+	for (size_t j = 0; j < nd; j++)
+		sr_pre(base[j], v3[j], fe_one, u[sel[j]]);
+	pw(base, nd, DIME_ED_POW_22523);
+	m = 0;
+	for (size_t j = 0; j < nd; j++) {
+		size_t k = sel[j];
+		fe r;
+
+		if (sr_post(r, fe_one, u[k], v3[j], base[j]) != SR_SQUARE)
+			continue; /* not in 2E */
+		fe_mul(r1[k], u[k], r);
+		fe_mul(w[k], v[k], r);
+		fe_add(xs[k], u[k], u[k]);
+		fe_add(xs[k], xs[k], mont_a);
+		fe_add(xs[k], xs[k], w[k]);
+		fe_add(xs[k], xs[k], w[k]);
+		fe_carry(xs[k]);
+		sel[m++] = (uint8_t)k;
+	}
+	/* step 2: s = sqrt(xs) */
+	for (size_t j = 0; j < m; j++)
+		fe_copy(base[j], xs[sel[j]]); /* sr_pre(xs, 1): base = xs, v3 = 1 */
+	pw(base, m, DIME_ED_POW_22523);
+	for (size_t j = 0; j < m; j++) {
+		size_t k = sel[j];
+		int sr = sr_post(sn[k], xs[k], fe_one, fe_one, base[j]);
+
+		if (sr == SR_SQUARE) {
+			fe_copy(dd[k], fe_one);
+		} else {
+			fe_neg(r1[k], r1[k]);
+			fe_neg(w[k], w[k]);
+			fe_copy(dd[k], xs[k]);
+			fe_mul(sn[k], sn[k], sr == SR_NON_I ? ed_kp : ed_km);
+		}
+		fe uq, l, vq;
+
+		fe_mul(uq, u[k], dd[k]);
+		fe_mul(t, r1[k], sn[k]);
+		fe_add(uq, uq, t);
+		fe_mul(t, w[k], dd[k]);
+		fe_add(uq, uq, t); /* u_Q dd */
+		fe_carry(uq);
+		fe_mul(l, r1[k], dd[k]);
+		fe_add(l, l, sn[k]); /* lambda dd */
+		fe_mul(t, r1[k], sn[k]);
+		fe_mul(f, w[k], dd[k]);
+		fe_add(t, t, f);
+		fe_mul(l, l, t);
+		fe_sq(t, dd[k]);
+		fe_mul(t, t, v[k]);
+		fe_sub(vq, l, t); /* v_Q dd^2 */
+		fe_mul(t, mont_v4, uq);
+		fe_mul(t, t, dd[k]);
+		fe_sub(l, vq, t);
+		fe_sq(f, l);
+		fe_sq(t, uq);
+		fe_mul(t, t, uq);
+		fe_mul(f, f, t);
+		fe_mul(base[j], f, dd[k]);
+	}
+	/* step 3: the quartic symbol */
+	pw(base, m, DIME_ED_POW_QUARTER);
+	for (size_t j = 0; j < m; j++)
+		tf[sel[j]] = fe_eq(base[j], fe_one) ? 1 : 0;
 }
 
 static void
-ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8_t *ok)
+ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8_t *ok,
+	 dime_ed_pow_many_fn pw)
 {
-	struct ed_pt pa[ED_CHUNK], c[ED_CHUNK], negb;
-	uint8_t a_bad[ED_CHUNK], live[ED_CHUNK], idx[ED_CHUNK];
-	fe den[ED_CHUNK], acc[ED_CHUNK], inv, t;
-	size_t m = 0, nd = 0;
+	struct ed_pt pt[2 * ED_CHUNK], c[ED_CHUNK], negb;
+	const uint8_t *enc[2 * ED_CHUNK];
+	uint8_t bad[2 * ED_CHUNK], first[ED_CHUNK], live[ED_CHUNK], idx[ED_CHUNK], tf[ED_CHUNK];
+	size_t m = 0, nl = 0;
 
 	b->it = it;
 	b->n = n;
@@ -703,91 +795,61 @@ ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8
 
 		ok[i] = 0;
 		for (a = 0; a < b->na; a++)
-			if (memcmp(it[b->aidx[a]].a, it[i].a, 32) == 0)
+			if (memcmp(it[first[a]].a, it[i].a, 32) == 0)
 				break;
-		if (a == b->na) {
-			/* aidx[a] holds, for a new key, the first item that uses it, until remapped */
-			b->aidx[a] = (uint8_t)i;
-			a_bad[a] = ed_decode(&pa[a], it[i].a) != 0;
-			if (!a_bad[a])
-				ed_table(b->tab_a[a], &pa[a]);
-			b->na++;
-		}
-		live[i] = (uint8_t)a;
+		if (a == b->na)
+			first[b->na++] = (uint8_t)i;
+		b->aidx[i] = (uint8_t)a;
 	}
-	/* live[i] is the key index for now */
+	/* every distinct key and every R in one decoding pass: pt[0..na) keys, pt[na + i] R_i */
+	for (size_t a = 0; a < b->na; a++)
+		enc[a] = it[first[a]].a;
 	for (size_t i = 0; i < n; i++)
-		b->aidx[i] = live[i];
+		enc[b->na + i] = it[i].r;
+	ed_decode_many(pt, bad, enc, b->na + n, pw);
+	for (size_t a = 0; a < b->na; a++)
+		if (!bad[a])
+			ed_table(b->tab_a[a], &pt[a]);
 	for (size_t i = 0; i < n; i++) {
-		struct ed_pt r, ka;
-		uint8_t enc[32], xb[32];
+		const struct ed_pt *r = &pt[b->na + i];
+		struct ed_pt ka;
+		struct ed_cached kc;
+		uint8_t re[32], xb[32];
 		size_t a = b->aidx[i];
 		unsigned h8 = it[i].h8 & 7;
 
 		live[i] = 0;
-		if (a_bad[a] || ed_decode(&r, it[i].r) != 0)
+		if (bad[a] || bad[b->na + i])
 			continue;
 		/* libsodium compares R's bytes with the canonical encoding of [S]B - [h]A: bytes
 		 * that are not the canonical encoding of their point never match */
-		fe_tobytes(enc, r.Y);
-		fe_tobytes(xb, r.X);
-		enc[31] = (uint8_t)(enc[31] | (xb[0] & 1) << 7);
-		if (memcmp(enc, it[i].r, 32) != 0)
+		fe_tobytes(re, r->Y);
+		fe_tobytes(xb, r->X);
+		re[31] = (uint8_t)(re[31] | (xb[0] & 1) << 7);
+		if (memcmp(re, it[i].r, 32) != 0)
 			continue;
-		/* C = R + [h mod 8] A */
+		/* C = R + [h mod 8] A carries the small-order part of the item's error */
 		ed_identity(&ka);
 		for (int bit = 2; bit >= 0; bit--) {
 			ed_dbl(&ka, &ka);
 			if (h8 >> bit & 1)
 				ed_add(&ka, &ka, &b->tab_a[a][0], 0);
 		}
-		struct ed_cached kc;
 		ed_to_cached(&kc, &ka);
-		ed_add(&c[i], &r, &kc, 0);
-		ed_table(b->tab_r[i], &r);
-		live[i] = 1;
+		ed_add(&c[i], r, &kc, 0);
+		ed_table(b->tab_r[i], r);
+		idx[nl++] = (uint8_t)i;
 	}
-	/* one inversion for all the torsion tests: Montgomery's trick over (Z - Y) X */
+	ed_torsion_free_many(tf, c, idx, nl, pw);
+	for (size_t k = 0; k < nl; k++)
+		live[idx[k]] = tf[k];
 	for (size_t i = 0; i < n; i++) {
-		if (!live[i])
-			continue;
-		if (fe_iszero(c[i].X)) { /* y = +-1: the identity passes, the point of order 2 not */
-			if (!fe_eq(c[i].Y, c[i].Z))
-				live[i] = 0;
-			else
-				live[i] = 2;
-			continue;
-		}
-		fe_sub(t, c[i].Z, c[i].Y);
-		fe_mul(den[i], t, c[i].X);
-		if (nd == 0)
-			fe_copy(acc[i], den[i]);
-		else
-			fe_mul(acc[i], acc[idx[nd - 1]], den[i]);
-		idx[nd++] = (uint8_t)i;
-	}
-	if (nd > 0) {
-		fe_invert(inv, acc[idx[nd - 1]]);
-		for (size_t k = nd; k-- > 0;) {
-			size_t i = idx[k];
-			fe di;
+		uint64_t z[4];
 
-			if (k > 0) {
-				fe_mul(di, inv, acc[idx[k - 1]]);
-				fe_mul(inv, inv, den[i]);
-			} else {
-				fe_copy(di, inv);
-			}
-			if (!ed_torsion_free(&c[i], di))
-				live[i] = 0;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
 		if (!live[i])
 			continue;
 		sc_load(b->za[i], it[i].za);
 		sc_load(b->zs[i], it[i].zs);
-		uint64_t z[4];
 		sc_load(z, it[i].z);
 		b->top_r[i] = sc_naf5(b->naf_r[i], z);
 		idx[m++] = (uint8_t)i;
@@ -800,14 +862,28 @@ ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8
 	ed_bisect(b, idx, m, ok);
 }
 
-void
-dime_simd_ed25519_verify_batch_base(const struct dime_ed25519_item *it, size_t n, uint8_t *ok)
+static void
+ed_verify_batch(const struct dime_ed25519_item *it, size_t n, uint8_t *ok, dime_ed_pow_many_fn pw)
 {
 	struct ed_batch b;
 
 	for (size_t off = 0; off < n; off += ED_CHUNK) {
 		size_t k = n - off < ED_CHUNK ? n - off : ED_CHUNK;
 
-		ed_chunk(&b, it + off, k, ok + off);
+		ed_chunk(&b, it + off, k, ok + off, pw);
 	}
 }
+
+void
+dime_simd_ed25519_verify_batch_base(const struct dime_ed25519_item *it, size_t n, uint8_t *ok)
+{
+	ed_verify_batch(it, n, ok, dime_ed_pow_many_base);
+}
+
+#if defined(DIME_HAVE_AVX2)
+void
+dime_simd_ed25519_verify_batch_avx2(const struct dime_ed25519_item *it, size_t n, uint8_t *ok)
+{
+	ed_verify_batch(it, n, ok, dime_ed_pow_many_avx2);
+}
+#endif

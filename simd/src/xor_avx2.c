@@ -24,7 +24,7 @@ const struct dime_simd_ops dime_simd_avx2_ops = {
 	.aes256cbc_encrypt_lanes = dime_simd_aes256cbc_avx2,
 	.b64_encode_blocks = dime_simd_b64_encode_avx2,
 	.b64_decode_blocks = dime_simd_b64_decode_avx2,
-	.ed25519_verify_batch = dime_simd_ed25519_verify_batch_base,
+	.ed25519_verify_batch = dime_simd_ed25519_verify_batch_avx2,
 };
 
 /* The vaes table differs from avx2 only where a kernel has a VAES/AVX-512 form. */
@@ -34,5 +34,5 @@ const struct dime_simd_ops dime_simd_vaes_ops = {
 	.aes256cbc_encrypt_lanes = dime_simd_aes256cbc_vaes,
 	.b64_encode_blocks = dime_simd_b64_encode_avx2,
 	.b64_decode_blocks = dime_simd_b64_decode_avx2,
-	.ed25519_verify_batch = dime_simd_ed25519_verify_batch_base,
+	.ed25519_verify_batch = dime_simd_ed25519_verify_batch_avx2,
 };
