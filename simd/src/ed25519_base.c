@@ -812,8 +812,6 @@ ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8
 			ed_table(b->tab_a[a], &pt[a]);
 	for (size_t i = 0; i < n; i++) {
 		const struct ed_pt *r = &pt[b->na + i];
-		struct ed_pt ka;
-		struct ed_cached kc;
 		uint8_t re[32], xb[32];
 		size_t a = b->aidx[i];
 		unsigned h8 = it[i].h8 & 7;
@@ -828,15 +826,14 @@ ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8
 		re[31] = (uint8_t)(re[31] | (xb[0] & 1) << 7);
 		if (memcmp(re, it[i].r, 32) != 0)
 			continue;
-		/* C = R + [h mod 8] A carries the small-order part of the item's error */
-		ed_identity(&ka);
-		for (int bit = 2; bit >= 0; bit--) {
-			ed_dbl(&ka, &ka);
-			if (h8 >> bit & 1)
-				ed_add(&ka, &ka, &b->tab_a[a][0], 0);
+		/* C = R + [h mod 8] A carries the small-order part of the item's error; the key's
+		 * table holds its odd multiples, so at most two additions */
+		c[i] = *r;
+		if (h8 != 0) {
+			if (h8 % 2 == 0)
+				ed_add(&c[i], &c[i], &b->tab_a[a][0], 0);
+			ed_add(&c[i], &c[i], &b->tab_a[a][(h8 - 1) / 2], 0);
 		}
-		ed_to_cached(&kc, &ka);
-		ed_add(&c[i], r, &kc, 0);
 		ed_table(b->tab_r[i], r);
 		idx[nl++] = (uint8_t)i;
 	}
