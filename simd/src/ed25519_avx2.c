@@ -12,6 +12,10 @@ typedef struct {
 	__m256i l[10];
 } fe4;
 
+/* Two vectors (eight elements) go through every operation together: one squaring is a chain
+ * of dependent steps, and two independent chains fill the pipeline that one leaves idle. */
+#define W 2
+
 #define M26 ((UINT64_C(1) << 26) - 1)
 #define M25 ((UINT64_C(1) << 25) - 1)
 
@@ -23,88 +27,105 @@ mul19(__m256i c)
 				_mm256_slli_epi64(c, 4));
 }
 
-/* h (64-bit sums, each below 2^63) to limbs below 2^26 / 2^25 (+ a little on limb 1) */
 static inline __attribute__((always_inline)) void
-fe4_carry(fe4 *o, __m256i h[10])
+carry_step(__m256i h[10], int i)
 {
 	const __m256i m26 = _mm256_set1_epi64x((long long)M26);
 	const __m256i m25 = _mm256_set1_epi64x((long long)M25);
-	__m256i c;
+	__m256i c = _mm256_srli_epi64(h[i], (i & 1) ? 25 : 26);
 
-#pragma GCC unroll 10
-	for (int i = 0; i < 9; i++) {
-		int s = (i & 1) ? 25 : 26;
-
-		c = _mm256_srli_epi64(h[i], s);
+	h[i] = _mm256_and_si256(h[i], (i & 1) ? m25 : m26);
+	if (i == 9)
+		h[0] = _mm256_add_epi64(h[0], mul19(c));
+	else
 		h[i + 1] = _mm256_add_epi64(h[i + 1], c);
-		h[i] = _mm256_and_si256(h[i], (i & 1) ? m25 : m26);
-	}
-	c = _mm256_srli_epi64(h[9], 25);
-	h[9] = _mm256_and_si256(h[9], m25);
-	h[0] = _mm256_add_epi64(h[0], mul19(c));
-	c = _mm256_srli_epi64(h[0], 26);
-	h[0] = _mm256_and_si256(h[0], m26);
-	h[1] = _mm256_add_epi64(h[1], c);
-	for (int i = 0; i < 10; i++)
-		o->l[i] = h[i];
+}
+
+/* h (64-bit sums, each below 2^63) to limbs below 2^26 / 2^25 (a little more on limbs 1 and
+ * 5), in two interleaved carry chains (0..4 and 5..9) as ref10 does, for a shorter path. */
+static inline __attribute__((always_inline)) void
+fe4_carry(fe4 o[W], __m256i h[W][10])
+{
+	static const int order[12] = { 0, 5, 1, 6, 2, 7, 3, 8, 4, 9, 0, 5 };
+
+#pragma GCC unroll 12
+	for (int s = 0; s < 12; s++)
+#pragma GCC unroll 2
+		for (int q = 0; q < W; q++)
+			carry_step(h[q], order[s]);
+	for (int q = 0; q < W; q++)
+		for (int i = 0; i < 10; i++)
+			o[q].l[i] = h[q][i];
 }
 
 /* Limbs in: below 2^27. Products: a left factor up to 4 f_i (2^29) times 19 g_j (2^31.3),
  * at most ten per output limb: below 2^64. */
 static void
-fe4_mul(fe4 *o, const fe4 *f, const fe4 *g)
+fe4_mul(fe4 o[W], const fe4 f[W], const fe4 g[W])
 {
-	__m256i f2[10], g19[10], h[10];
+	__m256i f2[W][10], g19[W][10], h[W][10];
 	const __m256i c19 = _mm256_set1_epi64x(19);
 
-	for (int i = 0; i < 10; i++) {
-		f2[i] = (i & 1) ? _mm256_add_epi64(f->l[i], f->l[i]) : f->l[i];
-		g19[i] = _mm256_mul_epu32(g->l[i], c19);
-		h[i] = _mm256_setzero_si256();
-	}
+	for (int q = 0; q < W; q++)
+		for (int i = 0; i < 10; i++) {
+			f2[q][i] = (i & 1) ? _mm256_add_epi64(f[q].l[i], f[q].l[i]) : f[q].l[i];
+			g19[q][i] = _mm256_mul_epu32(g[q].l[i], c19);
+			h[q][i] = _mm256_setzero_si256();
+		}
 #pragma GCC unroll 10
 	for (int i = 0; i < 10; i++) {
 #pragma GCC unroll 10
 		for (int j = 0; j < 10; j++) {
-			/* 2^(off i + off j) = 2^off(i+j) times 2 when both are odd, times 19 past
-			 * 2^255 */
-			__m256i a = (i & 1) && (j & 1) ? f2[i] : f->l[i];
-			__m256i b = i + j >= 10 ? g19[j] : g->l[j];
+#pragma GCC unroll 2
+			for (int q = 0; q < W; q++) {
+				/* 2^(off i + off j) = 2^off(i+j), times 2 when both are odd, times
+				 * 19 past 2^255 */
+				__m256i a = (i & 1) && (j & 1) ? f2[q][i] : f[q].l[i];
+				__m256i b = i + j >= 10 ? g19[q][j] : g[q].l[j];
+				int k = (i + j) % 10;
 
-			h[(i + j) % 10] = _mm256_add_epi64(h[(i + j) % 10], _mm256_mul_epu32(a, b));
+				h[q][k] = _mm256_add_epi64(h[q][k], _mm256_mul_epu32(a, b));
+			}
 		}
 	}
 	fe4_carry(o, h);
 }
 
 static void
-fe4_sq(fe4 *o, const fe4 *f)
+fe4_sq(fe4 o[W], const fe4 f[W])
 {
-	__m256i f2[10], f4[10], f19[10], h[10];
+	__m256i f2[W][10], f19[W][10], h[W][10];
 	const __m256i c19 = _mm256_set1_epi64x(19);
 
-	for (int i = 0; i < 10; i++) {
-		f2[i] = _mm256_add_epi64(f->l[i], f->l[i]);
-		f4[i] = _mm256_add_epi64(f2[i], f2[i]);
-		f19[i] = _mm256_mul_epu32(f->l[i], c19);
-		h[i] = _mm256_setzero_si256();
-	}
+	for (int q = 0; q < W; q++)
+		for (int i = 0; i < 10; i++) {
+			f2[q][i] = _mm256_add_epi64(f[q].l[i], f[q].l[i]);
+			f19[q][i] = _mm256_mul_epu32(f[q].l[i], c19);
+			h[q][i] = _mm256_setzero_si256();
+		}
 #pragma GCC unroll 10
 	for (int i = 0; i < 10; i++) {
 #pragma GCC unroll 10
 		for (int j = i; j < 10; j++) {
-			int m = (i == j ? 1 : 2) * ((i & 1) && (j & 1) ? 2 : 1);
-			__m256i a = m == 1 ? f->l[i] : m == 2 ? f2[i] : f4[i];
-			__m256i b = i + j >= 10 ? f19[j] : f->l[j];
+#pragma GCC unroll 2
+			for (int q = 0; q < W; q++) {
+				/* the pair (i, j) twice when i < j, and twice more when both are odd */
+				int m = (i == j ? 1 : 2) * ((i & 1) && (j & 1) ? 2 : 1);
+				__m256i a = m == 1 ? f[q].l[i] : f2[q][i];
+				__m256i b = i + j >= 10 ? f19[q][j] : f[q].l[j];
+				int k = (i + j) % 10;
 
-			h[(i + j) % 10] = _mm256_add_epi64(h[(i + j) % 10], _mm256_mul_epu32(a, b));
+				if (m == 4)
+					b = _mm256_add_epi64(b, b);
+				h[q][k] = _mm256_add_epi64(h[q][k], _mm256_mul_epu32(a, b));
+			}
 		}
 	}
 	fe4_carry(o, h);
 }
 
 static void
-fe4_sqn(fe4 *o, const fe4 *f, int n)
+fe4_sqn(fe4 o[W], const fe4 f[W], int n)
 {
 	fe4_sq(o, f);
 	while (--n > 0)
@@ -113,46 +134,46 @@ fe4_sqn(fe4 *o, const fe4 *f, int n)
 
 /* z^(2^250 - 1) and z^11, as in ed25519_base.c */
 static void
-fe4_pow250(fe4 *t250, fe4 *z11, const fe4 *z)
+fe4_pow250(fe4 t250[W], fe4 z11[W], const fe4 z[W])
 {
-	fe4 z2, z9, t0, t1;
+	fe4 z2[W], z9[W], t0[W], t1[W];
 
-	fe4_sq(&z2, z);
-	fe4_sqn(&t0, &z2, 2);
-	fe4_mul(&z9, &t0, z);
-	fe4_mul(z11, &z9, &z2);
-	fe4_sq(&t0, z11);
-	fe4_mul(&t0, &t0, &z9);
-	fe4_sqn(&t1, &t0, 5);
-	fe4_mul(&t0, &t1, &t0);
-	fe4_sqn(&t1, &t0, 10);
-	fe4_mul(&t1, &t1, &t0);
-	fe4_sqn(&z2, &t1, 20);
-	fe4_mul(&t1, &z2, &t1);
-	fe4_sqn(&t1, &t1, 10);
-	fe4_mul(&t0, &t1, &t0);
-	fe4_sqn(&t1, &t0, 50);
-	fe4_mul(&t1, &t1, &t0);
-	fe4_sqn(&z2, &t1, 100);
-	fe4_mul(&t1, &z2, &t1);
-	fe4_sqn(&t1, &t1, 50);
-	fe4_mul(t250, &t1, &t0);
+	fe4_sq(z2, z);
+	fe4_sqn(t0, z2, 2);
+	fe4_mul(z9, t0, z);
+	fe4_mul(z11, z9, z2);
+	fe4_sq(t0, z11);
+	fe4_mul(t0, t0, z9);
+	fe4_sqn(t1, t0, 5);
+	fe4_mul(t0, t1, t0);
+	fe4_sqn(t1, t0, 10);
+	fe4_mul(t1, t1, t0);
+	fe4_sqn(z2, t1, 20);
+	fe4_mul(t1, z2, t1);
+	fe4_sqn(t1, t1, 10);
+	fe4_mul(t0, t1, t0);
+	fe4_sqn(t1, t0, 50);
+	fe4_mul(t1, t1, t0);
+	fe4_sqn(z2, t1, 100);
+	fe4_mul(t1, z2, t1);
+	fe4_sqn(t1, t1, 50);
+	fe4_mul(t250, t1, t0);
 }
 
 static void
-fe4_pow(fe4 *o, const fe4 *z, enum dime_ed_pow e)
+fe4_pow(fe4 o[W], const fe4 z[W], enum dime_ed_pow e)
 {
-	fe4 t, z11, z3;
+	fe4 t[W], z11[W], z3[W];
 
-	fe4_pow250(&t, &z11, z);
+	fe4_pow250(t, z11, z);
 	if (e == DIME_ED_POW_22523) {
-		fe4_sqn(&t, &t, 2);
-		fe4_mul(o, &t, z);
+		fe4_sqn(t, t, 2);
+		fe4_mul(o, t, z);
 	} else {
-		fe4_sqn(&t, &t, 3);
-		fe4_sq(&z3, z);
-		fe4_mul(&z3, &z3, z);
-		fe4_mul(o, &t, &z3);
+		fe4_sqn(t, t, 3);
+		fe4_sq(z3, z);
+		fe4_mul(z3, z3, z);
+		fe4_mul(o, t, z3);
 	}
 }
 
@@ -203,14 +224,23 @@ dime_ed_pow_many_avx2(dime_fe51 *x, size_t n, enum dime_ed_pow e)
 {
 	size_t i = 0;
 
-	/* a lone last element is cheaper alone than in a vector of four */
+	/* eight at a time; a lone last element is cheaper alone */
 	while (n - i >= 2) {
-		size_t k = n - i < 4 ? n - i : 4;
-		fe4 v, r;
+		size_t k = n - i < 4 * W ? n - i : 4 * W;
+		fe4 v[W], r[W];
 
-		fe4_load(&v, x + i, k);
-		fe4_pow(&r, &v, e);
-		fe4_store(x + i, k, &r);
+		for (int q = 0; q < W; q++) {
+			size_t lo = 4 * (size_t)q, cnt = k > lo ? k - lo : 0;
+
+			fe4_load(&v[q], x + i + (cnt ? lo : 0), cnt < 4 ? cnt : 4);
+		}
+		fe4_pow(r, v, e);
+		for (int q = 0; q < W; q++) {
+			size_t lo = 4 * (size_t)q, cnt = k > lo ? k - lo : 0;
+
+			if (cnt > 0)
+				fe4_store(x + i + lo, cnt < 4 ? cnt : 4, &r[q]);
+		}
 		i += k;
 	}
 	if (i < n)
