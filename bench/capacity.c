@@ -1,7 +1,9 @@
 /* dime-bench capacity: each operation and size through dime_batch_run (an in-memory source
  * over generated messages, a counting sink), at 1..N workers, against the crypto floor of the
  * same messages measured in the same run. Medians over repeats; a table, capacity.csv,
- * capacity.json and gnuplot charts in --out. */
+ * capacity.json and gnuplot charts in --out. For accept and open at sizes up to 10 KiB it also
+ * measures, at 1 worker, batch_max 1 against the default 32 (the effect of batched signature
+ * checks): a second table, capacity-batching.csv and the "batching" list in capacity.json. */
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +20,12 @@
 
 #define CAP_MAX_WORKERS 64
 #define CAP_MAX_SIZES 8
+/* The batching section: batch_max on (the pipeline's default) and off, the sizes it covers,
+ * and the queue depth both use (the default for 1 worker at batch_max 32, so that only the
+ * grouping differs). */
+#define CAP_BATCH_ON	 32u
+#define CAP_BATCH_MAXSZ	 10240u
+#define CAP_BATCH_QUEUE	 (4u * CAP_BATCH_ON)
 
 struct cap_opts {
 	int ops[BENCH_N_OPS];
@@ -29,6 +37,7 @@ struct cap_opts {
 	double seconds;
 	unsigned repeats;
 	const char *out;
+	int no_batching; /* --no-batching: skip the batch_max 1 vs 32 section */
 };
 
 /* Distinct inputs of one op and size, and the floor plan of each. */
@@ -51,6 +60,16 @@ struct cap_row {
 	uint64_t failed;
 	uint64_t engine_batches, engine_items;
 	char io[32];
+};
+
+/* One point of the batching section: op and size at 1 worker, [0] batch_max 1 (off), [1]
+ * batch_max CAP_BATCH_ON (on); medians over repeats. */
+struct cap_brow {
+	int op;
+	size_t size, in_len;
+	double msgs[2], mbs[2], p50[2];
+	uint64_t failed[2], engine_batches[2], engine_items[2];
+	int on_shared; /* the "on" runs are the main table's 1-worker runs */
 };
 
 static char cap_tmpdir[256];
@@ -78,7 +97,11 @@ cap_usage(void)
 	fprintf(stderr, "usage: dime-bench capacity [--ops wrap,origin-sign,accept,open,"
 			"bounce-verify,rekey] [--sizes 1k,10k,100k,1m]\n"
 			"                           [--workers 1..N | 1,2,4] [--seconds S] "
-			"[--repeats R] [--out DIR]\n");
+			"[--repeats R] [--out DIR]\n"
+			"                           [--no-batching]\n"
+			"For accept and open at sizes up to 10k (when selected) it also runs 1 worker "
+			"with batch_max 1\nagainst batch_max 32 (capacity-batching.csv); "
+			"--no-batching skips that.\n");
 	return 2;
 }
 
@@ -98,6 +121,10 @@ cap_parse(struct cap_opts *o, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (strcmp(a, "--no-batching") == 0) {
+			o->no_batching = 1;
+			continue;
+		}
 		if (v == NULL)
 			return cap_usage();
 		if (strcmp(a, "--ops") == 0)
@@ -346,9 +373,10 @@ struct cap_one {
 	const char *io;
 };
 
+/* batch_max 0 runs with the pipeline's defaults (batch_max 32, its queue depth). */
 static int
 cap_run_once(struct cap_one *res, const struct bench_fix *f, const struct cap_opts *o,
-	     const struct cap_pool *p, int op, unsigned workers)
+	     const struct cap_pool *p, int op, unsigned workers, unsigned batch_max)
 {
 	static const enum dime_batch_op bop[BENCH_N_OPS] = {
 	    DIME_BATCH_WRAP, DIME_BATCH_ORIGIN_SIGN, DIME_BATCH_ACCEPT, DIME_BATCH_OPEN,
@@ -373,6 +401,10 @@ cap_run_once(struct cap_one *res, const struct bench_fix *f, const struct cap_op
 	memset(&ck, 0, sizeof(ck));
 	memset(&lat, 0, sizeof(lat));
 	conf.workers = workers;
+	if (batch_max != 0) {
+		conf.batch_max = batch_max;
+		conf.queue_depth = CAP_BATCH_QUEUE * workers;
+	}
 	params.op = bop[op];
 	params.from = BENCH_AUTHOR;
 	params.to = BENCH_RECIP;
@@ -464,6 +496,59 @@ cap_print(FILE *f, const struct cap_row *rows, size_t n)
 	}
 }
 
+static double
+cap_per_call(const struct cap_brow *b, int k)
+{
+	return b->engine_batches[k] ? (double)b->engine_items[k] / (double)b->engine_batches[k] : 0;
+}
+
+static void
+cap_bprint(FILE *f, const struct cap_brow *b, size_t n)
+{
+	fprintf(f, "%-13s %5s %3s %12s %12s %8s %14s %13s\n", "op", "size", "wk",
+		"off_msg/s", "on_msg/s", "on/off", "items/call_off", "items/call_on");
+	for (size_t i = 0; i < n; i++) {
+		char sz[16];
+
+		bench_size_name(sz, sizeof(sz), b[i].size);
+		fprintf(f, "%-13s %5s %3u %12.1f %12.1f %7.2fx %14.1f %13.1f%s\n",
+			bench_op_name((enum bench_op)b[i].op), sz, 1u, b[i].msgs[0], b[i].msgs[1],
+			cap_ratio(b[i].msgs[1], b[i].msgs[0]), cap_per_call(&b[i], 0),
+			cap_per_call(&b[i], 1),
+			b[i].failed[0] || b[i].failed[1] ? "  FAILURES" : "");
+	}
+}
+
+/* capacity-batching.csv: one row per op, size and batch_max (1, then 32). */
+static int
+cap_write_bcsv(const char *dir, const struct cap_brow *b, size_t n)
+{
+	static const unsigned bm[2] = {1, CAP_BATCH_ON};
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/capacity-batching.csv", dir);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fprintf(f, "op,size,size_bytes,input_bytes,workers,batch_max,queue_depth,msgs_per_s,"
+		   "mb_per_s,p50_us,vs_batch_max_1,failed,engine_batches,engine_items,"
+		   "items_per_engine_call\n");
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < 2; k++) {
+			char sz[16];
+
+			bench_size_name(sz, sizeof(sz), b[i].size);
+			fprintf(f, "%s,%s,%zu,%zu,1,%u,%u,%.2f,%.3f,%.1f,%.4f,%llu,%llu,%llu,%.2f\n",
+				bench_op_name((enum bench_op)b[i].op), sz, b[i].size, b[i].in_len,
+				bm[k], CAP_BATCH_QUEUE, b[i].msgs[k], b[i].mbs[k], b[i].p50[k],
+				cap_ratio(b[i].msgs[k], b[i].msgs[0]),
+				(unsigned long long)b[i].failed[k],
+				(unsigned long long)b[i].engine_batches[k],
+				(unsigned long long)b[i].engine_items[k], cap_per_call(&b[i], k));
+		}
+	return fclose(f) == 0 ? 0 : -1;
+}
+
 static int
 cap_write_csv(const char *dir, const struct cap_row *rows, size_t n)
 {
@@ -494,7 +579,8 @@ cap_write_csv(const char *dir, const struct cap_row *rows, size_t n)
 
 static int
 cap_write_json(const char *dir, const struct cap_opts *o, const struct cap_row *rows, size_t n,
-	       char (*desc)[512], const int *desc_op, const size_t *desc_size, size_t n_desc)
+	       char (*desc)[512], const int *desc_op, const size_t *desc_size, size_t n_desc,
+	       const struct cap_brow *b, size_t n_b)
 {
 	char path[600], host[128] = "";
 	FILE *f;
@@ -536,6 +622,25 @@ cap_write_json(const char *dir, const struct cap_opts *o, const struct cap_row *
 			vf, one != NULL ? cap_ratio(r->msgs, one->msgs) : 0.0,
 			(unsigned long long)r->failed, (unsigned long long)r->engine_batches,
 			(unsigned long long)r->engine_items, r->io);
+	}
+	fprintf(f, "\n  ],\n  \"batching\": [");
+	for (size_t i = 0; i < n_b; i++) {
+		fprintf(f, "%s\n    {\"op\": \"%s\", \"size_bytes\": %zu, \"input_bytes\": %zu, "
+			   "\"workers\": 1, \"queue_depth\": %u, \"on_vs_off\": %.4f, "
+			   "\"on_shares_main_runs\": %s",
+			i ? "," : "", bench_op_name((enum bench_op)b[i].op), b[i].size, b[i].in_len,
+			CAP_BATCH_QUEUE, cap_ratio(b[i].msgs[1], b[i].msgs[0]),
+			b[i].on_shared ? "true" : "false");
+		for (int k = 0; k < 2; k++)
+			fprintf(f,
+				", \"%s\": {\"batch_max\": %u, \"msgs_per_s\": %.2f, "
+				"\"mb_per_s\": %.3f, \"p50_us\": %.1f, \"failed\": %llu, "
+				"\"engine_batches\": %llu, \"engine_items\": %llu}",
+				k ? "on" : "off", k ? CAP_BATCH_ON : 1u, b[i].msgs[k], b[i].mbs[k],
+				b[i].p50[k], (unsigned long long)b[i].failed[k],
+				(unsigned long long)b[i].engine_batches[k],
+				(unsigned long long)b[i].engine_items[k]);
+		fprintf(f, "}");
 	}
 	fprintf(f, "\n  ]\n}\n");
 	return fclose(f) == 0 ? 0 : -1;
@@ -613,6 +718,41 @@ cap_plot(const char *dir, const struct cap_opts *o, const struct cap_row *rows, 
 		printf("charts: %s/throughput.png %s/latency.png\n", dir, dir);
 }
 
+/* The batching section covers accept and open (the ops whose signature checks are many per
+ * message and mostly by the same few org keys) at the selected sizes up to 10 KiB. */
+static int
+cap_batch_wanted(const struct cap_opts *o, int op, size_t size)
+{
+	return !o->no_batching && (op == BENCH_ACCEPT || op == BENCH_OPEN) &&
+	       size <= CAP_BATCH_MAXSZ;
+}
+
+/* Keeps one run of the batching section: k 0 off, 1 on; bv holds 6 x repeats values. */
+static void
+cap_bkeep(struct cap_brow *br, double *bv, unsigned repeats, unsigned rep, int k,
+	  const struct cap_one *one)
+{
+	bv[(k * 3 + 0) * repeats + rep] = one->msgs;
+	bv[(k * 3 + 1) * repeats + rep] = one->mbs;
+	bv[(k * 3 + 2) * repeats + rep] = one->p50;
+	br->failed[k] += one->failed;
+	br->engine_batches[k] += one->engine_batches;
+	br->engine_items[k] += one->engine_items;
+}
+
+/* One run of the batching section at 1 worker: k 0 batch_max 1, k 1 batch_max CAP_BATCH_ON. */
+static int
+cap_bmode(struct cap_brow *br, double *bv, const struct bench_fix *f, const struct cap_opts *o,
+	  const struct cap_pool *p, unsigned rep, int k)
+{
+	struct cap_one one;
+	int rc = cap_run_once(&one, f, o, p, br->op, 1, k ? CAP_BATCH_ON : 1);
+
+	if (rc == DIME_OK)
+		cap_bkeep(br, bv, o->repeats, rep, k, &one);
+	return rc;
+}
+
 int
 bench_capacity_main(int argc, char **argv)
 {
@@ -620,6 +760,8 @@ bench_capacity_main(int argc, char **argv)
 	struct bench_fix f;
 	struct bench_floor_ctx *fc = NULL;
 	struct cap_row *rows = NULL;
+	struct cap_brow *brows = NULL;
+	size_t n_brows = 0;
 	char (*desc)[512] = NULL;
 	int *desc_op = NULL;
 	size_t *desc_size = NULL, n_rows = 0, n_desc = 0;
@@ -653,7 +795,8 @@ bench_capacity_main(int argc, char **argv)
 	desc = calloc(o.n_ops * o.n_sizes, sizeof(*desc));
 	desc_op = calloc(o.n_ops * o.n_sizes, sizeof(*desc_op));
 	desc_size = calloc(o.n_ops * o.n_sizes, sizeof(*desc_size));
-	if (rows == NULL || desc == NULL || desc_op == NULL || desc_size == NULL)
+	brows = calloc(o.n_ops * o.n_sizes, sizeof(*brows));
+	if (rows == NULL || desc == NULL || desc_op == NULL || desc_size == NULL || brows == NULL)
 		goto out;
 	printf("dime-bench capacity: %zu op(s) x %zu size(s) x %zu worker count(s), %.2fs each, "
 	       "median of %u; store %s\n",
@@ -663,16 +806,29 @@ bench_capacity_main(int argc, char **argv)
 			struct cap_pool p;
 			double *fr = calloc(o.repeats, sizeof(double));
 			double *v = calloc(o.repeats * 5 * o.n_workers, sizeof(double));
+			int bsec = cap_batch_wanted(&o, o.ops[a], o.sizes[b]);
+			double *bv = calloc(o.repeats * 6, sizeof(double));
+			struct cap_brow *br = &brows[n_brows];
+			size_t w1 = o.n_workers; /* the 1-worker run, if the table has one */
 			struct cap_one one;
+			int failed = 0;
 			char sz[16];
 
 			bench_size_name(sz, sizeof(sz), o.sizes[b]);
-			if (fr == NULL || v == NULL || cap_pool_make(&p, &f, fc, o.ops[a],
-								    o.sizes[b]) != DIME_OK) {
+			for (size_t w = 0; w < o.n_workers && w1 == o.n_workers; w++)
+				if (o.workers[w] == 1)
+					w1 = w;
+			if (fr == NULL || v == NULL || bv == NULL ||
+			    cap_pool_make(&p, &f, fc, o.ops[a], o.sizes[b]) != DIME_OK) {
 				free(fr);
 				free(v);
+				free(bv);
 				goto out;
 			}
+			br->op = o.ops[a];
+			br->size = o.sizes[b];
+			br->in_len = p.in_bytes / p.n;
+			br->on_shared = w1 < o.n_workers;
 			printf("  %s %s: %zu distinct messages, floor = %s\n",
 			       bench_op_name((enum bench_op)o.ops[a]), sz, p.n, p.floor_desc);
 			fflush(stdout);
@@ -688,20 +844,31 @@ bench_capacity_main(int argc, char **argv)
 				r->workers = o.workers[w];
 			}
 			/* repeats interleave the floor and every worker count, so drift in the
-			 * machine's load touches them alike */
-			for (unsigned rep = 0; rep < o.repeats; rep++) {
+			 * machine's load touches them alike. The batching section's batch_max 1 run
+			 * sits right next to the 1-worker run (which is batch_max 32, the default):
+			 * before it on odd repeats, after it on even ones. Without a 1-worker run in
+			 * the table the section runs its own batch_max 32 run. */
+			for (unsigned rep = 0; rep < o.repeats && !failed; rep++) {
+				int off_first = rep % 2 == 1;
+
 				fr[rep] = cap_floor_rate(fc, &p, o.seconds);
-				for (size_t w = 0; w < o.n_workers; w++) {
+				for (size_t w = 0; w < o.n_workers && !failed; w++) {
 					double *x = v + (w * 5) * o.repeats;
 					struct cap_row *r = &rows[n_rows + w];
+					int pair = bsec && w == w1;
 
-					if (cap_run_once(&one, &f, &o, &p, o.ops[a], o.workers[w]) !=
-					    DIME_OK) {
-						cap_pool_free(&p);
-						free(fr);
-						free(v);
-						goto out;
+					if (pair && off_first &&
+					    cap_bmode(br, bv, &f, &o, &p, rep, 0) != DIME_OK) {
+						failed = 1;
+						break;
 					}
+					if (cap_run_once(&one, &f, &o, &p, o.ops[a], o.workers[w], 0) !=
+					    DIME_OK) {
+						failed = 1;
+						break;
+					}
+					if (pair)
+						cap_bkeep(br, bv, o.repeats, rep, 1, &one);
 					x[0 * o.repeats + rep] = one.msgs;
 					x[1 * o.repeats + rep] = one.mbs;
 					x[2 * o.repeats + rep] = one.p50;
@@ -711,7 +878,21 @@ bench_capacity_main(int argc, char **argv)
 					r->engine_batches += one.engine_batches;
 					r->engine_items += one.engine_items;
 					snprintf(r->io, sizeof(r->io), "%s", one.io);
+					if (pair && !off_first &&
+					    cap_bmode(br, bv, &f, &o, &p, rep, 0) != DIME_OK)
+						failed = 1;
 				}
+				if (!failed && bsec && w1 == o.n_workers &&
+				    (cap_bmode(br, bv, &f, &o, &p, rep, off_first ? 0 : 1) != DIME_OK ||
+				     cap_bmode(br, bv, &f, &o, &p, rep, off_first ? 1 : 0) != DIME_OK))
+					failed = 1;
+			}
+			if (failed) {
+				cap_pool_free(&p);
+				free(fr);
+				free(v);
+				free(bv);
+				goto out;
 			}
 			for (size_t w = 0; w < o.n_workers; w++) {
 				double *x = v + (w * 5) * o.repeats;
@@ -725,9 +906,18 @@ bench_capacity_main(int argc, char **argv)
 				r->floor_msgs = cap_median(fr, o.repeats);
 			}
 			n_rows += o.n_workers;
+			if (bsec) {
+				for (int k = 0; k < 2; k++) {
+					br->msgs[k] = cap_median(bv + (k * 3 + 0) * o.repeats, o.repeats);
+					br->mbs[k] = cap_median(bv + (k * 3 + 1) * o.repeats, o.repeats);
+					br->p50[k] = cap_median(bv + (k * 3 + 2) * o.repeats, o.repeats);
+				}
+				n_brows++;
+			}
 			cap_pool_free(&p);
 			free(fr);
 			free(v);
+			free(bv);
 		}
 	{
 		double la[3] = {0, 0, 0};
@@ -742,16 +932,38 @@ bench_capacity_main(int argc, char **argv)
 	printf("\nvs_floor: msg/s at 1 worker / floor msg/s on one thread (same messages, same "
 	       "run).\nspeedup: msg/s at N workers / msg/s at 1 worker. Latency: per-message "
 	       "processing time as the pipeline reports it (dime_batch_result.ns).\n");
+	if (n_brows > 0) {
+		printf("\nbatching, 1 worker: batch_max 1 (off: one message per engine call) against "
+		       "%u (on: the\npipeline's default; all signature checks of a group in one "
+		       "dime_ed25519_verify_batch call);\nsame messages, queue depth %u for both, "
+		       "adjacent runs, medians of %u%s.\n\n",
+		       CAP_BATCH_ON, CAP_BATCH_QUEUE, o.repeats,
+		       brows[0].on_shared ? "; \"on\" is the 1-worker row above" : "");
+		cap_bprint(stdout, brows, n_brows);
+	}
 	if (cap_write_csv(o.out, rows, n_rows) != 0 ||
-	    cap_write_json(o.out, &o, rows, n_rows, desc, desc_op, desc_size, n_desc) != 0) {
+	    cap_write_json(o.out, &o, rows, n_rows, desc, desc_op, desc_size, n_desc, brows,
+			   n_brows) != 0 ||
+	    (n_brows > 0 && cap_write_bcsv(o.out, brows, n_brows) != 0)) {
 		fprintf(stderr, "dime-bench capacity: cannot write into %s\n", o.out);
 		goto out;
 	}
-	printf("wrote %s/capacity.csv %s/capacity.json\n", o.out, o.out);
+	printf("wrote %s/capacity.csv %s/capacity.json", o.out, o.out);
+	if (n_brows > 0) {
+		printf(" %s/capacity-batching.csv", o.out);
+	} else {
+		char bpath[600];
+
+		/* no section this run: a file from an earlier run would be taken for this one's */
+		snprintf(bpath, sizeof(bpath), "%s/capacity-batching.csv", o.out);
+		unlink(bpath);
+	}
+	printf("\n");
 	cap_plot(o.out, &o, rows, n_rows);
 	status = 0;
 out:
 	free(rows);
+	free(brows);
 	free(desc);
 	free(desc_op);
 	free(desc_size);

@@ -352,8 +352,13 @@ bench_store_fill(const struct bench_fix *f, const char *path)
 	    (rc = fix_store_signet(st, f->author, BENCH_AUTHOR, DIME_STORE_USER_SIGNET)) ==
 		DIME_OK &&
 	    (rc = fix_store_key(st, f->ks, f->recip_key, BENCH_RECIP, DIME_STORE_USER_KEY)) ==
+		DIME_OK &&
+	    (rc = fix_store_signet(st, f->recip, BENCH_RECIP, DIME_STORE_USER_SIGNET)) ==
+		DIME_OK &&
+	    /* the rotation rekey re-keys to: batch rekey only takes a stored signet */
+	    (rc = fix_store_key(st, f->ks, f->recip2_key, BENCH_RECIP, DIME_STORE_USER_KEY)) ==
 		DIME_OK)
-		rc = fix_store_signet(st, f->recip, BENCH_RECIP, DIME_STORE_USER_SIGNET);
+		rc = fix_store_signet(st, f->recip2, BENCH_RECIP, DIME_STORE_USER_SIGNET);
 	dime_store_close(st);
 	return rc;
 }
