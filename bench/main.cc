@@ -10,7 +10,7 @@ static const char usage[] =
     "usage: dime-bench micro [google benchmark flags]\n"
     "       dime-bench capacity [--ops wrap,origin-sign,accept,open,bounce-verify,rekey]\n"
     "                           [--sizes 1k,10k,100k,1m] [--workers 1..N] [--seconds S]\n"
-    "                           [--repeats R] [--out DIR]\n"
+    "                           [--repeats R] [--out DIR] [--no-batching]\n"
     "       dime-bench peers [--sizes 1k,10k,100k,1m] [--count N]\n"
     "       dime-bench kernels [--repeats R]\n";
 
