@@ -27,6 +27,10 @@ int bench_kern_aes(unsigned repeats);
 /* bench/kern_b64.c: base64 of 1 MiB (dime_b64_encode/decode at the chosen SIMD level) against
  * EVP_EncodeBlock / EVP_DecodeBlock. Returns: 0, or 1 when outputs differ or setup fails. */
 int bench_kern_b64(unsigned repeats);
+/* bench/kern_ed.c: dime_ed25519_verify_batch in batches of 16 and 64 against libsodium's
+ * crypto_sign_verify_detached one at a time, per signature, a key per signature and 4 keys per
+ * batch ("_hotkey"). Returns: 0, or 1 when a valid signature fails or setup fails. */
+int bench_kern_ed(unsigned repeats);
 
 #ifdef __cplusplus
 }

@@ -64,5 +64,6 @@ bench_kernels_main(int argc, char **argv)
 	/* Each kernel family adds its comparisons here (bench/kern_*.c). */
 	int rc = bench_kern_aes(repeats);
 	rc |= bench_kern_b64(repeats);
+	rc |= bench_kern_ed(repeats);
 	return rc;
 }

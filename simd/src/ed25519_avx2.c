@@ -213,7 +213,7 @@ fe4_store(dime_fe51 *out, size_t n, const fe4 *f)
 	uint64_t lane[10][4];
 
 	for (int i = 0; i < 10; i++)
-		_mm256_storeu_si256((__m256i *)lane[i], f->l[i]);
+		_mm256_storeu_si256((__m256i *)(void *)lane[i], f->l[i]);
 	for (size_t j = 0; j < n; j++)
 		for (int k = 0; k < 5; k++)
 			out[j][k] = lane[2 * k][j] + (lane[2 * k + 1][j] << 26);
