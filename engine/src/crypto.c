@@ -211,6 +211,7 @@ ed_s_canonical(const uint8_t s[32])
 }
 
 #define ED_BATCH 64 /* the kernel's own chunk: one MSM per 64 signatures */
+#define ED_BATCH_MIN 4 /* below this many, one-at-a-time libsodium is faster (measured) */
 
 int
 dime_ed25519_verify_batch(const struct dime_ed25519_check *c, size_t n, uint8_t *ok)
@@ -223,6 +224,19 @@ dime_ed25519_verify_batch(const struct dime_ed25519_check *c, size_t n, uint8_t 
 	for (size_t off = 0; off < n; off += ED_BATCH) {
 		size_t k = n - off < ED_BATCH ? n - off : ED_BATCH, m = 0;
 
+		if (k < ED_BATCH_MIN) {
+			for (size_t i = 0; i < k && !(rc != DIME_OK && ok == NULL); i++) {
+				const struct dime_ed25519_check *ci = &c[off + i];
+				int good = dime_ed25519_verify(ci->sig, ci->pub, ci->msg,
+							       ci->msg_len) == DIME_OK;
+
+				if (ok != NULL)
+					ok[off + i] = (uint8_t)good;
+				if (!good)
+					rc = DIME_E_BADSIG;
+			}
+			break; /* k < ED_BATCH_MIN only for the last chunk */
+		}
 		/* fresh coefficients per call, never seen by whoever made the signatures */
 		randombytes_buf(zr, sizeof(zr[0]) * k);
 		for (size_t i = 0; i < k; i++) {
@@ -236,6 +250,8 @@ dime_ed25519_verify_batch(const struct dime_ed25519_check *c, size_t n, uint8_t 
 			if (!ed_s_canonical(ci->sig + 32) || ed_small_order_bytes(ci->sig) ||
 			    !ed_y_canonical(ci->pub) || ed_small_order_bytes(ci->pub)) {
 				rc = DIME_E_BADSIG;
+				if (ok == NULL)
+					break;
 				continue;
 			}
 			crypto_hash_sha512_init(&st);
@@ -255,12 +271,17 @@ dime_ed25519_verify_batch(const struct dime_ed25519_check *c, size_t n, uint8_t 
 			crypto_core_ed25519_scalar_mul(x->zs, x->z, ci->sig + 32);
 			map[m++] = i;
 		}
-		dime_simd()->ed25519_verify_batch(it, m, okc);
-		for (size_t j = 0; j < m; j++) {
-			if (ok != NULL)
-				ok[off + map[j]] = okc[j];
-			if (!okc[j])
+		if (ok == NULL) {
+			/* only the answer: no bisection */
+			if (rc == DIME_OK && !dime_simd()->ed25519_verify_batch(it, m, NULL))
 				rc = DIME_E_BADSIG;
+		} else {
+			(void)dime_simd()->ed25519_verify_batch(it, m, okc);
+			for (size_t j = 0; j < m; j++) {
+				ok[off + map[j]] = okc[j];
+				if (!okc[j])
+					rc = DIME_E_BADSIG;
+			}
 		}
 		sodium_memzero(it, sizeof(it));
 		sodium_memzero(zr, sizeof(zr));

@@ -778,7 +778,8 @@ ed_torsion_free_many(uint8_t *tf, const struct ed_pt *c, const uint8_t *idx, siz
 		tf[sel[j]] = fe_eq(base[j], fe_one) ? 1 : 0;
 }
 
-static void
+/* ok == NULL: only whether all verify (no bisection). Returns: 1 when every item verifies. */
+static int
 ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8_t *ok,
 	 dime_ed_pow_many_fn pw)
 {
@@ -793,7 +794,8 @@ ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8
 	for (size_t i = 0; i < n; i++) {
 		size_t a;
 
-		ok[i] = 0;
+		if (ok != NULL)
+			ok[i] = 0;
 		for (a = 0; a < b->na; a++)
 			if (memcmp(it[first[a]].a, it[i].a, 32) == 0)
 				break;
@@ -856,31 +858,41 @@ ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8
 	fe_copy(negb.Z, fe_one);
 	fe_mul(negb.T, negb.X, negb.Y);
 	ed_table(b->tab_b, &negb);
+	if (ok == NULL)
+		return m == n && ed_msm_ok(b, idx, m);
 	ed_bisect(b, idx, m, ok);
+	for (size_t i = 0; i < n; i++)
+		if (!ok[i])
+			return 0;
+	return 1;
 }
 
-static void
+static int
 ed_verify_batch(const struct dime_ed25519_item *it, size_t n, uint8_t *ok, dime_ed_pow_many_fn pw)
 {
 	struct ed_batch b;
+	int all = 1;
 
 	for (size_t off = 0; off < n; off += ED_CHUNK) {
 		size_t k = n - off < ED_CHUNK ? n - off : ED_CHUNK;
 
-		ed_chunk(&b, it + off, k, ok + off, pw);
+		all &= ed_chunk(&b, it + off, k, ok != NULL ? ok + off : NULL, pw);
+		if (!all && ok == NULL)
+			break;
 	}
+	return all;
 }
 
-void
+int
 dime_simd_ed25519_verify_batch_base(const struct dime_ed25519_item *it, size_t n, uint8_t *ok)
 {
-	ed_verify_batch(it, n, ok, dime_ed_pow_many_base);
+	return ed_verify_batch(it, n, ok, dime_ed_pow_many_base);
 }
 
 #if defined(DIME_HAVE_AVX2)
-void
+int
 dime_simd_ed25519_verify_batch_avx2(const struct dime_ed25519_item *it, size_t n, uint8_t *ok)
 {
-	ed_verify_batch(it, n, ok, dime_ed_pow_many_avx2);
+	return ed_verify_batch(it, n, ok, dime_ed_pow_many_avx2);
 }
 #endif

@@ -87,8 +87,9 @@ struct dime_ed25519_check {
  * one random linear combination of the equations checked with one multi-scalar
  * multiplication (fresh 128-bit coefficients from randombytes_buf per call), small-order
  * parts checked per item so that mixed-order keys and R cannot cancel, and on a failed
- * combination a bisection down to the failing items. The verdicts stay those of single
- * checks (a wrong one with probability below 2^-127); only the cost changes.
+ * combination a bisection down to the failing items (none when ok is NULL). A last chunk of
+ * fewer than 4 goes to libsodium one at a time, which is faster there. The verdicts stay
+ * those of single checks (a wrong one with probability below 2^-127); only the cost changes.
  * In: c[0..n) (borrowed; n may be 0). ok may be NULL: only the return value is wanted, and
  *     the call may stop at the first failure.
  * Out: ok[0..n) when ok != NULL.

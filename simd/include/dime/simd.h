@@ -70,9 +70,10 @@ struct dime_simd_ops {
 	 * and A_i decoded as libsodium does and R_i's bytes its canonical encoding; else 0.
 	 * Exact per item: small-order parts are checked item by item, the prime-order parts with
 	 * one random linear combination (error below 2^-127 over the z_i, which the caller must
-	 * draw fresh and keep from the signers), bisected on failure. Variable time (public
-	 * inputs only). Uses about 250 KiB of stack; no allocation; reentrant. */
-	void (*ed25519_verify_batch)(const struct dime_ed25519_item *it, size_t n, uint8_t *ok);
+	 * draw fresh and keep from the signers), bisected on failure. ok may be NULL: no
+	 * bisection, only the answer. Returns: 1 when every item verifies, else 0. Variable time
+	 * (public inputs only). Uses about 250 KiB of stack; no allocation; reentrant. */
+	int (*ed25519_verify_batch)(const struct dime_ed25519_item *it, size_t n, uint8_t *ok);
 };
 
 /* Pick the best table the CPU supports, capped by max and by $DIME_SIMD (base|avx2|vaes).
