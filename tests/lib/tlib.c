@@ -116,6 +116,37 @@ t_hex(const uint8_t *p, size_t n)
 	return s;
 }
 
+static uint64_t t_rand_state = 0x9e3779b97f4a7c15u;
+
+uint64_t
+t_rand(void)
+{
+	t_rand_state ^= t_rand_state << 13;
+	t_rand_state ^= t_rand_state >> 7;
+	t_rand_state ^= t_rand_state << 17;
+	return t_rand_state;
+}
+
+uint32_t
+t_rand_below(uint32_t n)
+{
+	return n == 0 ? 0 : (uint32_t)(t_rand() % n);
+}
+
+void
+t_rand_fill(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(t_rand() >> 32);
+}
+
+void
+t_rand_seed(uint64_t s)
+{
+	if (s != 0)
+		t_rand_state ^= s * 0x2545f4914f6cdd1du;
+}
+
 void
 t_init(void)
 {

@@ -44,6 +44,15 @@ const char *t_path(const char *name);
 /* Remove path and, for a directory, everything below it. */
 void t_rm_rf(const char *path);
 
+/* A reproducible xorshift64 stream for test inputs: the same sequence on every run unless
+ * t_rand_seed changes it. Never for anything whose secrecy a test relies on. */
+uint64_t t_rand(void);
+/* Uniform enough below n for test inputs; 0 when n == 0. */
+uint32_t t_rand_below(uint32_t n);
+void t_rand_fill(uint8_t *p, size_t n);
+/* Mix s into the stream's state (s == 0 leaves it as it is). */
+void t_rand_seed(uint64_t s);
+
 /* Initialise the engine (dime_global_init) or exit 1. */
 void t_init(void);
 

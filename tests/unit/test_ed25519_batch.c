@@ -97,37 +97,13 @@ now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* ---- reproducible choices (the verifier's own coefficients come from randombytes) ---- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static uint32_t
-rnd(uint32_t n)
-{
-	return n == 0 ? 0 : (uint32_t)(rng() % n);
-}
+/* ---- reproducible choices (t_rand; the verifier's own coefficients come from randombytes) ---- */
 
 /* Run this one? Always, but one time in four in a light run. */
 static int
 some(void)
 {
-	return !light || rnd(4) == 0;
-}
-
-static void
-rng_fill(uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(rng() >> 32);
+	return !light || t_rand_below(4) == 0;
 }
 
 /* A scalar mod L from the test's generator. */
@@ -136,7 +112,7 @@ rng_scalar(uint8_t s[32])
 {
 	uint8_t w[64];
 
-	rng_fill(w, sizeof(w));
+	t_rand_fill(w, sizeof(w));
 	crypto_core_ed25519_scalar_reduce(s, w);
 }
 
@@ -272,7 +248,7 @@ setup_encodings(void)
 		}
 	}
 	while (n_off < N_OF(off_curve)) {
-		rng_fill(e, sizeof(e));
+		t_rand_fill(e, sizeof(e));
 		if (pt_small_index(e) == -2)
 			memcpy(off_curve[n_off++], e, 32);
 	}
@@ -286,7 +262,7 @@ setup_keys(void)
 		struct key *k = &keys[i];
 		uint8_t seed[32], h[64], w[64] = {0}, chk[32];
 
-		rng_fill(seed, sizeof(seed));
+		t_rand_fill(seed, sizeof(seed));
 		if (crypto_sign_seed_keypair(k->pub, k->sk, seed) != 0 ||
 		    crypto_sign_ed25519_sk_to_seed(seed, k->sk) != 0) {
 			t_fail("setup: keypair");
@@ -354,9 +330,9 @@ static void
 msg_random(struct tc *t, size_t max)
 {
 	t->ext = NULL;
-	t->msg_len = rnd((uint32_t)max + 1);
-	rng_fill(t->mbuf, t->msg_len);
-	t->msg_null = t->msg_len == 0 && rnd(2);
+	t->msg_len = t_rand_below((uint32_t)max + 1);
+	t_rand_fill(t->mbuf, t->msg_len);
+	t->msg_null = t->msg_len == 0 && t_rand_below(2);
 }
 
 /* S = r + h a (mod L), h = SHA-512(Rb || Ab || M) mod L over the bytes Rb and Ab exactly as given:
@@ -434,7 +410,7 @@ b_valid(struct tc *t, size_t ki, int real)
 		memcpy(t->pub, k->pub, 32);
 		t->want = -1;
 	} else {
-		unsigned n = rnd(N_NONCE);
+		unsigned n = t_rand_below(N_NONCE);
 
 		(void)tc_sign(t, k->R[n], k->r[n], k->pub, k->a);
 	}
@@ -447,7 +423,7 @@ b_valid(struct tc *t, size_t ki, int real)
 static int
 b_mixed(struct tc *t, const struct key *hk, unsigned ta, unsigned tr, int want_eq)
 {
-	unsigned n = rnd(N_NONCE);
+	unsigned n = t_rand_below(N_NONCE);
 	const char *what = ta && tr ? "mixed-order A and R"
 			   : ta	    ? "mixed-order A"
 			   : tr	    ? "mixed-order R"
@@ -463,7 +439,7 @@ b_mixed(struct tc *t, const struct key *hk, unsigned ta, unsigned tr, int want_e
 static int
 b_small_a(struct tc *t, const struct key *hk, unsigned ta, unsigned tr, int want_eq)
 {
-	unsigned n = rnd(N_NONCE);
+	unsigned n = t_rand_below(N_NONCE);
 	int got =
 	    tc_grind(t, hk->rt[n][tr], hk->r[n], (int)tr, so[ta], zero32, (int)ta, 0, want_eq);
 
@@ -496,7 +472,7 @@ b_small_ar(struct tc *t, unsigned ta, unsigned tr, int want_eq)
 static int
 b_nc_small(struct tc *t, const struct key *hk, size_t i, int as_r, int want_eq)
 {
-	unsigned n = rnd(N_NONCE);
+	unsigned n = t_rand_below(N_NONCE);
 	int k = nc_small_k[i], got;
 
 	if (as_r) {
@@ -514,7 +490,7 @@ b_nc_small(struct tc *t, const struct key *hk, size_t i, int as_r, int want_eq)
 static void
 b_bad_point(struct tc *t, const struct key *k, const uint8_t p[32], int as_r, const char *what)
 {
-	unsigned n = rnd(N_NONCE);
+	unsigned n = t_rand_below(N_NONCE);
 
 	if (as_r)
 		(void)tc_grind(t, p, k->r[n], -2, k->pub, k->a, 0, 0, -1);
@@ -578,35 +554,35 @@ b_flip(struct tc *t, size_t ki, unsigned where)
 {
 	unsigned bit;
 
-	b_valid(t, ki, rnd(4) == 0);
+	b_valid(t, ki, t_rand_below(4) == 0);
 	t->pred = -1;
 	switch (where) {
 	case 0:
-		bit = rnd(512);
+		bit = t_rand_below(512);
 		t->sig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		tc_kind(t, "valid with sig bit %u flipped", bit);
 		break;
 	case 1:
-		bit = rnd(256);
+		bit = t_rand_below(256);
 		t->pub[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		tc_kind(t, "valid with pub bit %u flipped", bit);
 		break;
 	case 2:
 		if (t->msg_len == 0) {
 			t->msg_len = 1;
-			t->mbuf[0] = (uint8_t)rnd(256);
+			t->mbuf[0] = (uint8_t)t_rand_below(256);
 		} else {
-			bit = rnd((uint32_t)t->msg_len * 8);
+			bit = t_rand_below((uint32_t)t->msg_len * 8);
 			t->mbuf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		}
 		t->msg_null = 0;
 		tc_kind(t, "valid with a msg bit flipped (len %zu)", t->msg_len);
 		break;
 	default:
-		if (t->msg_len > 0 && rnd(2)) {
+		if (t->msg_len > 0 && t_rand_below(2)) {
 			t->msg_len--;
 		} else {
-			t->mbuf[t->msg_len++] = (uint8_t)rnd(256);
+			t->mbuf[t->msg_len++] = (uint8_t)t_rand_below(256);
 			t->msg_null = 0;
 		}
 		tc_kind(t, "valid with msg length changed to %zu", t->msg_len);
@@ -622,10 +598,10 @@ b_garbage(struct tc *t, size_t ki, unsigned v)
 	b_valid(t, ki, 0);
 	t->pred = -1;
 	switch (v) {
-	case 0: rng_fill(t->sig, 64), rng_fill(t->pub, 32); break;
-	case 1: rng_fill(t->sig, 64); break;
-	case 2: rng_fill(t->pub, 32); break;
-	case 3: rng_fill(t->sig, 32); break;
+	case 0: t_rand_fill(t->sig, 64), t_rand_fill(t->pub, 32); break;
+	case 1: t_rand_fill(t->sig, 64); break;
+	case 2: t_rand_fill(t->pub, 32); break;
+	case 3: t_rand_fill(t->sig, 32); break;
 	case 4: rng_scalar(t->sig + 32); break;
 	case 5: memset(t->sig, 0, 64), memset(t->pub, 0, 32); break;
 	default: memset(t->sig, 0xff, 64), memset(t->pub, 0xff, 32); break;
@@ -637,8 +613,8 @@ b_garbage(struct tc *t, size_t ki, unsigned v)
 static void
 b_torsion_err(struct tc *t, unsigned e)
 {
-	const struct key *hk = &keys[rnd(N_HOT)];
-	unsigned n = rnd(N_NONCE);
+	const struct key *hk = &keys[t_rand_below(N_HOT)];
+	unsigned n = t_rand_below(N_NONCE);
 
 	(void)tc_grind(t, hk->rt[n][e % 8], hk->r[n], (int)(e % 8), hk->pub, hk->a, 0, 1, -1);
 	tc_kind(t, "torsion error [%u]T8 in R", e % 8);
@@ -738,11 +714,11 @@ run_mixed(const char *phase, struct tc *const *g, size_t m, size_t n)
 	size_t pos[BATCH_MAX];
 
 	for (size_t i = 0; i < n; i++) {
-		b[i] = &fill[rnd(N_FILL)];
+		b[i] = &fill[t_rand_below(N_FILL)];
 		pos[i] = i;
 	}
 	for (size_t j = 0; j < m && j < n; j++) {
-		size_t x = j + rnd((uint32_t)(n - j)), tmp = pos[j];
+		size_t x = j + t_rand_below((uint32_t)(n - j)), tmp = pos[j];
 
 		pos[j] = pos[x];
 		pos[x] = tmp;
@@ -758,7 +734,7 @@ run_at(const char *phase, struct tc *const *g, const size_t *at, size_t m, size_
 	struct tc *b[BATCH_MAX];
 
 	for (size_t i = 0; i < n; i++)
-		b[i] = &fill[rnd(N_FILL)];
+		b[i] = &fill[t_rand_below(N_FILL)];
 	for (size_t j = 0; j < m; j++)
 		b[at[j]] = g[j];
 	check_batch(phase, b, n, 1);
@@ -769,7 +745,7 @@ setup_fill(void)
 {
 	for (size_t i = 0; i < N_FILL; i++) {
 		/* half from the hot keys, the rest from many keys; one in eight by crypto_sign */
-		b_valid(&fill[i], i % 2 ? rnd(N_HOT) : N_HOT + rnd(N_KEYS - N_HOT), i % 8 == 3);
+		b_valid(&fill[i], i % 2 ? t_rand_below(N_HOT) : N_HOT + t_rand_below(N_KEYS - N_HOT), i % 8 == 3);
 		T_CHECK(tc_want(&fill[i]) == 1, "setup: filler %zu (%s) does not verify", i,
 			fill[i].kind);
 	}
@@ -896,7 +872,7 @@ build_cases(struct tc *cs, size_t cap)
 		}
 		for (int f = 0; f < 3; f++) {
 			struct tc *u = NEXT;
-			unsigned bit = f == 2 ? 255 + 256 * (v % 2) : rnd(512);
+			unsigned bit = f == 2 ? 255 + 256 * (v % 2) : t_rand_below(512);
 
 			*u = *t;
 			u->sig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
@@ -906,23 +882,23 @@ build_cases(struct tc *cs, size_t cap)
 		}
 	}
 	for (size_t i = 0; i < 40; i++)
-		b_valid(NEXT, i % 3 ? N_HOT + rnd(N_KEYS - N_HOT) : rnd(N_HOT), i % 5 == 0);
+		b_valid(NEXT, i % 3 ? N_HOT + t_rand_below(N_KEYS - N_HOT) : t_rand_below(N_HOT), i % 5 == 0);
 	/* small-order A: each of the 8 points, equation holding and failing */
 	for (unsigned ta = 0; ta < 8; ta++)
 		for (int eq = 0; eq < 2; eq++)
 			for (int r = 0; r < 2; r++) {
-				unsigned tr = r ? rnd(8) : 0;
+				unsigned tr = r ? t_rand_below(8) : 0;
 
 				if (tc_can((int)tr, (int)ta, eq))
-					T_CHECK(b_small_a(NEXT, &keys[rnd(N_HOT)], ta, tr, eq),
+					T_CHECK(b_small_a(NEXT, &keys[t_rand_below(N_HOT)], ta, tr, eq),
 						"small-order A %u: grinding", ta);
 			}
 	/* small-order R: each of the 8 points, with an honest A and a mixed-order A */
 	for (unsigned tr = 0; tr < 8; tr++)
 		for (int eq = 0; eq < 2; eq++)
-			for (unsigned ta = 0; ta < 8; ta += 1 + 2 * rnd(3))
+			for (unsigned ta = 0; ta < 8; ta += 1 + 2 * t_rand_below(3))
 				if (tc_can((int)tr, (int)ta, eq))
-					T_CHECK(b_small_r(NEXT, &keys[rnd(N_HOT)], tr, ta, eq),
+					T_CHECK(b_small_r(NEXT, &keys[t_rand_below(N_HOT)], tr, ta, eq),
 						"small-order R %u: grinding", tr);
 	/* both of small order, S = 0 */
 	for (unsigned ta = 0; ta < 8; ta++)
@@ -939,16 +915,16 @@ build_cases(struct tc *cs, size_t cap)
 				    tr = as_r ? k : 0;
 
 				if (k >= 0 && tc_can(tr, ta, eq))
-					T_CHECK(b_nc_small(NEXT, &keys[rnd(N_HOT)], i, as_r, eq),
+					T_CHECK(b_nc_small(NEXT, &keys[t_rand_below(N_HOT)], i, as_r, eq),
 						"%s: grinding", nc_small_name[i]);
 			}
 	/* non-canonical encodings (y + p) of other points, and bytes that are no point */
 	for (size_t i = 0; i < n_nc_big; i++)
 		for (int as_r = 0; as_r < 2; as_r++)
-			b_bad_point(NEXT, &keys[rnd(N_KEYS)], nc_big[i], as_r, "non-canonical");
+			b_bad_point(NEXT, &keys[t_rand_below(N_KEYS)], nc_big[i], as_r, "non-canonical");
 	for (size_t i = 0; i < n_off; i++)
 		for (int as_r = 0; as_r < 2; as_r++)
-			b_bad_point(NEXT, &keys[rnd(N_KEYS)], off_curve[i], as_r,
+			b_bad_point(NEXT, &keys[t_rand_below(N_KEYS)], off_curve[i], as_r,
 				    "not on the curve");
 	/* mixed-order A, R and both, honestly signed; the verdict hangs on h mod 8 */
 	for (unsigned ta = 0; ta < 8; ta++)
@@ -979,11 +955,11 @@ build_cases(struct tc *cs, size_t cap)
 			rej[ta][0]);
 	for (unsigned v = 1; v <= 22; v++)
 		for (int j = 0; j < 2; j++)
-			b_bad_s(NEXT, j ? rnd(N_HOT) : N_HOT + rnd(N_KEYS - N_HOT), v);
+			b_bad_s(NEXT, j ? t_rand_below(N_HOT) : N_HOT + t_rand_below(N_KEYS - N_HOT), v);
 	for (unsigned i = 0; i < 80; i++)
-		b_flip(NEXT, rnd(N_KEYS), i % 4);
+		b_flip(NEXT, t_rand_below(N_KEYS), i % 4);
 	for (unsigned i = 0; i < 35; i++)
-		b_garbage(NEXT, rnd(N_KEYS), i % 7);
+		b_garbage(NEXT, t_rand_below(N_KEYS), i % 7);
 #undef NEXT
 	return n;
 }
@@ -1009,7 +985,7 @@ test_cases(void)
 		size_t m = sizes[s] < 16 ? 1 : sizes[s] / 8;
 
 		for (size_t i = n - 1; i > 0; i--) {
-			size_t j = rnd((uint32_t)(i + 1));
+			size_t j = t_rand_below((uint32_t)(i + 1));
 			struct tc *tmp = order[i];
 
 			order[i] = order[j];
@@ -1021,7 +997,7 @@ test_cases(void)
 	}
 	/* every seventh case with its sig, pub and msg ending at a PROT_NONE page: no overread */
 	for (size_t i = 0; i < n; i += light ? 49 : 7) {
-		struct tc g = cs[i], *b[3] = {&fill[rnd(N_FILL)], &g, &fill[rnd(N_FILL)]};
+		struct tc g = cs[i], *b[3] = {&fill[t_rand_below(N_FILL)], &g, &fill[t_rand_below(N_FILL)]};
 		struct dime_ed25519_check c[3];
 		uint8_t ok[3];
 		int rc;
@@ -1175,12 +1151,12 @@ test_adversarial(void)
 				continue;
 			rng_scalar(d);
 			if (n % 2) {
-				unsigned e = rep % 2 ? 1 : 2 + 4 * rnd(2);
+				unsigned e = rep % 2 ? 1 : 2 + 4 * t_rand_below(2);
 
 				if (rep == 5) {
-					b_s_delta(&pool[0], rnd(N_KEYS), d, 1);
-					b_s_delta(&pool[1], rnd(N_KEYS), d, 1);
-					b_s_delta(&pool[2], rnd(N_KEYS), d, -2);
+					b_s_delta(&pool[0], t_rand_below(N_KEYS), d, 1);
+					b_s_delta(&pool[1], t_rand_below(N_KEYS), d, 1);
+					b_s_delta(&pool[2], t_rand_below(N_KEYS), d, -2);
 				} else {
 					b_torsion_err(&pool[0], e);
 					b_torsion_err(&pool[1], e);
@@ -1189,11 +1165,11 @@ test_adversarial(void)
 				i = 3;
 			}
 			for (; i < n; i += 2) {
-				unsigned e = rep == 0 ? 4 : 1 + rnd(7);
+				unsigned e = rep == 0 ? 4 : 1 + t_rand_below(7);
 
 				if (rep == 5) {
-					b_s_delta(&pool[i], rnd(N_KEYS), d, 1);
-					b_s_delta(&pool[i + 1], rnd(N_KEYS), d, -1);
+					b_s_delta(&pool[i], t_rand_below(N_KEYS), d, 1);
+					b_s_delta(&pool[i + 1], t_rand_below(N_KEYS), d, -1);
 				} else {
 					b_torsion_err(&pool[i], e);
 					b_torsion_err(&pool[i + 1], 8 - e);
@@ -1202,7 +1178,7 @@ test_adversarial(void)
 			for (i = 0; i < n; i++)
 				g[i] = &pool[i];
 			for (i = n - 1; i > 0; i--) {
-				size_t j = rnd((uint32_t)(i + 1));
+				size_t j = t_rand_below((uint32_t)(i + 1));
 				struct tc *tmp = g[i];
 
 				g[i] = g[j];
@@ -1217,42 +1193,42 @@ test_adversarial(void)
 static void
 gen_random(struct tc *t)
 {
-	unsigned w = rnd(100), ka = 1 + rnd(7), kr = 1 + rnd(7);
-	const struct key *hk = &keys[rnd(N_HOT)];
+	unsigned w = t_rand_below(100), ka = 1 + t_rand_below(7), kr = 1 + t_rand_below(7);
+	const struct key *hk = &keys[t_rand_below(N_HOT)];
 
 	if (w < 40)
-		b_valid(t, N_HOT + rnd(N_KEYS - N_HOT), 0);
+		b_valid(t, N_HOT + t_rand_below(N_KEYS - N_HOT), 0);
 	else if (w < 55)
-		b_valid(t, rnd(N_HOT), 0);
+		b_valid(t, t_rand_below(N_HOT), 0);
 	else if (w < 58)
-		b_valid(t, rnd(N_KEYS), 1);
+		b_valid(t, t_rand_below(N_KEYS), 1);
 	else if (w < 64)
 		(void)b_mixed(t, hk, 0, kr, -1);
 	else if (w < 72)
 		(void)b_mixed(t, hk, ka, 0, -1);
 	else if (w < 75)
-		(void)b_mixed(t, hk, ka, kr, tc_can((int)kr, (int)ka, 1) ? (int)rnd(2) : -1);
+		(void)b_mixed(t, hk, ka, kr, tc_can((int)kr, (int)ka, 1) ? (int)t_rand_below(2) : -1);
 	else if (w < 77)
-		(void)b_small_a(t, hk, rnd(8), rnd(8), -1);
+		(void)b_small_a(t, hk, t_rand_below(8), t_rand_below(8), -1);
 	else if (w < 79)
-		(void)b_small_r(t, hk, rnd(8), rnd(8), -1);
+		(void)b_small_r(t, hk, t_rand_below(8), t_rand_below(8), -1);
 	else if (w < 81)
-		(void)b_nc_small(t, hk, rnd((uint32_t)n_nc_small), (int)rnd(2), -1);
+		(void)b_nc_small(t, hk, t_rand_below((uint32_t)n_nc_small), (int)t_rand_below(2), -1);
 	else if (w < 82)
 		b_bad_point(t, hk,
-			    rnd(2) ? nc_big[rnd((uint32_t)n_nc_big)]
-				   : off_curve[rnd((uint32_t)n_off)],
-			    (int)rnd(2), "bad encoding");
+			    t_rand_below(2) ? nc_big[t_rand_below((uint32_t)n_nc_big)]
+				   : off_curve[t_rand_below((uint32_t)n_off)],
+			    (int)t_rand_below(2), "bad encoding");
 	else if (w < 85)
-		b_bad_s(t, rnd(N_KEYS), 1 + rnd(22));
+		b_bad_s(t, t_rand_below(N_KEYS), 1 + t_rand_below(22));
 	else if (w < 93)
-		b_flip(t, rnd(N_KEYS), rnd(4));
+		b_flip(t, t_rand_below(N_KEYS), t_rand_below(4));
 	else if (w < 95)
-		b_garbage(t, rnd(N_KEYS), rnd(7));
+		b_garbage(t, t_rand_below(N_KEYS), t_rand_below(7));
 	else if (w < 97) { /* S + d or S - d, d = 1: pairs cancel in a plain sum */
 		static const uint8_t one[32] = {1};
 
-		b_s_delta(t, rnd(N_KEYS), one, rnd(2) ? 1 : -1);
+		b_s_delta(t, t_rand_below(N_KEYS), one, t_rand_below(2) ? 1 : -1);
 	} else
 		b_torsion_err(t, 4); /* order 2: copies and pairs cancel under odd coefficients */
 }
@@ -1277,14 +1253,14 @@ test_differential(size_t total)
 		n_items += POOL;
 		for (int pass = 0; pass < PASSES && done < total; pass++) {
 			for (size_t i = POOL - 1; i > 0; i--) {
-				size_t j = rnd((uint32_t)(i + 1)), tmp = perm[i];
+				size_t j = t_rand_below((uint32_t)(i + 1)), tmp = perm[i];
 
 				perm[i] = perm[j];
 				perm[j] = tmp;
 			}
 			for (size_t at = 0; at < POOL && done < total;) {
 				struct tc *b[BATCH_MAX];
-				size_t s = sizes[rnd(N_OF(sizes))];
+				size_t s = sizes[t_rand_below(N_OF(sizes))];
 
 				if (s > POOL - at)
 					s = POOL - at;
@@ -1292,10 +1268,10 @@ test_differential(size_t total)
 					s = total - done;
 				for (size_t i = 0; i < s; i++)
 					b[i] = &pool[perm[at + i]];
-				if (s > 1 && rnd(8) == 0)
-					b[rnd((uint32_t)s)] = b[rnd((uint32_t)s)];
+				if (s > 1 && t_rand_below(8) == 0)
+					b[t_rand_below((uint32_t)s)] = b[t_rand_below((uint32_t)s)];
 				/* the ok == NULL form on one batch in six: it costs as much */
-				check_batch("random", b, s, rnd(6) == 0);
+				check_batch("random", b, s, t_rand_below(6) == 0);
 				at += s;
 				done += s;
 			}
@@ -1331,8 +1307,7 @@ main(void)
 	t_init();
 	t0 = now_s();
 	seed = env_size("DIME_TEST_ED25519_SEED", 0);
-	if (seed != 0)
-		rng_state ^= (uint64_t)seed * 0x2545f4914f6cdd1du;
+	t_rand_seed(seed);
 	memset(&c0, 0, sizeof(c0));
 	T_CHECK(dime_ed25519_verify_batch(&c0, 0, &ok0) == DIME_OK && ok0 == 0x55,
 		"empty batch with ok");

@@ -20,16 +20,6 @@
 static struct dime_ks *ks;
 
 /* Reproducible choices (the crypto itself draws from randombytes). */
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint32_t
-rnd(uint32_t n)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return n == 0 ? 0 : (uint32_t)(rng_state % n);
-}
 
 /* ---- Ed25519 batch ---- */
 
@@ -106,20 +96,20 @@ test_ed25519_batch(void)
 	while (n < N_OF(it)) {
 		struct ed_item *e = &it[n];
 		uint8_t seed[32];
-		unsigned kind = rnd(10);
+		unsigned kind = t_rand_below(10);
 
 		dime_random(seed, sizeof(seed));
-		e->msg_len = rnd(sizeof(e->msg) + 1);
+		e->msg_len = t_rand_below(sizeof(e->msg) + 1);
 		dime_random(e->msg, e->msg_len);
 		if (dime_ed25519_pub(e->pub, seed) != DIME_OK ||
 		    dime_ed25519_sign(e->sig, seed, e->msg, e->msg_len) != DIME_OK)
 			t_fail("ed25519 sign");
 		switch (kind) {
-		case 0: e->sig[rnd(64)] ^= (uint8_t)(1u << rnd(8)); break;
-		case 1: e->pub[rnd(32)] ^= (uint8_t)(1u << rnd(8)); break;
+		case 0: e->sig[t_rand_below(64)] ^= (uint8_t)(1u << t_rand_below(8)); break;
+		case 1: e->pub[t_rand_below(32)] ^= (uint8_t)(1u << t_rand_below(8)); break;
 		case 2:
 			if (e->msg_len > 0)
-				e->msg[rnd((uint32_t)e->msg_len)] ^= 1;
+				e->msg[t_rand_below((uint32_t)e->msg_len)] ^= 1;
 			else
 				e->msg_len = 1;
 			break;
@@ -143,7 +133,7 @@ test_ed25519_batch(void)
 	}
 	/* shuffle so every batch mixes valid and invalid */
 	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = rnd((uint32_t)(i + 1));
+		size_t j = t_rand_below((uint32_t)(i + 1));
 		struct ed_item tmp = it[i];
 
 		it[i] = it[j];
@@ -206,7 +196,7 @@ test_ecdh_batch(uint32_t org_key, uint32_t user_key, uint32_t sign_key)
 		switch (i % 7) {
 		case 3: pubs[i][0] = 0x04; break;	      /* not a compressed point */
 		case 5: memset(pubs[i] + 1, 0xff, 32); break; /* x >= p */
-		case 6: pubs[i][1 + rnd(32)] ^= 1; break;     /* maybe off the curve */
+		case 6: pubs[i][1 + t_rand_below(32)] ^= 1; break;     /* maybe off the curve */
 		default: break;
 		}
 	}
@@ -424,7 +414,7 @@ dup_bytes(const uint8_t *p, size_t len)
 static char *
 make_mail(size_t *len, int k)
 {
-	size_t body = k % 17 == 0 ? 100000u + (size_t)rnd(5000) : 40u + (size_t)rnd(600);
+	size_t body = k % 17 == 0 ? 100000u + (size_t)t_rand_below(5000) : 40u + (size_t)t_rand_below(600);
 	size_t cap = body + 512;
 	char *m = malloc(cap);
 	int n;
@@ -436,7 +426,7 @@ make_mail(size_t *len, int k)
 		     "Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n\r\n",
 		     k, k);
 	for (size_t i = 0; i < body; i++)
-		m[(size_t)n + i] = (char)(i % 64 == 63 ? '\n' : 'a' + (char)rnd(26));
+		m[(size_t)n + i] = (char)(i % 64 == 63 ? '\n' : 'a' + (char)t_rand_below(26));
 	*len = (size_t)n + body;
 	return m;
 }
@@ -453,26 +443,26 @@ corrupt(uint8_t *msg, size_t len, int how)
 	if (dime_msg_dump(&d, ch, N_OF(ch), &why, msg, len) == DIME_OK)
 		n_ch = d.n_chunks;
 	if (n_ch == 0 || how == 0) {
-		msg[rnd((uint32_t)len)] ^= (uint8_t)(1u << rnd(8));
+		msg[t_rand_below((uint32_t)len)] ^= (uint8_t)(1u << t_rand_below(8));
 		return;
 	}
 	for (int tries = 0; tries < 32; tries++) {
-		const struct dime_msg_chunk_info *c = &ch[rnd((uint32_t)n_ch)];
+		const struct dime_msg_chunk_info *c = &ch[t_rand_below((uint32_t)n_ch)];
 
 		if (how == 1 && c->n_slots > 0) { /* a keyslot */
-			msg[c->slots.p - msg + rnd((uint32_t)c->slots.len)] ^= 0x01;
+			msg[c->slots.p - msg + t_rand_below((uint32_t)c->slots.len)] ^= 0x01;
 			return;
 		}
 		if (how == 2 && c->type >= DIME_CHUNK_TREE_SIG) { /* a signature chunk */
-			msg[c->payload.p - msg + rnd((uint32_t)c->payload.len)] ^= 0x80;
+			msg[c->payload.p - msg + t_rand_below((uint32_t)c->payload.len)] ^= 0x80;
 			return;
 		}
 		if (how == 3 && c->type > DIME_CHUNK_EPHEMERAL && c->type < DIME_CHUNK_TREE_SIG) {
-			msg[c->payload.p - msg + rnd((uint32_t)c->payload.len)] ^= 0x04;
+			msg[c->payload.p - msg + t_rand_below((uint32_t)c->payload.len)] ^= 0x04;
 			return;
 		}
 	}
-	msg[rnd((uint32_t)len)] ^= 0x20;
+	msg[t_rand_below((uint32_t)len)] ^= 0x20;
 }
 
 /* Variants of a message: corrupted copies, a truncation, wrong parties. */
@@ -488,7 +478,7 @@ add_variants(const struct item *base)
 		corrupt(m, base->len, how);
 		item_add(m, base->len, a, r, base->signed_);
 	}
-	item_add(dup_bytes(base->msg, base->len), 1 + rnd((uint32_t)base->len - 1), a, r,
+	item_add(dup_bytes(base->msg, base->len), 1 + t_rand_below((uint32_t)base->len - 1), a, r,
 		 base->signed_);
 	/* the wrong author, then the wrong origin/destination signets */
 	it = item_add(dup_bytes(base->msg, base->len), base->len, a, r, base->signed_);
@@ -757,7 +747,7 @@ test_wrap_batch(uint8_t **mails, size_t *mail_lens, size_t n_mails)
 	if (want == NULL || got == NULL || ps == NULL)
 		exit(1);
 	for (size_t i = 0; i < n_mails; i++) {
-		int a = (int)rnd((uint32_t)n_users), r = (int)rnd((uint32_t)n_users);
+		int a = (int)t_rand_below((uint32_t)n_users), r = (int)t_rand_below((uint32_t)n_users);
 		uint32_t key = users[a].key;
 
 		parties_of(&ps[i], a, r);
@@ -845,7 +835,7 @@ main(void)
 
 	/* generated: wrap, then origin-sign (by the POK, or by a SOK where the org has one) */
 	for (int k = 0; k < N_GEN; k++) {
-		int a = (int)rnd((uint32_t)n_users), r = (int)rnd((uint32_t)n_users);
+		int a = (int)t_rand_below((uint32_t)n_users), r = (int)t_rand_below((uint32_t)n_users);
 		struct dime_msg_parties p;
 		struct dime_msg_envelope env;
 		uint8_t *msg = NULL, *signed_msg = NULL;
@@ -939,8 +929,8 @@ main(void)
 			bparties[n_b] = it->p;
 			keys[n_b] = orgs[users[it->author].org].key;
 			switch (i % 5) {
-			case 1: b[rnd((uint32_t)blen)] ^= 0x08; break;
-			case 2: blen = 1 + rnd((uint32_t)blen - 1); break;
+			case 1: b[t_rand_below((uint32_t)blen)] ^= 0x08; break;
+			case 2: blen = 1 + t_rand_below((uint32_t)blen - 1); break;
 			case 3:
 				bparties[n_b].origin =
 				    orgs[(size_t)(users[it->author].org + 1) % n_orgs].s;

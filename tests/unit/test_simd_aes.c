@@ -188,16 +188,6 @@ struct lanes {
 	size_t n;
 };
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint32_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 32);
-}
 
 /* shape: 0 random lengths, 1 all 4 KiB, 2 decreasing, 3 increasing, 4 mostly tiny with zeros. */
 static size_t
@@ -207,8 +197,8 @@ lane_len(int shape, size_t i, size_t n)
 	case 1: return MAX_LEN;
 	case 2: return 16 * ((n - i) * 7 % 257);
 	case 3: return 16 * (i * 11 % 257);
-	case 4: return 16 * (rng() % 5);
-	default: return 16 * (rng() % (MAX_LEN / 16 + 1));
+	case 4: return 16 * t_rand_below(5);
+	default: return 16 * t_rand_below(MAX_LEN / 16 + 1);
 	}
 }
 
@@ -289,7 +279,7 @@ test_ref_vs_openssl(const struct kat *k)
 		T_CHECK(memcmp(got, k->ct, 64) == 0, "ref sp800-38a: got %s", t_hex(got, 64));
 	}
 	for (int t = 0; t < 20; t++) {
-		size_t len = 16 * (rng() % (MAX_LEN / 16 + 1));
+		size_t len = 16 * t_rand_below(MAX_LEN / 16 + 1);
 
 		dime_random(key, 32);
 		dime_random(iv, 16);

@@ -126,23 +126,6 @@ old_b64_decode(uint8_t *out, size_t out_cap, size_t *out_len, const char *in, si
 
 /* ---- helpers ---- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static void
-rng_fill(uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(rng() >> 32);
-}
 
 static int
 all_guard(const uint8_t *p, size_t n)
@@ -168,7 +151,7 @@ test_kernels_lengths(const struct dime_simd_ops *t)
 	static char enc[4 * MAXLEN + 128], ref[4 * MAXLEN + 64];
 	int bad = 0;
 
-	rng_fill(src, sizeof(src));
+	t_rand_fill(src, sizeof(src));
 	for (size_t n = 0; n <= MAXLEN && !bad; n++) {
 		const uint8_t *pin;
 		const char *pstr;
@@ -221,7 +204,7 @@ test_kernels_invalid(const struct dime_simd_ops *t, size_t n)
 	char str[4 * 40];
 	int bad = 0;
 
-	rng_fill(src, sizeof(src));
+	t_rand_fill(src, sizeof(src));
 	for (size_t k = 0; k < n && !bad; k++)
 		for (size_t pos = 0; pos < 4 && !bad; pos++)
 			for (unsigned v = 0; v < 256 && !bad; v++) {
@@ -275,7 +258,7 @@ static void
 random_b64ish(char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		uint64_t r = rng();
+		uint64_t r = t_rand();
 
 		s[i] = (r & 3) != 0 ? ref_alpha[(r >> 8) & 63] : mix[(r >> 16) % (sizeof(mix) - 1)];
 	}
@@ -288,7 +271,7 @@ test_codec_exact(const char *lvl)
 	static char e1[4 * MAXLEN + 64], e2[4 * MAXLEN + 64], s[512];
 	int bad = 0;
 
-	rng_fill(src, sizeof(src));
+	t_rand_fill(src, sizeof(src));
 	for (size_t n = 0; n <= MAXLEN && !bad; n++)
 		for (int flags = 1; flags <= 3 && !bad; flags++) {
 			size_t need = dime_b64_encoded_len(n, flags);
@@ -344,20 +327,20 @@ test_codec_exact(const char *lvl)
 				}
 		}
 	for (int it = 0; it < 200000 && !bad; it++) {
-		size_t n = (size_t)(rng() % 40), cap = (size_t)(rng() % 32), l1 = 9, l2 = 9;
-		int flags = (int)(rng() % 3) + 1, r1, r2;
+		size_t n = (size_t)(t_rand() % 40), cap = (size_t)(t_rand() % 32), l1 = 9, l2 = 9;
+		int flags = (int)(t_rand() % 3) + 1, r1, r2;
 
 		random_b64ish(s, n);
-		if (rng() & 1) { /* mostly-valid: a real encoding with one byte changed */
+		if (t_rand() & 1) { /* mostly-valid: a real encoding with one byte changed */
 			size_t el;
 
-			n = (size_t)(rng() % 30);
-			if (dime_b64_encode(s, sizeof(s), &el, src, n, (int)(rng() & 1) + 1) != 0)
+			n = (size_t)(t_rand() % 30);
+			if (dime_b64_encode(s, sizeof(s), &el, src, n, (int)(t_rand() & 1) + 1) != 0)
 				abort();
 			n = el;
-			if (n > 0 && (rng() & 1))
-				s[rng() % n] = mix[rng() % (sizeof(mix) - 1)];
-			cap = rng() & 1 ? 64 : cap;
+			if (n > 0 && (t_rand() & 1))
+				s[t_rand() % n] = mix[t_rand() % (sizeof(mix) - 1)];
+			cap = t_rand() & 1 ? 64 : cap;
 		}
 		memset(got, GUARD, sizeof(got));
 		memset(want, GUARD, sizeof(want));
@@ -408,8 +391,8 @@ armor_build(char *a, const char *b64, size_t b64_len, size_t width, int crlf, in
 
 		for (size_t j = 0; j < k; j++) {
 			a[o++] = b64[i + j];
-			if (spaces && j + 1 < k && rng() % 7 == 0)
-				a[o++] = rng() & 1 ? ' ' : '\t';
+			if (spaces && j + 1 < k && t_rand() % 7 == 0)
+				a[o++] = t_rand() & 1 ? ' ' : '\t';
 		}
 		if (crlf)
 			a[o++] = '\r';
@@ -428,10 +411,10 @@ test_armor(const char *lvl)
 	char label[DIME_ARMOR_LABEL_MAX];
 	int bad = 0;
 
-	rng_fill(src, sizeof(src));
+	t_rand_fill(src, sizeof(src));
 	for (size_t n = 0; n <= MAXLEN && !bad; n += 1 + n / 16) {
 		for (size_t width = 1; width <= 80 && !bad; width += width < 20 ? 1 : 7) {
-			int variant = (int)(rng() % 8);
+			int variant = (int)(t_rand() % 8);
 			size_t el, al, at, bl, ol = 9, wl = 9, used = 0;
 			int r1, r2;
 
@@ -450,13 +433,13 @@ test_armor(const char *lvl)
 			/* one byte inserted inside a line (never its first: no CRC or END
 			 * line can appear), or one byte of room too little */
 			if (bl > 1) {
-				size_t p = at + 1 + (size_t)(rng() % (bl - 1));
+				size_t p = at + 1 + (size_t)(t_rand() % (bl - 1));
 				const char ins[] = "=*. \t\r\n-A/\x80";
 
 				if (a[p - 1] == '\n')
 					p++;
 				memmove(a + p + 1, a + p, al - p);
-				a[p] = ins[rng() % (sizeof(ins) - 1)];
+				a[p] = ins[t_rand() % (sizeof(ins) - 1)];
 				al++, bl++;
 			}
 			for (size_t cap = n > 0 ? n - 1 : 0; cap <= n + 1; cap++) {
@@ -523,7 +506,7 @@ test_openssl(const char *lvl, const uint8_t *big)
 
 	if (e1 == NULL || e2 == NULL || d == NULL)
 		abort();
-	rng_fill(src, sizeof(src));
+	t_rand_fill(src, sizeof(src));
 	for (size_t n = 0; n <= sizeof(src); n++) {
 		int tl = EVP_EncodeBlock((unsigned char *)theirs, src, (int)n), bl;
 
@@ -579,7 +562,7 @@ main(void)
 			    ol == 3 && o[2] == 0x3f,
 			"AAA/");
 	}
-	rng_fill(big, BIG);
+	t_rand_fill(big, BIG);
 	b64_encode_blocks_ref(big_ref, big, BIG / 3);
 	for (int lvl = DIME_SIMD_BASE; lvl <= DIME_SIMD_MAX; lvl++) {
 		const struct dime_simd_ops *t = table(lvl);
