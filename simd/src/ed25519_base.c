@@ -535,8 +535,7 @@ sc_naf5(int8_t naf[256], const uint64_t w[4])
 #define ED_CHUNK 64
 
 struct ed_batch {
-	const struct dime_ed25519_item *it;
-	size_t n, na;
+	size_t na;
 	uint8_t aidx[ED_CHUNK];		 /* item -> distinct key */
 	struct ed_cached tab_r[ED_CHUNK][8]; /* odd multiples of R_i */
 	struct ed_cached tab_a[ED_CHUNK][8]; /* odd multiples of each distinct A */
@@ -550,6 +549,14 @@ struct ed_batch {
 	int top_a[ED_CHUNK];
 	uint8_t aused[ED_CHUNK];
 };
+
+/* q += d P for a window digit d (odd, |d| <= 15, or 0) and tab the odd multiples of P */
+static void
+ed_add_digit(struct ed_pt *q, const struct ed_cached tab[8], int8_t d)
+{
+	if (d != 0)
+		ed_add(q, q, &tab[(d < 0 ? -d : d) / 2], d < 0);
+}
 
 /* [8] (sum_{i in idx} z_i R_i + za_i A_i - zs_i B) == O */
 static int
@@ -584,23 +591,12 @@ ed_msm_ok(struct ed_batch *b, const uint8_t *idx, size_t m)
 	ed_identity(&q);
 	for (int pos = top - 1; pos >= 0; pos--) {
 		ed_dbl(&q, &q);
-		for (size_t k = 0; k < m; k++) {
-			int8_t d = b->naf_r[idx[k]][pos];
-
-			if (d != 0)
-				ed_add(&q, &q, &b->tab_r[idx[k]][(d < 0 ? -d : d) / 2], d < 0);
-		}
-		for (size_t a = 0; a < b->na; a++) {
-			int8_t d = b->aused[a] ? b->naf_a[a][pos] : 0;
-
-			if (d != 0)
-				ed_add(&q, &q, &b->tab_a[a][(d < 0 ? -d : d) / 2], d < 0);
-		}
-		if (b->naf_b[pos] != 0) {
-			int8_t d = b->naf_b[pos];
-
-			ed_add(&q, &q, &b->tab_b[(d < 0 ? -d : d) / 2], d < 0);
-		}
+		for (size_t k = 0; k < m; k++)
+			ed_add_digit(&q, b->tab_r[idx[k]], b->naf_r[idx[k]][pos]);
+		for (size_t a = 0; a < b->na; a++)
+			if (b->aused[a])
+				ed_add_digit(&q, b->tab_a[a], b->naf_a[a][pos]);
+		ed_add_digit(&q, b->tab_b, b->naf_b[pos]);
 	}
 	for (int k = 0; k < 3; k++)
 		ed_dbl(&q, &q);
@@ -788,8 +784,6 @@ ed_chunk(struct ed_batch *b, const struct dime_ed25519_item *it, size_t n, uint8
 	uint8_t bad[2 * ED_CHUNK], first[ED_CHUNK], live[ED_CHUNK], idx[ED_CHUNK], tf[ED_CHUNK];
 	size_t m = 0, nl = 0;
 
-	b->it = it;
-	b->n = n;
 	b->na = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t a;
