@@ -24,17 +24,6 @@ static const char conf_usage[] =
 	"Prints PASS <id>, FAIL <id>: <why> or SKIP <id>: <why> per case, then N passed, M failed.\n"
 	"Exit status: 0 when nothing failed, 1 otherwise, 2 when DIR cannot be read.\n";
 
-/* Cases for which the manifest carries no project verdict: the verdict this project gives,
- * and why (see docs/conformance.md). */
-static const struct {
-	const char *id, *verdict, *why;
-} conf_local_verdicts[] = {
-	{"mrec:mrec-genrec-minimal", "accept", "a minimal valid record"},
-	{"mrec:mrec-genrec-tls", "accept", "a valid record whose tls signs SHA-512(DER)"},
-	{"mrec:mrec-genrec-syndicate", "reject",
-	 "genrec runs two fields together (pol=mixedsyn=...): not a valid policy value"},
-};
-
 void
 conf_result(struct conf *c, const char *id, const char *fmt, ...)
 {
@@ -115,18 +104,6 @@ conf_party(const struct conf *c, const char *name)
 	return name != NULL ? json_object_get(c->parties, name) : NULL;
 }
 
-/* The party a file belongs to: its base name up to the first '.' ("user-bob.signet.pem"). */
-static void
-conf_party_of(char *out, size_t cap, const char *mpath)
-{
-	const char *base = strrchr(mpath, '/');
-	size_t n;
-
-	base = base != NULL ? base + 1 : mpath;
-	n = strcspn(base, ".");
-	snprintf(out, cap, "%.*s", (int)n, base);
-}
-
 static int
 conf_hex32(uint8_t out[32], const char *hex)
 {
@@ -135,6 +112,29 @@ conf_hex32(uint8_t out[32], const char *hex)
 	return hex != NULL && dime_hex_decode(out, 32, &n, hex, strlen(hex)) == DIME_OK && n == 32
 		       ? 0
 		       : -1;
+}
+
+/* The party a signet belongs to: the one whose sign_pub_hex is the signet's signing key (a
+ * user's key for user signets and SSRs, the POK for org signets). Taken from the data, not from
+ * file or case names, so that a renamed copy of the vectors runs the same. Returns NULL when
+ * no party, or more than one, holds that key. */
+static const char *
+conf_party_of(const struct conf *c, const struct dime_signet *s)
+{
+	uint8_t key[32], pub[32];
+	const char *name, *found = NULL;
+	json_t *p;
+	int n = 0;
+
+	if (dime_signet_signing_key(s, key) != DIME_OK)
+		return NULL;
+	json_object_foreach(c->parties, name, p) {
+		if (conf_hex32(pub, conf_str(p, "sign_pub_hex")) == 0 && memcmp(pub, key, 32) == 0) {
+			found = name;
+			n++;
+		}
+	}
+	return n == 1 ? found : NULL;
 }
 
 static const char *
@@ -231,9 +231,9 @@ conf_signet_case(struct conf *c, const json_t *cs, const char *id)
 	struct dime_signet *s = NULL, *s2 = NULL, *org = NULL, *prev = NULL;
 	struct dime_signet_trust trust;
 	struct dime_signet_verdict v;
-	char party[64], fp[DIME_FP_B64_LEN + 1];
+	char fp[DIME_FP_B64_LEN + 1];
 	uint8_t pok[32];
-	const char *key;
+	const char *key, *party;
 	json_t *val;
 
 	memset(&trust, 0, sizeof(trust));
@@ -274,7 +274,10 @@ conf_signet_case(struct conf *c, const json_t *cs, const char *id)
 			goto out;
 		}
 	}
-	conf_party_of(party, sizeof(party), bin != NULL ? bin : arm);
+	if ((party = conf_party_of(c, s)) == NULL) {
+		conf_result(c, id, "no single party of the manifest holds the signet's signing key");
+		goto out;
+	}
 	if (conf_trust(&trust, &org, pok, c, s, party, &why) != 0) {
 		conf_result(c, id, "trust for %s: %s", party, why);
 		goto out;
@@ -436,18 +439,18 @@ out:
 static void
 conf_mrec_case(struct conf *c, const json_t *cs, const char *id)
 {
-	const json_t *files = json_object_get(cs, "files");
-	const char *want = NULL, *why = "";
+	const json_t *files = json_object_get(cs, "files"), *pe = json_object_get(cs, "project_expect");
+	const char *want, *why = "";
 	uint8_t *txt = NULL, *cert = NULL, *der = NULL;
 	size_t len = 0, clen = 0, dlen = 0, used = 0;
 	struct dime_mrec m;
 	int rc;
 
-	for (size_t i = 0; i < sizeof(conf_local_verdicts) / sizeof(conf_local_verdicts[0]); i++)
-		if (strcmp(id, conf_local_verdicts[i].id) == 0)
-			want = conf_local_verdicts[i].verdict;
-	if (want == NULL) {
-		conf_result(c, id, "no verdict known for this record");
+	/* project_expect is "accept" or "reject"; an object with a verdict is taken too, as the
+	 * other kinds of case carry theirs. */
+	want = json_is_string(pe) ? json_string_value(pe) : conf_str(pe, "verdict");
+	if (want == NULL || (strcmp(want, "accept") != 0 && strcmp(want, "reject") != 0)) {
+		conf_result(c, id, "manifest has no project_expect accept or reject");
 		return;
 	}
 	if (conf_read(&txt, &len, c, conf_str(files, "txt")) != 0) {
@@ -504,17 +507,21 @@ out:
 }
 
 static void
-conf_mrec_probes(struct conf *c, const char *mpath)
+conf_mrec_probes(struct conf *c, const char *case_id, const char *mpath)
 {
-	char path[4096], id[64];
+	char path[4096], id[256];
 	json_error_t jerr;
 	json_t *probes;
 	size_t i;
 	json_t *p;
 
+	if (mpath == NULL) {
+		conf_result(c, case_id, "manifest names no probe file");
+		return;
+	}
 	conf_path(path, sizeof(path), c, mpath);
 	if ((probes = json_load_file(path, 0, &jerr)) == NULL || !json_is_array(probes)) {
-		conf_result(c, "mrec:parse-probes", "cannot read %s: %s", path, jerr.text);
+		conf_result(c, case_id, "cannot read %s: %s", path, jerr.text);
 		json_decref(probes);
 		return;
 	}
@@ -523,7 +530,7 @@ conf_mrec_probes(struct conf *c, const char *mpath)
 		struct dime_mrec m;
 		int rc;
 
-		snprintf(id, sizeof(id), "mrec:parse-probes#%zu", i + 1);
+		snprintf(id, sizeof(id), "%s#%zu", case_id, i + 1);
 		if (rec == NULL || want == NULL) {
 			conf_result(c, id, "probe lacks record or project");
 			continue;
@@ -616,7 +623,7 @@ cmd_conformance(int argc, char **argv)
 		} else if (strcmp(kind, "management-record") == 0) {
 			conf_mrec_case(&c, cs, id);
 		} else if (strcmp(kind, "management-record-parse") == 0) {
-			conf_mrec_probes(&c, conf_str(json_object_get(cs, "files"), "json"));
+			conf_mrec_probes(&c, id, conf_str(json_object_get(cs, "files"), "json"));
 		} else if (strcmp(kind, "prime-org-signet+key") == 0) {
 			conf_prime(&c, cs, id);
 		} else if (strncmp(kind, "dmime", 5) == 0) {
