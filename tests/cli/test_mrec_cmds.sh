@@ -36,6 +36,30 @@ while read -r s; do
 	[ ${#s} -le 257 ] || fail "TXT string longer than 255: ${#s}"
 done < <(grep -o '"[^"]*"' <<<"$out")
 
+# The whole line `org create` prints (owner, class, TXT, quoted strings) is taken as it is: in
+# one argument, split by the shell, with a TTL, and when the record is split into several strings.
+line=$("$DIME" org create example.org 2>/dev/null) || fail "org create"
+grep -q '^_dime\.example\.org\. IN TXT "ver=1 ' <<<"$line" || fail "org create printed: $line"
+expect 0 '^ACCEPT ver=1 pok=1 ' -- "$DIME" mrec check "$line"
+eval "split=($line)"
+expect 0 '^ACCEPT ver=1 pok=1 ' -- "$DIME" mrec check "${split[@]}"
+expect 0 '^ACCEPT ver=1 pok=1 ' -- "$DIME" mrec check "${line/ IN TXT/ 3600 IN TXT}"
+expect 0 '^ACCEPT ver=1 pok=1 ' -- "$DIME" mrec check "${line/ IN TXT/ txt}"
+args=()
+for i in $(seq 1 12); do args+=(--dx "dmtp$i.a-rather-long-host-name.example.net"); done
+line=$("$DIME" org create example.net "${args[@]}" 2>/dev/null) || fail "org create long"
+[ "$(grep -o '"[^"]*"' <<<"$line" | wc -l)" -ge 3 ] || fail "long record not split: $line"
+expect 0 '^ACCEPT ver=1 pok=1 tls=0 dx=12 ' -- "$DIME" mrec check "$line"
+eval "split=($line)"
+expect 0 '^ACCEPT ver=1 pok=1 tls=0 dx=12 ' -- "$DIME" mrec check "${split[@]}"
+# Zone-file escapes inside the strings are undone (\DDD and \X, RFC 1035 §5.1).
+expect 0 '^ACCEPT .*pol=strict' -- "$DIME" mrec check "_dime.a. IN TXT \"pok=$ALPHA_POK \\112ol=strict\""
+expect 0 '^ACCEPT .*pol=strict' -- "$DIME" mrec check "_dime.a. IN TXT \"pok=$ALPHA_POK \\pol=strict\""
+# A broken line is an error, not a silently different record.
+expect 2 '' -- "$DIME" mrec check "_dime.a. IN TXT \"pok=$ALPHA_POK"
+expect 2 '' -- "$DIME" mrec check "_dime.a. IN TXT \"pok=$ALPHA_POK\" pol=strict"
+expect 2 '' -- "$DIME" mrec check "_dime.a. IN TXT"
+
 for c in check generate; do
 	expect 0 '^usage: dime' -- "$DIME" mrec $c --help
 done

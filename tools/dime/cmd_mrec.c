@@ -12,7 +12,9 @@ static const char check_usage[] =
 	"\n"
 	"Parses and validates a management record. Several arguments are the TXT strings of one\n"
 	"record and are joined as a resolver joins them; a zone-style '\"a\" \"b\"' argument is\n"
-	"unquoted. Prints ACCEPT and what the record says, or REJECT <reason>.\n"
+	"unquoted, and the whole line that `org create` prints is taken as it is\n"
+	"('_dime.example.org. IN TXT \"ver=1 pok=...\"', in one argument or several).\n"
+	"Prints ACCEPT and what the record says, or REJECT <reason>.\n"
 	"  --cert FILE   also check the certificate (PEM or DER) against the record's tls fields\n"
 	"Exit status: 0 accept, 1 reject, 2 usage or I/O error.\n";
 static const char generate_usage[] =
@@ -27,33 +29,127 @@ static const char generate_usage[] =
 	"  --key FILE      the POK's private key file, to sign --tls-cert without a store\n"
 	"  --tls-cert FILE a DMTP certificate (PEM or DER) to sign into a tls field\n";
 
-/* Join TXT strings, removing zone-file quotes. */
-static char *
-mrec_join(int argc, char **argv, int first, size_t *len)
+/* True when the word at w (n bytes) is `TXT`, in any case. */
+static int
+mrec_is_txt(const char *w, size_t n)
 {
-	size_t total = 0, n = 0;
-	char *out;
+	return n == 3 && (w[0] | 0x20) == 't' && (w[1] | 0x20) == 'x' && (w[2] | 0x20) == 't';
+}
 
-	for (int i = first; i < argc; i++)
-		total += strlen(argv[i]);
-	if ((out = malloc(total + 1)) == NULL)
-		return NULL;
+/* Where the record starts: just past `OWNER [TTL] [CLASS] TXT` when the arguments open with
+ * it (the line `org create` prints, whole in one argument or split by the shell), else at
+ * argument first. A record field always holds '=', a zone-file prefix word never does, so the
+ * two cannot be confused. */
+static void
+mrec_skip_owner(int *arg, size_t *off, int argc, char **argv, int first)
+{
+	int words = 0;
+
+	*arg = first;
+	*off = 0;
 	for (int i = first; i < argc; i++) {
 		const char *a = argv[i];
-		size_t l = strlen(a);
+		size_t k = 0, w;
 
-		if (l >= 2 && a[0] == '"') {
-			/* "a" "b": take what is between each pair of quotes. */
-			for (size_t k = 0; k < l; k++) {
-				if (a[k] != '"')
-					continue;
-				for (k++; k < l && a[k] != '"'; k++)
-					out[n++] = a[k];
+		for (;;) {
+			k += strspn(a + k, " \t");
+			if (a[k] == 0)
+				break;
+			if (a[k] == '"')
+				return;
+			w = strcspn(a + k, " \t\"");
+			if (memchr(a + k, '=', w) != NULL || ++words > 4)
+				return;
+			k += w;
+			if (words >= 2 && mrec_is_txt(a + k - w, w)) {
+				*arg = i;
+				*off = k;
+				return;
+			}
+		}
+	}
+}
+
+/* Copy the zone-file strings of a ("a" "b" ...) into out, unquoted, with the \X and \DDD
+ * escapes of RFC 1035 §5.1 undone. Returns: the bytes written, or (size_t)-1 with *why set
+ * when a is not a sequence of complete quoted strings. */
+static size_t
+mrec_unquote(char *out, const char *a, const char **why)
+{
+	size_t n = 0, k = 0;
+
+	for (;;) {
+		k += strspn(a + k, " \t\r\n");
+		if (a[k] == 0)
+			return n;
+		if (a[k] != '"') {
+			*why = "text outside the quoted strings";
+			return (size_t)-1;
+		}
+		for (k++; a[k] != '"'; k++) {
+			if (a[k] == 0) {
+				*why = "a quoted string is not closed";
+				return (size_t)-1;
+			}
+			if (a[k] == '\\' && a[k + 1] >= '0' && a[k + 1] <= '9' && a[k + 2] >= '0' &&
+			    a[k + 2] <= '9' && a[k + 3] >= '0' && a[k + 3] <= '9') {
+				int v = (a[k + 1] - '0') * 100 + (a[k + 2] - '0') * 10 + a[k + 3] - '0';
+
+				if (v > 255) {
+					*why = "a \\DDD escape above 255";
+					return (size_t)-1;
+				}
+				out[n++] = (char)v;
+				k += 3;
+			} else if (a[k] == '\\' && a[k + 1] != 0) {
+				out[n++] = a[++k];
+			} else {
+				out[n++] = a[k];
+			}
+		}
+		k++;
+	}
+}
+
+/* Join the TXT strings of one record as a resolver does. Arguments may be bare strings, or
+ * zone-file quoted strings, optionally after the `OWNER [TTL] [CLASS] TXT` that `org create`
+ * prints. Returns: the record (caller frees), or NULL with *why set. */
+static char *
+mrec_join(int argc, char **argv, int first, size_t *len, const char **why)
+{
+	size_t total = 0, n = 0, off = 0;
+	int arg = first;
+	char *out;
+
+	*len = 0;
+	for (int i = first; i < argc; i++)
+		total += strlen(argv[i]);
+	if ((out = malloc(total + 1)) == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	mrec_skip_owner(&arg, &off, argc, argv, first);
+	for (int i = arg; i < argc; i++) {
+		const char *a = argv[i] + (i == arg ? off : 0);
+		size_t l;
+
+		if (i == arg && off > 0)
+			a += strspn(a, " \t"); /* the blank after TXT */
+		if (a[strspn(a, " \t")] == '"') {
+			if ((l = mrec_unquote(out + n, a, why)) == (size_t)-1) {
+				free(out);
+				return NULL;
 			}
 		} else {
+			l = strlen(a);
 			memcpy(out + n, a, l);
-			n += l;
 		}
+		n += l;
+	}
+	if (n == 0) {
+		*why = "no record text";
+		free(out);
+		return NULL;
 	}
 	out[n] = 0;
 	*len = n;
@@ -119,8 +215,8 @@ mrec_check(int argc, char **argv)
 	}
 	if (first >= argc)
 		return cli_err("mrec check: RECORD missing\n%s", check_usage);
-	if ((rec = mrec_join(argc, argv, first, &len)) == NULL)
-		return cli_err("out of memory");
+	if ((rec = mrec_join(argc, argv, first, &len, &why)) == NULL)
+		return cli_err("mrec check: %s", why);
 	rc = dime_mrec_parse(&m, &why, rec, len);
 	if (rc != DIME_OK) {
 		printf("REJECT %s\n", why);
