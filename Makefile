@@ -3,6 +3,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 export DIME_STORE ?= $(CURDIR)/var/dime.db
+# No "Entering/Leaving directory" lines, here or in the makefiles cmake generates (MAKEFLAGS
+# reaches them through the environment).
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps build run test test-asan fuzz clean distclean
 
@@ -16,8 +19,12 @@ build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIME_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: deps build
-	./tools/demo.sh $(BUILD)/bin/dime
+# The demo only: cmake's configure and progress lines go to /dev/null; warnings and errors are
+# on stderr and still show.
+run: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIME_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target dime >/dev/null
+	@./tools/demo.sh $(BUILD)/bin/dime
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
