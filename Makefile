@@ -7,7 +7,7 @@ export DIME_STORE ?= $(CURDIR)/var/dime.db
 # reaches them through the environment).
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build run test test-asan fuzz clean distclean
+.PHONY: all deps build run test test-asan check-format fuzz clean distclean
 
 all: build
 
@@ -29,11 +29,16 @@ run: deps
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# Unit tests and corpus replays under AddressSanitizer and UBSan.
+# Unit tests, corpus replays, the batch tests and the CLI tests (label cli) under AddressSanitizer
+# and UBSan (built with -fno-sanitize-recover: any finding fails its test; here with its stack).
 test-asan: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DDIME_SANITIZE=address,undefined $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L unit
+	cd $(BUILD)-asan && UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -L 'unit|cli'
+
+# The formatting check CI runs (clang-format 14, .clang-format).
+check-format:
+	./.ci/check-format.sh
 
 # libFuzzer binaries (clang) and a short run of each.
 fuzz: deps
