@@ -70,6 +70,9 @@ void bench_progress_end(struct bench_progress *p);
  * Returns: 0, or -1 with errno. */
 int bench_tmpdir_new(char *path, size_t cap, const char *prefix, char *const *hook);
 void bench_tmpdir_remove(const char *path);
+/* The child (pid, or 0 for none) to kill before the removal on a signal: one that writes into a
+ * temporary directory, such as a gpg run. */
+void bench_tmpdir_child(int pid);
 
 #ifdef __cplusplus
 }

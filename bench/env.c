@@ -192,6 +192,7 @@ bench_progress_end(struct bench_progress *p)
 static char env_tmp[ENV_TMP_MAX][256];
 static char *const *env_hook[ENV_TMP_MAX];
 static int env_handlers;
+static volatile pid_t env_child; /* a child that may write into the directories */
 
 /* Removes everything under the directory dfd, then nothing else. Only system calls, so that
  * the signal handler can use it (opendir and nftw allocate). A pass that removes entries is
@@ -278,7 +279,12 @@ env_on_signal(int sig)
 {
 	struct sigaction sa;
 	int saved = errno;
+	pid_t child = env_child;
 
+	/* a gpg still running would recreate its home after the removal */
+	if (child > 0 && kill(child, SIGKILL) == 0)
+		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+			;
 	for (int i = 0; i < ENV_TMP_MAX; i++)
 		if (env_tmp[i][0] != 0) {
 			if (env_hook[i] != NULL)
@@ -355,6 +361,12 @@ bench_tmpdir_new(char *path, size_t cap, const char *prefix, char *const *hook)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	}
 	return 0;
+}
+
+void
+bench_tmpdir_child(int pid)
+{
+	env_child = pid;
 }
 
 void
