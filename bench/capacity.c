@@ -1253,6 +1253,7 @@ out:
 struct cap_rpoint {
 	unsigned workers, batch_max;
 	double msgs, lat50, lat99;
+	double lo, hi; /* the slowest and fastest repeat, msg/s */
 	uint64_t failed;
 };
 
@@ -1272,8 +1273,8 @@ cap_write_recommend(const char *dir, const struct cap_opts *o, const struct benc
 		fclose(f);
 		return -1;
 	}
-	fprintf(c, "op,size_bytes,workers,batch_max,msgs_per_s,latency_p50_ms,latency_p99_ms,"
-		   "failed,best\n");
+	fprintf(c, "op,size_bytes,workers,batch_max,msgs_per_s,msgs_per_s_min,msgs_per_s_max,"
+		   "latency_p50_ms,latency_p99_ms,failed,best\n");
 	fprintf(f, "{\n  \"tool\": \"dime-bench capacity --recommend\",\n");
 	bench_machine_json(f, m);
 	fprintf(f, "  \"seconds\": %.3f,\n  \"repeats\": %u,\n  \"results\": [", o->seconds,
@@ -1291,12 +1292,13 @@ cap_write_recommend(const char *dir, const struct cap_opts *o, const struct benc
 
 			fprintf(f,
 				"%s{\"workers\": %u, \"batch_max\": %u, \"msgs_per_s\": %.2f, "
+				"\"msgs_per_s_min\": %.2f, \"msgs_per_s_max\": %.2f, "
 				"\"latency_p50_ms\": %.3f, \"latency_p99_ms\": %.3f, \"failed\": %llu}",
-				i ? ", " : "", q->workers, q->batch_max, q->msgs, q->lat50, q->lat99,
-				(unsigned long long)q->failed);
-			fprintf(c, "%s,%zu,%u,%u,%.2f,%.3f,%.3f,%llu,%d\n",
+				i ? ", " : "", q->workers, q->batch_max, q->msgs, q->lo, q->hi, q->lat50,
+				q->lat99, (unsigned long long)q->failed);
+			fprintf(c, "%s,%zu,%u,%u,%.2f,%.2f,%.2f,%.3f,%.3f,%llu,%d\n",
 				bench_op_name((enum bench_op)ops[s]), sizes[s], q->workers,
-				q->batch_max, q->msgs, q->lat50, q->lat99,
+				q->batch_max, q->msgs, q->lo, q->hi, q->lat50, q->lat99,
 				(unsigned long long)q->failed, i == best[s]);
 		}
 		fprintf(f, "]}");
@@ -1319,6 +1321,7 @@ cap_recommend(const struct cap_opts *o, const struct bench_fix *f, struct bench_
 	double *v = calloc(per_set * 3 * o->repeats, sizeof(double));
 	struct bench_progress pg;
 	char machine[400];
+	size_t n_tie;
 	int status = 1;
 
 	if (pts == NULL || best == NULL || sizes == NULL || ops == NULL || v == NULL)
@@ -1366,6 +1369,9 @@ cap_recommend(const struct cap_opts *o, const struct bench_fix *f, struct bench_
 			cap_pool_free(&p);
 			for (size_t i = 0; i < per_set; i++) {
 				sp[i].msgs = cap_median(v + (i * 3 + 0) * o->repeats, o->repeats);
+				/* cap_median sorted the repeats */
+				sp[i].lo = v[(i * 3 + 0) * o->repeats];
+				sp[i].hi = v[(i * 3 + 0) * o->repeats + o->repeats - 1];
 				sp[i].lat50 = cap_median(v + (i * 3 + 1) * o->repeats, o->repeats);
 				sp[i].lat99 = cap_median(v + (i * 3 + 2) * o->repeats, o->repeats);
 				if (sp[i].failed == 0 &&
@@ -1376,18 +1382,18 @@ cap_recommend(const struct cap_opts *o, const struct bench_fix *f, struct bench_
 	bench_progress_end(&pg);
 	bench_machine_end(m);
 	bench_machine_line(machine, sizeof(machine), m);
-	printf("\nmachine: %s\n\n%-13s %5s %3s %9s %11s %10s %10s\n", machine, "op", "size", "wk",
-	       "batch_max", "msg/s", "lat_p50_ms", "lat_p99_ms");
+	printf("\nmachine: %s\n\n%-13s %5s %3s %9s %11s %19s %10s %10s\n", machine, "op", "size",
+	       "wk", "batch_max", "msg/s", "range_msg/s", "lat_p50_ms", "lat_p99_ms");
 	for (s = 0; s < n_sets; s++)
 		for (size_t i = 0; i < per_set; i++) {
 			const struct cap_rpoint *q = &pts[s * per_set + i];
 			char sz[16];
 
 			bench_size_name(sz, sizeof(sz), sizes[s]);
-			printf("%-13s %5s %3u %9u %11.1f %10.2f %10.2f%s%s\n",
+			printf("%-13s %5s %3u %9u %11.1f %9.1f..%-8.1f %10.2f %10.2f%s%s\n",
 			       bench_op_name((enum bench_op)ops[s]), sz, q->workers, q->batch_max,
-			       q->msgs, q->lat50, q->lat99, q->failed ? "  FAILURES" : "",
-			       i == best[s] ? "  <- best" : "");
+			       q->msgs, q->lo, q->hi, q->lat50, q->lat99,
+			       q->failed ? "  FAILURES" : "", i == best[s] ? "  <- best" : "");
 		}
 	printf("\n");
 	for (s = 0; s < n_sets; s++) {
@@ -1404,6 +1410,19 @@ cap_recommend(const struct cap_opts *o, const struct bench_fix *f, struct bench_
 		       "p50 %.2f ms at full load)\n",
 		       bench_op_name((enum bench_op)ops[s]), sz, q->workers, q->batch_max, q->msgs,
 		       q->lat50);
+		/* a point whose fastest repeat beats the best's slowest is not told apart from it
+		 * by this run: say so rather than let one noisy repeat decide */
+		n_tie = 0;
+		for (size_t i = 0; i < per_set; i++) {
+			const struct cap_rpoint *t = &pts[s * per_set + i];
+
+			if (i == best[s] || t->failed != 0 || t->hi < q->lo)
+				continue;
+			printf("%s workers %u batch_max %u (%.1f)", n_tie++ ? "," : "  within the "
+			       "run-to-run range of the best:", t->workers, t->batch_max, t->msgs);
+		}
+		if (n_tie > 0)
+			printf("\n");
 	}
 	if (cap_write_recommend(o->out, o, m, ops, sizes, pts, best, n_sets, per_set) != 0) {
 		fprintf(stderr, "dime-bench capacity: cannot write into %s\n", o->out);
