@@ -879,7 +879,7 @@ cap_plot(const char *dir, const struct cap_opts *o, const struct cap_row *rows, 
 			o->seconds,
 			0.17 * 610.0 / (double)(nrow * 420 + 190) + 0.02,
 			1.0 - 95.0 / (double)(nrow * 420 + 190));
-		fprintf(f, "set label 1 \"%s\" at screen 0.01,0.045 font ',10'\n", machine);
+		fprintf(f, "set label 1 \"Measured on %s\" at screen 0.01,0.045 font ',10'\n", machine);
 		if (note[0] != 0)
 			fprintf(f, "set label 2 \"%s\" at screen 0.01,0.015 font ',10'\n", note);
 		else
@@ -960,7 +960,7 @@ cap_plot(const char *dir, const struct cap_opts *o, const struct cap_row *rows, 
 		"set yrange [*:%g]\nset xrange [-0.6:%d-0.4]\nset grid ytics\nunset xlabel\n"
 		"set xtics rotate by -30 nomirror\nset key inside top center horizontal maxrows 1\n"
 		"set bmargin 9\n"
-		"set label 1 \"%s\" at screen 0.01,0.045 font ',10'\n"
+		"set label 1 \"Measured on %s\" at screen 0.01,0.045 font ',10'\n"
 		"plot $lat using 2:xtic(1) lc rgb '%s' title 'per message, p50', "
 		"'' using 3 lc rgb '%s' title 'per message, p99', "
 		"'' using 4 lc rgb '%s' title 'per group (processing time), p50'\n",
