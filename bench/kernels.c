@@ -48,11 +48,20 @@ bench_kernels_main(int argc, char **argv)
 	unsigned repeats = 7;
 
 	for (int i = 1; i < argc; i++) {
+		int help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+
 		if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
 			repeats = (unsigned)strtoul(argv[++i], NULL, 10);
 		} else {
-			fprintf(stderr, "usage: dime-bench kernels [--repeats R]\n");
-			return 2;
+			fprintf(help ? stdout : stderr,
+				"usage: dime-bench kernels [--repeats R]\n\n"
+				"Each SIMD kernel against its baseline at the dispatched level "
+				"(DIME_SIMD=base|avx2 caps\nit): multi-buffer AES-256-CBC, "
+				"base64, batched Ed25519 verify. One line per\ncomparison, "
+				"\"<name> <ratio>x vs <baseline>\", then the medians behind it.\n\n"
+				"  --repeats R   timed runs per kernel, the median is kept (default: 7; "
+				"1 to 1000)\n");
+			return help ? 0 : 2;
 		}
 	}
 	if (repeats == 0 || repeats > 1000)

@@ -10,9 +10,11 @@ static const char usage[] =
     "usage: dime-bench micro [google benchmark flags]\n"
     "       dime-bench capacity [--ops wrap,origin-sign,accept,open,bounce-verify,rekey]\n"
     "                           [--sizes 1k,10k,100k,1m] [--workers 1..N] [--seconds S]\n"
-    "                           [--repeats R] [--out DIR] [--no-batching]\n"
-    "       dime-bench peers [--sizes 1k,10k,100k,1m] [--count N]\n"
-    "       dime-bench kernels [--repeats R]\n";
+    "                           [--repeats R] [--out DIR] [--no-batching] [--progress]\n"
+    "       dime-bench capacity --recommend [--ops OP] [--sizes SIZE] [--batches 1,8,16,32,64]\n"
+    "       dime-bench peers [--sizes 1k,10k,100k,1m] [--count N] [--progress]\n"
+    "       dime-bench kernels [--repeats R]\n"
+    "       dime-bench COMMAND --help: what it does, every option and its default\n";
 
 int
 main(int argc, char **argv)

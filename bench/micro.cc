@@ -380,14 +380,42 @@ register_all()
 				}
 }
 
+const char micro_help[] =
+    "usage: dime-bench micro [Google Benchmark flags]\n"
+    "\n"
+    "Google Benchmark over the C API, one thread: prim/<primitive>/<bytes>,\n"
+    "op/<op>/<size>/<warm|cold> (the engine call the pipeline makes) and\n"
+    "floor/<op>/<size>/<warm|cold> (its crypto floor); sizes 1k, 10k, 100k, 1m. Label: the\n"
+    "SIMD level. Default: every benchmark (minutes). Examples:\n"
+    "  dime-bench micro --benchmark_filter='/10k/' --benchmark_min_time=0.5\n"
+    "  dime-bench micro --benchmark_list_tests\n"
+    "Environment: DIME_BENCH_COLD_MB, the least bytes of distinct messages a cold pool holds\n"
+    "(default: 64 MiB, at most 4096 messages); DIME_SIMD=base|avx2 caps the SIMD level.\n"
+    "\n"
+    "Google Benchmark's flags (defaults: --benchmark_min_time=0.5s per benchmark, 1 repetition,\n"
+    "console output, every benchmark):\n";
+
 } // namespace
 
 extern "C" int
 bench_micro_main(int argc, char **argv)
 {
 	const char *why = "";
-	int rc = bench_fix_init(&g_fix, &why);
+	int rc;
 
+	for (int i = 1; i < argc; i++)
+		if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+			char help[] = "--help";
+			char *hargv[] = {argv[0], help, nullptr};
+			int hargc = 2;
+
+			std::fputs(micro_help, stdout);
+			std::fflush(stdout);
+			/* prints its flags and exits 0 */
+			benchmark::Initialize(&hargc, hargv);
+			return 0;
+		}
+	rc = bench_fix_init(&g_fix, &why);
 	if (rc != DIME_OK) {
 		std::fprintf(stderr, "dime-bench micro: setup: %s: %s\n", why, dime_strerror(rc));
 		return 1;

@@ -17,20 +17,36 @@
 #define PEERS_MAX_SIZES 8
 
 static char peers_home[256];
+/* Run before GNUPGHOME is removed, at exit or on a signal: stop the agent gpg started there.
+ * Filled once the directory exists; until then a no-op. */
+static char peers_kill_cmd[400] = ":";
+static char *const peers_kill[] = {"/bin/sh", "-c", peers_kill_cmd, NULL};
 
 static void
 peers_cleanup(void)
 {
-	char cmd[700];
-
 	if (peers_home[0] == 0)
 		return;
-	snprintf(cmd, sizeof(cmd), "gpgconf --homedir '%s' --kill gpg-agent >/dev/null 2>&1; "
-				   "rm -rf '%s'",
-		 peers_home, peers_home);
-	if (system(cmd) != 0)
-		fprintf(stderr, "dime-bench peers: could not remove %s\n", peers_home);
+	bench_tmpdir_remove(peers_home);
 	peers_home[0] = 0;
+}
+
+static int
+peers_usage(int status)
+{
+	fprintf(status == 0 ? stdout : stderr,
+		"usage: dime-bench peers [--sizes LIST] [--count N] [--progress | --no-progress]\n"
+		"\n"
+		"The same mails through `gpg --encrypt --sign`, one process per message as an MTA\n"
+		"hook runs it (a temporary GNUPGHOME, removed at exit and on SIGINT/SIGTERM), against\n"
+		"dime wrap + origin-sign in process on one thread. Exits 77 without gpg.\n"
+		"\n"
+		"  --sizes LIST   mail sizes, 1k,10k,100k,1m or bytes (default: 1k,10k,100k,1m)\n"
+		"  --count N      gpg runs per size (default: 20); dime runs at least as many and\n"
+		"                 at least 0.5 s\n"
+		"  --progress     progress on stderr even when it is not a terminal (default: only\n"
+		"                 on a terminal); --no-progress: never\n");
+	return status;
 }
 
 /* Run gpg with argv, mail on its stdin, output discarded. Returns: gpg's exit status, or -1. */
@@ -60,6 +76,7 @@ peers_gpg(char *const argv[], const uint8_t *mail, size_t len)
 		_exit(127);
 	}
 	close(fd[0]);
+	bench_tmpdir_child(pid);
 	while (off < len) {
 		ssize_t w = write(fd[1], mail + off, len - off);
 
@@ -71,8 +88,11 @@ peers_gpg(char *const argv[], const uint8_t *mail, size_t len)
 	}
 	close(fd[1]);
 	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
+		if (errno != EINTR) {
+			bench_tmpdir_child(0);
 			return -1;
+		}
+	bench_tmpdir_child(0);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -124,10 +144,17 @@ bench_peers_main(int argc, char **argv)
 	char buf[128], fpr[128];
 	unsigned count = 20;
 	struct bench_fix f;
+	struct bench_progress pg;
 	const char *why = "";
-	int status = 1, rc;
+	int status = 1, rc, progress = -1;
 
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return peers_usage(0);
+		if (strcmp(argv[i], "--progress") == 0 || strcmp(argv[i], "--no-progress") == 0) {
+			progress = argv[i][2] == 'p';
+			continue;
+		}
 		if (i + 1 >= argc)
 			goto usage;
 		if (strcmp(argv[i], "--sizes") == 0)
@@ -153,14 +180,13 @@ bench_peers_main(int argc, char **argv)
 		fprintf(stderr, "dime-bench peers: setup: %s: %s\n", why, dime_strerror(rc));
 		return 1;
 	}
-	snprintf(peers_home, sizeof(peers_home), "%s/dime-bench-gpg.XXXXXX",
-		 getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(peers_home) == NULL) {
+	if (bench_tmpdir_new(peers_home, sizeof(peers_home), "dime-bench-gpg", peers_kill) != 0) {
 		peers_home[0] = 0;
-		perror("dime-bench peers: mkdtemp");
+		perror("dime-bench peers: temporary GNUPGHOME");
 		goto out;
 	}
-	atexit(peers_cleanup);
+	snprintf(peers_kill_cmd, sizeof(peers_kill_cmd),
+		 "gpgconf --homedir '%s' --kill gpg-agent >/dev/null 2>&1", peers_home);
 	if (peers_keygen(fpr, sizeof(fpr)) != 0) {
 		fprintf(stderr, "dime-bench peers: gpg key generation failed\n");
 		goto out;
@@ -170,6 +196,8 @@ bench_peers_main(int argc, char **argv)
 	       count, fpr);
 	printf("%6s %12s %12s %10s %10s %8s\n", "size", "gpg msg/s", "dime msg/s", "gpg ms",
 	       "dime ms", "ratio");
+	fflush(stdout);
+	bench_progress_init(&pg, progress, (double)n_sizes * 2);
 	for (size_t s = 0; s < n_sizes; s++) {
 		char *gargv[] = {"gpg",	      "--homedir",	 peers_home,
 				 "--batch",   "--yes",		 "--quiet",
@@ -182,9 +210,12 @@ bench_peers_main(int argc, char **argv)
 		uint8_t **mails = calloc(count, sizeof(*mails));
 		uint64_t t0, t_gpg, t_dime;
 		unsigned n_dime = 0;
-		char sz[16];
+		char sz[16], what[64];
 		int ok = mails != NULL;
 
+		bench_size_name(sz, sizeof(sz), sizes[s]);
+		snprintf(what, sizeof(what), "%s: %u gpg processes", sz, count);
+		bench_progress_step(&pg, what, 1);
 		for (unsigned i = 0; ok && i < count; i++)
 			ok = (mails[i] = bench_mail_new(sizes[s], 9000 + i)) != NULL;
 		/* one unmeasured run each: gpg-agent starts, caches warm */
@@ -197,6 +228,8 @@ bench_peers_main(int argc, char **argv)
 			ok = peers_gpg(gargv, mails[i], sizes[s]) == 0;
 		t_gpg = bench_now_ns() - t0;
 		/* ours: at least as many messages, and at least half a second */
+		snprintf(what, sizeof(what), "%s: dime wrap + origin-sign", sz);
+		bench_progress_step(&pg, what, 1);
 		t0 = bench_now_ns();
 		while (ok && (n_dime < count || bench_now_ns() - t0 < 500000000u)) {
 			const uint8_t *m = mails[n_dime % count];
@@ -223,7 +256,7 @@ bench_peers_main(int argc, char **argv)
 		free(mails);
 		if (!ok)
 			goto out;
-		bench_size_name(sz, sizeof(sz), sizes[s]);
+		bench_progress_end(&pg);
 		{
 			double g = (double)count / ((double)t_gpg / 1e9);
 			double d = (double)n_dime / ((double)t_dime / 1e9);
@@ -241,6 +274,5 @@ out:
 	peers_cleanup();
 	return status;
 usage:
-	fprintf(stderr, "usage: dime-bench peers [--sizes 1k,10k,100k,1m] [--count N]\n");
-	return 2;
+	return peers_usage(2);
 }
