@@ -532,6 +532,17 @@ store_import_signet(struct dime_store *st, const char *path, const uint8_t *buf,
 		goto out;
 	}
 	have_dup = e == DIME_OK;
+	/* A stored pending copy about to be verified is judged as re-verification would. */
+	if (have_dup && dup.state == DIME_STORE_PENDING && state == DIME_STORE_VERIFIED &&
+	    t != DIME_SIGNET_ORG) {
+		e = store_custody(&why, &note, st, s, ident, dup.version, 0);
+		if (e == CLI_ERR)
+			goto out;
+		if (e == CLI_NO) {
+			rc = cli_no("%s: refused: %s", path, why);
+			goto out;
+		}
+	}
 	if (!have_dup && t != DIME_SIGNET_ORG) {
 		if (no_custody && state != DIME_STORE_VERIFIED) {
 			rc = cli_no("%s: refused: --no-custody needs the signet fully verified (%s)",
