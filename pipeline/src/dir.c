@@ -98,13 +98,15 @@ dime_pl_dir_open(struct dime_pl_dir **out, const char *store_path, const char **
 	struct dime_pl_dir *d;
 	struct dir_load l;
 	char err[256] = "";
+	int rc;
 
 	*out = NULL;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return DIME_E_NOMEM;
 	pthread_mutex_init(&d->mu, NULL);
-	if (dime_store_open(&d->st, store_path, err, sizeof(err)) != DIME_OK) {
-		*why = "cannot open the store";
+	if ((rc = dime_store_open_flags(&d->st, store_path, DIME_STORE_OPEN_EXISTING, err,
+					sizeof(err))) != DIME_OK) {
+		*why = rc == DIME_E_NOTFOUND ? "no store at this path" : "cannot open the store";
 		dime_pl_dir_close(d);
 		return DIME_E_IO;
 	}

@@ -17,13 +17,17 @@
 #include "dime/store.h"
 
 #define DIME_STORE_DEFAULT_PATH "./var/dime.db"
-#define DIME_STORE_BUSY_MS	5000
+/* Concurrent CLI processes (org create, user create --rotate) queue on BEGIN IMMEDIATE: each
+ * holds the write lock for a few key generations and signatures, so a writer waits rather than
+ * fails while a handful of others finish. */
+#define DIME_STORE_BUSY_MS	30000
 #define DIME_STORE_IDENT_CAP	256 /* sizeof(row.ident): idents are at most 255 bytes */
 #define DIME_STORE_FP_CAP	88  /* sizeof(row.fingerprint) */
 
 struct dime_store {
 	sqlite3 *db;
 	char *path;
+	int in_tx; /* inside dime_store_begin: put uses a savepoint, not its own transaction */
 };
 
 /* Schema migrations: store_migrations[i] takes user_version i to i + 1, and ends by setting
@@ -48,7 +52,18 @@ static const char *const store_migration_v1[] = {
     NULL,
 };
 
-static const char *const *const store_migrations[] = {store_migration_v1};
+/* v2: a verification state per row. Version 1 stored a user signet whose org was absent, and an
+ * org signet imported without --pok, as "unverified" beside verified rows: neither can be told
+ * apart now, so every signet of another domain (not hosted) becomes pending, and importing its
+ * org signet with --pok verifies it again (dime store import). Hosted rows were made here. */
+static const char *const store_migration_v2[] = {
+    "ALTER TABLE objects ADD COLUMN state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1))",
+    "UPDATE objects SET state = 1 WHERE hosted = 0 AND kind IN (1776, 1789)",
+    "PRAGMA user_version = 2",
+    NULL,
+};
+
+static const char *const *const store_migrations[] = {store_migration_v1, store_migration_v2};
 #define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 static void store_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -302,7 +317,12 @@ store_configure(sqlite3 *db, char *err, size_t errlen)
 	stmt = NULL;
 	if (rc != SQLITE_OK)
 		goto fail;
-	if ((rc = store_exec(db, "PRAGMA synchronous = NORMAL")) != SQLITE_OK ||
+	/* FULL: a commit that returned is on disk even after a power loss (NORMAL may lose the
+	 * last transactions of a WAL database), since the store holds private keys and queues.
+	 * secure_delete: deleted rows (refused pending signets, and later keys and queue entries)
+	 * are overwritten with zeros, not left in free pages. */
+	if ((rc = store_exec(db, "PRAGMA synchronous = FULL")) != SQLITE_OK ||
+	    (rc = store_exec(db, "PRAGMA secure_delete = ON")) != SQLITE_OK ||
 	    (rc = store_exec(db, "PRAGMA foreign_keys = ON")) != SQLITE_OK)
 		goto fail;
 	rc = SQLITE_OK;
@@ -319,9 +339,18 @@ out:
 int
 dime_store_open(struct dime_store **out, const char *path, char *err, size_t errlen)
 {
+	return dime_store_open_flags(out, path, 0, err, errlen);
+}
+
+int
+dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags, char *err,
+		      size_t errlen)
+{
 	struct dime_store *st = NULL;
+	struct stat sb;
 	mode_t old_mask = 0;
 	int masked = 0, src, rc = DIME_E_IO;
+	int open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 
 	DIME_ASSERT(out != NULL);
 	*out = NULL;
@@ -340,16 +369,32 @@ dime_store_open(struct dime_store **out, const char *path, char *err, size_t err
 		store_errf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (store_mkdirs(path, err, errlen) != 0)
+	if (flags & ~DIME_STORE_OPEN_EXISTING) {
+		store_errf(err, errlen, "unknown open flags 0x%x", flags);
+		rc = DIME_E_INVALID;
 		goto out;
+	}
+	if (flags & DIME_STORE_OPEN_EXISTING) {
+		/* A command that only reads must not leave an empty store (and its directory)
+		 * behind a mistyped path. SQLite without OPEN_CREATE refuses a missing file too;
+		 * the stat gives the clear answer first. */
+		if (stat(path, &sb) != 0 && errno == ENOENT) {
+			store_errf(err, errlen, "no store at %s", path);
+			rc = DIME_E_NOTFOUND;
+			goto out;
+		}
+	} else {
+		if (store_mkdirs(path, err, errlen) != 0)
+			goto out;
+		open_flags |= SQLITE_OPEN_CREATE;
+	}
 	/* umask is per process: opening a store races with other threads creating files, so
 	 * stores are opened before threads start (or by one thread at a time). SQLite gives the
 	 * -wal and -shm files the database file's mode; the chmods below cover pre-existing
 	 * files. Every file is created between here and the restore at out. */
 	old_mask = umask(077);
 	masked = 1;
-	src = sqlite3_open_v2(
-	    path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	src = sqlite3_open_v2(path, &st->db, open_flags, NULL);
 	if (src != SQLITE_OK) {
 		store_errf(err, errlen, "%s: %s", path,
 			   st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
@@ -539,14 +584,21 @@ dime_store_put(struct dime_store *st, uint32_t *version, const char *ident,
 	if (blob == NULL)
 		blob = (const uint8_t *)"";
 	dime_sha512(sha, blob, blob_len);
-	if ((src = store_exec(st->db, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+	/* Inside the caller's transaction a savepoint keeps a failed put from undoing the rest. */
+	if ((src = store_exec(st->db, st->in_tx ? "SAVEPOINT put" : "BEGIN IMMEDIATE")) !=
+	    SQLITE_OK) {
 		rc = store_err(src);
 		goto out;
 	}
 	if ((src = store_put_tx(st->db, &v, id, kind, blob, blob_len, hosted != 0, perms,
 				fingerprint, sha)) != SQLITE_OK ||
-	    (src = store_exec(st->db, "COMMIT")) != SQLITE_OK) {
-		store_rollback(st->db);
+	    (src = store_exec(st->db, st->in_tx ? "RELEASE put" : "COMMIT")) != SQLITE_OK) {
+		if (st->in_tx) {
+			(void)store_exec(st->db, "ROLLBACK TO put");
+			(void)store_exec(st->db, "RELEASE put");
+		} else {
+			store_rollback(st->db);
+		}
 		v = 0;
 		rc = store_err(src);
 		goto out;
@@ -581,6 +633,18 @@ store_row_read(struct dime_store_row *row, sqlite3_stmt *stmt)
 	row->perms = (uint8_t)sqlite3_column_int(stmt, 5);
 	memcpy(row->fingerprint, fp, fp_len);
 	row->created = sqlite3_column_int64(stmt, 7);
+	return DIME_OK;
+}
+
+/* Fill row->state from column col. Returns: DIME_OK, or DIME_E_IO for an unknown state. */
+static int
+store_row_state(struct dime_store_row *row, sqlite3_stmt *stmt, int col)
+{
+	int v = sqlite3_column_int(stmt, col);
+
+	if (v != DIME_STORE_VERIFIED && v != DIME_STORE_PENDING)
+		return DIME_E_IO;
+	row->state = (enum dime_store_state)v;
 	return DIME_OK;
 }
 
@@ -636,9 +700,9 @@ dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len, struct d
 	if ((src =
 		 sqlite3_prepare_v2(st->db,
 				    "SELECT rowid, ident, kind, version, hosted, perms, "
-				    "fingerprint, created, blob FROM objects WHERE ident = ?1 AND "
-				    "kind = ?2 AND (?3 = 0 OR version = ?3) ORDER BY version DESC "
-				    "LIMIT 1",
+				    "fingerprint, created, blob, state FROM objects WHERE ident = ?1 "
+				    "AND kind = ?2 AND (?3 = 0 OR version = ?3) AND state = 0 ORDER "
+				    "BY version DESC LIMIT 1",
 				    -1, &stmt, NULL)) != SQLITE_OK ||
 	    (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
 	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
@@ -656,6 +720,7 @@ dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len, struct d
 		goto out;
 	}
 	if ((rc = store_row_read(&r, stmt)) != DIME_OK ||
+	    (rc = store_row_state(&r, stmt, 9)) != DIME_OK ||
 	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
 		goto out;
 	if (row != NULL)
@@ -672,16 +737,19 @@ out:
 	return rc;
 }
 
-int
-dime_store_list(struct dime_store *st, const char *ident, enum dime_store_kind kind,
-		dime_store_row_fn fn, void *arg)
+/* The walk behind dime_store_list (verified rows) and dime_store_list_all (every row). */
+static int
+store_walk(struct dime_store *st, const char *ident, enum dime_store_kind kind, int all,
+	   dime_store_row_fn fn, void *arg)
 {
 	static const char *const sql_one =
-	    "SELECT rowid, ident, kind, version, hosted, perms, fingerprint, created FROM "
-	    "objects WHERE ident = ?1 AND (?2 = 0 OR kind = ?2) ORDER BY ident, kind, version";
+	    "SELECT rowid, ident, kind, version, hosted, perms, fingerprint, created, state FROM "
+	    "objects WHERE ident = ?1 AND (?2 = 0 OR kind = ?2) AND (?3 OR state = 0) ORDER BY "
+	    "ident, kind, version";
 	static const char *const sql_all =
-	    "SELECT rowid, ident, kind, version, hosted, perms, fingerprint, created FROM "
-	    "objects WHERE (?2 = 0 OR kind = ?2) ORDER BY ident, kind, version";
+	    "SELECT rowid, ident, kind, version, hosted, perms, fingerprint, created, state FROM "
+	    "objects WHERE (?2 = 0 OR kind = ?2) AND (?3 OR state = 0) ORDER BY ident, kind, "
+	    "version";
 	sqlite3_stmt *stmt = NULL;
 	struct dime_store_row r;
 	char id[DIME_STORE_IDENT_CAP];
@@ -694,14 +762,16 @@ dime_store_list(struct dime_store *st, const char *ident, enum dime_store_kind k
 				      NULL)) != SQLITE_OK ||
 	    (ident != NULL &&
 	     (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK) ||
-	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK) {
+	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int(stmt, 3, all != 0)) != SQLITE_OK) {
 		rc = store_err(src);
 		goto out;
 	}
 	/* fn runs while the statement is open: it may read the store (get, get_row) through the
 	 * same handle, but must not write to it (a put could show up later in this walk). */
 	while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if ((rc = store_row_read(&r, stmt)) != DIME_OK)
+		if ((rc = store_row_read(&r, stmt)) != DIME_OK ||
+		    (rc = store_row_state(&r, stmt, 8)) != DIME_OK)
 			goto out;
 		if (fn(&r, arg) != 0)
 			break;
@@ -715,6 +785,20 @@ out:
 	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == DIME_OK)
 		rc = DIME_E_IO;
 	return rc;
+}
+
+int
+dime_store_list(struct dime_store *st, const char *ident, enum dime_store_kind kind,
+		dime_store_row_fn fn, void *arg)
+{
+	return store_walk(st, ident, kind, 0, fn, arg);
+}
+
+int
+dime_store_list_all(struct dime_store *st, const char *ident, enum dime_store_kind kind,
+		    dime_store_row_fn fn, void *arg)
+{
+	return store_walk(st, ident, kind, 1, fn, arg);
 }
 
 int
@@ -748,4 +832,146 @@ out:
 	if (rc != DIME_OK)
 		store_blob_drop(blob, blob_len);
 	return rc;
+}
+
+int
+dime_store_begin(struct dime_store *st)
+{
+	int src;
+
+	DIME_ASSERT(st != NULL && !st->in_tx);
+	/* IMMEDIATE takes the write lock now (waiting up to the busy timeout), so what the
+	 * caller reads next cannot change before it writes: no upgrade deadlock, no stale
+	 * existence check. */
+	if ((src = store_exec(st->db, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+		store_rollback(st->db);
+		return store_err(src);
+	}
+	st->in_tx = 1;
+	return DIME_OK;
+}
+
+int
+dime_store_commit(struct dime_store *st)
+{
+	int src;
+
+	DIME_ASSERT(st != NULL && st->in_tx);
+	st->in_tx = 0;
+	if ((src = store_exec(st->db, "COMMIT")) != SQLITE_OK) {
+		store_rollback(st->db);
+		return store_err(src);
+	}
+	return DIME_OK;
+}
+
+void
+dime_store_rollback(struct dime_store *st)
+{
+	if (st == NULL || !st->in_tx)
+		return;
+	st->in_tx = 0;
+	store_rollback(st->db);
+}
+
+/* Run one statement with (int64, int) parameters that changes rows. Returns: DIME_OK,
+ * DIME_E_NOTFOUND (no row changed), DIME_E_IO or DIME_E_NOMEM. */
+static int
+store_change(struct dime_store *st, const char *sql, int64_t a, int b)
+{
+	sqlite3_stmt *stmt = NULL;
+	int src, rc;
+
+	if ((src = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int64(stmt, 1, a)) != SQLITE_OK ||
+	    (sqlite3_bind_parameter_count(stmt) >= 2 &&
+	     (src = sqlite3_bind_int(stmt, 2, b)) != SQLITE_OK) ||
+	    (src = sqlite3_step(stmt)) != SQLITE_DONE) {
+		rc = store_err(src);
+		goto out;
+	}
+	rc = sqlite3_changes(st->db) > 0 ? DIME_OK : DIME_E_NOTFOUND;
+out:
+	(void)sqlite3_finalize(stmt); /* errors were taken from step already */
+	return rc;
+}
+
+int
+dime_store_set_state(struct dime_store *st, int64_t rowid, enum dime_store_state state)
+{
+	DIME_ASSERT(st != NULL);
+	if (state != DIME_STORE_VERIFIED && state != DIME_STORE_PENDING)
+		return DIME_E_INVALID;
+	return store_change(st, "UPDATE objects SET state = ?2 WHERE rowid = ?1", rowid,
+			    (int)state);
+}
+
+int
+dime_store_delete(struct dime_store *st, int64_t rowid)
+{
+	DIME_ASSERT(st != NULL);
+	return store_change(st, "DELETE FROM objects WHERE rowid = ?1", rowid, 0);
+}
+
+int
+dime_store_find(struct dime_store *st, struct dime_store_row *row, const char *ident,
+		enum dime_store_kind kind, const uint8_t *blob, size_t blob_len)
+{
+	sqlite3_stmt *stmt = NULL;
+	uint8_t sha[DIME_SHA512_BYTES];
+	char id[DIME_STORE_IDENT_CAP];
+	int src, rc;
+
+	DIME_ASSERT(st != NULL && row != NULL && (blob != NULL || blob_len == 0));
+	memset(row, 0, sizeof(*row));
+	if ((rc = store_ident(id, ident)) != DIME_OK)
+		return rc;
+	if (blob == NULL)
+		blob = (const uint8_t *)"";
+	dime_sha512(sha, blob, blob_len);
+	/* The same probe as put's duplicate check, so find answers what put would do. */
+	if ((src = sqlite3_prepare_v2(
+		 st->db,
+		 "SELECT rowid, ident, kind, version, hosted, perms, fingerprint, created, state "
+		 "FROM objects WHERE ident = ?1 AND kind = ?2 AND sha512 = ?3 AND length(blob) = "
+		 "?4 ORDER BY version LIMIT 1",
+		 -1, &stmt, NULL)) != SQLITE_OK ||
+	    (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
+	    (src = sqlite3_bind_blob(stmt, 3, sha, DIME_SHA512_BYTES, SQLITE_STATIC)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int64(stmt, 4, (sqlite3_int64)blob_len)) != SQLITE_OK) {
+		rc = store_err(src);
+		goto out;
+	}
+	src = sqlite3_step(stmt);
+	if (src == SQLITE_DONE)
+		rc = DIME_E_NOTFOUND;
+	else if (src != SQLITE_ROW)
+		rc = store_err(src);
+	else if ((rc = store_row_read(row, stmt)) == DIME_OK)
+		rc = store_row_state(row, stmt, 8);
+out:
+	(void)sqlite3_finalize(stmt);
+	if (rc != DIME_OK)
+		memset(row, 0, sizeof(*row));
+	return rc;
+}
+
+int
+dime_store_settings(struct dime_store *st, struct dime_store_settings *out)
+{
+	int64_t sync = 0, sdel = 0, ver = 0;
+	int src;
+
+	DIME_ASSERT(st != NULL && out != NULL);
+	memset(out, 0, sizeof(*out));
+	if ((src = store_query_int(st->db, "PRAGMA synchronous", &sync)) != SQLITE_OK ||
+	    (src = store_query_int(st->db, "PRAGMA secure_delete", &sdel)) != SQLITE_OK ||
+	    (src = store_query_int(st->db, "PRAGMA user_version", &ver)) != SQLITE_OK)
+		return store_err(src);
+	out->synchronous = (int)sync;
+	out->secure_delete = (int)sdel;
+	out->schema_version = (int)ver;
+	out->busy_ms = DIME_STORE_BUSY_MS;
+	return DIME_OK;
 }

@@ -1,5 +1,6 @@
 /* The embedded store: file modes, WAL, versions, duplicates, identifiers, listing, two
- * handles, large blobs and the default paths, each in a fresh temporary directory. */
+ * handles, large blobs, the default paths, durability settings, open-existing, pending rows,
+ * transactions and the v1 migration, each in a fresh temporary directory. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -107,7 +108,7 @@ test_open_modes(void)
 		stmt = NULL;
 		if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
 		    sqlite3_step(stmt) == SQLITE_ROW)
-			T_CHECK(sqlite3_column_int(stmt, 0) == 1, "user_version: got %d, want 1",
+			T_CHECK(sqlite3_column_int(stmt, 0) == 2, "user_version: got %d, want 2",
 				sqlite3_column_int(stmt, 0));
 		else
 			t_fail("user_version query: %s", sqlite3_errmsg(raw));
@@ -505,6 +506,219 @@ test_defaults(void)
 	T_CHECK(chdir(cwd) == 0, "chdir back");
 }
 
+/* synchronous=FULL (a returned commit survives power loss) and secure_delete on every handle. */
+static void
+test_settings(void)
+{
+	struct dime_store *st = t_open(t_path("set.db"));
+	struct dime_store_settings set;
+	int rc = dime_store_settings(st, &set);
+
+	T_CHECK(rc == DIME_OK && set.synchronous == 2 && set.secure_delete == 1 &&
+		    set.schema_version == 2 && set.busy_ms >= 5000,
+		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 2 >=5000",
+		rc, set.synchronous, set.secure_delete, set.schema_version, set.busy_ms);
+	dime_store_close(st);
+}
+
+/* Read-only commands open with DIME_STORE_OPEN_EXISTING: a missing store stays missing. */
+static void
+test_open_existing(void)
+{
+	struct dime_store *st = (struct dime_store *)&st;
+	char err[512] = "";
+	int rc;
+
+	rc = dime_store_open_flags(&st, t_path("nodir/none.db"), DIME_STORE_OPEN_EXISTING, err,
+				   sizeof(err));
+	T_CHECK(rc == DIME_E_NOTFOUND && st == NULL && strstr(err, "no store at ") != NULL,
+		"open missing: got %d '%s', want DIME_E_NOTFOUND 'no store at ...'", rc, err);
+	T_CHECK(t_mode(t_path("nodir")) == -1, "open missing created its directory");
+	T_CHECK(mkdir(t_path("emptydir"), 0700) == 0, "mkdir");
+	rc = dime_store_open_flags(&st, t_path("emptydir/none.db"), DIME_STORE_OPEN_EXISTING, err,
+				   sizeof(err));
+	T_CHECK(rc == DIME_E_NOTFOUND && t_mode(t_path("emptydir/none.db")) == -1,
+		"open missing in a dir: got %d, file mode %o", rc, t_mode(t_path("emptydir/none.db")));
+	rc = dime_store_open_flags(&st, t_path("x.db"), 0x80, err, sizeof(err));
+	T_CHECK(rc == DIME_E_INVALID && st == NULL, "unknown flag: got %d", rc);
+	/* An existing store opens and reads. */
+	st = t_open(t_path("emptydir/made.db"));
+	t_put(st, "e.example", DIME_STORE_ORG_SIGNET, "e", 0, 1);
+	dime_store_close(st);
+	rc = dime_store_open_flags(&st, t_path("emptydir/made.db"), DIME_STORE_OPEN_EXISTING, err,
+				   sizeof(err));
+	T_CHECK(rc == DIME_OK && st != NULL, "open existing: got %d '%s'", rc, err);
+	if (st != NULL) {
+		t_get(st, "e.example", DIME_STORE_ORG_SIGNET, 0, "e", NULL);
+		dime_store_close(st);
+	}
+}
+
+struct t_rows {
+	int n, n_pending;
+	int64_t rowid[8];
+	uint32_t version[8];
+};
+
+static int
+t_rows_add(const struct dime_store_row *row, void *arg)
+{
+	struct t_rows *r = arg;
+
+	if (r->n < 8) {
+		r->rowid[r->n] = row->rowid;
+		r->version[r->n] = row->version;
+	}
+	r->n++;
+	r->n_pending += row->state == DIME_STORE_PENDING;
+	return 0;
+}
+
+/* Pending rows are stored apart: get and list (what wrap and accept use) never see them. */
+static void
+test_pending(void)
+{
+	struct dime_store *st = t_open(t_path("pend.db"));
+	struct dime_store_row row;
+	struct t_rows r;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	int rc;
+
+	t_put(st, "bob@p.example", DIME_STORE_USER_SIGNET, "bob v1", 0, 1);
+	t_put(st, "bob@p.example", DIME_STORE_USER_SIGNET, "bob v2", 0, 2);
+	rc = dime_store_find(st, &row, "BOB@p.example", DIME_STORE_USER_SIGNET,
+			     (const uint8_t *)"bob v2", 6);
+	T_CHECK(rc == DIME_OK && row.version == 2 && row.state == DIME_STORE_VERIFIED,
+		"find v2: got %d v%u state %d", rc, row.version, (int)row.state);
+	T_CHECK(dime_store_set_state(st, row.rowid, DIME_STORE_PENDING) == DIME_OK, "set pending");
+	/* The latest verified version is v1 now; v2 by number is not found. */
+	t_get(st, "bob@p.example", DIME_STORE_USER_SIGNET, 0, "bob v1", NULL);
+	rc = dime_store_get(st, &blob, &len, NULL, "bob@p.example", DIME_STORE_USER_SIGNET, 2);
+	T_CHECK(rc == DIME_E_NOTFOUND && blob == NULL, "get pending v2: got %d, want NOTFOUND",
+		rc);
+	memset(&r, 0, sizeof(r));
+	T_CHECK(dime_store_list(st, NULL, 0, t_rows_add, &r) == DIME_OK && r.n == 1 &&
+		    r.n_pending == 0,
+		"list: got %d rows %d pending, want 1 0", r.n, r.n_pending);
+	memset(&r, 0, sizeof(r));
+	T_CHECK(dime_store_list_all(st, "bob@p.example", 0, t_rows_add, &r) == DIME_OK &&
+		    r.n == 2 && r.n_pending == 1 && r.version[1] == 2,
+		"list_all: got %d rows %d pending, want 2 1", r.n, r.n_pending);
+	/* A pending row's bytes are still found (put reports it as the duplicate). */
+	rc = dime_store_find(st, &row, "bob@p.example", DIME_STORE_USER_SIGNET,
+			     (const uint8_t *)"bob v2", 6);
+	T_CHECK(rc == DIME_OK && row.state == DIME_STORE_PENDING, "find pending: got %d state %d",
+		rc, (int)row.state);
+	t_put(st, "bob@p.example", DIME_STORE_USER_SIGNET, "bob v2", 0, 2);
+	rc = dime_store_find(st, &row, "bob@p.example", DIME_STORE_USER_SIGNET,
+			     (const uint8_t *)"nope", 4);
+	T_CHECK(rc == DIME_E_NOTFOUND && row.rowid == 0, "find absent: got %d", rc);
+	/* Promoted: visible again. */
+	T_CHECK(dime_store_set_state(st, r.rowid[1], DIME_STORE_VERIFIED) == DIME_OK, "promote");
+	t_get(st, "bob@p.example", DIME_STORE_USER_SIGNET, 0, "bob v2", NULL);
+	T_CHECK(dime_store_set_state(st, r.rowid[1], (enum dime_store_state)7) == DIME_E_INVALID,
+		"bad state accepted");
+	T_CHECK(dime_store_delete(st, r.rowid[1]) == DIME_OK &&
+		    dime_store_delete(st, r.rowid[1]) == DIME_E_NOTFOUND &&
+		    dime_store_set_state(st, r.rowid[1], DIME_STORE_VERIFIED) == DIME_E_NOTFOUND,
+		"delete");
+	t_get(st, "bob@p.example", DIME_STORE_USER_SIGNET, 0, "bob v1", NULL);
+	dime_store_close(st);
+}
+
+/* begin/commit make several puts one unit; rollback undoes them all; a second handle waits for
+ * the write lock instead of failing, and sees nothing before commit. */
+static void
+test_tx(void)
+{
+	struct dime_store *a = t_open(t_path("tx.db"));
+	struct dime_store *b = t_open(t_path("tx.db"));
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	uint32_t v = 0;
+	int rc;
+
+	T_CHECK(dime_store_begin(a) == DIME_OK, "begin");
+	t_put(a, "t.example", DIME_STORE_ORG_KEY, "key", 1, 1);
+	t_put(a, "t.example", DIME_STORE_ORG_SIGNET, "signet", 1, 1);
+	/* A failed put inside keeps the transaction and the earlier puts. */
+	rc = dime_store_put(a, &v, "", DIME_STORE_ORG_SIGNET, (const uint8_t *)"x", 1, 1, 0, "");
+	T_CHECK(rc == DIME_E_INVALID, "bad put in tx: got %d", rc);
+	t_get(a, "t.example", DIME_STORE_ORG_KEY, 0, "key", NULL);
+	rc = dime_store_get(b, &blob, &len, NULL, "t.example", DIME_STORE_ORG_KEY, 0);
+	T_CHECK(rc == DIME_E_NOTFOUND, "uncommitted row seen by another handle: %d", rc);
+	free(blob);
+	blob = NULL;
+	dime_store_rollback(a);
+	rc = dime_store_get(a, &blob, &len, NULL, "t.example", DIME_STORE_ORG_KEY, 0);
+	T_CHECK(rc == DIME_E_NOTFOUND, "rolled back row still there: %d", rc);
+	free(blob);
+	blob = NULL;
+	dime_store_rollback(a); /* a no-op outside a transaction */
+
+	T_CHECK(dime_store_begin(a) == DIME_OK, "begin 2");
+	t_put(a, "t.example", DIME_STORE_ORG_KEY, "key", 1, 1);
+	t_put(a, "t.example", DIME_STORE_ORG_SIGNET, "signet", 1, 1);
+	T_CHECK(dime_store_commit(a) == DIME_OK, "commit");
+	t_get(b, "t.example", DIME_STORE_ORG_SIGNET, 0, "signet", NULL);
+	/* Outside a transaction put is its own transaction again. */
+	t_put(b, "t.example", DIME_STORE_ORG_SIGNET, "signet 2", 1, 2);
+	t_get(a, "t.example", DIME_STORE_ORG_SIGNET, 0, "signet 2", NULL);
+	/* Closing with an open transaction rolls it back. */
+	T_CHECK(dime_store_begin(b) == DIME_OK, "begin 3");
+	t_put(b, "t.example", DIME_STORE_ORG_SIGNET, "signet 3", 1, 3);
+	dime_store_close(b);
+	t_get(a, "t.example", DIME_STORE_ORG_SIGNET, 0, "signet 2", NULL);
+	dime_store_close(a);
+}
+
+/* A version 1 store: columns without state. Signets of other domains become pending (v1 stored
+ * them unverified beside verified ones), hosted rows and keys stay verified. */
+static void
+test_migrate_v1(void)
+{
+	static const char *const v1[] = {
+	    "CREATE TABLE objects (rowid INTEGER PRIMARY KEY, ident TEXT NOT NULL, kind INTEGER "
+	    "NOT NULL, version INTEGER NOT NULL CHECK (version >= 1), hosted INTEGER NOT NULL "
+	    "CHECK (hosted IN (0, 1)), perms INTEGER NOT NULL CHECK (perms BETWEEN 0 AND 255), "
+	    "fingerprint TEXT NOT NULL, blob BLOB NOT NULL, sha512 BLOB NOT NULL, created INTEGER "
+	    "NOT NULL, UNIQUE (ident, kind, version))",
+	    "CREATE INDEX objects_ident_kind_sha512 ON objects (ident, kind, sha512)",
+	    "INSERT INTO objects VALUES (1, 'h.example', 1776, 1, 1, 0, '', x'01', x'00', 1)",
+	    "INSERT INTO objects VALUES (2, 'u@h.example', 1789, 1, 1, 0, '', x'02', x'00', 1)",
+	    "INSERT INTO objects VALUES (3, 'f.example', 1776, 1, 0, 0, '', x'03', x'00', 1)",
+	    "INSERT INTO objects VALUES (4, 'v@f.example', 1789, 1, 0, 0, '', x'04', x'00', 1)",
+	    "INSERT INTO objects VALUES (5, 'v@f.example', 2013, 1, 0, 0, '', x'05', x'00', 1)",
+	    "PRAGMA user_version = 1",
+	};
+	struct dime_store *st;
+	struct t_rows r;
+	sqlite3 *raw = NULL;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	int ok = sqlite3_open(t_path("v1.db"), &raw) == SQLITE_OK;
+
+	for (size_t i = 0; ok && i < sizeof(v1) / sizeof(v1[0]); i++)
+		ok = sqlite3_exec(raw, v1[i], NULL, NULL, NULL) == SQLITE_OK;
+	T_CHECK(ok, "make v1 store: %s", sqlite3_errmsg(raw));
+	sqlite3_close(raw);
+	st = t_open(t_path("v1.db"));
+	memset(&r, 0, sizeof(r));
+	T_CHECK(dime_store_list_all(st, NULL, 0, t_rows_add, &r) == DIME_OK && r.n == 5 &&
+		    r.n_pending == 2,
+		"migrated: got %d rows %d pending, want 5 2", r.n, r.n_pending);
+	memset(&r, 0, sizeof(r));
+	T_CHECK(dime_store_list(st, NULL, 0, t_rows_add, &r) == DIME_OK && r.n == 3 &&
+		    r.rowid[0] == 1 && r.rowid[1] == 2 && r.rowid[2] == 5,
+		"migrated verified rows: got %d", r.n);
+	T_CHECK(dime_store_get(st, &blob, &len, NULL, "v@f.example", DIME_STORE_USER_SIGNET, 0) ==
+		    DIME_E_NOTFOUND,
+		"a v1 foreign user signet is still served");
+	free(blob);
+	dime_store_close(st);
+}
+
 int
 main(void)
 {
@@ -520,6 +734,11 @@ main(void)
 	test_two_handles();
 	test_large();
 	test_defaults();
+	test_settings();
+	test_open_existing();
+	test_pending();
+	test_tx();
+	test_migrate_v1();
 	t_rm_rf(t_dir);
 	return t_done("test_store");
 }

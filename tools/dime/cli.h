@@ -44,8 +44,11 @@ int cli_read(uint8_t **buf, size_t *len, const char *path, size_t max);
  * Returns: CLI_OK, CLI_NO (not a valid signet), CLI_ERR (I/O). */
 int cli_load_signet(struct dime_signet **s, const char *path);
 
-/* Open the store (cli.store_path). Prints the error. */
+/* Open the store (cli.store_path), creating it when missing. Prints the error. */
 int cli_store(struct dime_store **st);
+/* The same for commands that only read: a missing store is "no store at PATH" (CLI_ERR) and is
+ * not created. */
+int cli_store_existing(struct dime_store **st);
 
 /* Lower-case ASCII copy of s into out (cap). Returns 0, or -1 if it does not fit. */
 int cli_lower(char *out, size_t cap, const char *s);

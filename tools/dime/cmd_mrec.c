@@ -303,7 +303,7 @@ mrec_generate(int argc, char **argv)
 	if (org_name != NULL) {
 		if (cli_lower(domain, sizeof(domain), org_name) != 0)
 			goto out;
-		if (cli_store(&st) != CLI_OK)
+		if (cli_store_existing(&st) != CLI_OK)
 			goto out;
 		if ((r = cli_store_signet(&org, st, domain, DIME_STORE_ORG_SIGNET, 0)) != CLI_OK) {
 			rc = r == CLI_NO ? cli_no("mrec generate: no signet for %s in the store", domain)

@@ -197,6 +197,12 @@ org_create(int argc, char **argv)
 		return cli_err("org create: '%s' is not a domain", arg);
 	if (cli_store(&st) != CLI_OK)
 		return CLI_ERR;
+	/* One transaction from the existence check to the last put: concurrent creators of one
+	 * domain queue on the write lock, and all but the first see it exists. */
+	if ((e = dime_store_begin(st)) != DIME_OK) {
+		rc = cli_err("org create: store: %s", dime_strerror(e));
+		goto out;
+	}
 	if ((e = cli_store_signet(&old, st, domain, DIME_STORE_ORG_SIGNET, 0)) != CLI_NO) {
 		if (e == CLI_OK)
 			rc = cli_no("org create: %s already exists in %s", domain, dime_store_path(st));
@@ -227,6 +233,8 @@ org_create(int argc, char **argv)
 
 		e = dime_store_put(st, NULL, domain, DIME_STORE_ORG_SIGNET, b.p, b.len, 1, 0, fp);
 	}
+	if (e == DIME_OK)
+		e = dime_store_commit(st);
 	if (e != DIME_OK) {
 		rc = cli_err("org create: store: %s", dime_strerror(e));
 		goto out;
@@ -238,6 +246,7 @@ org_create(int argc, char **argv)
 		n_soks == 1 ? "" : "s", fp);
 	rc = org_print_record(domain, &m);
 out:
+	dime_store_rollback(st); /* nothing half-made is left behind; a no-op after commit */
 	dime_signet_free(s);
 	dime_signet_free(old);
 	dime_ks_free(ks);

@@ -63,6 +63,11 @@ user_create(int argc, char **argv)
 		rc = cli_err("out of memory");
 		goto out;
 	}
+	/* One transaction from reading the previous version to the last put: concurrent creators
+	 * of one address queue on the write lock, so one creates it and the others see it exists,
+	 * and concurrent rotations each link to the version stored just before theirs. */
+	if ((e = dime_store_begin(st)) != DIME_OK)
+		goto store_fail;
 	/* The previous version, signet or SSR, is what custody links to. */
 	e = cli_store_signet(&prev, st, address, DIME_STORE_USER_SIGNET, 0);
 	if (e == CLI_NO)
@@ -128,7 +133,8 @@ user_create(int argc, char **argv)
 			    DIME_OK ||
 		    (e = dime_store_put(st, NULL, address,
 					signet != NULL ? DIME_STORE_USER_SIGNET : DIME_STORE_SSR,
-					b.p, b.len, 1, 0, fp)) != DIME_OK)
+					b.p, b.len, 1, 0, fp)) != DIME_OK ||
+		    (e = dime_store_commit(st)) != DIME_OK)
 			goto store_fail;
 		if (signet != NULL)
 			fprintf(stderr, "dime: %s user %s, signed by %s; full fingerprint %s\n",
@@ -144,6 +150,7 @@ user_create(int argc, char **argv)
 store_fail:
 	rc = cli_err("user create: store: %s", dime_strerror(e));
 out:
+	dime_store_rollback(st); /* nothing half-made is left behind; a no-op after commit */
 	dime_wipe(keybuf, sizeof(keybuf));
 	dime_signet_free(ssr);
 	dime_signet_free(signet);

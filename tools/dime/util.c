@@ -119,6 +119,21 @@ cli_store(struct dime_store **st)
 }
 
 int
+cli_store_existing(struct dime_store **st)
+{
+	char err[512] = "";
+	int rc = dime_store_open_flags(st, cli.store_path, DIME_STORE_OPEN_EXISTING, err,
+				       sizeof(err));
+
+	if (rc == DIME_E_NOTFOUND)
+		return cli_err("%s", err); /* "no store at PATH" */
+	if (rc != DIME_OK)
+		return cli_err("cannot open the store %s: %s",
+			       cli.store_path ? cli.store_path : "(default)", err);
+	return CLI_OK;
+}
+
+int
 cli_lower(char *out, size_t cap, const char *s)
 {
 	size_t n = strlen(s);

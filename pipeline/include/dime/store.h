@@ -28,6 +28,15 @@ enum dime_store_kind {
 	DIME_STORE_USER_KEY = 2013
 };
 
+/* How far a stored signet is trusted. Verified: every check passed (an org signet against a
+ * POK from its management record, a user signet against its verified org, custody against the
+ * previous stored version); keys and hosted objects made here are verified. Pending: every
+ * check that could be made passed, but the trust anchor is missing (a user signet whose org
+ * signet is not stored or is itself pending; an org signet imported without a POK). Pending
+ * rows are kept apart: dime_store_get and dime_store_list never return them, so nothing wraps
+ * to or accepts from them; dime_store_list_all and dime_store_get_row do. */
+enum dime_store_state { DIME_STORE_VERIFIED = 0, DIME_STORE_PENDING = 1 };
+
 /* Metadata of one stored object (strings owned by the row struct). */
 struct dime_store_row {
 	int64_t rowid;
@@ -38,20 +47,31 @@ struct dime_store_row {
 	uint8_t perms;		  /* SOK keys: permission bits */
 	char fingerprint[88];	  /* signets: full fingerprint (b64); keys: "" */
 	int64_t created;	  /* unix seconds */
+	enum dime_store_state state;
 };
+
+/* dime_store_open_flags: open only an existing store (read-only commands), never create one. */
+#define DIME_STORE_OPEN_EXISTING 1u
 
 /* Open or create the store at path (NULL: $DIME_STORE, else ./var/dime.db), creating the parent
  * directory (0700) and the schema. Returns: DIME_OK, DIME_E_IO. Out: *out, NULL on failure;
  * err (when non-NULL, cap errlen) receives SQLite's message on failure. */
 DIME_MUST_CHECK int dime_store_open(struct dime_store **out, const char *path, char *err,
 				    size_t errlen);
-void dime_store_close(struct dime_store *st); /* NULL-safe */
+/* As dime_store_open; with DIME_STORE_OPEN_EXISTING a missing file is DIME_E_NOTFOUND (err:
+ * "no store at PATH") and neither it nor its directory is created. Unknown flags:
+ * DIME_E_INVALID. */
+DIME_MUST_CHECK int dime_store_open_flags(struct dime_store **out, const char *path,
+					  unsigned flags, char *err, size_t errlen);
+void dime_store_close(struct dime_store *st); /* NULL-safe; rolls back an open transaction */
 
 /* Returns: the path in use (borrowed). */
 const char *dime_store_path(const struct dime_store *st);
 
-/* Store an object as the next version of (ident, kind). Storing bytes identical to an existing
- * version of the same (ident, kind) is a no-op that reports that version.
+/* Store an object as the next version of (ident, kind), state verified (see
+ * dime_store_set_state). Storing bytes identical to an existing version of the same
+ * (ident, kind) is a no-op that reports that version, whatever its state.
+ * Inside dime_store_begin a failed put undoes only itself; the transaction stays open.
  * hosted is sticky per identity: once any object of ident is hosted, all of them are.
  * blob may be empty; fingerprint may be NULL (stored as "").
  * Returns: DIME_OK, DIME_E_INVALID (ident empty, >= 256 bytes or with control characters;
@@ -62,7 +82,8 @@ DIME_MUST_CHECK int dime_store_put(struct dime_store *st, uint32_t *version, con
 				   enum dime_store_kind kind, const uint8_t *blob, size_t blob_len,
 				   int hosted, uint8_t perms, const char *fingerprint);
 
-/* Fetch version (0: the latest) of (ident, kind). *blob is malloc'd: the caller wipes (keys)
+/* Fetch verified version (0: the latest verified one) of (ident, kind); pending rows are
+ * never returned (DIME_E_NOTFOUND). *blob is malloc'd: the caller wipes (keys)
  * and frees it. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID (bad ident), DIME_E_IO,
  * DIME_E_NOMEM.
  * Out: *blob, *blob_len, *row (may be NULL); NULL/0 on failure. */
@@ -70,12 +91,49 @@ DIME_MUST_CHECK int dime_store_get(struct dime_store *st, uint8_t **blob, size_t
 				   struct dime_store_row *row, const char *ident,
 				   enum dime_store_kind kind, uint32_t version);
 
-/* Call fn for each row matching ident (NULL: all) and kind (0: all), ordered by ident, kind,
- * version. fn returning nonzero stops the walk; fn may read the store through st, never write.
- * Returns: DIME_OK, DIME_E_INVALID (bad ident) or DIME_E_IO. */
+/* Call fn for each verified row matching ident (NULL: all) and kind (0: all), ordered by
+ * ident, kind, version. fn returning nonzero stops the walk; fn may read the store through st,
+ * never write. Returns: DIME_OK, DIME_E_INVALID (bad ident) or DIME_E_IO. */
 typedef int (*dime_store_row_fn)(const struct dime_store_row *row, void *arg);
 DIME_MUST_CHECK int dime_store_list(struct dime_store *st, const char *ident,
 				    enum dime_store_kind kind, dime_store_row_fn fn, void *arg);
+
+/* As dime_store_list, pending rows included (row->state tells them apart): for `store list`,
+ * import checks and re-verification, never for choosing a party to trust. */
+DIME_MUST_CHECK int dime_store_list_all(struct dime_store *st, const char *ident,
+					enum dime_store_kind kind, dime_store_row_fn fn,
+					void *arg);
+
+/* The row holding exactly these bytes for (ident, kind), in any state (what put would report
+ * as a duplicate). Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID (bad ident), DIME_E_IO.
+ * Out: *row, zeroed on failure. */
+DIME_MUST_CHECK int dime_store_find(struct dime_store *st, struct dime_store_row *row,
+				    const char *ident, enum dime_store_kind kind,
+				    const uint8_t *blob, size_t blob_len);
+
+/* Mark a row verified or pending / delete it (secure_delete overwrites it).
+ * Returns: DIME_OK, DIME_E_NOTFOUND (no such row), DIME_E_INVALID (state), DIME_E_IO. */
+DIME_MUST_CHECK int dime_store_set_state(struct dime_store *st, int64_t rowid,
+					 enum dime_store_state state);
+DIME_MUST_CHECK int dime_store_delete(struct dime_store *st, int64_t rowid);
+
+/* One write transaction over several calls (check, then put keys and signet): begin takes the
+ * database's write lock at once (BEGIN IMMEDIATE), waiting for other writers up to a busy
+ * timeout, so what is read inside cannot change before commit. No nesting. rollback is
+ * NULL-safe and a no-op outside a transaction; a failed commit has rolled back.
+ * Returns: DIME_OK, DIME_E_IO (includes a lock not obtained in time), DIME_E_NOMEM. */
+DIME_MUST_CHECK int dime_store_begin(struct dime_store *st);
+DIME_MUST_CHECK int dime_store_commit(struct dime_store *st);
+void dime_store_rollback(struct dime_store *st);
+
+/* The connection's durability settings, for tests and diagnostics. */
+struct dime_store_settings {
+	int synchronous;    /* SQLite's number: 2 = FULL */
+	int secure_delete;  /* 1 = on */
+	int schema_version; /* PRAGMA user_version */
+	int busy_ms;	    /* how long a writer waits for another */
+};
+DIME_MUST_CHECK int dime_store_settings(struct dime_store *st, struct dime_store_settings *out);
 
 /* Fetch the blob of a row found by dime_store_list. Same ownership as dime_store_get. */
 DIME_MUST_CHECK int dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len,
