@@ -15,6 +15,7 @@
 
 #include "dime/crypto.h"
 #include "dime/store.h"
+#include "seal.h"
 
 #define DIME_STORE_DEFAULT_PATH "./var/dime.db"
 #define DIME_STORE_BUSY_MS	5000
@@ -24,6 +25,7 @@
 struct dime_store {
 	sqlite3 *db;
 	char *path;
+	struct dime_seal *seal; /* the unlocked key-encryption key of key rows (seal.c) */
 };
 
 /* Schema migrations: store_migrations[i] takes user_version i to i + 1, and ends by setting
@@ -48,7 +50,8 @@ static const char *const store_migration_v1[] = {
     NULL,
 };
 
-static const char *const *const store_migrations[] = {store_migration_v1};
+/* v2: the secrets meta table (seal.c); v1 key rows are sealed by dime_seal_new. */
+static const char *const *const store_migrations[] = {store_migration_v1, dime_seal_migration};
 #define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 static void store_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -365,6 +368,9 @@ dime_store_open(struct dime_store **out, const char *path, char *err, size_t err
 		rc = store_err(src);
 		goto out;
 	}
+	if ((rc = dime_seal_new(&st->seal, st->db, path, err, errlen)) != DIME_OK)
+		goto out;
+	rc = DIME_E_IO;
 	if (store_chmod_sidecar(path, "-wal", err, errlen) != 0 ||
 	    store_chmod_sidecar(path, "-shm", err, errlen) != 0)
 		goto out;
@@ -386,6 +392,7 @@ dime_store_close(struct dime_store *st)
 	/* Every statement is finalized before its function returns, so close cannot be
 	 * refused; close_v2 would defer rather than leak if one ever were not. */
 	(void)sqlite3_close_v2(st->db);
+	dime_seal_free(st->seal);
 	free(st->path);
 	free(st);
 }
@@ -411,9 +418,12 @@ store_bind_blob(sqlite3_stmt *stmt, int col, const uint8_t *p, size_t len)
 static int
 store_put_tx(sqlite3 *db, uint32_t *version, const char *ident, enum dime_store_kind kind,
 	     const uint8_t *blob, size_t blob_len, int hosted, uint8_t perms, const char *fp,
-	     const uint8_t sha[DIME_SHA512_BYTES])
+	     const uint8_t sha[DIME_SHA512_BYTES], const struct dime_seal *seal)
 {
 	sqlite3_stmt *stmt = NULL;
+	uint8_t *sealed = NULL;
+	/* A key is stored sealed, DIME_SEAL_OVERHEAD bytes longer (put bounds blob_len). */
+	size_t stored_len = seal != NULL ? blob_len + DIME_SEAL_OVERHEAD : blob_len;
 	int64_t next = 0;
 	int rc;
 
@@ -454,7 +464,7 @@ store_put_tx(sqlite3 *db, uint32_t *version, const char *ident, enum dime_store_
 	    (rc = sqlite3_bind_text(stmt, 1, ident, -1, SQLITE_STATIC)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_blob(stmt, 3, sha, DIME_SHA512_BYTES, SQLITE_STATIC)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(stmt, 4, (sqlite3_int64)blob_len)) != SQLITE_OK)
+	    (rc = sqlite3_bind_int64(stmt, 4, (sqlite3_int64)stored_len)) != SQLITE_OK)
 		goto out;
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
@@ -484,6 +494,20 @@ store_put_tx(sqlite3 *db, uint32_t *version, const char *ident, enum dime_store_
 		goto out_finalized;
 	}
 
+	/* The version is known only now, and the seal binds it (with ident and kind). */
+	if (seal != NULL) {
+		if ((sealed = malloc(stored_len)) == NULL) {
+			rc = SQLITE_NOMEM;
+			goto out_finalized;
+		}
+		if (dime_seal_wrap(seal, sealed, blob, blob_len, ident, kind, (uint32_t)next) !=
+		    DIME_OK) {
+			rc = SQLITE_ERROR;
+			goto out_finalized;
+		}
+		blob = sealed;
+		blob_len = stored_len;
+	}
 	stmt = NULL;
 	if ((rc = sqlite3_prepare_v2(db,
 				     "INSERT INTO objects (ident, kind, version, hosted, perms, "
@@ -510,6 +534,7 @@ out:
 	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == SQLITE_OK)
 		rc = SQLITE_ERROR;
 out_finalized:
+	free(sealed); /* ciphertext */
 	if (rc != SQLITE_OK)
 		*version = 0;
 	return rc;
@@ -538,13 +563,21 @@ dime_store_put(struct dime_store *st, uint32_t *version, const char *ident,
 		goto out;
 	if (blob == NULL)
 		blob = (const uint8_t *)"";
-	dime_sha512(sha, blob, blob_len);
+	if (dime_seal_kind(kind)) {
+		if (blob_len > SIZE_MAX - DIME_SEAL_OVERHEAD)
+			goto out;
+		/* keyed: a plain SHA-512 of an Ed25519 seed is its secret scalar */
+		dime_seal_digest(st->seal, sha, blob, blob_len);
+	} else {
+		dime_sha512(sha, blob, blob_len);
+	}
 	if ((src = store_exec(st->db, "BEGIN IMMEDIATE")) != SQLITE_OK) {
 		rc = store_err(src);
 		goto out;
 	}
 	if ((src = store_put_tx(st->db, &v, id, kind, blob, blob_len, hosted != 0, perms,
-				fingerprint, sha)) != SQLITE_OK ||
+				fingerprint, sha, dime_seal_kind(kind) ? st->seal : NULL)) !=
+		SQLITE_OK ||
 	    (src = store_exec(st->db, "COMMIT")) != SQLITE_OK) {
 		store_rollback(st->db);
 		v = 0;
@@ -658,6 +691,9 @@ dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len, struct d
 	if ((rc = store_row_read(&r, stmt)) != DIME_OK ||
 	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
 		goto out;
+	if (dime_seal_kind(r.kind) &&
+	    (rc = dime_seal_unwrap(st->seal, blob, blob_len, r.ident, r.kind, r.version)) != DIME_OK)
+		goto out;
 	if (row != NULL)
 		*row = r;
 	rc = DIME_OK;
@@ -721,13 +757,16 @@ int
 dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len, int64_t rowid)
 {
 	sqlite3_stmt *stmt = NULL;
+	struct dime_store_row r;
 	int src, rc = DIME_E_IO;
 
 	DIME_ASSERT(st != NULL && blob != NULL && blob_len != NULL);
 	*blob = NULL;
 	*blob_len = 0;
-	if ((src = sqlite3_prepare_v2(st->db, "SELECT blob FROM objects WHERE rowid = ?1", -1,
-				      &stmt, NULL)) != SQLITE_OK ||
+	if ((src = sqlite3_prepare_v2(st->db,
+				      "SELECT rowid, ident, kind, version, hosted, perms, "
+				      "fingerprint, created, blob FROM objects WHERE rowid = ?1",
+				      -1, &stmt, NULL)) != SQLITE_OK ||
 	    (src = sqlite3_bind_int64(stmt, 1, rowid)) != SQLITE_OK) {
 		rc = store_err(src);
 		goto out;
@@ -741,11 +780,31 @@ dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len, int6
 		rc = store_err(src);
 		goto out;
 	}
-	rc = store_blob_read(blob, blob_len, stmt, 0);
+	if ((rc = store_row_read(&r, stmt)) != DIME_OK ||
+	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
+		goto out;
+	if (dime_seal_kind(r.kind))
+		rc = dime_seal_unwrap(st->seal, blob, blob_len, r.ident, r.kind, r.version);
 out:
 	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == DIME_OK)
 		rc = DIME_E_IO;
 	if (rc != DIME_OK)
 		store_blob_drop(blob, blob_len);
+	return rc;
+}
+
+int
+dime_store_rekey_secrets(struct dime_store *st, size_t *n_keys, enum dime_store_secrets_to to,
+			 const char *file, char *err, size_t errlen)
+{
+	size_t n = 0;
+	int rc;
+
+	DIME_ASSERT(st != NULL);
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	rc = dime_seal_rekey(&st->seal, &n, st->db, st->path, to, file, err, errlen);
+	if (n_keys != NULL)
+		*n_keys = rc == DIME_OK ? n : 0;
 	return rc;
 }
