@@ -95,16 +95,17 @@ int
 dime_pl_dir_open(struct dime_pl_dir **out, const char *store_path, const char **why)
 {
 	static const enum dime_store_kind kinds[2] = {DIME_STORE_ORG_KEY, DIME_STORE_USER_KEY};
+	/* *why must outlive this call: the store's reason (wrong passphrase, missing key file) */
+	static _Thread_local char err[512];
 	struct dime_pl_dir *d;
 	struct dir_load l;
-	char err[256] = "";
 
 	*out = NULL;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return DIME_E_NOMEM;
 	pthread_mutex_init(&d->mu, NULL);
 	if (dime_store_open(&d->st, store_path, err, sizeof(err)) != DIME_OK) {
-		*why = "cannot open the store";
+		*why = err;
 		dime_pl_dir_close(d);
 		return DIME_E_IO;
 	}

@@ -250,8 +250,10 @@ seal_read_secret(uint8_t *buf, size_t cap, size_t *len, const char *path, const 
 
 	*len = 0;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-		seal_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return errno == ENOENT || errno == EACCES ? DIME_E_INVALID : DIME_E_IO;
+		int e = errno;
+
+		seal_errf(err, errlen, "%s %s: %s", what, path, strerror(e));
+		return e == ENOENT || e == EACCES || e == ENOTDIR ? DIME_E_INVALID : DIME_E_IO;
 	}
 	if (fstat(fd, &sb) != 0) {
 		seal_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));

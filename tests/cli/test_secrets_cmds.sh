@@ -68,6 +68,10 @@ fi
 DIME_PASSPHRASE_FILE=$TMP/pw2 expect 2 '^$' -- "$DIME" store list
 grep -q "wrong passphrase or key file for store $DIME_STORE" "$TMP/stderr" ||
 	fail "wrong passphrase message: $(cat "$TMP/stderr")"
+# commands that load keys through the party directory give the same reason
+DIME_PASSPHRASE_FILE=$TMP/pw2 expect 2 '' -- "$DIME" msg open --as recipient <"$TMP/m.dime"
+grep -q "wrong passphrase or key file for store" "$TMP/stderr" ||
+	fail "msg open, wrong passphrase: $(cat "$TMP/stderr")"
 # stdin not a terminal: no prompt, a message naming what to set
 env -u DIME_PASSPHRASE_FILE "$DIME" store list </dev/null >/dev/null 2>"$TMP/stderr" && fail "opened without a passphrase"
 grep -q "sealed with a passphrase: set DIME_PASSPHRASE_FILE" "$TMP/stderr" ||
