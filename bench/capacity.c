@@ -78,7 +78,8 @@ static char cap_store[300];
 static void
 cap_cleanup(void)
 {
-	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+	/* ".key": the store's generated key-encryption key (docs/identity.md, Keys at rest) */
+	static const char *const sfx[] = {"", "-wal", "-shm", "-journal", ".key", ".key.new"};
 	char p[340];
 
 	if (cap_tmpdir[0] == 0)
