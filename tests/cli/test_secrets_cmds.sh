@@ -76,6 +76,29 @@ grep -q "wrong passphrase or key file for store" "$TMP/stderr" ||
 env -u DIME_PASSPHRASE_FILE "$DIME" store list </dev/null >/dev/null 2>"$TMP/stderr" && fail "opened without a passphrase"
 grep -q "sealed with a passphrase: set DIME_PASSPHRASE_FILE" "$TMP/stderr" ||
 	fail "no passphrase, no terminal: $(cat "$TMP/stderr")"
+# On a terminal (a pty from script(1)), the CLI asks, without echo.
+tty_open() { # PASSPHRASE: run `dime store list` on a pty, answer the prompt; output in tty.out
+	rm -f "$TMP/tty.in" "$TMP/tty.out"
+	mkfifo "$TMP/tty.in"
+	env -u DIME_PASSPHRASE_FILE timeout 30 script -qec "$DIME store list" /dev/null \
+		<"$TMP/tty.in" >"$TMP/tty.out" 2>&1 &
+	local pid=$! i
+	exec 3>"$TMP/tty.in"
+	for ((i = 0; i < 200; i++)); do
+		grep -q 'passphrase for store' "$TMP/tty.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	printf '%s\n' "$1" >&3
+	exec 3>&-
+	wait $pid
+}
+if command -v script >/dev/null && command -v mkfifo >/dev/null; then
+	tty_open 'first passphrase' || fail "prompt: exit $?: $(cat "$TMP/tty.out")"
+	grep -q 'example.org *org-key' "$TMP/tty.out" || fail "prompt: no listing: $(cat "$TMP/tty.out")"
+	grep -q 'first passphrase' "$TMP/tty.out" && fail "prompt: the passphrase was echoed"
+	tty_open 'first passphrasf' && fail "prompt: a wrong passphrase opened the store"
+	grep -q 'wrong passphrase or key file' "$TMP/tty.out" || fail "prompt, wrong: $(cat "$TMP/tty.out")"
+fi
 chmod 644 "$TMP/pw"
 expect 2 '' -- "$DIME" store list
 grep -q "chmod 600" "$TMP/stderr" || fail "world-readable passphrase file: $(cat "$TMP/stderr")"

@@ -52,10 +52,12 @@ main_passphrase(char *buf, size_t cap, const char *store_path, void *arg)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	fprintf(stderr, "passphrase for store %s: ", store_path);
-	fflush(stderr);
+	/* Echo goes off (and type-ahead is dropped) before the prompt shows, so nothing typed
+	 * after the prompt can be echoed. */
 	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0)
 		return DIME_E_NOTFOUND;
+	fprintf(stderr, "passphrase for store %s: ", store_path);
+	fflush(stderr);
 	for (;;) {
 		char c;
 		ssize_t r = read(STDIN_FILENO, &c, 1);
