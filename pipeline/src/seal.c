@@ -133,8 +133,8 @@ seal_path(const char *path, const char *suffix)
 /* Associated data of a key row: prefix, NUL, kind and version (big-endian), ident. The ident
  * comes last, so no length is needed to keep the encoding unambiguous. */
 static size_t
-seal_ad(uint8_t ad[sizeof(SEAL_AD_PREFIX) + 8 + 256], const char *ident,
-	enum dime_store_kind kind, uint32_t version)
+seal_ad(uint8_t ad[sizeof(SEAL_AD_PREFIX) + 8 + 256], const char *ident, enum dime_store_kind kind,
+	uint32_t version)
 {
 	size_t n = sizeof(SEAL_AD_PREFIX), id_len = strnlen(ident, 255);
 	uint32_t k = (uint32_t)kind;
@@ -265,8 +265,8 @@ seal_read_secret(uint8_t *buf, size_t cap, size_t *len, const char *path, const 
 		goto out;
 	}
 	if ((sb.st_mode & 077) != 0) {
-		seal_errf(err, errlen, "%s %s: mode %03o lets group or other in; chmod 600 %s", what,
-			  path, (unsigned)(sb.st_mode & 0777), path);
+		seal_errf(err, errlen, "%s %s: mode %03o lets group or other in; chmod 600 %s",
+			  what, path, (unsigned)(sb.st_mode & 0777), path);
 		goto out;
 	}
 	while (n < cap) {
@@ -299,8 +299,7 @@ seal_read_key_file(uint8_t key[SEAL_KEY_BYTES], const char *path, char *err, siz
 	size_t n = 0;
 	int rc;
 
-	if ((rc = seal_read_secret(buf, sizeof(buf), &n, path, "key file", err, errlen)) !=
-	    DIME_OK)
+	if ((rc = seal_read_secret(buf, sizeof(buf), &n, path, "key file", err, errlen)) != DIME_OK)
 		goto out;
 	if (n != SEAL_KEY_BYTES) {
 		seal_errf(err, errlen, "key file %s: %s%zu bytes, want exactly %d", path,
@@ -489,7 +488,8 @@ seal_meta_read(struct seal_meta *m, int *found, sqlite3 *db, char *err, size_t e
 	if (strcmp((const char *)mode, "key-file") == 0) {
 		m->mode = SEAL_MODE_KEY_FILE;
 	} else {
-		sqlite3_int64 ops = sqlite3_column_int64(stmt, 3), mem = sqlite3_column_int64(stmt, 4);
+		sqlite3_int64 ops = sqlite3_column_int64(stmt, 3),
+			      mem = sqlite3_column_int64(stmt, 4);
 
 		m->mode = SEAL_MODE_PASSPHRASE;
 		/* Bounded, so that a damaged row cannot ask for 4 TiB or for no work at all. */
@@ -518,11 +518,12 @@ seal_meta_write(sqlite3 *db, const struct seal_meta *m, char *err, size_t errlen
 	sqlite3_stmt *stmt = NULL;
 	int pass = m->mode == SEAL_MODE_PASSPHRASE, src;
 
-	if ((src = sqlite3_prepare_v2(db,
-				      "INSERT OR REPLACE INTO secrets (id, format, mode, salt, "
-				      "opslimit, memlimit, verifier) VALUES (1, ?1, ?2, ?3, ?4, ?5, "
-				      "?6)",
-				      -1, &stmt, NULL)) != SQLITE_OK ||
+	if ((src =
+		 sqlite3_prepare_v2(db,
+				    "INSERT OR REPLACE INTO secrets (id, format, mode, salt, "
+				    "opslimit, memlimit, verifier) VALUES (1, ?1, ?2, ?3, ?4, ?5, "
+				    "?6)",
+				    -1, &stmt, NULL)) != SQLITE_OK ||
 	    (src = sqlite3_bind_int(stmt, 1, SEAL_FORMAT)) != SQLITE_OK ||
 	    (src = sqlite3_bind_text(stmt, 2, pass ? "passphrase" : "key-file", -1,
 				     SQLITE_STATIC)) != SQLITE_OK ||
@@ -626,8 +627,8 @@ seal_same_file(const char *a, const char *b)
  * generated key that committed but died before renaming "<path>.key.new" over "<path>.key" is
  * finished here: the new file is only taken when it opens the verifier. */
 static int
-seal_unlock_key_file(struct dime_seal *s, const struct seal_meta *m, const char *path,
-		     char *err, size_t errlen)
+seal_unlock_key_file(struct dime_seal *s, const struct seal_meta *m, const char *path, char *err,
+		     size_t errlen)
 {
 	const char *env = getenv("DIME_KEY_FILE");
 	char *beside = NULL, *fresh = NULL;
@@ -639,7 +640,8 @@ seal_unlock_key_file(struct dime_seal *s, const struct seal_meta *m, const char 
 			seal_errf(err, errlen, "wrong passphrase or key file for store %s", path);
 		return rc;
 	}
-	if ((beside = seal_path(path, ".key")) == NULL || (fresh = seal_path(path, ".key.new")) == NULL)
+	if ((beside = seal_path(path, ".key")) == NULL ||
+	    (fresh = seal_path(path, ".key.new")) == NULL)
 		goto out;
 	s->beside = 1;
 	rc = seal_from_key_file(s, beside, err, errlen);
@@ -794,9 +796,8 @@ seal_reseal_rows(sqlite3 *db, size_t *n_keys, const struct dime_seal *from,
 		}
 		if (blob_len > 0)
 			memcpy(blob, p, blob_len);
-		if (from != NULL &&
-		    (rc = dime_seal_unwrap(from, &blob, &blob_len, ident, kind,
-					   (uint32_t)version)) != DIME_OK) {
+		if (from != NULL && (rc = dime_seal_unwrap(from, &blob, &blob_len, ident, kind,
+							   (uint32_t)version)) != DIME_OK) {
 			seal_errf(err, errlen,
 				  "%s key of %s v%lld does not open (tampered or moved): nothing "
 				  "changed",
@@ -850,8 +851,8 @@ out:
 /* A new KEK for target `to`: from a key file, a passphrase file (fresh salt, cost from
  * $DIME_PWHASH_COST), or generated into gen_path. Fills m (mode, salt, cost, verifier). */
 static int
-seal_make(struct dime_seal *s, struct seal_meta *m, enum dime_store_secrets_to to,
-	  const char *file, const char *gen_path, char *err, size_t errlen)
+seal_make(struct dime_seal *s, struct seal_meta *m, enum dime_store_secrets_to to, const char *file,
+	  const char *gen_path, char *err, size_t errlen)
 {
 	char *pass = NULL;
 	int rc;
@@ -942,8 +943,8 @@ seal_setup(struct dime_seal **out, sqlite3 *db, const char *path, char *err, siz
 			"apart from the store\n",
 			path, beside);
 	if (n_keys > 0)
-		fprintf(stderr, "dime: store %s: sealed %zu plaintext private key%s at rest\n", path,
-			n_keys, n_keys == 1 ? "" : "s");
+		fprintf(stderr, "dime: store %s: sealed %zu plaintext private key%s at rest\n",
+			path, n_keys, n_keys == 1 ? "" : "s");
 	*out = s;
 	s = NULL;
 out:
@@ -1010,8 +1011,9 @@ dime_seal_rekey(struct dime_seal **cur, size_t *n_keys, sqlite3 *db, const char 
 		goto out;
 	}
 	if ((to == DIME_STORE_TO_GENERATED) != (file == NULL)) {
-		seal_errf(err, errlen, "rekey-secrets: a file is needed for a key or passphrase "
-				       "file, and none for a generated key");
+		seal_errf(err, errlen,
+			  "rekey-secrets: a file is needed for a key or passphrase "
+			  "file, and none for a generated key");
 		rc = DIME_E_INVALID;
 		goto out;
 	}
@@ -1052,11 +1054,13 @@ dime_seal_rekey(struct dime_seal **cur, size_t *n_keys, sqlite3 *db, const char 
 	if (to == DIME_STORE_TO_GENERATED) {
 		s->beside = 1;
 		if (rename(fresh, beside) != 0 || seal_fsync_dir(beside) != 0) {
-			seal_errf(err, errlen, "rekeyed, but rename %s: %s (the next open finishes it)",
-				  fresh, strerror(errno));
+			seal_errf(err, errlen,
+				  "rekeyed, but rename %s: %s (the next open finishes it)", fresh,
+				  strerror(errno));
 			rc = DIME_E_IO;
 		}
-	} else if ((*cur)->beside && !(to == DIME_STORE_TO_KEY_FILE && seal_same_file(file, beside))) {
+	} else if ((*cur)->beside &&
+		   !(to == DIME_STORE_TO_KEY_FILE && seal_same_file(file, beside))) {
 		if (unlink(beside) != 0 && errno != ENOENT) {
 			seal_errf(err, errlen, "rekeyed, but the old key file %s stays: %s", beside,
 				  strerror(errno));

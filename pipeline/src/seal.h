@@ -37,14 +37,14 @@ int dime_seal_kind(enum dime_store_kind kind);
  * Returns: DIME_OK; DIME_E_BADSIG (wrong passphrase or key file); DIME_E_INVALID (no usable
  * key source: missing, bad mode or size, no passphrase); DIME_E_NOMEM; DIME_E_IO.
  * Out: *out, NULL on failure; err gets the reason. */
-DIME_MUST_CHECK int dime_seal_new(struct dime_seal **out, sqlite3 *db, const char *path,
-				  char *err, size_t errlen);
+DIME_MUST_CHECK int dime_seal_new(struct dime_seal **out, sqlite3 *db, const char *path, char *err,
+				  size_t errlen);
 void dime_seal_free(struct dime_seal *s); /* NULL-safe; wipes */
 
 /* Keyed BLAKE2b-512 of a plaintext key, for put's duplicate check (a plain SHA-512 of an
  * Ed25519 seed would be its secret scalar). */
-void dime_seal_digest(const struct dime_seal *s, uint8_t out[DIME_SHA512_BYTES],
-		      const uint8_t *pt, size_t pt_len);
+void dime_seal_digest(const struct dime_seal *s, uint8_t out[DIME_SHA512_BYTES], const uint8_t *pt,
+		      size_t pt_len);
 
 /* Seal pt for row (ident, kind, version). out has pt_len + DIME_SEAL_OVERHEAD bytes.
  * Returns: DIME_OK or DIME_E_CRYPTO (out zeroed). */

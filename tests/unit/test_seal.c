@@ -43,7 +43,8 @@ t_write(const char *path, const void *p, size_t n, int mode)
 
 	(void)unlink(path);
 	f = fopen(path, "w");
-	if (f == NULL || fwrite(p, 1, n, f) != n || fclose(f) != 0 || chmod(path, (mode_t)mode) != 0)
+	if (f == NULL || fwrite(p, 1, n, f) != n || fclose(f) != 0 ||
+	    chmod(path, (mode_t)mode) != 0)
 		t_fail("write %s: %s", path, strerror(errno));
 }
 
@@ -149,7 +150,8 @@ t_get_key(struct dime_store *st, const char *ident, enum dime_store_kind kind, u
 
 		if (rc != DIME_OK &&
 		    dime_store_get(st, &blob, &len, &r2, ident, kind, version) != DIME_OK) {
-			/* find the rowid through list: the row exists even though it does not open */
+			/* find the rowid through list: the row exists even though it does not open
+			 */
 			sqlite3 *raw = NULL;
 			sqlite3_stmt *q = NULL;
 
@@ -175,9 +177,9 @@ t_get_key(struct dime_store *st, const char *ident, enum dime_store_kind kind, u
 				"%s: get_row %s/%d v%u: got %d, want %d", what, ident, (int)kind,
 				version, rc, want_rc);
 		else
-			T_CHECK(rc == DIME_OK && len == strlen(want) && memcmp(blob, want, len) == 0,
-				"%s: get_row %s/%d v%u: got %d", what, ident, (int)kind, version,
-				rc);
+			T_CHECK(
+			    rc == DIME_OK && len == strlen(want) && memcmp(blob, want, len) == 0,
+			    "%s: get_row %s/%d v%u: got %d", what, ident, (int)kind, version, rc);
 		if (blob != NULL) {
 			dime_wipe(blob, len);
 			free(blob);
@@ -530,7 +532,8 @@ test_rekey(void)
 	rc = dime_store_rekey_secrets(st, &n, DIME_STORE_TO_KEY_FILE, k1, err, sizeof(err));
 	T_CHECK(rc == DIME_OK && n == 3, "rekey to k1: got %d n %zu (%s)", rc, n, err);
 	T_CHECK(!t_exists(beside), "the old generated key file should be gone");
-	t_get_key(st, "example.org", DIME_STORE_ORG_KEY, 0, key_org, DIME_OK, "after rekey, same handle");
+	t_get_key(st, "example.org", DIME_STORE_ORG_KEY, 0, key_org, DIME_OK,
+		  "after rekey, same handle");
 	t_put_key(st, "bob@example.org", DIME_STORE_USER_KEY, key_bob, 1);
 	dime_store_close(st);
 	t_open_fails(db, DIME_E_INVALID, "is missing", "old key gone");
@@ -662,11 +665,12 @@ t_make_v1(const char *path)
 		size_t n = strlen(rows[i].blob);
 
 		dime_sha512(sha, (const uint8_t *)rows[i].blob, n);
-		if (sqlite3_prepare_v2(db,
-				       "INSERT INTO objects (ident, kind, version, hosted, perms, "
-				       "fingerprint, blob, sha512, created) VALUES (?1, ?2, 1, 1, 0, "
-				       "'', ?3, ?4, 1)",
-				       -1, &q, NULL) != SQLITE_OK ||
+		if (sqlite3_prepare_v2(
+			db,
+			"INSERT INTO objects (ident, kind, version, hosted, perms, "
+			"fingerprint, blob, sha512, created) VALUES (?1, ?2, 1, 1, 0, "
+			"'', ?3, ?4, 1)",
+			-1, &q, NULL) != SQLITE_OK ||
 		    sqlite3_bind_text(q, 1, rows[i].ident, -1, SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_bind_int(q, 2, rows[i].kind) != SQLITE_OK ||
 		    sqlite3_bind_blob(q, 3, rows[i].blob, (int)n, SQLITE_STATIC) != SQLITE_OK ||
@@ -743,7 +747,8 @@ test_parallel_create(void)
 	a = t_open_ok(db, "first");
 	b = t_open_ok(db, "second");
 	t_put_key(a, "alice@example.org", DIME_STORE_USER_KEY, key_alice, 1);
-	t_get_key(b, "alice@example.org", DIME_STORE_USER_KEY, 0, key_alice, DIME_OK, "two handles");
+	t_get_key(b, "alice@example.org", DIME_STORE_USER_KEY, 0, key_alice, DIME_OK,
+		  "two handles");
 	dime_store_close(a);
 	dime_store_close(b);
 }
