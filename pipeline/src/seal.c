@@ -692,12 +692,15 @@ seal_unlock_pass(struct dime_seal *s, const struct seal_meta *m, const char *pat
 		pass[SEAL_PASS_CAP - 1] = '\0';
 		if (rc == DIME_OK && pass[0] == '\0')
 			rc = DIME_E_INVALID;
-		if (rc != DIME_OK)
+		if (rc == DIME_E_NOTFOUND)
 			seal_errf(err, errlen,
 				  "store %s is sealed with a passphrase: set DIME_PASSPHRASE_FILE "
 				  "or run on a terminal",
 				  path);
-		if (rc == DIME_E_NOTFOUND)
+		else if (rc != DIME_OK)
+			seal_errf(err, errlen, "store %s: no passphrase (empty, or over %d bytes)",
+				  path, SEAL_PASS_CAP - 1);
+		if (rc != DIME_OK)
 			rc = DIME_E_INVALID;
 	} else {
 		seal_errf(err, errlen,
@@ -1053,7 +1056,10 @@ dime_seal_rekey(struct dime_seal **cur, size_t *n_keys, sqlite3 *db, const char 
 	 * nothing; a target file that is "<path>.key" itself stays. */
 	if (to == DIME_STORE_TO_GENERATED) {
 		s->beside = 1;
-		if (rename(fresh, beside) != 0 || seal_fsync_dir(beside) != 0) {
+		/* ENOENT: an open in another process found the commit and did the rename */
+		if ((rename(fresh, beside) != 0 &&
+		     (errno != ENOENT || access(beside, F_OK) != 0)) ||
+		    seal_fsync_dir(beside) != 0) {
 			seal_errf(err, errlen,
 				  "rekeyed, but rename %s: %s (the next open finishes it)", fresh,
 				  strerror(errno));

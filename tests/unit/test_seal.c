@@ -401,6 +401,8 @@ test_wrong_secret(void)
 	t_open_fails(db, DIME_E_BADSIG, "wrong passphrase or key file for store", "wrong cb");
 	dime_store_set_passphrase_fn(t_cb_pass, NULL);
 	t_open_fails(db, DIME_E_INVALID, "run on a terminal", "no terminal");
+	dime_store_set_passphrase_fn(t_cb_pass, (void *)"");
+	t_open_fails(db, DIME_E_INVALID, "no passphrase", "empty answer");
 	dime_store_set_passphrase_fn(NULL, NULL);
 
 	/* Key file stores. */
