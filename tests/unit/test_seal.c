@@ -370,7 +370,29 @@ test_wrong_secret(void)
 	t_put_key(st, "alice@example.org", DIME_STORE_USER_KEY, key_alice, 1);
 	dime_store_close(st);
 
+	/* The cost was recorded at creation; the variable is not read at open (a bogus value
+	 * would be refused if it were). */
+	{
+		sqlite3 *raw = t_raw(db);
+		sqlite3_stmt *q = NULL;
+
+		if (sqlite3_prepare_v2(raw, "SELECT opslimit, memlimit, length(salt) FROM secrets",
+				       -1, &q, NULL) == SQLITE_OK &&
+		    sqlite3_step(q) == SQLITE_ROW)
+			T_CHECK(sqlite3_column_int64(q, 0) == 1 &&
+				    sqlite3_column_int64(q, 1) == 8192 &&
+				    sqlite3_column_int(q, 2) == 16,
+				"recorded cost: got %lld %lld salt %d, want 1 8192 16",
+				(long long)sqlite3_column_int64(q, 0),
+				(long long)sqlite3_column_int64(q, 1), sqlite3_column_int(q, 2));
+		else
+			t_fail("secrets row: %s", sqlite3_errmsg(raw));
+		sqlite3_finalize(q);
+		sqlite3_close(raw);
+	}
+	setenv("DIME_PWHASH_COST", "bogus", 1);
 	st = t_open_ok(db, "passphrase reopen");
+	setenv("DIME_PWHASH_COST", "min", 1);
 	t_get_key(st, "alice@example.org", DIME_STORE_USER_KEY, 0, key_alice, DIME_OK, "pw");
 	dime_store_close(st);
 	t_env(NULL, pw2);
