@@ -95,9 +95,10 @@ int
 dime_pl_dir_open(struct dime_pl_dir **out, const char *store_path, const char **why)
 {
 	static const enum dime_store_kind kinds[2] = {DIME_STORE_ORG_KEY, DIME_STORE_USER_KEY};
+	/* *why must outlive this call: the store's reason (wrong passphrase, missing key file) */
+	static _Thread_local char err[512];
 	struct dime_pl_dir *d;
 	struct dir_load l;
-	char err[256] = "";
 	int rc;
 
 	*out = NULL;
@@ -106,7 +107,10 @@ dime_pl_dir_open(struct dime_pl_dir **out, const char *store_path, const char **
 	pthread_mutex_init(&d->mu, NULL);
 	if ((rc = dime_store_open_flags(&d->st, store_path, DIME_STORE_OPEN_EXISTING, err,
 					sizeof(err))) != DIME_OK) {
-		*why = rc == DIME_E_NOTFOUND ? "no store at this path" : "cannot open the store";
+		if (err[0] == 0)
+			snprintf(err, sizeof(err), "%s",
+				 rc == DIME_E_NOTFOUND ? "no store at this path" : "cannot open the store");
+		*why = err;
 		dime_pl_dir_close(d);
 		return DIME_E_IO;
 	}

@@ -15,6 +15,7 @@
 
 #include "dime/crypto.h"
 #include "dime/store.h"
+#include "seal.h"
 
 #define DIME_STORE_DEFAULT_PATH "./var/dime.db"
 /* Concurrent CLI processes (org create, user create --rotate) queue on BEGIN IMMEDIATE: each
@@ -28,6 +29,7 @@ struct dime_store {
 	sqlite3 *db;
 	char *path;
 	int in_tx; /* inside dime_store_begin: put uses a savepoint, not its own transaction */
+	struct dime_seal *seal; /* the unlocked key-encryption key of key rows (seal.c) */
 };
 
 /* Schema migrations: store_migrations[i] takes user_version i to i + 1, and ends by setting
@@ -63,7 +65,9 @@ static const char *const store_migration_v2[] = {
     NULL,
 };
 
-static const char *const *const store_migrations[] = {store_migration_v1, store_migration_v2};
+/* v3: the secrets meta table (seal.c); key rows still in plaintext are sealed by dime_seal_new. */
+static const char *const *const store_migrations[] = {store_migration_v1, store_migration_v2,
+						     dime_seal_migration};
 #define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 static void store_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -410,6 +414,9 @@ dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
 		rc = store_err(src);
 		goto out;
 	}
+	if ((rc = dime_seal_new(&st->seal, st->db, path, err, errlen)) != DIME_OK)
+		goto out;
+	rc = DIME_E_IO;
 	if (store_chmod_sidecar(path, "-wal", err, errlen) != 0 ||
 	    store_chmod_sidecar(path, "-shm", err, errlen) != 0)
 		goto out;
@@ -431,6 +438,7 @@ dime_store_close(struct dime_store *st)
 	/* Every statement is finalized before its function returns, so close cannot be
 	 * refused; close_v2 would defer rather than leak if one ever were not. */
 	(void)sqlite3_close_v2(st->db);
+	dime_seal_free(st->seal);
 	free(st->path);
 	free(st);
 }
@@ -456,9 +464,12 @@ store_bind_blob(sqlite3_stmt *stmt, int col, const uint8_t *p, size_t len)
 static int
 store_put_tx(sqlite3 *db, uint32_t *version, const char *ident, enum dime_store_kind kind,
 	     const uint8_t *blob, size_t blob_len, int hosted, uint8_t perms, const char *fp,
-	     const uint8_t sha[DIME_SHA512_BYTES])
+	     const uint8_t sha[DIME_SHA512_BYTES], const struct dime_seal *seal)
 {
 	sqlite3_stmt *stmt = NULL;
+	uint8_t *sealed = NULL;
+	/* A key is stored sealed, DIME_SEAL_OVERHEAD bytes longer (put bounds blob_len). */
+	size_t stored_len = seal != NULL ? blob_len + DIME_SEAL_OVERHEAD : blob_len;
 	int64_t next = 0;
 	int rc;
 
@@ -499,7 +510,7 @@ store_put_tx(sqlite3 *db, uint32_t *version, const char *ident, enum dime_store_
 	    (rc = sqlite3_bind_text(stmt, 1, ident, -1, SQLITE_STATIC)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_blob(stmt, 3, sha, DIME_SHA512_BYTES, SQLITE_STATIC)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(stmt, 4, (sqlite3_int64)blob_len)) != SQLITE_OK)
+	    (rc = sqlite3_bind_int64(stmt, 4, (sqlite3_int64)stored_len)) != SQLITE_OK)
 		goto out;
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
@@ -529,6 +540,20 @@ store_put_tx(sqlite3 *db, uint32_t *version, const char *ident, enum dime_store_
 		goto out_finalized;
 	}
 
+	/* The version is known only now, and the seal binds it (with ident and kind). */
+	if (seal != NULL) {
+		if ((sealed = malloc(stored_len)) == NULL) {
+			rc = SQLITE_NOMEM;
+			goto out_finalized;
+		}
+		if (dime_seal_wrap(seal, sealed, blob, blob_len, ident, kind, (uint32_t)next) !=
+		    DIME_OK) {
+			rc = SQLITE_ERROR;
+			goto out_finalized;
+		}
+		blob = sealed;
+		blob_len = stored_len;
+	}
 	stmt = NULL;
 	if ((rc = sqlite3_prepare_v2(db,
 				     "INSERT INTO objects (ident, kind, version, hosted, perms, "
@@ -555,6 +580,7 @@ out:
 	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == SQLITE_OK)
 		rc = SQLITE_ERROR;
 out_finalized:
+	free(sealed); /* ciphertext */
 	if (rc != SQLITE_OK)
 		*version = 0;
 	return rc;
@@ -583,7 +609,14 @@ dime_store_put(struct dime_store *st, uint32_t *version, const char *ident,
 		goto out;
 	if (blob == NULL)
 		blob = (const uint8_t *)"";
-	dime_sha512(sha, blob, blob_len);
+	if (dime_seal_kind(kind)) {
+		if (blob_len > SIZE_MAX - DIME_SEAL_OVERHEAD)
+			goto out;
+		/* keyed: a plain SHA-512 of an Ed25519 seed is its secret scalar */
+		dime_seal_digest(st->seal, sha, blob, blob_len);
+	} else {
+		dime_sha512(sha, blob, blob_len);
+	}
 	/* Inside the caller's transaction a savepoint keeps a failed put from undoing the rest. */
 	if ((src = store_exec(st->db, st->in_tx ? "SAVEPOINT put" : "BEGIN IMMEDIATE")) !=
 	    SQLITE_OK) {
@@ -591,7 +624,8 @@ dime_store_put(struct dime_store *st, uint32_t *version, const char *ident,
 		goto out;
 	}
 	if ((src = store_put_tx(st->db, &v, id, kind, blob, blob_len, hosted != 0, perms,
-				fingerprint, sha)) != SQLITE_OK ||
+				fingerprint, sha, dime_seal_kind(kind) ? st->seal : NULL)) !=
+		SQLITE_OK ||
 	    (src = store_exec(st->db, st->in_tx ? "RELEASE put" : "COMMIT")) != SQLITE_OK) {
 		if (st->in_tx) {
 			(void)store_exec(st->db, "ROLLBACK TO put");
@@ -723,6 +757,9 @@ dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len, struct d
 	    (rc = store_row_state(&r, stmt, 9)) != DIME_OK ||
 	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
 		goto out;
+	if (dime_seal_kind(r.kind) &&
+	    (rc = dime_seal_unwrap(st->seal, blob, blob_len, r.ident, r.kind, r.version)) != DIME_OK)
+		goto out;
 	if (row != NULL)
 		*row = r;
 	rc = DIME_OK;
@@ -805,13 +842,16 @@ int
 dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len, int64_t rowid)
 {
 	sqlite3_stmt *stmt = NULL;
+	struct dime_store_row r;
 	int src, rc = DIME_E_IO;
 
 	DIME_ASSERT(st != NULL && blob != NULL && blob_len != NULL);
 	*blob = NULL;
 	*blob_len = 0;
-	if ((src = sqlite3_prepare_v2(st->db, "SELECT blob FROM objects WHERE rowid = ?1", -1,
-				      &stmt, NULL)) != SQLITE_OK ||
+	if ((src = sqlite3_prepare_v2(st->db,
+				      "SELECT rowid, ident, kind, version, hosted, perms, "
+				      "fingerprint, created, blob FROM objects WHERE rowid = ?1",
+				      -1, &stmt, NULL)) != SQLITE_OK ||
 	    (src = sqlite3_bind_int64(stmt, 1, rowid)) != SQLITE_OK) {
 		rc = store_err(src);
 		goto out;
@@ -825,7 +865,11 @@ dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len, int6
 		rc = store_err(src);
 		goto out;
 	}
-	rc = store_blob_read(blob, blob_len, stmt, 0);
+	if ((rc = store_row_read(&r, stmt)) != DIME_OK ||
+	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
+		goto out;
+	if (dime_seal_kind(r.kind))
+		rc = dime_seal_unwrap(st->seal, blob, blob_len, r.ident, r.kind, r.version);
 out:
 	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == DIME_OK)
 		rc = DIME_E_IO;
@@ -928,7 +972,10 @@ dime_store_find(struct dime_store *st, struct dime_store_row *row, const char *i
 		return rc;
 	if (blob == NULL)
 		blob = (const uint8_t *)"";
-	dime_sha512(sha, blob, blob_len);
+	if (dime_seal_kind(kind))
+		dime_seal_digest(st->seal, sha, blob, blob_len);
+	else
+		dime_sha512(sha, blob, blob_len);
 	/* The same probe as put's duplicate check, so find answers what put would do. */
 	if ((src = sqlite3_prepare_v2(
 		 st->db,
@@ -974,4 +1021,20 @@ dime_store_settings(struct dime_store *st, struct dime_store_settings *out)
 	out->schema_version = (int)ver;
 	out->busy_ms = DIME_STORE_BUSY_MS;
 	return DIME_OK;
+}
+
+int
+dime_store_rekey_secrets(struct dime_store *st, size_t *n_keys, enum dime_store_secrets_to to,
+			 const char *file, char *err, size_t errlen)
+{
+	size_t n = 0;
+	int rc;
+
+	DIME_ASSERT(st != NULL);
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	rc = dime_seal_rekey(&st->seal, &n, st->db, st->path, to, file, err, errlen);
+	if (n_keys != NULL)
+		*n_keys = rc == DIME_OK ? n : 0;
+	return rc;
 }

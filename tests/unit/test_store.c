@@ -108,7 +108,7 @@ test_open_modes(void)
 		stmt = NULL;
 		if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
 		    sqlite3_step(stmt) == SQLITE_ROW)
-			T_CHECK(sqlite3_column_int(stmt, 0) == 2, "user_version: got %d, want 2",
+			T_CHECK(sqlite3_column_int(stmt, 0) == 3, "user_version: got %d, want 3",
 				sqlite3_column_int(stmt, 0));
 		else
 			t_fail("user_version query: %s", sqlite3_errmsg(raw));
@@ -515,8 +515,8 @@ test_settings(void)
 	int rc = dime_store_settings(st, &set);
 
 	T_CHECK(rc == DIME_OK && set.synchronous == 2 && set.secure_delete == 1 &&
-		    set.schema_version == 2 && set.busy_ms >= 5000,
-		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 2 >=5000",
+		    set.schema_version == 3 && set.busy_ms >= 5000,
+		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 3 >=5000",
 		rc, set.synchronous, set.secure_delete, set.schema_version, set.busy_ms);
 	dime_store_close(st);
 }

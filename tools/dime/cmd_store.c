@@ -778,6 +778,82 @@ store_export(int argc, char **argv)
 	return rc;
 }
 
+static const char store_rekey_usage[] =
+	"usage: dime [--store PATH] store rekey-secrets --to-key-file FILE\n"
+	"       dime [--store PATH] store rekey-secrets --to-passphrase-file FILE\n"
+	"       dime [--store PATH] store rekey-secrets --to-generated\n"
+	"\n"
+	"Re-seals every private key of the store under a new key-encryption key, in one\n"
+	"transaction: all keys move or none. The store is opened with the current key\n"
+	"($DIME_KEY_FILE, $DIME_PASSPHRASE_FILE or a prompt, else PATH.key).\n"
+	"\n"
+	"  --to-key-file FILE         exactly 32 bytes, mode 0600 or 0400; later commands\n"
+	"                             need DIME_KEY_FILE=FILE (unless FILE is PATH.key)\n"
+	"  --to-passphrase-file FILE  the file's first line, through Argon2id (cost:\n"
+	"                             $DIME_PWHASH_COST, default moderate); later commands\n"
+	"                             need DIME_PASSPHRASE_FILE or a terminal\n"
+	"  --to-generated             32 random bytes in PATH.key (0600)\n"
+	"\n"
+	"A PATH.key that no longer opens the store is removed.\n";
+
+static int
+store_rekey_secrets(int argc, char **argv)
+{
+	enum dime_store_secrets_to to = 0;
+	struct dime_store *st = NULL;
+	const char *file = NULL;
+	char err[512] = "";
+	size_t n = 0;
+	int e;
+
+	if (cli_wants_help(argc, argv, store_rekey_usage))
+		return CLI_OK;
+	for (int i = 1; i < argc; i++) {
+		enum dime_store_secrets_to t;
+
+		if (strcmp(argv[i], "--to-key-file") == 0 && i + 1 < argc)
+			t = DIME_STORE_TO_KEY_FILE;
+		else if (strcmp(argv[i], "--to-passphrase-file") == 0 && i + 1 < argc)
+			t = DIME_STORE_TO_PASSPHRASE_FILE;
+		else if (strcmp(argv[i], "--to-generated") == 0)
+			t = DIME_STORE_TO_GENERATED;
+		else
+			return cli_err("store rekey-secrets: unexpected %s\n%s", argv[i],
+				       store_rekey_usage);
+		if (to != 0)
+			return cli_err("store rekey-secrets: one target only\n%s", store_rekey_usage);
+		to = t;
+		if (t != DIME_STORE_TO_GENERATED)
+			file = argv[++i];
+	}
+	if (to == 0)
+		return cli_err("store rekey-secrets: no target\n%s", store_rekey_usage);
+	if (file != NULL && file[0] == '\0')
+		return cli_err("store rekey-secrets: empty file name");
+	if (cli_store(&st) != CLI_OK)
+		return CLI_ERR;
+	e = dime_store_rekey_secrets(st, &n, to, file, err, sizeof(err));
+	if (e != DIME_OK) {
+		dime_store_close(st);
+		/* a key that does not open is the store's content refusing, not a usage error */
+		if (e == DIME_E_BADSIG)
+			return cli_no("store rekey-secrets: %s", err);
+		return cli_err("store rekey-secrets: %s", err);
+	}
+	if (to == DIME_STORE_TO_GENERATED)
+		printf("re-sealed %zu private key%s under the generated key file %s.key\n", n,
+		       n == 1 ? "" : "s", dime_store_path(st));
+	else if (to == DIME_STORE_TO_KEY_FILE)
+		printf("re-sealed %zu private key%s under the key file %s; set DIME_KEY_FILE=%s\n", n,
+		       n == 1 ? "" : "s", file, file);
+	else
+		printf("re-sealed %zu private key%s under the passphrase of %s; set "
+		       "DIME_PASSPHRASE_FILE=%s\n",
+		       n, n == 1 ? "" : "s", file, file);
+	dime_store_close(st);
+	return CLI_OK;
+}
+
 int
 cmd_store(int argc, char **argv)
 {
@@ -785,6 +861,8 @@ cmd_store(int argc, char **argv)
 		{"import", "import signets, SSRs and key files", store_import},
 		{"list", "list what the store holds", store_list},
 		{"export", "print a stored signet", store_export},
+		{"rekey-secrets", "re-seal the private keys under a new key or passphrase",
+		 store_rekey_secrets},
 		{NULL, NULL, NULL},
 	};
 

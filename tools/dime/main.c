@@ -1,8 +1,11 @@
 /* dime: the command-line face of dime-opa. Thin: parse arguments, call the libraries, print. */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "dime/crypto.h"
@@ -31,6 +34,58 @@ main_usage(FILE *f)
 		   "  -h, --help     this help; every command takes --help too\n\ncommands:\n");
 	for (const struct cli_cmd *c = main_cmds; c->name != NULL; c++)
 		fprintf(f, "  %-12s %s\n", c->name, c->summary);
+}
+
+/* The passphrase of a passphrase-sealed store, asked on the terminal (stdin) without echo.
+ * Read byte by byte from the descriptor: stdio would keep a copy in its buffer. */
+static int
+main_passphrase(char *buf, size_t cap, const char *store_path, void *arg)
+{
+	struct termios old, quiet;
+	size_t n = 0;
+	int rc = DIME_E_IO, toolong = 0;
+
+	(void)arg;
+	memset(buf, 0, cap);
+	if (cap < 2 || !isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &old) != 0)
+		return DIME_E_NOTFOUND;
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	/* Echo goes off (and type-ahead is dropped) before the prompt shows, so nothing typed
+	 * after the prompt can be echoed. */
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0)
+		return DIME_E_NOTFOUND;
+	fprintf(stderr, "passphrase for store %s: ", store_path);
+	fflush(stderr);
+	for (;;) {
+		char c;
+		ssize_t r = read(STDIN_FILENO, &c, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break; /* end of input: take what was typed */
+		if (c == '\n') {
+			rc = DIME_OK;
+			break;
+		}
+		if (n + 1 >= cap) { /* too long: refuse rather than cut */
+			toolong = 1;
+			continue;
+		}
+		buf[n++] = c;
+		c = 0;
+	}
+	if (n > 0)
+		rc = DIME_OK;
+	if (toolong)
+		rc = DIME_E_INVALID;
+	(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	fputc('\n', stderr);
+	if (rc != DIME_OK)
+		dime_wipe(buf, cap);
+	return rc;
 }
 
 int
@@ -66,6 +121,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "dime: cannot initialise the crypto libraries\n");
 		return CLI_ERR;
 	}
+	/* before any command starts threads */
+	dime_store_set_passphrase_fn(main_passphrase, NULL);
 	for (const struct cli_cmd *c = main_cmds; c->name != NULL; c++)
 		if (strcmp(argv[i], c->name) == 0) {
 			rc = c->run(argc - i, argv + i);

@@ -54,8 +54,12 @@ struct dime_store_row {
 #define DIME_STORE_OPEN_EXISTING 1u
 
 /* Open or create the store at path (NULL: $DIME_STORE, else ./var/dime.db), creating the parent
- * directory (0700) and the schema. Returns: DIME_OK, DIME_E_IO. Out: *out, NULL on failure;
- * err (when non-NULL, cap errlen) receives SQLite's message on failure. */
+ * directory (0700) and the schema, and unlock its private keys (docs/identity.md, "Keys at
+ * rest"): with $DIME_KEY_FILE, $DIME_PASSPHRASE_FILE (or the passphrase callback), else the key
+ * file "<path>.key", generated (0600, one line on stderr) when a store is created with none.
+ * Returns: DIME_OK, DIME_E_IO, DIME_E_BADSIG (wrong passphrase or key file), DIME_E_INVALID
+ * (no usable key or passphrase: missing, mode open to group/other, wrong size), DIME_E_NOMEM.
+ * Out: *out, NULL on failure; err (when non-NULL, cap errlen) receives the reason on failure. */
 DIME_MUST_CHECK int dime_store_open(struct dime_store **out, const char *path, char *err,
 				    size_t errlen);
 /* As dime_store_open; with DIME_STORE_OPEN_EXISTING a missing file is DIME_E_NOTFOUND (err:
@@ -83,9 +87,10 @@ DIME_MUST_CHECK int dime_store_put(struct dime_store *st, uint32_t *version, con
 				   int hosted, uint8_t perms, const char *fingerprint);
 
 /* Fetch verified version (0: the latest verified one) of (ident, kind); pending rows are
- * never returned (DIME_E_NOTFOUND). *blob is malloc'd: the caller wipes (keys)
- * and frees it. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID (bad ident), DIME_E_IO,
- * DIME_E_NOMEM.
+ * never returned (DIME_E_NOTFOUND). *blob is malloc'd: the caller wipes (keys) and frees it.
+ * Keys come back in plaintext, unsealed here. Returns: DIME_OK, DIME_E_NOTFOUND,
+ * DIME_E_INVALID (bad ident), DIME_E_IO, DIME_E_NOMEM, DIME_E_BADSIG (a sealed key that does
+ * not open: tampered, or moved from another row).
  * Out: *blob, *blob_len, *row (may be NULL); NULL/0 on failure. */
 DIME_MUST_CHECK int dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len,
 				   struct dime_store_row *row, const char *ident,
@@ -138,6 +143,34 @@ DIME_MUST_CHECK int dime_store_settings(struct dime_store *st, struct dime_store
 /* Fetch the blob of a row found by dime_store_list. Same ownership as dime_store_get. */
 DIME_MUST_CHECK int dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len,
 				       int64_t rowid);
+
+/* Where the passphrase of a passphrase-sealed store comes from when $DIME_PASSPHRASE_FILE is
+ * not set: a prompt, which only tools/ may show (the pipeline never reads the terminal).
+ * Returns: DIME_OK with a NUL-terminated passphrase in buf (cap bytes; the store wipes it),
+ * DIME_E_NOTFOUND (no terminal to ask), or another error. */
+typedef int (*dime_store_passphrase_fn)(char *buf, size_t cap, const char *store_path, void *arg);
+
+/* Register the passphrase callback (NULL: none). Call once, before any thread opens a store. */
+void dime_store_set_passphrase_fn(dime_store_passphrase_fn fn, void *arg);
+
+/* Where rekey-secrets moves the store's key-encryption key. */
+enum dime_store_secrets_to {
+	DIME_STORE_TO_KEY_FILE = 1,	   /* a 32-byte key file (mode 0600 or 0400) */
+	DIME_STORE_TO_PASSPHRASE_FILE = 2, /* the first line of a file, through Argon2id */
+	DIME_STORE_TO_GENERATED = 3	   /* fresh random bytes in "<path>.key" */
+};
+
+/* Re-seal every private key of the store under a new key-encryption key and record it, in one
+ * transaction: all keys move or none. A generated key file replaces "<path>.key" once the
+ * transaction is committed; a "<path>.key" that no longer opens anything is removed.
+ * file: the new key or passphrase file; NULL for DIME_STORE_TO_GENERATED.
+ * Returns: DIME_OK, DIME_E_INVALID (unusable file), DIME_E_BADSIG (a stored key does not open:
+ * nothing changed), DIME_E_AGAIN (another process rekeyed the store since st was opened),
+ * DIME_E_IO, DIME_E_NOMEM. On failure the store keeps its old key-encryption key.
+ * Out: *n_keys (may be NULL): keys re-sealed; err receives the reason on failure. */
+DIME_MUST_CHECK int dime_store_rekey_secrets(struct dime_store *st, size_t *n_keys,
+					     enum dime_store_secrets_to to, const char *file,
+					     char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
