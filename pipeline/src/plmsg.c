@@ -304,10 +304,55 @@ dime_pl_msg_input_max(enum dime_pl_msg_op op, size_t limit)
 }
 
 int
+dime_pl_msg_input_bound(size_t *bound, const char **why, enum dime_pl_msg_op op, size_t limit,
+			const uint8_t *head, size_t head_len)
+{
+	size_t i = 0, total;
+	unsigned magic;
+
+	*bound = dime_pl_msg_input_max(op, limit);
+	*why = "";
+	if (op == DIME_PL_MSG_WRAP)
+		return DIME_OK; /* any bytes are mail */
+	while (i < head_len && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' ||
+				head[i] == '\n'))
+		i++;
+	if (i > 0 || (head_len > 0 && head[0] == '-')) {
+		if (head_len - i < 11)
+			return DIME_E_AGAIN;
+		if (memcmp(head + i, "-----BEGIN ", 11) == 0)
+			return DIME_OK; /* armor: the label and the rest are for the decoder */
+		goto not_dime;
+	}
+	if (head_len < DIME_MSG_HEADER_BYTES)
+		return DIME_E_AGAIN;
+	magic = (unsigned)head[0] << 8 | head[1];
+	total = (size_t)head[2] << 24 | (size_t)head[3] << 16 | (size_t)head[4] << 8 | head[5];
+	if (magic == DIME_MSG_TRACING_MAGIC && op != DIME_PL_MSG_BOUNCE_VERIFY)
+		return DIME_OK; /* a tracing prefix: its length says nothing about the message's */
+	if (op == DIME_PL_MSG_BOUNCE_VERIFY ? magic != DIME_MSG_BOUNCE_MAGIC
+					    : magic != DIME_MSG_MAGIC && magic != DIME_MSG_REKEY_MAGIC)
+		goto not_dime;
+	if (total > plmsg_limit(op, limit) - DIME_MSG_HEADER_BYTES) {
+		*why = PLMSG_NOT "larger than the size limit";
+		return DIME_E_LIMIT;
+	}
+	/* one byte more than the header says: enough to see trailing bytes, never more */
+	*bound = total + DIME_MSG_HEADER_BYTES + 1;
+	return DIME_OK;
+not_dime:
+	*why = op == DIME_PL_MSG_BOUNCE_VERIFY
+		       ? PLMSG_NOT "it starts with neither bounce armor nor the bounce magic (1849)"
+		       : PLMSG_NOT "it starts with neither D/MIME armor nor a D/MIME magic number";
+	return DIME_E_MALFORMED;
+}
+
+int
 dime_pl_msg_decode(uint8_t **out, size_t *out_len, int *armored, const char **why,
 		   enum dime_pl_msg_op op, size_t limit, const uint8_t *in, size_t in_len)
 {
 	const char *uwhy = "";
+	size_t bound = 0;
 	int rc;
 
 	*out = NULL;
@@ -331,6 +376,9 @@ dime_pl_msg_decode(uint8_t **out, size_t *out_len, int *armored, const char **wh
 		*why = PLMSG_NOT "empty input";
 		return DIME_E_MALFORMED;
 	}
+	rc = dime_pl_msg_input_bound(&bound, why, op, limit, in, in_len);
+	if (rc != DIME_OK && rc != DIME_E_AGAIN)
+		return rc;
 	rc = dime_msg_unarmor(out, out_len, armored, &uwhy, in, in_len,
 			      op == DIME_PL_MSG_BOUNCE_VERIFY ? DIME_BOUNCE_ARMOR_LABEL
 							      : DIME_MSG_ARMOR_LABEL);

@@ -123,9 +123,21 @@ void dime_pl_msg_job_clear(struct dime_pl_msg_job *j);
  * this + 1 bytes of input, then refuse. limit 0: the operation's engine limit. */
 size_t dime_pl_msg_input_max(enum dime_pl_msg_op op, size_t limit);
 
+/* How much input can belong to one object of op, judged from its first bytes (head), so that a
+ * reader stops early: armor (after optional whitespace) may take dime_pl_msg_input_max; a
+ * binary object takes what its header says plus one byte (to see trailing bytes).
+ * Returns: DIME_OK (*bound set), DIME_E_AGAIN (too few bytes to tell yet; *bound is
+ *          dime_pl_msg_input_max), DIME_E_LIMIT (the header announces more than the limit),
+ *          DIME_E_MALFORMED (neither armor nor the op's magic number). On failure *why is
+ *          "not a D/MIME message: <why>" (static). */
+DIME_MUST_CHECK int dime_pl_msg_input_bound(size_t *bound, const char **why,
+					    enum dime_pl_msg_op op, size_t limit,
+					    const uint8_t *head, size_t head_len);
+
 /* Turn raw input into the binary object op works on: armored (the label op reads) or binary,
  * at most `limit` binary bytes (0: the engine's limit) and dime_pl_msg_input_max(op, limit)
- * input bytes. wrap: any bytes are mail (only the size is checked).
+ * input bytes, classified by dime_pl_msg_input_bound first. wrap: any bytes are mail (only
+ * the size is checked).
  * Returns: DIME_OK, DIME_E_LIMIT, DIME_E_MALFORMED (not armor of this kind, or empty),
  *          DIME_E_NOMEM. On failure *why is "not a D/MIME message: <why>" (static).
  * Out: *out (malloc'd, the caller wipes and frees it), *out_len, *armored. */
