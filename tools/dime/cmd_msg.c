@@ -77,19 +77,45 @@ static const char dump_usage[] = "usage: dime msg dump < in\n"
 				 "chunk's offset, type, name, payload length and keyslot actors.\n";
 
 /* Read stdin up to max bytes, never more than max + 1: a larger input is refused without being
- * read to its end. Returns: CLI_OK, CLI_NO (*over: larger than max), CLI_ERR (printed). */
+ * read to its end. As soon as the first bytes tell (dime_pl_msg_input_bound), max shrinks to
+ * what the object can hold, or the input is refused unread.
+ * Returns: CLI_OK, CLI_NO (*over: larger than max; or *why), CLI_ERR (printed). */
 static int
-msg_read_bounded(uint8_t **out, size_t *out_len, int *over, size_t max)
+msg_read_bounded(uint8_t **out, size_t *out_len, int *over, const char **why,
+		 enum dime_pl_msg_op op, size_t limit)
 {
 	uint8_t *p = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, max = dime_pl_msg_input_max(op, limit);
+	int decided = op == DIME_PL_MSG_WRAP;
 
 	*out = NULL;
 	*out_len = 0;
 	*over = 0;
 	for (;;) {
+		if (!decided && n > 0) {
+			size_t bound = max;
+			int b = dime_pl_msg_input_bound(&bound, why, op, limit, p, n);
+
+			if (b == DIME_E_LIMIT) {
+				*over = 1;
+				break;
+			}
+			if (b == DIME_E_MALFORMED) {
+				dime_wipe(p, n);
+				free(p);
+				return CLI_NO;
+			}
+			if (b == DIME_OK) {
+				decided = 1;
+				max = bound < max ? bound : max;
+			}
+		}
 		ssize_t r;
 
+		if (n > max) {
+			*over = 1;
+			break;
+		}
 		if (n == cap) {
 			size_t ncap = cap == 0 ? 65536 : cap * 2;
 			uint8_t *q;
@@ -107,7 +133,8 @@ msg_read_bounded(uint8_t **out, size_t *out_len, int *over, size_t max)
 			p = q;
 			cap = ncap;
 		}
-		r = read(0, p + n, cap - n);
+		/* never ask for more than max + 1 bytes in all */
+		r = read(0, p + n, (cap < max + 1 ? cap : max + 1) - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -146,12 +173,12 @@ msg_input(uint8_t **bin, size_t *bin_len, int *armored, const char **why, enum d
 	*bin_len = 0;
 	*armored = 0;
 	*why = "";
-	rc = msg_read_bounded(&raw, &raw_len, &over, dime_pl_msg_input_max(op, limit));
-	if (rc == CLI_NO) {
+	rc = msg_read_bounded(&raw, &raw_len, &over, why, op, limit);
+	if (rc == CLI_NO && over)
 		*why = op == DIME_PL_MSG_WRAP ? "the mail is larger than the size limit"
 					      : "not a D/MIME message: larger than the size limit";
+	if (rc == CLI_NO)
 		return CLI_NO;
-	}
 	if (rc != CLI_OK)
 		return rc;
 	rc = dime_pl_msg_decode(bin, bin_len, armored, why, op, limit, raw, raw_len);
