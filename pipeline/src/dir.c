@@ -246,17 +246,18 @@ dime_pl_dir_close(struct dime_pl_dir *d)
 {
 	if (d == NULL)
 		return;
-	for (struct dir_sig *e = d->lru_head, *next; e != NULL; e = next) {
-		next = e->lnext;
-		dir_sig_free(e);
-	}
-	/* evicted entries still referenced: a caller broke the contract, but free them anyway */
+	/* evicted entries still referenced: a caller broke the contract, but free them anyway
+	 * (before the table's entries, which the same chains pass through) */
 	for (size_t b = 0; d->ptrs != NULL && b < d->n_buckets; b++)
 		for (struct dir_sig *e = d->ptrs[b], *next; e != NULL; e = next) {
 			next = e->pnext;
 			if (!e->in_table)
 				dir_sig_free(e);
 		}
+	for (struct dir_sig *e = d->lru_head, *next; e != NULL; e = next) {
+		next = e->lnext;
+		dir_sig_free(e);
+	}
 	free(d->sigs);
 	free(d->ptrs);
 	free(d->kidx);
