@@ -535,7 +535,8 @@ batch_job_run(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_job *
 	switch (kind) {
 	case BATCH_ORIGIN_SIGN:
 		j->rc = msg_origin_sign_op(op, ks, &j->out, &j->out_len, &j->env, &j->why, j->in,
-					   j->in_len, j->key, sign_key, j->p);
+					   j->in_len, j->key, sign_key, j->p,
+					   j->own ? DIME_MSG_SIGN_OWN : 0u);
 		break;
 	case BATCH_ACCEPT:
 		j->rc = msg_accept_op(op, ks, &j->env, &j->why, j->in, j->in_len, j->key, j->p);

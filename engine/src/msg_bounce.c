@@ -206,6 +206,16 @@ dime_msg_bounce_verify(const struct dime_ks *ks, struct dime_msg_bounce_info *in
 }
 
 int
+dime_msg_bounce_frame(const char **why, const uint8_t *in, size_t in_len)
+{
+	struct dime_msg_bounce_info info;
+	int rc = msg_bounce_verify_op(NULL, NULL, &info, why, in, in_len, DIME_KS_NONE, NULL);
+
+	dime_wipe(&info, sizeof(info));
+	return rc;
+}
+
+int
 msg_bounce_verify_op(struct msg_op *op, const struct dime_ks *ks,
 		     struct dime_msg_bounce_info *info, const char **why, const uint8_t *in,
 		     size_t in_len, uint32_t org_key, const struct dime_signet *origin)
@@ -221,7 +231,8 @@ msg_bounce_verify_op(struct msg_op *op, const struct dime_ks *ks,
 	int rc = DIME_E_MALFORMED, last = -1, n_display = 0, seen[8] = {0};
 
 	bounce_why(why, "");
-	if (info == NULL || ks == NULL || origin == NULL)
+	/* ks and origin both NULL: framing only (dime_msg_bounce_frame) */
+	if (info == NULL || (ks == NULL) != (origin == NULL))
 		return DIME_E_INVALID;
 	memset(info, 0, sizeof(*info));
 	memset(&k, 0, sizeof(k));
@@ -299,6 +310,11 @@ msg_bounce_verify_op(struct msg_op *op, const struct dime_ks *ks,
 			rc = DIME_E_MALFORMED;
 			goto fail;
 		}
+	if (ks == NULL) {
+		free(ch);
+		memset(info, 0, sizeof(*info));
+		return DIME_OK;
+	}
 	rc = msg_op_kek(op, ks, &k, org_key, ch[0].payload.p);
 	if (rc != DIME_OK) {
 		bounce_why(why, "bounce: the organisation's key cannot derive a KEK");

@@ -157,7 +157,7 @@ int msg_op_org_verify(struct msg_op *op, const struct dime_signet *org,
 int msg_origin_sign_op(struct msg_op *op, const struct dime_ks *ks, uint8_t **out,
 		       size_t *out_len, struct dime_msg_envelope *env, const char **why,
 		       const uint8_t *in, size_t in_len, uint32_t org_key, uint32_t sign_key,
-		       const struct dime_msg_parties *p);
+		       const struct dime_msg_parties *p, unsigned flags);
 int msg_accept_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_envelope *env,
 		  const char **why, const uint8_t *in, size_t in_len, uint32_t dest_key,
 		  const struct dime_msg_parties *p);

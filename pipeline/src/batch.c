@@ -26,6 +26,7 @@
 #include "dime/msg_armor.h"
 #include "dime/ring.h"
 #include "dime/dir.h"
+#include "dime/plmsg.h"
 
 #define BATCH_LINE_MAX	  (2 * DIME_MSG_ADDR_MAX + DIME_MSG_BOUNCE_REASON_MAX + 64)
 #define BATCH_IN_MAX	  ((size_t)DIME_MSG_MAX_BYTES * 2) /* armored input of a 1 GiB message */
@@ -119,10 +120,7 @@ struct bjob {
 	size_t out_len;
 	uint64_t ns;
 	char out_path[4096];
-	/* this message's parties, from the directory */
-	struct dime_msg_parties p;
-	uint32_t key;
-	struct dime_msg_bounce_info binfo;
+	char why_buf[DIME_PL_MSG_WHY_MAX]; /* a reason composed by the message path */
 };
 
 static void
@@ -170,11 +168,7 @@ struct brun {
 	_Atomic unsigned live_workers;
 	_Atomic unsigned live_producers; /* workers + feeder: the last one out closes resq */
 	_Atomic uint64_t engine_batches, engine_items;
-	/* wrap: the fixed parties and keys */
-	const struct dime_signet *w[4];
-	uint32_t author_key, org_key;
-	/* rekey: the new signet (owned by dir) */
-	const struct dime_signet *new_signet;
+	struct dime_pl_msg *pm; /* the message path: operation, fixed parties (dime/plmsg.h) */
 	int src_failed;
 	const char *src_why;
 };
@@ -183,11 +177,11 @@ struct bworker {
 	struct brun *r;
 	pthread_t tid;
 	struct dime_ring *ring;
-	struct dime_msg_job *jb;
+	struct dime_pl_msg_job *jb; /* the group's live jobs, as the message path takes them */
 	struct bjob **g;
 	struct dime_io_rd *rd;
 	struct dime_io_wr *wr;
-	struct dime_msg_keks *memo; /* the group's peeks' KEKs, reused by its batch call */
+	struct dime_pl_msg_worker *pw; /* KEK memo and scratch of the message path */
 };
 
 static int
@@ -211,6 +205,13 @@ batch_own_arena(void)
 }
 
 /* ---- reading and decoding inputs ---- */
+
+/* The message path's name for op (enum dime_pl_msg_op also has bounce, which batch lacks). */
+static enum dime_pl_msg_op
+batch_pl_op(enum dime_batch_op op)
+{
+	return op == DIME_BATCH_BOUNCE_VERIFY ? DIME_PL_MSG_BOUNCE_VERIFY : (enum dime_pl_msg_op)op;
+}
 
 /* Bring each job's bytes in: through ring when given (items with a path), then decode. */
 static void
@@ -256,8 +257,6 @@ batch_read_group(struct brun *r, struct dime_ring *ring, struct dime_io_rd *rd, 
 static void
 batch_decode_group(struct brun *r, struct bjob **g, size_t n)
 {
-	const char *label = r->par->op == DIME_BATCH_BOUNCE_VERIFY ? DIME_BOUNCE_ARMOR_LABEL : NULL;
-
 	for (size_t i = 0; i < n; i++) {
 		struct bjob *j = g[i];
 		const char *why = "";
@@ -278,49 +277,14 @@ batch_decode_group(struct brun *r, struct bjob **g, size_t n)
 			j->in_len = j->raw_len;
 			continue;
 		}
-		rc = dime_msg_unarmor(&j->in, &j->in_len, &j->armored, &why, j->raw, j->raw_len,
-				      label);
+		rc = dime_pl_msg_decode(&j->in, &j->in_len, &j->armored, &why,
+					batch_pl_op(r->par->op), 0, j->raw, j->raw_len);
 		if (rc != DIME_OK)
 			bjob_fail(j, rc, rc == DIME_E_NOMEM ? "out of memory" : why);
 	}
 }
 
-/* ---- per-operation preparation: find keys and signets ---- */
-
-static void
-batch_prepare(struct brun *r, struct bjob *j, struct dime_msg_keks *memo)
-{
-	static const enum dime_msg_actor actor[] = {
-		[DIME_BATCH_ORIGIN_SIGN] = DIME_ACTOR_ORIGIN,
-		[DIME_BATCH_ACCEPT] = DIME_ACTOR_DESTINATION,
-		[DIME_BATCH_REKEY] = DIME_ACTOR_RECIPIENT,
-	};
-	struct dime_msg_envelope env;
-	const char *ident = NULL, *why = "";
-	enum dime_batch_op op = r->par->op;
-	enum dime_msg_actor as = op == DIME_BATCH_OPEN ? r->par->as : actor[op];
-	int rc;
-
-	memset(&j->p, 0, sizeof(j->p));
-	if (op == DIME_BATCH_WRAP) {
-		j->p.author = r->w[0];
-		j->p.origin = r->w[1];
-		j->p.destination = r->w[2];
-		j->p.recipient = r->w[3];
-		j->key = r->author_key;
-		return;
-	}
-	if (op == DIME_BATCH_BOUNCE_VERIFY)
-		return; /* the org is chosen in batch_bounce_verify */
-	rc = dime_pl_dir_msg(r->dir, &j->key, &ident, &env, &j->p, &why, j->in, j->in_len, as,
-			     op == DIME_BATCH_ORIGIN_SIGN || op == DIME_BATCH_ACCEPT ? NULL
-										: r->par->user,
-			     memo);
-	if (rc != DIME_OK)
-		bjob_fail(j, rc, why);
-}
-
-/* ---- the engine calls ---- */
+/* ---- the engine calls: one message-path group call (dime/plmsg.h) ---- */
 
 /* Gather the jobs still alive into w->jb (in order); returns the count. map[k] = job index. */
 static size_t
@@ -336,10 +300,6 @@ batch_gather(struct bworker *w, size_t n, size_t *map)
 		memset(&w->jb[k], 0, sizeof(w->jb[k]));
 		w->jb[k].in = j->in;
 		w->jb[k].in_len = j->in_len;
-		w->jb[k].p = &j->p;
-		w->jb[k].key = j->key;
-		w->jb[k].bounce = &j->binfo;
-		w->jb[k].keks = w->memo;
 		map[k++] = i;
 	}
 	return k;
@@ -381,71 +341,24 @@ static void
 batch_run_engine(struct bworker *w, size_t n, size_t *map)
 {
 	struct brun *r = w->r;
-	const struct dime_ks *ks = dime_pl_dir_ks(r->dir);
 	const struct dime_batch_params *par = r->par;
 	size_t k = batch_gather(w, n, map);
 
 	if (k == 0)
 		return;
-	switch (par->op) {
-	case DIME_BATCH_WRAP:
-		(void)dime_msg_wrap_mail_batch(ks, w->jb, k, &par->wrap);
-		batch_count(r, k);
-		if (par->origin_sign) {
-			/* the wrapped messages become the inputs of the origin's batch */
-			for (size_t i = 0; i < k; i++) {
-				struct bjob *j = w->g[map[i]];
-
-				if (w->jb[i].rc != DIME_OK) {
-					bjob_fail(j, w->jb[i].rc, w->jb[i].why);
-					continue;
-				}
-				if (j->in != j->raw) {
-					dime_wipe(j->in, j->in_len);
-					free(j->in);
-				}
-				j->in = w->jb[i].out;
-				j->in_len = w->jb[i].out_len;
-				j->key = r->org_key;
-			}
-			k = batch_gather(w, n, map);
-			(void)dime_msg_origin_sign_batch(ks, w->jb, k, DIME_KS_NONE);
-			batch_count(r, k);
-		}
-		break;
-	case DIME_BATCH_ORIGIN_SIGN:
-		(void)dime_msg_origin_sign_batch(ks, w->jb, k, DIME_KS_NONE);
-		batch_count(r, k);
-		break;
-	case DIME_BATCH_ACCEPT:
-		(void)dime_msg_accept_batch(ks, w->jb, k);
-		batch_count(r, k);
-		break;
-	case DIME_BATCH_OPEN:
-		(void)dime_msg_open_batch(ks, w->jb, k, par->as);
-		batch_count(r, k);
-		break;
-	case DIME_BATCH_REKEY:
-		for (size_t i = 0; i < k; i++)
-			w->jb[i].rc = dime_msg_rekey(ks, &w->jb[i].out, &w->jb[i].out_len,
-						     &w->jb[i].why, w->jb[i].in, w->jb[i].in_len,
-						     w->jb[i].key, r->new_signet, w->jb[i].p);
-		break;
-	case DIME_BATCH_BOUNCE_VERIFY:
-		break; /* batch_bounce_verify */
-	}
+	(void)dime_pl_msg_run(w->pw, w->jb, k);
+	batch_count(r, k);
 	for (size_t i = 0; i < k; i++) {
 		struct bjob *j = w->g[map[i]];
-		struct dime_msg_job *b = &w->jb[i];
-		char fp[DIME_FP_B64_LEN + 1];
-		size_t fpn = 0;
+		struct dime_pl_msg_job *b = &w->jb[i];
 
+		/* the verdict line is kept for failures too: the caller reports it */
+		snprintf(j->line, sizeof(j->line), "%s", b->line);
 		if (b->rc != DIME_OK) {
-			bjob_fail(j, b->rc, b->why);
-			if (par->op == DIME_BATCH_ACCEPT)
-				snprintf(j->line, sizeof(j->line), "REJECT %s", b->why);
-			dime_msg_free(b->out, b->out_len);
-			dime_msg_opened_free(&b->opened);
+			/* b->why may point into b, which the next group reuses */
+			snprintf(j->why_buf, sizeof(j->why_buf), "%s", b->why);
+			bjob_fail(j, b->rc, j->why_buf);
+			dime_pl_msg_job_clear(b);
 			continue;
 		}
 		switch (par->op) {
@@ -456,83 +369,16 @@ batch_run_engine(struct bworker *w, size_t n, size_t *map)
 		case DIME_BATCH_ORIGIN_SIGN:
 			batch_take_out(j, b->out, b->out_len, j->armored && !par->binary);
 			break;
+		case DIME_BATCH_OPEN:
 		case DIME_BATCH_ACCEPT:
-			if (dime_b64_encode(fp, sizeof(fp), &fpn, b->env.recipient_fp,
-					    DIME_FP_BYTES, DIME_B64_NOPAD) != DIME_OK)
-				fp[0] = 0;
-			snprintf(j->line, sizeof(j->line), "ACCEPT %s %s", b->env.recipient, fp);
-			break;
-		case DIME_BATCH_OPEN: {
-			int rc = dime_msg_opened_mail(&j->out, &j->out_len, &b->opened);
-
-			if (rc != DIME_OK)
-				bjob_fail(j, rc, "the opened content does not rebuild a message");
-			dime_msg_opened_free(&b->opened);
-			break;
-		}
 		case DIME_BATCH_BOUNCE_VERIFY:
+			/* open: the mail; accept, bounce-verify: the line (batch_line_out) */
+			j->out = b->out;
+			j->out_len = b->out_len;
 			break;
 		}
-	}
-}
-
-/* Bounces name no org in the clear: try each hosted org, the whole group at a time. */
-static void
-batch_bounce_verify(struct bworker *w, size_t n, size_t *map)
-{
-	struct brun *r = w->r;
-	uint32_t ids[64];
-	const char *idents[64];
-	size_t n_orgs = dime_pl_dir_keys(r->dir, ids, idents, 64, DIME_STORE_ORG_KEY);
-
-	if (n_orgs > 64)
-		n_orgs = 64;
-	for (size_t o = 0; o < n_orgs; o++) {
-		const struct dime_signet *origin = NULL;
-		const char *why = "";
-		size_t k;
-
-		if (dime_pl_dir_signet(r->dir, &origin, &why, idents[o], DIME_STORE_ORG_SIGNET, NULL) !=
-		    DIME_OK)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			memset(&w->g[i]->p, 0, sizeof(w->g[i]->p));
-			w->g[i]->p.origin = origin;
-			w->g[i]->key = ids[o];
-		}
-		k = batch_gather(w, n, map);
-		if (k == 0)
-			break;
-		(void)dime_msg_bounce_verify_batch(dime_pl_dir_ks(r->dir), w->jb, k);
-		batch_count(r, k);
-		for (size_t i = 0; i < k; i++) {
-			struct bjob *j = w->g[map[i]];
-			const struct dime_msg_bounce_info *b = &j->binfo;
-
-			if (w->jb[i].rc != DIME_OK) {
-				j->why = w->jb[i].why; /* kept if no other org verifies it */
-				j->rc = w->jb[i].rc;
-				continue;
-			}
-			snprintf(j->line, sizeof(j->line), "BOUNCE %s %s %u %s", b->env.author,
-				 b->env.destination, (unsigned)b->code, b->reason);
-			j->ok = 2; /* done: later orgs skip it */
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct bjob *j = w->g[i];
-
-		if (j->ok == 2) {
-			j->ok = 1;
-			j->rc = DIME_OK;
-		} else if (j->ok == 1) {
-			j->ok = 0;
-			if (j->rc == DIME_OK) {
-				j->rc = DIME_E_NOTFOUND;
-				j->why = "no hosted organisation signed the bounced message";
-			}
-			snprintf(j->line, sizeof(j->line), "INVALID %s", j->why);
-		}
+		b->out = NULL;
+		b->out_len = 0;
 	}
 }
 
@@ -624,14 +470,7 @@ batch_process(struct bworker *w, size_t n)
 	if (w->ring != NULL)
 		batch_read_group(r, w->ring, w->rd, w->g, n);
 	batch_decode_group(r, w->g, n);
-	for (size_t i = 0; i < n; i++)
-		if (w->g[i]->ok == 1)
-			batch_prepare(r, w->g[i], w->memo);
-	if (r->par->op == DIME_BATCH_BOUNCE_VERIFY)
-		batch_bounce_verify(w, n, map);
-	else
-		batch_run_engine(w, n, map);
-	dime_msg_keks_clear(w->memo);
+	batch_run_engine(w, n, map);
 	for (size_t i = 0; i < n; i++)
 		batch_line_out(w->g[i]);
 	if (w->ring != NULL) {
@@ -839,66 +678,27 @@ batch_io_thread(void *arg)
 
 /* ---- setup ---- */
 
+/* A setup failure's reason outlives the run (dime_batch_run returns it). */
+static _Thread_local char batch_setup_why[DIME_PL_MSG_WHY_MAX];
+
+/* The message path for the run: the op and the parties fixed for the whole run. */
 static int
-batch_setup_wrap(struct brun *r, const char **why)
+batch_setup_msg(struct brun *r, char *why, size_t cap)
 {
 	const struct dime_batch_params *p = r->par;
-	const char *fd, *td;
+	struct dime_pl_msg_conf c;
 
-	if (p->from == NULL || p->to == NULL || (fd = strrchr(p->from, '@')) == NULL ||
-	    (td = strrchr(p->to, '@')) == NULL) {
-		*why = "wrap needs --from and --to addresses";
-		return DIME_E_INVALID;
-	}
-	fd++;
-	td++;
-	if (dime_pl_dir_signet(r->dir, &r->w[0], why, p->from, DIME_STORE_USER_SIGNET, NULL) != DIME_OK ||
-	    dime_pl_dir_signet(r->dir, &r->w[1], why, fd, DIME_STORE_ORG_SIGNET, NULL) != DIME_OK ||
-	    dime_pl_dir_signet(r->dir, &r->w[2], why, td, DIME_STORE_ORG_SIGNET, NULL) != DIME_OK ||
-	    dime_pl_dir_signet(r->dir, &r->w[3], why, p->to, DIME_STORE_USER_SIGNET, NULL) != DIME_OK)
-		return DIME_E_NOTFOUND;
-	if (dime_pl_dir_key(r->dir, &r->author_key, p->from, DIME_STORE_USER_KEY) != DIME_OK) {
-		*why = "the author's keys are not in the store";
-		return DIME_E_NOTFOUND;
-	}
-	if (p->origin_sign && dime_pl_dir_key(r->dir, &r->org_key, fd, DIME_STORE_ORG_KEY) != DIME_OK) {
-		*why = "the origin's keys are not in the store";
-		return DIME_E_NOTFOUND;
-	}
-	return DIME_OK;
-}
-
-static int
-batch_setup_rekey(struct brun *r, const char **why)
-{
-	if (r->par->to_signet == NULL) {
-		*why = "rekey needs the new signet";
-		return DIME_E_INVALID;
-	}
-	struct dime_signet *s = NULL;
-	struct dime_view id;
-	uint8_t fp[DIME_FP_BYTES];
-	char ident[256];
-
-	if (dime_signet_load(&s, why, r->par->to_signet, r->par->to_signet_len) != DIME_OK)
-		return DIME_E_INVALID;
-	/* Only a signet the store accepted (import and user create check it against its org) is
-	 * worth re-keying to, and then open finds it: use the stored copy. */
-	if (dime_signet_identifier(s, &id) != DIME_OK || id.len == 0 || id.len >= sizeof(ident) ||
-	    dime_signet_fingerprint(fp, s, DIME_FP_CRYPTO) != DIME_OK) {
-		dime_signet_free(s);
-		*why = "the new signet has no identifier";
-		return DIME_E_INVALID;
-	}
-	memcpy(ident, id.p, id.len);
-	ident[id.len] = 0;
-	dime_signet_free(s);
-	if (dime_pl_dir_signet(r->dir, &r->new_signet, why, ident, DIME_STORE_USER_SIGNET, fp) !=
-	    DIME_OK) {
-		*why = "the new signet is not a stored signet of its address (import it first)";
-		return DIME_E_NOTFOUND;
-	}
-	return DIME_OK;
+	memset(&c, 0, sizeof(c));
+	c.op = batch_pl_op(p->op);
+	c.from = p->from;
+	c.to = p->to;
+	c.origin_sign = p->origin_sign;
+	c.wrap = p->wrap;
+	c.as = p->as;
+	c.user = p->user;
+	c.to_signet = p->to_signet;
+	c.to_signet_len = p->to_signet_len;
+	return dime_pl_msg_new(&r->pm, why, cap, r->dir, &c);
 }
 
 /* A run killed by SIGKILL or a crash leaves its temporaries (".NAME.tmp.XXXXXX", io/ring.c)
@@ -1023,13 +823,12 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 	depth = conf->queue_depth ? conf->queue_depth : 4u * r.workers * r.batch_max;
 	if ((rc = dime_pl_dir_open(&r.dir, store_path, why)) != DIME_OK)
 		return rc;
-	if (params->op == DIME_BATCH_WRAP)
-		rc = batch_setup_wrap(&r, why);
-	else if (params->op == DIME_BATCH_REKEY)
-		rc = batch_setup_rekey(&r, why);
-	else if (dime_batch_op_name(params->op)[0] == '?') {
+	if (dime_batch_op_name(params->op)[0] == '?') {
 		*why = "unknown operation";
 		rc = DIME_E_INVALID;
+	} else if ((rc = batch_setup_msg(&r, batch_setup_why, sizeof(batch_setup_why))) !=
+		   DIME_OK) {
+		*why = batch_setup_why;
 	}
 	if (rc != DIME_OK)
 		goto out;
@@ -1047,7 +846,7 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 		w[i].rd = calloc(r.batch_max, sizeof(*w[i].rd));
 		w[i].wr = calloc(r.batch_max, sizeof(*w[i].wr));
 		/* a KEK per message peeked, and one per extra hosted key tried */
-		if (dime_msg_keks_new(&w[i].memo, 2u * r.batch_max) != DIME_OK || w[i].jb == NULL ||
+		if (dime_pl_msg_worker_new(&w[i].pw, r.pm, r.batch_max) != DIME_OK || w[i].jb == NULL ||
 		    w[i].g == NULL || w[i].rd == NULL || w[i].wr == NULL ||
 		    (r.io != DIME_BATCH_IO_THREAD &&
 		     dime_ring_open(&w[i].ring, BATCH_RING_DEPTH,
@@ -1098,7 +897,7 @@ out:
 	if (w != NULL)
 		for (unsigned i = 0; i < r.workers; i++) {
 			dime_ring_close(w[i].ring);
-			dime_msg_keks_free(w[i].memo);
+			dime_pl_msg_worker_free(w[i].pw);
 			free(w[i].jb);
 			free(w[i].g);
 			free(w[i].rd);
@@ -1108,6 +907,7 @@ out:
 	bq_destroy(&r.jobq);
 	bq_destroy(&r.writeq);
 	bq_destroy(&r.resq);
+	dime_pl_msg_free(r.pm);
 	dime_pl_dir_close(r.dir);
 	return rc;
 }

@@ -360,11 +360,7 @@ dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
 	*out = NULL;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (path == NULL) {
-		path = getenv("DIME_STORE");
-		if (path == NULL || path[0] == '\0')
-			path = DIME_STORE_DEFAULT_PATH;
-	}
+	path = dime_store_resolve_path(path);
 	if (path[0] == '\0') {
 		store_errf(err, errlen, "empty store path");
 		goto out;
@@ -441,6 +437,17 @@ dime_store_close(struct dime_store *st)
 	dime_seal_free(st->seal);
 	free(st->path);
 	free(st);
+}
+
+const char *
+dime_store_resolve_path(const char *path)
+{
+	if (path == NULL) {
+		path = getenv("DIME_STORE");
+		if (path == NULL || path[0] == '\0')
+			path = DIME_STORE_DEFAULT_PATH;
+	}
+	return path;
 }
 
 const char *

@@ -52,10 +52,61 @@ expect 1 '' -- "$DIME" msg wrap --from alice@alpha.test --to carol@beta.test <"$
 # Bounce: the destination returns it, the origin verifies it.
 "$DIME" msg bounce --reason "no such mailbox" <"$TMP/s.bin" >"$TMP/b.pem" || fail "bounce"
 expect 0 '^BOUNCE alice@alpha.test beta.test 1 no such mailbox$' -- "$DIME" msg bounce-verify <"$TMP/b.pem"
+# a well-formed bounce against a missing store: the store is named, none is created
+expect 2 '' -- "$DIME" --store "$TMP/none/dime.db" msg bounce-verify <"$TMP/b.pem"
+grep -q "no store at $TMP/none/dime.db" "$TMP/stderr" || fail "bounce-verify, no store: $(cat "$TMP/stderr")"
+[ ! -e "$TMP/none" ] || fail "bounce-verify created $TMP/none"
 "$DIME" msg bounce --display --code 3 --binary <"$TMP/s.bin" >"$TMP/b.bin" || fail "bounce --display"
 expect 0 '^BOUNCE .* 3 ' -- "$DIME" msg bounce-verify <"$TMP/b.bin"
 flip_byte "$TMP/b.bin" 200
 expect 1 '^INVALID ' -- "$DIME" msg bounce-verify <"$TMP/b.bin"
+
+# Input that is not a D/MIME message says so, from every command, and names why.
+ND='not a D/MIME message: '
+head -c 3000 /dev/urandom >"$TMP/random"
+printf 'x' | dd of="$TMP/random" bs=1 conv=notrunc status=none
+{ cat "$TMP/s.bin"; printf 'x'; } >"$TMP/trailing.bin"
+expect 1 "^REJECT ${ND}empty input\$" -- "$DIME" msg accept </dev/null
+expect 1 "^REJECT ${ND}" -- "$DIME" msg accept <"$TMP/random"
+expect 1 "^REJECT ${ND}" -- "$DIME" msg accept <"$M/crlf.eml"
+expect 1 "^REJECT ${ND}" -- "$DIME" msg accept <"$TMP/trailing.bin"
+expect 1 "^INVALID ${ND}" -- "$DIME" msg bounce-verify <"$M/crlf.eml"
+expect 1 "^INVALID ${ND}" -- "$DIME" msg bounce-verify <"$TMP/s.bin"
+for c in "origin-sign" "open --as recipient" "open --as author" "bounce" "dump" \
+	"rekey --to-signet $IV/user-bob.signet.pem"; do
+	for f in /dev/null "$TMP/random" "$M/crlf.eml" "$TMP/trailing.bin"; do
+		# shellcheck disable=SC2086
+		"$DIME" msg $c <"$f" >/dev/null 2>"$TMP/err"
+		rc=$?
+		[ "$rc" = 1 ] && grep -q "dime: msg ${c%% *}: ${ND}" "$TMP/err" ||
+			fail "msg $c < $(basename "$f"): exit $rc, $(cat "$TMP/err")"
+	done
+done
+# The size limit: refused after reading at most the limit (+1), never the whole stream.
+big_stream() { printf '\x07\x37\x3f\xff\xff\xff'; head -c 20M /dev/zero; }
+expect 1 "^REJECT ${ND}larger than the size limit\$" -- bash -c "$(declare -f big_stream); big_stream | \"\$0\" msg accept --max-size 1048576" "$DIME"
+armor_stream() { echo '-----BEGIN ENCRYPTED MESSAGE-----'; yes AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA | head -c 20M; }
+got=$( (armor_stream | "$DIME" msg open --as recipient --max-size 1048576 >/dev/null) 2>&1)
+[ "$got" = "dime: msg open: ${ND}larger than the size limit" ] || fail "open over --max-size: $got"
+# 3 GiB of zeros on stdin: refused from its first bytes, in well under the time to read it
+start=$(date +%s)
+got=$(head -c 3G /dev/zero | "$DIME" msg accept)
+[ $(($(date +%s) - start)) -lt 5 ] && [[ "$got" == "REJECT ${ND}"* ]] ||
+	fail "3 GiB of zeros: '$got' after $(($(date +%s) - start)) s"
+# a binary header announcing more than the limit is refused at once
+got=$(printf '\x07\x37\x3f\xff\xff\xff' | "$DIME" msg accept --max-size 1000)
+[ "$got" = "REJECT ${ND}larger than the size limit" ] || fail "announced size: $got"
+expect 2 '' -- "$DIME" msg accept --max-size nope
+
+# Missing parties are named.
+expect 1 '' -- "$DIME" msg wrap --from alice@alpha.test --to carol@beta.test <"$M/crlf.eml"
+grep -q 'missing the recipient signet of carol@beta.test' "$TMP/stderr" ||
+	fail "wrap to carol: $(cat "$TMP/stderr")"
+expect 1 '' -- "$DIME" msg wrap --from alice@alpha.test --to bob@gamma.test <"$M/crlf.eml"
+grep -q 'missing the destination signet of gamma.test' "$TMP/stderr" ||
+	fail "wrap to gamma: $(cat "$TMP/stderr")"
+expect 1 '^REJECT alpha.test: ' -- "$DIME" msg accept --org alpha.test <"$TMP/s.bin"
+expect 0 '^ACCEPT bob@beta.test ' -- "$DIME" msg accept --org beta.test <"$TMP/s.bin"
 
 # The reference's messages, opened with the interop parties' keys.
 export DIME_STORE="$TMP/ref/dime.db"
@@ -73,6 +124,16 @@ expect 1 '' -- "$DIME" msg open --as recipient <"$IV/x-bad-padding-byte.bin"
 expect 1 '^REJECT ' -- "$DIME" msg accept <"$IV/x-bad-org-sig-bitflip.bin"
 "$DIME" msg origin-sign --binary <"$IV/msg-reverse.author-output.bin" >"$TMP/rs.bin" || fail "origin-sign the reference's author output"
 expect 0 '^ACCEPT carol@alpha.example ' -- "$DIME" msg accept <"$TMP/rs.bin"
+
+# A store that hosts beta and bob but lacks alpha's and alice's signets names what is missing.
+export DIME_STORE="$TMP/half/dime.db"
+"$DIME" store import --hosted --pok "$BETA_POK" "$IV/org-beta.signet.pem" >/dev/null &&
+	"$DIME" store import --hosted "$IV/user-bob.signet.pem" "$IV/org-beta.keys.pem" \
+		"$IV/user-bob.keys.pem" >/dev/null || fail "import half of the interop parties"
+expect 1 '^REJECT missing the origin signet of alpha.example: ' -- "$DIME" msg accept <"$IV/msg-small.complete.bin"
+expect 1 '' -- "$DIME" msg open --as recipient <"$IV/msg-small.complete.bin"
+grep -q 'missing the author signet of alice@alpha.example' "$TMP/stderr" ||
+	fail "open without the author's signet: $(cat "$TMP/stderr")"
 
 for c in wrap origin-sign accept open bounce bounce-verify dump; do
 	expect 0 '^usage: dime' -- "$DIME" msg $c --help

@@ -19,6 +19,7 @@
 #include "dime/msg.h"
 #include "dime/msg_armor.h"
 #include "dime/dir.h"
+#include "dime/plmsg.h"
 #include "tlib.h"
 
 #define N_GEN 1000u
@@ -252,63 +253,53 @@ add_damaged(struct msgset *dst, const struct msgset *src, size_t every, const ch
 
 static struct dime_pl_dir *dir;
 
-/* What `dime msg` would do for one input: the same lookups, then the single engine call.
+/* What `dime msg` does for one input: the message path (dime/plmsg.h) with one job.
  * Out: *out (malloc'd) / line in buf. Returns 1 ok, 0 failed (why in buf). */
 static int
 single(enum dime_batch_op op, const uint8_t *raw, size_t raw_len, uint8_t **out, size_t *out_len,
        char *buf, size_t cap)
 {
-	struct dime_msg_envelope env;
-	struct dime_msg_parties p;
-	const char *ident = NULL, *why = "";
+	enum dime_pl_msg_op pop =
+		op == DIME_BATCH_BOUNCE_VERIFY ? DIME_PL_MSG_BOUNCE_VERIFY : (enum dime_pl_msg_op)op;
+	struct dime_pl_msg_conf c;
+	struct dime_pl_msg *m = NULL;
+	struct dime_pl_msg_worker *w = NULL;
+	struct dime_pl_msg_job j;
+	char swhy[DIME_PL_MSG_WHY_MAX];
+	const char *why = "";
 	uint8_t *in = NULL;
 	size_t in_len = 0;
-	uint32_t key = DIME_KS_NONE;
-	int armored = 0, rc, ok = 0;
-	enum dime_msg_actor as =
-		op == DIME_BATCH_ORIGIN_SIGN ? DIME_ACTOR_ORIGIN
-		: op == DIME_BATCH_ACCEPT    ? DIME_ACTOR_DESTINATION
-					     : DIME_ACTOR_RECIPIENT;
+	int armored = 0, ok;
 
 	*out = NULL;
 	*out_len = 0;
-	rc = dime_msg_unarmor(&in, &in_len, &armored, &why, raw, raw_len, NULL);
-	if (rc == DIME_OK)
-		rc = dime_pl_dir_msg(dir, &key, &ident, &env, &p, &why, in, in_len, as, NULL, NULL);
-	if (rc != DIME_OK)
-		goto done;
-	if (op == DIME_BATCH_ORIGIN_SIGN) {
-		rc = dime_msg_origin_sign(dime_pl_dir_ks(dir), out, out_len, &env, &why, in, in_len,
-					  key, DIME_KS_NONE, &p);
-	} else if (op == DIME_BATCH_ACCEPT) {
-		char fp[DIME_FP_B64_LEN + 1];
-		size_t n = 0;
-
-		rc = dime_msg_accept(dime_pl_dir_ks(dir), &env, &why, in, in_len, key, &p);
-		if (rc == DIME_OK &&
-		    dime_b64_encode(fp, sizeof(fp), &n, env.recipient_fp, DIME_FP_BYTES,
-				    DIME_B64_NOPAD) == DIME_OK) {
-			snprintf(buf, cap, "ok|ACCEPT %s %s", env.recipient, fp);
-			ok = 1;
-		}
-	} else {
-		struct dime_msg_opened o;
-
-		memset(&o, 0, sizeof(o));
-		rc = dime_msg_open(dime_pl_dir_ks(dir), &o, &why, in, in_len, DIME_ACTOR_RECIPIENT,
-				   key, &p);
-		if (rc == DIME_OK)
-			rc = dime_msg_opened_mail(out, out_len, &o);
-		dime_msg_opened_free(&o);
-	}
-done:
-	free(in);
-	if (rc == DIME_OK && !ok) {
-		snprintf(buf, cap, "ok|");
-		ok = 1;
-	} else if (rc != DIME_OK) {
+	memset(&c, 0, sizeof(c));
+	memset(&j, 0, sizeof(j));
+	c.op = pop;
+	c.as = DIME_ACTOR_RECIPIENT;
+	if (dime_pl_msg_decode(&in, &in_len, &armored, &why, pop, 0, raw, raw_len) != DIME_OK) {
 		snprintf(buf, cap, "fail|%s", why);
+		return 0;
 	}
+	if (dime_pl_msg_new(&m, swhy, sizeof(swhy), dir, &c) != DIME_OK ||
+	    dime_pl_msg_worker_new(&w, m, 1) != DIME_OK)
+		abort();
+	j.in = in;
+	j.in_len = in_len;
+	(void)dime_pl_msg_run(w, &j, 1);
+	ok = j.rc == DIME_OK;
+	snprintf(buf, cap, "%s|%s", ok ? "ok" : "fail", ok ? j.line : j.why);
+	if (ok && j.line[0] == 0) {
+		*out = j.out;
+		*out_len = j.out_len;
+		j.out = NULL;
+		j.out_len = 0;
+	}
+	dime_pl_msg_job_clear(&j);
+	dime_pl_msg_worker_free(w);
+	dime_pl_msg_free(m);
+	dime_wipe(in, in_len);
+	free(in);
 	return ok;
 }
 
@@ -334,7 +325,7 @@ compare(enum dime_batch_op op, const struct msgset *in, const struct msgset *out
 				       dime_batch_op_name(op), in->name[i],
 				       vi < 0 ? 4 : (int)v->lines.len[vi],
 				       vi < 0 ? "none" : (const char *)v->lines.data[vi], want);
-		} else if (ok && op != DIME_BATCH_ACCEPT) {
+		} else if (ok && op != DIME_BATCH_ACCEPT && op != DIME_BATCH_BOUNCE_VERIFY) {
 			uint8_t *bin = NULL;
 			size_t bin_len = 0;
 			int arm = 0;
@@ -373,6 +364,97 @@ verdicts_init(struct verdicts *v, struct msgset *outs)
 	memset(outs, 0, sizeof(*outs));
 	pthread_mutex_init(&v->lines.mu, NULL);
 	pthread_mutex_init(&outs->mu, NULL);
+}
+
+/* Bounce-verify in batch (it used to read past a table and abort under UBSan): bounces built
+ * by the destination through the message path, armored and binary, plus damaged ones and
+ * inputs that are not bounces, give exactly the single call's verdicts at several shapes, and
+ * every intact bounce verifies. */
+static void
+test_bounce_verify(const struct msgset *wrapped)
+{
+	static const unsigned shapes[][2] = {{1, 1}, {2, 7}, {3, 32}};
+	struct dime_pl_msg_conf c;
+	struct dime_pl_msg *m = NULL;
+	struct dime_pl_msg_worker *w = NULL;
+	struct dime_batch_params par;
+	struct msgset bounces, in, outs;
+	struct verdicts v;
+	char swhy[DIME_PL_MSG_WHY_MAX];
+	size_t n_good = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.op = DIME_PL_MSG_BOUNCE;
+	c.code = DIME_BOUNCE_REFUSED;
+	c.reason = "no such mailbox";
+	if (dime_pl_msg_new(&m, swhy, sizeof(swhy), dir, &c) != DIME_OK ||
+	    dime_pl_msg_worker_new(&w, m, 8) != DIME_OK) {
+		t_fail("bounce: %s", swhy);
+		return;
+	}
+	memset(&bounces, 0, sizeof(bounces));
+	pthread_mutex_init(&bounces.mu, NULL);
+	for (size_t i = 0; i < wrapped->n && i < 200; i++) {
+		struct dime_pl_msg_job j;
+		uint8_t *bin = NULL;
+		size_t bin_len = 0;
+		int arm = 0;
+		const char *why = "";
+
+		memset(&j, 0, sizeof(j));
+		if (dime_msg_unarmor(&bin, &bin_len, &arm, &why, wrapped->data[i], wrapped->len[i],
+				     NULL) != DIME_OK)
+			continue;
+		j.in = bin;
+		j.in_len = bin_len;
+		if (dime_pl_msg_bounce(w, &j, 1) != 0) {
+			t_fail("bounce %s: %s", wrapped->name[i], j.why);
+		} else if (i % 2 == 0) {
+			char *a = NULL;
+			size_t alen = 0;
+
+			T_CHECK(dime_msg_armor(&a, &alen, j.out, j.out_len, DIME_BOUNCE_ARMOR_LABEL,
+					       1) == DIME_OK,
+				"armor a bounce");
+			set_add(&bounces, wrapped->name[i], (const uint8_t *)a, alen);
+			free(a);
+		} else {
+			set_add(&bounces, wrapped->name[i], j.out, j.out_len);
+		}
+		dime_pl_msg_job_clear(&j);
+		free(bin);
+	}
+	dime_pl_msg_worker_free(w);
+	dime_pl_msg_free(m);
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+		memset(&in, 0, sizeof(in));
+		pthread_mutex_init(&in.mu, NULL);
+		for (size_t i = 0; i < bounces.n; i++)
+			set_add(&in, bounces.name[i], bounces.data[i], bounces.len[i]);
+		add_damaged(&in, &bounces, 13, "bounce");
+		set_add(&in, "bounce-empty", (const uint8_t *)"", 0);
+		set_add(&in, "bounce-a-message", wrapped->data[0], wrapped->len[0]);
+		memset(&par, 0, sizeof(par));
+		par.op = DIME_BATCH_BOUNCE_VERIFY;
+		verdicts_init(&v, &outs);
+		run_batch(&outs, &v, &in, &par, shapes[s][0], shapes[s][1]);
+		compare(DIME_BATCH_BOUNCE_VERIFY, &in, &outs, &v, 0);
+		n_good = 0;
+		for (size_t i = 0; i < v.lines.n; i++) {
+			static const char want[] =
+				"ok|BOUNCE a1@alpha.example beta.example 2 no such mailbox";
+
+			n_good += v.lines.len[i] == sizeof(want) - 1 &&
+				  memcmp(v.lines.data[i], want, sizeof(want) - 1) == 0;
+		}
+		T_CHECK(n_good == bounces.n, "bounce-verify: %zu of %zu intact bounces verify",
+			n_good, bounces.n);
+		set_free(&v.lines);
+		set_free(&outs);
+		set_free(&in);
+	}
+	T_CHECK(bounces.n >= 100, "bounce-verify: only %zu bounces built", bounces.n);
+	set_free(&bounces);
 }
 
 /* Run `dime --store S ARGS` quietly. */
@@ -485,6 +567,7 @@ main(void)
 		set_free(&outs);
 		set_free(&in);
 	}
+	test_bounce_verify(&wrapped);
 	set_free(&mail);
 	set_free(&wrapped);
 	set_free(&unsigned_w);

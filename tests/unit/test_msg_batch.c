@@ -674,6 +674,7 @@ compare_op(enum op op, uint32_t sign_key, const uint8_t *const *in, const size_t
 			got[i].key = keys[i];
 			got[i].bounce = op == OP_BOUNCE ? &gb[i] : NULL;
 			got[i].keks = NULL;
+			got[i].own = 0; /* an input: never our own wrap output here */
 		}
 		for (size_t off = 0; off < n; off += sizes[s]) {
 			size_t k = off + sizes[s] <= n ? sizes[s] : n - off;

@@ -1,14 +1,17 @@
 /* dime msg: D/MIME as the author (wrap), the origin (origin-sign), the destination (accept) and
- * the recipient or author (open), plus dump. Keys and signets come from the store; the hosted
- * identity a message is for is found by trying the store's keys on its keyslots. */
+ * the recipient or author (open), plus dump. Thin: parse argv, read the input (bounded), call
+ * the message path (pipeline/include/dime/plmsg.h, which `dime batch` uses too), print. */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "dime/codec.h"
 #include "dime/dir.h"
+#include "dime/plmsg.h"
 #include "dime/io.h"
 #include "dime/msg.h"
 #include "dime/msg_armor.h"
@@ -23,11 +26,14 @@ static const char wrap_usage[] =
 	"the signets of the author, both organisations and the recipient, and the author's keys\n"
 	"(and the origin's keys for --origin-sign). Armored output unless --binary.\n";
 static const char open_usage[] =
-	"usage: dime [--store PATH] msg open --as recipient|author [--user ADDR] < in > message.eml\n"
+	"usage: dime [--store PATH] msg open --as recipient|author [--user ADDR] [--max-size N]\n"
+	"                          < in > message.eml\n"
 	"\n"
 	"Verifies everything the actor can check and writes the original message. On any failure\n"
 	"nothing is written and the exit status is 1. --user names the hosted user whose keys to\n"
-	"use; without it every hosted user's keys are tried.\n";
+	"use; without it every hosted user's keys are tried. --max-size N refuses a message\n"
+	"over N bytes (default and upper bound: the engine's limit) after reading at most N\n"
+	"bytes of its armor.\n";
 static const char osign_usage[] =
 	"usage: dime [--store PATH] msg origin-sign [--binary] < in > out\n"
 	"\n"
@@ -35,11 +41,13 @@ static const char osign_usage[] =
 	"author's signatures and adds the organisational signatures 248, 249 and 255.\n"
 	"Output in the input's form (armored or binary) unless --binary.\n";
 static const char accept_usage[] =
-	"usage: dime [--store PATH] msg accept < in\n"
+	"usage: dime [--store PATH] msg accept [--org DOMAIN] [--max-size N] < in\n"
 	"\n"
 	"As the destination organisation, opens the destination chunk and checks the origin's\n"
 	"signatures. Prints ACCEPT <recipient address> <recipient signet fingerprint> or\n"
-	"REJECT <reason>. Exit status: 0 accept, 1 reject, 2 usage or I/O error.\n";
+	"REJECT <reason>. Exit status: 0 accept, 1 reject, 2 usage or I/O error. --org names the\n"
+	"hosted organisation the message is for (only its keys are tried); --max-size as for\n"
+	"msg open.\n";
 static const char bounce_usage[] =
 	"usage: dime [--store PATH] msg bounce [--code N] [--reason TEXT] [--display] [--binary]\n"
 	"                          < message > bounce\n"
@@ -68,30 +76,117 @@ static const char dump_usage[] = "usage: dime msg dump < in\n"
 				 "Prints a message's structure without any key: tracing prefix, each\n"
 				 "chunk's offset, type, name, payload length and keyslot actors.\n";
 
-/* An object from a file or stdin, armored under label or binary. *armored says which. */
+/* Read stdin up to max bytes, never more than max + 1: a larger input is refused without being
+ * read to its end. As soon as the first bytes tell (dime_pl_msg_input_bound), max shrinks to
+ * what the object can hold, or the input is refused unread.
+ * Returns: CLI_OK, CLI_NO (*over: larger than max; or *why), CLI_ERR (printed). */
 static int
-msg_read_as(uint8_t **out, size_t *out_len, int *armored, const char *path, const char *label)
+msg_read_bounded(uint8_t **out, size_t *out_len, int *over, const char **why,
+		 enum dime_pl_msg_op op, size_t limit)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	const char *why = "";
-	int rc;
+	uint8_t *p = NULL;
+	size_t n = 0, cap = 0, max = dime_pl_msg_input_max(op, limit);
+	int decided = op == DIME_PL_MSG_WRAP;
 
-	if (cli_read(&buf, &len, path, (size_t)DIME_MSG_MAX_BYTES * 2) != CLI_OK)
-		return CLI_ERR;
-	rc = dime_msg_unarmor(out, out_len, armored, &why, buf, len, label);
-	free(buf);
-	if (rc == DIME_E_NOMEM)
-		return cli_err("out of memory");
-	if (rc != DIME_OK)
-		return cli_no("input is not an armored %s (%s)", label, why);
-	return CLI_OK;
+	*out = NULL;
+	*out_len = 0;
+	*over = 0;
+	for (;;) {
+		if (!decided && n > 0) {
+			size_t bound = max;
+			int b = dime_pl_msg_input_bound(&bound, why, op, limit, p, n);
+
+			if (b == DIME_E_LIMIT) {
+				*over = 1;
+				break;
+			}
+			if (b == DIME_E_MALFORMED) {
+				dime_wipe(p, n);
+				free(p);
+				return CLI_NO;
+			}
+			if (b == DIME_OK) {
+				decided = 1;
+				max = bound < max ? bound : max;
+			}
+		}
+		ssize_t r;
+
+		if (n > max) {
+			*over = 1;
+			break;
+		}
+		if (n == cap) {
+			size_t ncap = cap == 0 ? 65536 : cap * 2;
+			uint8_t *q;
+
+			if (ncap > max + 1)
+				ncap = max + 1;
+			if (ncap <= n) {
+				*over = 1;
+				break;
+			}
+			if ((q = realloc(p, ncap)) == NULL) {
+				free(p);
+				return cli_err("out of memory");
+			}
+			p = q;
+			cap = ncap;
+		}
+		/* never ask for more than max + 1 bytes in all */
+		r = read(0, p + n, (cap < max + 1 ? cap : max + 1) - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+
+			free(p);
+			return cli_err("stdin: %s", strerror(e));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > max)
+		*over = 1;
+	if (*over) {
+		dime_wipe(p, n);
+		free(p);
+		return CLI_NO;
+	}
+	*out = p != NULL ? p : malloc(1);
+	*out_len = n;
+	return *out != NULL ? CLI_OK : cli_err("out of memory");
 }
 
+/* The input of op as the binary object it works on. Returns CLI_OK, CLI_NO (*why: "not a
+ * D/MIME message: ..."), CLI_ERR (printed). */
 static int
-msg_read(uint8_t **out, size_t *out_len, int *armored, const char *path)
+msg_input(uint8_t **bin, size_t *bin_len, int *armored, const char **why, enum dime_pl_msg_op op,
+	  size_t limit)
 {
-	return msg_read_as(out, out_len, armored, path, DIME_MSG_ARMOR_LABEL);
+	uint8_t *raw = NULL;
+	size_t raw_len = 0;
+	int over = 0, rc;
+
+	*bin = NULL;
+	*bin_len = 0;
+	*armored = 0;
+	*why = "";
+	rc = msg_read_bounded(&raw, &raw_len, &over, why, op, limit);
+	if (rc == CLI_NO && over)
+		*why = op == DIME_PL_MSG_WRAP ? "the mail is larger than the size limit"
+					      : "not a D/MIME message: larger than the size limit";
+	if (rc == CLI_NO)
+		return CLI_NO;
+	if (rc != CLI_OK)
+		return rc;
+	rc = dime_pl_msg_decode(bin, bin_len, armored, why, op, limit, raw, raw_len);
+	dime_wipe(raw, raw_len);
+	free(raw);
+	if (rc == DIME_E_NOMEM)
+		return cli_err("out of memory");
+	return rc == DIME_OK ? CLI_OK : CLI_NO;
 }
 
 /* Write p as is (label NULL) or armored under label (with the CRC line when crc). */
@@ -112,83 +207,133 @@ msg_write_as(const uint8_t *p, size_t len, const char *label, int crc)
 	return rc;
 }
 
-static int
-msg_write(const uint8_t *p, size_t len, int armored)
-{
-	return msg_write_as(p, len, armored ? DIME_MSG_ARMOR_LABEL : NULL, 0);
-}
-
-/* The message's hosted key and signets, through the store's party directory (the same lookup
- * `dime batch` uses: pipeline/include/dime/dir.h). f->only restricts the hosted identity. */
-struct msg_find {
-	struct dime_pl_dir *dir;
-	const char *only;
-	uint32_t key;
-	const char *ident;
-	struct dime_msg_envelope env;
-	struct dime_msg_parties p;
-	const char *why;
+/* One message through the message path: read, decode, look up, run, print. The verdict line
+ * (accept, bounce-verify) goes to stdout whatever the outcome; other failures are printed as
+ * "dime: msg CMD: reason". out_label: armor of the output (NULL: binary). */
+struct msg_call {
+	const char *cmd;
+	struct dime_pl_msg_conf conf;
+	size_t limit;
+	int binary;	 /* --binary */
+	int keep_form;	 /* output in the input's form (origin-sign) */
+	const char *label;
+	int crc;
 };
 
-/* Open the store's directory. Prints the error. Returns: CLI_OK, CLI_ERR. */
 static int
-msg_dir(struct dime_pl_dir **d)
+msg_call(struct msg_call *c)
 {
+	struct dime_pl_dir *dir = NULL;
+	struct dime_pl_msg *m = NULL;
+	struct dime_pl_msg_worker *w = NULL;
+	struct dime_pl_msg_job j;
+	uint8_t *in = NULL;
+	size_t in_len = 0;
 	const char *why = "";
+	char swhy[DIME_PL_MSG_WHY_MAX];
+	int armored = 0, verdict = c->conf.op == DIME_PL_MSG_ACCEPT ||
+				   c->conf.op == DIME_PL_MSG_BOUNCE_VERIFY,
+	    rc;
 
-	if (dime_pl_dir_open(d, cli.store_path, &why) != DIME_OK)
-		return cli_err("cannot open the store %s: %s",
-			       cli.store_path ? cli.store_path : "(default)", why);
-	return CLI_OK;
+	memset(&j, 0, sizeof(j));
+	rc = msg_input(&in, &in_len, &armored, &why, c->conf.op, c->limit);
+	if (rc == CLI_NO) {
+		if (verdict)
+			printf("%s %s\n", c->conf.op == DIME_PL_MSG_ACCEPT ? "REJECT" : "INVALID", why);
+		else
+			cli_no("msg %s: %s", c->cmd, why);
+		goto out;
+	}
+	if (rc != CLI_OK)
+		goto out;
+	if ((rc = dime_pl_dir_open(&dir, cli.store_path, &why)) != DIME_OK) {
+		/* NOTFOUND: why is "no store at PATH" */
+		rc = rc == DIME_E_NOTFOUND ? cli_err("msg %s: %s", c->cmd, why)
+					   : cli_err("msg %s: cannot open the store %s: %s", c->cmd,
+						     dime_store_resolve_path(cli.store_path), why);
+		goto out;
+	}
+	if ((rc = dime_pl_msg_new(&m, swhy, sizeof(swhy), dir, &c->conf)) != DIME_OK) {
+		rc = rc == DIME_E_NOMEM ? cli_err("out of memory") : cli_no("msg %s: %s", c->cmd, swhy);
+		goto out;
+	}
+	if (dime_pl_msg_worker_new(&w, m, 1) != DIME_OK) {
+		rc = cli_err("out of memory");
+		goto out;
+	}
+	j.in = in;
+	j.in_len = in_len;
+	(void)dime_pl_msg_run(w, &j, 1);
+	if (verdict) {
+		printf("%s\n", j.line);
+		rc = j.rc == DIME_OK ? CLI_OK : CLI_NO;
+	} else if (j.rc != DIME_OK) {
+		rc = j.rc == DIME_E_NOMEM ? cli_err("msg %s: out of memory", c->cmd)
+					  : cli_no("msg %s: %s", c->cmd, j.why);
+	} else {
+		/* all or nothing: written only once everything has passed */
+		rc = msg_write_as(j.out, j.out_len,
+				  c->binary || (c->keep_form && !armored) ? NULL : c->label, c->crc);
+	}
+out:
+	dime_pl_msg_job_clear(&j);
+	dime_pl_msg_worker_free(w);
+	dime_pl_msg_free(m);
+	dime_pl_dir_close(dir);
+	if (in != NULL) {
+		dime_wipe(in, in_len);
+		free(in);
+	}
+	return rc;
 }
 
-/* Find what actor `as` needs for msg. Returns: CLI_OK, CLI_NO (not ours, or a signet is
- * missing: f->why, nothing printed), CLI_ERR (printed). */
-static int
-msg_find(struct msg_find *f, const uint8_t *msg, size_t len, enum dime_msg_actor as)
+static void
+msg_call_init(struct msg_call *c, const char *cmd, enum dime_pl_msg_op op)
 {
-	int rc;
+	memset(c, 0, sizeof(*c));
+	c->cmd = cmd;
+	c->conf.op = op;
+	c->label = DIME_MSG_ARMOR_LABEL;
+}
 
-	f->why = "";
-	if (msg_dir(&f->dir) != CLI_OK)
-		return CLI_ERR;
-	rc = dime_pl_dir_msg(f->dir, &f->key, &f->ident, &f->env, &f->p, &f->why, msg, len, as,
-			     f->only, NULL);
-	if (rc == DIME_E_NOMEM || rc == DIME_E_IO)
-		return cli_err("store: %s", dime_strerror(rc));
-	return rc == DIME_OK ? CLI_OK : CLI_NO;
+/* --max-size N. Returns 1 consumed, 0 not this option, -1 bad value. */
+static int
+msg_opt_size(struct msg_call *c, const char *o, const char *v)
+{
+	char *end;
+	unsigned long long n;
+
+	if (strcmp(o, "--max-size") != 0 || v == NULL)
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || *end != 0 || n == 0 || v[0] == '-')
+		return -1;
+	c->limit = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+	return 1;
 }
 
 static int
 msg_wrap(int argc, char **argv)
 {
-	struct dime_pl_dir *dir = NULL;
-	const struct dime_ks *ks;
-	struct dime_msg_parties p;
-	struct dime_msg_wrap_opts opts;
-	struct dime_msg_envelope env;
-	const char *from_arg = NULL, *to_arg = NULL, *why = "";
+	struct msg_call c;
+	const char *from_arg = NULL, *to_arg = NULL;
 	char from[256], to[256];
-	uint8_t *in = NULL, *out = NULL, *signed_out = NULL;
-	size_t len = 0, out_len = 0, signed_len = 0;
-	uint32_t author_key = DIME_KS_NONE, org_key = DIME_KS_NONE;
-	int origin_sign = 0, binary = 0, rc = CLI_ERR, e;
 
-	memset(&p, 0, sizeof(p));
-	memset(&opts, 0, sizeof(opts));
-	opts.gzip = DIME_MSG_GZIP_IF_SMALLER;
-	opts.padding = DIME_MSG_PAD_REFERENCE;
+	msg_call_init(&c, "wrap", DIME_PL_MSG_WRAP);
+	c.conf.wrap.gzip = DIME_MSG_GZIP_IF_SMALLER;
+	c.conf.wrap.padding = DIME_MSG_PAD_REFERENCE;
 	if (cli_wants_help(argc, argv, wrap_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (strcmp(o, "--origin-sign") == 0) {
-			origin_sign = 1;
+			c.conf.origin_sign = 1;
 			continue;
 		}
 		if (strcmp(o, "--binary") == 0) {
-			binary = 1;
+			c.binary = 1;
 			continue;
 		}
 		if (v == NULL)
@@ -198,15 +343,15 @@ msg_wrap(int argc, char **argv)
 		else if (strcmp(o, "--to") == 0)
 			to_arg = v;
 		else if (strcmp(o, "--gzip") == 0 && strcmp(v, "never") == 0)
-			opts.gzip = DIME_MSG_GZIP_NEVER;
+			c.conf.wrap.gzip = DIME_MSG_GZIP_NEVER;
 		else if (strcmp(o, "--gzip") == 0 && strcmp(v, "always") == 0)
-			opts.gzip = DIME_MSG_GZIP_ALWAYS;
+			c.conf.wrap.gzip = DIME_MSG_GZIP_ALWAYS;
 		else if (strcmp(o, "--gzip") == 0 && strcmp(v, "if-smaller") == 0)
-			opts.gzip = DIME_MSG_GZIP_IF_SMALLER;
+			c.conf.wrap.gzip = DIME_MSG_GZIP_IF_SMALLER;
 		else if (strcmp(o, "--padding") == 0 && strcmp(v, "reference") == 0)
-			opts.padding = DIME_MSG_PAD_REFERENCE;
+			c.conf.wrap.padding = DIME_MSG_PAD_REFERENCE;
 		else if (strcmp(o, "--padding") == 0 && strcmp(v, "alternate") == 0)
-			opts.padding = DIME_MSG_PAD_ALTERNATE;
+			c.conf.wrap.padding = DIME_MSG_PAD_ALTERNATE;
 		else
 			return cli_err("msg wrap: bad argument %s %s\n%s", o, v, wrap_usage);
 		i++;
@@ -215,294 +360,146 @@ msg_wrap(int argc, char **argv)
 	    cli_lower(to, sizeof(to), to_arg) != 0 || cli_domain_of(from) == NULL ||
 	    cli_domain_of(to) == NULL)
 		return cli_err("msg wrap: --from and --to take addresses\n%s", wrap_usage);
-	if ((rc = cli_read(&in, &len, "-", DIME_MSG_MAX_BYTES / 2)) != CLI_OK)
-		return rc;
-	if ((rc = msg_dir(&dir)) != CLI_OK)
-		goto out;
-	ks = dime_pl_dir_ks(dir);
-	if (dime_pl_dir_signet(dir, &p.author, &why, from, DIME_STORE_USER_SIGNET, NULL) !=
-		    DIME_OK ||
-	    dime_pl_dir_signet(dir, &p.origin, &why, cli_domain_of(from), DIME_STORE_ORG_SIGNET,
-			       NULL) != DIME_OK ||
-	    dime_pl_dir_signet(dir, &p.destination, &why, cli_domain_of(to), DIME_STORE_ORG_SIGNET,
-			       NULL) != DIME_OK ||
-	    dime_pl_dir_signet(dir, &p.recipient, &why, to, DIME_STORE_USER_SIGNET, NULL) !=
-		    DIME_OK) {
-		rc = cli_no("msg wrap: %s", why);
-		goto out;
-	}
-	if (dime_pl_dir_key(dir, &author_key, from, DIME_STORE_USER_KEY) != DIME_OK) {
-		rc = cli_no("msg wrap: the keys of %s are not in the store", from);
-		goto out;
-	}
-	if (origin_sign &&
-	    dime_pl_dir_key(dir, &org_key, cli_domain_of(from), DIME_STORE_ORG_KEY) != DIME_OK) {
-		rc = cli_no("msg wrap: --origin-sign: the keys of %s are not in the store",
-			    cli_domain_of(from));
-		goto out;
-	}
-	e = dime_msg_wrap_mail(ks, &out, &out_len, &why, &p, author_key, in, len, &opts);
-	if (e != DIME_OK) {
-		rc = cli_no("msg wrap: %s", why);
-		goto out;
-	}
-	if (origin_sign) {
-		e = dime_msg_origin_sign(ks, &signed_out, &signed_len, &env, &why, out, out_len,
-					 org_key, DIME_KS_NONE, &p);
-		if (e != DIME_OK) {
-			rc = cli_no("msg wrap: origin-sign: %s", why);
-			goto out;
-		}
-	}
-	rc = origin_sign ? msg_write(signed_out, signed_len, !binary)
-			 : msg_write(out, out_len, !binary);
-out:
-	dime_msg_free(out, out_len);
-	dime_msg_free(signed_out, signed_len);
-	if (in != NULL) {
-		dime_wipe(in, len);
-		free(in);
-	}
-	dime_pl_dir_close(dir);
-	return rc;
+	c.conf.from = from;
+	c.conf.to = to;
+	return msg_call(&c);
 }
 
 static int
 msg_open(int argc, char **argv)
 {
-	struct msg_find f;
-	struct dime_msg_opened o;
-	const char *as = NULL, *why = "";
+	struct msg_call c;
+	const char *as = NULL;
 	char user[256];
-	uint8_t *in = NULL, *eml = NULL;
-	size_t len = 0;
-	size_t eml_len = 0;
-	enum dime_msg_actor actor;
-	int armored = 0, rc = CLI_ERR, e;
 
-	memset(&f, 0, sizeof(f));
-	memset(&o, 0, sizeof(o));
+	msg_call_init(&c, "open", DIME_PL_MSG_OPEN);
+	c.binary = 1; /* the mail, as is */
 	if (cli_wants_help(argc, argv, open_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
+		int s = msg_opt_size(&c, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
+
+		if (s < 0)
+			return cli_err("msg open: bad --max-size");
+		if (s > 0) {
+			i++;
+		} else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
 			as = argv[++i];
 		} else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
 			if (cli_lower(user, sizeof(user), argv[++i]) != 0)
 				return cli_err("msg open: bad --user");
-			f.only = user;
+			c.conf.user = user;
 		} else {
 			return cli_err("msg open: unknown argument %s\n%s", argv[i], open_usage);
 		}
 	}
 	if (as == NULL || (strcmp(as, "recipient") != 0 && strcmp(as, "author") != 0))
 		return cli_err("msg open: --as recipient|author\n%s", open_usage);
-	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
-		return rc;
-	actor = as[0] == 'r' ? DIME_ACTOR_RECIPIENT : DIME_ACTOR_AUTHOR;
-	/* The envelope names every party by fingerprint: the directory fetches those versions. */
-	if ((rc = msg_find(&f, in, len, actor)) != CLI_OK) {
-		if (rc == CLI_NO)
-			rc = cli_no("msg open: %s%s", f.why,
-				    actor == DIME_ACTOR_RECIPIENT && f.key == DIME_KS_NONE
-					    ? " (if the recipient's keys were rotated and the old "
-					      "ones removed, the message needed `dime msg rekey` "
-					      "first)"
-					    : "");
-		goto out;
-	}
-	e = dime_msg_open(dime_pl_dir_ks(f.dir), &o, &why, in, len, actor, f.key, &f.p);
-	if (e != DIME_OK) {
-		rc = cli_no("msg open: %s", why);
-		goto out;
-	}
-	if ((e = dime_msg_opened_mail(&eml, &eml_len, &o)) != DIME_OK) {
-		rc = cli_no("msg open: the opened content does not rebuild a message: %s",
-			    dime_strerror(e));
-		goto out;
-	}
-	/* All or nothing: the message is written only once everything has passed. */
-	rc = fwrite(eml, 1, eml_len, stdout) == eml_len ? CLI_OK : cli_err("stdout: write failed");
-out:
-	if (eml != NULL) {
-		dime_wipe(eml, eml_len);
-		free(eml);
-	}
-	dime_msg_opened_free(&o);
-	free(in);
-	dime_pl_dir_close(f.dir);
-	return rc;
+	c.conf.as = as[0] == 'r' ? DIME_ACTOR_RECIPIENT : DIME_ACTOR_AUTHOR;
+	return msg_call(&c);
 }
 
 static int
 msg_rekey(int argc, char **argv)
 {
-	struct msg_find f;
-	struct dime_signet *to = NULL;
-	const struct dime_signet *stored = NULL;
-	const char *to_file = NULL, *why = "";
+	struct msg_call c;
+	const char *to_file = NULL;
 	char user[256];
-	uint8_t *in = NULL, *out = NULL, fp[DIME_FP_BYTES];
-	size_t len = 0, out_len = 0;
-	int armored = 0, binary = 0, rc = CLI_ERR, e;
+	uint8_t *signet = NULL;
+	size_t signet_len = 0;
+	int rc;
 
-	memset(&f, 0, sizeof(f));
+	msg_call_init(&c, "rekey", DIME_PL_MSG_REKEY);
 	if (cli_wants_help(argc, argv, rekey_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--binary") == 0) {
-			binary = 1;
+			c.binary = 1;
 		} else if (strcmp(argv[i], "--to-signet") == 0 && i + 1 < argc) {
 			to_file = argv[++i];
 		} else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
 			if (cli_lower(user, sizeof(user), argv[++i]) != 0)
 				return cli_err("msg rekey: bad --user");
-			f.only = user;
+			c.conf.user = user;
 		} else {
 			return cli_err("msg rekey: unknown argument %s\n%s", argv[i], rekey_usage);
 		}
 	}
 	if (to_file == NULL)
 		return cli_err("msg rekey: --to-signet FILE is required\n%s", rekey_usage);
-	if ((rc = cli_load_signet(&to, to_file)) != CLI_OK)
-		return rc;
-	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
-		goto out;
-	if ((rc = msg_find(&f, in, len, DIME_ACTOR_RECIPIENT)) != CLI_OK) {
-		if (rc == CLI_NO)
-			rc = cli_no("msg rekey: %s", f.why);
-		goto out;
-	}
-	/* Only a signet the store accepted (import and user create check it against the org) is
-	 * worth re-keying to, and then msg open finds it. */
-	if (dime_signet_fingerprint(fp, to, DIME_FP_CRYPTO) != DIME_OK ||
-	    dime_pl_dir_signet(f.dir, &stored, &why, f.env.recipient, DIME_STORE_USER_SIGNET, fp) !=
-		    DIME_OK) {
-		rc = cli_no("msg rekey: %s is not a stored signet of %s (import it first)", to_file,
-			    f.env.recipient);
-		goto out;
-	}
-	e = dime_msg_rekey(dime_pl_dir_ks(f.dir), &out, &out_len, &why, in, len, f.key, stored,
-			   &f.p);
-	if (e != DIME_OK) {
-		rc = cli_no("msg rekey: %s", why);
-		goto out;
-	}
-	rc = msg_write(out, out_len, !binary);
-out:
-	dime_msg_free(out, out_len);
-	free(in);
-	dime_signet_free(to);
-	dime_pl_dir_close(f.dir);
+	if (cli_read(&signet, &signet_len, to_file, DIME_SIGNET_MAX_BYTES * 2) != CLI_OK)
+		return CLI_ERR;
+	c.conf.to_signet = signet;
+	c.conf.to_signet_len = signet_len;
+	rc = msg_call(&c);
+	free(signet);
 	return rc;
 }
 
 static int
 msg_origin_sign(int argc, char **argv)
 {
-	struct msg_find f;
-	struct dime_msg_envelope env;
-	uint8_t *in = NULL, *out = NULL;
-	size_t len = 0;
-	size_t out_len = 0;
-	const char *why = "";
-	int armored = 0, binary = 0, rc = CLI_ERR, e;
+	struct msg_call c;
 
-	memset(&f, 0, sizeof(f));
+	msg_call_init(&c, "origin-sign", DIME_PL_MSG_ORIGIN_SIGN);
+	c.keep_form = 1;
 	if (cli_wants_help(argc, argv, osign_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--binary") == 0)
-			binary = 1;
+			c.binary = 1;
 		else
 			return cli_err("msg origin-sign: unknown argument %s\n%s", argv[i], osign_usage);
 	}
-	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
-		return rc;
-	if ((rc = msg_find(&f, in, len, DIME_ACTOR_ORIGIN)) != CLI_OK) {
-		if (rc == CLI_NO)
-			rc = cli_no("msg origin-sign: %s", f.why);
-		goto out;
-	}
-	e = dime_msg_origin_sign(dime_pl_dir_ks(f.dir), &out, &out_len, &env, &why, in, len, f.key,
-				 DIME_KS_NONE, &f.p);
-	if (e != DIME_OK) {
-		rc = cli_no("msg origin-sign: %s", why);
-		goto out;
-	}
-	rc = msg_write(out, out_len, armored && !binary);
-out:
-	dime_msg_free(out, out_len);
-	free(in);
-	dime_pl_dir_close(f.dir);
-	return rc;
+	return msg_call(&c);
 }
 
 static int
 msg_accept(int argc, char **argv)
 {
-	struct msg_find f;
-	struct dime_msg_envelope env;
-	uint8_t *in = NULL;
-	size_t len = 0;
-	char fp[DIME_FP_B64_LEN + 1];
-	size_t n = 0;
-	const char *why = "";
-	int armored = 0, rc = CLI_ERR;
+	struct msg_call c;
+	char org[256];
 
-	memset(&f, 0, sizeof(f));
+	msg_call_init(&c, "accept", DIME_PL_MSG_ACCEPT);
 	if (cli_wants_help(argc, argv, accept_usage))
 		return CLI_OK;
-	if (argc > 1)
-		return cli_err("msg accept: unknown argument %s\n%s", argv[1], accept_usage);
-	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK) {
-		if (rc == CLI_NO)
-			printf("REJECT not a D/MIME message\n");
-		return rc;
-	}
-	if ((rc = msg_find(&f, in, len, DIME_ACTOR_DESTINATION)) != CLI_OK) {
-		if (rc == CLI_NO)
-			printf("REJECT %s\n", f.why);
-		goto out;
-	}
-	if (dime_msg_accept(dime_pl_dir_ks(f.dir), &env, &why, in, len, f.key, &f.p) != DIME_OK) {
-		printf("REJECT %s\n", why);
-		rc = CLI_NO;
-		goto out;
-	}
-	if (dime_b64_encode(fp, sizeof(fp), &n, env.recipient_fp, DIME_FP_BYTES, DIME_B64_NOPAD) !=
-	    DIME_OK)
-		goto out;
-	printf("ACCEPT %s %s\n", env.recipient, fp);
-	rc = CLI_OK;
-out:
-	free(in);
-	dime_pl_dir_close(f.dir);
-	return rc;
-}
+	for (int i = 1; i < argc; i++) {
+		int s = msg_opt_size(&c, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
 
+		if (s < 0)
+			return cli_err("msg accept: bad --max-size");
+		if (s > 0) {
+			i++;
+		} else if (strcmp(argv[i], "--org") == 0 && i + 1 < argc) {
+			if (cli_lower(org, sizeof(org), argv[++i]) != 0)
+				return cli_err("msg accept: bad --org");
+			c.conf.org = org;
+		} else {
+			return cli_err("msg accept: unknown argument %s\n%s", argv[i], accept_usage);
+		}
+	}
+	return msg_call(&c);
+}
 
 static int
 msg_bounce(int argc, char **argv)
 {
-	struct msg_find f;
-	uint8_t *in = NULL, *out = NULL;
-	size_t len = 0;
-	size_t out_len = 0;
-	const char *why = "", *reason = "";
+	struct msg_call c;
 	long code = DIME_BOUNCE_UNKNOWN_RECIPIENT;
-	int armored = 0, binary = 0, display = 0, rc = CLI_ERR;
 
-	memset(&f, 0, sizeof(f));
+	msg_call_init(&c, "bounce", DIME_PL_MSG_BOUNCE);
+	c.label = DIME_BOUNCE_ARMOR_LABEL;
+	c.crc = 1;
+	c.conf.reason = "";
 	if (cli_wants_help(argc, argv, bounce_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--binary") == 0) {
-			binary = 1;
+			c.binary = 1;
 		} else if (strcmp(argv[i], "--display") == 0) {
-			display = 1;
+			c.conf.display = 1;
 		} else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
-			reason = argv[++i];
+			c.conf.reason = argv[++i];
 		} else if (strcmp(argv[i], "--code") == 0 && i + 1 < argc) {
 			char *end;
 
@@ -513,71 +510,22 @@ msg_bounce(int argc, char **argv)
 			return cli_err("msg bounce: unknown argument %s\n%s", argv[i], bounce_usage);
 		}
 	}
-	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
-		return rc;
-	if ((rc = msg_find(&f, in, len, DIME_ACTOR_DESTINATION)) != CLI_OK) {
-		if (rc == CLI_NO)
-			rc = cli_no("msg bounce: %s", f.why);
-		goto out;
-	}
-	if (dime_msg_bounce(dime_pl_dir_ks(f.dir), &out, &out_len, &why, in, len, f.key, &f.p,
-			    (enum dime_msg_bounce_code)code, reason, display) != DIME_OK) {
-		rc = cli_no("msg bounce: %s", why);
-		goto out;
-	}
-	rc = msg_write_as(out, out_len, binary ? NULL : DIME_BOUNCE_ARMOR_LABEL, 1);
-out:
-	dime_msg_free(out, out_len);
-	free(in);
-	dime_pl_dir_close(f.dir);
-	return rc;
+	c.conf.code = (enum dime_msg_bounce_code)code;
+	return msg_call(&c);
 }
 
-/* The origin: bounces name no org in the clear, so each hosted org's key and latest signet is
- * tried until one verifies the bounce. */
+/* The origin: the message path tries every hosted org (docs/bounce.md). */
 static int
 msg_bounce_verify(int argc, char **argv)
 {
-	struct dime_pl_dir *dir = NULL;
-	struct dime_msg_bounce_info info;
-	uint32_t ids[64];
-	const char *idents[64], *why = "no hosted organisation";
-	uint8_t *in = NULL;
-	size_t len = 0, n_orgs;
-	int armored = 0, rc;
+	struct msg_call c;
 
+	msg_call_init(&c, "bounce-verify", DIME_PL_MSG_BOUNCE_VERIFY);
 	if (cli_wants_help(argc, argv, bverify_usage))
 		return CLI_OK;
 	if (argc > 1)
 		return cli_err("msg bounce-verify: unknown argument %s\n%s", argv[1], bverify_usage);
-	if ((rc = msg_read_as(&in, &len, &armored, "-", DIME_BOUNCE_ARMOR_LABEL)) != CLI_OK) {
-		if (rc == CLI_NO)
-			printf("INVALID not an armored bounce\n");
-		return rc;
-	}
-	if ((rc = msg_dir(&dir)) != CLI_OK)
-		goto out;
-	n_orgs = dime_pl_dir_keys(dir, ids, idents, 64, DIME_STORE_ORG_KEY);
-	rc = CLI_NO;
-	for (size_t i = 0; i < n_orgs && i < 64 && rc != CLI_OK; i++) {
-		const struct dime_signet *org = NULL;
-		const char *swhy = "";
-
-		if (dime_pl_dir_signet(dir, &org, &swhy, idents[i], DIME_STORE_ORG_SIGNET, NULL) ==
-			    DIME_OK &&
-		    dime_msg_bounce_verify(dime_pl_dir_ks(dir), &info, &why, in, len, ids[i], org) ==
-			    DIME_OK)
-			rc = CLI_OK;
-	}
-	if (rc == CLI_OK)
-		printf("BOUNCE %s %s %u %s\n", info.env.author, info.env.destination,
-		       (unsigned)info.code, info.reason);
-	else
-		printf("INVALID %s\n", why);
-out:
-	free(in);
-	dime_pl_dir_close(dir);
-	return rc;
+	return msg_call(&c);
 }
 
 static int
@@ -594,15 +542,18 @@ msg_dump(int argc, char **argv)
 		return CLI_OK;
 	if (argc > 1)
 		return cli_err("msg dump: unknown argument %s\n%s", argv[1], dump_usage);
-	if ((rc = msg_read(&in, &len, &armored, "-")) != CLI_OK)
-		return rc;
+	/* dump reads what open reads */
+	if ((rc = msg_input(&in, &len, &armored, &why, DIME_PL_MSG_OPEN, 0)) != CLI_OK)
+		return rc == CLI_NO ? cli_no("msg dump: %s", why) : rc;
 	e = dime_msg_dump(&d, NULL, 0, &why, in, len);
 	if (e == DIME_OK && (ch = calloc(d.n_chunks ? d.n_chunks : 1, sizeof(*ch))) == NULL)
 		e = DIME_E_NOMEM;
 	if (e == DIME_OK)
 		e = dime_msg_dump(&d, ch, d.n_chunks, &why, in, len);
-	if (e != DIME_OK) {
-		rc = cli_no("msg dump: %s%s%s", dime_strerror(e), *why ? ": " : "", why);
+	if (e == DIME_E_NOMEM) {
+		rc = cli_err("msg dump: out of memory");
+	} else if (e != DIME_OK) {
+		rc = cli_no("msg dump: not a D/MIME message: %s", *why ? why : dime_strerror(e));
 	} else {
 		struct dime_msg_rekey_info ri;
 		char nfp[DIME_FP_B64_LEN + 1];

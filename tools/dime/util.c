@@ -114,7 +114,7 @@ cli_store(struct dime_store **st)
 
 	if (dime_store_open(st, cli.store_path, err, sizeof(err)) != DIME_OK)
 		return cli_err("cannot open the store %s: %s",
-			       cli.store_path ? cli.store_path : "(default)", err);
+			       dime_store_resolve_path(cli.store_path), err);
 	return CLI_OK;
 }
 
@@ -129,7 +129,7 @@ cli_store_existing(struct dime_store **st)
 		return cli_err("%s", err); /* "no store at PATH" */
 	if (rc != DIME_OK)
 		return cli_err("cannot open the store %s: %s",
-			       cli.store_path ? cli.store_path : "(default)", err);
+			       dime_store_resolve_path(cli.store_path), err);
 	return CLI_OK;
 }
 

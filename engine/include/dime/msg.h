@@ -231,6 +231,17 @@ DIME_MUST_CHECK int dime_msg_origin_sign(const struct dime_ks *ks, uint8_t **out
 					 const uint8_t *in, size_t in_len, uint32_t org_key,
 					 uint32_t sign_key, const struct dime_msg_parties *p);
 
+/* dime_msg_origin_sign with flags. DIME_MSG_SIGN_OWN: `in` is this process's own
+ * dime_msg_wrap output, made with p->author's key a moment ago (wrap --origin-sign), so
+ * dime_msg_origin_check is skipped (no author signature is verified again; *env stays zeroed);
+ * never set it for a message read from anywhere else. */
+#define DIME_MSG_SIGN_OWN 1u
+DIME_MUST_CHECK int dime_msg_origin_sign_flags(const struct dime_ks *ks, uint8_t **out,
+					       size_t *out_len, struct dime_msg_envelope *env,
+					       const char **why, const uint8_t *in, size_t in_len,
+					       uint32_t org_key, uint32_t sign_key,
+					       const struct dime_msg_parties *p, unsigned flags);
+
 /* ---- destination ---- */
 
 /* Destination: open chunk 5 with dest_key (its plaintext signature is the author's, which the
@@ -359,6 +370,12 @@ DIME_MUST_CHECK int dime_msg_bounce_verify(const struct dime_ks *ks,
 					   const uint8_t *in, size_t in_len, uint32_t org_key,
 					   const struct dime_signet *origin);
 
+/* The framing checks of dime_msg_bounce_verify alone (magic, length, reason, chunk order and
+ * sizes), without a key: is in a bounce object at all?
+ * Returns: DIME_OK, DIME_E_TRUNCATED, DIME_E_MALFORMED, DIME_E_TRAILING, DIME_E_LIMIT,
+ *          DIME_E_NOMEM. *why. Thread-safe; borrows in. */
+DIME_MUST_CHECK int dime_msg_bounce_frame(const char **why, const uint8_t *in, size_t in_len);
+
 /* ---- re-key (docs/rekey.md) ---- */
 
 /* A re-keyed message is a container: [magic 1850][4-byte length] { record ; the original
@@ -462,6 +479,7 @@ struct dime_msg_job {
 	uint32_t key;			  /* the actor's key id for this job */
 	struct dime_msg_bounce_info *bounce; /* bounce verify: where the info goes; may be NULL */
 	struct dime_msg_keks *keks; /* KEKs a peek already derived for this job, or NULL */
+	uint8_t own; /* origin sign: in is our own wrap output (DIME_MSG_SIGN_OWN) */
 	/* out */
 	int rc;
 	const char *why;

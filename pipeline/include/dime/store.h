@@ -69,6 +69,10 @@ DIME_MUST_CHECK int dime_store_open_flags(struct dime_store **out, const char *p
 					  unsigned flags, char *err, size_t errlen);
 void dime_store_close(struct dime_store *st); /* NULL-safe; rolls back an open transaction */
 
+/* Returns: the path dime_store_open would use for path: path, else $DIME_STORE, else
+ * ./var/dime.db (borrowed; for messages before a store is open). */
+const char *dime_store_resolve_path(const char *path);
+
 /* Returns: the path in use (borrowed). */
 const char *dime_store_path(const struct dime_store *st);
 
