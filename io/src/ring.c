@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/openat2.h>
 #include <liburing.h>
+#include <sys/syscall.h>
 
 #include "dime/io.h"
 #include "dime/ring.h"
@@ -48,6 +50,7 @@ enum ring_opcode {
 struct ring_op {
 	enum ring_opcode code;
 	unsigned link;
+	int no_symlinks; /* OPENAT: openat2 with RESOLVE_NO_SYMLINKS */
 	int fd;
 	const char *path;
 	const char *path2;
@@ -89,6 +92,7 @@ struct ring_slot {
 	struct ring_op ops[3];
 	int res[3];
 	struct statx stx;
+	struct open_how how; /* OPENAT with no_symlinks: read by the kernel at submission */
 	/* reads */
 	uint8_t *buf;
 	size_t len, cap, max;
@@ -214,6 +218,7 @@ ring_rd_start(struct ring_run *run, struct ring_slot *s)
 	op = ring_op_add(s, RING_OP_OPENAT, -1, 0);
 	op->path = run->rd[s->job].path;
 	op->flags = O_RDONLY | O_CLOEXEC;
+	op->no_symlinks = (run->rd[s->job].flags & DIME_IO_RD_NO_SYMLINKS) != 0;
 }
 
 static void
@@ -649,6 +654,16 @@ ring_plain_op(struct ring_slot *s, const struct ring_op *op)
 
 	switch (op->code) {
 	case RING_OP_OPENAT:
+		if (op->no_symlinks) {
+			struct open_how how = {.flags = (uint64_t)op->flags,
+					       .resolve = RESOLVE_NO_SYMLINKS};
+
+			rc = (int)syscall(SYS_openat2, AT_FDCWD, op->path, &how, sizeof(how));
+			if (rc >= 0 || errno != ENOSYS)
+				return rc < 0 ? -errno : rc;
+			rc = open(op->path, op->flags | O_NOFOLLOW);
+			return rc < 0 ? -errno : rc;
+		}
 		rc = open(op->path, op->flags, (mode_t)op->mode);
 		return rc < 0 ? -errno : rc;
 	case RING_OP_STATX:
@@ -716,7 +731,14 @@ ring_prep(struct io_uring_sqe *sqe, struct ring_slot *s, const struct ring_op *o
 {
 	switch (op->code) {
 	case RING_OP_OPENAT:
-		io_uring_prep_openat(sqe, AT_FDCWD, op->path, op->flags, (mode_t)op->mode);
+		if (op->no_symlinks) {
+			memset(&s->how, 0, sizeof(s->how));
+			s->how.flags = (uint64_t)op->flags;
+			s->how.resolve = RESOLVE_NO_SYMLINKS;
+			io_uring_prep_openat2(sqe, AT_FDCWD, op->path, &s->how);
+		} else {
+			io_uring_prep_openat(sqe, AT_FDCWD, op->path, op->flags, (mode_t)op->mode);
+		}
 		break;
 	case RING_OP_STATX:
 		io_uring_prep_statx(sqe, op->fd, op->path, op->flags,
@@ -881,7 +903,7 @@ ring_run(struct ring_run *run)
 static int
 ring_uring_setup(struct dime_ring *r, unsigned entries)
 {
-	static const int need[] = {IORING_OP_OPENAT,   IORING_OP_STATX,	  IORING_OP_READ,
+	static const int need[] = {IORING_OP_OPENAT,   IORING_OP_OPENAT2, IORING_OP_STATX,	  IORING_OP_READ,
 				   IORING_OP_WRITE,    IORING_OP_CLOSE,	  IORING_OP_FSYNC,
 				   IORING_OP_RENAMEAT, IORING_OP_UNLINKAT};
 	struct io_uring_probe *p;

@@ -224,6 +224,7 @@ batch_read_group(struct brun *r, struct dime_ring *ring, struct dime_io_rd *rd, 
 			memset(&rd[k], 0, sizeof(rd[k]));
 			rd[k].path = g[i]->it.path;
 			rd[k].max = r->par->op == DIME_BATCH_WRAP ? DIME_MIME_MAX_BYTES : BATCH_IN_MAX;
+			rd[k].flags = g[i]->it.no_symlinks ? DIME_IO_RD_NO_SYMLINKS : 0;
 			k++;
 		}
 	if (k > 0 && dime_ring_read_files(ring, rd, k) != 0)

@@ -55,6 +55,7 @@ batch_src_next(void *ctx, struct dime_batch_item *it, const char **why)
 	it->len = si.len;
 	it->err = si.err;
 	it->why = si.why;
+	it->no_symlinks = si.no_symlinks;
 	si.path = NULL;
 	si.data = NULL;
 	dime_source_item_free(&si);
@@ -320,7 +321,7 @@ cmd_batch(int argc, char **argv)
 		a.par.to_signet = signet;
 		a.par.to_signet_len = signet_len;
 	}
-	if (dime_source_open(&src, a.in, &why) != 0) {
+	if (dime_source_open(&src, a.in, 0, &why) != 0) {
 		free(signet);
 		return cli_err("batch: %s: %s", a.in, why);
 	}

@@ -72,6 +72,7 @@ struct dime_batch_item {
 	size_t len;
 	int err;	 /* a source-level problem with this item (oversize...): reported, skipped */
 	const char *why;
+	int no_symlinks; /* path must be opened refusing any symbolic link in it */
 };
 
 /* Where items come from. next returns 1 (item filled), 0 (end) or a negative value with *why
