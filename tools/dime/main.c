@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "dime/crypto.h"
+#include "dime/rng.h"
 
 struct cli cli;
 
@@ -62,7 +63,7 @@ main(int argc, char **argv)
 		main_usage(stderr);
 		return CLI_ERR;
 	}
-	if (dime_global_init() != 0) {
+	if (dime_pl_rng_install() != DIME_OK || dime_global_init() != 0) { /* RNG: before threads */
 		fprintf(stderr, "dime: cannot initialise the crypto libraries\n");
 		return CLI_ERR;
 	}
