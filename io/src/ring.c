@@ -128,6 +128,7 @@ struct dime_ring {
 	int broken; /* 0 or the -errno that broke the ring; every later call returns it */
 	unsigned depth;
 	uint32_t gen;
+	uint64_t name_seq; /* temporary names: splitmix64 state */
 	size_t io_max;
 	size_t n_slots;
 	struct ring_slot *slots;
@@ -313,34 +314,29 @@ ring_rd_step(struct ring_run *run, struct ring_slot *s)
 
 /* --- writes --- */
 
+/* Temporary names need to be unlikely to clash, not secret: O_CREAT | O_EXCL makes a clash
+ * (or a planted file or link) harmless, and a clash only costs a retry. So they come from a
+ * per-ring counter through splitmix64, seeded once from the kernel at dime_ring_open, instead
+ * of one getrandom system call per file. */
 static void
-ring_wr_rand(char *p, size_t n, uint32_t mix)
+ring_wr_rand(struct dime_ring *r, char *p, size_t n)
 {
 	static const char alpha[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-	uint8_t rnd[16];
-	struct timespec ts;
+	uint64_t x = (r->name_seq += 0x9e3779b97f4a7c15u);
 
-	if (n > sizeof(rnd))
-		n = sizeof(rnd);
-	if (getrandom(rnd, n, GRND_NONBLOCK) != (ssize_t)n) {
-		uint64_t x;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 20 ^
-		    mix;
-		for (size_t i = 0; i < n; i++) {
-			x = x * 6364136223846793005u + 1442695040888963407u;
-			rnd[i] = (uint8_t)(x >> 56);
-		}
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+	x ^= x >> 31;
+	for (size_t i = 0; i < n; i++) {
+		p[i] = alpha[x % (sizeof(alpha) - 1)];
+		x /= sizeof(alpha) - 1;
 	}
-	for (size_t i = 0; i < n; i++)
-		p[i] = alpha[rnd[i] % (sizeof(alpha) - 1)];
 }
 
 /* tmp = <dir>/.<base cut to RING_TMP_BASE_MAX>.tmp.XXXXXX. Returns: 0 or -errno. */
 static int
-ring_wr_tmpname(struct ring_slot *s, const char *path)
+ring_wr_tmpname(struct dime_ring *r, struct ring_slot *s, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	size_t dlen = slash == NULL ? 0 : (size_t)(slash - path) + 1;
@@ -363,7 +359,7 @@ ring_wr_tmpname(struct ring_slot *s, const char *path)
 	memcpy(s->tmp + dlen + 1, base, blen);
 	memcpy(s->tmp + dlen + 1 + blen, ".tmp.", 5);
 	s->tmp_rand = dlen + 1 + blen + 5;
-	ring_wr_rand(s->tmp + s->tmp_rand, 6, (uint32_t)s->job);
+	ring_wr_rand(r, s->tmp + s->tmp_rand, 6);
 	s->tmp[tlen] = 0;
 	return 0;
 }
@@ -436,7 +432,7 @@ ring_wr_start(struct ring_run *run, struct ring_slot *s)
 	if (v->len > 0 && v->buf == NULL)
 		rc = -EFAULT;
 	else
-		rc = ring_wr_tmpname(s, v->path);
+		rc = ring_wr_tmpname(run->r, s, v->path);
 	if (rc < 0) {
 		v->err = rc;
 		ring_stage_set(s, RING_ST_DONE);
@@ -461,7 +457,7 @@ ring_wr_step(struct ring_run *run, struct ring_slot *s)
 			return;
 		if (res == -EEXIST && s->tmp_tries < RING_TMP_TRIES) {
 			s->tmp_tries++; /* ops[0].path is s->tmp: a new suffix and resubmit */
-			ring_wr_rand(s->tmp + s->tmp_rand, 6, (uint32_t)s->job + s->tmp_tries);
+			ring_wr_rand(run->r, s->tmp + s->tmp_rand, 6);
 			return;
 		}
 		if (res < 0) {
@@ -944,6 +940,13 @@ dime_ring_open(struct dime_ring **out, unsigned depth, enum dime_ring_mode mode)
 		return -ENOMEM;
 	r->io_max = RING_IO_MAX;
 	r->depth = depth < RING_DEPTH_MIN ? RING_DEPTH_MIN : depth;
+	if (getrandom(&r->name_seq, sizeof(r->name_seq), GRND_NONBLOCK) != sizeof(r->name_seq)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r->name_seq = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^
+			      (uint64_t)getpid() << 20 ^ (uint64_t)(uintptr_t)r;
+	}
 	if (mode != DIME_RING_PLAIN) {
 		/* AUTO tries the setup itself rather than dime_io_uring_available(): same test,
 		 * one ring fewer, and it also checks the opcodes. */
