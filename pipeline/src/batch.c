@@ -145,6 +145,10 @@ bjob_free(struct bjob *j)
 		dime_wipe(j->out, j->out_len);
 		free(j->out);
 	}
+	if (j->it.data != NULL) { /* never read: a skipped or not-started in-memory item */
+		dime_wipe(j->it.data, j->it.len);
+		free(j->it.data);
+	}
 	free(j->it.path);
 	free(j);
 }
