@@ -48,7 +48,8 @@ struct dime_batch_params {
 };
 
 enum dime_batch_io {
-	DIME_BATCH_IO_AUTO = 0,	      /* the mode docs/batch.md found fastest here */
+	DIME_BATCH_IO_AUTO = 0,	      /* io-thread when workers < online CPUs, else ring per worker
+				       * (docs/batch.md, "I/O", has the measurements) */
 	DIME_BATCH_IO_RING_PER_WORKER = 1, /* each worker reads and writes through its own ring */
 	DIME_BATCH_IO_THREAD = 2,     /* one I/O thread with one ring feeds and drains the workers */
 	DIME_BATCH_IO_PLAIN = 3	      /* read(2)/write(2), no io_uring */
