@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "bench.h"
+#include "dime/rng.h"
 
 static const char usage[] =
     "usage: dime-bench micro [google benchmark flags]\n"
@@ -19,6 +20,8 @@ static const char usage[] =
 int
 main(int argc, char **argv)
 {
+	if (dime_pl_rng_install() != DIME_OK) // the engine's randomness, before any thread
+		return 2;
 	if (argc < 2 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0) {
 		std::fputs(usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

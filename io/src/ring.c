@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/openat2.h>
 #include <liburing.h>
+#include <sys/syscall.h>
 
 #include "dime/io.h"
 #include "dime/ring.h"
@@ -48,6 +50,7 @@ enum ring_opcode {
 struct ring_op {
 	enum ring_opcode code;
 	unsigned link;
+	int no_symlinks; /* OPENAT: openat2 with RESOLVE_NO_SYMLINKS */
 	int fd;
 	const char *path;
 	const char *path2;
@@ -89,6 +92,7 @@ struct ring_slot {
 	struct ring_op ops[3];
 	int res[3];
 	struct statx stx;
+	struct open_how how; /* OPENAT with no_symlinks: read by the kernel at submission */
 	/* reads */
 	uint8_t *buf;
 	size_t len, cap, max;
@@ -124,6 +128,7 @@ struct dime_ring {
 	int broken; /* 0 or the -errno that broke the ring; every later call returns it */
 	unsigned depth;
 	uint32_t gen;
+	uint64_t name_seq; /* temporary names: splitmix64 state */
 	size_t io_max;
 	size_t n_slots;
 	struct ring_slot *slots;
@@ -214,6 +219,7 @@ ring_rd_start(struct ring_run *run, struct ring_slot *s)
 	op = ring_op_add(s, RING_OP_OPENAT, -1, 0);
 	op->path = run->rd[s->job].path;
 	op->flags = O_RDONLY | O_CLOEXEC;
+	op->no_symlinks = (run->rd[s->job].flags & DIME_IO_RD_NO_SYMLINKS) != 0;
 }
 
 static void
@@ -308,34 +314,29 @@ ring_rd_step(struct ring_run *run, struct ring_slot *s)
 
 /* --- writes --- */
 
+/* Temporary names need to be unlikely to clash, not secret: O_CREAT | O_EXCL makes a clash
+ * (or a planted file or link) harmless, and a clash only costs a retry. So they come from a
+ * per-ring counter through splitmix64, seeded once from the kernel at dime_ring_open, instead
+ * of one getrandom system call per file. */
 static void
-ring_wr_rand(char *p, size_t n, uint32_t mix)
+ring_wr_rand(struct dime_ring *r, char *p, size_t n)
 {
 	static const char alpha[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-	uint8_t rnd[16];
-	struct timespec ts;
+	uint64_t x = (r->name_seq += 0x9e3779b97f4a7c15u);
 
-	if (n > sizeof(rnd))
-		n = sizeof(rnd);
-	if (getrandom(rnd, n, GRND_NONBLOCK) != (ssize_t)n) {
-		uint64_t x;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 20 ^
-		    mix;
-		for (size_t i = 0; i < n; i++) {
-			x = x * 6364136223846793005u + 1442695040888963407u;
-			rnd[i] = (uint8_t)(x >> 56);
-		}
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+	x ^= x >> 31;
+	for (size_t i = 0; i < n; i++) {
+		p[i] = alpha[x % (sizeof(alpha) - 1)];
+		x /= sizeof(alpha) - 1;
 	}
-	for (size_t i = 0; i < n; i++)
-		p[i] = alpha[rnd[i] % (sizeof(alpha) - 1)];
 }
 
 /* tmp = <dir>/.<base cut to RING_TMP_BASE_MAX>.tmp.XXXXXX. Returns: 0 or -errno. */
 static int
-ring_wr_tmpname(struct ring_slot *s, const char *path)
+ring_wr_tmpname(struct dime_ring *r, struct ring_slot *s, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	size_t dlen = slash == NULL ? 0 : (size_t)(slash - path) + 1;
@@ -358,7 +359,7 @@ ring_wr_tmpname(struct ring_slot *s, const char *path)
 	memcpy(s->tmp + dlen + 1, base, blen);
 	memcpy(s->tmp + dlen + 1 + blen, ".tmp.", 5);
 	s->tmp_rand = dlen + 1 + blen + 5;
-	ring_wr_rand(s->tmp + s->tmp_rand, 6, (uint32_t)s->job);
+	ring_wr_rand(r, s->tmp + s->tmp_rand, 6);
 	s->tmp[tlen] = 0;
 	return 0;
 }
@@ -431,7 +432,7 @@ ring_wr_start(struct ring_run *run, struct ring_slot *s)
 	if (v->len > 0 && v->buf == NULL)
 		rc = -EFAULT;
 	else
-		rc = ring_wr_tmpname(s, v->path);
+		rc = ring_wr_tmpname(run->r, s, v->path);
 	if (rc < 0) {
 		v->err = rc;
 		ring_stage_set(s, RING_ST_DONE);
@@ -456,7 +457,7 @@ ring_wr_step(struct ring_run *run, struct ring_slot *s)
 			return;
 		if (res == -EEXIST && s->tmp_tries < RING_TMP_TRIES) {
 			s->tmp_tries++; /* ops[0].path is s->tmp: a new suffix and resubmit */
-			ring_wr_rand(s->tmp + s->tmp_rand, 6, (uint32_t)s->job + s->tmp_tries);
+			ring_wr_rand(run->r, s->tmp + s->tmp_rand, 6);
 			return;
 		}
 		if (res < 0) {
@@ -649,6 +650,16 @@ ring_plain_op(struct ring_slot *s, const struct ring_op *op)
 
 	switch (op->code) {
 	case RING_OP_OPENAT:
+		if (op->no_symlinks) {
+			struct open_how how = {.flags = (uint64_t)op->flags,
+					       .resolve = RESOLVE_NO_SYMLINKS};
+
+			rc = (int)syscall(SYS_openat2, AT_FDCWD, op->path, &how, sizeof(how));
+			if (rc >= 0 || errno != ENOSYS)
+				return rc < 0 ? -errno : rc;
+			rc = open(op->path, op->flags | O_NOFOLLOW);
+			return rc < 0 ? -errno : rc;
+		}
 		rc = open(op->path, op->flags, (mode_t)op->mode);
 		return rc < 0 ? -errno : rc;
 	case RING_OP_STATX:
@@ -704,6 +715,39 @@ ring_run_plain(struct ring_run *run)
 
 /* --- io_uring executor --- */
 
+/* Would io_uring hand this chain to an io-wq worker thread instead of running it inline?
+ * STATX, RENAMEAT and UNLINKAT always go to io-wq, and so does an OPENAT that may create
+ * (O_CREAT cannot be tried non-blocking). Each such op costs two context switches and a
+ * worker wake-up, more than the system call itself: measured on small files, the ring form
+ * spent 5x the system time of the plain form. Those chains run as plain system calls on the
+ * calling thread instead. A chain with an FSYNC stays in the ring: there io-wq runs the
+ * group's fsyncs in parallel, which is the point. */
+static int
+ring_would_punt(const struct ring_slot *s)
+{
+	int punt = 0;
+
+	for (unsigned k = 0; k < s->nops; k++)
+		switch (s->ops[k].code) {
+		case RING_OP_FSYNC: return 0;
+		case RING_OP_STATX:
+		case RING_OP_RENAME:
+		case RING_OP_UNLINK: punt = 1; break;
+		case RING_OP_OPENAT: punt |= (s->ops[k].flags & O_CREAT) != 0; break;
+		default: break;
+		}
+	return punt;
+}
+
+static void
+ring_inline(struct ring_run *run, struct ring_slot *s)
+{
+	while (s->stage != RING_ST_DONE && ring_would_punt(s)) {
+		ring_plain_chain(s);
+		ring_step(run, s);
+	}
+}
+
 /* user_data: gen:24 | pos:8 | slot:32. A stale generation (left by a broken run) is dropped. */
 static uint64_t
 ring_tag(uint32_t gen, unsigned pos, size_t slot)
@@ -716,7 +760,14 @@ ring_prep(struct io_uring_sqe *sqe, struct ring_slot *s, const struct ring_op *o
 {
 	switch (op->code) {
 	case RING_OP_OPENAT:
-		io_uring_prep_openat(sqe, AT_FDCWD, op->path, op->flags, (mode_t)op->mode);
+		if (op->no_symlinks) {
+			memset(&s->how, 0, sizeof(s->how));
+			s->how.flags = (uint64_t)op->flags;
+			s->how.resolve = RESOLVE_NO_SYMLINKS;
+			io_uring_prep_openat2(sqe, AT_FDCWD, op->path, &s->how);
+		} else {
+			io_uring_prep_openat(sqe, AT_FDCWD, op->path, op->flags, (mode_t)op->mode);
+		}
 		break;
 	case RING_OP_STATX:
 		io_uring_prep_statx(sqe, op->fd, op->path, op->flags,
@@ -797,6 +848,8 @@ ring_run_uring(struct ring_run *run)
 			struct ring_slot *s = &r->slots[i];
 
 			for (;;) {
+				if (s->busy && !s->submitted)
+					ring_inline(run, s);
 				if (s->busy && s->stage == RING_ST_DONE) {
 					s->busy = 0;
 					active--;
@@ -881,7 +934,7 @@ ring_run(struct ring_run *run)
 static int
 ring_uring_setup(struct dime_ring *r, unsigned entries)
 {
-	static const int need[] = {IORING_OP_OPENAT,   IORING_OP_STATX,	  IORING_OP_READ,
+	static const int need[] = {IORING_OP_OPENAT,   IORING_OP_OPENAT2, IORING_OP_STATX,	  IORING_OP_READ,
 				   IORING_OP_WRITE,    IORING_OP_CLOSE,	  IORING_OP_FSYNC,
 				   IORING_OP_RENAMEAT, IORING_OP_UNLINKAT};
 	struct io_uring_probe *p;
@@ -922,6 +975,13 @@ dime_ring_open(struct dime_ring **out, unsigned depth, enum dime_ring_mode mode)
 		return -ENOMEM;
 	r->io_max = RING_IO_MAX;
 	r->depth = depth < RING_DEPTH_MIN ? RING_DEPTH_MIN : depth;
+	if (getrandom(&r->name_seq, sizeof(r->name_seq), GRND_NONBLOCK) != sizeof(r->name_seq)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r->name_seq = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^
+			      (uint64_t)getpid() << 20 ^ (uint64_t)(uintptr_t)r;
+	}
 	if (mode != DIME_RING_PLAIN) {
 		/* AUTO tries the setup itself rather than dime_io_uring_available(): same test,
 		 * one ring fewer, and it also checks the opcodes. */

@@ -24,7 +24,9 @@ enum src_sub { SRC_SUB_NONE = 0, SRC_SUB_CUR = 1, SRC_SUB_NEW = 2 };
 /* A listed file: its name in its directory, and the output name when that differs. */
 struct src_ent {
 	char *file;
-	char *out; /* NULL: same as file */
+	char *out;  /* NULL: same as file */
+	char *real; /* a symbolic link inside the root: its target (no link in it); else NULL */
+	int err;    /* a link we refuse: -EXDEV, yielded as an item error */
 	size_t order;
 	enum src_sub sub;
 };
@@ -32,6 +34,9 @@ struct src_ent {
 struct dime_source {
 	enum dime_source_kind kind;
 	char *root;
+	char *real_root; /* dir/Maildir: realpath of root (no symbolic link in it) */
+	char *real_sub[3]; /* Maildir: realpath of cur/ and new/, indexed by enum src_sub */
+	unsigned flags;
 	int err; /* sticky source failure */
 	const char *err_why;
 	/* dir / Maildir */
@@ -90,6 +95,48 @@ src_safe_byte(unsigned char c)
 	       c == '.' || c == '_' || c == ',' || c == '+' || c == '=' || c == '-';
 }
 
+/* Is real (a path from realpath) the root or inside it? */
+static int
+src_inside(const char *root, const char *real)
+{
+	size_t n = strlen(root);
+
+	if (strcmp(root, "/") == 0)
+		return 1;
+	return strncmp(real, root, n) == 0 && (real[n] == 0 || real[n] == '/');
+}
+
+/* A symbolic link entry of dir: 1 when it leads to a regular file, with e->real its target
+ * when that is inside the root, or e->err = -EXDEV when it leads out of it and links are not
+ * followed; 0 to skip it (dangling, or not a regular file); -ENOMEM. */
+static int
+src_link(struct dime_source *s, int dfd, const char *dir, const char *name, struct src_ent *e)
+{
+	struct stat sb;
+	char *path, *real;
+	size_t n;
+
+	if (fstatat(dfd, name, &sb, 0) != 0 || !S_ISREG(sb.st_mode))
+		return 0;
+	if (s->flags & DIME_SOURCE_FOLLOW_SYMLINKS)
+		return 1;
+	n = strlen(dir) + strlen(name) + 2;
+	if ((path = malloc(n)) == NULL)
+		return -ENOMEM;
+	snprintf(path, n, "%s/%s", dir, name);
+	real = realpath(path, NULL);
+	free(path);
+	if (real == NULL)
+		return errno == ENOMEM ? -ENOMEM : 0; /* vanished since fstatat: skip */
+	if (src_inside(s->real_root, real)) {
+		e->real = real;
+		return 1;
+	}
+	free(real);
+	e->err = -EXDEV;
+	return 1;
+}
+
 /* Append the regular, non-dot files of dir to s->ents. Returns: 0 or -errno. */
 static int
 src_list(struct dime_source *s, const char *dir, enum src_sub sub)
@@ -102,6 +149,7 @@ src_list(struct dime_source *s, const char *dir, enum src_sub sub)
 	if ((d = opendir(dir)) == NULL)
 		return -errno;
 	for (;;) {
+		struct src_ent ent;
 		int reg;
 
 		errno = 0;
@@ -111,12 +159,23 @@ src_list(struct dime_source *s, const char *dir, enum src_sub sub)
 		}
 		if (e->d_name[0] == '.')
 			continue;
-		if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
+		memset(&ent, 0, sizeof(ent));
+		if (e->d_type == DT_UNKNOWN) {
 			struct stat sb;
 
-			reg = fstatat(dirfd(d), e->d_name, &sb, 0) == 0 && S_ISREG(sb.st_mode);
+			if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+				continue;
+			reg = S_ISREG(sb.st_mode);
+			if (S_ISLNK(sb.st_mode))
+				reg = src_link(s, dirfd(d), dir, e->d_name, &ent);
+		} else if (e->d_type == DT_LNK) {
+			reg = src_link(s, dirfd(d), dir, e->d_name, &ent);
 		} else {
 			reg = e->d_type == DT_REG;
+		}
+		if (reg < 0) {
+			rc = reg;
+			break;
 		}
 		if (!reg)
 			continue;
@@ -125,18 +184,20 @@ src_list(struct dime_source *s, const char *dir, enum src_sub sub)
 			struct src_ent *n = realloc(s->ents, ncap * sizeof(*n));
 
 			if (n == NULL) {
+				free(ent.real);
 				rc = -ENOMEM;
 				break;
 			}
 			s->ents = n;
 			cap = ncap;
 		}
-		memset(&s->ents[s->n_ents], 0, sizeof(s->ents[0]));
+		ent.sub = sub;
+		s->ents[s->n_ents] = ent;
 		if ((s->ents[s->n_ents].file = strdup(e->d_name)) == NULL) {
+			free(ent.real);
 			rc = -ENOMEM;
 			break;
 		}
-		s->ents[s->n_ents].sub = sub;
 		s->n_ents++;
 	}
 	closedir(d);
@@ -252,8 +313,24 @@ src_open_mbox(struct dime_source *s, const char *path, const char **why)
 	return 0;
 }
 
+/* Maildir: the real path of root/cur or root/new, which must stay inside the root unless
+ * links are followed. Returns: 0, -EXDEV (*why), -errno. */
+static int
+src_maildir_sub(struct dime_source *s, enum src_sub sub, const char *path, const char **why)
+{
+	if ((s->real_sub[sub] = realpath(path, NULL)) == NULL)
+		return errno == ENOMEM ? -ENOMEM : -errno;
+	if (!(s->flags & DIME_SOURCE_FOLLOW_SYMLINKS) &&
+	    !src_inside(s->real_root, s->real_sub[sub])) {
+		*why = "a Maildir folder is a symbolic link that leads outside the input "
+		       "(--follow-symlinks allows it)";
+		return -EXDEV;
+	}
+	return 0;
+}
+
 int
-dime_source_open(struct dime_source **out, const char *path, const char **why)
+dime_source_open(struct dime_source **out, const char *path, unsigned flags, const char **why)
 {
 	struct dime_source *s;
 	struct stat sb;
@@ -269,6 +346,7 @@ dime_source_open(struct dime_source **out, const char *path, const char **why)
 		goto out;
 	}
 	s->fd = -1;
+	s->flags = flags;
 	if (stat(path, &sb) != 0) {
 		rc = -errno;
 		*why = "cannot stat input";
@@ -283,6 +361,13 @@ dime_source_open(struct dime_source **out, const char *path, const char **why)
 		}
 		goto out;
 	}
+	/* Files are then named by their real path, so a link swapped in after listing is seen
+	 * (the reader opens them refusing any symbolic link, DIME_SOURCE_NO_SYMLINKS). */
+	if ((s->real_root = realpath(path, NULL)) == NULL) {
+		rc = errno == ENOMEM ? -ENOMEM : -errno;
+		*why = "cannot resolve the input directory";
+		goto out;
+	}
 	{
 		struct stat cur, nw;
 		int maildir;
@@ -294,14 +379,19 @@ dime_source_open(struct dime_source **out, const char *path, const char **why)
 		if (maildir) {
 			s->kind = DIME_SRC_MAILDIR;
 			snprintf(sub, plen + 8, "%s/cur", path);
-			rc = src_list(s, sub, SRC_SUB_CUR);
+			rc = src_maildir_sub(s, SRC_SUB_CUR, sub, why);
 			if (rc == 0) {
 				snprintf(sub, plen + 8, "%s/new", path);
-				rc = src_list(s, sub, SRC_SUB_NEW);
+				rc = src_maildir_sub(s, SRC_SUB_NEW, sub, why);
 			}
+			if (rc < 0)
+				goto out;
+			rc = src_list(s, s->real_sub[SRC_SUB_CUR], SRC_SUB_CUR);
+			if (rc == 0)
+				rc = src_list(s, s->real_sub[SRC_SUB_NEW], SRC_SUB_NEW);
 		} else {
 			s->kind = DIME_SRC_DIR;
-			rc = src_list(s, path, SRC_SUB_NONE);
+			rc = src_list(s, s->real_root, SRC_SUB_NONE);
 		}
 	}
 	if (rc < 0) {
@@ -325,6 +415,21 @@ out:
 	}
 	*out = s;
 	return 0;
+}
+
+int
+dime_source_contains(const struct dime_source *s, const char *path)
+{
+	char *real;
+	int in;
+
+	if (s->real_root == NULL)
+		return 0;
+	if ((real = realpath(path, NULL)) == NULL)
+		return errno == ENOMEM ? -ENOMEM : 0;
+	in = src_inside(s->real_root, real);
+	free(real);
+	return in;
 }
 
 enum dime_source_kind
@@ -357,6 +462,7 @@ dime_source_close(struct dime_source *s)
 	for (size_t i = 0; i < s->n_ents; i++) {
 		free(s->ents[i].file);
 		free(s->ents[i].out);
+		free(s->ents[i].real);
 	}
 	free(s->ents);
 	if (s->fd >= 0)
@@ -364,6 +470,9 @@ dime_source_close(struct dime_source *s)
 	free(s->buf);
 	free(s->msg);
 	free(s->root);
+	free(s->real_root);
+	free(s->real_sub[SRC_SUB_CUR]);
+	free(s->real_sub[SRC_SUB_NEW]);
 	free(s);
 }
 
@@ -390,25 +499,45 @@ static int
 src_dir_next(struct dime_source *s, struct dime_source_item *it, const char **why)
 {
 	const struct src_ent *e;
-	size_t rl, fl;
-	const char *pre;
+	const char *dir;
+	size_t n;
 
 	if (s->next >= s->n_ents)
 		return 0;
 	e = &s->ents[s->next];
-	pre = e->sub == SRC_SUB_CUR ? "/cur/" : e->sub == SRC_SUB_NEW ? "/new/" : "/";
-	rl = strlen(s->root);
-	fl = strlen(e->file);
-	if ((it->path = malloc(rl + strlen(pre) + fl + 1)) == NULL) {
-		*why = "out of memory";
-		return -ENOMEM;
-	}
-	memcpy(it->path, s->root, rl);
-	strcpy(it->path + rl, pre);
-	memcpy(it->path + rl + strlen(pre), e->file, fl + 1);
 	snprintf(it->name, sizeof(it->name), "%s", src_ent_name(e));
 	s->next++;
+	if (e->err != 0) {
+		it->err = e->err;
+		it->why = "a symbolic link that leads outside the input (--follow-symlinks allows it)";
+		return 1;
+	}
+	if (s->flags & DIME_SOURCE_FOLLOW_SYMLINKS) {
+		/* as given: root/[cur|new/]file */
+		const char *pre = e->sub == SRC_SUB_CUR ? "/cur/" : e->sub == SRC_SUB_NEW ? "/new/" : "/";
+
+		n = strlen(s->root) + strlen(pre) + strlen(e->file) + 1;
+		if ((it->path = malloc(n)) == NULL)
+			goto nomem;
+		snprintf(it->path, n, "%s%s%s", s->root, pre, e->file);
+		return 1;
+	}
+	it->no_symlinks = 1;
+	if (e->real != NULL) {
+		if ((it->path = strdup(e->real)) == NULL)
+			goto nomem;
+		return 1;
+	}
+	dir = e->sub == SRC_SUB_NONE ? s->real_root : s->real_sub[e->sub];
+	n = strlen(dir) + strlen(e->file) + 2;
+	if ((it->path = malloc(n)) == NULL)
+		goto nomem;
+	snprintf(it->path, n, "%s/%s", dir, e->file);
 	return 1;
+nomem:
+	memset(it, 0, sizeof(*it));
+	*why = "out of memory";
+	return -ENOMEM;
 }
 
 static int

@@ -126,7 +126,80 @@ cmp -s "$IN/m9.eml" "$RO/m9.eml.dime.dime.dime.eml" || fail "re-keyed m9 does no
 
 # usage errors
 expect 2 '' -- "$DIME" batch frobnicate --in "$IN" --out "$W"
-expect 2 '' -- "$DIME" batch wrap --in "$IN" --out "$TMP/missing-dir" --from alice@alpha.test --to bob@beta.test
 expect 2 '' -- "$DIME" batch open --in "$IN" --out "$O"
+
+# --out is created when missing (mkdir -p, 0700); a regular file there is named as such
+expect 0 '^wrap: 42 ok' -- "$DIME" batch wrap --in "$IN" --out "$TMP/new/a/b" --from alice@alpha.test --to bob@beta.test
+[ "$(stat -c %a "$TMP/new/a/b")" = 700 ] && [ "$(stat -c %a "$TMP/new/a")" = 700 ] || fail "--out not created 0700: $(stat -c %a "$TMP/new/a" "$TMP/new/a/b")"
+: >"$TMP/afile"
+expect 2 '' -- "$DIME" batch wrap --in "$IN" --out "$TMP/afile" --from alice@alpha.test --to bob@beta.test
+grep -q 'is a regular file, not a directory' "$TMP/stderr" || fail "--out a regular file: $(cat "$TMP/stderr")"
+# --out equal to or inside --in is refused (outputs would be read back as inputs)
+expect 2 '' -- "$DIME" batch wrap --in "$IN" --out "$IN" --from alice@alpha.test --to bob@beta.test
+grep -q 'inside' "$TMP/stderr" || fail "--out = --in: $(cat "$TMP/stderr")"
+expect 2 '' -- "$DIME" batch wrap --in "$IN" --out "$IN/sub/out" --from alice@alpha.test --to bob@beta.test
+expect 2 '' -- "$DIME" batch wrap --in "$IN/." --out "$IN/../in" --from alice@alpha.test --to bob@beta.test
+[ ! -e "$IN/sub/out/m1.eml.dime" ] || fail "--out inside --in was written"
+rmdir "$IN/sub/out" "$IN/sub" 2>/dev/null
+# --json is opened before the run: a bad path fails up front, nothing is written
+expect 2 '' -- "$DIME" batch wrap --in "$IN" --out "$TMP/jo" --from alice@alpha.test --to bob@beta.test --json "$TMP/no/such/dir/x.json"
+grep -q 'cannot open.*x.json' "$TMP/stderr" || fail "--json bad path: $(cat "$TMP/stderr")"
+[ -z "$(ls -A "$TMP/jo" 2>/dev/null)" ] || fail "--json bad path: the batch ran anyway"
+
+# symbolic links that leave --in are refused (named, exit 1); --follow-symlinks allows them
+L=$TMP/links LO=$TMP/lo LF=$TMP/lf
+mkdir -p "$L" "$LO" "$LF"
+printf 'Subject: secret\n\nroot only\n' >"$TMP/secret.eml"
+cp "$IN/m1.eml" "$L/ok.eml"
+ln -s "$TMP/secret.eml" "$L/out.eml"
+ln -s ok.eml "$L/in.eml"
+expect 1 '^wrap: 2 ok, 1 failed' -- "$DIME" batch wrap --in "$L" --out "$LO" --from alice@alpha.test --to bob@beta.test --json "$TMP/l.json"
+grep -q 'out.eml: a symbolic link that leads outside the input' "$TMP/stderr" || fail "outside link not named: $(cat "$TMP/stderr")"
+[ ! -e "$LO/out.eml.dime" ] || fail "a link leading outside --in was encrypted"
+grep -q '"errno": 18' "$TMP/l.json" || fail "EXDEV not in JSON: $(cat "$TMP/l.json")"
+expect 0 '^wrap: 3 ok, 0 failed' -- "$DIME" batch wrap --in "$L" --out "$LF" --from alice@alpha.test --to bob@beta.test --follow-symlinks
+
+# the errno behind "cannot be written" is shown and kept in --json; a non-UTF-8 name is
+# escaped, not dropped
+E=$TMP/errs EO=$TMP/eo
+mkdir -p "$E" "$EO"
+long=$(printf 'x%.0s' $(seq 1 252))
+cp "$IN/m2.eml" "$E/$long"
+printf 'junk\n' >"$E/$(printf 'bad\377name')"
+cp "$S/m3.eml.dime.dime" "$E/good"
+expect 1 '^accept: 1 ok, 2 failed' -- "$DIME" batch accept --in "$E" --out "$EO" --json "$TMP/e.json"
+expect 1 '^wrap: 2 ok, 1 failed' -- "$DIME" batch wrap --in "$E" --out "$EO" --from alice@alpha.test --to bob@beta.test --json "$TMP/e.json"
+grep -q "$long: the output cannot be written: File name too long" "$TMP/stderr" || fail "ENAMETOOLONG not shown: $(cat "$TMP/stderr")"
+grep -q '"errno": 36' "$TMP/e.json" || fail "ENAMETOOLONG not in JSON: $(cat "$TMP/e.json")"
+expect 1 '' -- "$DIME" batch accept --in "$E" --out "$TMP/eo2" --json "$TMP/e2.json"
+grep -qF '"name": "bad\\xFFname"' "$TMP/e2.json" || fail "non-UTF-8 name dropped from JSON: $(cat "$TMP/e2.json")"
+grep -q '"failed": 2' "$TMP/e2.json" || fail "JSON failure count: $(cat "$TMP/e2.json")"
+[ "$(grep -c '"name"' "$TMP/e2.json")" = 2 ] || fail "JSON lists $(grep -c '"name"' "$TMP/e2.json") failures, want 2"
+
+# a rerun redoes empty or truncated outputs instead of taking them as done
+R=$TMP/rr
+mkdir -p "$R"
+expect 0 "^wrap: 42 ok" -- "$DIME" batch wrap --in "$IN" --out "$R" --from alice@alpha.test --to bob@beta.test --origin-sign
+expect 0 '^accept: 42 ok' -- "$DIME" batch accept --in "$R" --out "$R.a"
+: >"$R/m1.eml.dime"
+head -c 500 "$R/m2.eml.dime" >"$R/m2.tmp" && mv "$R/m2.tmp" "$R/m2.eml.dime"
+"$DIME" batch wrap --in "$IN" --out "$R.b" --binary --from alice@alpha.test --to bob@beta.test >/dev/null 2>&1
+head -c 300 "$R.b/m3.eml.dime" >"$R.b/m3.tmp" && mv "$R.b/m3.tmp" "$R.b/m3.eml.dime"
+head -c 10 "$R.a/m4.eml.dime.txt" >"$R.a/m4.tmp" && mv "$R.a/m4.tmp" "$R.a/m4.eml.dime.txt"
+expect 0 "^wrap: 2 ok, 0 failed, 40 skipped" -- "$DIME" batch wrap --in "$IN" --out "$R" --from alice@alpha.test --to bob@beta.test --origin-sign
+expect 0 '^wrap: 1 ok, 0 failed, 41 skipped' -- "$DIME" batch wrap --in "$IN" --out "$R.b" --binary --from alice@alpha.test --to bob@beta.test
+"$DIME" msg dump <"$R/m2.eml.dime" >/dev/null 2>&1 || fail "truncated output not redone"
+"$DIME" msg dump <"$R.b/m3.eml.dime" >/dev/null 2>&1 || fail "truncated binary output not redone"
+expect 0 '^accept: 1 ok, 0 failed, 41 skipped' -- "$DIME" batch accept --in "$R" --out "$R.a"
+grep -q '^ACCEPT bob@beta.test ' "$R.a/m4.eml.dime.txt" || fail "cut verdict not redone: $(cat "$R.a/m4.eml.dime.txt")"
+# open syncs by default (plaintext): strace shows fsync per output
+if command -v strace >/dev/null 2>&1; then
+	strace -f -c -e trace=fsync,io_uring_enter -o "$TMP/st" "$DIME" batch open --as recipient --io plain --in "$S" --out "$TMP/os" --workers 1 >/dev/null 2>&1
+	n=$(awk '$NF == "fsync" { print $4 }' "$TMP/st")
+	[ "${n:-0}" -ge 42 ] || fail "batch open did not fsync its outputs by default ($n fsync calls)"
+	strace -f -c -e trace=fsync -o "$TMP/st" "$DIME" batch open --as recipient --io plain --no-sync --in "$S" --out "$TMP/os2" --workers 1 >/dev/null 2>&1
+	n=$(awk '$NF == "fsync" { print $4 }' "$TMP/st")
+	[ "${n:-0}" = 0 ] || fail "--no-sync still fsyncs ($n calls)"
+fi
 
 done_tests

@@ -127,6 +127,71 @@ on_result(void *ctx, const struct dime_batch_result *r)
 
 static const char *store_path;
 
+/* ---- stop: queued items are reported as not started, never as skipped ---- */
+
+struct stop_ctx {
+	uint64_t ok, failed, skipped, not_started, bad_why;
+};
+
+static void
+stop_on_result(void *ctx, const struct dime_batch_result *r)
+{
+	struct stop_ctx *c = ctx;
+
+	dime_batch_stop(); /* at the first result: the queue is full of items not started */
+	if (r->ok == 1)
+		c->ok++;
+	else if (r->ok == -1)
+		c->skipped++;
+	else if (r->ok == -2)
+		c->not_started++, c->bad_why += strstr(r->why, "not started") == NULL;
+	else
+		c->failed++;
+}
+
+static void
+t_stop(const struct msgset *mail)
+{
+	struct dime_batch_conf conf;
+	struct dime_batch_params par;
+	struct memsrc ms = {mail, 0};
+	struct dime_batch_source src = {&ms, memsrc_next, mail->n};
+	struct dime_batch_sink sink = {NULL, NULL, NULL};
+	struct dime_batch_summary sum;
+	struct stop_ctx c;
+	const char *why = "";
+	int rc;
+
+	memset(&conf, 0, sizeof(conf));
+	memset(&par, 0, sizeof(par));
+	memset(&c, 0, sizeof(c));
+	conf.workers = 1;
+	conf.batch_max = 1;
+	conf.queue_depth = 16;
+	par.op = DIME_BATCH_WRAP;
+	par.from = "a1@alpha.example";
+	par.to = "b1@beta.example";
+	par.origin_sign = 1;
+	dime_batch_stop_clear();
+	rc = dime_batch_run(&conf, &par, store_path, &src, &sink, stop_on_result, &c, &sum, &why);
+	dime_batch_stop_clear();
+	T_CHECK(rc == DIME_OK, "stop: run: %s", why);
+	T_CHECK(sum.stopped == 1, "stop: summary not marked stopped");
+	T_CHECK(sum.skipped == 0 && c.skipped == 0,
+		"stop: %llu items reported skipped, want 0 (they were not started)",
+		(unsigned long long)sum.skipped);
+	T_CHECK(sum.not_started > 0 && sum.not_started == c.not_started && c.bad_why == 0,
+		"stop: not started got %llu (callback %llu, %llu without the reason), want > 0",
+		(unsigned long long)sum.not_started, (unsigned long long)c.not_started,
+		(unsigned long long)c.bad_why);
+	T_CHECK(sum.ok + sum.failed + sum.not_started == ms.next,
+		"stop: %llu+%llu+%llu results for %zu items pulled", (unsigned long long)sum.ok,
+		(unsigned long long)sum.failed, (unsigned long long)sum.not_started, ms.next);
+	T_CHECK(ms.next < mail->n, "stop: the source was read to the end (%zu items)", ms.next);
+	printf("stop: %llu done, %llu not started of %zu pulled\n", (unsigned long long)sum.ok,
+	       (unsigned long long)sum.not_started, ms.next);
+}
+
 static int
 run_batch(struct msgset *outs, struct verdicts *v, const struct msgset *in,
 	  const struct dime_batch_params *par, unsigned workers, unsigned batch)
@@ -508,6 +573,7 @@ main(void)
 	run_batch(&wrapped, &v, &mail, &par, 2, 32);
 	T_CHECK(wrapped.n == mail.n, "wrap: %zu outputs for %zu mails", wrapped.n, mail.n);
 	set_free(&v.lines);
+	t_stop(&mail);
 
 	/* unsigned author output for the origin */
 	par.origin_sign = 0;

@@ -222,7 +222,7 @@ t_perm_denied(enum dime_ring_mode mode)
 	fflush(NULL);
 	if ((pid = fork()) == 0) {
 		struct dime_ring *r = NULL;
-		struct dime_io_rd v[2] = {{secret, 100, NULL, 0, 0}, {one, 100, NULL, 0, 0}};
+		struct dime_io_rd v[2] = {{secret, 100, NULL, 0, 0, 0}, {one, 100, NULL, 0, 0, 0}};
 		struct dime_io_wr w = {ro, "x", 1, 0600, 1, 0};
 
 		if (setgid(65534) != 0 || setuid(65534) != 0)
@@ -337,8 +337,8 @@ t_read_pipe(enum dime_ring_mode mode)
 	if ((rc = dime_ring_open(&r, 4, mode)) != 0) {
 		t_fail("%s: open: %d", t_mode_name, rc);
 	} else {
-		v[0] = (struct dime_io_rd){fifo, 1 << 20, NULL, 0, 0};
-		v[1] = (struct dime_io_rd){other, 100, NULL, 0, 0};
+		v[0] = (struct dime_io_rd){fifo, 1 << 20, NULL, 0, 0, 0};
+		v[1] = (struct dime_io_rd){other, 100, NULL, 0, 0, 0};
 		rc = dime_ring_read_files(r, v, 2);
 		T_CHECK(rc == 0 && v[0].err == 0 && v[0].len == 3000 &&
 			    memcmp(v[0].buf, want, 3000) == 0,
@@ -475,7 +475,7 @@ t_write_errors(enum dime_ring_mode mode)
 	T_CHECK(access(t_path("errs/missing"), F_OK) != 0, "%s: missing dir was created",
 		t_mode_name);
 	{
-		struct dime_io_rd v[2] = {{a, 100, NULL, 0, 0}, {c, 100, NULL, 0, 0}};
+		struct dime_io_rd v[2] = {{a, 100, NULL, 0, 0, 0}, {c, 100, NULL, 0, 0, 0}};
 
 		T_CHECK(dime_ring_read_files(r, v, 2) == 0 && v[0].len == 5 && v[1].len == 7 &&
 			    memcmp(v[0].buf, "alpha", 5) == 0 &&
@@ -659,6 +659,53 @@ t_pread(enum dime_ring_mode mode)
 	free(buf);
 }
 
+/* DIME_IO_RD_NO_SYMLINKS: a link as the last component or as a directory on the way is
+ * refused with -ELOOP (the batch source names files by their real path, so a link there was
+ * swapped in after the listing); the plain file next to them still reads. */
+static void
+t_no_symlinks(enum dime_ring_mode mode)
+{
+	char real[PATH_MAX + 64], viadir[PATH_MAX + 64];
+	struct dime_ring *r = NULL;
+	struct dime_io_rd v[3];
+	int rc;
+
+	mkdir(t_path("ns"), 0700);
+	mkdir(t_path("ns/d"), 0700);
+	t_put(t_path("ns/d/f"), "hello", 5);
+	(void)unlink(t_path("ns/lnk"));
+	(void)unlink(t_path("ns/dl"));
+	T_CHECK(symlink("d/f", t_path("ns/lnk")) == 0, "symlink");
+	T_CHECK(symlink("d", t_path("ns/dl")) == 0, "symlink");
+	snprintf(real, sizeof(real), "%s", t_path("ns/d/f"));
+	snprintf(viadir, sizeof(viadir), "%s", t_path("ns/dl/f"));
+	if ((rc = dime_ring_open(&r, 8, mode)) != 0) {
+		t_fail("%s: open: %d", t_mode_name, rc);
+		return;
+	}
+	for (int follow = 0; follow < 2; follow++) {
+		unsigned fl = follow ? 0 : DIME_IO_RD_NO_SYMLINKS;
+
+		v[0] = (struct dime_io_rd){real, 100, NULL, 0, 0, fl};
+		v[1] = (struct dime_io_rd){t_path("ns/lnk"), 100, NULL, 0, 0, fl};
+		v[2] = (struct dime_io_rd){viadir, 100, NULL, 0, 0, fl};
+		/* t_path returns one static buffer: v[1] must be its own copy */
+		v[1].path = strdup(v[1].path);
+		rc = dime_ring_read_files(r, v, 3);
+		T_CHECK(rc == 0 && v[0].err == 0 && v[0].len == 5,
+			"%s: no_symlinks %d: real path: rc %d err %d", t_mode_name, !follow, rc,
+			v[0].err);
+		for (int i = 1; i < 3; i++)
+			T_CHECK(follow ? v[i].err == 0 && v[i].len == 5
+				       : v[i].err == -ELOOP && v[i].buf == NULL,
+				"%s: no_symlinks %d: link #%d: err got %d, want %d", t_mode_name,
+				!follow, i, v[i].err, follow ? 0 : -ELOOP);
+		free((void *)(uintptr_t)v[1].path);
+		t_free_rd(v, 3);
+	}
+	dime_ring_close(r);
+}
+
 static void
 t_open_args(void)
 {
@@ -713,6 +760,7 @@ main(void)
 		t_write_errors(modes[m]);
 		t_write_crash(modes[m]);
 		t_pread(modes[m]);
+		t_no_symlinks(modes[m]);
 		printf("test_ring: %s form checked\n", t_mode_name);
 	}
 	t_rm_rf(t_dir);

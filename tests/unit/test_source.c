@@ -88,7 +88,7 @@ t_dir_source(void)
 	T_CHECK(symlink("sub", t_path("d/dirlink")) == 0, "symlink");
 	T_CHECK(mkfifo(t_path("d/fifo"), 0600) == 0, "mkfifo");
 
-	rc = dime_source_open(&s, t_path("d"), &why);
+	rc = dime_source_open(&s, t_path("d"), 0, &why);
 	if (rc != 0) {
 		t_fail("dir: open: got %d (%s)", rc, why ? why : "");
 		return;
@@ -105,13 +105,16 @@ t_dir_source(void)
 			{
 				char wantpath[PATH_MAX + 300];
 
-				snprintf(wantpath, sizeof(wantpath), "%s/d/%s", t_dir, want[n]);
+				/* a link inside the input is named by its target */
+				snprintf(wantpath, sizeof(wantpath), "%s/d/%s", t_dir,
+					 strcmp(want[n], "link") == 0 ? "a" : want[n]);
 				T_CHECK(it.path != NULL && strcmp(it.path, wantpath) == 0,
 					"dir: item %zu path got '%s', want '%s'", n,
 					it.path ? it.path : "(null)", wantpath);
 			}
 			T_CHECK(it.data == NULL && it.len == 0 && it.err == 0 && it.why == NULL,
 				"dir: item %zu carries data or an error", n);
+			T_CHECK(it.no_symlinks == 1, "dir: item %zu: no_symlinks not set", n);
 		}
 		n++;
 		dime_source_item_free(&it);
@@ -127,7 +130,7 @@ t_dir_source(void)
 	mkdir(t_path("onlycur/cur"), 0700);
 	t_put(t_path("onlycur/cur/m"), "m", 1);
 	for (int k = 0; k < 2; k++) {
-		rc = dime_source_open(&s, t_path(k == 0 ? "empty" : "onlycur"), &why);
+		rc = dime_source_open(&s, t_path(k == 0 ? "empty" : "onlycur"), 0, &why);
 		if (rc != 0) {
 			t_fail("dir %d: open: %d", k, rc);
 			continue;
@@ -139,8 +142,109 @@ t_dir_source(void)
 	}
 	/* Missing input. */
 	s = (struct dime_source *)&s;
-	rc = dime_source_open(&s, t_path("no-such"), &why);
+	rc = dime_source_open(&s, t_path("no-such"), 0, &why);
 	T_CHECK(rc == -ENOENT && s == NULL && why != NULL, "missing input: got %d", rc);
+}
+
+/* --- symbolic links: those leaving the input are refused unless followed --- */
+
+static void
+t_symlinks(void)
+{
+	static const struct {
+		const char *name;
+		int want_err;	 /* default: 0 or -EXDEV */
+		const char *want; /* default: the path under t_dir it is read from */
+	} cases[] = {
+		{"abs-in", 0, "ln/f"},	 /* absolute link to a file inside */
+		{"f", 0, "ln/f"},
+		{"rel-in", 0, "ln/sub/g"}, /* relative link into a subdirectory */
+		{"rel-out", -EXDEV, NULL}, /* ../secret */
+		{"shadow", -EXDEV, NULL},  /* absolute link outside */
+		{"up-in", 0, "ln/f"},	   /* ../ln/f: leaves and comes back */
+	};
+	const size_t nc = sizeof(cases) / sizeof(cases[0]);
+	char target[PATH_MAX + 64], root[PATH_MAX + 64];
+	struct dime_source *s = NULL;
+	struct dime_source_item it;
+	const char *why = NULL;
+	int rc;
+
+	mkdir(t_path("ln"), 0700);
+	mkdir(t_path("ln/sub"), 0700);
+	t_put(t_path("ln/f"), "f", 1);
+	t_put(t_path("ln/sub/g"), "g", 1);
+	t_put(t_path("secret"), "s", 1);
+	snprintf(target, sizeof(target), "%s", t_path("ln/f"));
+	T_CHECK(symlink(target, t_path("ln/abs-in")) == 0, "symlink");
+	T_CHECK(symlink("sub/g", t_path("ln/rel-in")) == 0, "symlink");
+	T_CHECK(symlink("../secret", t_path("ln/rel-out")) == 0, "symlink");
+	snprintf(target, sizeof(target), "%s", t_path("secret"));
+	T_CHECK(symlink(target, t_path("ln/shadow")) == 0, "symlink");
+	T_CHECK(symlink("../ln/f", t_path("ln/up-in")) == 0, "symlink");
+	T_CHECK(symlink("sub", t_path("ln/dirlink")) == 0, "symlink"); /* not a file: skipped */
+	snprintf(root, sizeof(root), "%s", t_path("ln"));
+	for (int follow = 0; follow < 2; follow++) {
+		size_t n = 0;
+
+		rc = dime_source_open(&s, root, follow ? DIME_SOURCE_FOLLOW_SYMLINKS : 0, &why);
+		if (rc != 0) {
+			t_fail("links: open: %d (%s)", rc, why ? why : "");
+			return;
+		}
+		while ((rc = dime_source_next(s, &it, &why)) == 1) {
+			char want[PATH_MAX + 300];
+			int werr = follow ? 0 : cases[n].want_err;
+
+			if (n >= nc) {
+				t_fail("links: extra item %s", it.name);
+				dime_source_item_free(&it);
+				break;
+			}
+			if (follow)
+				snprintf(want, sizeof(want), "%s/ln/%s", t_dir, cases[n].name);
+			else if (cases[n].want != NULL)
+				snprintf(want, sizeof(want), "%s/%s", t_dir, cases[n].want);
+			T_CHECK(strcmp(it.name, cases[n].name) == 0, "links: item %zu got '%s', want '%s'",
+				n, it.name, cases[n].name);
+			T_CHECK(it.err == werr, "links follow=%d %s: err got %d, want %d", follow,
+				it.name, it.err, werr);
+			if (werr != 0)
+				T_CHECK(it.path == NULL && it.why != NULL && strstr(it.why, "outside"),
+					"links %s: a refused link carries a path or no reason", it.name);
+			else
+				T_CHECK(it.path != NULL && strcmp(it.path, want) == 0 &&
+						it.no_symlinks == !follow,
+					"links follow=%d %s: path got '%s' (no_symlinks %d), want '%s'",
+					follow, it.name, it.path ? it.path : "(null)", it.no_symlinks,
+					want);
+			n++;
+			dime_source_item_free(&it);
+		}
+		T_CHECK(rc == 0 && n == nc, "links follow=%d: %zu items (rc %d), want %zu", follow, n,
+			rc, nc);
+		/* --out must not be --in or inside it */
+		T_CHECK(dime_source_contains(s, root) == 1, "contains: the root itself");
+		T_CHECK(dime_source_contains(s, t_path("ln/sub")) == 1, "contains: a subdirectory");
+		T_CHECK(dime_source_contains(s, t_path("ln/dirlink")) == 1, "contains: a link inside");
+		T_CHECK(dime_source_contains(s, t_path("secret")) == 0, "contains: outside");
+		T_CHECK(dime_source_contains(s, t_path("lnx")) == 0, "contains: missing sibling");
+		dime_source_close(s);
+	}
+	/* a Maildir whose cur/ leads outside the input */
+	mkdir(t_path("mdl"), 0700);
+	mkdir(t_path("mdl/new"), 0700);
+	mkdir(t_path("elsewhere"), 0700);
+	t_put(t_path("elsewhere/m"), "m", 1);
+	snprintf(target, sizeof(target), "%s", t_path("elsewhere"));
+	T_CHECK(symlink(target, t_path("mdl/cur")) == 0, "symlink");
+	rc = dime_source_open(&s, t_path("mdl"), 0, &why);
+	T_CHECK(rc == -EXDEV && s == NULL && why != NULL && strstr(why, "outside"),
+		"maildir cur/ outside: got %d (%s), want -EXDEV", rc, why ? why : "");
+	dime_source_close(s);
+	rc = dime_source_open(&s, t_path("mdl"), DIME_SOURCE_FOLLOW_SYMLINKS, &why);
+	T_CHECK(rc == 0 && dime_source_count_hint(s) == 1, "maildir cur/ followed: got %d", rc);
+	dime_source_close(s);
 }
 
 /* --- Maildir --- */
@@ -197,7 +301,7 @@ t_maildir(void)
 	t_put(t_path("md/cur/.dotfile"), "dot", 3);
 	mkdir(t_path("md/new/subdir"), 0700);
 
-	rc = dime_source_open(&s, t_path("md"), &why);
+	rc = dime_source_open(&s, t_path("md"), 0, &why);
 	if (rc != 0) {
 		t_fail("maildir: open: %d (%s)", rc, why ? why : "");
 		return;
@@ -251,7 +355,7 @@ t_maildir(void)
 
 	/* tmp/ is optional. */
 	t_rm_rf(t_path("md/tmp"));
-	rc = dime_source_open(&s, t_path("md"), &why);
+	rc = dime_source_open(&s, t_path("md"), 0, &why);
 	T_CHECK(rc == 0 && dime_source_kind(s) == DIME_SRC_MAILDIR, "maildir without tmp/: rc %d",
 		rc);
 	dime_source_close(s);
@@ -318,7 +422,7 @@ t_mbox_run(const char *file, size_t max, struct dime_source_item *out, size_t ca
 	int rc;
 
 	*n = 0;
-	if ((rc = dime_source_open(&s, file, why)) != 0)
+	if ((rc = dime_source_open(&s, file, 0, why)) != 0)
 		return rc;
 	if (dime_source_kind(s) != DIME_SRC_MBOX)
 		t_fail("%s: kind %d, want mbox", file, dime_source_kind(s));
@@ -522,7 +626,7 @@ t_mbox_pipe(void)
 
 		_exit(fd >= 0 && write(fd, in, sizeof(in) - 1) == (ssize_t)sizeof(in) - 1 ? 0 : 1);
 	}
-	rc = dime_source_open(&s, t_path("fifo.mbox"), &why);
+	rc = dime_source_open(&s, t_path("fifo.mbox"), 0, &why);
 	if (rc != 0) {
 		t_fail("pipe: open: %d (%s)", rc, why ? why : "");
 	} else {
@@ -547,14 +651,14 @@ t_mbox_unreadable(void)
 {
 	struct dime_source *s = (struct dime_source *)&s;
 	const char *why = NULL;
-	int rc = dime_source_open(&s, "/proc/self/mem", &why); /* read at offset 0: EIO */
+	int rc = dime_source_open(&s, "/proc/self/mem", 0, &why); /* read at offset 0: EIO */
 
 	T_CHECK(rc < 0 && s == NULL && why != NULL && strstr(why, "mbox") != NULL,
 		"unreadable mbox: got %d (%s)", rc, why ? why : "(null)");
 	if (geteuid() != 0) {
 		t_put(t_path("locked.mbox"), "From a\nA\n", 9);
 		chmod(t_path("locked.mbox"), 0);
-		rc = dime_source_open(&s, t_path("locked.mbox"), &why);
+		rc = dime_source_open(&s, t_path("locked.mbox"), 0, &why);
 		T_CHECK(rc == -EACCES, "unreadable mbox: got %d, want -EACCES", rc);
 	} else {
 		printf("test_source: running as root: permission-denied mbox not checked\n");
@@ -612,7 +716,7 @@ t_mbox_memory(void)
 	fclose(f);
 	free(chunk);
 	base = t_rss();
-	rc = dime_source_open(&s, t_path("big.mbox"), &why);
+	rc = dime_source_open(&s, t_path("big.mbox"), 0, &why);
 	if (rc != 0) {
 		t_fail("memory: open %d", rc);
 		free(msg);
@@ -651,6 +755,7 @@ main(void)
 	if (t_mkdtemp("dime_source") != 0)
 		return 1;
 	t_dir_source();
+	t_symlinks();
 	t_maildir();
 	t_mbox_table();
 	t_mbox_large();

@@ -16,8 +16,9 @@
 
 static const char batch_usage[] =
 	"usage: dime [--store PATH] batch OP --in PATH --out DIR [--workers N] [--json FILE]\n"
-	"                                [--batch N] [--io auto|uring|io-thread|plain] [--sync]\n"
-	"                                [--redo] [OP options]\n"
+	"                                [--batch N] [--io auto|uring|io-thread|plain]\n"
+	"                                [--sync|--no-sync] [--redo] [--follow-symlinks]\n"
+	"                                [OP options]\n"
 	"\n"
 	"OP is wrap, origin-sign, accept, open, rekey or bounce-verify, with the options of\n"
 	"`dime msg OP`:\n"
@@ -30,8 +31,11 @@ static const char batch_usage[] =
 	"Each input NAME gives --out/NAME.dime (wrap, origin-sign, rekey), NAME.eml (open) or\n"
 	"NAME.txt (accept, bounce-verify: the verdict line), written under a temporary name and\n"
 	"renamed, so an interrupted batch leaves only complete files. A rerun skips inputs whose\n"
-	"output exists (--redo rewrites them). SIGINT/SIGTERM stop taking work; in-flight\n"
-	"messages finish and the summary is printed.\n"
+	"output exists and is complete (--redo rewrites them). --sync (the default for open,\n"
+	"whose outputs are plaintext) fsyncs each output before renaming it. SIGINT/SIGTERM stop\n"
+	"taking work; in-flight messages finish, queued ones are reported as not started.\n"
+	"--out is created when missing (mode 0700) and may not be --in or inside it. Symbolic\n"
+	"links in --in that lead outside it are refused unless --follow-symlinks.\n"
 	"--workers: default the online CPUs. --batch: messages per batched engine call (default\n"
 	"32; 1 turns batching off). --json FILE: the summary and every failure as JSON.\n"
 	"Exit status: 0 all done, 1 some messages failed or the batch was stopped, 2 usage or\n"
@@ -55,6 +59,7 @@ batch_src_next(void *ctx, struct dime_batch_item *it, const char **why)
 	it->len = si.len;
 	it->err = si.err;
 	it->why = si.why;
+	it->no_symlinks = si.no_symlinks;
 	si.path = NULL;
 	si.data = NULL;
 	dime_source_item_free(&si);
@@ -65,10 +70,100 @@ batch_src_next(void *ctx, struct dime_batch_item *it, const char **why)
 
 struct batch_ui {
 	int tty;
-	uint64_t total, done, ok, failed, skipped, bytes;
+	uint64_t total, done, ok, failed, skipped, not_started, bytes;
 	struct timespec t0, last;
 	json_t *failures;
+	uint64_t json_lost; /* failures the JSON could not hold (out of memory) */
 };
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when the bytes there are not one
+ * (stray continuation, overlong form, surrogate, above U+10FFFF, cut short). */
+static size_t
+batch_utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t k;
+	unsigned long cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		k = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		k = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		k = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (k > n)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3fu);
+	}
+	if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return k;
+}
+
+/* A JSON string for a file name: valid UTF-8 as is; each byte that is not part of valid
+ * UTF-8 becomes the four characters \xHH, and a backslash becomes \\ , so every name is
+ * listed (jansson refuses invalid UTF-8) and distinct names stay distinct. */
+static json_t *
+batch_json_name(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	size_t n = strlen(name), o = 0;
+	char *buf = malloc(4 * n + 1);
+	json_t *j;
+
+	if (buf == NULL)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t k = batch_utf8_len(p + i, n - i);
+
+		if (k == 0) {
+			o += (size_t)sprintf(buf + o, "\\x%02X", p[i]);
+			i++;
+		} else if (p[i] == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = '\\';
+			i++;
+		} else {
+			memcpy(buf + o, p + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	j = json_stringn(buf, o);
+	free(buf);
+	return j;
+}
+
+static json_t *
+batch_json_failure(const struct dime_batch_result *r)
+{
+	json_t *f = json_object(), *name = batch_json_name(r->name);
+	json_t *why = batch_json_name(r->why); /* names appear in some reasons too */
+
+	if (f == NULL || name == NULL || why == NULL ||
+	    json_object_set_new(f, "name", name) != 0) {
+		json_decref(name);
+		json_decref(why);
+		json_decref(f);
+		return NULL;
+	}
+	if (json_object_set_new(f, "why", why) != 0 ||
+	    json_object_set_new(f, "error", json_string(dime_strerror(r->rc))) != 0 ||
+	    (r->sys_errno != 0 &&
+	     json_object_set_new(f, "errno", json_integer(r->sys_errno)) != 0)) {
+		json_decref(f);
+		return NULL;
+	}
+	return f;
+}
 
 static double
 batch_elapsed(const struct timespec *a, const struct timespec *b)
@@ -116,6 +211,8 @@ batch_on_result(void *ctx, const struct dime_batch_result *r)
 		u->bytes += r->in_bytes;
 	} else if (r->ok == -1) {
 		u->skipped++;
+	} else if (r->ok == -2) {
+		u->not_started++;
 	} else {
 		u->failed++;
 		/* every failure is named, on a line of its own, whatever the progress shows */
@@ -123,11 +220,10 @@ batch_on_result(void *ctx, const struct dime_batch_result *r)
 			fprintf(stderr, "\r%*s\r", 78, "");
 		fprintf(stderr, "dime: batch: %s: %s\n", r->name, r->why);
 		if (u->failures != NULL) {
-			json_t *f = json_pack("{s:s, s:s, s:s}", "name", r->name, "why", r->why,
-					      "error", dime_strerror(r->rc));
+			json_t *f = batch_json_failure(r);
 
-			if (f != NULL)
-				json_array_append_new(u->failures, f);
+			if (f == NULL || json_array_append_new(u->failures, f) != 0)
+				u->json_lost++;
 		}
 	}
 	if (u->tty)
@@ -135,15 +231,16 @@ batch_on_result(void *ctx, const struct dime_batch_result *r)
 }
 
 static int
-batch_write_json(const char *path, const char *op, const struct dime_batch_summary *s,
-		 struct batch_ui *u)
+batch_write_json(FILE *fp, const char *path, const char *op,
+		 const struct dime_batch_summary *s, struct batch_ui *u)
 {
 	double rate = s->seconds > 0 ? (double)s->ok / s->seconds : 0;
 	double mbs = s->seconds > 0 ? (double)s->in_bytes / 1e6 / s->seconds : 0;
-	json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:s, s:b, s:I, "
-			      "s:I, s:O}",
+	json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:s, s:b, "
+			      "s:I, s:I, s:O}",
 			      "op", op, "ok", (json_int_t)s->ok, "failed", (json_int_t)s->failed,
-			      "skipped", (json_int_t)s->skipped, "seconds", s->seconds,
+			      "skipped", (json_int_t)s->skipped, "not_started",
+			      (json_int_t)s->not_started, "seconds", s->seconds,
 			      "msg_per_s", rate, "mb_per_s", mbs, "in_bytes",
 			      (json_int_t)s->in_bytes, "out_bytes", (json_int_t)s->out_bytes,
 			      "workers", (json_int_t)s->workers, "io", s->io ? s->io : "",
@@ -154,8 +251,15 @@ batch_write_json(const char *path, const char *op, const struct dime_batch_summa
 
 	if (j == NULL)
 		return cli_err("batch: cannot build the JSON summary");
-	rc = json_dump_file(j, path, JSON_INDENT(2)) == 0 ? CLI_OK
-							   : cli_err("batch: cannot write %s", path);
+	if (u->json_lost > 0 && json_object_set_new(j, "failures_not_listed",
+						    json_integer((json_int_t)u->json_lost)) != 0) {
+		json_decref(j);
+		return cli_err("batch: cannot build the JSON summary");
+	}
+	/* the file was opened (truncated) before the run, so a bad path failed up front */
+	rc = json_dumpf(j, fp, JSON_INDENT(2)) == 0 && fputc('\n', fp) != EOF && fflush(fp) == 0
+		 ? CLI_OK
+		 : cli_err("batch: cannot write %s: %s", path, strerror(errno));
 	json_decref(j);
 	return rc;
 }
@@ -173,6 +277,7 @@ struct batch_args {
 	struct dime_batch_conf conf;
 	struct dime_batch_params par;
 	const char *in, *out, *json, *to_signet_path;
+	int sync_set, follow;
 	char from[256], to[256], user[256];
 };
 
@@ -200,8 +305,13 @@ batch_parse(struct batch_args *a, int argc, char **argv)
 			a->par.binary = 1;
 			continue;
 		}
-		if (strcmp(o, "--sync") == 0) {
-			a->conf.sync = 1;
+		if (strcmp(o, "--sync") == 0 || strcmp(o, "--no-sync") == 0) {
+			a->conf.sync = o[2] == 's';
+			a->sync_set = 1;
+			continue;
+		}
+		if (strcmp(o, "--follow-symlinks") == 0) {
+			a->follow = 1;
 			continue;
 		}
 		if (strcmp(o, "--redo") == 0) {
@@ -287,6 +397,10 @@ batch_parse(struct batch_args *a, int argc, char **argv)
 		return cli_err("batch open: --as recipient|author is required");
 	if (op == DIME_BATCH_REKEY && a->to_signet_path == NULL)
 		return cli_err("batch rekey: --to-signet FILE is required");
+	/* opened mail is plaintext: make it durable before it is named done, so a crash never
+	 * leaves an empty or cut .eml that a rerun would take as complete */
+	if (!a->sync_set)
+		a->conf.sync = op == DIME_BATCH_OPEN;
 	return CLI_OK;
 }
 
@@ -302,7 +416,9 @@ cmd_batch(int argc, char **argv)
 	struct sigaction sa, old_int, old_term;
 	uint8_t *signet = NULL;
 	size_t signet_len = 0;
+	FILE *json_fp = NULL;
 	const char *why = "";
+	char ns[48] = "";
 	int rc;
 
 	if (argc < 2 || cli_wants_help(argc, argv, batch_usage)) {
@@ -320,9 +436,25 @@ cmd_batch(int argc, char **argv)
 		a.par.to_signet = signet;
 		a.par.to_signet_len = signet_len;
 	}
-	if (dime_source_open(&src, a.in, &why) != 0) {
+	if (dime_source_open(&src, a.in, a.follow ? DIME_SOURCE_FOLLOW_SYMLINKS : 0, &why) != 0) {
 		free(signet);
 		return cli_err("batch: %s: %s", a.in, why);
+	}
+	/* the output directory must exist to be compared with the input: outputs written into
+	 * the input would be read back as input by the next run */
+	if (dime_batch_out_dir(a.out, &why) != DIME_OK || dime_source_contains(src, a.out) != 0) {
+		if (why[0] == 0)
+			why = "--out is --in or inside it";
+		dime_source_close(src);
+		free(signet);
+		return cli_err("batch: %s: %s", a.out, why);
+	}
+	if (a.json != NULL && (json_fp = fopen(a.json, "w")) == NULL) {
+		int e = errno;
+
+		dime_source_close(src);
+		free(signet);
+		return cli_err("batch: cannot open %s: %s", a.json, strerror(e));
 	}
 	memset(&bsrc, 0, sizeof(bsrc));
 	bsrc.ctx = src;
@@ -350,22 +482,32 @@ cmd_batch(int argc, char **argv)
 		batch_progress(&u, 1);
 	dime_source_close(src);
 	free(signet);
-	if (rc != DIME_OK && sum.ok + sum.failed + sum.skipped == 0) {
+	if (rc != DIME_OK && sum.ok + sum.failed + sum.skipped + sum.not_started == 0) {
 		json_decref(u.failures);
+		if (json_fp != NULL)
+			fclose(json_fp);
 		return cli_err("batch %s: %s", argv[1], why);
 	}
 	if (rc != DIME_OK)
 		fprintf(stderr, "dime: batch %s: %s\n", argv[1], why);
-	printf("%s: %llu ok, %llu failed, %llu skipped in %.2f s: %.1f msg/s, %.2f MB/s "
+	if (sum.not_started > 0)
+		snprintf(ns, sizeof(ns), ", %llu not started", (unsigned long long)sum.not_started);
+	printf("%s: %llu ok, %llu failed, %llu skipped%s in %.2f s: %.1f msg/s, %.2f MB/s "
 	       "(%u workers, %s I/O)%s\n",
 	       dime_batch_op_name(a.par.op), (unsigned long long)sum.ok,
-	       (unsigned long long)sum.failed, (unsigned long long)sum.skipped, sum.seconds,
+	       (unsigned long long)sum.failed, (unsigned long long)sum.skipped, ns, sum.seconds,
 	       sum.seconds > 0 ? (double)sum.ok / sum.seconds : 0.0,
 	       sum.seconds > 0 ? (double)sum.in_bytes / 1e6 / sum.seconds : 0.0, sum.workers,
 	       sum.io, sum.stopped ? ", stopped: rerun to resume" : "");
-	if (a.json != NULL && batch_write_json(a.json, dime_batch_op_name(a.par.op), &sum, &u) !=
-				      CLI_OK)
-		rc = DIME_E_IO;
+	if (json_fp != NULL) {
+		if (batch_write_json(json_fp, a.json, dime_batch_op_name(a.par.op), &sum, &u) !=
+		    CLI_OK)
+			rc = DIME_E_IO;
+		if (fclose(json_fp) != 0 && rc == DIME_OK) {
+			(void)cli_err("batch: cannot write %s: %s", a.json, strerror(errno));
+			rc = DIME_E_IO;
+		}
+	}
 	json_decref(u.failures);
 	if (rc != DIME_OK)
 		return CLI_ERR;

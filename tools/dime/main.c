@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "dime/crypto.h"
+#include "dime/rng.h"
 
 struct cli cli;
 
@@ -117,7 +118,7 @@ main(int argc, char **argv)
 		main_usage(stderr);
 		return CLI_ERR;
 	}
-	if (dime_global_init() != 0) {
+	if (dime_pl_rng_install() != DIME_OK || dime_global_init() != 0) { /* RNG: before threads */
 		fprintf(stderr, "dime: cannot initialise the crypto libraries\n");
 		return CLI_ERR;
 	}

@@ -27,7 +27,7 @@ enum dime_ring_mode {
 /* Open a ring of depth submission entries (1..4096; the io_uring form uses at least 4, the
  * number of SQEs one file may need at once). depth also bounds the number of files open at once.
  * DIME_RING_AUTO uses io_uring when the kernel lets this process set one up
- * (dime_io_uring_available()) and it supports OPENAT, STATX, READ, WRITE, CLOSE, FSYNC,
+ * (dime_io_uring_available()) and it supports OPENAT, OPENAT2, STATX, READ, WRITE, CLOSE, FSYNC,
  * RENAMEAT and UNLINKAT with reads at the file position (Linux 5.11+); else the plain form.
  * Returns: 0, -EINVAL (depth), -ENOMEM, or with DIME_RING_URING the io_uring setup error
  *          (-EOPNOTSUPP when an opcode is missing).
@@ -47,7 +47,12 @@ struct dime_io_rd {
 	uint8_t *buf; /* Out: malloc'd data plus one NUL byte after it; caller frees. NULL on err */
 	size_t len;   /* Out: bytes of data; 0 on err */
 	int err;      /* Out: 0 or -errno */
+	unsigned flags; /* In: 0 or DIME_IO_RD_NO_SYMLINKS */
 };
+
+/* Refuse a symbolic link anywhere in the path (openat2 RESOLVE_NO_SYMLINKS; O_NOFOLLOW, which
+ * checks only the last component, on kernels without openat2): err -ELOOP. */
+#define DIME_IO_RD_NO_SYMLINKS 1u
 
 /* Read n whole files. A file is read to end of file, so files that report size 0 (/proc) or
  * grow while read work too; a regular file whose size is above max is refused before reading.

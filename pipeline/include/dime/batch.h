@@ -48,7 +48,8 @@ struct dime_batch_params {
 };
 
 enum dime_batch_io {
-	DIME_BATCH_IO_AUTO = 0,	      /* the mode docs/batch.md found fastest here */
+	DIME_BATCH_IO_AUTO = 0,	      /* io-thread when workers < online CPUs, else ring per worker
+				       * (docs/batch.md, "I/O", has the measurements) */
 	DIME_BATCH_IO_RING_PER_WORKER = 1, /* each worker reads and writes through its own ring */
 	DIME_BATCH_IO_THREAD = 2,     /* one I/O thread with one ring feeds and drains the workers */
 	DIME_BATCH_IO_PLAIN = 3	      /* read(2)/write(2), no io_uring */
@@ -59,8 +60,10 @@ struct dime_batch_conf {
 	unsigned batch_max;	/* items per engine batch call; 0: 32; 1: no batching */
 	unsigned queue_depth;	/* bounded queue length in items; 0: 4 * workers * batch_max */
 	enum dime_batch_io io;
-	int sync;		/* fsync outputs before renaming them (default 0: rename only) */
-	int resume;		/* skip items whose output already exists */
+	int sync;		/* fsync outputs before renaming them, and their directory after
+				 * (0: rename only; `dime batch` defaults to 1 for open) */
+	int resume;		/* skip items whose output already exists and is complete
+				 * (dime_batch_out_complete); an incomplete one is redone */
 };
 
 /* One input, as the source yields it: a path to read, or bytes already in memory (mbox,
@@ -70,8 +73,10 @@ struct dime_batch_item {
 	char *path;	 /* malloc'd, or NULL when data is set */
 	uint8_t *data;	 /* malloc'd */
 	size_t len;
-	int err;	 /* a source-level problem with this item (oversize...): reported, skipped */
+	int err;	 /* a source-level problem with this item (-errno: -EFBIG oversize, -EXDEV a
+			  * link leading out of the input): reported as failed, not processed */
 	const char *why;
+	int no_symlinks; /* path must be opened refusing any symbolic link in it */
 };
 
 /* Where items come from. next returns 1 (item filled), 0 (end) or a negative value with *why
@@ -92,8 +97,10 @@ struct dime_batch_sink {
 
 struct dime_batch_result {
 	const char *name;
-	int ok;		   /* 1: done; 0: failed (rc, why); -1: skipped (resume) */
+	int ok;		   /* 1: done; 0: failed (rc, why); -1: skipped (resume: output exists);
+			    * -2: not started (the batch was stopped before its group ran) */
 	int rc;		   /* DIME_OK or the engine's / I/O's error */
+	int sys_errno;	   /* with rc DIME_E_IO: the errno behind it (ENOSPC, EROFS, ...), else 0 */
 	const char *why;   /* static or owned by the pipeline until the callback returns */
 	const char *line;  /* accept / bounce-verify: the verdict line without newline, else NULL */
 	size_t in_bytes, out_bytes;
@@ -102,7 +109,7 @@ struct dime_batch_result {
 };
 
 struct dime_batch_summary {
-	uint64_t ok, failed, skipped;
+	uint64_t ok, failed, skipped, not_started;
 	uint64_t in_bytes, out_bytes;
 	double seconds;
 	unsigned workers;
@@ -130,6 +137,22 @@ DIME_MUST_CHECK int dime_batch_run(const struct dime_batch_conf *conf,
 void dime_batch_stop(void);
 /* Clear a previous stop request (before a new run in the same process). */
 void dime_batch_stop_clear(void);
+
+/* Create the output directory dir and its missing parents (mode 0700), like mkdir -p.
+ * dime_batch_run calls it; callers call it first when they need the directory to exist before
+ * the run (to compare it with the input).
+ * Returns: DIME_OK; DIME_E_IO with *why naming the problem ("... is a regular file, not a
+ *          directory", "cannot create the output directory: <strerror>"; thread-local storage,
+ *          valid until the next call on this thread). */
+DIME_MUST_CHECK int dime_batch_out_dir(const char *dir, const char **why);
+
+/* Is the existing output at path a complete output of op? Outputs are renamed into place
+ * complete, but without sync a crash can leave an empty or truncated file under the final
+ * name. Checks: a regular non-empty file; .dime: armor or binary that frames as a whole D/MIME
+ * message (dime_msg_dump); .txt: one whole "ACCEPT "/"BOUNCE " line; .eml: non-empty (plain
+ * mail has no trailer: sync is what makes it safe, hence its default for open).
+ * Returns: 1 complete, 0 missing or incomplete. */
+int dime_batch_out_complete(enum dime_batch_op op, const char *path);
 
 /* The output file name of an item for op: name + ".dime" (wrap, origin-sign, rekey),
  * ".eml" (open), ".txt" (accept, bounce-verify). Returns: snprintf's result. */

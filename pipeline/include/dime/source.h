@@ -8,9 +8,16 @@
  * - Maildir: a directory holding the subdirectories cur/ and new/ (tmp/ is optional and never
  *   read: mail there is still being delivered). Every regular file of cur/ and new/ whose name
  *   does not start with '.' is a message.
- * - Directory of files: any other directory. Its regular files (symbolic links are followed;
- *   names starting with '.' and everything that is not a regular file, subdirectories
- *   included, are skipped; no recursion) are the messages.
+ * - Directory of files: any other directory. Its regular files (names starting with '.' and
+ *   everything that is not a regular file, subdirectories included, are skipped; no
+ *   recursion) are the messages.
+ * Symbolic links (dir and Maildir): a link to a regular file inside the input directory is
+ * read as its target; a link that leads outside it is yielded as an item with err = -EXDEV
+ * (refused: `ln -s /etc/shadow in/x` must not get encrypted), unless the source was opened
+ * with DIME_SOURCE_FOLLOW_SYMLINKS; dangling links and links to anything else are skipped.
+ * Paths are yielded as real paths (no symbolic link in them) with no_symlinks set, so the
+ * reader can refuse a link swapped in after the listing (O_NOFOLLOW / RESOLVE_NO_SYMLINKS).
+ * A Maildir whose cur/ or new/ is a link leading outside the input fails to open.
  * - mbox: a regular file, or a pipe or character device (so /dev/stdin works), read as
  *   mboxrd (see below).
  * Directory and Maildir items come sorted by file name in byte order (strcmp, locale-free),
@@ -61,16 +68,29 @@ struct dime_source_item {
 	char *path;	 /* dir/Maildir: the file to read (malloc'd); mbox: NULL */
 	uint8_t *data;	 /* mbox: the message (malloc'd, one NUL byte after len bytes); else NULL */
 	size_t len;	 /* mbox: bytes of data; else 0 */
-	int err;	 /* 0, or an item-level problem: -EFBIG (mbox message over the maximum) */
+	int err;	 /* 0, or an item-level problem: -EFBIG (mbox message over the maximum),
+			  * -EXDEV (a symbolic link leading outside the input) */
 	const char *why; /* with err: static description; else NULL */
+	int no_symlinks; /* 1: path is a real path; open it refusing any symbolic link in it */
 };
+
+/* dime_source_open flags */
+#define DIME_SOURCE_FOLLOW_SYMLINKS 1u /* follow links wherever they lead (the old behaviour) */
 
 /* Open path and detect its kind. Directory and Maildir names are listed here.
  * Returns: 0; -errno with *why ("cannot stat input", "cannot list directory", "cannot open
  *          mbox", "cannot read mbox"); -EINVAL with *why ("not an mbox: first line is not a
- *          From_ line", "input is not a directory or a file"); -ENOMEM.
+ *          From_ line", "input is not a directory or a file"); -EXDEV with *why (a Maildir
+ *          folder leads outside the input); -ENOMEM.
+ * In: flags: 0 or DIME_SOURCE_FOLLOW_SYMLINKS.
  * Out: *s, returns owned (dime_source_close), NULL on failure; *why NULL on success. */
-DIME_MUST_CHECK int dime_source_open(struct dime_source **s, const char *path, const char **why);
+DIME_MUST_CHECK int dime_source_open(struct dime_source **s, const char *path, unsigned flags,
+				     const char **why);
+
+/* Is path (which must exist) the input directory itself or inside it, symbolic links
+ * resolved? Used to refuse an output directory that would be read back as input.
+ * Returns: 1 yes, 0 no (or an mbox source, or path cannot be resolved), -ENOMEM. */
+int dime_source_contains(const struct dime_source *s, const char *path);
 
 /* Returns: the kind detected at open. */
 enum dime_source_kind dime_source_kind(const struct dime_source *s);
