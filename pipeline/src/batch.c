@@ -115,13 +115,12 @@ struct bjob {
 	int ok, rc;
 	const char *why;
 	int sys_err;	    /* with DIME_E_IO: the errno behind it */
-	char why_buf[192];  /* a why that names the errno */
 	char line[BATCH_LINE_MAX];
 	uint8_t *out;
 	size_t out_len;
 	uint64_t ns;
 	char out_path[4096];
-	char why_buf[DIME_PL_MSG_WHY_MAX]; /* a reason composed by the message path */
+	char why_buf[DIME_PL_MSG_WHY_MAX]; /* a composed why: the message path's, or an errno's */
 };
 
 static void
