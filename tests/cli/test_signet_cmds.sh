@@ -11,6 +11,10 @@ expect 0 '^VALID user id$' -- "$DIME" signet verify "$IV/user-bob.signet.pem" --
 expect 0 '^VALID user id$' -- "$DIME" signet verify "$IV/user-alice.signet.bin" --org "$IV/org-alpha.signet.bin"
 expect 0 '^VALID org id$' -- "$DIME" signet verify "$IV/org-alpha.signet.bin" --pok "$ALPHA_POK"
 expect 0 '^VALID org id$' -- "$DIME" signet verify "$IV/org-alpha.signet.pem" --mrec "ver=1 pok=$ALPHA_POK"
+# the whole TXT line `org create` prints, quoted strings split as a zone file may split them
+expect 0 '^VALID org id$' -- "$DIME" signet verify "$IV/org-alpha.signet.pem" --mrec "_dime.alpha.test. IN TXT \"ver=1 \" \"pok=$ALPHA_POK\""
+expect 2 '' -- "$DIME" signet verify "$IV/org-alpha.signet.pem" --mrec "_dime.alpha.test. IN TXT \"ver=1 pok=$ALPHA_POK"
+grep -q 'not closed' "$TMP/stderr" || fail "--mrec unclosed quote: $(cat "$TMP/stderr")"
 expect 1 '^INVALID ' -- "$DIME" signet verify "$IV/org-alpha.signet.bin" --pok "$BETA_POK"
 expect 1 '^INVALID ' -- "$DIME" signet verify "$IV/org-alpha.signet.bin"
 expect 1 '^INVALID ' -- "$DIME" signet verify "$IV/user-bob.signet.pem" --org "$IV/org-alpha.signet.pem"

@@ -91,6 +91,11 @@ int cli_store_key(uint32_t *id, struct dime_ks *ks, struct dime_store *st, const
 int cli_print_txt(const char *domain, const char *rec);
 
 /* Record options (--dx --syn --exp --pol --sub) into m. Returns 1 consumed, 0 not ours, -1 bad. */
+/* Join the TXT strings of one management record as a resolver does: bare strings or zone-file
+ * quoted strings in argv[first..argc), optionally after the `OWNER [TTL] [CLASS] TXT` that
+ * `org create` prints. Returns: the record (caller frees; *len its length), or NULL with *why. */
+char *cli_mrec_join(int argc, char **argv, int first, size_t *len, const char **why);
+
 int org_record_option(struct dime_mrec *m, const char *opt, const char *val);
 /* Generate the record for m and print it as a zone line. */
 int org_print_record(const char *domain, const struct dime_mrec *m);

@@ -114,8 +114,8 @@ mrec_unquote(char *out, const char *a, const char **why)
 /* Join the TXT strings of one record as a resolver does. Arguments may be bare strings, or
  * zone-file quoted strings, optionally after the `OWNER [TTL] [CLASS] TXT` that `org create`
  * prints. Returns: the record (caller frees), or NULL with *why set. */
-static char *
-mrec_join(int argc, char **argv, int first, size_t *len, const char **why)
+char *
+cli_mrec_join(int argc, char **argv, int first, size_t *len, const char **why)
 {
 	size_t total = 0, n = 0, off = 0;
 	int arg = first;
@@ -215,7 +215,7 @@ mrec_check(int argc, char **argv)
 	}
 	if (first >= argc)
 		return cli_err("mrec check: RECORD missing\n%s", check_usage);
-	if ((rec = mrec_join(argc, argv, first, &len, &why)) == NULL)
+	if ((rec = cli_mrec_join(argc, argv, first, &len, &why)) == NULL)
 		return cli_err("mrec check: %s", why);
 	rc = dime_mrec_parse(&m, &why, rec, len);
 	if (rc != DIME_OK) {

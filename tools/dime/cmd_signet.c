@@ -135,9 +135,17 @@ signet_verify(int argc, char **argv)
 		} else if (strcmp(o, "--mrec") == 0) {
 			struct dime_mrec m;
 			const char *why = "";
+			size_t len = 0;
+			char *rec = cli_mrec_join(i + 2, argv, i + 1, &len, &why);
 
-			if (dime_mrec_parse(&m, &why, argv[i + 1], strlen(argv[i + 1])) != DIME_OK)
+			/* the record alone or the whole TXT line `org create` prints */
+			if (rec == NULL)
 				return cli_err("signet verify: --mrec: %s", why);
+			if (dime_mrec_parse(&m, &why, rec, len) != DIME_OK) {
+				free(rec);
+				return cli_err("signet verify: --mrec: %s", why);
+			}
+			free(rec);
 			for (size_t k = 0; k < m.n_poks && n_poks < DIME_MREC_MAX_VALUES; k++)
 				memcpy(poks[n_poks++], m.poks[k], DIME_ED25519_PUB_BYTES);
 		} else {
