@@ -3,7 +3,7 @@
 # Idempotent: silent and quick when everything is already present.
 set -eu
 
-PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format-14
 libssl-dev libsecp256k1-dev libsodium-dev libisal-dev liburing-dev libjemalloc-dev
 libbenchmark-dev zlib1g-dev libsqlite3-dev libjansson-dev sqlite3
 gnuplot-nox gnupg libipsec-mb-dev"
