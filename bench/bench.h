@@ -35,12 +35,12 @@ int bench_kern_ed(unsigned repeats);
 
 /* bench/env.c: the machine a run was measured on, for the JSON and the charts. */
 struct bench_machine {
-	char cpu[128];	  /* "model name" of /proc/cpuinfo, or "unknown" */
-	char simd[32];	  /* the dispatch level in use (dime_simd()->name) */
-	long cores;	  /* online CPUs */
+	char cpu[128];			   /* "model name" of /proc/cpuinfo, or "unknown" */
+	char simd[32];			   /* the dispatch level in use (dime_simd()->name) */
+	long cores;			   /* online CPUs */
 	double load_start[3], load_end[3]; /* load averages (1, 5, 15 min); -1 unknown */
-	char commit[48];  /* the commit built from (bench/commit.cmake), or "unknown" */
-	char date[32];	  /* ISO 8601, UTC, at the start */
+	char commit[48]; /* the commit built from (bench/commit.cmake), or "unknown" */
+	char date[32];	 /* ISO 8601, UTC, at the start */
 };
 /* At the start of a run (after dime_global_init: it reads the SIMD level). */
 void bench_machine_init(struct bench_machine *m);

@@ -20,13 +20,13 @@
 #include "dime/batch.h"
 
 #define CAP_MAX_WORKERS 64
-#define CAP_MAX_SIZES 8
+#define CAP_MAX_SIZES	8
 /* The batching section: batch_max on (the pipeline's default) and off, the sizes it covers,
  * and the queue depth both use (the default for 1 worker at batch_max 32, so that only the
  * grouping differs). */
-#define CAP_BATCH_ON	 32u
-#define CAP_BATCH_MAXSZ	 10240u
-#define CAP_BATCH_QUEUE	 (4u * CAP_BATCH_ON)
+#define CAP_BATCH_ON	32u
+#define CAP_BATCH_MAXSZ 10240u
+#define CAP_BATCH_QUEUE (4u * CAP_BATCH_ON)
 #define CAP_MAX_BATCHES 16
 
 struct cap_opts {
@@ -39,9 +39,9 @@ struct cap_opts {
 	double seconds;
 	unsigned repeats;
 	const char *out;
-	int no_batching; /* --no-batching: skip the batch_max 1 vs 32 section */
-	int progress;	 /* -1: on a terminal, 0: --no-progress, 1: --progress */
-	int recommend;	 /* --recommend: sweep workers x batch_max instead */
+	int no_batching;		   /* --no-batching: skip the batch_max 1 vs 32 section */
+	int progress;			   /* -1: on a terminal, 0: --no-progress, 1: --progress */
+	int recommend;			   /* --recommend: sweep workers x batch_max instead */
 	unsigned batches[CAP_MAX_BATCHES]; /* --batches, for --recommend */
 	size_t n_batches;
 };
@@ -61,10 +61,10 @@ struct cap_row {
 	int op;
 	size_t size, in_len;
 	unsigned workers;
-	double msgs, mbs;		 /* msg/s, MB/s of input */
-	double lat50, lat90, lat99;	 /* per-message latency, queued to result, ms */
-	double grp50, grp99;		 /* per-group processing time, ms */
-	double floor_msgs;		 /* the floor, single thread, msg/s */
+	double msgs, mbs;	    /* msg/s, MB/s of input */
+	double lat50, lat90, lat99; /* per-message latency, queued to result, ms */
+	double grp50, grp99;	    /* per-group processing time, ms */
+	double floor_msgs;	    /* the floor, single thread, msg/s */
 	uint64_t failed;
 	uint64_t engine_batches, engine_items;
 	char io[32];
@@ -92,31 +92,32 @@ cap_usage(int status)
 	FILE *f = status == 0 ? stdout : stderr;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-	fprintf(f,
-		"usage: dime-bench capacity [--ops LIST] [--sizes LIST] [--workers 1..N | 1,2,4]\n"
-		"                           [--seconds S] [--repeats R] [--out DIR] [--no-batching]\n"
-		"                           [--progress | --no-progress]\n"
-		"       dime-bench capacity --recommend [--ops OP] [--sizes SIZE] [--workers ...]\n"
-		"                           [--batches LIST] [--seconds S] [--repeats R] [--out DIR]\n"
-		"\n"
-		"Each op x size x worker count through the batch pipeline (in memory), against the\n"
-		"crypto floor of the same messages on one thread; medians of the repeats. Writes\n"
-		"capacity.csv, capacity.json, capacity.gp and PNG charts (with gnuplot) into --out.\n"
-		"\n"
-		"  --ops LIST       %s (default: all)\n"
-		"  --sizes LIST     message sizes, 1k,10k,100k,1m or bytes (default: 1k,10k,100k,1m)\n"
-		"  --workers        worker threads, a range or a list (default: 1..%ld, the online "
-		"CPUs)\n"
-		"  --seconds S      length of each measured run (default: 2; --recommend: 1)\n"
-		"  --repeats R      runs per point, the median is kept (default: 3)\n"
-		"  --out DIR        output directory (default: build/bench-out)\n"
-		"  --no-batching    skip the batch_max 1 vs 32 section (accept and open, <= 10k)\n"
-		"  --progress       progress and ETA on stderr even when it is not a terminal\n"
-		"                   (default: only on a terminal); --no-progress: never\n"
-		"  --recommend      sweep workers x batch_max for the op and size (default: wrap 10k)\n"
-		"                   and print the pair with the highest throughput on this machine\n"
-		"  --batches LIST   batch_max values for --recommend (default: 1,8,16,32,64)\n",
-		cap_all_ops, ncpu > 0 ? ncpu : 1);
+	fprintf(
+	    f,
+	    "usage: dime-bench capacity [--ops LIST] [--sizes LIST] [--workers 1..N | 1,2,4]\n"
+	    "                           [--seconds S] [--repeats R] [--out DIR] [--no-batching]\n"
+	    "                           [--progress | --no-progress]\n"
+	    "       dime-bench capacity --recommend [--ops OP] [--sizes SIZE] [--workers ...]\n"
+	    "                           [--batches LIST] [--seconds S] [--repeats R] [--out DIR]\n"
+	    "\n"
+	    "Each op x size x worker count through the batch pipeline (in memory), against the\n"
+	    "crypto floor of the same messages on one thread; medians of the repeats. Writes\n"
+	    "capacity.csv, capacity.json, capacity.gp and PNG charts (with gnuplot) into --out.\n"
+	    "\n"
+	    "  --ops LIST       %s (default: all)\n"
+	    "  --sizes LIST     message sizes, 1k,10k,100k,1m or bytes (default: 1k,10k,100k,1m)\n"
+	    "  --workers        worker threads, a range or a list (default: 1..%ld, the online "
+	    "CPUs)\n"
+	    "  --seconds S      length of each measured run (default: 2; --recommend: 1)\n"
+	    "  --repeats R      runs per point, the median is kept (default: 3)\n"
+	    "  --out DIR        output directory (default: build/bench-out)\n"
+	    "  --no-batching    skip the batch_max 1 vs 32 section (accept and open, <= 10k)\n"
+	    "  --progress       progress and ETA on stderr even when it is not a terminal\n"
+	    "                   (default: only on a terminal); --no-progress: never\n"
+	    "  --recommend      sweep workers x batch_max for the op and size (default: wrap 10k)\n"
+	    "                   and print the pair with the highest throughput on this machine\n"
+	    "  --batches LIST   batch_max values for --recommend (default: 1,8,16,32,64)\n",
+	    cap_all_ops, ncpu > 0 ? ncpu : 1);
 	return status;
 }
 
@@ -449,8 +450,8 @@ cap_run_once(struct cap_one *res, const struct bench_fix *f, const struct cap_op
 	     unsigned queue_depth)
 {
 	static const enum dime_batch_op bop[BENCH_N_OPS] = {
-	    DIME_BATCH_WRAP, DIME_BATCH_ORIGIN_SIGN, DIME_BATCH_ACCEPT, DIME_BATCH_OPEN,
-	    DIME_BATCH_BOUNCE_VERIFY, DIME_BATCH_REKEY};
+	    DIME_BATCH_WRAP, DIME_BATCH_ORIGIN_SIGN,   DIME_BATCH_ACCEPT,
+	    DIME_BATCH_OPEN, DIME_BATCH_BOUNCE_VERIFY, DIME_BATCH_REKEY};
 	struct dime_view next = dime_signet_bytes(f->recip2);
 	struct dime_batch_conf conf;
 	struct dime_batch_params params;
@@ -577,8 +578,8 @@ cap_floor_note(char *out, size_t cap, const struct cap_row *rows, size_t n, int 
 		bench_size_name(sz, sizeof(sz), rows[i].size);
 		if (len < sizeof(which))
 			len += (size_t)snprintf(which + len, sizeof(which) - len, "%s%s %s",
-						len ? ", " : "", bench_op_name((enum bench_op)rows[i].op),
-						sz);
+						len ? ", " : "",
+						bench_op_name((enum bench_op)rows[i].op), sz);
 		if (cap_op_batches_verify(rows[i].op))
 			batched = 1;
 		else
@@ -586,8 +587,7 @@ cap_floor_note(char *out, size_t cap, const struct cap_row *rows, size_t n, int 
 	}
 	if (len == 0)
 		return;
-	snprintf(out, cap,
-		 "Above the crypto floor at 1 worker (%s): %s%s", which,
+	snprintf(out, cap, "Above the crypto floor at 1 worker (%s): %s%s", which,
 		 batched ? "the pipeline checks all signatures of a group in one batched verify, "
 			   "the floor one at a time"
 			 : "",
@@ -628,8 +628,8 @@ cap_per_call(const struct cap_brow *b, int k)
 static void
 cap_bprint(FILE *f, const struct cap_brow *b, size_t n)
 {
-	fprintf(f, "%-13s %5s %3s %12s %12s %8s %14s %13s\n", "op", "size", "wk",
-		"off_msg/s", "on_msg/s", "on/off", "items/call_off", "items/call_on");
+	fprintf(f, "%-13s %5s %3s %12s %12s %8s %14s %13s\n", "op", "size", "wk", "off_msg/s",
+		"on_msg/s", "on/off", "items/call_off", "items/call_on");
 	for (size_t i = 0; i < n; i++) {
 		char sz[16];
 
@@ -661,14 +661,15 @@ cap_write_bcsv(const char *dir, const struct cap_brow *b, size_t n)
 			char sz[16];
 
 			bench_size_name(sz, sizeof(sz), b[i].size);
-			fprintf(f,
-				"%s,%s,%zu,%zu,1,%u,%u,%.2f,%.3f,%.3f,%.3f,%.4f,%llu,%llu,%llu,%.2f\n",
-				bench_op_name((enum bench_op)b[i].op), sz, b[i].size, b[i].in_len,
-				bm[k], CAP_BATCH_QUEUE, b[i].msgs[k], b[i].mbs[k], b[i].lat50[k],
-				b[i].grp50[k], cap_ratio(b[i].msgs[k], b[i].msgs[0]),
-				(unsigned long long)b[i].failed[k],
-				(unsigned long long)b[i].engine_batches[k],
-				(unsigned long long)b[i].engine_items[k], cap_per_call(&b[i], k));
+			fprintf(
+			    f,
+			    "%s,%s,%zu,%zu,1,%u,%u,%.2f,%.3f,%.3f,%.3f,%.4f,%llu,%llu,%llu,%.2f\n",
+			    bench_op_name((enum bench_op)b[i].op), sz, b[i].size, b[i].in_len,
+			    bm[k], CAP_BATCH_QUEUE, b[i].msgs[k], b[i].mbs[k], b[i].lat50[k],
+			    b[i].grp50[k], cap_ratio(b[i].msgs[k], b[i].msgs[0]),
+			    (unsigned long long)b[i].failed[k],
+			    (unsigned long long)b[i].engine_batches[k],
+			    (unsigned long long)b[i].engine_items[k], cap_per_call(&b[i], k));
 		}
 	return fclose(f) == 0 ? 0 : -1;
 }
@@ -736,12 +737,13 @@ cap_write_json(const char *dir, const struct cap_opts *o, const struct bench_mac
 	fprintf(f, "{\n  \"tool\": \"dime-bench capacity\",\n");
 	bench_machine_json(f, m);
 	fprintf(f, "  \"seconds\": %.3f,\n  \"repeats\": %u,\n", o->seconds, o->repeats);
-	fprintf(f, "  \"definitions\": {\"latency\": \"per message: from the source handing the item "
-		   "to the pipeline to its result reaching the caller, with the queue kept full\", "
-		   "\"group_time\": \"per group: dime_batch_result.ns, from a worker taking the "
-		   "group to its outputs written; every item of a group gets the same value\", "
-		   "\"per_core_vs_floor\": \"1-worker msg/s / floor msg/s on one thread; null for "
-		   "other worker counts\"},\n");
+	fprintf(f,
+		"  \"definitions\": {\"latency\": \"per message: from the source handing the item "
+		"to the pipeline to its result reaching the caller, with the queue kept full\", "
+		"\"group_time\": \"per group: dime_batch_result.ns, from a worker taking the "
+		"group to its outputs written; every item of a group gets the same value\", "
+		"\"per_core_vs_floor\": \"1-worker msg/s / floor msg/s on one thread; null for "
+		"other worker counts\"},\n");
 	fprintf(f, "  \"notes\": [%s%s%s],\n", note[0] ? "\"" : "", note, note[0] ? "\"" : "");
 	fprintf(f, "  \"floors\": [");
 	for (size_t i = 0; i < n_desc; i++)
@@ -754,25 +756,27 @@ cap_write_json(const char *dir, const struct cap_opts *o, const struct bench_mac
 		char vf[32], sp[32];
 
 		cap_derived(vf, sp, sizeof(vf), rows, n, r, "null");
-		fprintf(f,
-			"%s\n    {\"op\": \"%s\", \"size_bytes\": %zu, \"input_bytes\": %zu, "
-			"\"workers\": %u, \"msgs_per_s\": %.2f, \"mb_per_s\": %.3f, "
-			"\"latency_p50_ms\": %.3f, \"latency_p90_ms\": %.3f, \"latency_p99_ms\": %.3f, "
-			"\"group_time_p50_ms\": %.3f, \"group_time_p99_ms\": %.3f, "
-			"\"floor_msgs_per_s\": %.2f, \"per_core_vs_floor\": %s, "
-			"\"speedup_vs_1_worker\": %s, \"failed\": %llu, \"engine_batches\": %llu, "
-			"\"engine_items\": %llu, \"io\": \"%s\"}",
-			i ? "," : "", bench_op_name((enum bench_op)r->op), r->size, r->in_len,
-			r->workers, r->msgs, r->mbs, r->lat50, r->lat90, r->lat99, r->grp50, r->grp99,
-			r->floor_msgs, vf, sp, (unsigned long long)r->failed,
-			(unsigned long long)r->engine_batches, (unsigned long long)r->engine_items,
-			r->io);
+		fprintf(
+		    f,
+		    "%s\n    {\"op\": \"%s\", \"size_bytes\": %zu, \"input_bytes\": %zu, "
+		    "\"workers\": %u, \"msgs_per_s\": %.2f, \"mb_per_s\": %.3f, "
+		    "\"latency_p50_ms\": %.3f, \"latency_p90_ms\": %.3f, \"latency_p99_ms\": %.3f, "
+		    "\"group_time_p50_ms\": %.3f, \"group_time_p99_ms\": %.3f, "
+		    "\"floor_msgs_per_s\": %.2f, \"per_core_vs_floor\": %s, "
+		    "\"speedup_vs_1_worker\": %s, \"failed\": %llu, \"engine_batches\": %llu, "
+		    "\"engine_items\": %llu, \"io\": \"%s\"}",
+		    i ? "," : "", bench_op_name((enum bench_op)r->op), r->size, r->in_len,
+		    r->workers, r->msgs, r->mbs, r->lat50, r->lat90, r->lat99, r->grp50, r->grp99,
+		    r->floor_msgs, vf, sp, (unsigned long long)r->failed,
+		    (unsigned long long)r->engine_batches, (unsigned long long)r->engine_items,
+		    r->io);
 	}
 	fprintf(f, "\n  ],\n  \"batching\": [");
 	for (size_t i = 0; i < n_b; i++) {
-		fprintf(f, "%s\n    {\"op\": \"%s\", \"size_bytes\": %zu, \"input_bytes\": %zu, "
-			   "\"workers\": 1, \"queue_depth\": %u, \"on_vs_off\": %.4f, "
-			   "\"on_shares_main_runs\": %s",
+		fprintf(f,
+			"%s\n    {\"op\": \"%s\", \"size_bytes\": %zu, \"input_bytes\": %zu, "
+			"\"workers\": 1, \"queue_depth\": %u, \"on_vs_off\": %.4f, "
+			"\"on_shares_main_runs\": %s",
 			i ? "," : "", bench_op_name((enum bench_op)b[i].op), b[i].size, b[i].in_len,
 			CAP_BATCH_QUEUE, cap_ratio(b[i].msgs[1], b[i].msgs[0]),
 			b[i].on_shared ? "true" : "false");
@@ -799,20 +803,13 @@ static const char *
 cap_op_title(int op)
 {
 	switch (op) {
-	case BENCH_WRAP:
-		return "Wrap: the author's side encrypts and signs a mail";
-	case BENCH_ORIGIN_SIGN:
-		return "Origin sign: the sending organisation countersigns";
-	case BENCH_ACCEPT:
-		return "Accept: the receiving organisation checks a message";
-	case BENCH_OPEN:
-		return "Open: the recipient decrypts and verifies";
-	case BENCH_BOUNCE_VERIFY:
-		return "Bounce verify: the sender checks a returned bounce";
-	case BENCH_REKEY:
-		return "Rekey: re-encrypt for the recipient's new key";
-	default:
-		return "?";
+	case BENCH_WRAP: return "Wrap: the author's side encrypts and signs a mail";
+	case BENCH_ORIGIN_SIGN: return "Origin sign: the sending organisation countersigns";
+	case BENCH_ACCEPT: return "Accept: the receiving organisation checks a message";
+	case BENCH_OPEN: return "Open: the recipient decrypts and verifies";
+	case BENCH_BOUNCE_VERIFY: return "Bounce verify: the sender checks a returned bounce";
+	case BENCH_REKEY: return "Rekey: re-encrypt for the recipient's new key";
+	default: return "?";
 	}
 }
 
@@ -830,11 +827,11 @@ cap_size_words(char *out, size_t cap, size_t size)
 /* One colour per series, the same on every chart: measured, ideal scaling, crypto floor; and
  * the latency bars. */
 #define CAP_C_MEASURED "#1f5fbf"
-#define CAP_C_IDEAL	"#5a5a5a"
-#define CAP_C_FLOOR	"#c0392b"
-#define CAP_C_LAT50	"#1f5fbf"
-#define CAP_C_LAT99	"#e67e22"
-#define CAP_C_GROUP	"#27ae60"
+#define CAP_C_IDEAL    "#5a5a5a"
+#define CAP_C_FLOOR    "#c0392b"
+#define CAP_C_LAT50    "#1f5fbf"
+#define CAP_C_LAT99    "#e67e22"
+#define CAP_C_GROUP    "#27ae60"
 
 /* Per op, throughput-<op>.png: one panel per size, messages/s against worker threads, with the
  * ideal scaling from the fewest workers measured and the crypto floor times the workers; then
@@ -861,25 +858,27 @@ cap_plot(const char *dir, const struct cap_opts *o, const struct cap_row *rows, 
 	snprintf(path, sizeof(path), "%s/capacity.gp", dir);
 	if ((f = fopen(path, "w")) == NULL)
 		return;
-	fprintf(f, "# made by dime-bench capacity; gnuplot %s/capacity.gp redraws the charts\n"
-		   "set datafile separator ','\nset encoding utf8\n",
+	fprintf(f,
+		"# made by dime-bench capacity; gnuplot %s/capacity.gp redraws the charts\n"
+		"set datafile separator ','\nset encoding utf8\n",
 		dir);
 	for (size_t a = 0; a < o->n_ops; a++) {
 		char note[600];
 
 		cap_floor_note(note, sizeof(note), rows, n, o->ops[a]);
-		fprintf(f,
-			"set terminal pngcairo size %zu,%zu noenhanced font 'DejaVu Sans,12'\n"
-			"set output '%s/throughput-%s.png'\n"
-			"set multiplot layout %zu,%zu title \"%s\\nmessages per second by worker "
-			"threads (median of %u run%s of %.1f s)\" font ',15' margins 0.09,0.97,%.3f,"
-			"%.3f spacing 0.09,0.16\n",
-			cols * 640, nrow * 420 + 190, dir, bench_op_name((enum bench_op)o->ops[a]),
-			nrow, cols, cap_op_title(o->ops[a]), o->repeats, o->repeats > 1 ? "s" : "",
-			o->seconds,
-			0.17 * 610.0 / (double)(nrow * 420 + 190) + 0.02,
-			1.0 - 95.0 / (double)(nrow * 420 + 190));
-		fprintf(f, "set label 1 \"Measured on %s\" at screen 0.01,0.045 font ',10'\n", machine);
+		fprintf(
+		    f,
+		    "set terminal pngcairo size %zu,%zu noenhanced font 'DejaVu Sans,12'\n"
+		    "set output '%s/throughput-%s.png'\n"
+		    "set multiplot layout %zu,%zu title \"%s\\nmessages per second by worker "
+		    "threads (median of %u run%s of %.1f s)\" font ',15' margins 0.09,0.97,%.3f,"
+		    "%.3f spacing 0.09,0.16\n",
+		    cols * 640, nrow * 420 + 190, dir, bench_op_name((enum bench_op)o->ops[a]),
+		    nrow, cols, cap_op_title(o->ops[a]), o->repeats, o->repeats > 1 ? "s" : "",
+		    o->seconds, 0.17 * 610.0 / (double)(nrow * 420 + 190) + 0.02,
+		    1.0 - 95.0 / (double)(nrow * 420 + 190));
+		fprintf(f, "set label 1 \"Measured on %s\" at screen 0.01,0.045 font ',10'\n",
+			machine);
 		if (note[0] != 0)
 			fprintf(f, "set label 2 \"%s\" at screen 0.01,0.015 font ',10'\n", note);
 		else
@@ -912,19 +911,20 @@ cap_plot(const char *dir, const struct cap_opts *o, const struct cap_row *rows, 
 			else
 				snprintf(ideal, sizeof(ideal), "%u-worker rate x workers/%u", wmin,
 					 wmin);
-			fprintf(f,
-				"EOD\nset title '%s messages'\nset xlabel 'worker threads'\n"
-				"set ylabel 'messages per second'\nset xrange [%g:%g]\nset xtics 1\n"
-				"set yrange [0:%.0f]\nset format y '%%.0f'\nset grid\n"
-				"set key top left Left reverse font ',11'\n"
-				"plot $d%d using 1:2 with linespoints lw 3 pt 7 ps 1.4 lc rgb '%s' "
-				"title 'measured: batch pipeline', "
-				"$d%d using 1:3 with lines lw 2 dt 2 lc rgb '%s' "
-				"title 'ideal scaling: %s', "
-				"$d%d using 1:4 with lines lw 2 dt 3 lc rgb '%s' "
-				"title 'crypto floor x workers (cryptography alone)'\n",
-				sz, wmin - 0.2, wmax + 0.2, ymax > 0 ? ymax * 1.45 : 1.0, k,
-				CAP_C_MEASURED, k, CAP_C_IDEAL, ideal, k, CAP_C_FLOOR);
+			fprintf(
+			    f,
+			    "EOD\nset title '%s messages'\nset xlabel 'worker threads'\n"
+			    "set ylabel 'messages per second'\nset xrange [%g:%g]\nset xtics 1\n"
+			    "set yrange [0:%.0f]\nset format y '%%.0f'\nset grid\n"
+			    "set key top left Left reverse font ',11'\n"
+			    "plot $d%d using 1:2 with linespoints lw 3 pt 7 ps 1.4 lc rgb '%s' "
+			    "title 'measured: batch pipeline', "
+			    "$d%d using 1:3 with lines lw 2 dt 2 lc rgb '%s' "
+			    "title 'ideal scaling: %s', "
+			    "$d%d using 1:4 with lines lw 2 dt 3 lc rgb '%s' "
+			    "title 'crypto floor x workers (cryptography alone)'\n",
+			    sz, wmin - 0.2, wmax + 0.2, ymax > 0 ? ymax * 1.45 : 1.0, k,
+			    CAP_C_MEASURED, k, CAP_C_IDEAL, ideal, k, CAP_C_FLOOR);
 			k++;
 		}
 		fprintf(f, "unset multiplot\nunset label\n");
@@ -943,29 +943,30 @@ cap_plot(const char *dir, const struct cap_opts *o, const struct cap_row *rows, 
 			cap_size_words(sz, sizeof(sz), r->size);
 			ytop = r->lat99 > ytop ? r->lat99 : ytop;
 			ytop = r->grp50 > ytop ? r->grp50 : ytop;
-			fprintf(f, "%s %s,%.3f,%.3f,%.3f\n", bench_op_name((enum bench_op)r->op), sz,
-				r->lat50 > 0 ? r->lat50 : 0.001, r->lat99 > 0 ? r->lat99 : 0.001,
-				r->grp50 > 0 ? r->grp50 : 0.001);
+			fprintf(f, "%s %s,%.3f,%.3f,%.3f\n", bench_op_name((enum bench_op)r->op),
+				sz, r->lat50 > 0 ? r->lat50 : 0.001,
+				r->lat99 > 0 ? r->lat99 : 0.001, r->grp50 > 0 ? r->grp50 : 0.001);
 			k++;
 		}
-	fprintf(f,
-		"EOD\nset terminal pngcairo size %d,680 noenhanced font 'DejaVu Sans,12'\n"
-		"set output '%s/latency.png'\n"
-		"set title \"Latency at %u worker%s with the queue kept full (median of %u run%s)\\n"
-		"per message: from entering the pipeline to its result; per group: one batched "
-		"engine call and its I/O\" font ',14'\n"
-		"set style data histogram\nset style histogram clustered gap 1\n"
-		"set style fill solid 0.85 border -1\nset boxwidth 0.9\n"
-		"set logscale y\nset format y '%%g'\nset ylabel 'milliseconds (log scale)'\n"
-		"set yrange [*:%g]\nset xrange [-0.6:%d-0.4]\nset grid ytics\nunset xlabel\n"
-		"set xtics rotate by -30 nomirror\nset key inside top center horizontal maxrows 1\n"
-		"set bmargin 9\n"
-		"set label 1 \"Measured on %s\" at screen 0.01,0.045 font ',10'\n"
-		"plot $lat using 2:xtic(1) lc rgb '%s' title 'per message, p50', "
-		"'' using 3 lc rgb '%s' title 'per message, p99', "
-		"'' using 4 lc rgb '%s' title 'per group (processing time), p50'\n",
-		k * 90 + 400 > 1000 ? k * 90 + 400 : 1000, dir, wmin, wmin == 1 ? "" : "s",
-		o->repeats, o->repeats > 1 ? "s" : "", ytop * 8, k, machine, CAP_C_LAT50, CAP_C_LAT99, CAP_C_GROUP);
+	fprintf(
+	    f,
+	    "EOD\nset terminal pngcairo size %d,680 noenhanced font 'DejaVu Sans,12'\n"
+	    "set output '%s/latency.png'\n"
+	    "set title \"Latency at %u worker%s with the queue kept full (median of %u run%s)\\n"
+	    "per message: from entering the pipeline to its result; per group: one batched "
+	    "engine call and its I/O\" font ',14'\n"
+	    "set style data histogram\nset style histogram clustered gap 1\n"
+	    "set style fill solid 0.85 border -1\nset boxwidth 0.9\n"
+	    "set logscale y\nset format y '%%g'\nset ylabel 'milliseconds (log scale)'\n"
+	    "set yrange [*:%g]\nset xrange [-0.6:%d-0.4]\nset grid ytics\nunset xlabel\n"
+	    "set xtics rotate by -30 nomirror\nset key inside top center horizontal maxrows 1\n"
+	    "set bmargin 9\n"
+	    "set label 1 \"Measured on %s\" at screen 0.01,0.045 font ',10'\n"
+	    "plot $lat using 2:xtic(1) lc rgb '%s' title 'per message, p50', "
+	    "'' using 3 lc rgb '%s' title 'per message, p99', "
+	    "'' using 4 lc rgb '%s' title 'per group (processing time), p50'\n",
+	    k * 90 + 400 > 1000 ? k * 90 + 400 : 1000, dir, wmin, wmin == 1 ? "" : "s", o->repeats,
+	    o->repeats > 1 ? "s" : "", ytop * 8, k, machine, CAP_C_LAT50, CAP_C_LAT99, CAP_C_GROUP);
 	fclose(f);
 	snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>&1", path);
 	if (system(cmd) != 0) {
@@ -1106,13 +1107,13 @@ cap_capacity(const struct cap_opts *o, const struct bench_fix *f, struct bench_f
 			/* repeats interleave the floor and every worker count, so drift in the
 			 * machine's load touches them alike. The batching section's batch_max 1 run
 			 * sits right next to the 1-worker run (which is batch_max 32, the default):
-			 * before it on odd repeats, after it on even ones. Without a 1-worker run in
-			 * the table the section runs its own batch_max 32 run. */
+			 * before it on odd repeats, after it on even ones. Without a 1-worker run
+			 * in the table the section runs its own batch_max 32 run. */
 			for (unsigned rep = 0; rep < o->repeats && !failed; rep++) {
 				int off_first = rep % 2 == 1;
 
-				snprintf(what, sizeof(what), "%s %s: crypto floor, repeat %u/%u", opn,
-					 sz, rep + 1, o->repeats);
+				snprintf(what, sizeof(what), "%s %s: crypto floor, repeat %u/%u",
+					 opn, sz, rep + 1, o->repeats);
 				bench_progress_step(&pg, what, o->seconds);
 				fr[rep] = cap_floor_rate(fc, &p, o->seconds);
 				for (size_t w = 0; w < o->n_workers && !failed; w++) {
@@ -1125,8 +1126,9 @@ cap_capacity(const struct cap_opts *o, const struct bench_fix *f, struct bench_f
 						failed = 1;
 						break;
 					}
-					snprintf(what, sizeof(what), "%s %s: %u worker%s, repeat %u/%u",
-						 opn, sz, o->workers[w], o->workers[w] > 1 ? "s" : "",
+					snprintf(what, sizeof(what),
+						 "%s %s: %u worker%s, repeat %u/%u", opn, sz,
+						 o->workers[w], o->workers[w] > 1 ? "s" : "",
 						 rep + 1, o->repeats);
 					bench_progress_step(&pg, what, o->seconds);
 					if (cap_run_once(&one, f, o, &p, o->ops[a], o->workers[w],
@@ -1210,12 +1212,13 @@ cap_capacity(const struct cap_opts *o, const struct bench_fix *f, struct bench_f
 	if (note[0] != 0)
 		printf("%s.\n", note);
 	if (n_brows > 0) {
-		printf("\nbatching, 1 worker: batch_max 1 (off: one message per engine call) against "
-		       "%u (on: the\npipeline's default; all signature checks of a group in one "
-		       "dime_ed25519_verify_batch call);\nsame messages, queue depth %u for both, "
-		       "adjacent runs, medians of %u%s.\n\n",
-		       CAP_BATCH_ON, CAP_BATCH_QUEUE, o->repeats,
-		       brows[0].on_shared ? "; \"on\" is the 1-worker row above" : "");
+		printf(
+		    "\nbatching, 1 worker: batch_max 1 (off: one message per engine call) against "
+		    "%u (on: the\npipeline's default; all signature checks of a group in one "
+		    "dime_ed25519_verify_batch call);\nsame messages, queue depth %u for both, "
+		    "adjacent runs, medians of %u%s.\n\n",
+		    CAP_BATCH_ON, CAP_BATCH_QUEUE, o->repeats,
+		    brows[0].on_shared ? "; \"on\" is the 1-worker row above" : "");
 		cap_bprint(stdout, brows, n_brows);
 	}
 	if (cap_write_csv(o->out, rows, n_rows) != 0 ||
@@ -1290,12 +1293,13 @@ cap_write_recommend(const char *dir, const struct cap_opts *o, const struct benc
 		for (size_t i = 0; i < per_set; i++) {
 			const struct cap_rpoint *q = &pts[s * per_set + i];
 
-			fprintf(f,
-				"%s{\"workers\": %u, \"batch_max\": %u, \"msgs_per_s\": %.2f, "
-				"\"msgs_per_s_min\": %.2f, \"msgs_per_s_max\": %.2f, "
-				"\"latency_p50_ms\": %.3f, \"latency_p99_ms\": %.3f, \"failed\": %llu}",
-				i ? ", " : "", q->workers, q->batch_max, q->msgs, q->lo, q->hi, q->lat50,
-				q->lat99, (unsigned long long)q->failed);
+			fprintf(
+			    f,
+			    "%s{\"workers\": %u, \"batch_max\": %u, \"msgs_per_s\": %.2f, "
+			    "\"msgs_per_s_min\": %.2f, \"msgs_per_s_max\": %.2f, "
+			    "\"latency_p50_ms\": %.3f, \"latency_p99_ms\": %.3f, \"failed\": %llu}",
+			    i ? ", " : "", q->workers, q->batch_max, q->msgs, q->lo, q->hi,
+			    q->lat50, q->lat99, (unsigned long long)q->failed);
 			fprintf(c, "%s,%zu,%u,%u,%.2f,%.2f,%.2f,%.3f,%.3f,%llu,%d\n",
 				bench_op_name((enum bench_op)ops[s]), sizes[s], q->workers,
 				q->batch_max, q->msgs, q->lo, q->hi, q->lat50, q->lat99,
@@ -1351,8 +1355,9 @@ cap_recommend(const struct cap_opts *o, const struct bench_fix *f, struct bench_
 					unsigned bm = o->batches[i % o->n_batches];
 
 					snprintf(what, sizeof(what),
-						 "%s %s: %u worker%s, batch_max %u, repeat %u/%u", opn,
-						 sz, wk, wk > 1 ? "s" : "", bm, rep + 1, o->repeats);
+						 "%s %s: %u worker%s, batch_max %u, repeat %u/%u",
+						 opn, sz, wk, wk > 1 ? "s" : "", bm, rep + 1,
+						 o->repeats);
 					bench_progress_step(&pg, what, o->seconds);
 					if (cap_run_once(&one, f, o, &p, o->ops[a], wk, bm, 0) !=
 					    DIME_OK) {
@@ -1406,10 +1411,11 @@ cap_recommend(const struct cap_opts *o, const struct bench_fix *f, struct bench_
 			       bench_op_name((enum bench_op)ops[s]), sz);
 			goto out;
 		}
-		printf("recommend: %s %s: workers %u, batch_max %u (%.1f msg/s; per-message latency "
-		       "p50 %.2f ms at full load)\n",
-		       bench_op_name((enum bench_op)ops[s]), sz, q->workers, q->batch_max, q->msgs,
-		       q->lat50);
+		printf(
+		    "recommend: %s %s: workers %u, batch_max %u (%.1f msg/s; per-message latency "
+		    "p50 %.2f ms at full load)\n",
+		    bench_op_name((enum bench_op)ops[s]), sz, q->workers, q->batch_max, q->msgs,
+		    q->lat50);
 		/* a point whose fastest repeat beats the best's slowest is not told apart from it
 		 * by this run: say so rather than let one noisy repeat decide */
 		n_tie = 0;
@@ -1418,8 +1424,11 @@ cap_recommend(const struct cap_opts *o, const struct bench_fix *f, struct bench_
 
 			if (i == best[s] || t->failed != 0 || t->hi < q->lo)
 				continue;
-			printf("%s workers %u batch_max %u (%.1f)", n_tie++ ? "," : "  within the "
-			       "run-to-run range of the best:", t->workers, t->batch_max, t->msgs);
+			printf("%s workers %u batch_max %u (%.1f)",
+			       n_tie++ ? ","
+				       : "  within the "
+					 "run-to-run range of the best:",
+			       t->workers, t->batch_max, t->msgs);
 		}
 		if (n_tie > 0)
 			printf("\n");

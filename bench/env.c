@@ -126,8 +126,9 @@ bench_machine_json(FILE *f, const struct bench_machine *m)
 void
 bench_machine_line(char *out, size_t cap, const struct bench_machine *m)
 {
-	snprintf(out, cap, "%s, SIMD %s, %ld cores online, load %.2f at start, %.2f at end, "
-			   "commit %s, %s",
+	snprintf(out, cap,
+		 "%s, SIMD %s, %ld cores online, load %.2f at start, %.2f at end, "
+		 "commit %s, %s",
 		 m->cpu, m->simd, m->cores, m->load_start[0], m->load_end[0], m->commit, m->date);
 }
 
@@ -167,9 +168,9 @@ bench_progress_step(struct bench_progress *p, const char *what, double cost)
 		if (p->done > 0)
 			env_dur(eta, sizeof(eta), el / p->done * (p->total - p->done));
 		env_dur(ela, sizeof(ela), el);
-		fprintf(stderr, "%s[%3.0f%%] %s; %s elapsed, ETA %s%s",
-			p->tty ? "\r" : "", p->total > 0 ? 100.0 * p->done / p->total : 0.0, what,
-			ela, eta, p->tty ? "\033[K" : "\n");
+		fprintf(stderr, "%s[%3.0f%%] %s; %s elapsed, ETA %s%s", p->tty ? "\r" : "",
+			p->total > 0 ? 100.0 * p->done / p->total : 0.0, what, ela, eta,
+			p->tty ? "\033[K" : "\n");
 		fflush(stderr);
 	}
 	p->done += cost;
@@ -186,7 +187,7 @@ bench_progress_end(struct bench_progress *p)
 
 /* ---- temporary directories ---- */
 
-#define ENV_TMP_MAX 4
+#define ENV_TMP_MAX   4
 #define ENV_TMP_DEPTH 4
 
 static char env_tmp[ENV_TMP_MAX][256];
@@ -229,7 +230,8 @@ env_rm_under(int dfd, int depth)
 					continue;
 				if (depth >= ENV_TMP_DEPTH)
 					continue;
-				sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				sub = openat(dfd, name,
+					     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (sub >= 0) {
 					env_rm_under(sub, depth + 1);
 					close(sub);
@@ -335,7 +337,8 @@ bench_tmpdir_new(char *path, size_t cap, const char *prefix, char *const *hook)
 		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 			struct sigaction old;
 
-			/* a signal the caller ignores (nohup, SIGPIPE under some shells) stays ignored */
+			/* a signal the caller ignores (nohup, SIGPIPE under some shells) stays
+			 * ignored */
 			if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
 				continue;
 			sigaction(sigs[i], &sa, NULL);

@@ -12,8 +12,8 @@
 #include "dime/crypto.h"
 #include "dime/store.h"
 
-static const char *const bench_op_names[BENCH_N_OPS] = {"wrap", "origin-sign", "accept", "open",
-							"bounce-verify", "rekey"};
+static const char *const bench_op_names[BENCH_N_OPS] = {"wrap", "origin-sign",	 "accept",
+							"open", "bounce-verify", "rekey"};
 
 const char *
 bench_op_name(enum bench_op op)
@@ -114,16 +114,16 @@ bench_fix_fini(struct bench_fix *f)
 /* ---- mail ---- */
 
 static const char *const fix_words[] = {
-    "the",	 "of",	      "and",	"to",	   "in",       "a",	 "is",	     "that",
-    "for",	 "it",	      "as",	"was",	   "with",     "be",	 "by",	     "on",
-    "not",	 "he",	      "this",	"are",	   "or",       "his",	 "from",     "at",
-    "which",	 "but",	      "have",	"an",	   "had",      "they",	 "you",	     "were",
-    "their",	 "one",	      "all",	"we",	   "can",      "her",	 "has",	     "there",
-    "been",	 "if",	      "more",	"when",	   "will",     "would",	 "who",	     "so",
-    "no",	 "meeting",   "budget", "quarter", "report",   "server", "message",  "delivery",
-    "schedule",	 "customer",  "invoice", "project", "review",  "draft",	 "attached", "please",
-    "thanks",	 "regards",   "tomorrow", "monday", "question", "answer", "update",  "status",
-    "encrypted", "signature", "domain", "policy",  "network",  "storage", "release", "version"};
+    "the",	 "of",	      "and",	  "to",	     "in",	 "a",	    "is",	"that",
+    "for",	 "it",	      "as",	  "was",     "with",	 "be",	    "by",	"on",
+    "not",	 "he",	      "this",	  "are",     "or",	 "his",	    "from",	"at",
+    "which",	 "but",	      "have",	  "an",	     "had",	 "they",    "you",	"were",
+    "their",	 "one",	      "all",	  "we",	     "can",	 "her",	    "has",	"there",
+    "been",	 "if",	      "more",	  "when",    "will",	 "would",   "who",	"so",
+    "no",	 "meeting",   "budget",	  "quarter", "report",	 "server",  "message",	"delivery",
+    "schedule",	 "customer",  "invoice",  "project", "review",	 "draft",   "attached", "please",
+    "thanks",	 "regards",   "tomorrow", "monday",  "question", "answer",  "update",	"status",
+    "encrypted", "signature", "domain",	  "policy",  "network",	 "storage", "release",	"version"};
 
 /* xorshift64*: cheap, deterministic per seed. */
 static uint64_t
@@ -158,7 +158,8 @@ bench_mail_new(size_t size, uint64_t seed)
 	n = (size_t)hl < size ? (size_t)hl : size;
 	memcpy(m, hdr, n);
 	while (n + 2 < size) {
-		const char *w = fix_words[fix_rand(&s) % (sizeof(fix_words) / sizeof(fix_words[0]))];
+		const char *w =
+		    fix_words[fix_rand(&s) % (sizeof(fix_words) / sizeof(fix_words[0]))];
 		size_t wl = strlen(w);
 
 		if (line > 0 && line + 1 + wl > 72) {
@@ -353,8 +354,7 @@ bench_store_fill(const struct bench_fix *f, const char *path)
 		DIME_OK &&
 	    (rc = fix_store_key(st, f->ks, f->recip_key, BENCH_RECIP, DIME_STORE_USER_KEY)) ==
 		DIME_OK &&
-	    (rc = fix_store_signet(st, f->recip, BENCH_RECIP, DIME_STORE_USER_SIGNET)) ==
-		DIME_OK &&
+	    (rc = fix_store_signet(st, f->recip, BENCH_RECIP, DIME_STORE_USER_SIGNET)) == DIME_OK &&
 	    /* the rotation rekey re-keys to: batch rekey only takes a stored signet */
 	    (rc = fix_store_key(st, f->ks, f->recip2_key, BENCH_RECIP, DIME_STORE_USER_KEY)) ==
 		DIME_OK)

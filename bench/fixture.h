@@ -16,19 +16,19 @@
 extern "C" {
 #endif
 
-#define BENCH_ORG_A "alpha.example"
-#define BENCH_ORG_B "beta.example"
+#define BENCH_ORG_A  "alpha.example"
+#define BENCH_ORG_B  "beta.example"
 #define BENCH_AUTHOR "alice@alpha.example"
-#define BENCH_RECIP "bob@beta.example"
+#define BENCH_RECIP  "bob@beta.example"
 
 /* The operations the benches time, in table order. */
 enum bench_op {
-	BENCH_WRAP = 0,	       /* mail -> author output (dime_msg_wrap_mail) */
-	BENCH_ORIGIN_SIGN = 1, /* author output -> signed (dime_msg_origin_sign) */
-	BENCH_ACCEPT = 2,      /* signed -> verdict (dime_msg_accept) */
-	BENCH_OPEN = 3,	       /* signed -> opened, as the recipient (dime_msg_open) */
+	BENCH_WRAP = 0,		 /* mail -> author output (dime_msg_wrap_mail) */
+	BENCH_ORIGIN_SIGN = 1,	 /* author output -> signed (dime_msg_origin_sign) */
+	BENCH_ACCEPT = 2,	 /* signed -> verdict (dime_msg_accept) */
+	BENCH_OPEN = 3,		 /* signed -> opened, as the recipient (dime_msg_open) */
 	BENCH_BOUNCE_VERIFY = 4, /* bounce object -> verdict (dime_msg_bounce_verify) */
-	BENCH_REKEY = 5,       /* signed -> re-keyed for the recipient's next signet (dime_msg_rekey) */
+	BENCH_REKEY = 5, /* signed -> re-keyed for the recipient's next signet (dime_msg_rekey) */
 	BENCH_N_OPS = 6
 };
 
@@ -41,9 +41,9 @@ struct bench_fix {
 	struct dime_ks *ks;
 	uint32_t org_a_key, org_b_key, author_key, recip_key; /* DIME_KEY_ORG / DIME_KEY_USER */
 	struct dime_signet *org_a, *org_b, *author, *recip;
-	uint32_t recip2_key;	   /* the recipient's rotated keys (rekey's target) */
+	uint32_t recip2_key;	    /* the recipient's rotated keys (rekey's target) */
 	struct dime_signet *recip2; /* its next signet, custody signed by recip_key */
-	struct dime_msg_parties p; /* author, origin (a), destination (b), recipient */
+	struct dime_msg_parties p;  /* author, origin (a), destination (b), recipient */
 };
 
 /* dime_global_init, keys and signets. Returns: DIME_OK or an engine error (*why says where). */

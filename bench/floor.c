@@ -54,28 +54,28 @@ struct fl_step {
 	unsigned aux;	   /* ECDH_STATIC: peer index; VERIFY: signature index */
 	const uint8_t *in; /* borrowed from the plan's own buffers */
 	size_t len;
-	uint8_t *out;	   /* NULL: scratch */
-	size_t cap;	   /* GZIP_*: output capacity */
+	uint8_t *out; /* NULL: scratch */
+	size_t cap;   /* GZIP_*: output capacity */
 };
 
 struct bench_floor {
 	struct fl_step *s;
 	size_t n, cap;
-	uint8_t *msg;	   /* copy of the message the plan reads (the op's input, or the wrap) */
+	uint8_t *msg; /* copy of the message the plan reads (the op's input, or the wrap) */
 	size_t msg_len;
-	uint8_t *mail;	   /* copy of the mail (wrap: gzip input) */
-	uint8_t *split;	   /* dime_mime_split's buffer (chunks 33 and 34 data) */
-	uint8_t **gz;	   /* compressed segments (open: inflate input) */
+	uint8_t *mail;	/* copy of the mail (wrap: gzip input) */
+	uint8_t *split; /* dime_mime_split's buffer (chunks 33 and 34 data) */
+	uint8_t **gz;	/* compressed segments (open: inflate input) */
 	size_t n_gz;
-	uint8_t *tree;	   /* tree signature input, written by the SHA-512 steps */
+	uint8_t *tree; /* tree signature input, written by the SHA-512 steps */
 	uint8_t (*sigs)[DIME_SIG_BYTES];
 	size_t n_sigs;
 	size_t scratch_need;
 };
 
-static const char *const fl_names[BENCH_FL_N] = {"random", "keygen", "ecdh", "ecdh", "sha512",
-						 "sign",   "verify", "aes-enc", "aes-dec", "gzip",
-						 "gunzip"};
+static const char *const fl_names[BENCH_FL_N] = {"random",  "keygen", "ecdh",	"ecdh",
+						 "sha512",  "sign",   "verify", "aes-enc",
+						 "aes-dec", "gzip",   "gunzip"};
 
 const char *
 bench_floor_kind_name(enum bench_fl_kind k)
@@ -172,8 +172,7 @@ fl_add(struct bench_floor *fl, uint8_t kind, const uint8_t *in, size_t len)
 
 /* The framing, as dime_msg_dump gives it. Out: *ch malloc'd. */
 static int
-fl_dump(struct dime_msg_chunk_info **ch, size_t *n, const char **why, const uint8_t *in,
-	size_t len)
+fl_dump(struct dime_msg_chunk_info **ch, size_t *n, const char **why, const uint8_t *in, size_t len)
 {
 	struct dime_msg_dump d;
 	int rc = dime_msg_dump(&d, NULL, 0, why, in, len);
@@ -250,8 +249,7 @@ fl_sig_open(struct bench_floor *fl, const struct dime_msg_chunk_info *c, unsigne
 /* Open a standard chunk (ops_std_open): keyslot, payload, and the author's plaintext signature
  * over plaintext[64:] when the actor can check it. */
 static int
-fl_std_open(struct bench_floor *fl, const struct dime_msg_chunk_info *c, unsigned slot,
-	    int verify)
+fl_std_open(struct bench_floor *fl, const struct dime_msg_chunk_info *c, unsigned slot, int verify)
 {
 	int rc = fl_add(fl, BENCH_FL_AES_DEC, c->slots.p + slot * DIME_MSG_KEYSLOT_BYTES,
 			DIME_MSG_KEYSLOT_BYTES);
@@ -414,7 +412,7 @@ fl_plan_origin_sign(struct bench_floor *fl, const struct dime_msg_chunk_info *ch
 		if (rc == DIME_OK)
 			rc = fl_add(fl, BENCH_FL_AES_DEC,
 				    ch[i].slots.p + fl_slot(types[j], DIME_ACTOR_ORIGIN) *
-						      DIME_MSG_KEYSLOT_BYTES,
+							DIME_MSG_KEYSLOT_BYTES,
 				    DIME_MSG_KEYSLOT_BYTES);
 		if (rc == DIME_OK)
 			rc = fl_add(fl, BENCH_FL_AES_ENC, ch[i].payload.p, DIME_SIG_BYTES);
@@ -433,8 +431,8 @@ fl_plan_accept(struct bench_floor *fl, const struct dime_msg_chunk_info *ch, siz
 	if (rc == DIME_OK)
 		rc = fl_org_sigs_check(fl, ch, n, DIME_ACTOR_DESTINATION);
 	if (rc == DIME_OK)
-		rc = fl_std_open(fl, &ch[i5], fl_slot(DIME_CHUNK_DESTINATION,
-						      DIME_ACTOR_DESTINATION), 0);
+		rc = fl_std_open(fl, &ch[i5],
+				 fl_slot(DIME_CHUNK_DESTINATION, DIME_ACTOR_DESTINATION), 0);
 	return rc;
 }
 
@@ -567,7 +565,8 @@ fl_plan_bounce(struct bench_floor *fl, const char **why)
 	}
 	rc = fl_kek(fl, ch[0].payload.p);
 	if (rc == DIME_OK)
-		rc = fl_sig_open(fl, &ch[i_meta], fl_slot(DIME_CHUNK_META_BOUNCE, DIME_ACTOR_ORIGIN));
+		rc = fl_sig_open(fl, &ch[i_meta],
+				 fl_slot(DIME_CHUNK_META_BOUNCE, DIME_ACTOR_ORIGIN));
 	if (rc == DIME_OK)
 		rc = fl_add(fl, BENCH_FL_VERIFY, start, end_meta);
 	if (rc == DIME_OK && i_disp != (size_t)-1) {

@@ -16,17 +16,17 @@ extern "C" {
 
 /* Primitive kinds a plan is made of. */
 enum bench_fl_kind {
-	BENCH_FL_RANDOM = 0,	/* randombytes_buf */
-	BENCH_FL_KEYGEN,	/* secp256k1 key pair (random scalar, pubkey_create, serialize) */
-	BENCH_FL_ECDH,		/* parse a peer point from the message + secp256k1_ecdh (raw x) */
-	BENCH_FL_ECDH_STATIC,	/* secp256k1_ecdh against a signet key parsed once */
-	BENCH_FL_SHA512,	/* crypto_hash_sha512 */
-	BENCH_FL_SIGN,		/* crypto_sign_detached, expanded key */
-	BENCH_FL_VERIFY,	/* crypto_sign_verify_detached */
-	BENCH_FL_AES_ENC,	/* EVP AES-256-CBC, no padding, fresh key schedule */
+	BENCH_FL_RANDOM = 0,  /* randombytes_buf */
+	BENCH_FL_KEYGEN,      /* secp256k1 key pair (random scalar, pubkey_create, serialize) */
+	BENCH_FL_ECDH,	      /* parse a peer point from the message + secp256k1_ecdh (raw x) */
+	BENCH_FL_ECDH_STATIC, /* secp256k1_ecdh against a signet key parsed once */
+	BENCH_FL_SHA512,      /* crypto_hash_sha512 */
+	BENCH_FL_SIGN,	      /* crypto_sign_detached, expanded key */
+	BENCH_FL_VERIFY,      /* crypto_sign_verify_detached */
+	BENCH_FL_AES_ENC,     /* EVP AES-256-CBC, no padding, fresh key schedule */
 	BENCH_FL_AES_DEC,
-	BENCH_FL_GZIP_C,	/* isa-l level 1 via dime_gzip_compress */
-	BENCH_FL_GZIP_D,	/* isa-l inflate via dime_gzip_decompress */
+	BENCH_FL_GZIP_C, /* isa-l level 1 via dime_gzip_compress */
+	BENCH_FL_GZIP_D, /* isa-l inflate via dime_gzip_decompress */
 	BENCH_FL_N
 };
 

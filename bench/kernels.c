@@ -59,7 +59,8 @@ bench_kernels_main(int argc, char **argv)
 				"(DIME_SIMD=base|avx2 caps\nit): multi-buffer AES-256-CBC, "
 				"base64, batched Ed25519 verify. One line per\ncomparison, "
 				"\"<name> <ratio>x vs <baseline>\", then the medians behind it.\n\n"
-				"  --repeats R   timed runs per kernel, the median is kept (default: 7; "
+				"  --repeats R   timed runs per kernel, the median is kept "
+				"(default: 7; "
 				"1 to 1000)\n");
 			return help ? 0 : 2;
 		}

@@ -22,7 +22,8 @@
 #include "fixture.h"
 #include "floor.h"
 
-namespace {
+namespace
+{
 
 bench_fix g_fix;
 bench_floor_ctx *g_fctx;
@@ -58,7 +59,10 @@ struct Pool {
 	std::vector<Msg> msgs;
 	size_t in_bytes = 0;
 
-	~Pool() { clear(); }
+	~Pool()
+	{
+		clear();
+	}
 	void clear()
 	{
 		for (auto &m : msgs)
@@ -117,9 +121,9 @@ pool_get(int op, size_t size, bool cold, bool floors)
 		for (auto &m : p.msgs)
 			if (m.floor == nullptr) {
 				const char *why = "";
-				int rc = bench_floor_new(&m.floor, &why, g_fctx, &g_fix, (bench_op)op,
-							 m.mail.data(), m.mail.size(), m.in.data(),
-							 m.in.size());
+				int rc = bench_floor_new(&m.floor, &why, g_fctx, &g_fix,
+							 (bench_op)op, m.mail.data(), m.mail.size(),
+							 m.in.data(), m.in.size());
 				if (rc != DIME_OK)
 					die("floor", rc, why);
 			}
@@ -135,9 +139,9 @@ bm_op(benchmark::State &st, int op, size_t size, bool cold, bool floor)
 	for (auto _ : st) {
 		Msg &m = p.msgs[i];
 		size_t out_len = 0;
-		int rc = floor ? bench_floor_run(g_fctx, m.floor)
-			       : bench_op_run(&g_fix, &out_len, (bench_op)op, m.in.data(),
-					      m.in.size());
+		int rc =
+		    floor ? bench_floor_run(g_fctx, m.floor)
+			  : bench_op_run(&g_fix, &out_len, (bench_op)op, m.in.data(), m.in.size());
 
 		if (rc != DIME_OK) {
 			st.SkipWithError(dime_strerror(rc));
@@ -340,29 +344,52 @@ void
 register_all()
 {
 	benchmark::RegisterBenchmark("prim/ed25519_sign_seed", bm_ed25519_sign)
-	    ->Arg(64)->Arg(1024)->Arg(10240);
+	    ->Arg(64)
+	    ->Arg(1024)
+	    ->Arg(10240);
 	benchmark::RegisterBenchmark("prim/ed25519_sign_expanded", bm_ed25519_sign_expanded)
-	    ->Arg(64)->Arg(1024)->Arg(10240);
+	    ->Arg(64)
+	    ->Arg(1024)
+	    ->Arg(10240);
 	benchmark::RegisterBenchmark("prim/ed25519_verify", bm_ed25519_verify)
-	    ->Arg(64)->Arg(1024)->Arg(10240);
+	    ->Arg(64)
+	    ->Arg(1024)
+	    ->Arg(10240);
 	benchmark::RegisterBenchmark("prim/ed25519_verify_batch_1k", bm_ed25519_verify_batch)
-	    ->Arg(1)->Arg(8)->Arg(32);
+	    ->Arg(1)
+	    ->Arg(8)
+	    ->Arg(32);
 	benchmark::RegisterBenchmark("prim/secp256k1_keygen", bm_secp_keygen);
 	benchmark::RegisterBenchmark("prim/secp256k1_ecdh_x", bm_secp_ecdh);
 	benchmark::RegisterBenchmark("prim/aes256cbc_enc", bm_aes, true)
-	    ->Arg(64)->Arg(4096)->Arg(65536);
+	    ->Arg(64)
+	    ->Arg(4096)
+	    ->Arg(65536);
 	benchmark::RegisterBenchmark("prim/aes256cbc_dec", bm_aes, false)
-	    ->Arg(64)->Arg(4096)->Arg(65536);
+	    ->Arg(64)
+	    ->Arg(4096)
+	    ->Arg(65536);
 	benchmark::RegisterBenchmark("prim/aes256cbc_enc_evp_reused", bm_aes_evp_reused, true)
-	    ->Arg(64)->Arg(4096)->Arg(65536);
+	    ->Arg(64)
+	    ->Arg(4096)
+	    ->Arg(65536);
 	benchmark::RegisterBenchmark("prim/aes256cbc_dec_evp_reused", bm_aes_evp_reused, false)
-	    ->Arg(64)->Arg(4096)->Arg(65536);
+	    ->Arg(64)
+	    ->Arg(4096)
+	    ->Arg(65536);
 	benchmark::RegisterBenchmark("prim/sha512", bm_sha512)
-	    ->Arg(32)->Arg(4096)->Arg(65536)->Arg(1 << 20);
+	    ->Arg(32)
+	    ->Arg(4096)
+	    ->Arg(65536)
+	    ->Arg(1 << 20);
 	benchmark::RegisterBenchmark("prim/gzip_compress", bm_gzip, true)
-	    ->Arg(4096)->Arg(65536)->Arg(1 << 20);
+	    ->Arg(4096)
+	    ->Arg(65536)
+	    ->Arg(1 << 20);
 	benchmark::RegisterBenchmark("prim/gzip_decompress", bm_gzip, false)
-	    ->Arg(4096)->Arg(65536)->Arg(1 << 20);
+	    ->Arg(4096)
+	    ->Arg(65536)
+	    ->Arg(1 << 20);
 	for (int op = 0; op < BENCH_N_OPS; op++)
 		for (size_t size : k_sizes)
 			for (int cold = 0; cold < 2; cold++)

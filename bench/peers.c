@@ -34,18 +34,19 @@ peers_cleanup(void)
 static int
 peers_usage(int status)
 {
-	fprintf(status == 0 ? stdout : stderr,
-		"usage: dime-bench peers [--sizes LIST] [--count N] [--progress | --no-progress]\n"
-		"\n"
-		"The same mails through `gpg --encrypt --sign`, one process per message as an MTA\n"
-		"hook runs it (a temporary GNUPGHOME, removed at exit and on SIGINT/SIGTERM), against\n"
-		"dime wrap + origin-sign in process on one thread. Exits 77 without gpg.\n"
-		"\n"
-		"  --sizes LIST   mail sizes, 1k,10k,100k,1m or bytes (default: 1k,10k,100k,1m)\n"
-		"  --count N      gpg runs per size (default: 20); dime runs at least as many and\n"
-		"                 at least 0.5 s\n"
-		"  --progress     progress on stderr even when it is not a terminal (default: only\n"
-		"                 on a terminal); --no-progress: never\n");
+	fprintf(
+	    status == 0 ? stdout : stderr,
+	    "usage: dime-bench peers [--sizes LIST] [--count N] [--progress | --no-progress]\n"
+	    "\n"
+	    "The same mails through `gpg --encrypt --sign`, one process per message as an MTA\n"
+	    "hook runs it (a temporary GNUPGHOME, removed at exit and on SIGINT/SIGTERM), against\n"
+	    "dime wrap + origin-sign in process on one thread. Exits 77 without gpg.\n"
+	    "\n"
+	    "  --sizes LIST   mail sizes, 1k,10k,100k,1m or bytes (default: 1k,10k,100k,1m)\n"
+	    "  --count N      gpg runs per size (default: 20); dime runs at least as many and\n"
+	    "                 at least 0.5 s\n"
+	    "  --progress     progress on stderr even when it is not a terminal (default: only\n"
+	    "                 on a terminal); --no-progress: never\n");
 	return status;
 }
 
@@ -111,8 +112,8 @@ peers_keygen(char *fpr, size_t cap)
 		 peers_home);
 	if (system(cmd) != 0)
 		return -1;
-	snprintf(cmd, sizeof(cmd), "gpg --homedir '%s' --batch --with-colons --list-keys 2>/dev/null",
-		 peers_home);
+	snprintf(cmd, sizeof(cmd),
+		 "gpg --homedir '%s' --batch --with-colons --list-keys 2>/dev/null", peers_home);
 	if ((p = popen(cmd, "r")) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), p) != NULL)
@@ -199,14 +200,17 @@ bench_peers_main(int argc, char **argv)
 	fflush(stdout);
 	bench_progress_init(&pg, progress, (double)n_sizes * 2);
 	for (size_t s = 0; s < n_sizes; s++) {
-		char *gargv[] = {"gpg",	      "--homedir",	 peers_home,
-				 "--batch",   "--yes",		 "--quiet",
-				 "--no-tty",  "--trust-model",	 "always",
-				 "--pinentry-mode", "loopback", "--passphrase",
-				 "",	      "-u",		 fpr,
-				 "-r",	      fpr,		 "--output",
-				 "/dev/null", "--encrypt",	 "--sign",
-				 NULL};
+		char *gargv[] = {"gpg",	      "--homedir",
+				 peers_home,  "--batch",
+				 "--yes",     "--quiet",
+				 "--no-tty",  "--trust-model",
+				 "always",    "--pinentry-mode",
+				 "loopback",  "--passphrase",
+				 "",	      "-u",
+				 fpr,	      "-r",
+				 fpr,	      "--output",
+				 "/dev/null", "--encrypt",
+				 "--sign",    NULL};
 		uint8_t **mails = calloc(count, sizeof(*mails));
 		uint64_t t0, t_gpg, t_dime;
 		unsigned n_dime = 0;

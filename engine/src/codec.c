@@ -258,8 +258,8 @@ size_t
 dime_armor_encoded_len(const char *label, size_t in_len, int flags)
 {
 	size_t l = strlen(label);
-	size_t b = dime_b64_encoded_len(in_len, flags & DIME_ARMOR_NOPAD ? DIME_B64_NOPAD
-									: DIME_B64_PAD);
+	size_t b =
+	    dime_b64_encoded_len(in_len, flags & DIME_ARMOR_NOPAD ? DIME_B64_NOPAD : DIME_B64_PAD);
 	size_t lines = (b + ARMOR_COLS - 1) / ARMOR_COLS;
 	size_t n = 11 + l + 6 + b + lines + 9 + l + 6;
 
@@ -269,8 +269,8 @@ dime_armor_encoded_len(const char *label, size_t in_len, int flags)
 }
 
 int
-dime_armor_encode(char *out, size_t out_cap, size_t *out_len, const char *label,
-		  const uint8_t *in, size_t in_len, int flags)
+dime_armor_encode(char *out, size_t out_cap, size_t *out_len, const char *label, const uint8_t *in,
+		  size_t in_len, int flags)
 {
 	size_t l = strlen(label), need = dime_armor_encoded_len(label, in_len, flags);
 	size_t b64_len = 0, o = 0;
@@ -285,8 +285,8 @@ dime_armor_encode(char *out, size_t out_cap, size_t *out_len, const char *label,
 	if (out_cap < need + 1)
 		return DIME_E_NOSPACE;
 	/* The base64 body is written at the tail of out, then folded into lines in place. */
-	b64_len = dime_b64_encoded_len(in_len, flags & DIME_ARMOR_NOPAD ? DIME_B64_NOPAD
-									: DIME_B64_PAD);
+	b64_len =
+	    dime_b64_encoded_len(in_len, flags & DIME_ARMOR_NOPAD ? DIME_B64_NOPAD : DIME_B64_PAD);
 	b64 = out + out_cap - (b64_len + 1);
 	rc = dime_b64_encode(b64, b64_len + 1, &b64_len, in, in_len,
 			     flags & DIME_ARMOR_NOPAD ? DIME_B64_NOPAD : DIME_B64_PAD);
@@ -348,8 +348,8 @@ armor_is_space(uint8_t c)
 }
 
 int
-dime_armor_decode(char label[DIME_ARMOR_LABEL_MAX], uint8_t *out, size_t out_cap,
-		  size_t *out_len, size_t *consumed, const uint8_t *in, size_t in_len)
+dime_armor_decode(char label[DIME_ARMOR_LABEL_MAX], uint8_t *out, size_t out_cap, size_t *out_len,
+		  size_t *consumed, const uint8_t *in, size_t in_len)
 {
 	size_t pos = 0, ls = 0, le = 0, lab_len = 0, body_start = 0, body_end = 0, crc_at = 0;
 	size_t end_pos = 0;

@@ -7,8 +7,8 @@
 #include "dime/msg_armor.h"
 
 int
-dime_msg_unarmor(uint8_t **out, size_t *out_len, int *armored, const char **why,
-		 const uint8_t *in, size_t in_len, const char *label)
+dime_msg_unarmor(uint8_t **out, size_t *out_len, int *armored, const char **why, const uint8_t *in,
+		 size_t in_len, const char *label)
 {
 	char got[DIME_ARMOR_LABEL_MAX];
 	uint8_t *bin;

@@ -48,7 +48,7 @@ struct msg_op {
 	struct batch_kek *keks; /* sorted by (key_id, eph), distinct */
 	size_t n_keks;
 	struct dime_msg_keks *memo; /* consulted after keks; a miss is recorded there */
-	int defer; /* record checks instead of making them */
+	int defer;		    /* record checks instead of making them */
 	size_t job;
 	struct batch_rec *recs;
 	size_t n_recs, cap_recs;
@@ -226,7 +226,8 @@ batch_keks(struct msg_op *op, const struct dime_ks *ks, const struct dime_msg_jo
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (batch_eph(t[m].eph, kind, &jobs[i])) {
-			const struct batch_kek *known = memo_find(jobs[i].keks, jobs[i].key, t[m].eph);
+			const struct batch_kek *known =
+			    memo_find(jobs[i].keks, jobs[i].key, t[m].eph);
 
 			t[m].key_id = jobs[i].key;
 			if (known != NULL) {
@@ -262,8 +263,8 @@ batch_keks(struct msg_op *op, const struct dime_ks *ks, const struct dime_msg_jo
 			}
 			if (c == 64 || (q == e && c > 0)) {
 				if (dime_ks_ecdh_batch(ks, t[i].key_id,
-						       (const uint8_t(*)[DIME_SECP_PUB_BYTES])pubs, c, x,
-						       rcs) != DIME_OK) {
+						       (const uint8_t(*)[DIME_SECP_PUB_BYTES])pubs,
+						       c, x, rcs) != DIME_OK) {
 					/* rcs[] holds each item's own result, as msg_kek_for's */
 				}
 				for (size_t w = 0; w < c; w++) {

@@ -49,8 +49,9 @@ bounce_pick(size_t *idx, const struct msg_parsed *m, int with_display)
 
 int
 dime_msg_bounce(const struct dime_ks *ks, uint8_t **out, size_t *out_len, const char **why,
-		const uint8_t *in, size_t in_len, uint32_t dest_key, const struct dime_msg_parties *p,
-		enum dime_msg_bounce_code code, const char *reason, int with_display)
+		const uint8_t *in, size_t in_len, uint32_t dest_key,
+		const struct dime_msg_parties *p, enum dime_msg_bounce_code code,
+		const char *reason, int with_display)
 {
 	struct dime_msg_envelope env;
 	struct msg_parsed m;
@@ -140,7 +141,8 @@ bounce_chunk(struct dime_msg_chunk_info *c, struct dime_rd *r, const uint8_t *ba
 	plen = dime_rd_be24(r);
 	actors = dime_msg_chunk_actors(c->type);
 	c->actors = actors;
-	c->n_slots = (uint8_t)((actors & 1) + (actors >> 1 & 1) + (actors >> 2 & 1) + (actors >> 3 & 1));
+	c->n_slots =
+	    (uint8_t)((actors & 1) + (actors >> 1 & 1) + (actors >> 2 & 1) + (actors >> 3 & 1));
 	c->payload.p = dime_rd_take(r, plen);
 	c->payload.len = plen;
 	c->slots.p = dime_rd_take(r, (size_t)c->n_slots * DIME_MSG_KEYSLOT_BYTES);
@@ -216,9 +218,9 @@ dime_msg_bounce_frame(const char **why, const uint8_t *in, size_t in_len)
 }
 
 int
-msg_bounce_verify_op(struct msg_op *op, const struct dime_ks *ks,
-		     struct dime_msg_bounce_info *info, const char **why, const uint8_t *in,
-		     size_t in_len, uint32_t org_key, const struct dime_signet *origin)
+msg_bounce_verify_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_bounce_info *info,
+		     const char **why, const uint8_t *in, size_t in_len, uint32_t org_key,
+		     const struct dime_signet *origin)
 {
 	struct dime_msg_chunk_info *ch = NULL;
 	struct msg_kek k;

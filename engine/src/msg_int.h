@@ -127,7 +127,6 @@ size_t msg_cover_end(const struct msg_parsed *m, uint8_t sig_type);
 int msg_org_verify(const struct dime_signet *org, const uint8_t sig[DIME_SIG_BYTES],
 		   const uint8_t *msg, size_t len);
 
-
 /* msg_batch.c: the op context a batch call threads through the operations. op == NULL (every
  * one-at-a-time call) means: compute and verify everything now, exactly as before. */
 struct msg_op;
@@ -154,9 +153,9 @@ int msg_op_org_verify(struct msg_op *op, const struct dime_signet *org,
 		      const uint8_t sig[DIME_SIG_BYTES], const uint8_t *msg, size_t len);
 
 /* The operations with an op context (msg_ops.c, msg_bounce.c, msg_mail.c). */
-int msg_origin_sign_op(struct msg_op *op, const struct dime_ks *ks, uint8_t **out,
-		       size_t *out_len, struct dime_msg_envelope *env, const char **why,
-		       const uint8_t *in, size_t in_len, uint32_t org_key, uint32_t sign_key,
+int msg_origin_sign_op(struct msg_op *op, const struct dime_ks *ks, uint8_t **out, size_t *out_len,
+		       struct dime_msg_envelope *env, const char **why, const uint8_t *in,
+		       size_t in_len, uint32_t org_key, uint32_t sign_key,
 		       const struct dime_msg_parties *p, unsigned flags);
 int msg_accept_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_envelope *env,
 		  const char **why, const uint8_t *in, size_t in_len, uint32_t dest_key,

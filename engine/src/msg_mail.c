@@ -104,7 +104,8 @@ mail_render(uint8_t **out, size_t *out_len, const struct dime_msg_opened *o)
 	static const char ct_attach[] = "Content-Type: application/octet-stream\r\n"
 					"Content-Disposition: attachment\r\n\r\n";
 	static const char ct_text[] = "Content-Type: text/plain\r\n\r\n";
-	static const char mixed[] = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"";
+	static const char mixed[] =
+	    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"";
 	char boundary[5 + 24 + 1];
 	uint8_t rnd[12], *b;
 	size_t cap = o->common.len + o->headers.len + 256, n = 0, bl;

@@ -107,8 +107,9 @@ ops_std_open(struct msg_op *op, uint8_t **pt, struct msg_payload *pl, const char
 
 /* The author's tree (225, either form) and full (226) signatures. */
 static int
-ops_check_author_sigs(struct msg_op *op, const char **why, const struct msg_parsed *m, uint8_t actor,
-		      const struct msg_kek *k, const uint8_t author_pub[DIME_ED25519_PUB_BYTES])
+ops_check_author_sigs(struct msg_op *op, const char **why, const struct msg_parsed *m,
+		      uint8_t actor, const struct msg_kek *k,
+		      const uint8_t author_pub[DIME_ED25519_PUB_BYTES])
 {
 	uint8_t sig[DIME_SIG_BYTES], *buf = NULL;
 	struct dime_view cover;
@@ -356,8 +357,8 @@ msg_origin_sign_op(struct msg_op *op, const struct dime_ks *ks, uint8_t **out, s
 	rc = ops_org_signer(ks, &signer, why, org_key, sign_key, p->origin);
 	if (rc != DIME_OK)
 		goto out;
-	/* DIME_MSG_SIGN_OWN: this process made `in` with dime_msg_wrap a moment ago, so checking the
-	 * author's signatures again would only repeat our own work (three Ed25519 verifications
+	/* DIME_MSG_SIGN_OWN: this process made `in` with dime_msg_wrap a moment ago, so checking
+	 * the author's signatures again would only repeat our own work (three Ed25519 verifications
 	 * and an envelope decryption per message); env stays zeroed. */
 	if ((flags & DIME_MSG_SIGN_OWN) == 0) {
 		rc = ops_origin_check(op, ks, env, why, &m, org_key, p);
@@ -766,8 +767,7 @@ msg_open_op(struct msg_op *op, const struct dime_ks *ks, struct dime_msg_opened 
 	if (rc != DIME_OK)
 		goto out;
 	/* content last */
-	rc = ops_open_meta(op, &o->common, &o->common_flags, why, &m, m.i_common, actor, &k,
-			   apub);
+	rc = ops_open_meta(op, &o->common, &o->common_flags, why, &m, m.i_common, actor, &k, apub);
 	if (rc == DIME_OK && m.i_headers != MSG_NONE)
 		rc = ops_open_meta(op, &o->headers, &o->headers_flags, why, &m, m.i_headers, actor,
 				   &k, apub);
@@ -894,7 +894,8 @@ ops_wrap_compress(const uint8_t **use, size_t *use_len, uint8_t **owned, uint8_t
 	*use_len = in.len;
 	if (opts->gzip == DIME_MSG_GZIP_NEVER) {
 		if (in.len == 0) {
-			/* an empty segment cannot be stored raw (spec: data length 0 is rejected) */
+			/* an empty segment cannot be stored raw (spec: data length 0 is rejected)
+			 */
 			ops_why(why, msg_why(type, MSG_R_ZERO));
 			return DIME_E_INVALID;
 		}

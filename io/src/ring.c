@@ -934,9 +934,9 @@ ring_run(struct ring_run *run)
 static int
 ring_uring_setup(struct dime_ring *r, unsigned entries)
 {
-	static const int need[] = {IORING_OP_OPENAT,   IORING_OP_OPENAT2, IORING_OP_STATX,	  IORING_OP_READ,
-				   IORING_OP_WRITE,    IORING_OP_CLOSE,	  IORING_OP_FSYNC,
-				   IORING_OP_RENAMEAT, IORING_OP_UNLINKAT};
+	static const int need[] = {IORING_OP_OPENAT, IORING_OP_OPENAT2,	 IORING_OP_STATX,
+				   IORING_OP_READ,   IORING_OP_WRITE,	 IORING_OP_CLOSE,
+				   IORING_OP_FSYNC,  IORING_OP_RENAMEAT, IORING_OP_UNLINKAT};
 	struct io_uring_probe *p;
 	int rc;
 

@@ -29,11 +29,11 @@
 #include "dime/dir.h"
 #include "dime/plmsg.h"
 
-#define BATCH_LINE_MAX	  (2 * DIME_MSG_ADDR_MAX + DIME_MSG_BOUNCE_REASON_MAX + 64)
-#define BATCH_IN_MAX	  ((size_t)DIME_MSG_MAX_BYTES * 2) /* armored input of a 1 GiB message */
-#define BATCH_OUT_MODE	  0600u /* outputs hold mail: never world-readable */
-#define BATCH_RING_DEPTH  64u
-#define BATCH_GROUP_MAX	  1024u
+#define BATCH_LINE_MAX	 (2 * DIME_MSG_ADDR_MAX + DIME_MSG_BOUNCE_REASON_MAX + 64)
+#define BATCH_IN_MAX	 ((size_t)DIME_MSG_MAX_BYTES * 2) /* armored input of a 1 GiB message */
+#define BATCH_OUT_MODE	 0600u /* outputs hold mail: never world-readable */
+#define BATCH_RING_DEPTH 64u
+#define BATCH_GROUP_MAX	 1024u
 
 static _Atomic int batch_stop_flag;
 
@@ -59,12 +59,9 @@ static const struct {
 	enum dime_batch_op op;
 	const char *name, *suffix;
 } batch_ops[] = {
-	{DIME_BATCH_WRAP, "wrap", ".dime"},
-	{DIME_BATCH_ORIGIN_SIGN, "origin-sign", ".dime"},
-	{DIME_BATCH_ACCEPT, "accept", ".txt"},
-	{DIME_BATCH_OPEN, "open", ".eml"},
-	{DIME_BATCH_REKEY, "rekey", ".dime"},
-	{DIME_BATCH_BOUNCE_VERIFY, "bounce-verify", ".txt"},
+    {DIME_BATCH_WRAP, "wrap", ".dime"},	   {DIME_BATCH_ORIGIN_SIGN, "origin-sign", ".dime"},
+    {DIME_BATCH_ACCEPT, "accept", ".txt"}, {DIME_BATCH_OPEN, "open", ".eml"},
+    {DIME_BATCH_REKEY, "rekey", ".dime"},  {DIME_BATCH_BOUNCE_VERIFY, "bounce-verify", ".txt"},
 };
 
 enum dime_batch_op
@@ -114,7 +111,7 @@ struct bjob {
 	int armored;
 	int ok, rc;
 	const char *why;
-	int sys_err;	    /* with DIME_E_IO: the errno behind it */
+	int sys_err; /* with DIME_E_IO: the errno behind it */
 	char line[BATCH_LINE_MAX];
 	uint8_t *out;
 	size_t out_len;
@@ -243,7 +240,8 @@ batch_read_group(struct brun *r, struct dime_ring *ring, struct dime_io_rd *rd, 
 		if (g[i]->raw == NULL && g[i]->it.path != NULL && g[i]->ok == 1) {
 			memset(&rd[k], 0, sizeof(rd[k]));
 			rd[k].path = g[i]->it.path;
-			rd[k].max = r->par->op == DIME_BATCH_WRAP ? DIME_MIME_MAX_BYTES : BATCH_IN_MAX;
+			rd[k].max =
+			    r->par->op == DIME_BATCH_WRAP ? DIME_MIME_MAX_BYTES : BATCH_IN_MAX;
 			rd[k].flags = g[i]->it.no_symlinks ? DIME_IO_RD_NO_SYMLINKS : 0;
 			k++;
 		}
@@ -260,8 +258,9 @@ batch_read_group(struct brun *r, struct dime_ring *ring, struct dime_io_rd *rd, 
 				if (rd[k].err == -EFBIG)
 					bjob_fail(j, DIME_E_IO, "input is larger than the limit");
 				else if (rd[k].err == -ELOOP && j->it.no_symlinks)
-					bjob_fail_errno(j, "input path holds a symbolic link "
-							   "(refused; --follow-symlinks allows it)",
+					bjob_fail_errno(j,
+							"input path holds a symbolic link "
+							"(refused; --follow-symlinks allows it)",
 							ELOOP);
 				else
 					bjob_fail_errno(j, "input cannot be read", -rd[k].err);
@@ -388,9 +387,7 @@ batch_run_engine(struct bworker *w, size_t n, size_t *map)
 		}
 		switch (par->op) {
 		case DIME_BATCH_WRAP:
-		case DIME_BATCH_REKEY:
-			batch_take_out(j, b->out, b->out_len, !par->binary);
-			break;
+		case DIME_BATCH_REKEY: batch_take_out(j, b->out, b->out_len, !par->binary); break;
 		case DIME_BATCH_ORIGIN_SIGN:
 			batch_take_out(j, b->out, b->out_len, j->armored && !par->binary);
 			break;
@@ -670,7 +667,8 @@ batch_io_thread(void *arg)
 			struct bjob *j;
 			int rc = 1;
 
-			while (n < r->batch_max && !batch_stopping() && (rc = batch_pull(r, &j)) == 1) {
+			while (n < r->batch_max && !batch_stopping() &&
+			       (rc = batch_pull(r, &j)) == 1) {
 				if (j->ok == 1)
 					g[n++] = j;
 				else
@@ -765,8 +763,9 @@ dime_batch_out_dir(const char *dir, const char **why)
 		return DIME_E_IO;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		snprintf(batch_why_buf, sizeof(batch_why_buf), "the output %s is %s, not a directory",
-			 dir, S_ISREG(sb.st_mode) ? "a regular file" : "a special file");
+		snprintf(batch_why_buf, sizeof(batch_why_buf),
+			 "the output %s is %s, not a directory", dir,
+			 S_ISREG(sb.st_mode) ? "a regular file" : "a special file");
 		*why = batch_why_buf;
 		return DIME_E_IO;
 	}
@@ -846,12 +845,9 @@ static const char *
 batch_io_name(enum dime_batch_io io)
 {
 	switch (io) {
-	case DIME_BATCH_IO_RING_PER_WORKER:
-		return "uring-per-worker";
-	case DIME_BATCH_IO_THREAD:
-		return "io-thread";
-	default:
-		return "plain";
+	case DIME_BATCH_IO_RING_PER_WORKER: return "uring-per-worker";
+	case DIME_BATCH_IO_THREAD: return "io-thread";
+	default: return "plain";
 	}
 }
 
@@ -965,8 +961,8 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 		w[i].rd = calloc(r.batch_max, sizeof(*w[i].rd));
 		w[i].wr = calloc(r.batch_max, sizeof(*w[i].wr));
 		/* a KEK per message peeked, and one per extra hosted key tried */
-		if (dime_pl_msg_worker_new(&w[i].pw, r.pm, r.batch_max) != DIME_OK || w[i].jb == NULL ||
-		    w[i].g == NULL || w[i].rd == NULL || w[i].wr == NULL ||
+		if (dime_pl_msg_worker_new(&w[i].pw, r.pm, r.batch_max) != DIME_OK ||
+		    w[i].jb == NULL || w[i].g == NULL || w[i].rd == NULL || w[i].wr == NULL ||
 		    (r.io != DIME_BATCH_IO_THREAD &&
 		     dime_ring_open(&w[i].ring, BATCH_RING_DEPTH,
 				    r.io == DIME_BATCH_IO_PLAIN ? DIME_RING_PLAIN
@@ -981,9 +977,9 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 			break;
 	if (started == r.workers)
 		feeder_started =
-			pthread_create(&feeder, NULL,
-				       r.io == DIME_BATCH_IO_THREAD ? batch_io_thread : batch_feeder,
-				       &r) == 0;
+		    pthread_create(&feeder, NULL,
+				   r.io == DIME_BATCH_IO_THREAD ? batch_io_thread : batch_feeder,
+				   &r) == 0;
 	if (!feeder_started) {
 		/* what is running drains a closed queue and exits; the rest never counts */
 		bq_close(&r.jobq);

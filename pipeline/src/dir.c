@@ -196,12 +196,12 @@ dime_pl_dir_open_conf(struct dime_pl_dir **out, const char *store_path,
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return DIME_E_NOMEM;
 	pthread_mutex_init(&d->mu, NULL);
-	d->cache_max = conf != NULL && conf->cache_max > 0 ? conf->cache_max
-							   : DIME_PL_DIR_CACHE_DEFAULT;
-	d->miss_ttl_ns = (uint64_t)(conf != NULL && conf->miss_ttl_ms > 0
-					    ? conf->miss_ttl_ms
-					    : DIME_PL_DIR_MISS_TTL_DEFAULT) *
-			 1000000u;
+	d->cache_max =
+	    conf != NULL && conf->cache_max > 0 ? conf->cache_max : DIME_PL_DIR_CACHE_DEFAULT;
+	d->miss_ttl_ns =
+	    (uint64_t)(conf != NULL && conf->miss_ttl_ms > 0 ? conf->miss_ttl_ms
+							     : DIME_PL_DIR_MISS_TTL_DEFAULT) *
+	    1000000u;
 	while (nb < d->cache_max && nb < ((size_t)1 << 24))
 		nb *= 2;
 	d->n_buckets = nb;
@@ -215,7 +215,8 @@ dime_pl_dir_open_conf(struct dime_pl_dir **out, const char *store_path,
 					sizeof(err))) != DIME_OK) {
 		if (err[0] == 0)
 			snprintf(err, sizeof(err), "%s",
-				 rc == DIME_E_NOTFOUND ? "no store at this path" : "cannot open the store");
+				 rc == DIME_E_NOTFOUND ? "no store at this path"
+						       : "cannot open the store");
 		*why = err;
 		dime_pl_dir_close(d);
 		return rc == DIME_E_NOTFOUND ? rc : DIME_E_IO;
@@ -325,7 +326,7 @@ static void
 dir_evict(struct dime_pl_dir *d, struct dir_sig *e)
 {
 	struct dir_sig **pp =
-		&d->sigs[dir_hash(e->ident, e->kind, e->latest ? NULL : e->fp) & (d->n_buckets - 1)];
+	    &d->sigs[dir_hash(e->ident, e->kind, e->latest ? NULL : e->fp) & (d->n_buckets - 1)];
 
 	while (*pp != NULL && *pp != e)
 		pp = &(*pp)->hnext;
@@ -418,8 +419,8 @@ dir_signet_load(struct dime_pl_dir *d, struct dime_signet **out, const char **wh
 
 		if (rc == DIME_E_NOTFOUND || (rc == DIME_E_INVALID && v == 0)) {
 			*why = fp != NULL && v > 0
-				       ? "no stored version has the fingerprint the message names"
-				       : "no signet of this party in the store";
+				   ? "no stored version has the fingerprint the message names"
+				   : "no signet of this party in the store";
 			return DIME_E_NOTFOUND;
 		}
 		if (rc != DIME_OK) {
@@ -603,8 +604,9 @@ dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 				hit = s->first + k - 1;
 		if (hit == SIZE_MAX) {
 			memset(env, 0, sizeof(*env));
-			*why = s == NULL || s->n == 0 ? "it is not hosted here (no keys in the store)"
-						      : "none of its keys opens this message";
+			*why = s == NULL || s->n == 0
+				   ? "it is not hosted here (no keys in the store)"
+				   : "none of its keys opens this message";
 			return DIME_E_NOTFOUND;
 		}
 	} else {
@@ -618,8 +620,8 @@ dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 		if (hit == SIZE_MAX) {
 			memset(env, 0, sizeof(*env));
 			*why = kind == DIME_STORE_USER_KEY
-				       ? "no hosted user's keys open this message"
-				       : "no hosted organisation's keys open this message";
+				   ? "no hosted user's keys open this message"
+				   : "no hosted organisation's keys open this message";
 			return DIME_E_NOTFOUND;
 		}
 		atomic_store_explicit(last, hit, memory_order_relaxed);

@@ -33,11 +33,11 @@ struct dime_pl_msg {
 struct dime_pl_msg_worker {
 	const struct dime_pl_msg *m;
 	size_t cap;
-	struct dime_msg_keks *memo;   /* the group's peeks' KEKs, reused by its batch call */
-	struct dime_msg_job *jb;      /* the engine's jobs, cap */
-	struct dime_msg_parties *p;   /* per job's parties (references), cap */
+	struct dime_msg_keks *memo;	 /* the group's peeks' KEKs, reused by its batch call */
+	struct dime_msg_job *jb;	 /* the engine's jobs, cap */
+	struct dime_msg_parties *p;	 /* per job's parties (references), cap */
 	struct dime_msg_bounce_info *bi; /* cap */
-	size_t *map;		      /* jb[k] is jobs[map[k]] */
+	size_t *map;			 /* jb[k] is jobs[map[k]] */
 };
 
 /* ---- reasons ---- */
@@ -50,7 +50,7 @@ plmsg_fail(struct dime_pl_msg_job *j, int rc, const char *why)
 }
 
 static void plmsg_failf(struct dime_pl_msg_job *j, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void
 plmsg_failf(struct dime_pl_msg_job *j, int rc, const char *fmt, ...)
@@ -107,8 +107,8 @@ plmsg_setup_wrap(struct dime_pl_msg *m, char *why, size_t cap)
 	}
 	if ((rc = plmsg_signet(m->dir, &m->wp.author, why, cap, "author", c->from,
 			       DIME_STORE_USER_SIGNET, NULL)) != DIME_OK ||
-	    (rc = plmsg_signet(m->dir, &m->wp.origin, why, cap, "origin", fd,
-			       DIME_STORE_ORG_SIGNET, NULL)) != DIME_OK ||
+	    (rc = plmsg_signet(m->dir, &m->wp.origin, why, cap, "origin", fd, DIME_STORE_ORG_SIGNET,
+			       NULL)) != DIME_OK ||
 	    (rc = plmsg_signet(m->dir, &m->wp.destination, why, cap, "destination", td,
 			       DIME_STORE_ORG_SIGNET, NULL)) != DIME_OK ||
 	    (rc = plmsg_signet(m->dir, &m->wp.recipient, why, cap, "recipient", c->to,
@@ -120,8 +120,8 @@ plmsg_setup_wrap(struct dime_pl_msg *m, char *why, size_t cap)
 	}
 	if (c->origin_sign &&
 	    dime_pl_dir_key(m->dir, &m->org_key, fd, DIME_STORE_ORG_KEY) != DIME_OK) {
-		snprintf(why, cap, "--origin-sign: missing the keys of the origin %s (not hosted here)",
-			 fd);
+		snprintf(why, cap,
+			 "--origin-sign: missing the keys of the origin %s (not hosted here)", fd);
 		return DIME_E_NOTFOUND;
 	}
 	return DIME_OK;
@@ -283,10 +283,11 @@ static size_t
 plmsg_limit(enum dime_pl_msg_op op, size_t limit)
 {
 	size_t eng = op == DIME_PL_MSG_WRAP ? DIME_MSG_MAX_BYTES / 2
-		     : op == DIME_PL_MSG_OPEN || op == DIME_PL_MSG_REKEY || op == DIME_PL_MSG_ACCEPT ||
-				     op == DIME_PL_MSG_ORIGIN_SIGN || op == DIME_PL_MSG_BOUNCE
-			     ? DIME_MSG_REKEY_MAX_BYTES
-			     : DIME_MSG_MAX_BYTES;
+		     : op == DIME_PL_MSG_OPEN || op == DIME_PL_MSG_REKEY ||
+			     op == DIME_PL_MSG_ACCEPT || op == DIME_PL_MSG_ORIGIN_SIGN ||
+			     op == DIME_PL_MSG_BOUNCE
+			 ? DIME_MSG_REKEY_MAX_BYTES
+			 : DIME_MSG_MAX_BYTES;
 
 	return limit == 0 || limit > eng ? eng : limit;
 }
@@ -314,8 +315,8 @@ dime_pl_msg_input_bound(size_t *bound, const char **why, enum dime_pl_msg_op op,
 	*why = "";
 	if (op == DIME_PL_MSG_WRAP)
 		return DIME_OK; /* any bytes are mail */
-	while (i < head_len && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' ||
-				head[i] == '\n'))
+	while (i < head_len &&
+	       (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n'))
 		i++;
 	if (i > 0 || (head_len > 0 && head[0] == '-')) {
 		if (head_len - i < 11)
@@ -330,8 +331,9 @@ dime_pl_msg_input_bound(size_t *bound, const char **why, enum dime_pl_msg_op op,
 	total = (size_t)head[2] << 24 | (size_t)head[3] << 16 | (size_t)head[4] << 8 | head[5];
 	if (magic == DIME_MSG_TRACING_MAGIC && op != DIME_PL_MSG_BOUNCE_VERIFY)
 		return DIME_OK; /* a tracing prefix: its length says nothing about the message's */
-	if (op == DIME_PL_MSG_BOUNCE_VERIFY ? magic != DIME_MSG_BOUNCE_MAGIC
-					    : magic != DIME_MSG_MAGIC && magic != DIME_MSG_REKEY_MAGIC)
+	if (op == DIME_PL_MSG_BOUNCE_VERIFY
+		? magic != DIME_MSG_BOUNCE_MAGIC
+		: magic != DIME_MSG_MAGIC && magic != DIME_MSG_REKEY_MAGIC)
 		goto not_dime;
 	if (total > plmsg_limit(op, limit) - DIME_MSG_HEADER_BYTES) {
 		*why = PLMSG_NOT "larger than the size limit";
@@ -342,8 +344,8 @@ dime_pl_msg_input_bound(size_t *bound, const char **why, enum dime_pl_msg_op op,
 	return DIME_OK;
 not_dime:
 	*why = op == DIME_PL_MSG_BOUNCE_VERIFY
-		       ? PLMSG_NOT "it starts with neither bounce armor nor the bounce magic (1849)"
-		       : PLMSG_NOT "it starts with neither D/MIME armor nor a D/MIME magic number";
+		   ? PLMSG_NOT "it starts with neither bounce armor nor the bounce magic (1849)"
+		   : PLMSG_NOT "it starts with neither D/MIME armor nor a D/MIME magic number";
 	return DIME_E_MALFORMED;
 }
 
@@ -385,11 +387,11 @@ dime_pl_msg_decode(uint8_t **out, size_t *out_len, int *armored, const char **wh
 	if (rc == DIME_E_NOMEM)
 		return rc;
 	if (rc != DIME_OK) {
-		*why = strcmp(uwhy, "armor label is not the expected one") == 0
-			       ? PLMSG_NOT "armor label is not the expected one"
+		*why = strcmp(uwhy, "armor label is not the expected one") == 0 ? PLMSG_NOT
+			   "armor label is not the expected one"
 		       : strcmp(uwhy, "armor CRC does not match") == 0
-			       ? PLMSG_NOT "armor CRC does not match"
-			       : PLMSG_NOT "armor does not decode";
+			   ? PLMSG_NOT "armor CRC does not match"
+			   : PLMSG_NOT "armor does not decode";
 		return DIME_E_MALFORMED;
 	}
 	if (*out_len > plmsg_limit(op, limit)) {
@@ -438,8 +440,8 @@ plmsg_parties(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *j, uint32_t 
 	const struct dime_pl_msg *m = w->m;
 	struct dime_pl_dir *dir = m->dir;
 	const char *ident = NULL, *why = "";
-	const char *only = as == DIME_ACTOR_ORIGIN || as == DIME_ACTOR_DESTINATION ? m->conf.org
-										   : m->conf.user;
+	const char *only =
+	    as == DIME_ACTOR_ORIGIN || as == DIME_ACTOR_DESTINATION ? m->conf.org : m->conf.user;
 	int org = as == DIME_ACTOR_ORIGIN || as == DIME_ACTOR_DESTINATION, rc;
 
 	memset(p, 0, sizeof(*p));
@@ -449,7 +451,8 @@ plmsg_parties(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *j, uint32_t 
 		if (only != NULL)
 			plmsg_failf(j, rc, "%s: %s", only, why);
 		else if (as == DIME_ACTOR_DESTINATION)
-			plmsg_fail(j, rc, "no hosted organisation is the destination of this message");
+			plmsg_fail(j, rc,
+				   "no hosted organisation is the destination of this message");
 		else if (as == DIME_ACTOR_ORIGIN)
 			plmsg_fail(j, rc, "no hosted organisation is the origin of this message");
 		else if (as == DIME_ACTOR_RECIPIENT && !ri->rekeyed)
@@ -461,12 +464,12 @@ plmsg_parties(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *j, uint32_t 
 			plmsg_fail(j, rc, why);
 		return rc;
 	}
-#define PLMSG_GET(slot, role, id, kind, fp)                                                    \
+#define PLMSG_GET(slot, role, id, kind, fp)                                                        \
 	do {                                                                                       \
-		if ((rc = plmsg_signet(dir, &(slot), j->msg, sizeof(j->msg), role, id, kind,     \
+		if ((rc = plmsg_signet(dir, &(slot), j->msg, sizeof(j->msg), role, id, kind,       \
 				       fp)) != DIME_OK) {                                          \
 			j->rc = rc == DIME_E_MALFORMED || rc == DIME_E_NOTFOUND ? DIME_E_NOTFOUND  \
-										 : rc;             \
+										: rc;              \
 			j->why = j->msg;                                                           \
 			return j->rc;                                                              \
 		}                                                                                  \
@@ -488,12 +491,13 @@ plmsg_parties(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *j, uint32_t 
 			const char *dwhy = "";
 
 			/* the record's claim is only a lookup key: dime_msg_open checks it */
-			if (dime_pl_dir_signet(dir, &s, &dwhy, env->recipient, DIME_STORE_USER_SIGNET,
-					       ri->new_fp) != DIME_OK) {
-				plmsg_failf(j, DIME_E_NOTFOUND,
-					    "the re-key record is for a signet that is not a stored "
-					    "version of the recipient %s",
-					    env->recipient);
+			if (dime_pl_dir_signet(dir, &s, &dwhy, env->recipient,
+					       DIME_STORE_USER_SIGNET, ri->new_fp) != DIME_OK) {
+				plmsg_failf(
+				    j, DIME_E_NOTFOUND,
+				    "the re-key record is for a signet that is not a stored "
+				    "version of the recipient %s",
+				    env->recipient);
 				return DIME_E_NOTFOUND;
 			}
 			dime_pl_dir_release(dir, p->recipient);
@@ -682,9 +686,10 @@ plmsg_accept_slice(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *jobs, s
 
 		if (j->rc != DIME_OK)
 			continue;
-		if (dime_b64_encode(fp, sizeof(fp), &fpn, w->jb[q].env.recipient_fp,
-				    DIME_FP_BYTES, DIME_B64_NOPAD) != DIME_OK) {
-			plmsg_fail(j, DIME_E_NOSPACE, "the recipient fingerprint cannot be encoded");
+		if (dime_b64_encode(fp, sizeof(fp), &fpn, w->jb[q].env.recipient_fp, DIME_FP_BYTES,
+				    DIME_B64_NOPAD) != DIME_OK) {
+			plmsg_fail(j, DIME_E_NOSPACE,
+				   "the recipient fingerprint cannot be encoded");
 			continue;
 		}
 		snprintf(j->line, sizeof(j->line), "ACCEPT %s %s", w->jb[q].env.recipient, fp);
@@ -784,9 +789,9 @@ plmsg_bounce_slice(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *jobs, s
 	for (size_t q = 0; q < k; q++) {
 		struct dime_msg_job *b = &w->jb[q];
 
-		b->rc = dime_msg_bounce(dime_pl_dir_ks(m->dir), &b->out, &b->out_len, &b->why, b->in,
-					b->in_len, b->key, b->p, m->conf.code, m->conf.reason,
-					m->conf.display);
+		b->rc = dime_msg_bounce(dime_pl_dir_ks(m->dir), &b->out, &b->out_len, &b->why,
+					b->in, b->in_len, b->key, b->p, m->conf.code,
+					m->conf.reason, m->conf.display);
 		plmsg_take(&jobs[w->map[q]], b);
 	}
 	plmsg_release(w, k);
@@ -861,9 +866,10 @@ plmsg_bounce_verify_slice(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *
 
 			if (w->jb[q].rc != DIME_OK) {
 				/* kept if no other org verifies it */
-				j->why = m->n_orgs == 1 ? w->jb[q].why
-							: "no hosted organisation signed the bounced "
-							  "message";
+				j->why = m->n_orgs == 1
+					     ? w->jb[q].why
+					     : "no hosted organisation signed the bounced "
+					       "message";
 				continue;
 			}
 			snprintf(j->line, sizeof(j->line), "BOUNCE %s %s %u %s", b->env.author,
@@ -899,20 +905,13 @@ size_t
 dime_pl_msg_run(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *jobs, size_t n)
 {
 	switch (w->m->conf.op) {
-	case DIME_PL_MSG_WRAP:
-		return dime_pl_msg_wrap(w, jobs, n);
-	case DIME_PL_MSG_ORIGIN_SIGN:
-		return dime_pl_msg_origin_sign(w, jobs, n);
-	case DIME_PL_MSG_ACCEPT:
-		return dime_pl_msg_accept(w, jobs, n);
-	case DIME_PL_MSG_OPEN:
-		return dime_pl_msg_open(w, jobs, n);
-	case DIME_PL_MSG_REKEY:
-		return dime_pl_msg_rekey(w, jobs, n);
-	case DIME_PL_MSG_BOUNCE:
-		return dime_pl_msg_bounce(w, jobs, n);
-	case DIME_PL_MSG_BOUNCE_VERIFY:
-		return dime_pl_msg_bounce_verify(w, jobs, n);
+	case DIME_PL_MSG_WRAP: return dime_pl_msg_wrap(w, jobs, n);
+	case DIME_PL_MSG_ORIGIN_SIGN: return dime_pl_msg_origin_sign(w, jobs, n);
+	case DIME_PL_MSG_ACCEPT: return dime_pl_msg_accept(w, jobs, n);
+	case DIME_PL_MSG_OPEN: return dime_pl_msg_open(w, jobs, n);
+	case DIME_PL_MSG_REKEY: return dime_pl_msg_rekey(w, jobs, n);
+	case DIME_PL_MSG_BOUNCE: return dime_pl_msg_bounce(w, jobs, n);
+	case DIME_PL_MSG_BOUNCE_VERIFY: return dime_pl_msg_bounce_verify(w, jobs, n);
 	}
 	DIME_ASSERT(0);
 	return n;

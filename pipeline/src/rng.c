@@ -126,7 +126,8 @@ rng_reseed(struct rng_state *st)
 	crypto_generichash_final(&h, st->key, sizeof(st->key));
 	sodium_memzero(&h, sizeof(h));
 	sodium_memzero(seed, sizeof(seed));
-	/* output drawn under the old key is dropped: after a fork, parent and child would share it */
+	/* output drawn under the old key is dropped: after a fork, parent and child would share it
+	 */
 	sodium_memzero(st->pool, sizeof(st->pool));
 	st->avail = 0;
 	st->since_reseed = 0;
@@ -144,8 +145,8 @@ rng_refill(struct rng_state *st)
 	static const uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
 	uint8_t block[RNG_KEY_BYTES + RNG_POOL_BYTES];
 
-	if (st->since_reseed >= st->reseed_bytes || rng_now() - st->seeded_at >=
-	    (time_t)DIME_PL_RNG_RESEED_SECONDS || getpid() != st->pid)
+	if (st->since_reseed >= st->reseed_bytes ||
+	    rng_now() - st->seeded_at >= (time_t)DIME_PL_RNG_RESEED_SECONDS || getpid() != st->pid)
 		rng_reseed(st);
 	crypto_stream_chacha20(block, sizeof(block), nonce, st->key);
 	memcpy(st->key, block, RNG_KEY_BYTES);
@@ -249,12 +250,12 @@ rng_impl_close(void)
 }
 
 static struct randombytes_implementation rng_impl = {
-	.implementation_name = rng_impl_name,
-	.random = rng_impl_random,
-	.stir = rng_impl_stir,
-	.uniform = NULL, /* libsodium derives it from random() without bias */
-	.buf = rng_impl_buf,
-	.close = rng_impl_close,
+    .implementation_name = rng_impl_name,
+    .random = rng_impl_random,
+    .stir = rng_impl_stir,
+    .uniform = NULL, /* libsodium derives it from random() without bias */
+    .buf = rng_impl_buf,
+    .close = rng_impl_close,
 };
 
 int

@@ -34,7 +34,7 @@ struct src_ent {
 struct dime_source {
 	enum dime_source_kind kind;
 	char *root;
-	char *real_root; /* dir/Maildir: realpath of root (no symbolic link in it) */
+	char *real_root;   /* dir/Maildir: realpath of root (no symbolic link in it) */
 	char *real_sub[3]; /* Maildir: realpath of cur/ and new/, indexed by enum src_sub */
 	unsigned flags;
 	int err; /* sticky source failure */
@@ -509,12 +509,15 @@ src_dir_next(struct dime_source *s, struct dime_source_item *it, const char **wh
 	s->next++;
 	if (e->err != 0) {
 		it->err = e->err;
-		it->why = "a symbolic link that leads outside the input (--follow-symlinks allows it)";
+		it->why =
+		    "a symbolic link that leads outside the input (--follow-symlinks allows it)";
 		return 1;
 	}
 	if (s->flags & DIME_SOURCE_FOLLOW_SYMLINKS) {
 		/* as given: root/[cur|new/]file */
-		const char *pre = e->sub == SRC_SUB_CUR ? "/cur/" : e->sub == SRC_SUB_NEW ? "/new/" : "/";
+		const char *pre = e->sub == SRC_SUB_CUR	  ? "/cur/"
+				  : e->sub == SRC_SUB_NEW ? "/new/"
+							  : "/";
 
 		n = strlen(s->root) + strlen(pre) + strlen(e->file) + 1;
 		if ((it->path = malloc(n)) == NULL)

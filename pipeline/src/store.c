@@ -21,9 +21,9 @@
 /* Concurrent CLI processes (org create, user create --rotate) queue on BEGIN IMMEDIATE: each
  * holds the write lock for a few key generations and signatures, so a writer waits rather than
  * fails while a handful of others finish. */
-#define DIME_STORE_BUSY_MS	30000
-#define DIME_STORE_IDENT_CAP	256 /* sizeof(row.ident): idents are at most 255 bytes */
-#define DIME_STORE_FP_CAP	88  /* sizeof(row.fingerprint) */
+#define DIME_STORE_BUSY_MS   30000
+#define DIME_STORE_IDENT_CAP 256 /* sizeof(row.ident): idents are at most 255 bytes */
+#define DIME_STORE_FP_CAP    88	 /* sizeof(row.fingerprint) */
 
 struct dime_store {
 	sqlite3 *db;
@@ -67,7 +67,7 @@ static const char *const store_migration_v2[] = {
 
 /* v3: the secrets meta table (seal.c); key rows still in plaintext are sealed by dime_seal_new. */
 static const char *const *const store_migrations[] = {store_migration_v1, store_migration_v2,
-						     dime_seal_migration};
+						      dime_seal_migration};
 #define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 static void store_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -738,13 +738,13 @@ dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len, struct d
 	if ((rc = store_ident(id, ident)) != DIME_OK)
 		goto out;
 	/* Version 0 is the latest: the unique index walks (ident, kind) backwards. */
-	if ((src =
-		 sqlite3_prepare_v2(st->db,
-				    "SELECT rowid, ident, kind, version, hosted, perms, "
-				    "fingerprint, created, blob, state FROM objects WHERE ident = ?1 "
-				    "AND kind = ?2 AND (?3 = 0 OR version = ?3) AND state = 0 ORDER "
-				    "BY version DESC LIMIT 1",
-				    -1, &stmt, NULL)) != SQLITE_OK ||
+	if ((src = sqlite3_prepare_v2(
+		 st->db,
+		 "SELECT rowid, ident, kind, version, hosted, perms, "
+		 "fingerprint, created, blob, state FROM objects WHERE ident = ?1 "
+		 "AND kind = ?2 AND (?3 = 0 OR version = ?3) AND state = 0 ORDER "
+		 "BY version DESC LIMIT 1",
+		 -1, &stmt, NULL)) != SQLITE_OK ||
 	    (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
 	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
 	    (src = sqlite3_bind_int64(stmt, 3, version)) != SQLITE_OK) {
@@ -764,8 +764,8 @@ dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len, struct d
 	    (rc = store_row_state(&r, stmt, 9)) != DIME_OK ||
 	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
 		goto out;
-	if (dime_seal_kind(r.kind) &&
-	    (rc = dime_seal_unwrap(st->seal, blob, blob_len, r.ident, r.kind, r.version)) != DIME_OK)
+	if (dime_seal_kind(r.kind) && (rc = dime_seal_unwrap(st->seal, blob, blob_len, r.ident,
+							     r.kind, r.version)) != DIME_OK)
 		goto out;
 	if (row != NULL)
 		*row = r;
@@ -992,7 +992,8 @@ dime_store_find(struct dime_store *st, struct dime_store_row *row, const char *i
 		 -1, &stmt, NULL)) != SQLITE_OK ||
 	    (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
 	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
-	    (src = sqlite3_bind_blob(stmt, 3, sha, DIME_SHA512_BYTES, SQLITE_STATIC)) != SQLITE_OK ||
+	    (src = sqlite3_bind_blob(stmt, 3, sha, DIME_SHA512_BYTES, SQLITE_STATIC)) !=
+		SQLITE_OK ||
 	    (src = sqlite3_bind_int64(stmt, 4, (sqlite3_int64)blob_len)) != SQLITE_OK) {
 		rc = store_err(src);
 		goto out;

@@ -15,8 +15,8 @@ static const struct dime_simd_ops *simd_cur = &dime_simd_base_ops;
  * and the OS must have enabled the vector state (OSXSAVE, then XCR0) before any wide
  * register is touched. */
 struct simd_cpu {
-	int avx2;  /* AVX2 + AES-NI + PCLMULQDQ, YMM state enabled by the OS */
-	int vaes;  /* VAES + AVX-512F/VL, ZMM and opmask state enabled by the OS */
+	int avx2; /* AVX2 + AES-NI + PCLMULQDQ, YMM state enabled by the OS */
+	int vaes; /* VAES + AVX-512F/VL, ZMM and opmask state enabled by the OS */
 };
 
 static unsigned long long
@@ -31,7 +31,7 @@ simd_xcr0(void)
 static struct simd_cpu
 simd_cpu(void)
 {
-	struct simd_cpu c = { 0, 0 };
+	struct simd_cpu c = {0, 0};
 	unsigned a, b, cx, d;
 
 	if (!__get_cpuid(1, &a, &b, &cx, &d))
@@ -41,7 +41,7 @@ simd_cpu(void)
 	if (!osxsave || !avx || __get_cpuid_max(0, NULL) < 7)
 		return c;
 	unsigned long long xcr0 = simd_xcr0();
-	unsigned ymm_os = (xcr0 & 0x6) == 0x6;   /* SSE and AVX state */
+	unsigned ymm_os = (xcr0 & 0x6) == 0x6;	 /* SSE and AVX state */
 	unsigned zmm_os = (xcr0 & 0xe6) == 0xe6; /* plus opmask, ZMM_Hi256, Hi16_ZMM */
 	__cpuid_count(7, 0, a, b, cx, d);
 	unsigned avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512vl = (b >> 31) & 1,
@@ -69,16 +69,12 @@ simd_supported(enum dime_simd_level level)
 	}
 #endif
 	switch (level) {
-	case DIME_SIMD_BASE:
-		return 1;
+	case DIME_SIMD_BASE: return 1;
 #if defined(DIME_HAVE_AVX2)
-	case DIME_SIMD_AVX2:
-		return (bits >> 1) & 1;
-	case DIME_SIMD_VAES:
-		return (bits >> 2) & 1;
+	case DIME_SIMD_AVX2: return (bits >> 1) & 1;
+	case DIME_SIMD_VAES: return (bits >> 2) & 1;
 #endif
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -88,16 +84,12 @@ dime_simd_table(enum dime_simd_level level)
 	if (!simd_supported(level))
 		return NULL;
 	switch (level) {
-	case DIME_SIMD_BASE:
-		return &dime_simd_base_ops;
+	case DIME_SIMD_BASE: return &dime_simd_base_ops;
 #if defined(DIME_HAVE_AVX2)
-	case DIME_SIMD_AVX2:
-		return &dime_simd_avx2_ops;
-	case DIME_SIMD_VAES:
-		return &dime_simd_vaes_ops;
+	case DIME_SIMD_AVX2: return &dime_simd_avx2_ops;
+	case DIME_SIMD_VAES: return &dime_simd_vaes_ops;
 #endif
-	default:
-		return NULL;
+	default: return NULL;
 	}
 }
 

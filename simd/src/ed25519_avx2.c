@@ -46,7 +46,7 @@ carry_step(__m256i h[10], int i)
 static inline __attribute__((always_inline)) void
 fe4_carry(fe4 o[W], __m256i h[W][10])
 {
-	static const int order[12] = { 0, 5, 1, 6, 2, 7, 3, 8, 4, 9, 0, 5 };
+	static const int order[12] = {0, 5, 1, 6, 2, 7, 3, 8, 4, 9, 0, 5};
 
 #pragma GCC unroll 12
 	for (int s = 0; s < 12; s++)
@@ -109,7 +109,8 @@ fe4_sq(fe4 o[W], const fe4 f[W])
 		for (int j = i; j < 10; j++) {
 #pragma GCC unroll 2
 			for (int q = 0; q < W; q++) {
-				/* the pair (i, j) twice when i < j, and twice more when both are odd */
+				/* the pair (i, j) twice when i < j, and twice more when both are
+				 * odd */
 				int m = (i == j ? 1 : 2) * ((i & 1) && (j & 1) ? 2 : 1);
 				__m256i a = m == 1 ? f[q].l[i] : f2[q][i];
 				__m256i b = i + j >= 10 ? f19[q][j] : f[q].l[j];
@@ -185,7 +186,7 @@ fe4_load(fe4 *o, dime_fe51 *in, size_t n)
 	uint64_t lane[10][4];
 
 	for (size_t j = 0; j < 4; j++) {
-		uint64_t h[5] = { 1, 0, 0, 0, 0 }; /* unused lanes compute 1^e */
+		uint64_t h[5] = {1, 0, 0, 0, 0}; /* unused lanes compute 1^e */
 
 		if (j < n)
 			memcpy(h, in[j], sizeof(h));

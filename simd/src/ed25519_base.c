@@ -30,33 +30,33 @@ __extension__ typedef unsigned __int128 u128;
 
 #define M51 ((UINT64_C(1) << 51) - 1)
 
-static const fe fe_one = { 1, 0, 0, 0, 0 };
-static const fe ed_d = { 0x34dca135978a3ULL, 0x1a8283b156ebdULL, 0x5e7a26001c029ULL,
-			 0x739c663a03cbbULL, 0x52036cee2b6ffULL };
-static const fe ed_d2 = { 0x69b9426b2f159ULL, 0x35050762add7aULL, 0x3cf44c0038052ULL,
-			  0x6738cc7407977ULL, 0x2406d9dc56dffULL };
-static const fe ed_sqrtm1 = { 0x61b274a0ea0b0ULL, 0xd5a5fc8f189dULL, 0x7ef5e9cbd0c60ULL,
-			      0x78595a6804c9eULL, 0x2b8324804fc1dULL };
-static const fe ed_bx = { 0x62d608f25d51aULL, 0x412a4b4f6592aULL, 0x75b7171a4b31dULL,
-			  0x1ff60527118feULL, 0x216936d3cd6e5ULL };
-static const fe ed_by = { 0x6666666666658ULL, 0x4ccccccccccccULL, 0x1999999999999ULL,
-			  0x3333333333333ULL, 0x6666666666666ULL };
+static const fe fe_one = {1, 0, 0, 0, 0};
+static const fe ed_d = {0x34dca135978a3ULL, 0x1a8283b156ebdULL, 0x5e7a26001c029ULL,
+			0x739c663a03cbbULL, 0x52036cee2b6ffULL};
+static const fe ed_d2 = {0x69b9426b2f159ULL, 0x35050762add7aULL, 0x3cf44c0038052ULL,
+			 0x6738cc7407977ULL, 0x2406d9dc56dffULL};
+static const fe ed_sqrtm1 = {0x61b274a0ea0b0ULL, 0xd5a5fc8f189dULL, 0x7ef5e9cbd0c60ULL,
+			     0x78595a6804c9eULL, 0x2b8324804fc1dULL};
+static const fe ed_bx = {0x62d608f25d51aULL, 0x412a4b4f6592aULL, 0x75b7171a4b31dULL,
+			 0x1ff60527118feULL, 0x216936d3cd6e5ULL};
+static const fe ed_by = {0x6666666666658ULL, 0x4ccccccccccccULL, 0x1999999999999ULL,
+			 0x3333333333333ULL, 0x6666666666666ULL};
 /* Montgomery form v^2 = u^3 + A u^2 + u, A = 486662: u = (1 + y)/(1 - y), v = c u / x with
  * c = sqrt(-486664); T4 = (1, v4), v4 = sqrt(A + 2), generates its rational 4-torsion; when
  * the halving radicand X is not a square, X' = (A^2 - 4)/X is, and its root is r k/X with
  * r^2 = +-i X and k = ed_kp = sqrt(-i (A^2 - 4)) or ed_km = sqrt(i (A^2 - 4)). */
-static const fe mont_a = { 486662, 0, 0, 0, 0 };
-static const fe mont_c = { 0x604aaff457e06ULL, 0x2296fa350598dULL, 0x7f13dfb16874fULL,
-			   0x35de93d846e01ULL, 0xf26edf460a00ULL };
-static const fe mont_v4 = { 0x248ef9c884415ULL, 0xe509526c7d34ULL, 0x7d29bbd8d6847ULL,
-			    0x157e10fd3bd6bULL, 0x6be4f497f9a9cULL };
-static const fe ed_kp = { 0x71277b3ba5222ULL, 0x2970a394eb516ULL, 0xb29a3e775c7bULL,
-			  0xf75f12ecb490ULL, 0x219fc5bc27acfULL };
-static const fe ed_km = { 0x48befa14b6386ULL, 0x3d8b4d0d98017ULL, 0x40e99219f1a86ULL,
-			  0x5f873e60f4e67ULL, 0x797f018b3b0eeULL };
+static const fe mont_a = {486662, 0, 0, 0, 0};
+static const fe mont_c = {0x604aaff457e06ULL, 0x2296fa350598dULL, 0x7f13dfb16874fULL,
+			  0x35de93d846e01ULL, 0xf26edf460a00ULL};
+static const fe mont_v4 = {0x248ef9c884415ULL, 0xe509526c7d34ULL, 0x7d29bbd8d6847ULL,
+			   0x157e10fd3bd6bULL, 0x6be4f497f9a9cULL};
+static const fe ed_kp = {0x71277b3ba5222ULL, 0x2970a394eb516ULL, 0xb29a3e775c7bULL,
+			 0xf75f12ecb490ULL, 0x219fc5bc27acfULL};
+static const fe ed_km = {0x48befa14b6386ULL, 0x3d8b4d0d98017ULL, 0x40e99219f1a86ULL,
+			 0x5f873e60f4e67ULL, 0x797f018b3b0eeULL};
 /* L = 2^252 + 27742317777372353535851937790883648493, little-endian 64-bit words */
-static const uint64_t sc_l[4] = { 0x5812631a5cf5d3edULL, 0x14def9dea2f79cd6ULL, 0,
-				  0x1000000000000000ULL };
+static const uint64_t sc_l[4] = {0x5812631a5cf5d3edULL, 0x14def9dea2f79cd6ULL, 0,
+				 0x1000000000000000ULL};
 
 /* ---- field ----
  * Products and squares leave limbs below 2^51 + 2^15; sums and differences are not carried,
@@ -105,7 +105,7 @@ fe_sub(fe h, const fe f, const fe g)
 static void
 fe_neg(fe h, const fe f)
 {
-	static const fe zero = { 0, 0, 0, 0, 0 };
+	static const fe zero = {0, 0, 0, 0, 0};
 	fe t;
 
 	fe_copy(t, f);
@@ -136,12 +136,11 @@ fe_mul(fe h, const fe f, const fe g)
 	const uint64_t g1_19 = 19 * g1, g2_19 = 19 * g2, g3_19 = 19 * g3, g4_19 = 19 * g4;
 	u128 r0 = (u128)f0 * g0 + (u128)f1 * g4_19 + (u128)f2 * g3_19 + (u128)f3 * g2_19 +
 		  (u128)f4 * g1_19;
-	u128 r1 = (u128)f0 * g1 + (u128)f1 * g0 + (u128)f2 * g4_19 + (u128)f3 * g3_19 +
-		  (u128)f4 * g2_19;
-	u128 r2 = (u128)f0 * g2 + (u128)f1 * g1 + (u128)f2 * g0 + (u128)f3 * g4_19 +
-		  (u128)f4 * g3_19;
-	u128 r3 = (u128)f0 * g3 + (u128)f1 * g2 + (u128)f2 * g1 + (u128)f3 * g0 +
-		  (u128)f4 * g4_19;
+	u128 r1 =
+	    (u128)f0 * g1 + (u128)f1 * g0 + (u128)f2 * g4_19 + (u128)f3 * g3_19 + (u128)f4 * g2_19;
+	u128 r2 =
+	    (u128)f0 * g2 + (u128)f1 * g1 + (u128)f2 * g0 + (u128)f3 * g4_19 + (u128)f4 * g3_19;
+	u128 r3 = (u128)f0 * g3 + (u128)f1 * g2 + (u128)f2 * g1 + (u128)f3 * g0 + (u128)f4 * g4_19;
 	u128 r4 = (u128)f0 * g4 + (u128)f1 * g3 + (u128)f2 * g2 + (u128)f3 * g1 + (u128)f4 * g0;
 
 	fe_reduce128(h, r0, r1, r2, r3, r4);
@@ -503,14 +502,15 @@ sc_add(uint64_t a[4], const uint64_t b[4])
 static int
 sc_naf5(int8_t naf[256], const uint64_t w[4])
 {
-	uint64_t x[5] = { w[0], w[1], w[2], w[3], 0 };
+	uint64_t x[5] = {w[0], w[1], w[2], w[3], 0};
 	uint64_t carry = 0;
 	int top = 0;
 
 	memset(naf, 0, 256);
 	for (int pos = 0; pos < 256;) {
 		int idx = pos / 64, bit = pos % 64;
-		uint64_t buf = bit < 59 ? x[idx] >> bit : (x[idx] >> bit) | (x[idx + 1] << (64 - bit));
+		uint64_t buf =
+		    bit < 59 ? x[idx] >> bit : (x[idx] >> bit) | (x[idx + 1] << (64 - bit));
 		uint64_t win = carry + (buf & 31);
 
 		if ((win & 1) == 0) {
@@ -536,7 +536,7 @@ sc_naf5(int8_t naf[256], const uint64_t w[4])
 
 struct ed_batch {
 	size_t na;
-	uint8_t aidx[ED_CHUNK];		 /* item -> distinct key */
+	uint8_t aidx[ED_CHUNK];		     /* item -> distinct key */
 	struct ed_cached tab_r[ED_CHUNK][8]; /* odd multiples of R_i */
 	struct ed_cached tab_a[ED_CHUNK][8]; /* odd multiples of each distinct A */
 	struct ed_cached tab_b[8];	     /* odd multiples of -B */
@@ -562,7 +562,7 @@ ed_add_digit(struct ed_pt *q, const struct ed_cached tab[8], int8_t d)
 static int
 ed_msm_ok(struct ed_batch *b, const uint8_t *idx, size_t m)
 {
-	uint64_t bcoef[4] = { 0, 0, 0, 0 };
+	uint64_t bcoef[4] = {0, 0, 0, 0};
 	struct ed_pt q;
 	int top = 0, top_b;
 

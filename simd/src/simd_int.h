@@ -25,11 +25,9 @@ size_t dime_simd_b64_decode_avx2(uint8_t *out, const char *in, size_t n_quads);
 #endif
 /* Batched Ed25519 verification (ed25519_base.c): radix-2^51 arithmetic; the avx2 form runs
  * the field exponentiations four at a time (ed25519_avx2.c). */
-int dime_simd_ed25519_verify_batch_base(const struct dime_ed25519_item *it, size_t n,
-					 uint8_t *ok);
+int dime_simd_ed25519_verify_batch_base(const struct dime_ed25519_item *it, size_t n, uint8_t *ok);
 #if defined(DIME_HAVE_AVX2)
-int dime_simd_ed25519_verify_batch_avx2(const struct dime_ed25519_item *it, size_t n,
-					 uint8_t *ok);
+int dime_simd_ed25519_verify_batch_avx2(const struct dime_ed25519_item *it, size_t n, uint8_t *ok);
 #endif
 /* Wipe len bytes of key material so the compiler cannot drop the stores. */
 void dime_simd_wipe(void *p, size_t len);

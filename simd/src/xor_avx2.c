@@ -19,20 +19,20 @@ simd_xor_avx2(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n)
 }
 
 const struct dime_simd_ops dime_simd_avx2_ops = {
-	.name = "avx2",
-	.xor_bytes = simd_xor_avx2,
-	.aes256cbc_encrypt_lanes = dime_simd_aes256cbc_avx2,
-	.b64_encode_blocks = dime_simd_b64_encode_avx2,
-	.b64_decode_blocks = dime_simd_b64_decode_avx2,
-	.ed25519_verify_batch = dime_simd_ed25519_verify_batch_avx2,
+    .name = "avx2",
+    .xor_bytes = simd_xor_avx2,
+    .aes256cbc_encrypt_lanes = dime_simd_aes256cbc_avx2,
+    .b64_encode_blocks = dime_simd_b64_encode_avx2,
+    .b64_decode_blocks = dime_simd_b64_decode_avx2,
+    .ed25519_verify_batch = dime_simd_ed25519_verify_batch_avx2,
 };
 
 /* The vaes table differs from avx2 only where a kernel has a VAES/AVX-512 form. */
 const struct dime_simd_ops dime_simd_vaes_ops = {
-	.name = "vaes",
-	.xor_bytes = simd_xor_avx2,
-	.aes256cbc_encrypt_lanes = dime_simd_aes256cbc_vaes,
-	.b64_encode_blocks = dime_simd_b64_encode_avx2,
-	.b64_decode_blocks = dime_simd_b64_decode_avx2,
-	.ed25519_verify_batch = dime_simd_ed25519_verify_batch_avx2,
+    .name = "vaes",
+    .xor_bytes = simd_xor_avx2,
+    .aes256cbc_encrypt_lanes = dime_simd_aes256cbc_vaes,
+    .b64_encode_blocks = dime_simd_b64_encode_avx2,
+    .b64_decode_blocks = dime_simd_b64_decode_avx2,
+    .ed25519_verify_batch = dime_simd_ed25519_verify_batch_avx2,
 };

@@ -54,8 +54,8 @@ corpus_world_init(void)
 	for (int u = 0; u < 4; u += 3) {
 		int org = u == 0 ? 1 : 2;
 
-		if (dime_signet_ssr_create(&ssr, corpus_world.ks, corpus_world.k[u], DIME_KS_NONE) !=
-			    DIME_OK ||
+		if (dime_signet_ssr_create(&ssr, corpus_world.ks, corpus_world.k[u],
+					   DIME_KS_NONE) != DIME_OK ||
 		    dime_signet_ssr_sign(&corpus_world.s[u], ssr, NULL, corpus_world.s[org],
 					 corpus_world.ks, corpus_world.k[org], NULL, 0,
 					 u == 0 ? "alice@alpha.test" : "bob@beta.test") != DIME_OK)

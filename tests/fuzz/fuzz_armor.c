@@ -10,7 +10,6 @@
 #include "dime/crypto.h"
 #include "fuzz_common.h"
 
-
 static void
 fuzz_zero_outputs(const char *label, size_t out_len, size_t consumed)
 {

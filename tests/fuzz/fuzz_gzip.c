@@ -10,7 +10,6 @@
 #include "fuzz_common.h"
 #include "dime/gzip.h"
 
-
 #define FUZZ_GZIP_CAP (1u << 18) /* the bomb limit under test */
 
 static void

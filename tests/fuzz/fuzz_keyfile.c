@@ -12,7 +12,6 @@
 #include "fuzz_common.h"
 #include "dime/keys.h"
 
-
 struct fk_pub {
 	enum dime_key_kind kind;
 	uint8_t sign[DIME_ED25519_PUB_BYTES];

@@ -12,7 +12,6 @@
 #include "fuzz_common.h"
 #include "dime/mime.h"
 
-
 static void
 fuzz_mime_join_raw(const uint8_t *data, size_t size)
 {

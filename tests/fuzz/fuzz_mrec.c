@@ -10,7 +10,6 @@
 #include "fuzz_common.h"
 #include "dime/mrec.h"
 
-
 static int
 fuzz_view_eq(struct dime_view a, struct dime_view b)
 {

@@ -13,7 +13,6 @@
 #include "dime/keys.h"
 #include "dime/msg.h"
 
-
 static struct dime_ks *fuzz_ks;
 static uint32_t fuzz_key;
 

@@ -12,7 +12,7 @@ extern int t_failures;
 /* Report a failure ("got X, want Y" style) and keep going. */
 void t_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define T_CHECK(cond, ...)                                                                        \
+#define T_CHECK(cond, ...)                                                                         \
 	do {                                                                                       \
 		if (!(cond))                                                                       \
 			t_fail(__VA_ARGS__);                                                       \

@@ -22,7 +22,7 @@
 #include "dime/plmsg.h"
 #include "tlib.h"
 
-#define N_GEN 1000u
+#define N_GEN	     1000u
 #define N_CORPUS_MAX 1500u
 
 struct msgset {
@@ -238,16 +238,18 @@ gen_mail(struct msgset *s, size_t i)
 	if (m == NULL)
 		abort();
 	if (i % 13 != 0)
-		n += (size_t)snprintf(m + n, cap - n,
-				      "From: a1@alpha.example\r\nTo: b1@beta.example\r\n"
-				      "Subject: message %zu\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n",
-				      i);
+		n += (size_t)snprintf(
+		    m + n, cap - n,
+		    "From: a1@alpha.example\r\nTo: b1@beta.example\r\n"
+		    "Subject: message %zu\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n",
+		    i);
 	if (i % 5 == 0)
-		n += (size_t)snprintf(m + n, cap - n,
-				      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
-				      "boundary=\"b%zu\"\r\n\r\n--b%zu\r\nContent-Type: text/plain\r\n\r\n"
-				      "hello\r\n--b%zu\r\nContent-Type: application/octet-stream\r\n\r\n",
-				      i, i, i);
+		n += (size_t)snprintf(
+		    m + n, cap - n,
+		    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+		    "boundary=\"b%zu\"\r\n\r\n--b%zu\r\nContent-Type: text/plain\r\n\r\n"
+		    "hello\r\n--b%zu\r\nContent-Type: application/octet-stream\r\n\r\n",
+		    i, i, i);
 	else
 		n += (size_t)snprintf(m + n, cap - n, "\r\n");
 	for (size_t k = 0; k < body; k++)
@@ -277,7 +279,7 @@ load_corpus(struct msgset *s)
 
 		if (ents[i]->d_name[0] != '.' && taken < N_CORPUS_MAX &&
 		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name) <
-			    sizeof(path) &&
+			sizeof(path) &&
 		    dime_io_read_file(&buf, &len, path, 1u << 24) == 0) {
 			snprintf(name, sizeof(name), "corpus-%s", ents[i]->d_name);
 			set_add(s, name, buf, len);
@@ -325,7 +327,7 @@ single(enum dime_batch_op op, const uint8_t *raw, size_t raw_len, uint8_t **out,
        char *buf, size_t cap)
 {
 	enum dime_pl_msg_op pop =
-		op == DIME_BATCH_BOUNCE_VERIFY ? DIME_PL_MSG_BOUNCE_VERIFY : (enum dime_pl_msg_op)op;
+	    op == DIME_BATCH_BOUNCE_VERIFY ? DIME_PL_MSG_BOUNCE_VERIFY : (enum dime_pl_msg_op)op;
 	struct dime_pl_msg_conf c;
 	struct dime_pl_msg *m = NULL;
 	struct dime_pl_msg_worker *w = NULL;
@@ -397,17 +399,18 @@ compare(enum dime_batch_op op, const struct msgset *in, const struct msgset *out
 			const char *why = "";
 
 			if (oi < 0) {
-				t_fail("%s %s: no batch output", dime_batch_op_name(op), in->name[i]);
+				t_fail("%s %s: no batch output", dime_batch_op_name(op),
+				       in->name[i]);
 			} else if (armored_out) {
 				T_CHECK(dime_msg_unarmor(&bin, &bin_len, &arm, &why, outs->data[oi],
 							 outs->len[oi], NULL) == DIME_OK &&
-						arm && bin_len == out_len &&
-						memcmp(bin, out, out_len) == 0,
+					    arm && bin_len == out_len &&
+					    memcmp(bin, out, out_len) == 0,
 					"%s %s: batch output differs", dime_batch_op_name(op),
 					in->name[i]);
 			} else {
 				T_CHECK(outs->len[oi] == out_len &&
-						memcmp(outs->data[oi], out, out_len) == 0,
+					    memcmp(outs->data[oi], out, out_len) == 0,
 					"%s %s: batch output differs", dime_batch_op_name(op),
 					in->name[i]);
 			}
@@ -507,7 +510,7 @@ test_bounce_verify(const struct msgset *wrapped)
 		n_good = 0;
 		for (size_t i = 0; i < v.lines.n; i++) {
 			static const char want[] =
-				"ok|BOUNCE a1@alpha.example beta.example 2 no such mailbox";
+			    "ok|BOUNCE a1@alpha.example beta.example 2 no such mailbox";
 
 			n_good += v.lines.len[i] == sizeof(want) - 1 &&
 				  memcmp(v.lines.data[i], want, sizeof(want) - 1) == 0;
@@ -612,7 +615,7 @@ main(void)
 			ssize_t oi = set_find(&outs, mail.name[i]);
 
 			T_CHECK(oi >= 0 && outs.len[oi] == mail.len[i] &&
-					memcmp(outs.data[oi], mail.data[i], mail.len[i]) == 0,
+				    memcmp(outs.data[oi], mail.data[i], mail.len[i]) == 0,
 				"open %s: not the original mail", mail.name[i]);
 		}
 		set_free(&v.lines);

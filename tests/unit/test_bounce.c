@@ -60,10 +60,10 @@ main(void)
 	rc = dime_msg_bounce_verify(ks, &info, &why, bounce, blen, alpha.key, alpha.signet);
 	T_CHECK(rc == DIME_OK, "verify: got %d (%s), want ok", rc, why);
 	T_CHECK(strcmp(info.env.author, "alice@alpha.example") == 0 &&
-			strcmp(info.env.destination, "beta.example") == 0,
+		    strcmp(info.env.destination, "beta.example") == 0,
 		"verify: envelope %s -> %s", info.env.author, info.env.destination);
-	T_CHECK(info.code == DIME_BOUNCE_UNKNOWN_RECIPIENT && strcmp(info.reason, "no such user") == 0 &&
-			!info.with_display,
+	T_CHECK(info.code == DIME_BOUNCE_UNKNOWN_RECIPIENT &&
+		    strcmp(info.reason, "no such user") == 0 && !info.with_display,
 		"verify: reason %d '%s' display %d", info.code, info.reason, info.with_display);
 
 	/* The wrong organisation cannot verify it. */
@@ -96,7 +96,8 @@ main(void)
 	for (size_t k = 0; k < blen; k++) {
 		const uint8_t *g = t_at_page_end(0, bounce, k);
 
-		if (dime_msg_bounce_verify(ks, &info, &why, g, k, alpha.key, alpha.signet) == DIME_OK) {
+		if (dime_msg_bounce_verify(ks, &info, &why, g, k, alpha.key, alpha.signet) ==
+		    DIME_OK) {
 			t_fail("prefix %zu accepted", k);
 			break;
 		}
@@ -106,7 +107,7 @@ main(void)
 	memcpy(b2, bounce, blen);
 	b2[blen] = 0;
 	T_CHECK(dime_msg_bounce_verify(ks, &info, &why, b2, blen + 1, alpha.key, alpha.signet) !=
-			DIME_OK,
+		    DIME_OK,
 		"trailing byte accepted");
 	free(b2);
 	b2 = NULL;
@@ -126,9 +127,9 @@ main(void)
 
 	/* Only what the destination accepts can be bounced. */
 	{
-		static const char *const refused[] = {"msg-small.author-output.bin",
-						      "x-bad-org-sig-bitflip.bin",
-						      "msg-metabounce.complete.bin", "x-truncated.bin"};
+		static const char *const refused[] = {
+		    "msg-small.author-output.bin", "x-bad-org-sig-bitflip.bin",
+		    "msg-metabounce.complete.bin", "x-truncated.bin"};
 
 		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 			msg = t_read(refused[i], &len);

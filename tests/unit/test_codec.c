@@ -17,21 +17,21 @@ struct b64_case {
 };
 
 static const struct b64_case b64_cases[] = {
-	{"empty", "", DIME_B64_ANYPAD, ""},
-	{"rfc4648 f", "Zg==", DIME_B64_PAD, "66"},
-	{"rfc4648 fo", "Zm8=", DIME_B64_PAD, "666f"},
-	{"rfc4648 foo", "Zm9v", DIME_B64_PAD, "666f6f"},
-	{"rfc4648 foob nopad", "Zm9vYg", DIME_B64_NOPAD, "666f6f62"},
-	{"rfc4648 fooba any", "Zm9vYmE", DIME_B64_ANYPAD, "666f6f6261"},
-	{"pad required", "Zg", DIME_B64_PAD, NULL},
-	{"pad forbidden", "Zg==", DIME_B64_NOPAD, NULL},
-	{"non-canonical bits", "Zh==", DIME_B64_PAD, NULL},
-	{"non-canonical nopad", "Zh", DIME_B64_NOPAD, NULL},
-	{"whitespace", "Zm9v Yg", DIME_B64_ANYPAD, NULL},
-	{"bad char", "Zm9v*g==", DIME_B64_ANYPAD, NULL},
-	{"lone char", "Zm9vY", DIME_B64_ANYPAD, NULL},
-	{"too much pad", "Zg===", DIME_B64_ANYPAD, NULL},
-	{"urlsafe alphabet", "-_8=", DIME_B64_ANYPAD, NULL},
+    {"empty", "", DIME_B64_ANYPAD, ""},
+    {"rfc4648 f", "Zg==", DIME_B64_PAD, "66"},
+    {"rfc4648 fo", "Zm8=", DIME_B64_PAD, "666f"},
+    {"rfc4648 foo", "Zm9v", DIME_B64_PAD, "666f6f"},
+    {"rfc4648 foob nopad", "Zm9vYg", DIME_B64_NOPAD, "666f6f62"},
+    {"rfc4648 fooba any", "Zm9vYmE", DIME_B64_ANYPAD, "666f6f6261"},
+    {"pad required", "Zg", DIME_B64_PAD, NULL},
+    {"pad forbidden", "Zg==", DIME_B64_NOPAD, NULL},
+    {"non-canonical bits", "Zh==", DIME_B64_PAD, NULL},
+    {"non-canonical nopad", "Zh", DIME_B64_NOPAD, NULL},
+    {"whitespace", "Zm9v Yg", DIME_B64_ANYPAD, NULL},
+    {"bad char", "Zm9v*g==", DIME_B64_ANYPAD, NULL},
+    {"lone char", "Zm9vY", DIME_B64_ANYPAD, NULL},
+    {"too much pad", "Zg===", DIME_B64_ANYPAD, NULL},
+    {"urlsafe alphabet", "-_8=", DIME_B64_ANYPAD, NULL},
 };
 
 static void
@@ -49,8 +49,8 @@ test_b64(void)
 			continue;
 		}
 		T_CHECK(rc == DIME_OK, "b64 %s: got %d, want ok", c->name, rc);
-		T_CHECK(strcmp(t_hex(out, n), c->want_hex) == 0, "b64 %s: got %s, want %s",
-			c->name, t_hex(out, n), c->want_hex);
+		T_CHECK(strcmp(t_hex(out, n), c->want_hex) == 0, "b64 %s: got %s, want %s", c->name,
+			t_hex(out, n), c->want_hex);
 	}
 	/* Round trips at every length, both forms; exact-size buffers. */
 	for (size_t len = 0; len < 70; len++) {
@@ -61,16 +61,16 @@ test_b64(void)
 		for (size_t k = 0; k < len; k++)
 			in[k] = (uint8_t)(k * 37 + len);
 		for (int f = DIME_B64_PAD; f <= DIME_B64_NOPAD; f++) {
-			T_CHECK(dime_b64_encode(text, dime_b64_encoded_len(len, f) + 1, &tl, in, len,
-						f) == DIME_OK,
+			T_CHECK(dime_b64_encode(text, dime_b64_encoded_len(len, f) + 1, &tl, in,
+						len, f) == DIME_OK,
 				"encode len %zu", len);
 			T_CHECK(tl == dime_b64_encoded_len(len, f), "encoded_len %zu", len);
-			T_CHECK(dime_b64_decode(back, len, &bl, text, tl, f) == DIME_OK && bl == len &&
-					memcmp(back, in, len) == 0,
+			T_CHECK(dime_b64_decode(back, len, &bl, text, tl, f) == DIME_OK &&
+				    bl == len && memcmp(back, in, len) == 0,
 				"round trip len %zu flags %d", len, f);
 			if (len > 0)
 				T_CHECK(dime_b64_decode(back, len - 1, &bl, text, tl, f) ==
-						DIME_E_NOSPACE,
+					    DIME_E_NOSPACE,
 					"nospace len %zu", len);
 		}
 		T_CHECK(dime_b64_encode(text, dime_b64_encoded_len(len, DIME_B64_PAD), &tl, in, len,
@@ -92,12 +92,13 @@ test_hex_crc(void)
 	/* RFC 4880: CRC-24 of the empty string is the initial value. */
 	T_CHECK(dime_crc24(NULL, 0) == 0xB704CE, "crc24 empty: got %06x", dime_crc24(NULL, 0));
 	T_CHECK(dime_crc24((const uint8_t *)"123456789", 9) == 0x21CF02,
-		"crc24 check value: got %06x, want 21cf02", dime_crc24((const uint8_t *)"123456789", 9));
+		"crc24 check value: got %06x, want 21cf02",
+		dime_crc24((const uint8_t *)"123456789", 9));
 }
 
 static const char *armor_files[] = {
-	"org-alpha.signet.pem", "user-bob.signet.pem", "user-alice.ssr.pem", "org-alpha.keys.pem",
-	"user-carol-v2.keys.pem", "org-alpha.pok.ed25519.pem",
+    "org-alpha.signet.pem", "user-bob.signet.pem",    "user-alice.ssr.pem",
+    "org-alpha.keys.pem",   "user-carol-v2.keys.pem", "org-alpha.pok.ed25519.pem",
 };
 
 static void
@@ -126,7 +127,8 @@ test_armor_files(void)
 			rc = dime_armor_decode(label, bin, sizeof(bin), &out_len, &consumed, g, k);
 			/* Cutting only the final LF leaves a complete block. */
 			if (k == len - 1) {
-				T_CHECK(rc == DIME_OK, "%s: without final LF got %d", armor_files[i], rc);
+				T_CHECK(rc == DIME_OK, "%s: without final LF got %d",
+					armor_files[i], rc);
 				continue;
 			}
 			T_CHECK(rc != DIME_OK && out_len == 0 && consumed == 0,
@@ -139,7 +141,8 @@ test_armor_files(void)
 static void
 test_armor_variants(void)
 {
-	static const uint8_t data[] = "dime armor test payload, long enough to wrap over a line or two of base64";
+	static const uint8_t data[] =
+	    "dime armor test payload, long enough to wrap over a line or two of base64";
 	char pem[1024], alt[1024], label[DIME_ARMOR_LABEL_MAX];
 	uint8_t out[256];
 	size_t len, out_len, consumed;
@@ -149,10 +152,10 @@ test_armor_variants(void)
 		"encode");
 	/* Without the CRC line: accepted. */
 	T_CHECK(dime_armor_encode(alt, sizeof(alt), &len, "USER SIGNET", data, sizeof(data), 0) ==
-				DIME_OK &&
-			dime_armor_decode(label, out, sizeof(out), &out_len, &consumed,
-					  (const uint8_t *)alt, len) == DIME_OK &&
-			out_len == sizeof(data),
+			DIME_OK &&
+		    dime_armor_decode(label, out, sizeof(out), &out_len, &consumed,
+				      (const uint8_t *)alt, len) == DIME_OK &&
+		    out_len == sizeof(data),
 		"armor without CRC rejected");
 	/* Unpadded, CRLF line ends: accepted. */
 	{
@@ -169,7 +172,7 @@ test_armor_variants(void)
 		}
 		T_CHECK(dime_armor_decode(label, out, sizeof(out), &out_len, &consumed,
 					  (const uint8_t *)crlf, o) == DIME_OK &&
-				strcmp(label, "ENCRYPTED MESSAGE") == 0 && out_len == sizeof(data),
+			    strcmp(label, "ENCRYPTED MESSAGE") == 0 && out_len == sizeof(data),
 			"CRLF unpadded armor rejected");
 	}
 	/* A wrong CRC: DIME_E_BADSIG. */
@@ -210,7 +213,7 @@ test_rd_wr(void)
 	T_CHECK(dime_rd_be24(&r) == 0x000102, "be24");
 	dime_rd_sub(&r, &sub, 2);
 	T_CHECK(dime_rd_u8(&sub) == 0xaa && dime_rd_u8(&sub) == 0xbb &&
-			dime_rd_finish(&sub) == DIME_OK,
+		    dime_rd_finish(&sub) == DIME_OK,
 		"sub-reader");
 	T_CHECK(dime_rd_finish(&r) == DIME_E_TRAILING, "trailing");
 	dime_rd_init(&r, in, sizeof(in));

@@ -422,9 +422,9 @@ test_sign_kp(void)
 		dime_random(msg, sizeof(msg));
 		T_CHECK(dime_ed25519_pub(pub, seed) == DIME_OK, "pub");
 		T_CHECK(dime_ed25519_sign(a, seed, msg, (size_t)i % sizeof(msg)) == DIME_OK &&
-				dime_ed25519_sign_kp(b, seed, pub, msg, (size_t)i % sizeof(msg)) ==
-					DIME_OK &&
-				memcmp(a, b, 64) == 0,
+			    dime_ed25519_sign_kp(b, seed, pub, msg, (size_t)i % sizeof(msg)) ==
+				DIME_OK &&
+			    memcmp(a, b, 64) == 0,
 			"sign_kp differs from sign (%d)", i);
 	}
 }

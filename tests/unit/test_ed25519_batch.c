@@ -745,7 +745,9 @@ setup_fill(void)
 {
 	for (size_t i = 0; i < N_FILL; i++) {
 		/* half from the hot keys, the rest from many keys; one in eight by crypto_sign */
-		b_valid(&fill[i], i % 2 ? t_rand_below(N_HOT) : N_HOT + t_rand_below(N_KEYS - N_HOT), i % 8 == 3);
+		b_valid(&fill[i],
+			i % 2 ? t_rand_below(N_HOT) : N_HOT + t_rand_below(N_KEYS - N_HOT),
+			i % 8 == 3);
 		T_CHECK(tc_want(&fill[i]) == 1, "setup: filler %zu (%s) does not verify", i,
 			fill[i].kind);
 	}
@@ -882,7 +884,8 @@ build_cases(struct tc *cs, size_t cap)
 		}
 	}
 	for (size_t i = 0; i < 40; i++)
-		b_valid(NEXT, i % 3 ? N_HOT + t_rand_below(N_KEYS - N_HOT) : t_rand_below(N_HOT), i % 5 == 0);
+		b_valid(NEXT, i % 3 ? N_HOT + t_rand_below(N_KEYS - N_HOT) : t_rand_below(N_HOT),
+			i % 5 == 0);
 	/* small-order A: each of the 8 points, equation holding and failing */
 	for (unsigned ta = 0; ta < 8; ta++)
 		for (int eq = 0; eq < 2; eq++)
@@ -890,16 +893,18 @@ build_cases(struct tc *cs, size_t cap)
 				unsigned tr = r ? t_rand_below(8) : 0;
 
 				if (tc_can((int)tr, (int)ta, eq))
-					T_CHECK(b_small_a(NEXT, &keys[t_rand_below(N_HOT)], ta, tr, eq),
-						"small-order A %u: grinding", ta);
+					T_CHECK(
+					    b_small_a(NEXT, &keys[t_rand_below(N_HOT)], ta, tr, eq),
+					    "small-order A %u: grinding", ta);
 			}
 	/* small-order R: each of the 8 points, with an honest A and a mixed-order A */
 	for (unsigned tr = 0; tr < 8; tr++)
 		for (int eq = 0; eq < 2; eq++)
 			for (unsigned ta = 0; ta < 8; ta += 1 + 2 * t_rand_below(3))
 				if (tc_can((int)tr, (int)ta, eq))
-					T_CHECK(b_small_r(NEXT, &keys[t_rand_below(N_HOT)], tr, ta, eq),
-						"small-order R %u: grinding", tr);
+					T_CHECK(
+					    b_small_r(NEXT, &keys[t_rand_below(N_HOT)], tr, ta, eq),
+					    "small-order R %u: grinding", tr);
 	/* both of small order, S = 0 */
 	for (unsigned ta = 0; ta < 8; ta++)
 		for (unsigned tr = 0; tr < 8; tr++)
@@ -915,13 +920,15 @@ build_cases(struct tc *cs, size_t cap)
 				    tr = as_r ? k : 0;
 
 				if (k >= 0 && tc_can(tr, ta, eq))
-					T_CHECK(b_nc_small(NEXT, &keys[t_rand_below(N_HOT)], i, as_r, eq),
+					T_CHECK(b_nc_small(NEXT, &keys[t_rand_below(N_HOT)], i,
+							   as_r, eq),
 						"%s: grinding", nc_small_name[i]);
 			}
 	/* non-canonical encodings (y + p) of other points, and bytes that are no point */
 	for (size_t i = 0; i < n_nc_big; i++)
 		for (int as_r = 0; as_r < 2; as_r++)
-			b_bad_point(NEXT, &keys[t_rand_below(N_KEYS)], nc_big[i], as_r, "non-canonical");
+			b_bad_point(NEXT, &keys[t_rand_below(N_KEYS)], nc_big[i], as_r,
+				    "non-canonical");
 	for (size_t i = 0; i < n_off; i++)
 		for (int as_r = 0; as_r < 2; as_r++)
 			b_bad_point(NEXT, &keys[t_rand_below(N_KEYS)], off_curve[i], as_r,
@@ -955,7 +962,8 @@ build_cases(struct tc *cs, size_t cap)
 			rej[ta][0]);
 	for (unsigned v = 1; v <= 22; v++)
 		for (int j = 0; j < 2; j++)
-			b_bad_s(NEXT, j ? t_rand_below(N_HOT) : N_HOT + t_rand_below(N_KEYS - N_HOT), v);
+			b_bad_s(NEXT,
+				j ? t_rand_below(N_HOT) : N_HOT + t_rand_below(N_KEYS - N_HOT), v);
 	for (unsigned i = 0; i < 80; i++)
 		b_flip(NEXT, t_rand_below(N_KEYS), i % 4);
 	for (unsigned i = 0; i < 35; i++)
@@ -997,7 +1005,8 @@ test_cases(void)
 	}
 	/* every seventh case with its sig, pub and msg ending at a PROT_NONE page: no overread */
 	for (size_t i = 0; i < n; i += light ? 49 : 7) {
-		struct tc g = cs[i], *b[3] = {&fill[t_rand_below(N_FILL)], &g, &fill[t_rand_below(N_FILL)]};
+		struct tc g = cs[i],
+			  *b[3] = {&fill[t_rand_below(N_FILL)], &g, &fill[t_rand_below(N_FILL)]};
 		struct dime_ed25519_check c[3];
 		uint8_t ok[3];
 		int rc;
@@ -1207,17 +1216,19 @@ gen_random(struct tc *t)
 	else if (w < 72)
 		(void)b_mixed(t, hk, ka, 0, -1);
 	else if (w < 75)
-		(void)b_mixed(t, hk, ka, kr, tc_can((int)kr, (int)ka, 1) ? (int)t_rand_below(2) : -1);
+		(void)b_mixed(t, hk, ka, kr,
+			      tc_can((int)kr, (int)ka, 1) ? (int)t_rand_below(2) : -1);
 	else if (w < 77)
 		(void)b_small_a(t, hk, t_rand_below(8), t_rand_below(8), -1);
 	else if (w < 79)
 		(void)b_small_r(t, hk, t_rand_below(8), t_rand_below(8), -1);
 	else if (w < 81)
-		(void)b_nc_small(t, hk, t_rand_below((uint32_t)n_nc_small), (int)t_rand_below(2), -1);
+		(void)b_nc_small(t, hk, t_rand_below((uint32_t)n_nc_small), (int)t_rand_below(2),
+				 -1);
 	else if (w < 82)
 		b_bad_point(t, hk,
 			    t_rand_below(2) ? nc_big[t_rand_below((uint32_t)n_nc_big)]
-				   : off_curve[t_rand_below((uint32_t)n_off)],
+					    : off_curve[t_rand_below((uint32_t)n_off)],
 			    (int)t_rand_below(2), "bad encoding");
 	else if (w < 85)
 		b_bad_s(t, t_rand_below(N_KEYS), 1 + t_rand_below(22));

@@ -143,7 +143,7 @@ test_round_trips(void)
 					dlen);
 				free(zg);
 			}
-		next:
+next:
 			free(in);
 			free(gz);
 			free(back);

@@ -213,7 +213,7 @@ test_interop_files(void)
 				    x == DIME_KS_NONE,
 				"%s: armored prefix %zu accepted", p->file, k);
 		}
-	next:
+next:
 		dime_wipe(bin, sizeof(bin));
 		dime_wipe(out, sizeof(out));
 		dime_wipe(file, flen);

@@ -714,8 +714,8 @@ structural_one(const char *file)
 				int rc = act(&w, a, buf, n, NULL, &why);
 
 				T_CHECK((rc == DIME_OK) == want_accept,
-					"%s: %s chunk %zu (type %u) as %s: got %d (%s), want %s", file,
-					ops[op], i, ch[i].type, actor_name[a], rc, why,
+					"%s: %s chunk %zu (type %u) as %s: got %d (%s), want %s",
+					file, ops[op], i, ch[i].type, actor_name[a], rc, why,
 					want_accept ? "accept" : "reject");
 			}
 		}
@@ -807,10 +807,10 @@ roundtrip(const char *tag, const size_t *sizes, const uint8_t *types, size_t n_p
 				    memcmp(o.parts[i].data.p, bufs[i], sizes[i]) == 0,
 				"%s: part %zu differs", tag, i);
 		/* the flags as received: GZIP on every part when the policy said always */
-		for (size_t i = 0; opts != NULL && opts->gzip == DIME_MSG_GZIP_ALWAYS && i < o.n_parts;
-		     i++)
-			T_CHECK((o.parts[i].flags & DIME_MSG_FLAG_GZIP) != 0, "%s: part %zu not gzip",
-				tag, i);
+		for (size_t i = 0;
+		     opts != NULL && opts->gzip == DIME_MSG_GZIP_ALWAYS && i < o.n_parts; i++)
+			T_CHECK((o.parts[i].flags & DIME_MSG_FLAG_GZIP) != 0,
+				"%s: part %zu not gzip", tag, i);
 		dime_msg_opened_free(&o);
 	}
 	/* the other recipient/author keys cannot open it */

@@ -194,9 +194,9 @@ test_ecdh_batch(uint32_t org_key, uint32_t user_key, uint32_t sign_key)
 			t_fail("keygen");
 		memcpy(privs[i], priv, 32);
 		switch (i % 7) {
-		case 3: pubs[i][0] = 0x04; break;	      /* not a compressed point */
-		case 5: memset(pubs[i] + 1, 0xff, 32); break; /* x >= p */
-		case 6: pubs[i][1 + t_rand_below(32)] ^= 1; break;     /* maybe off the curve */
+		case 3: pubs[i][0] = 0x04; break;		   /* not a compressed point */
+		case 5: memset(pubs[i] + 1, 0xff, 32); break;	   /* x >= p */
+		case 6: pubs[i][1 + t_rand_below(32)] ^= 1; break; /* maybe off the curve */
 		default: break;
 		}
 	}
@@ -414,7 +414,8 @@ dup_bytes(const uint8_t *p, size_t len)
 static char *
 make_mail(size_t *len, int k)
 {
-	size_t body = k % 17 == 0 ? 100000u + (size_t)t_rand_below(5000) : 40u + (size_t)t_rand_below(600);
+	size_t body =
+	    k % 17 == 0 ? 100000u + (size_t)t_rand_below(5000) : 40u + (size_t)t_rand_below(600);
 	size_t cap = body + 512;
 	char *m = malloc(cap);
 	int n;
@@ -646,8 +647,8 @@ compare_op(enum op op, uint32_t sign_key, const uint8_t *const *in, const size_t
 {
 	static const size_t sizes[] = {1, 2, 7, 64};
 	static const enum dime_msg_actor op_actor[OP_COUNT] = {
-		DIME_ACTOR_ORIGIN,	DIME_ACTOR_ORIGIN,    DIME_ACTOR_DESTINATION,
-		DIME_ACTOR_AUTHOR,	DIME_ACTOR_RECIPIENT, DIME_ACTOR_ORIGIN};
+	    DIME_ACTOR_ORIGIN, DIME_ACTOR_ORIGIN,    DIME_ACTOR_DESTINATION,
+	    DIME_ACTOR_AUTHOR, DIME_ACTOR_RECIPIENT, DIME_ACTOR_ORIGIN};
 	struct dime_msg_job *want = calloc(n, sizeof(*want)), *got = calloc(n, sizeof(*got));
 	struct dime_msg_keks *memo = NULL;
 	struct dime_msg_bounce_info *wb = calloc(n, sizeof(*wb)), *gb = calloc(n, sizeof(*gb));
@@ -680,8 +681,8 @@ compare_op(enum op op, uint32_t sign_key, const uint8_t *const *in, const size_t
 			size_t k = off + sizes[s] <= n ? sizes[s] : n - off;
 			int rc, first = DIME_OK;
 
-			/* batches of 7 first peek every job through a memo, as the pipeline does: the
-			 * KEKs then come from the memo and nothing may change */
+			/* batches of 7 first peek every job through a memo, as the pipeline does:
+			 * the KEKs then come from the memo and nothing may change */
 			if (sizes[s] == 7 && op != OP_BOUNCE) {
 				dime_msg_keks_clear(memo);
 				for (size_t i = off; i < off + k; i++) {
@@ -748,7 +749,8 @@ test_wrap_batch(uint8_t **mails, size_t *mail_lens, size_t n_mails)
 	if (want == NULL || got == NULL || ps == NULL)
 		exit(1);
 	for (size_t i = 0; i < n_mails; i++) {
-		int a = (int)t_rand_below((uint32_t)n_users), r = (int)t_rand_below((uint32_t)n_users);
+		int a = (int)t_rand_below((uint32_t)n_users),
+		    r = (int)t_rand_below((uint32_t)n_users);
 		uint32_t key = users[a].key;
 
 		parties_of(&ps[i], a, r);
@@ -836,7 +838,8 @@ main(void)
 
 	/* generated: wrap, then origin-sign (by the POK, or by a SOK where the org has one) */
 	for (int k = 0; k < N_GEN; k++) {
-		int a = (int)t_rand_below((uint32_t)n_users), r = (int)t_rand_below((uint32_t)n_users);
+		int a = (int)t_rand_below((uint32_t)n_users),
+		    r = (int)t_rand_below((uint32_t)n_users);
 		struct dime_msg_parties p;
 		struct dime_msg_envelope env;
 		uint8_t *msg = NULL, *signed_msg = NULL;
@@ -908,8 +911,10 @@ main(void)
 			       op_name[op], st.jobs, st.ok, st.sigs, st.reruns, st.reruns_ok);
 			T_CHECK(st.ok > 0 && st.ok < st.jobs, "%s: %zu of %zu ok", op_name[op],
 				st.ok, st.jobs);
-			/* the memo path must really have been taken (peeks that opened envelopes) */
-			T_CHECK(st.peeked > 0, "%s: no peek through the memo succeeded", op_name[op]);
+			/* the memo path must really have been taken (peeks that opened envelopes)
+			 */
+			T_CHECK(st.peeked > 0, "%s: no peek through the memo succeeded",
+				op_name[op]);
 			/* only a spec-literal tree signature (one interop variant) may cost a
 			 * valid job its batch result */
 			T_CHECK(st.reruns_ok <= 2, "%s: %zu valid jobs were re-run", op_name[op],

@@ -82,8 +82,8 @@ test_ops(struct dime_pl_dir *dir, uint8_t **signed_out, size_t *signed_len)
 	*signed_out = NULL;
 	c.from = "alice@alpha.test";
 	c.to = "bob@beta.test";
-	T_CHECK(one(dir, &c, &j, (const uint8_t *)mail, sizeof(mail) - 1) == DIME_OK,
-		"wrap: %s", j.why);
+	T_CHECK(one(dir, &c, &j, (const uint8_t *)mail, sizeof(mail) - 1) == DIME_OK, "wrap: %s",
+		j.why);
 	unsig = j.out;
 	unsig_len = j.out_len;
 	j.out = NULL;
@@ -98,7 +98,7 @@ test_ops(struct dime_pl_dir *dir, uint8_t **signed_out, size_t *signed_len)
 
 	c = conf_of(DIME_PL_MSG_ACCEPT);
 	T_CHECK(one(dir, &c, &j, *signed_out, *signed_len) == DIME_OK &&
-			strncmp(j.line, "ACCEPT bob@beta.test ", 21) == 0,
+		    strncmp(j.line, "ACCEPT bob@beta.test ", 21) == 0,
 		"accept: got '%s'", j.line);
 	T_CHECK(one(dir, &c, &j, unsig, unsig_len) != DIME_OK && strncmp(j.line, "REJECT ", 7) == 0,
 		"accept of author output: got '%s'", j.line);
@@ -106,23 +106,23 @@ test_ops(struct dime_pl_dir *dir, uint8_t **signed_out, size_t *signed_len)
 	T_CHECK(one(dir, &c, &j, *signed_out, *signed_len) == DIME_OK, "accept --org: %s", j.why);
 	c.org = "alpha.test";
 	T_CHECK(one(dir, &c, &j, *signed_out, *signed_len) == DIME_E_NOTFOUND &&
-			strstr(j.why, "alpha.test") != NULL,
+		    strstr(j.why, "alpha.test") != NULL,
 		"accept --org of the wrong org: got '%s'", j.why);
 
 	c = conf_of(DIME_PL_MSG_OPEN);
 	T_CHECK(one(dir, &c, &j, *signed_out, *signed_len) == DIME_OK &&
-			j.out_len == sizeof(mail) - 1 && memcmp(j.out, mail, j.out_len) == 0,
+		    j.out_len == sizeof(mail) - 1 && memcmp(j.out, mail, j.out_len) == 0,
 		"open as recipient: %s", j.why);
 	dime_pl_msg_job_clear(&j);
 	c.as = DIME_ACTOR_AUTHOR;
 	T_CHECK(one(dir, &c, &j, *signed_out, *signed_len) == DIME_OK &&
-			j.out_len == sizeof(mail) - 1 && memcmp(j.out, mail, j.out_len) == 0,
+		    j.out_len == sizeof(mail) - 1 && memcmp(j.out, mail, j.out_len) == 0,
 		"open as author: %s", j.why);
 	dime_pl_msg_job_clear(&j);
 	c.as = DIME_ACTOR_RECIPIENT;
 	c.user = "nobody@beta.test";
 	T_CHECK(one(dir, &c, &j, *signed_out, *signed_len) == DIME_E_NOTFOUND &&
-			strstr(j.why, "nobody@beta.test") != NULL,
+		    strstr(j.why, "nobody@beta.test") != NULL,
 		"open --user of a stranger: got '%s'", j.why);
 
 	/* origin-sign of a message read from elsewhere verifies the author: a damaged 226 fails */
@@ -134,12 +134,12 @@ test_ops(struct dime_pl_dir *dir, uint8_t **signed_out, size_t *signed_len)
 	T_CHECK(one(dir, &c, &j, *signed_out, *signed_len) == DIME_OK, "bounce: %s", j.why);
 	c = conf_of(DIME_PL_MSG_BOUNCE_VERIFY);
 	T_CHECK(j.out != NULL && one(dir, &c, &k, j.out, j.out_len) == DIME_OK &&
-			strcmp(k.line, "BOUNCE alice@alpha.test beta.test 1 gone") == 0,
+		    strcmp(k.line, "BOUNCE alice@alpha.test beta.test 1 gone") == 0,
 		"bounce-verify: got '%s'", k.line);
 	if (j.out != NULL) {
 		j.out[j.out_len / 2] ^= 1;
 		T_CHECK(one(dir, &c, &k, j.out, j.out_len) != DIME_OK &&
-				strncmp(k.line, "INVALID ", 8) == 0,
+			    strncmp(k.line, "INVALID ", 8) == 0,
 			"bounce-verify of a damaged bounce: got '%s'", k.line);
 	}
 	dime_pl_msg_job_clear(&j);
@@ -161,17 +161,17 @@ test_sign_own(struct dime_pl_dir *dir)
 	struct dime_msg_chunk_info ch[32];
 
 	memset(&p, 0, sizeof(p));
-	T_CHECK(dime_pl_dir_signet(dir, &p.author, &why, "alice@alpha.test",
-				   DIME_STORE_USER_SIGNET, NULL) == DIME_OK &&
-			dime_pl_dir_signet(dir, &p.origin, &why, "alpha.test",
-					   DIME_STORE_ORG_SIGNET, NULL) == DIME_OK &&
-			dime_pl_dir_signet(dir, &p.destination, &why, "beta.test",
-					   DIME_STORE_ORG_SIGNET, NULL) == DIME_OK &&
-			dime_pl_dir_signet(dir, &p.recipient, &why, "bob@beta.test",
-					   DIME_STORE_USER_SIGNET, NULL) == DIME_OK &&
-			dime_pl_dir_key(dir, &akey, "alice@alpha.test", DIME_STORE_USER_KEY) ==
-				DIME_OK &&
-			dime_pl_dir_key(dir, &okey, "alpha.test", DIME_STORE_ORG_KEY) == DIME_OK,
+	T_CHECK(dime_pl_dir_signet(dir, &p.author, &why, "alice@alpha.test", DIME_STORE_USER_SIGNET,
+				   NULL) == DIME_OK &&
+		    dime_pl_dir_signet(dir, &p.origin, &why, "alpha.test", DIME_STORE_ORG_SIGNET,
+				       NULL) == DIME_OK &&
+		    dime_pl_dir_signet(dir, &p.destination, &why, "beta.test",
+				       DIME_STORE_ORG_SIGNET, NULL) == DIME_OK &&
+		    dime_pl_dir_signet(dir, &p.recipient, &why, "bob@beta.test",
+				       DIME_STORE_USER_SIGNET, NULL) == DIME_OK &&
+		    dime_pl_dir_key(dir, &akey, "alice@alpha.test", DIME_STORE_USER_KEY) ==
+			DIME_OK &&
+		    dime_pl_dir_key(dir, &okey, "alpha.test", DIME_STORE_ORG_KEY) == DIME_OK,
 		"parties: %s", why);
 	if (dime_msg_wrap_mail(dime_pl_dir_ks(dir), &w, &w_len, &why, &p, akey,
 			       (const uint8_t *)mail, sizeof(mail) - 1, NULL) != DIME_OK ||
@@ -223,8 +223,8 @@ check_not_dime(struct dime_pl_dir *dir, enum dime_pl_msg_op op, const char *name
 		"op %d, %s: got '%s'", (int)op, name, why);
 	if (rc != DIME_OK && (op == DIME_PL_MSG_ACCEPT || op == DIME_PL_MSG_BOUNCE_VERIFY) &&
 	    bin != NULL)
-		T_CHECK(strncmp(j.line, op == DIME_PL_MSG_ACCEPT ? "REJECT " NOT_DIME
-								: "INVALID " NOT_DIME,
+		T_CHECK(strncmp(j.line,
+				op == DIME_PL_MSG_ACCEPT ? "REJECT " NOT_DIME : "INVALID " NOT_DIME,
 				op == DIME_PL_MSG_ACCEPT ? 7 + strlen(NOT_DIME)
 							 : 8 + strlen(NOT_DIME)) == 0,
 			"op %d, %s: line '%s'", (int)op, name, j.line);
@@ -236,9 +236,9 @@ check_not_dime(struct dime_pl_dir *dir, enum dime_pl_msg_op op, const char *name
 static void
 test_not_dime(struct dime_pl_dir *dir, const uint8_t *msg, size_t msg_len)
 {
-	static const enum dime_pl_msg_op ops[] = {
-		DIME_PL_MSG_ORIGIN_SIGN, DIME_PL_MSG_ACCEPT, DIME_PL_MSG_OPEN,
-		DIME_PL_MSG_BOUNCE,	 DIME_PL_MSG_BOUNCE_VERIFY};
+	static const enum dime_pl_msg_op ops[] = {DIME_PL_MSG_ORIGIN_SIGN, DIME_PL_MSG_ACCEPT,
+						  DIME_PL_MSG_OPEN, DIME_PL_MSG_BOUNCE,
+						  DIME_PL_MSG_BOUNCE_VERIFY};
 	uint8_t rnd[3000], *trail = malloc(msg_len + 1), big[64];
 	size_t bound = 0;
 	const char *why = "";
@@ -262,11 +262,11 @@ test_not_dime(struct dime_pl_dir *dir, const uint8_t *msg, size_t msg_len)
 	memcpy(big, msg, 6);
 	big[2] = 0x7f;
 	T_CHECK(dime_pl_msg_input_bound(&bound, &why, DIME_PL_MSG_ACCEPT, 1u << 20, big, 6) ==
-				DIME_E_LIMIT &&
-			strcmp(why, NOT_DIME "larger than the size limit") == 0,
+			DIME_E_LIMIT &&
+		    strcmp(why, NOT_DIME "larger than the size limit") == 0,
 		"input_bound of a huge header: %s", why);
 	T_CHECK(dime_pl_msg_input_bound(&bound, &why, DIME_PL_MSG_ACCEPT, 0, msg, 6) == DIME_OK &&
-			bound == msg_len + 1,
+		    bound == msg_len + 1,
 		"input_bound of a message: %zu, want %zu", bound, msg_len + 1);
 	free(trail);
 }
@@ -363,7 +363,8 @@ test_many_orgs(void)
 		ok = run(store, args) == 0;
 	}
 	/* zz sorts after the 70 others: the old scan stopped at 64 */
-	ok = ok && run(store, "org create zz.test") == 0 && run(store, "org create beta.test") == 0 &&
+	ok = ok && run(store, "org create zz.test") == 0 &&
+	     run(store, "org create beta.test") == 0 &&
 	     run(store, "user create alice@zz.test") == 0 &&
 	     run(store, "user create bob@beta.test") == 0;
 	if (!ok || dime_pl_dir_open(&d, store, &why) != DIME_OK) {
@@ -384,7 +385,7 @@ test_many_orgs(void)
 	T_CHECK(one(d, &c, &b, j.out, j.out_len) == DIME_OK, "bounce: %s", b.why);
 	c = conf_of(DIME_PL_MSG_BOUNCE_VERIFY);
 	T_CHECK(b.out != NULL && one(d, &c, &v, b.out, b.out_len) == DIME_OK &&
-			strcmp(v.line, "BOUNCE alice@zz.test beta.test 1 gone") == 0,
+		    strcmp(v.line, "BOUNCE alice@zz.test beta.test 1 gone") == 0,
 		"bounce-verify with 72 orgs: got '%s'", v.line);
 	dime_pl_msg_job_clear(&j);
 	dime_pl_msg_job_clear(&b);
@@ -429,11 +430,11 @@ main(void)
 	c.from = "alice@alpha.test";
 	c.to = "carol@beta.test";
 	T_CHECK(dime_pl_msg_new(&m, swhy, sizeof(swhy), dir, &c) == DIME_E_NOTFOUND &&
-			strstr(swhy, "recipient") != NULL && strstr(swhy, "carol@beta.test") != NULL,
+		    strstr(swhy, "recipient") != NULL && strstr(swhy, "carol@beta.test") != NULL,
 		"wrap to a stranger: got '%s'", swhy);
 	c.to = "bob@gamma.test";
 	T_CHECK(dime_pl_msg_new(&m, swhy, sizeof(swhy), dir, &c) == DIME_E_NOTFOUND &&
-			strstr(swhy, "gamma.test") != NULL,
+		    strstr(swhy, "gamma.test") != NULL,
 		"wrap to an unknown org: got '%s'", swhy);
 	c.from = "bob@beta.test";
 	c.to = "alice@alpha.test";
@@ -446,7 +447,7 @@ main(void)
 	c.to_signet = (const uint8_t *)"junk";
 	c.to_signet_len = 4;
 	T_CHECK(dime_pl_msg_new(&m, swhy, sizeof(swhy), dir, &c) == DIME_E_INVALID &&
-			strstr(swhy, "not a valid signet") != NULL,
+		    strstr(swhy, "not a valid signet") != NULL,
 		"rekey to junk: got '%s'", swhy);
 
 	dime_msg_free(msg, msg_len);

@@ -720,7 +720,7 @@ test_interop(void)
 		T_CHECK(rc == DIME_E_BADSIG, "%s: old key opens the container: %d", cases[k].file,
 			rc);
 		dime_msg_opened_free(&o1);
-	next:
+next:
 		dime_msg_free(c, c_len);
 		user_free(&nu);
 		free(msg);

@@ -45,10 +45,10 @@ t_threads(void)
 	for (int i = 0; i < T_THREADS; i++)
 		pthread_join(th[i].tid, NULL);
 	for (int i = 0; i < T_THREADS; i++) {
-		T_CHECK(th[i].reseeds == 1, "thread %d: seeded %llu times, want 1 (its own seed)", i,
-			(unsigned long long)th[i].reseeds);
-		T_CHECK(memcmp(th[i].out, mine, sizeof(mine)) != 0, "thread %d repeats main's stream",
-			i);
+		T_CHECK(th[i].reseeds == 1, "thread %d: seeded %llu times, want 1 (its own seed)",
+			i, (unsigned long long)th[i].reseeds);
+		T_CHECK(memcmp(th[i].out, mine, sizeof(mine)) != 0,
+			"thread %d repeats main's stream", i);
 		for (int k = 0; k < i; k++)
 			T_CHECK(memcmp(th[i].out, th[k].out, sizeof(mine)) != 0,
 				"threads %d and %d drew the same bytes", i, k);

@@ -389,7 +389,7 @@ test_vectors(void)
 			want_verdict(c->bin, s, &t, DIME_SIGNET_BROKEN_CUSTODY, DIME_LEVEL_NONE,
 				     "no previous");
 		}
-	next:
+next:
 		dime_signet_free(s);
 		dime_signet_free(prev);
 		free(bin);

@@ -28,7 +28,8 @@ main(void)
 				base->xor_bytes(want + off, a + off, b + off, n);
 				t->xor_bytes(got + off, a + off, b + off, n);
 				if (memcmp(want, got, sizeof(got)) != 0) {
-					t_fail("%s xor off %zu len %zu differs from base", t->name, off, n);
+					t_fail("%s xor off %zu len %zu differs from base", t->name,
+					       off, n);
 					return t_done("test_simd");
 				}
 				for (size_t k = 0; k < n; k++)

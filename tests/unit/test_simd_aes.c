@@ -188,7 +188,6 @@ struct lanes {
 	size_t n;
 };
 
-
 /* shape: 0 random lengths, 1 all 4 KiB, 2 decreasing, 3 increasing, 4 mostly tiny with zeros. */
 static size_t
 lane_len(int shape, size_t i, size_t n)

@@ -126,7 +126,6 @@ old_b64_decode(uint8_t *out, size_t out_cap, size_t *out_len, const char *in, si
 
 /* ---- helpers ---- */
 
-
 static int
 all_guard(const uint8_t *p, size_t n)
 {
@@ -335,7 +334,8 @@ test_codec_exact(const char *lvl)
 			size_t el;
 
 			n = (size_t)(t_rand() % 30);
-			if (dime_b64_encode(s, sizeof(s), &el, src, n, (int)(t_rand() & 1) + 1) != 0)
+			if (dime_b64_encode(s, sizeof(s), &el, src, n, (int)(t_rand() & 1) + 1) !=
+			    0)
 				abort();
 			n = el;
 			if (n > 0 && (t_rand() & 1))

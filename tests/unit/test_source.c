@@ -153,15 +153,15 @@ t_symlinks(void)
 {
 	static const struct {
 		const char *name;
-		int want_err;	 /* default: 0 or -EXDEV */
+		int want_err;	  /* default: 0 or -EXDEV */
 		const char *want; /* default: the path under t_dir it is read from */
 	} cases[] = {
-		{"abs-in", 0, "ln/f"},	 /* absolute link to a file inside */
-		{"f", 0, "ln/f"},
-		{"rel-in", 0, "ln/sub/g"}, /* relative link into a subdirectory */
-		{"rel-out", -EXDEV, NULL}, /* ../secret */
-		{"shadow", -EXDEV, NULL},  /* absolute link outside */
-		{"up-in", 0, "ln/f"},	   /* ../ln/f: leaves and comes back */
+	    {"abs-in", 0, "ln/f"}, /* absolute link to a file inside */
+	    {"f", 0, "ln/f"},
+	    {"rel-in", 0, "ln/sub/g"}, /* relative link into a subdirectory */
+	    {"rel-out", -EXDEV, NULL}, /* ../secret */
+	    {"shadow", -EXDEV, NULL},  /* absolute link outside */
+	    {"up-in", 0, "ln/f"},      /* ../ln/f: leaves and comes back */
 	};
 	const size_t nc = sizeof(cases) / sizeof(cases[0]);
 	char target[PATH_MAX + 64], root[PATH_MAX + 64];
@@ -205,28 +205,32 @@ t_symlinks(void)
 				snprintf(want, sizeof(want), "%s/ln/%s", t_dir, cases[n].name);
 			else if (cases[n].want != NULL)
 				snprintf(want, sizeof(want), "%s/%s", t_dir, cases[n].want);
-			T_CHECK(strcmp(it.name, cases[n].name) == 0, "links: item %zu got '%s', want '%s'",
-				n, it.name, cases[n].name);
+			T_CHECK(strcmp(it.name, cases[n].name) == 0,
+				"links: item %zu got '%s', want '%s'", n, it.name, cases[n].name);
 			T_CHECK(it.err == werr, "links follow=%d %s: err got %d, want %d", follow,
 				it.name, it.err, werr);
 			if (werr != 0)
-				T_CHECK(it.path == NULL && it.why != NULL && strstr(it.why, "outside"),
-					"links %s: a refused link carries a path or no reason", it.name);
+				T_CHECK(it.path == NULL && it.why != NULL &&
+					    strstr(it.why, "outside"),
+					"links %s: a refused link carries a path or no reason",
+					it.name);
 			else
-				T_CHECK(it.path != NULL && strcmp(it.path, want) == 0 &&
-						it.no_symlinks == !follow,
-					"links follow=%d %s: path got '%s' (no_symlinks %d), want '%s'",
-					follow, it.name, it.path ? it.path : "(null)", it.no_symlinks,
-					want);
+				T_CHECK(
+				    it.path != NULL && strcmp(it.path, want) == 0 &&
+					it.no_symlinks == !follow,
+				    "links follow=%d %s: path got '%s' (no_symlinks %d), want '%s'",
+				    follow, it.name, it.path ? it.path : "(null)", it.no_symlinks,
+				    want);
 			n++;
 			dime_source_item_free(&it);
 		}
-		T_CHECK(rc == 0 && n == nc, "links follow=%d: %zu items (rc %d), want %zu", follow, n,
-			rc, nc);
+		T_CHECK(rc == 0 && n == nc, "links follow=%d: %zu items (rc %d), want %zu", follow,
+			n, rc, nc);
 		/* --out must not be --in or inside it */
 		T_CHECK(dime_source_contains(s, root) == 1, "contains: the root itself");
 		T_CHECK(dime_source_contains(s, t_path("ln/sub")) == 1, "contains: a subdirectory");
-		T_CHECK(dime_source_contains(s, t_path("ln/dirlink")) == 1, "contains: a link inside");
+		T_CHECK(dime_source_contains(s, t_path("ln/dirlink")) == 1,
+			"contains: a link inside");
 		T_CHECK(dime_source_contains(s, t_path("secret")) == 0, "contains: outside");
 		T_CHECK(dime_source_contains(s, t_path("lnx")) == 0, "contains: missing sibling");
 		dime_source_close(s);

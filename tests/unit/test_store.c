@@ -538,7 +538,8 @@ test_open_existing(void)
 	rc = dime_store_open_flags(&st, t_path("emptydir/none.db"), DIME_STORE_OPEN_EXISTING, err,
 				   sizeof(err));
 	T_CHECK(rc == DIME_E_NOTFOUND && t_mode(t_path("emptydir/none.db")) == -1,
-		"open missing in a dir: got %d, file mode %o", rc, t_mode(t_path("emptydir/none.db")));
+		"open missing in a dir: got %d, file mode %o", rc,
+		t_mode(t_path("emptydir/none.db")));
 	rc = dime_store_open_flags(&st, t_path("x.db"), 0x80, err, sizeof(err));
 	T_CHECK(rc == DIME_E_INVALID && st == NULL, "unknown flag: got %d", rc);
 	/* An existing store opens and reads. */
@@ -595,8 +596,7 @@ test_pending(void)
 	/* The latest verified version is v1 now; v2 by number is not found. */
 	t_get(st, "bob@p.example", DIME_STORE_USER_SIGNET, 0, "bob v1", NULL);
 	rc = dime_store_get(st, &blob, &len, NULL, "bob@p.example", DIME_STORE_USER_SIGNET, 2);
-	T_CHECK(rc == DIME_E_NOTFOUND && blob == NULL, "get pending v2: got %d, want NOTFOUND",
-		rc);
+	T_CHECK(rc == DIME_E_NOTFOUND && blob == NULL, "get pending v2: got %d, want NOTFOUND", rc);
 	memset(&r, 0, sizeof(r));
 	T_CHECK(dime_store_list(st, NULL, 0, t_rows_add, &r) == DIME_OK && r.n == 1 &&
 		    r.n_pending == 0,

@@ -79,7 +79,8 @@ void cli_validate(struct dime_signet_verdict *v, const struct dime_signet *s,
 /* Print a signet armored to stdout. Returns CLI_OK or CLI_ERR. */
 int cli_print_armored(const struct dime_signet *s);
 
-/* Fetch the latest stored signet of ident (org or user). Returns CLI_OK, CLI_NO (absent), CLI_ERR. */
+/* Fetch the latest stored signet of ident (org or user). Returns CLI_OK, CLI_NO (absent), CLI_ERR.
+ */
 int cli_store_signet(struct dime_signet **s, struct dime_store *st, const char *ident,
 		     enum dime_store_kind kind, uint32_t version);
 

@@ -15,31 +15,31 @@
 #include "dime/source.h"
 
 static const char batch_usage[] =
-	"usage: dime [--store PATH] batch OP --in PATH --out DIR [--workers N] [--json FILE]\n"
-	"                                [--batch N] [--io auto|uring|io-thread|plain]\n"
-	"                                [--sync|--no-sync] [--redo] [--follow-symlinks]\n"
-	"                                [OP options]\n"
-	"\n"
-	"OP is wrap, origin-sign, accept, open, rekey or bounce-verify, with the options of\n"
-	"`dime msg OP`:\n"
-	"  wrap           --from ADDR --to ADDR [--origin-sign] [--binary]\n"
-	"                 [--gzip never|always|if-smaller] [--padding reference|alternate]\n"
-	"  origin-sign    [--binary]\n"
-	"  open           --as recipient|author [--user ADDR]\n"
-	"  rekey          --to-signet FILE [--user ADDR] [--binary]\n"
-	"--in takes a directory of files, a Maildir (cur/ and new/) or an mbox file (mboxrd).\n"
-	"Each input NAME gives --out/NAME.dime (wrap, origin-sign, rekey), NAME.eml (open) or\n"
-	"NAME.txt (accept, bounce-verify: the verdict line), written under a temporary name and\n"
-	"renamed, so an interrupted batch leaves only complete files. A rerun skips inputs whose\n"
-	"output exists and is complete (--redo rewrites them). --sync (the default for open,\n"
-	"whose outputs are plaintext) fsyncs each output before renaming it. SIGINT/SIGTERM stop\n"
-	"taking work; in-flight messages finish, queued ones are reported as not started.\n"
-	"--out is created when missing (mode 0700) and may not be --in or inside it. Symbolic\n"
-	"links in --in that lead outside it are refused unless --follow-symlinks.\n"
-	"--workers: default the online CPUs. --batch: messages per batched engine call (default\n"
-	"32; 1 turns batching off). --json FILE: the summary and every failure as JSON.\n"
-	"Exit status: 0 all done, 1 some messages failed or the batch was stopped, 2 usage or\n"
-	"setup error.\n";
+    "usage: dime [--store PATH] batch OP --in PATH --out DIR [--workers N] [--json FILE]\n"
+    "                                [--batch N] [--io auto|uring|io-thread|plain]\n"
+    "                                [--sync|--no-sync] [--redo] [--follow-symlinks]\n"
+    "                                [OP options]\n"
+    "\n"
+    "OP is wrap, origin-sign, accept, open, rekey or bounce-verify, with the options of\n"
+    "`dime msg OP`:\n"
+    "  wrap           --from ADDR --to ADDR [--origin-sign] [--binary]\n"
+    "                 [--gzip never|always|if-smaller] [--padding reference|alternate]\n"
+    "  origin-sign    [--binary]\n"
+    "  open           --as recipient|author [--user ADDR]\n"
+    "  rekey          --to-signet FILE [--user ADDR] [--binary]\n"
+    "--in takes a directory of files, a Maildir (cur/ and new/) or an mbox file (mboxrd).\n"
+    "Each input NAME gives --out/NAME.dime (wrap, origin-sign, rekey), NAME.eml (open) or\n"
+    "NAME.txt (accept, bounce-verify: the verdict line), written under a temporary name and\n"
+    "renamed, so an interrupted batch leaves only complete files. A rerun skips inputs whose\n"
+    "output exists and is complete (--redo rewrites them). --sync (the default for open,\n"
+    "whose outputs are plaintext) fsyncs each output before renaming it. SIGINT/SIGTERM stop\n"
+    "taking work; in-flight messages finish, queued ones are reported as not started.\n"
+    "--out is created when missing (mode 0700) and may not be --in or inside it. Symbolic\n"
+    "links in --in that lead outside it are refused unless --follow-symlinks.\n"
+    "--workers: default the online CPUs. --batch: messages per batched engine call (default\n"
+    "32; 1 turns batching off). --json FILE: the summary and every failure as JSON.\n"
+    "Exit status: 0 all done, 1 some messages failed or the batch was stopped, 2 usage or\n"
+    "setup error.\n";
 
 /* ---- the source, adapted to the pipeline ---- */
 
@@ -148,8 +148,7 @@ batch_json_failure(const struct dime_batch_result *r)
 	json_t *f = json_object(), *name = batch_json_name(r->name);
 	json_t *why = batch_json_name(r->why); /* names appear in some reasons too */
 
-	if (f == NULL || name == NULL || why == NULL ||
-	    json_object_set_new(f, "name", name) != 0) {
+	if (f == NULL || name == NULL || why == NULL || json_object_set_new(f, "name", name) != 0) {
 		json_decref(name);
 		json_decref(why);
 		json_decref(f);
@@ -231,22 +230,21 @@ batch_on_result(void *ctx, const struct dime_batch_result *r)
 }
 
 static int
-batch_write_json(FILE *fp, const char *path, const char *op,
-		 const struct dime_batch_summary *s, struct batch_ui *u)
+batch_write_json(FILE *fp, const char *path, const char *op, const struct dime_batch_summary *s,
+		 struct batch_ui *u)
 {
 	double rate = s->seconds > 0 ? (double)s->ok / s->seconds : 0;
 	double mbs = s->seconds > 0 ? (double)s->in_bytes / 1e6 / s->seconds : 0;
-	json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:s, s:b, "
-			      "s:I, s:I, s:O}",
-			      "op", op, "ok", (json_int_t)s->ok, "failed", (json_int_t)s->failed,
-			      "skipped", (json_int_t)s->skipped, "not_started",
-			      (json_int_t)s->not_started, "seconds", s->seconds,
-			      "msg_per_s", rate, "mb_per_s", mbs, "in_bytes",
-			      (json_int_t)s->in_bytes, "out_bytes", (json_int_t)s->out_bytes,
-			      "workers", (json_int_t)s->workers, "io", s->io ? s->io : "",
-			      "stopped", s->stopped, "engine_batches",
-			      (json_int_t)s->engine_batches, "engine_items",
-			      (json_int_t)s->engine_items, "failures", u->failures);
+	json_t *j =
+	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:s, s:b, "
+		      "s:I, s:I, s:O}",
+		      "op", op, "ok", (json_int_t)s->ok, "failed", (json_int_t)s->failed, "skipped",
+		      (json_int_t)s->skipped, "not_started", (json_int_t)s->not_started, "seconds",
+		      s->seconds, "msg_per_s", rate, "mb_per_s", mbs, "in_bytes",
+		      (json_int_t)s->in_bytes, "out_bytes", (json_int_t)s->out_bytes, "workers",
+		      (json_int_t)s->workers, "io", s->io ? s->io : "", "stopped", s->stopped,
+		      "engine_batches", (json_int_t)s->engine_batches, "engine_items",
+		      (json_int_t)s->engine_items, "failures", u->failures);
 	int rc;
 
 	if (j == NULL)
@@ -300,8 +298,9 @@ batch_parse(struct batch_args *a, int argc, char **argv)
 			a->par.origin_sign = 1;
 			continue;
 		}
-		if (strcmp(o, "--binary") == 0 && (op == DIME_BATCH_WRAP || op == DIME_BATCH_REKEY ||
-						   op == DIME_BATCH_ORIGIN_SIGN)) {
+		if (strcmp(o, "--binary") == 0 &&
+		    (op == DIME_BATCH_WRAP || op == DIME_BATCH_REKEY ||
+		     op == DIME_BATCH_ORIGIN_SIGN)) {
 			a->par.binary = 1;
 			continue;
 		}
@@ -386,7 +385,8 @@ batch_parse(struct batch_args *a, int argc, char **argv)
 		} else if (strcmp(o, "--to-signet") == 0 && op == DIME_BATCH_REKEY) {
 			a->to_signet_path = v;
 		} else {
-			return cli_err("batch %s: unknown argument %s\n%s", argv[1], o, batch_usage);
+			return cli_err("batch %s: unknown argument %s\n%s", argv[1], o,
+				       batch_usage);
 		}
 	}
 	if (a->in == NULL || a->out == NULL)

@@ -8,26 +8,26 @@
 #include "dime/codec.h"
 
 static const char check_usage[] =
-	"usage: dime mrec check [--cert FILE] 'RECORD' ['STRING']...\n"
-	"\n"
-	"Parses and validates a management record. Several arguments are the TXT strings of one\n"
-	"record and are joined as a resolver joins them; a zone-style '\"a\" \"b\"' argument is\n"
-	"unquoted, and the whole line that `org create` prints is taken as it is\n"
-	"('_dime.example.org. IN TXT \"ver=1 pok=...\"', in one argument or several).\n"
-	"Prints ACCEPT and what the record says, or REJECT <reason>.\n"
-	"  --cert FILE   also check the certificate (PEM or DER) against the record's tls fields\n"
-	"Exit status: 0 accept, 1 reject, 2 usage or I/O error.\n";
+    "usage: dime mrec check [--cert FILE] 'RECORD' ['STRING']...\n"
+    "\n"
+    "Parses and validates a management record. Several arguments are the TXT strings of one\n"
+    "record and are joined as a resolver joins them; a zone-style '\"a\" \"b\"' argument is\n"
+    "unquoted, and the whole line that `org create` prints is taken as it is\n"
+    "('_dime.example.org. IN TXT \"ver=1 pok=...\"', in one argument or several).\n"
+    "Prints ACCEPT and what the record says, or REJECT <reason>.\n"
+    "  --cert FILE   also check the certificate (PEM or DER) against the record's tls fields\n"
+    "Exit status: 0 accept, 1 reject, 2 usage or I/O error.\n";
 static const char generate_usage[] =
-	"usage: dime [--store PATH] mrec generate (--org DOMAIN | --pok B64... [--key FILE])\n"
-	"                          [--tls-cert FILE]... [--dx HOST]... [--syn HOST]...\n"
-	"                          [--exp DAYS] [--pol experimental|mixed|strict]\n"
-	"                          [--sub explicit|mixed|strict]\n"
-	"\n"
-	"Prints a _dime TXT record, split into strings of at most 255 bytes at field bounds.\n"
-	"  --org DOMAIN    take the POK from the store's signet of DOMAIN; its key signs --tls-cert\n"
-	"  --pok B64       a POK (43 base64 characters), repeatable (rotation: old and new)\n"
-	"  --key FILE      the POK's private key file, to sign --tls-cert without a store\n"
-	"  --tls-cert FILE a DMTP certificate (PEM or DER) to sign into a tls field\n";
+    "usage: dime [--store PATH] mrec generate (--org DOMAIN | --pok B64... [--key FILE])\n"
+    "                          [--tls-cert FILE]... [--dx HOST]... [--syn HOST]...\n"
+    "                          [--exp DAYS] [--pol experimental|mixed|strict]\n"
+    "                          [--sub explicit|mixed|strict]\n"
+    "\n"
+    "Prints a _dime TXT record, split into strings of at most 255 bytes at field bounds.\n"
+    "  --org DOMAIN    take the POK from the store's signet of DOMAIN; its key signs --tls-cert\n"
+    "  --pok B64       a POK (43 base64 characters), repeatable (rotation: old and new)\n"
+    "  --key FILE      the POK's private key file, to sign --tls-cert without a store\n"
+    "  --tls-cert FILE a DMTP certificate (PEM or DER) to sign into a tls field\n";
 
 /* True when the word at w (n bytes) is `TXT`, in any case. */
 static int
@@ -93,7 +93,8 @@ mrec_unquote(char *out, const char *a, const char **why)
 			}
 			if (a[k] == '\\' && a[k + 1] >= '0' && a[k + 1] <= '9' && a[k + 2] >= '0' &&
 			    a[k + 2] <= '9' && a[k + 3] >= '0' && a[k + 3] <= '9') {
-				int v = (a[k + 1] - '0') * 100 + (a[k + 2] - '0') * 10 + a[k + 3] - '0';
+				int v =
+				    (a[k + 1] - '0') * 100 + (a[k + 2] - '0') * 10 + a[k + 3] - '0';
 
 				if (v > 255) {
 					*why = "a \\DDD escape above 255";
@@ -189,7 +190,9 @@ mrec_read_cert(uint8_t **der, size_t *der_len, const char *path)
 static const char *
 mrec_pol_name(enum dime_mrec_policy p)
 {
-	return p == DIME_POL_EXPERIMENTAL ? "experimental" : p == DIME_POL_STRICT ? "strict" : "mixed";
+	return p == DIME_POL_EXPERIMENTAL ? "experimental"
+	       : p == DIME_POL_STRICT	  ? "strict"
+					  : "mixed";
 }
 
 static const char *
@@ -284,8 +287,8 @@ mrec_generate(int argc, char **argv)
 			size_t n = 0;
 
 			if (m.n_poks >= DIME_MREC_MAX_VALUES ||
-			    dime_b64_decode(m.poks[m.n_poks], DIME_ED25519_PUB_BYTES, &n, v, strlen(v),
-					    DIME_B64_NOPAD) != DIME_OK ||
+			    dime_b64_decode(m.poks[m.n_poks], DIME_ED25519_PUB_BYTES, &n, v,
+					    strlen(v), DIME_B64_NOPAD) != DIME_OK ||
 			    n != DIME_ED25519_PUB_BYTES)
 				return cli_err("mrec generate: --pok needs 43 base64 characters");
 			m.n_poks++;
@@ -306,8 +309,9 @@ mrec_generate(int argc, char **argv)
 		if (cli_store_existing(&st) != CLI_OK)
 			goto out;
 		if ((r = cli_store_signet(&org, st, domain, DIME_STORE_ORG_SIGNET, 0)) != CLI_OK) {
-			rc = r == CLI_NO ? cli_no("mrec generate: no signet for %s in the store", domain)
-					 : r;
+			rc = r == CLI_NO
+				 ? cli_no("mrec generate: no signet for %s in the store", domain)
+				 : r;
 			goto out;
 		}
 		if (dime_signet_signing_key(org, m.poks[0]) != DIME_OK)
@@ -315,9 +319,10 @@ mrec_generate(int argc, char **argv)
 		m.n_poks = 1;
 		if (n_certs > 0 &&
 		    (r = cli_store_key(&key, ks, st, domain, DIME_STORE_ORG_KEY)) != CLI_OK) {
-			rc = r == CLI_NO ? cli_no("mrec generate: the keys of %s are not in the store",
-						  domain)
-					 : r;
+			rc = r == CLI_NO
+				 ? cli_no("mrec generate: the keys of %s are not in the store",
+					  domain)
+				 : r;
 			goto out;
 		}
 	} else if (n_certs > 0) {
@@ -399,9 +404,9 @@ int
 cmd_mrec(int argc, char **argv)
 {
 	static const struct cli_cmd cmds[] = {
-		{"check", "validate a record: ACCEPT ... or REJECT <reason>", mrec_check},
-		{"generate", "print a record for publishing", mrec_generate},
-		{NULL, NULL, NULL},
+	    {"check", "validate a record: ACCEPT ... or REJECT <reason>", mrec_check},
+	    {"generate", "print a record for publishing", mrec_generate},
+	    {NULL, NULL, NULL},
 	};
 
 	return cli_dispatch("mrec", cmds, argc, argv);

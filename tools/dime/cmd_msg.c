@@ -16,65 +16,65 @@
 #include "dime/msg.h"
 #include "dime/msg_armor.h"
 
-
 static const char wrap_usage[] =
-	"usage: dime [--store PATH] msg wrap --from ADDR --to ADDR [--origin-sign] [--binary]\n"
-	"                          [--gzip never|always|if-smaller] [--padding reference|alternate]\n"
-	"                          < message.eml > message.dime\n"
-	"\n"
-	"Wraps an RFC 5322 message as the author ADDR for the recipient --to. The store must hold\n"
-	"the signets of the author, both organisations and the recipient, and the author's keys\n"
-	"(and the origin's keys for --origin-sign). Armored output unless --binary.\n";
+    "usage: dime [--store PATH] msg wrap --from ADDR --to ADDR [--origin-sign] [--binary]\n"
+    "                          [--gzip never|always|if-smaller] [--padding reference|alternate]\n"
+    "                          < message.eml > message.dime\n"
+    "\n"
+    "Wraps an RFC 5322 message as the author ADDR for the recipient --to. The store must hold\n"
+    "the signets of the author, both organisations and the recipient, and the author's keys\n"
+    "(and the origin's keys for --origin-sign). Armored output unless --binary.\n";
 static const char open_usage[] =
-	"usage: dime [--store PATH] msg open --as recipient|author [--user ADDR] [--max-size N]\n"
-	"                          < in > message.eml\n"
-	"\n"
-	"Verifies everything the actor can check and writes the original message. On any failure\n"
-	"nothing is written and the exit status is 1. --user names the hosted user whose keys to\n"
-	"use; without it every hosted user's keys are tried. --max-size N refuses a message\n"
-	"over N bytes (default and upper bound: the engine's limit) after reading at most N\n"
-	"bytes of its armor.\n";
+    "usage: dime [--store PATH] msg open --as recipient|author [--user ADDR] [--max-size N]\n"
+    "                          < in > message.eml\n"
+    "\n"
+    "Verifies everything the actor can check and writes the original message. On any failure\n"
+    "nothing is written and the exit status is 1. --user names the hosted user whose keys to\n"
+    "use; without it every hosted user's keys are tried. --max-size N refuses a message\n"
+    "over N bytes (default and upper bound: the engine's limit) after reading at most N\n"
+    "bytes of its armor.\n";
 static const char osign_usage[] =
-	"usage: dime [--store PATH] msg origin-sign [--binary] < in > out\n"
-	"\n"
-	"As the origin organisation (a hosted org whose key opens the message), verifies the\n"
-	"author's signatures and adds the organisational signatures 248, 249 and 255.\n"
-	"Output in the input's form (armored or binary) unless --binary.\n";
+    "usage: dime [--store PATH] msg origin-sign [--binary] < in > out\n"
+    "\n"
+    "As the origin organisation (a hosted org whose key opens the message), verifies the\n"
+    "author's signatures and adds the organisational signatures 248, 249 and 255.\n"
+    "Output in the input's form (armored or binary) unless --binary.\n";
 static const char accept_usage[] =
-	"usage: dime [--store PATH] msg accept [--org DOMAIN] [--max-size N] < in\n"
-	"\n"
-	"As the destination organisation, opens the destination chunk and checks the origin's\n"
-	"signatures. Prints ACCEPT <recipient address> <recipient signet fingerprint> or\n"
-	"REJECT <reason>. Exit status: 0 accept, 1 reject, 2 usage or I/O error. --org names the\n"
-	"hosted organisation the message is for (only its keys are tried); --max-size as for\n"
-	"msg open.\n";
+    "usage: dime [--store PATH] msg accept [--org DOMAIN] [--max-size N] < in\n"
+    "\n"
+    "As the destination organisation, opens the destination chunk and checks the origin's\n"
+    "signatures. Prints ACCEPT <recipient address> <recipient signet fingerprint> or\n"
+    "REJECT <reason>. Exit status: 0 accept, 1 reject, 2 usage or I/O error. --org names the\n"
+    "hosted organisation the message is for (only its keys are tried); --max-size as for\n"
+    "msg open.\n";
 static const char bounce_usage[] =
-	"usage: dime [--store PATH] msg bounce [--code N] [--reason TEXT] [--display] [--binary]\n"
-	"                          < message > bounce\n"
-	"\n"
-	"As the destination organisation, builds the bounce object the origin needs (see\n"
-	"docs/bounce.md) for a message it accepts. Codes: 1 unknown recipient (default),\n"
-	"2 refused, 3 too large, 4 signet changed, 5 temporary, 255 other. --display returns the\n"
-	"display chunks and their signature too. Armored output unless --binary.\n";
+    "usage: dime [--store PATH] msg bounce [--code N] [--reason TEXT] [--display] [--binary]\n"
+    "                          < message > bounce\n"
+    "\n"
+    "As the destination organisation, builds the bounce object the origin needs (see\n"
+    "docs/bounce.md) for a message it accepts. Codes: 1 unknown recipient (default),\n"
+    "2 refused, 3 too large, 4 signet changed, 5 temporary, 255 other. --display returns the\n"
+    "display chunks and their signature too. Armored output unless --binary.\n";
 static const char bverify_usage[] =
-	"usage: dime [--store PATH] msg bounce-verify < bounce\n"
-	"\n"
-	"As the origin organisation, checks that a bounce refers to a message it signed. Prints\n"
-	"BOUNCE <author> <destination> <code> <reason> or INVALID <reason>; exit 0 or 1.\n";
+    "usage: dime [--store PATH] msg bounce-verify < bounce\n"
+    "\n"
+    "As the origin organisation, checks that a bounce refers to a message it signed. Prints\n"
+    "BOUNCE <author> <destination> <code> <reason> or INVALID <reason>; exit 0 or 1.\n";
 static const char rekey_usage[] =
-	"usage: dime [--store PATH] msg rekey --to-signet FILE [--user ADDR] [--binary]\n"
-	"                          < message > rekeyed\n"
-	"\n"
-	"As the recipient, after rotating its signet: verifies the message as `msg open --as\n"
-	"recipient` would, then adds a re-key record (docs/rekey.md) holding the chunk keys\n"
-	"rewrapped for the signet in FILE, which must be a stored version of the recipient's\n"
-	"signet. The message's own bytes are kept unchanged, so every signature still verifies,\n"
-	"and the result opens with the new key alone: the old one can then be destroyed. A\n"
-	"re-keyed message gets its record replaced. Armored output unless --binary.\n";
-static const char dump_usage[] = "usage: dime msg dump < in\n"
-				 "\n"
-				 "Prints a message's structure without any key: tracing prefix, each\n"
-				 "chunk's offset, type, name, payload length and keyslot actors.\n";
+    "usage: dime [--store PATH] msg rekey --to-signet FILE [--user ADDR] [--binary]\n"
+    "                          < message > rekeyed\n"
+    "\n"
+    "As the recipient, after rotating its signet: verifies the message as `msg open --as\n"
+    "recipient` would, then adds a re-key record (docs/rekey.md) holding the chunk keys\n"
+    "rewrapped for the signet in FILE, which must be a stored version of the recipient's\n"
+    "signet. The message's own bytes are kept unchanged, so every signature still verifies,\n"
+    "and the result opens with the new key alone: the old one can then be destroyed. A\n"
+    "re-keyed message gets its record replaced. Armored output unless --binary.\n";
+static const char dump_usage[] =
+    "usage: dime msg dump < in\n"
+    "\n"
+    "Prints a message's structure without any key: tracing prefix, each\n"
+    "chunk's offset, type, name, payload length and keyslot actors.\n";
 
 /* Read stdin up to max bytes, never more than max + 1: a larger input is refused without being
  * read to its end. As soon as the first bytes tell (dime_pl_msg_input_bound), max shrinks to
@@ -214,8 +214,8 @@ struct msg_call {
 	const char *cmd;
 	struct dime_pl_msg_conf conf;
 	size_t limit;
-	int binary;	 /* --binary */
-	int keep_form;	 /* output in the input's form (origin-sign) */
+	int binary;    /* --binary */
+	int keep_form; /* output in the input's form (origin-sign) */
 	const char *label;
 	int crc;
 };
@@ -231,15 +231,16 @@ msg_call(struct msg_call *c)
 	size_t in_len = 0;
 	const char *why = "";
 	char swhy[DIME_PL_MSG_WHY_MAX];
-	int armored = 0, verdict = c->conf.op == DIME_PL_MSG_ACCEPT ||
-				   c->conf.op == DIME_PL_MSG_BOUNCE_VERIFY,
+	int armored = 0,
+	    verdict = c->conf.op == DIME_PL_MSG_ACCEPT || c->conf.op == DIME_PL_MSG_BOUNCE_VERIFY,
 	    rc;
 
 	memset(&j, 0, sizeof(j));
 	rc = msg_input(&in, &in_len, &armored, &why, c->conf.op, c->limit);
 	if (rc == CLI_NO) {
 		if (verdict)
-			printf("%s %s\n", c->conf.op == DIME_PL_MSG_ACCEPT ? "REJECT" : "INVALID", why);
+			printf("%s %s\n", c->conf.op == DIME_PL_MSG_ACCEPT ? "REJECT" : "INVALID",
+			       why);
 		else
 			cli_no("msg %s: %s", c->cmd, why);
 		goto out;
@@ -254,7 +255,8 @@ msg_call(struct msg_call *c)
 		goto out;
 	}
 	if ((rc = dime_pl_msg_new(&m, swhy, sizeof(swhy), dir, &c->conf)) != DIME_OK) {
-		rc = rc == DIME_E_NOMEM ? cli_err("out of memory") : cli_no("msg %s: %s", c->cmd, swhy);
+		rc = rc == DIME_E_NOMEM ? cli_err("out of memory")
+					: cli_no("msg %s: %s", c->cmd, swhy);
 		goto out;
 	}
 	if (dime_pl_msg_worker_new(&w, m, 1) != DIME_OK) {
@@ -272,8 +274,9 @@ msg_call(struct msg_call *c)
 					  : cli_no("msg %s: %s", c->cmd, j.why);
 	} else {
 		/* all or nothing: written only once everything has passed */
-		rc = msg_write_as(j.out, j.out_len,
-				  c->binary || (c->keep_form && !armored) ? NULL : c->label, c->crc);
+		rc =
+		    msg_write_as(j.out, j.out_len,
+				 c->binary || (c->keep_form && !armored) ? NULL : c->label, c->crc);
 	}
 out:
 	dime_pl_msg_job_clear(&j);
@@ -449,7 +452,8 @@ msg_origin_sign(int argc, char **argv)
 		if (strcmp(argv[i], "--binary") == 0)
 			c.binary = 1;
 		else
-			return cli_err("msg origin-sign: unknown argument %s\n%s", argv[i], osign_usage);
+			return cli_err("msg origin-sign: unknown argument %s\n%s", argv[i],
+				       osign_usage);
 	}
 	return msg_call(&c);
 }
@@ -475,7 +479,8 @@ msg_accept(int argc, char **argv)
 				return cli_err("msg accept: bad --org");
 			c.conf.org = org;
 		} else {
-			return cli_err("msg accept: unknown argument %s\n%s", argv[i], accept_usage);
+			return cli_err("msg accept: unknown argument %s\n%s", argv[i],
+				       accept_usage);
 		}
 	}
 	return msg_call(&c);
@@ -507,7 +512,8 @@ msg_bounce(int argc, char **argv)
 			if (*end != 0 || code < 1 || code > 255)
 				return cli_err("msg bounce: bad --code");
 		} else {
-			return cli_err("msg bounce: unknown argument %s\n%s", argv[i], bounce_usage);
+			return cli_err("msg bounce: unknown argument %s\n%s", argv[i],
+				       bounce_usage);
 		}
 	}
 	c.conf.code = (enum dime_msg_bounce_code)code;
@@ -524,7 +530,8 @@ msg_bounce_verify(int argc, char **argv)
 	if (cli_wants_help(argc, argv, bverify_usage))
 		return CLI_OK;
 	if (argc > 1)
-		return cli_err("msg bounce-verify: unknown argument %s\n%s", argv[1], bverify_usage);
+		return cli_err("msg bounce-verify: unknown argument %s\n%s", argv[1],
+			       bverify_usage);
 	return msg_call(&c);
 }
 
@@ -559,8 +566,8 @@ msg_dump(int argc, char **argv)
 		char nfp[DIME_FP_B64_LEN + 1];
 		size_t nb = 0;
 
-		printf("D/MIME message, %zu bytes%s, %zu chunks\n", len, armored ? " (armored)" : "",
-		       d.n_chunks);
+		printf("D/MIME message, %zu bytes%s, %zu chunks\n", len,
+		       armored ? " (armored)" : "", d.n_chunks);
 		if (dime_msg_rekey_info(&ri, &why, in, len) == DIME_OK && ri.rekeyed &&
 		    dime_b64_encode(nfp, sizeof(nfp), &nb, ri.new_fp, DIME_FP_BYTES,
 				    DIME_B64_NOPAD) == DIME_OK)
@@ -584,15 +591,15 @@ int
 cmd_msg(int argc, char **argv)
 {
 	static const struct cli_cmd cmds[] = {
-		{"wrap", "wrap a message as its author", msg_wrap},
-		{"origin-sign", "add the origin's signatures (as the origin org)", msg_origin_sign},
-		{"accept", "check a message as the destination org", msg_accept},
-		{"open", "open a message as its recipient or author", msg_open},
-		{"rekey", "re-key a message for the recipient's new signet", msg_rekey},
-		{"bounce", "build a bounce for the origin (as the destination org)", msg_bounce},
-		{"bounce-verify", "check a bounce (as the origin org)", msg_bounce_verify},
-		{"dump", "print a message's structure", msg_dump},
-		{NULL, NULL, NULL},
+	    {"wrap", "wrap a message as its author", msg_wrap},
+	    {"origin-sign", "add the origin's signatures (as the origin org)", msg_origin_sign},
+	    {"accept", "check a message as the destination org", msg_accept},
+	    {"open", "open a message as its recipient or author", msg_open},
+	    {"rekey", "re-key a message for the recipient's new signet", msg_rekey},
+	    {"bounce", "build a bounce for the origin (as the destination org)", msg_bounce},
+	    {"bounce-verify", "check a bounce (as the origin org)", msg_bounce_verify},
+	    {"dump", "print a message's structure", msg_dump},
+	    {NULL, NULL, NULL},
 	};
 
 	return cli_dispatch("msg", cmds, argc, argv);

@@ -9,16 +9,16 @@
 #include "dime/mrec.h"
 
 static const char org_create_usage[] =
-	"usage: dime [--store PATH] org create DOMAIN [--sok PERMS]... [record options] [info]\n"
-	"\n"
-	"Generates the organisation's keys (POK and encryption key) and any secondary keys, signs\n"
-	"its signet, stores all of it, and prints the _dime TXT record to publish.\n"
-	"\n"
-	"  --sok PERMS    add a secondary organisational key; PERMS is a number (1-15) or a\n"
-	"                 comma list of: signets, messages, tls, software\n"
-	"record options (for the printed TXT record):\n"
-	"  --dx HOST --syn HOST (repeatable) --exp DAYS --pol experimental|mixed|strict\n"
-	"  --sub explicit|mixed|strict\n";
+    "usage: dime [--store PATH] org create DOMAIN [--sok PERMS]... [record options] [info]\n"
+    "\n"
+    "Generates the organisation's keys (POK and encryption key) and any secondary keys, signs\n"
+    "its signet, stores all of it, and prints the _dime TXT record to publish.\n"
+    "\n"
+    "  --sok PERMS    add a secondary organisational key; PERMS is a number (1-15) or a\n"
+    "                 comma list of: signets, messages, tls, software\n"
+    "record options (for the printed TXT record):\n"
+    "  --dx HOST --syn HOST (repeatable) --exp DAYS --pol experimental|mixed|strict\n"
+    "  --sub explicit|mixed|strict\n";
 
 /* Returns: perms, or -1. */
 static int
@@ -185,7 +185,8 @@ org_create(int argc, char **argv)
 		} else if ((r = org_record_option(&m, o, argv[i + 1])) != 0 ||
 			   (r = cli_info_option(&info, o, argv[i + 1])) != 0) {
 			if (r < 0)
-				return cli_err("org create: bad value for %s: '%s'", o, argv[i + 1]);
+				return cli_err("org create: bad value for %s: '%s'", o,
+					       argv[i + 1]);
 		} else {
 			return cli_err("org create: unknown option %s\n%s", o, org_create_usage);
 		}
@@ -205,10 +206,12 @@ org_create(int argc, char **argv)
 	}
 	if ((e = cli_store_signet(&old, st, domain, DIME_STORE_ORG_SIGNET, 0)) != CLI_NO) {
 		if (e == CLI_OK)
-			rc = cli_no("org create: %s already exists in %s", domain, dime_store_path(st));
+			rc = cli_no("org create: %s already exists in %s", domain,
+				    dime_store_path(st));
 		goto out;
 	}
-	if (dime_ks_new(&ks) != DIME_OK || dime_ks_generate(ks, &org_key, DIME_KEY_ORG) != DIME_OK) {
+	if (dime_ks_new(&ks) != DIME_OK ||
+	    dime_ks_generate(ks, &org_key, DIME_KEY_ORG) != DIME_OK) {
 		rc = cli_err("org create: key generation failed");
 		goto out;
 	}
@@ -258,8 +261,8 @@ int
 cmd_org(int argc, char **argv)
 {
 	static const struct cli_cmd cmds[] = {
-		{"create", "create an organisation: keys, signet, _dime record", org_create},
-		{NULL, NULL, NULL},
+	    {"create", "create an organisation: keys, signet, _dime record", org_create},
+	    {NULL, NULL, NULL},
 	};
 
 	return cli_dispatch("org", cmds, argc, argv);

@@ -9,39 +9,37 @@
 #include "dime/mrec.h"
 
 static const char show_usage[] =
-	"usage: dime signet show FILE\n"
-	"\n"
-	"Prints every field of a signet or SSR (armored or binary) with the spec's labels, the\n"
-	"informational fields decoded, and its fingerprints. Nothing is verified.\n";
+    "usage: dime signet show FILE\n"
+    "\n"
+    "Prints every field of a signet or SSR (armored or binary) with the spec's labels, the\n"
+    "informational fields decoded, and its fingerprints. Nothing is verified.\n";
 static const char verify_usage[] =
-	"usage: dime signet verify FILE [--org FILE] [--previous FILE] [--pok B64]...\n"
-	"                          [--mrec RECORD]\n"
-	"\n"
-	"Validates a signet or SSR and prints VALID <kind> <level> or INVALID <reason>.\n"
-	"  --org FILE       the org signet a user signet is checked against (POK or a SOK\n"
-	"                   allowed to sign signets)\n"
-	"  --previous FILE  the previous signet of this user, for the custody signature\n"
-	"  --pok B64        a POK from the org's management record (org signets)\n"
-	"  --mrec RECORD    take the POKs from a management record instead\n"
-	"Exit status: 0 valid, 1 invalid, 2 usage or I/O error.\n";
+    "usage: dime signet verify FILE [--org FILE] [--previous FILE] [--pok B64]...\n"
+    "                          [--mrec RECORD]\n"
+    "\n"
+    "Validates a signet or SSR and prints VALID <kind> <level> or INVALID <reason>.\n"
+    "  --org FILE       the org signet a user signet is checked against (POK or a SOK\n"
+    "                   allowed to sign signets)\n"
+    "  --previous FILE  the previous signet of this user, for the custody signature\n"
+    "  --pok B64        a POK from the org's management record (org signets)\n"
+    "  --mrec RECORD    take the POKs from a management record instead\n"
+    "Exit status: 0 valid, 1 invalid, 2 usage or I/O error.\n";
 static const char fp_usage[] =
-	"usage: dime signet fingerprint [--kind ssr|crypto|full|id] FILE\n"
-	"\n"
-	"Prints the fingerprint (SHA-512, unpadded base64) of a signet. Default: full for\n"
-	"signets, ssr for SSRs.\n";
+    "usage: dime signet fingerprint [--kind ssr|crypto|full|id] FILE\n"
+    "\n"
+    "Prints the fingerprint (SHA-512, unpadded base64) of a signet. Default: full for\n"
+    "signets, ssr for SSRs.\n";
 static const char split_usage[] =
-	"usage: dime signet split --crypto|--full [--binary] FILE\n"
-	"\n"
-	"Prints the signet cut after its crypto signature (org field 4, user field 6) or after\n"
-	"its full signature (253), armored unless --binary.\n";
+    "usage: dime signet split --crypto|--full [--binary] FILE\n"
+    "\n"
+    "Prints the signet cut after its crypto signature (org field 4, user field 6) or after\n"
+    "its full signature (253), armored unless --binary.\n";
 
 static const struct {
 	const char *name;
 	enum dime_fp_kind kind;
-} signet_fp_kinds[] = {{"ssr", DIME_FP_SSR},
-		       {"crypto", DIME_FP_CRYPTO},
-		       {"full", DIME_FP_FULL},
-		       {"id", DIME_FP_ID}};
+} signet_fp_kinds[] = {
+    {"ssr", DIME_FP_SSR}, {"crypto", DIME_FP_CRYPTO}, {"full", DIME_FP_FULL}, {"id", DIME_FP_ID}};
 
 /* One positional FILE among options with values. Returns the file or NULL (usage printed). */
 static const char *
@@ -181,11 +179,12 @@ signet_verify(int argc, char **argv)
 	trust.org = org;
 	trust.previous = prev;
 	if (dime_signet_validate(&v, s, &trust) == DIME_OK && v.kind == DIME_SIGNET_VALID) {
-		printf("VALID %s %s\n", cli_type_name(dime_signet_type(s)), cli_level_name(v.level));
+		printf("VALID %s %s\n", cli_type_name(dime_signet_type(s)),
+		       cli_level_name(v.level));
 		rc = CLI_OK;
 	} else {
-		printf("INVALID %s%s\n", v.kind == DIME_SIGNET_BROKEN_CUSTODY ? "broken custody: " : "",
-		       v.reason);
+		printf("INVALID %s%s\n",
+		       v.kind == DIME_SIGNET_BROKEN_CUSTODY ? "broken custody: " : "", v.reason);
 		rc = CLI_NO;
 	}
 out:
@@ -211,7 +210,8 @@ signet_fingerprint(int argc, char **argv)
 		if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc)
 			kind_name = argv[++i];
 		else if (argv[i][0] == '-' && argv[i][1] != 0)
-			return cli_err("signet fingerprint: unknown option %s\n%s", argv[i], fp_usage);
+			return cli_err("signet fingerprint: unknown option %s\n%s", argv[i],
+				       fp_usage);
 	}
 	if (kind_name != NULL) {
 		size_t k;
@@ -275,7 +275,8 @@ signet_split(int argc, char **argv)
 	} else if (binary) {
 		struct dime_view b = dime_signet_bytes(part);
 
-		rc = fwrite(b.p, 1, b.len, stdout) == b.len ? CLI_OK : cli_err("stdout: write failed");
+		rc = fwrite(b.p, 1, b.len, stdout) == b.len ? CLI_OK
+							    : cli_err("stdout: write failed");
 	} else {
 		rc = cli_print_armored(part);
 	}
@@ -288,12 +289,12 @@ int
 cmd_signet(int argc, char **argv)
 {
 	static const struct cli_cmd cmds[] = {
-		{"show", "print a signet's fields and fingerprints", signet_show},
-		{"verify", "validate a signet: VALID <kind> <level> or INVALID <reason>",
-		 signet_verify},
-		{"fingerprint", "print a fingerprint", signet_fingerprint},
-		{"split", "cut a signet at its crypto or full signature", signet_split},
-		{NULL, NULL, NULL},
+	    {"show", "print a signet's fields and fingerprints", signet_show},
+	    {"verify", "validate a signet: VALID <kind> <level> or INVALID <reason>",
+	     signet_verify},
+	    {"fingerprint", "print a fingerprint", signet_fingerprint},
+	    {"split", "cut a signet at its crypto or full signature", signet_split},
+	    {NULL, NULL, NULL},
 	};
 
 	return cli_dispatch("signet", cmds, argc, argv);

@@ -11,31 +11,31 @@
 #include "dime/codec.h"
 
 static const char store_import_usage[] =
-	"usage: dime [--store PATH] store import [--as IDENT] [--hosted] [--pok B64]...\n"
-	"                                        [--no-custody] FILE...\n"
-	"\n"
-	"Imports signets, SSRs and private key files (armored or binary). A signet is filed\n"
-	"under its identifier (field 254), a key file under the identity whose stored signet\n"
-	"carries its public key. Every check that can be made must pass, or nothing is stored:\n"
-	"an org signet is checked against the POKs given with --pok; a user signet's own keys\n"
-	"and self-signature always, its org signatures against its org's stored signet, and a\n"
-	"new version's custody signature against the previous stored version.\n"
-	"A signet whose trust anchor is missing (an org signet without --pok, a user signet\n"
-	"whose org is not stored or pending) is stored pending: never used to wrap or accept,\n"
-	"shown by store list. Importing the org signet with --pok verifies its domain's pending\n"
-	"users (and drops those that fail).\n"
-	"\n"
-	"  --as IDENT     file the objects under IDENT (needed for SSRs, which carry no identifier)\n"
-	"  --hosted       mark the imported identities as hosted here\n"
-	"  --pok B64      a POK from the org's management record (43 base64 characters)\n"
-	"  --no-custody   accept a fully verified user signet with a new key and no custody\n"
-	"                 signature as the start of a new custody chain (a lost key)\n";
+    "usage: dime [--store PATH] store import [--as IDENT] [--hosted] [--pok B64]...\n"
+    "                                        [--no-custody] FILE...\n"
+    "\n"
+    "Imports signets, SSRs and private key files (armored or binary). A signet is filed\n"
+    "under its identifier (field 254), a key file under the identity whose stored signet\n"
+    "carries its public key. Every check that can be made must pass, or nothing is stored:\n"
+    "an org signet is checked against the POKs given with --pok; a user signet's own keys\n"
+    "and self-signature always, its org signatures against its org's stored signet, and a\n"
+    "new version's custody signature against the previous stored version.\n"
+    "A signet whose trust anchor is missing (an org signet without --pok, a user signet\n"
+    "whose org is not stored or pending) is stored pending: never used to wrap or accept,\n"
+    "shown by store list. Importing the org signet with --pok verifies its domain's pending\n"
+    "users (and drops those that fail).\n"
+    "\n"
+    "  --as IDENT     file the objects under IDENT (needed for SSRs, which carry no identifier)\n"
+    "  --hosted       mark the imported identities as hosted here\n"
+    "  --pok B64      a POK from the org's management record (43 base64 characters)\n"
+    "  --no-custody   accept a fully verified user signet with a new key and no custody\n"
+    "                 signature as the start of a new custody chain (a lost key)\n";
 
 static const char store_list_usage[] =
-	"usage: dime [--store PATH] store list [IDENT]\n"
-	"\n"
-	"Lists every stored object: identity, kind, version, hosted, state (verified or pending:\n"
-	"see store import), and for signets the full fingerprint (SSRs: ssr fingerprint).\n";
+    "usage: dime [--store PATH] store list [IDENT]\n"
+    "\n"
+    "Lists every stored object: identity, kind, version, hosted, state (verified or pending:\n"
+    "see store import), and for signets the full fingerprint (SSRs: ssr fingerprint).\n";
 
 static const char *
 store_kind_name(enum dime_store_kind k)
@@ -126,12 +126,13 @@ store_import_key(struct dime_store *st, const char *path, const uint8_t *buf, si
 					 path);
 		goto out;
 	}
-	sk = kind == DIME_KEY_ORG ? DIME_STORE_ORG_KEY
+	sk = kind == DIME_KEY_ORG    ? DIME_STORE_ORG_KEY
 	     : kind == DIME_KEY_USER ? DIME_STORE_USER_KEY
 				     : DIME_STORE_SOK_KEY;
 	/* Keys are stored in the binary reference format whatever form they came in. */
 	if ((e = dime_ks_export(ks, out, sizeof(out), &n, id, 0)) != DIME_OK ||
-	    (e = dime_store_put(st, &version, m.ident, sk, out, n, hosted, m.perms, "")) != DIME_OK) {
+	    (e = dime_store_put(st, &version, m.ident, sk, out, n, hosted, m.perms, "")) !=
+		DIME_OK) {
 		rc = cli_err("%s: store: %s", path, dime_strerror(e));
 		goto out;
 	}
@@ -261,16 +262,17 @@ store_custody(const char **why, const char **note, struct dime_store *st,
 		trust.previous = prev;
 		cli_validate(&v, ssr, &trust);
 		if (v.kind != DIME_SIGNET_VALID) {
-			*why = "custody signature (field 4) does not verify with the previous stored "
-			       "version's key";
+			*why =
+			    "custody signature (field 4) does not verify with the previous stored "
+			    "version's key";
 			rc = CLI_NO;
 			goto out;
 		}
 		rc = CLI_OK;
 		goto out;
 	}
-	if (dime_signet_signing_key(s, a) == DIME_OK && dime_signet_signing_key(prev, b) == DIME_OK &&
-	    memcmp(a, b, sizeof(a)) == 0) {
+	if (dime_signet_signing_key(s, a) == DIME_OK &&
+	    dime_signet_signing_key(prev, b) == DIME_OK && memcmp(a, b, sizeof(a)) == 0) {
 		rc = CLI_OK;
 		goto out;
 	}
@@ -362,7 +364,7 @@ store_reverify(struct dime_store *st, const char *domain, const struct dime_sign
 	memset(&p, 0, sizeof(p));
 	p.domain = domain;
 	if (dime_store_list_all(st, NULL, DIME_STORE_USER_SIGNET, store_pending_row, &p) !=
-		    DIME_OK ||
+		DIME_OK ||
 	    p.err) {
 		rc = cli_err("store: cannot list the pending signets of %s", domain);
 		goto out;
@@ -464,11 +466,11 @@ store_import_signet(struct dime_store *st, const char *path, const uint8_t *buf,
 		rc = cli_no("%s: refused: '%s' is not an address (local@domain)", path, ident);
 		goto out;
 	}
-	sk = t == DIME_SIGNET_ORG ? DIME_STORE_ORG_SIGNET
+	sk = t == DIME_SIGNET_ORG    ? DIME_STORE_ORG_SIGNET
 	     : t == DIME_SIGNET_USER ? DIME_STORE_USER_SIGNET
 				     : DIME_STORE_SSR;
-	if ((e = dime_signet_fingerprint_b64(fp, s, t == DIME_SIGNET_SSR ? DIME_FP_SSR
-									  : DIME_FP_FULL)) != DIME_OK) {
+	if ((e = dime_signet_fingerprint_b64(
+		 fp, s, t == DIME_SIGNET_SSR ? DIME_FP_SSR : DIME_FP_FULL)) != DIME_OK) {
 		rc = cli_no("%s: refused: %s", path, dime_strerror(e));
 		goto out;
 	}
@@ -545,8 +547,9 @@ store_import_signet(struct dime_store *st, const char *path, const uint8_t *buf,
 	}
 	if (!have_dup && t != DIME_SIGNET_ORG) {
 		if (no_custody && state != DIME_STORE_VERIFIED) {
-			rc = cli_no("%s: refused: --no-custody needs the signet fully verified (%s)",
-				    path, pending);
+			rc =
+			    cli_no("%s: refused: --no-custody needs the signet fully verified (%s)",
+				   path, pending);
 			goto out;
 		}
 		e = store_custody(&why, &note, st, s, ident, 0, no_custody);
@@ -566,8 +569,7 @@ store_import_signet(struct dime_store *st, const char *path, const uint8_t *buf,
 	}
 	if (have_dup && dup.state == DIME_STORE_VERIFIED)
 		state = DIME_STORE_VERIFIED;
-	if ((!have_dup && state == DIME_STORE_PENDING) ||
-	    (have_dup && dup.state != state)) {
+	if ((!have_dup && state == DIME_STORE_PENDING) || (have_dup && dup.state != state)) {
 		if ((e = dime_store_find(st, &dup, ident, sk, b.p, b.len)) != DIME_OK ||
 		    (e = dime_store_set_state(st, dup.rowid, state)) != DIME_OK) {
 			rc = cli_err("%s: store: %s", path, dime_strerror(e));
@@ -669,8 +671,8 @@ store_import(int argc, char **argv)
 			r = store_import_key(st, argv[i], buf, len, as, hosted);
 		else
 			r = store_import_signet(st, argv[i], buf, len, as, hosted,
-						(const uint8_t(*)[DIME_ED25519_PUB_BYTES])poks, n_poks,
-						no_custody);
+						(const uint8_t(*)[DIME_ED25519_PUB_BYTES])poks,
+						n_poks, no_custody);
 		dime_wipe(buf, len);
 		free(buf);
 		/* Keep going: one bad file does not stop the rest; the exit code reports it. */
@@ -721,10 +723,10 @@ store_list(int argc, char **argv)
 }
 
 static const char store_export_usage[] =
-	"usage: dime [--store PATH] store export IDENT [--version N] [--binary]\n"
-	"\n"
-	"Prints the stored signet (or SSR) of IDENT, armored unless --binary. Version 0 or no\n"
-	"--version: the latest. Private keys are never exported.\n";
+    "usage: dime [--store PATH] store export IDENT [--version N] [--binary]\n"
+    "\n"
+    "Prints the stored signet (or SSR) of IDENT, armored unless --binary. Version 0 or no\n"
+    "--version: the latest. Private keys are never exported.\n";
 
 static int
 store_export(int argc, char **argv)
@@ -748,7 +750,8 @@ store_export(int argc, char **argv)
 			if (*end != 0 || version > UINT32_MAX)
 				return cli_err("store export: bad --version");
 		} else if (argv[i][0] == '-' || ident != NULL) {
-			return cli_err("store export: unexpected %s\n%s", argv[i], store_export_usage);
+			return cli_err("store export: unexpected %s\n%s", argv[i],
+				       store_export_usage);
 		} else {
 			ident = argv[i];
 		}
@@ -757,18 +760,20 @@ store_export(int argc, char **argv)
 		return cli_err("store export: IDENT missing\n%s", store_export_usage);
 	if (cli_store_existing(&st) != CLI_OK)
 		return CLI_ERR;
-	rc = cli_store_signet(&s, st, id, strchr(id, '@') != NULL ? DIME_STORE_USER_SIGNET
-								  : DIME_STORE_ORG_SIGNET,
-			      (uint32_t)version);
+	rc = cli_store_signet(
+	    &s, st, id, strchr(id, '@') != NULL ? DIME_STORE_USER_SIGNET : DIME_STORE_ORG_SIGNET,
+	    (uint32_t)version);
 	if (rc == CLI_NO && strchr(id, '@') != NULL)
 		rc = cli_store_signet(&s, st, id, DIME_STORE_SSR, (uint32_t)version);
 	if (rc == CLI_NO)
-		rc = cli_no("store export: no signet of %s%s", id, version ? " at that version" : "");
+		rc = cli_no("store export: no signet of %s%s", id,
+			    version ? " at that version" : "");
 	if (rc == CLI_OK) {
 		if (binary) {
 			struct dime_view b = dime_signet_bytes(s);
 
-			rc = fwrite(b.p, 1, b.len, stdout) == b.len ? CLI_OK : cli_err("write failed");
+			rc = fwrite(b.p, 1, b.len, stdout) == b.len ? CLI_OK
+								    : cli_err("write failed");
 		} else {
 			rc = cli_print_armored(s);
 		}
@@ -779,22 +784,22 @@ store_export(int argc, char **argv)
 }
 
 static const char store_rekey_usage[] =
-	"usage: dime [--store PATH] store rekey-secrets --to-key-file FILE\n"
-	"       dime [--store PATH] store rekey-secrets --to-passphrase-file FILE\n"
-	"       dime [--store PATH] store rekey-secrets --to-generated\n"
-	"\n"
-	"Re-seals every private key of the store under a new key-encryption key, in one\n"
-	"transaction: all keys move or none. The store is opened with the current key\n"
-	"($DIME_KEY_FILE, $DIME_PASSPHRASE_FILE or a prompt, else PATH.key).\n"
-	"\n"
-	"  --to-key-file FILE         exactly 32 bytes, mode 0600 or 0400; later commands\n"
-	"                             need DIME_KEY_FILE=FILE (unless FILE is PATH.key)\n"
-	"  --to-passphrase-file FILE  the file's first line, through Argon2id (cost:\n"
-	"                             $DIME_PWHASH_COST, default moderate); later commands\n"
-	"                             need DIME_PASSPHRASE_FILE or a terminal\n"
-	"  --to-generated             32 random bytes in PATH.key (0600)\n"
-	"\n"
-	"A PATH.key that no longer opens the store is removed.\n";
+    "usage: dime [--store PATH] store rekey-secrets --to-key-file FILE\n"
+    "       dime [--store PATH] store rekey-secrets --to-passphrase-file FILE\n"
+    "       dime [--store PATH] store rekey-secrets --to-generated\n"
+    "\n"
+    "Re-seals every private key of the store under a new key-encryption key, in one\n"
+    "transaction: all keys move or none. The store is opened with the current key\n"
+    "($DIME_KEY_FILE, $DIME_PASSPHRASE_FILE or a prompt, else PATH.key).\n"
+    "\n"
+    "  --to-key-file FILE         exactly 32 bytes, mode 0600 or 0400; later commands\n"
+    "                             need DIME_KEY_FILE=FILE (unless FILE is PATH.key)\n"
+    "  --to-passphrase-file FILE  the file's first line, through Argon2id (cost:\n"
+    "                             $DIME_PWHASH_COST, default moderate); later commands\n"
+    "                             need DIME_PASSPHRASE_FILE or a terminal\n"
+    "  --to-generated             32 random bytes in PATH.key (0600)\n"
+    "\n"
+    "A PATH.key that no longer opens the store is removed.\n";
 
 static int
 store_rekey_secrets(int argc, char **argv)
@@ -821,7 +826,8 @@ store_rekey_secrets(int argc, char **argv)
 			return cli_err("store rekey-secrets: unexpected %s\n%s", argv[i],
 				       store_rekey_usage);
 		if (to != 0)
-			return cli_err("store rekey-secrets: one target only\n%s", store_rekey_usage);
+			return cli_err("store rekey-secrets: one target only\n%s",
+				       store_rekey_usage);
 		to = t;
 		if (t != DIME_STORE_TO_GENERATED)
 			file = argv[++i];
@@ -844,8 +850,8 @@ store_rekey_secrets(int argc, char **argv)
 		printf("re-sealed %zu private key%s under the generated key file %s.key\n", n,
 		       n == 1 ? "" : "s", dime_store_path(st));
 	else if (to == DIME_STORE_TO_KEY_FILE)
-		printf("re-sealed %zu private key%s under the key file %s; set DIME_KEY_FILE=%s\n", n,
-		       n == 1 ? "" : "s", file, file);
+		printf("re-sealed %zu private key%s under the key file %s; set DIME_KEY_FILE=%s\n",
+		       n, n == 1 ? "" : "s", file, file);
 	else
 		printf("re-sealed %zu private key%s under the passphrase of %s; set "
 		       "DIME_PASSPHRASE_FILE=%s\n",
@@ -858,12 +864,12 @@ int
 cmd_store(int argc, char **argv)
 {
 	static const struct cli_cmd cmds[] = {
-		{"import", "import signets, SSRs and key files", store_import},
-		{"list", "list what the store holds", store_list},
-		{"export", "print a stored signet", store_export},
-		{"rekey-secrets", "re-seal the private keys under a new key or passphrase",
-		 store_rekey_secrets},
-		{NULL, NULL, NULL},
+	    {"import", "import signets, SSRs and key files", store_import},
+	    {"list", "list what the store holds", store_list},
+	    {"export", "print a stored signet", store_export},
+	    {"rekey-secrets", "re-seal the private keys under a new key or passphrase",
+	     store_rekey_secrets},
+	    {NULL, NULL, NULL},
 	};
 
 	return cli_dispatch("store", cmds, argc, argv);

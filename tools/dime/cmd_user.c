@@ -8,14 +8,14 @@
 #include "cli.h"
 
 static const char user_create_usage[] =
-	"usage: dime [--store PATH] user create ADDRESS [--rotate] [info]\n"
-	"\n"
-	"Generates the user's keys and signet signing request (SSR). When the store holds the\n"
-	"keys of the address's organisation, the org signs the SSR into a user signet with its\n"
-	"POK. Prints the signet (or the SSR) armored.\n"
-	"\n"
-	"  --rotate   replace an existing user's keys: the new SSR carries a custody signature\n"
-	"             by the previous signing key\n";
+    "usage: dime [--store PATH] user create ADDRESS [--rotate] [info]\n"
+    "\n"
+    "Generates the user's keys and signet signing request (SSR). When the store holds the\n"
+    "keys of the address's organisation, the org signs the SSR into a user signet with its\n"
+    "POK. Prints the signet (or the SSR) armored.\n"
+    "\n"
+    "  --rotate   replace an existing user's keys: the new SSR carries a custody signature\n"
+    "             by the previous signing key\n";
 
 static int
 user_create(int argc, char **argv)
@@ -42,9 +42,11 @@ user_create(int argc, char **argv)
 			rotate = 1;
 		} else if (argv[i][0] != '-') {
 			if (arg != NULL)
-				return cli_err("user create: one ADDRESS only\n%s", user_create_usage);
+				return cli_err("user create: one ADDRESS only\n%s",
+					       user_create_usage);
 			arg = argv[i];
-		} else if (i + 1 < argc && (r = cli_info_option(&info, argv[i], argv[i + 1])) != 0) {
+		} else if (i + 1 < argc &&
+			   (r = cli_info_option(&info, argv[i], argv[i + 1])) != 0) {
 			if (r < 0)
 				return cli_err("user create: bad value for %s", argv[i]);
 			i++;
@@ -55,7 +57,8 @@ user_create(int argc, char **argv)
 	}
 	if (arg == NULL)
 		return cli_err("user create: ADDRESS missing\n%s", user_create_usage);
-	if (cli_lower(address, sizeof(address), arg) != 0 || (domain = cli_domain_of(address)) == NULL)
+	if (cli_lower(address, sizeof(address), arg) != 0 ||
+	    (domain = cli_domain_of(address)) == NULL)
 		return cli_err("user create: '%s' is not an address (local@domain)", arg);
 	if (cli_store(&st) != CLI_OK)
 		return CLI_ERR;
@@ -86,10 +89,11 @@ user_create(int argc, char **argv)
 		}
 		e = cli_store_key(&prev_key, ks, st, address, DIME_STORE_USER_KEY);
 		if (e != CLI_OK) {
-			rc = e == CLI_NO ? cli_no("user create: --rotate: the previous keys of %s are "
-						  "not in the store",
-						  address)
-					 : e;
+			rc = e == CLI_NO
+				 ? cli_no("user create: --rotate: the previous keys of %s are "
+					  "not in the store",
+					  address)
+				 : e;
 			goto out;
 		}
 	}
@@ -103,7 +107,8 @@ user_create(int argc, char **argv)
 		goto out;
 	if (e == CLI_OK) {
 		if (cli_store_signet(&org, st, domain, DIME_STORE_ORG_SIGNET, 0) != CLI_OK) {
-			rc = cli_err("user create: the store has keys but no signet for %s", domain);
+			rc =
+			    cli_err("user create: the store has keys but no signet for %s", domain);
 			goto out;
 		}
 		e = dime_signet_ssr_sign(&signet, ssr, prev, org, ks, org_key, info.items, info.n,
@@ -121,16 +126,15 @@ user_create(int argc, char **argv)
 	}
 	/* Keys first, then the signet: never a published signet without its private keys. */
 	if ((e = dime_ks_export(ks, keybuf, sizeof(keybuf), &keylen, user_key, 0)) != DIME_OK ||
-	    (e = dime_store_put(st, NULL, address, DIME_STORE_USER_KEY, keybuf, keylen, 1, 0, "")) !=
-		    DIME_OK)
+	    (e = dime_store_put(st, NULL, address, DIME_STORE_USER_KEY, keybuf, keylen, 1, 0,
+				"")) != DIME_OK)
 		goto store_fail;
 	{
 		const struct dime_signet *out = signet != NULL ? signet : ssr;
 		struct dime_view b = dime_signet_bytes(out);
 
-		if ((e = dime_signet_fingerprint_b64(fp, out,
-						     signet != NULL ? DIME_FP_FULL : DIME_FP_SSR)) !=
-			    DIME_OK ||
+		if ((e = dime_signet_fingerprint_b64(
+			 fp, out, signet != NULL ? DIME_FP_FULL : DIME_FP_SSR)) != DIME_OK ||
 		    (e = dime_store_put(st, NULL, address,
 					signet != NULL ? DIME_STORE_USER_SIGNET : DIME_STORE_SSR,
 					b.p, b.len, 1, 0, fp)) != DIME_OK ||
@@ -165,8 +169,8 @@ int
 cmd_user(int argc, char **argv)
 {
 	static const struct cli_cmd cmds[] = {
-		{"create", "create (or --rotate) a user: keys, SSR, signet", user_create},
-		{NULL, NULL, NULL},
+	    {"create", "create (or --rotate) a user: keys, SSR, signet", user_create},
+	    {NULL, NULL, NULL},
 	};
 
 	return cli_dispatch("user", cmds, argc, argv);

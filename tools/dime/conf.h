@@ -17,7 +17,7 @@ struct conf {
 
 /* fmt NULL: PASS; otherwise FAIL with the formatted reason. */
 void conf_result(struct conf *c, const char *id, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* A string member of o, or NULL. */
 const char *conf_str(const json_t *o, const char *key);
 /* A party of the manifest by name, or NULL. */

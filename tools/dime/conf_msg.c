@@ -81,11 +81,10 @@ cm_act(const struct cm_parties *cp, int role, struct dime_msg_opened *o, const c
 	memset(o, 0, sizeof(*o));
 	switch (role) {
 	case 0:
-		return dime_msg_open(cp->ks, o, why, msg, len, DIME_ACTOR_AUTHOR, cp->key[0], &cp->p);
-	case 1:
-		return dime_msg_origin_check(cp->ks, &env, why, msg, len, cp->key[1], &cp->p);
-	case 2:
-		return dime_msg_accept(cp->ks, &env, why, msg, len, cp->key[2], &cp->p);
+		return dime_msg_open(cp->ks, o, why, msg, len, DIME_ACTOR_AUTHOR, cp->key[0],
+				     &cp->p);
+	case 1: return dime_msg_origin_check(cp->ks, &env, why, msg, len, cp->key[1], &cp->p);
+	case 2: return dime_msg_accept(cp->ks, &env, why, msg, len, cp->key[2], &cp->p);
 	default:
 		return dime_msg_open(cp->ks, o, why, msg, len, DIME_ACTOR_RECIPIENT, cp->key[3],
 				     &cp->p);
@@ -146,8 +145,8 @@ cm_check_plain(const struct conf *c, const json_t *pt, const struct dime_msg_ope
 			same = cm_same(&o->parts[k].data, buf, len);
 			free(buf);
 			if (!same) {
-				snprintf(why, sizeof(why), "%s part %zu differs from %s", lists[l], i,
-					 conf_str(e, "file"));
+				snprintf(why, sizeof(why), "%s part %zu differs from %s", lists[l],
+					 i, conf_str(e, "file"));
 				return why;
 			}
 			k++;
@@ -166,7 +165,8 @@ void
 conf_dmime_case(struct conf *c, const json_t *cs, const char *id)
 {
 	const json_t *pe = json_object_get(cs, "project_expect");
-	const json_t *actors = json_object_get(pe, "actors"), *ao = json_object_get(pe, "author_output");
+	const json_t *actors = json_object_get(pe, "actors"),
+		     *ao = json_object_get(pe, "author_output");
 	const json_t *pt = json_object_get(json_object_get(cs, "expect"), "plaintext");
 	struct cm_parties cp;
 	struct dime_msg_opened o;
@@ -198,8 +198,8 @@ conf_dmime_case(struct conf *c, const json_t *cs, const char *id)
 				goto out;
 			}
 			diff = rc == DIME_OK && (r == 0 || r == 3) && pt != NULL
-				       ? cm_check_plain(c, pt, &o, cm_roles[r])
-				       : NULL;
+				   ? cm_check_plain(c, pt, &o, cm_roles[r])
+				   : NULL;
 			dime_msg_opened_free(&o);
 			if (diff != NULL) {
 				conf_result(c, id, "%s: %s", cm_roles[r], diff);
@@ -219,8 +219,8 @@ conf_dmime_case(struct conf *c, const json_t *cs, const char *id)
 		}
 		rc = cm_act(&cp, 0, &o, &why, a, alen);
 		dime_msg_opened_free(&o);
-		if ((rc == DIME_OK) != (strcmp(conf_str(ao, "author") ? conf_str(ao, "author") : "",
-					       "accept") == 0)) {
+		if ((rc == DIME_OK) !=
+		    (strcmp(conf_str(ao, "author") ? conf_str(ao, "author") : "", "accept") == 0)) {
 			conf_result(c, id, "author output: author got %s (%s)",
 				    rc == DIME_OK ? "accept" : "reject", why);
 			free(a);

@@ -18,11 +18,11 @@
 #include "dime/mrec.h"
 
 static const char conf_usage[] =
-	"usage: dime conformance DIR\n"
-	"\n"
-	"Runs every case of DIR/manifest.json and every probe of DIR/mrec-parse-probes.json.\n"
-	"Prints PASS <id>, FAIL <id>: <why> or SKIP <id>: <why> per case, then N passed, M failed.\n"
-	"Exit status: 0 when nothing failed, 1 otherwise, 2 when DIR cannot be read.\n";
+    "usage: dime conformance DIR\n"
+    "\n"
+    "Runs every case of DIR/manifest.json and every probe of DIR/mrec-parse-probes.json.\n"
+    "Prints PASS <id>, FAIL <id>: <why> or SKIP <id>: <why> per case, then N passed, M failed.\n"
+    "Exit status: 0 when nothing failed, 1 otherwise, 2 when DIR cannot be read.\n";
 
 void
 conf_result(struct conf *c, const char *id, const char *fmt, ...)
@@ -110,8 +110,8 @@ conf_hex32(uint8_t out[32], const char *hex)
 	size_t n = 0;
 
 	return hex != NULL && dime_hex_decode(out, 32, &n, hex, strlen(hex)) == DIME_OK && n == 32
-		       ? 0
-		       : -1;
+		   ? 0
+		   : -1;
 }
 
 /* The party a signet belongs to: the one whose sign_pub_hex is the signet's signing key (a
@@ -129,7 +129,8 @@ conf_party_of(const struct conf *c, const struct dime_signet *s)
 	if (dime_signet_signing_key(s, key) != DIME_OK)
 		return NULL;
 	json_object_foreach(c->parties, name, p) {
-		if (conf_hex32(pub, conf_str(p, "sign_pub_hex")) == 0 && memcmp(pub, key, 32) == 0) {
+		if (conf_hex32(pub, conf_str(p, "sign_pub_hex")) == 0 &&
+		    memcmp(pub, key, 32) == 0) {
 			found = name;
 			n++;
 		}
@@ -140,7 +141,7 @@ conf_party_of(const struct conf *c, const struct dime_signet *s)
 static const char *
 conf_verdict_name(const struct dime_signet_verdict *v)
 {
-	return v->kind == DIME_SIGNET_VALID ? "valid"
+	return v->kind == DIME_SIGNET_VALID	       ? "valid"
 	       : v->kind == DIME_SIGNET_BROKEN_CUSTODY ? "broken-custody"
 						       : "invalid";
 }
@@ -149,7 +150,7 @@ static const struct {
 	const char *name;
 	enum dime_fp_kind kind;
 } conf_fp_kinds[] = {
-	{"ssr", DIME_FP_SSR}, {"crypto", DIME_FP_CRYPTO}, {"full", DIME_FP_FULL}, {"id", DIME_FP_ID}};
+    {"ssr", DIME_FP_SSR}, {"crypto", DIME_FP_CRYPTO}, {"full", DIME_FP_FULL}, {"id", DIME_FP_ID}};
 
 /* Set up trust for signet s of a party: org signets get the party's POK, user signets and SSRs
  * the party's org signet. *org receives a signet the caller frees. */
@@ -179,8 +180,8 @@ conf_trust(struct dime_signet_trust *t, struct dime_signet **org, uint8_t pok[32
 		}
 		/* A user signet validated against an org party: that org's signet. */
 		return conf_signet(org, why, c, conf_str(p, "signet_bin"), 1) == 0
-			       ? (t->org = *org, 0)
-			       : -1;
+			   ? (t->org = *org, 0)
+			   : -1;
 	}
 	p = conf_party(c, conf_str(p, "organization"));
 	if (p == NULL) {
@@ -209,7 +210,8 @@ conf_keys_match(const struct conf *c, const struct dime_signet *s, const json_t 
 		return "keys file missing";
 	if (dime_ks_new(&ks) != DIME_OK || dime_ks_load(ks, &id, buf, len) != DIME_OK)
 		why = "keys file does not load";
-	else if (dime_ks_sign_pub(ks, a, id) != DIME_OK || dime_signet_signing_key(s, b) != DIME_OK ||
+	else if (dime_ks_sign_pub(ks, a, id) != DIME_OK ||
+		 dime_signet_signing_key(s, b) != DIME_OK ||
 		 memcmp(a, b, DIME_ED25519_PUB_BYTES) != 0)
 		why = "keys file signing key differs from the signet's";
 	else if (dime_ks_enc_pub(ks, a, id) != DIME_OK || dime_signet_enc_key(s, b) != DIME_OK ||
@@ -224,7 +226,8 @@ conf_keys_match(const struct conf *c, const struct dime_signet *s, const json_t 
 static void
 conf_signet_case(struct conf *c, const json_t *cs, const char *id)
 {
-	const json_t *files = json_object_get(cs, "files"), *pe = json_object_get(cs, "project_expect");
+	const json_t *files = json_object_get(cs, "files"),
+		     *pe = json_object_get(cs, "project_expect");
 	const json_t *fps = json_object_get(pe, "fingerprints");
 	const char *bin = conf_str(files, "binary"), *arm = conf_str(files, "armored"), *why = "";
 	const char *want = conf_str(pe, "verdict"), *want_level = conf_str(pe, "level");
@@ -251,8 +254,8 @@ conf_signet_case(struct conf *c, const json_t *cs, const char *id)
 			goto out;
 		}
 		if (dime_signet_bytes(s).len != dime_signet_bytes(s2).len ||
-		    memcmp(dime_signet_bytes(s).p, dime_signet_bytes(s2).p, dime_signet_bytes(s).len) !=
-			    0) {
+		    memcmp(dime_signet_bytes(s).p, dime_signet_bytes(s2).p,
+			   dime_signet_bytes(s).len) != 0) {
 			conf_result(c, id, "binary and armored files differ");
 			goto out;
 		}
@@ -275,7 +278,8 @@ conf_signet_case(struct conf *c, const json_t *cs, const char *id)
 		}
 	}
 	if ((party = conf_party_of(c, s)) == NULL) {
-		conf_result(c, id, "no single party of the manifest holds the signet's signing key");
+		conf_result(c, id,
+			    "no single party of the manifest holds the signet's signing key");
 		goto out;
 	}
 	if (conf_trust(&trust, &org, pok, c, s, party, &why) != 0) {
@@ -307,7 +311,8 @@ conf_signet_case(struct conf *c, const json_t *cs, const char *id)
 		cli_validate(&v, s, &trust);
 		if (strcmp(conf_verdict_name(&v), conf_str(pe, "without_previous")) != 0) {
 			conf_result(c, id, "without previous: got %s (%s), want %s",
-				    conf_verdict_name(&v), v.reason, conf_str(pe, "without_previous"));
+				    conf_verdict_name(&v), v.reason,
+				    conf_str(pe, "without_previous"));
 			goto out;
 		}
 	}
@@ -322,7 +327,8 @@ out:
 static void
 conf_signet_variant(struct conf *c, const json_t *cs, const char *id)
 {
-	const json_t *files = json_object_get(cs, "files"), *pe = json_object_get(cs, "project_expect");
+	const json_t *files = json_object_get(cs, "files"),
+		     *pe = json_object_get(cs, "project_expect");
 	const char *bin = conf_str(files, "binary"), *arm = conf_str(files, "armored");
 	const char *want = conf_str(pe, "verdict"), *against = conf_str(pe, "validated_against");
 	const char *why = "", *got;
@@ -416,8 +422,8 @@ conf_party_check(struct conf *c, const char *name, const json_t *p)
 		for (size_t i = 0; i < dime_signet_n_soks(s); i++) {
 			uint8_t pm = 0;
 
-			if (dime_signet_sok(s, &pm, want, i) == DIME_OK && memcmp(want, got, 32) == 0 &&
-			    pm == perms)
+			if (dime_signet_sok(s, &pm, want, i) == DIME_OK &&
+			    memcmp(want, got, 32) == 0 && pm == perms)
 				found = 1;
 		}
 		if (!found) {
@@ -439,7 +445,8 @@ out:
 static void
 conf_mrec_case(struct conf *c, const json_t *cs, const char *id)
 {
-	const json_t *files = json_object_get(cs, "files"), *pe = json_object_get(cs, "project_expect");
+	const json_t *files = json_object_get(cs, "files"),
+		     *pe = json_object_get(cs, "project_expect");
 	const char *want, *why = "";
 	uint8_t *txt = NULL, *cert = NULL, *der = NULL;
 	size_t len = 0, clen = 0, dlen = 0, used = 0;
@@ -575,7 +582,8 @@ conf_prime(struct conf *c, const json_t *cs, const char *id)
 	if (sig_ok < 0 || key_ok < 0)
 		conf_result(c, id, "fixture files missing");
 	else if (sig_ok || key_ok)
-		conf_result(c, id, "a PRIME %s was accepted as a libdime one", sig_ok ? "signet" : "key");
+		conf_result(c, id, "a PRIME %s was accepted as a libdime one",
+			    sig_ok ? "signet" : "key");
 	else
 		conf_result(c, id, NULL);
 }

@@ -14,15 +14,15 @@
 struct cli cli;
 
 static const struct cli_cmd main_cmds[] = {
-	{"org", "create hosted organisations (keys, signet, _dime record)", cmd_org},
-	{"user", "create hosted users (keys, SSR, signet)", cmd_user},
-	{"store", "import into and list the embedded store", cmd_store},
-	{"signet", "show, verify, fingerprint and split signets", cmd_signet},
-	{"mrec", "check and generate _dime management records", cmd_mrec},
-	{"msg", "D/MIME: wrap, origin-sign, accept, open, dump", cmd_msg},
-	{"batch", "run a msg operation over a directory, Maildir or mbox with workers", cmd_batch},
-	{"conformance", "run the interop vectors of a folder", cmd_conformance},
-	{NULL, NULL, NULL},
+    {"org", "create hosted organisations (keys, signet, _dime record)", cmd_org},
+    {"user", "create hosted users (keys, SSR, signet)", cmd_user},
+    {"store", "import into and list the embedded store", cmd_store},
+    {"signet", "show, verify, fingerprint and split signets", cmd_signet},
+    {"mrec", "check and generate _dime management records", cmd_mrec},
+    {"msg", "D/MIME: wrap, origin-sign, accept, open, dump", cmd_msg},
+    {"batch", "run a msg operation over a directory, Maildir or mbox with workers", cmd_batch},
+    {"conformance", "run the interop vectors of a folder", cmd_conformance},
+    {NULL, NULL, NULL},
 };
 
 static void

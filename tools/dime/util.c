@@ -11,8 +11,7 @@
 #include "dime/io.h"
 #include "dime/mrec.h"
 
-static int __attribute__((format(printf, 2, 0)))
-cli_vreport(int code, const char *fmt, va_list ap)
+static int __attribute__((format(printf, 2, 0))) cli_vreport(int code, const char *fmt, va_list ap)
 {
 	fputs("dime: ", stderr);
 	vfprintf(stderr, fmt, ap);
@@ -122,8 +121,8 @@ int
 cli_store_existing(struct dime_store **st)
 {
 	char err[512] = "";
-	int rc = dime_store_open_flags(st, cli.store_path, DIME_STORE_OPEN_EXISTING, err,
-				       sizeof(err));
+	int rc =
+	    dime_store_open_flags(st, cli.store_path, DIME_STORE_OPEN_EXISTING, err, sizeof(err));
 
 	if (rc == DIME_E_NOTFOUND)
 		return cli_err("%s", err); /* "no store at PATH" */
@@ -182,22 +181,22 @@ static const struct {
 	const char *opt;
 	uint8_t id;
 } cli_info_opts[] = {
-	{"--name", 16},	    {"--address", 17},	 {"--province", 18},	 {"--country", 19},
-	{"--postal", 20},   {"--phone", 21},	 {"--language", 22},	 {"--currency", 23},
-	{"--crypto", 24},   {"--motto", 25},	 {"--size-limit", 27},	 {"--website", 160},
-	{"--title", 94},    {"--employer", 95},	 {"--abuse", 200},	 {"--admin", 201},
-	{"--support", 202}, {"--web-host", 203}, {"--mail-host", 206},
+    {"--name", 16},	{"--address", 17},   {"--province", 18},   {"--country", 19},
+    {"--postal", 20},	{"--phone", 21},     {"--language", 22},   {"--currency", 23},
+    {"--crypto", 24},	{"--motto", 25},     {"--size-limit", 27}, {"--website", 160},
+    {"--title", 94},	{"--employer", 95},  {"--abuse", 200},	   {"--admin", 201},
+    {"--support", 202}, {"--web-host", 203}, {"--mail-host", 206},
 };
 
 const char cli_info_usage[] =
-	"informational fields (repeat --phone; values are UTF-8 text):\n"
-	"  --name TEXT --address TEXT --province TEXT --country TEXT --postal TEXT\n"
-	"  --phone 'DIGITS[;LABEL]' --language 'en-US[;fr]' --currency 'USD[;EUR]' --crypto TEXT\n"
-	"  --motto TEXT --size-limit BYTES --website URL\n"
-	"  org only:  --abuse ADDR --admin ADDR --support ADDR --web-host HOST --mail-host HOST\n"
-	"  user only: --title 'TEXT[;LABEL]' --employer 'TEXT[;LABEL]'\n"
-	"  --field ID=VALUE      any field id 16-250 by number\n"
-	"  --undefined NAME=VALUE an undefined (251) field\n";
+    "informational fields (repeat --phone; values are UTF-8 text):\n"
+    "  --name TEXT --address TEXT --province TEXT --country TEXT --postal TEXT\n"
+    "  --phone 'DIGITS[;LABEL]' --language 'en-US[;fr]' --currency 'USD[;EUR]' --crypto TEXT\n"
+    "  --motto TEXT --size-limit BYTES --website URL\n"
+    "  org only:  --abuse ADDR --admin ADDR --support ADDR --web-host HOST --mail-host HOST\n"
+    "  user only: --title 'TEXT[;LABEL]' --employer 'TEXT[;LABEL]'\n"
+    "  --field ID=VALUE      any field id 16-250 by number\n"
+    "  --undefined NAME=VALUE an undefined (251) field\n";
 
 int
 cli_info_option(struct cli_info *info, const char *opt, const char *val)
@@ -247,9 +246,8 @@ cli_print_b64(const struct dime_view *v)
 	char *b = malloc(dime_b64_encoded_len(v->len, DIME_B64_NOPAD) + 1);
 	size_t n;
 
-	if (b != NULL &&
-	    dime_b64_encode(b, dime_b64_encoded_len(v->len, DIME_B64_NOPAD) + 1, &n, v->p, v->len,
-			    DIME_B64_NOPAD) == DIME_OK)
+	if (b != NULL && dime_b64_encode(b, dime_b64_encoded_len(v->len, DIME_B64_NOPAD) + 1, &n,
+					 v->p, v->len, DIME_B64_NOPAD) == DIME_OK)
 		fputs(b, stdout);
 	free(b);
 }

@@ -13,9 +13,9 @@ extern "C" {
 #endif
 
 enum dime_b64_flags {
-	DIME_B64_PAD = 1,	/* encode with '=', decode requires it */
-	DIME_B64_NOPAD = 2,	/* encode without '=', decode forbids it */
-	DIME_B64_ANYPAD = 3	/* decode only: either form */
+	DIME_B64_PAD = 1,   /* encode with '=', decode requires it */
+	DIME_B64_NOPAD = 2, /* encode without '=', decode forbids it */
+	DIME_B64_ANYPAD = 3 /* decode only: either form */
 };
 
 /* Returns: the number of characters dime_b64_encode writes for n bytes (no NUL). */
@@ -50,8 +50,8 @@ uint32_t dime_crc24(const uint8_t *p, size_t len);
 #define DIME_ARMOR_LABEL_MAX 64
 
 enum dime_armor_flags {
-	DIME_ARMOR_CRC = 1,	/* emit the =XXXX line */
-	DIME_ARMOR_NOPAD = 2	/* emit base64 without '=' (D/MIME transfer armor) */
+	DIME_ARMOR_CRC = 1,  /* emit the =XXXX line */
+	DIME_ARMOR_NOPAD = 2 /* emit base64 without '=' (D/MIME transfer armor) */
 };
 
 /* Returns: nonzero when in (after leading whitespace) starts a PEM block. */
@@ -64,9 +64,8 @@ size_t dime_armor_encoded_len(const char *label, size_t in_len, int flags);
  * every line ending in LF. NUL-terminated.
  * Returns: DIME_OK, DIME_E_NOSPACE, or DIME_E_INVALID (label empty, too long or not printable).
  * Out: out, *out_len. */
-DIME_MUST_CHECK int dime_armor_encode(char *out, size_t out_cap, size_t *out_len,
-				      const char *label, const uint8_t *in, size_t in_len,
-				      int flags);
+DIME_MUST_CHECK int dime_armor_encode(char *out, size_t out_cap, size_t *out_len, const char *label,
+				      const uint8_t *in, size_t in_len, int flags);
 
 /* Decode the first PEM block in in. Accepts any line length, CR or LF line ends, padded or
  * unpadded base64, and a CRC-24 line that, when present, must match.

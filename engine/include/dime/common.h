@@ -12,18 +12,18 @@ extern "C" {
 /* Every fallible function returns DIME_OK or one of these negative codes. */
 enum dime_err {
 	DIME_OK = 0,
-	DIME_E_TRUNCATED = -1,	/* input ended before a complete value */
-	DIME_E_MALFORMED = -2,	/* input violates the format */
-	DIME_E_LIMIT = -3,	/* a length exceeds a named limit */
-	DIME_E_TRAILING = -4,	/* bytes left over after a complete value */
-	DIME_E_NOSPACE = -5,	/* caller's buffer too small */
-	DIME_E_BADSIG = -6,	/* signature, MAC or padding check failed */
-	DIME_E_CRYPTO = -7,	/* a crypto library call failed */
+	DIME_E_TRUNCATED = -1, /* input ended before a complete value */
+	DIME_E_MALFORMED = -2, /* input violates the format */
+	DIME_E_LIMIT = -3,     /* a length exceeds a named limit */
+	DIME_E_TRAILING = -4,  /* bytes left over after a complete value */
+	DIME_E_NOSPACE = -5,   /* caller's buffer too small */
+	DIME_E_BADSIG = -6,    /* signature, MAC or padding check failed */
+	DIME_E_CRYPTO = -7,    /* a crypto library call failed */
 	DIME_E_NOMEM = -8,
 	DIME_E_IO = -9,
 	DIME_E_AGAIN = -10,
-	DIME_E_NOTFOUND = -11,	/* a named object does not exist */
-	DIME_E_INVALID = -12	/* an argument or state the operation cannot use */
+	DIME_E_NOTFOUND = -11, /* a named object does not exist */
+	DIME_E_INVALID = -12   /* an argument or state the operation cannot use */
 };
 
 /* Returns: a static, lower-case description of code; never NULL. */

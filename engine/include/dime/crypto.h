@@ -14,15 +14,15 @@
 extern "C" {
 #endif
 
-#define DIME_ED25519_PUB_BYTES 32
+#define DIME_ED25519_PUB_BYTES	32
 #define DIME_ED25519_SEED_BYTES 32
-#define DIME_SIG_BYTES 64
-#define DIME_SECP_PUB_BYTES 33
-#define DIME_SECP_PRIV_BYTES 32
-#define DIME_ECDH_BYTES 32
-#define DIME_SHA512_BYTES 64
-#define DIME_AES_KEY_BYTES 32
-#define DIME_AES_BLOCK_BYTES 16
+#define DIME_SIG_BYTES		64
+#define DIME_SECP_PUB_BYTES	33
+#define DIME_SECP_PRIV_BYTES	32
+#define DIME_ECDH_BYTES		32
+#define DIME_SHA512_BYTES	64
+#define DIME_AES_KEY_BYTES	32
+#define DIME_AES_BLOCK_BYTES	16
 
 /* Once, before any thread starts: sodium_init, the SIMD table, the randomized secp256k1
  * context and the AES-256-CBC cipher. Returns: DIME_OK or DIME_E_CRYPTO. Idempotent. */

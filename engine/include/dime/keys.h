@@ -22,7 +22,7 @@
 extern "C" {
 #endif
 
-#define DIME_KS_NONE 0u /* never a valid key id */
+#define DIME_KS_NONE	       0u /* never a valid key id */
 #define DIME_KEYFILE_MAX_BYTES 4096u
 
 enum dime_key_kind {
@@ -68,18 +68,18 @@ DIME_MUST_CHECK int dime_ks_export(const struct dime_ks *ks, uint8_t *out, size_
 /* Returns: DIME_OK or DIME_E_NOTFOUND. Out: *kind. */
 DIME_MUST_CHECK int dime_ks_kind(const struct dime_ks *ks, enum dime_key_kind *kind, uint32_t id);
 /* Returns: DIME_OK or DIME_E_NOTFOUND. Out: the Ed25519 public key. */
-DIME_MUST_CHECK int dime_ks_sign_pub(const struct dime_ks *ks,
-				     uint8_t pub[DIME_ED25519_PUB_BYTES], uint32_t id);
+DIME_MUST_CHECK int dime_ks_sign_pub(const struct dime_ks *ks, uint8_t pub[DIME_ED25519_PUB_BYTES],
+				     uint32_t id);
 /* Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID (DIME_KEY_SIGN has no encryption key). */
 DIME_MUST_CHECK int dime_ks_enc_pub(const struct dime_ks *ks, uint8_t pub[DIME_SECP_PUB_BYTES],
 				    uint32_t id);
 /* Ed25519 signature with key id. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_CRYPTO. */
-DIME_MUST_CHECK int dime_ks_sign(const struct dime_ks *ks, uint8_t sig[DIME_SIG_BYTES],
-				 uint32_t id, const uint8_t *msg, size_t msg_len);
+DIME_MUST_CHECK int dime_ks_sign(const struct dime_ks *ks, uint8_t sig[DIME_SIG_BYTES], uint32_t id,
+				 const uint8_t *msg, size_t msg_len);
 /* Raw ECDH x coordinate with key id's encryption key.
  * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID, DIME_E_MALFORMED (bad peer point). */
-DIME_MUST_CHECK int dime_ks_ecdh(const struct dime_ks *ks, uint8_t x[DIME_ECDH_BYTES],
-				 uint32_t id, const uint8_t peer[DIME_SECP_PUB_BYTES]);
+DIME_MUST_CHECK int dime_ks_ecdh(const struct dime_ks *ks, uint8_t x[DIME_ECDH_BYTES], uint32_t id,
+				 const uint8_t peer[DIME_SECP_PUB_BYTES]);
 
 /* Key id's encryption key against n peer points: rc[i] and x[i] are exactly what
  * dime_ks_ecdh(ks, x[i], id, pubs[i]) gives (an unknown id or a DIME_KEY_SIGN key gives every

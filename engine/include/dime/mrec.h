@@ -14,22 +14,22 @@
 extern "C" {
 #endif
 
-#define DIME_MREC_MAX_BYTES 4096u /* a TXT RRset over UDP rarely exceeds this */
-#define DIME_MREC_MAX_VALUES 16u  /* per repeatable field */
+#define DIME_MREC_MAX_BYTES	 4096u /* a TXT RRset over UDP rarely exceeds this */
+#define DIME_MREC_MAX_VALUES	 16u   /* per repeatable field */
 #define DIME_MREC_TXT_STRING_MAX 255u
 
 enum dime_mrec_policy { DIME_POL_EXPERIMENTAL = 0, DIME_POL_MIXED = 1, DIME_POL_STRICT = 2 };
 enum dime_mrec_subdomain { DIME_SUB_EXPLICIT = 0, DIME_SUB_MIXED = 1, DIME_SUB_STRICT = 2 };
 
 struct dime_mrec {
-	unsigned version;			/* 1 */
-	uint32_t expiry_days;			/* default 30 */
-	enum dime_mrec_policy policy;		/* default mixed */
-	enum dime_mrec_subdomain subdomain;	/* default mixed; relaxed/loose read as mixed */
+	unsigned version;		    /* 1 */
+	uint32_t expiry_days;		    /* default 30 */
+	enum dime_mrec_policy policy;	    /* default mixed */
+	enum dime_mrec_subdomain subdomain; /* default mixed; relaxed/loose read as mixed */
 	size_t n_poks, n_tls, n_dx, n_syn;
 	uint8_t poks[DIME_MREC_MAX_VALUES][DIME_ED25519_PUB_BYTES];
 	uint8_t tls[DIME_MREC_MAX_VALUES][DIME_SIG_BYTES];
-	struct dime_view dx[DIME_MREC_MAX_VALUES];  /* host names, borrowed from the input */
+	struct dime_view dx[DIME_MREC_MAX_VALUES]; /* host names, borrowed from the input */
 	struct dime_view syn[DIME_MREC_MAX_VALUES];
 };
 
@@ -65,8 +65,8 @@ DIME_MUST_CHECK int dime_mrec_generate(char *out, size_t out_cap, size_t *out_le
  * be at most 254 bytes (it needs its separator), the last one 255. An empty rec gives *n = 0.
  * Returns: DIME_OK, DIME_E_NOSPACE (more than cap strings), DIME_E_LIMIT (a field too long).
  * Out: parts borrow rec; *n; on failure *n = 0 and parts[0..cap) zeroed. */
-DIME_MUST_CHECK int dime_mrec_split(struct dime_view *parts, size_t cap, size_t *n,
-				    const char *rec, size_t rec_len);
+DIME_MUST_CHECK int dime_mrec_split(struct dime_view *parts, size_t cap, size_t *n, const char *rec,
+				    size_t rec_len);
 
 /* The tls value for a certificate: Ed25519 by key id (the POK) over the DER bytes (spec).
  * Returns: DIME_OK, DIME_E_INVALID (empty der), or dime_ks_sign's DIME_E_NOTFOUND /

@@ -326,7 +326,7 @@ DIME_MUST_CHECK int dime_msg_opened_mail(uint8_t **out, size_t *out_len,
 
 /* ---- bounce (docs/bounce.md) ---- */
 
-#define DIME_MSG_BOUNCE_MAGIC 1849u
+#define DIME_MSG_BOUNCE_MAGIC	   1849u
 #define DIME_MSG_BOUNCE_REASON_MAX 1024u
 
 enum dime_msg_bounce_code {
@@ -475,10 +475,10 @@ struct dime_msg_job {
 	/* in */
 	const uint8_t *in; /* the message (wrap: the RFC 5322 mail; bounce: the bounce object) */
 	size_t in_len;
-	const struct dime_msg_parties *p; /* bounce verify: p->origin is the origin */
-	uint32_t key;			  /* the actor's key id for this job */
+	const struct dime_msg_parties *p;    /* bounce verify: p->origin is the origin */
+	uint32_t key;			     /* the actor's key id for this job */
 	struct dime_msg_bounce_info *bounce; /* bounce verify: where the info goes; may be NULL */
-	struct dime_msg_keks *keks; /* KEKs a peek already derived for this job, or NULL */
+	struct dime_msg_keks *keks;	     /* KEKs a peek already derived for this job, or NULL */
 	uint8_t own; /* origin sign: in is our own wrap output (DIME_MSG_SIGN_OWN) */
 	/* out */
 	int rc;
@@ -512,22 +512,20 @@ DIME_MUST_CHECK int dime_msg_envelope_peek_memo(struct dime_msg_keks *memo,
 						enum dime_msg_actor as, uint32_t key);
 
 /* dime_msg_origin_sign for each job (org_key = job->key), with one sign_key for all. */
-int dime_msg_origin_sign_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,
-					       size_t n, uint32_t sign_key);
+int dime_msg_origin_sign_batch(const struct dime_ks *ks, struct dime_msg_job *jobs, size_t n,
+			       uint32_t sign_key);
 /* dime_msg_accept for each job (dest_key = job->key). */
-int dime_msg_accept_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,
-					  size_t n);
+int dime_msg_accept_batch(const struct dime_ks *ks, struct dime_msg_job *jobs, size_t n);
 /* dime_msg_open for each job, all as actor as (key = job->key). */
-int dime_msg_open_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,
-					size_t n, enum dime_msg_actor as);
+int dime_msg_open_batch(const struct dime_ks *ks, struct dime_msg_job *jobs, size_t n,
+			enum dime_msg_actor as);
 /* dime_msg_bounce_verify for each job (org_key = job->key, origin = job->p->origin, or NULL
  * when job->p is NULL). */
-int dime_msg_bounce_verify_batch(const struct dime_ks *ks,
-						 struct dime_msg_job *jobs, size_t n);
+int dime_msg_bounce_verify_batch(const struct dime_ks *ks, struct dime_msg_job *jobs, size_t n);
 /* dime_msg_wrap_mail for each job (mail = job->in, author_key = job->key): it signs and does
  * not verify; the 4 ECDHs of every job go through one dime_secp_ecdh_x_batch call. */
-int dime_msg_wrap_mail_batch(const struct dime_ks *ks, struct dime_msg_job *jobs,
-					     size_t n, const struct dime_msg_wrap_opts *opts);
+int dime_msg_wrap_mail_batch(const struct dime_ks *ks, struct dime_msg_job *jobs, size_t n,
+			     const struct dime_msg_wrap_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -20,9 +20,8 @@ extern "C" {
  *          DIME_E_BADSIG (armor CRC mismatch), DIME_E_NOMEM.
  * Out: *out (malloc'd copy, caller frees; binary input is copied too so ownership is uniform),
  *      *out_len, *armored (1 when the input was armored). */
-DIME_MUST_CHECK int dime_msg_unarmor(uint8_t **out, size_t *out_len, int *armored,
-				     const char **why, const uint8_t *in, size_t in_len,
-				     const char *label);
+DIME_MUST_CHECK int dime_msg_unarmor(uint8_t **out, size_t *out_len, int *armored, const char **why,
+				     const uint8_t *in, size_t in_len, const char *label);
 
 /* Binary -> armor under label (NULL: DIME_MSG_ARMOR_LABEL), unpadded base64, with the CRC-24
  * line when crc (bounces carry it, messages do not).

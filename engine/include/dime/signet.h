@@ -18,16 +18,12 @@
 extern "C" {
 #endif
 
-enum dime_signet_type {
-	DIME_SIGNET_SSR = 1215,
-	DIME_SIGNET_ORG = 1776,
-	DIME_SIGNET_USER = 1789
-};
+enum dime_signet_type { DIME_SIGNET_SSR = 1215, DIME_SIGNET_ORG = 1776, DIME_SIGNET_USER = 1789 };
 
 #define DIME_SIGNET_HEADER_BYTES 5
-#define DIME_SIGNET_MAX_BYTES (DIME_SIGNET_HEADER_BYTES + 0xFFFFFFu)
-#define DIME_FP_BYTES 64
-#define DIME_FP_B64_LEN 86 /* unpadded base64 of 64 bytes */
+#define DIME_SIGNET_MAX_BYTES	 (DIME_SIGNET_HEADER_BYTES + 0xFFFFFFu)
+#define DIME_FP_BYTES		 64
+#define DIME_FP_B64_LEN		 86 /* unpadded base64 of 64 bytes */
 
 /* Field ids with meaning to the code (the rest are looked up by number). */
 enum dime_signet_fid {
@@ -61,18 +57,18 @@ enum dime_sok_perm {
 /* Levels, lowest to highest; a signet's level is its highest signature present and valid. */
 enum dime_signet_level {
 	DIME_LEVEL_NONE = 0,
-	DIME_LEVEL_SSR = 1,	/* SSR: fields 1-5 self-signed */
-	DIME_LEVEL_CRYPTO = 2,	/* org 1-4, user 1-6 */
-	DIME_LEVEL_FULL = 3,	/* up to 253 */
-	DIME_LEVEL_ID = 4	/* up to 255 */
+	DIME_LEVEL_SSR = 1,    /* SSR: fields 1-5 self-signed */
+	DIME_LEVEL_CRYPTO = 2, /* org 1-4, user 1-6 */
+	DIME_LEVEL_FULL = 3,   /* up to 253 */
+	DIME_LEVEL_ID = 4      /* up to 255 */
 };
 
 /* Fingerprint kinds: SHA-512 over the fields before a field id, without the header. */
 enum dime_fp_kind {
-	DIME_FP_SSR = 1,	/* user/SSR fields 1-5 */
-	DIME_FP_CRYPTO = 2,	/* org 1-4, user 1-6 */
-	DIME_FP_FULL = 3,	/* up to 253 */
-	DIME_FP_ID = 4		/* up to 255 */
+	DIME_FP_SSR = 1,    /* user/SSR fields 1-5 */
+	DIME_FP_CRYPTO = 2, /* org 1-4, user 1-6 */
+	DIME_FP_FULL = 3,   /* up to 253 */
+	DIME_FP_ID = 4	    /* up to 255 */
 };
 
 /* One field, borrowed from the signet. For 251, name is the field's name; otherwise empty. */
@@ -92,14 +88,14 @@ struct dime_signet;
  *          DIME_E_NOMEM.
  * Out: *out (owned; free with dime_signet_free), NULL on failure; *why, when why != NULL, a
  *      static description of the failure ("" on success). */
-DIME_MUST_CHECK int dime_signet_parse(struct dime_signet **out, const char **why,
-				      const uint8_t *in, size_t in_len);
+DIME_MUST_CHECK int dime_signet_parse(struct dime_signet **out, const char **why, const uint8_t *in,
+				      size_t in_len);
 
 /* Like dime_signet_parse, but in may also be armored (detected automatically; any signet label
  * is accepted for any magic, the reference writes SSRs under ORGANIZATIONAL SIGNET).
  * Returns: as dime_signet_parse, plus DIME_E_BADSIG for a CRC-24 mismatch. */
-DIME_MUST_CHECK int dime_signet_load(struct dime_signet **out, const char **why,
-				     const uint8_t *in, size_t in_len);
+DIME_MUST_CHECK int dime_signet_load(struct dime_signet **out, const char **why, const uint8_t *in,
+				     size_t in_len);
 
 void dime_signet_free(struct dime_signet *s); /* NULL-safe */
 
@@ -137,8 +133,8 @@ DIME_MUST_CHECK int dime_signet_identifier(const struct dime_signet *s, struct d
 /* Fingerprint of kind. Returns: DIME_OK, or DIME_E_INVALID when kind does not apply (ssr of an
  * org signet). A kind whose terminating field is absent hashes every field (so a split's full
  * fingerprint equals its crypto fingerprint, as the reference does). Out: fp, zeroed on error. */
-DIME_MUST_CHECK int dime_signet_fingerprint(uint8_t fp[DIME_FP_BYTES],
-					    const struct dime_signet *s, enum dime_fp_kind kind);
+DIME_MUST_CHECK int dime_signet_fingerprint(uint8_t fp[DIME_FP_BYTES], const struct dime_signet *s,
+					    enum dime_fp_kind kind);
 /* The same as unpadded base64 (86 characters + NUL). */
 DIME_MUST_CHECK int dime_signet_fingerprint_b64(char out[DIME_FP_B64_LEN + 1],
 						const struct dime_signet *s,
@@ -156,14 +152,14 @@ DIME_MUST_CHECK int dime_signet_split(struct dime_signet **out, const struct dim
 struct dime_signet_trust {
 	const uint8_t (*poks)[DIME_ED25519_PUB_BYTES]; /* org signets: POKs from the mrec */
 	size_t n_poks;
-	const struct dime_signet *org;		/* user signets: the issuing org's signet */
-	const struct dime_signet *previous;	/* user signets / SSRs: the previous version */
+	const struct dime_signet *org;	    /* user signets: the issuing org's signet */
+	const struct dime_signet *previous; /* user signets / SSRs: the previous version */
 };
 
 enum dime_signet_verdict_kind {
 	DIME_SIGNET_VALID = 0,
-	DIME_SIGNET_INVALID = 1,	  /* malformed, incomplete or a bad signature */
-	DIME_SIGNET_BROKEN_CUSTODY = 2	  /* custody chain cannot be or is not established */
+	DIME_SIGNET_INVALID = 1,       /* malformed, incomplete or a bad signature */
+	DIME_SIGNET_BROKEN_CUSTODY = 2 /* custody chain cannot be or is not established */
 };
 
 struct dime_signet_verdict {
@@ -188,12 +184,12 @@ DIME_MUST_CHECK int dime_signet_validate(struct dime_signet_verdict *v, const st
  * (a phone number with a non-digit; a website that is not an http(s) URL), which must be shown
  * as such and never used. Nothing here affects validation. */
 struct dime_signet_item {
-	const char *label;	 /* static: "Phone", "Language", ... */
+	const char *label;	   /* static: "Phone", "Language", ... */
 	struct dime_view sublabel; /* e.g. a phone number's "OFFICE"; empty when none */
-	struct dime_view value;	 /* borrowed text; binary for keys and signatures */
+	struct dime_view value;	   /* borrowed text; binary for keys and signatures */
 	uint8_t id;
-	uint8_t binary;		 /* value is raw bytes (show as base64) */
-	uint8_t invalid;	 /* value failed the field's rule: show, never use */
+	uint8_t binary;	 /* value is raw bytes (show as base64) */
+	uint8_t invalid; /* value failed the field's rule: show, never use */
 };
 
 /* Decode field f of s into items. Returns: DIME_OK or DIME_E_NOSPACE (more than cap items; the

@@ -22,10 +22,10 @@ extern "C" {
 #endif
 
 enum dime_batch_op {
-	DIME_BATCH_WRAP = 1,	 /* mail -> D/MIME as --from for --to (optionally origin-signed) */
+	DIME_BATCH_WRAP = 1, /* mail -> D/MIME as --from for --to (optionally origin-signed) */
 	DIME_BATCH_ORIGIN_SIGN = 2,
-	DIME_BATCH_ACCEPT = 3,	 /* output: "ACCEPT <recipient> <fp>\n" per message */
-	DIME_BATCH_OPEN = 4,	 /* D/MIME -> mail */
+	DIME_BATCH_ACCEPT = 3, /* output: "ACCEPT <recipient> <fp>\n" per message */
+	DIME_BATCH_OPEN = 4,   /* D/MIME -> mail */
 	DIME_BATCH_REKEY = 5,
 	DIME_BATCH_BOUNCE_VERIFY = 6 /* output: "BOUNCE <author> <destination> <code> ..." */
 };
@@ -37,44 +37,44 @@ const char *dime_batch_op_name(enum dime_batch_op op);
 /* What the operation needs, as `dime msg` takes it. Strings are borrowed for the run. */
 struct dime_batch_params {
 	enum dime_batch_op op;
-	const char *from, *to;	      /* wrap: author and recipient addresses */
-	int origin_sign;	      /* wrap: add the origin's signatures too */
+	const char *from, *to; /* wrap: author and recipient addresses */
+	int origin_sign;       /* wrap: add the origin's signatures too */
 	struct dime_msg_wrap_opts wrap;
-	enum dime_msg_actor as;	      /* open: DIME_ACTOR_RECIPIENT or DIME_ACTOR_AUTHOR */
-	const char *user;	      /* open, rekey: only this hosted user's keys (NULL: any) */
-	const uint8_t *to_signet;     /* rekey: the new signet (binary or armored) */
+	enum dime_msg_actor as;	  /* open: DIME_ACTOR_RECIPIENT or DIME_ACTOR_AUTHOR */
+	const char *user;	  /* open, rekey: only this hosted user's keys (NULL: any) */
+	const uint8_t *to_signet; /* rekey: the new signet (binary or armored) */
 	size_t to_signet_len;
-	int binary;		      /* wrap, origin-sign, rekey: binary output instead of armor */
+	int binary; /* wrap, origin-sign, rekey: binary output instead of armor */
 };
 
 enum dime_batch_io {
-	DIME_BATCH_IO_AUTO = 0,	      /* io-thread when workers < online CPUs, else ring per worker
-				       * (docs/batch.md, "I/O", has the measurements) */
+	DIME_BATCH_IO_AUTO = 0, /* io-thread when workers < online CPUs, else ring per worker
+				 * (docs/batch.md, "I/O", has the measurements) */
 	DIME_BATCH_IO_RING_PER_WORKER = 1, /* each worker reads and writes through its own ring */
-	DIME_BATCH_IO_THREAD = 2,     /* one I/O thread with one ring feeds and drains the workers */
-	DIME_BATCH_IO_PLAIN = 3	      /* read(2)/write(2), no io_uring */
+	DIME_BATCH_IO_THREAD = 2, /* one I/O thread with one ring feeds and drains the workers */
+	DIME_BATCH_IO_PLAIN = 3	  /* read(2)/write(2), no io_uring */
 };
 
 struct dime_batch_conf {
-	unsigned workers;	/* 0: the online CPUs */
-	unsigned batch_max;	/* items per engine batch call; 0: 32; 1: no batching */
-	unsigned queue_depth;	/* bounded queue length in items; 0: 4 * workers * batch_max */
+	unsigned workers;     /* 0: the online CPUs */
+	unsigned batch_max;   /* items per engine batch call; 0: 32; 1: no batching */
+	unsigned queue_depth; /* bounded queue length in items; 0: 4 * workers * batch_max */
 	enum dime_batch_io io;
-	int sync;		/* fsync outputs before renaming them, and their directory after
-				 * (0: rename only; `dime batch` defaults to 1 for open) */
-	int resume;		/* skip items whose output already exists and is complete
-				 * (dime_batch_out_complete); an incomplete one is redone */
+	int sync;   /* fsync outputs before renaming them, and their directory after
+		     * (0: rename only; `dime batch` defaults to 1 for open) */
+	int resume; /* skip items whose output already exists and is complete
+		     * (dime_batch_out_complete); an incomplete one is redone */
 };
 
 /* One input, as the source yields it: a path to read, or bytes already in memory (mbox,
  * generated). The pipeline owns and frees both once the item is done. */
 struct dime_batch_item {
-	char name[256];	 /* unique, filesystem-safe; the output's base name */
-	char *path;	 /* malloc'd, or NULL when data is set */
-	uint8_t *data;	 /* malloc'd */
+	char name[256]; /* unique, filesystem-safe; the output's base name */
+	char *path;	/* malloc'd, or NULL when data is set */
+	uint8_t *data;	/* malloc'd */
 	size_t len;
-	int err;	 /* a source-level problem with this item (-errno: -EFBIG oversize, -EXDEV a
-			  * link leading out of the input): reported as failed, not processed */
+	int err; /* a source-level problem with this item (-errno: -EFBIG oversize, -EXDEV a
+		  * link leading out of the input): reported as failed, not processed */
 	const char *why;
 	int no_symlinks; /* path must be opened refusing any symbolic link in it */
 };
@@ -97,15 +97,15 @@ struct dime_batch_sink {
 
 struct dime_batch_result {
 	const char *name;
-	int ok;		   /* 1: done; 0: failed (rc, why); -1: skipped (resume: output exists);
-			    * -2: not started (the batch was stopped before its group ran) */
-	int rc;		   /* DIME_OK or the engine's / I/O's error */
-	int sys_errno;	   /* with rc DIME_E_IO: the errno behind it (ENOSPC, EROFS, ...), else 0 */
-	const char *why;   /* static or owned by the pipeline until the callback returns */
-	const char *line;  /* accept / bounce-verify: the verdict line without newline, else NULL */
+	int ok;		  /* 1: done; 0: failed (rc, why); -1: skipped (resume: output exists);
+			   * -2: not started (the batch was stopped before its group ran) */
+	int rc;		  /* DIME_OK or the engine's / I/O's error */
+	int sys_errno;	  /* with rc DIME_E_IO: the errno behind it (ENOSPC, EROFS, ...), else 0 */
+	const char *why;  /* static or owned by the pipeline until the callback returns */
+	const char *line; /* accept / bounce-verify: the verdict line without newline, else NULL */
 	size_t in_bytes, out_bytes;
-	uint64_t ns;	   /* latency: from its worker taking the item's group to the group's
-			    * outputs written (the whole group's time, not a share of it) */
+	uint64_t ns; /* latency: from its worker taking the item's group to the group's
+		      * outputs written (the whole group's time, not a share of it) */
 };
 
 struct dime_batch_summary {
@@ -113,8 +113,8 @@ struct dime_batch_summary {
 	uint64_t in_bytes, out_bytes;
 	double seconds;
 	unsigned workers;
-	int stopped;	   /* dime_batch_stop was called */
-	const char *io;	   /* the I/O mode used ("uring-per-worker", "io-thread", "plain") */
+	int stopped;	/* dime_batch_stop was called */
+	const char *io; /* the I/O mode used ("uring-per-worker", "io-thread", "plain") */
 	uint64_t engine_batches, engine_items; /* batched engine calls and items through them */
 };
 
@@ -128,7 +128,8 @@ typedef void (*dime_batch_on_result)(void *ctx, const struct dime_batch_result *
  * *why), DIME_E_NOMEM. */
 DIME_MUST_CHECK int dime_batch_run(const struct dime_batch_conf *conf,
 				   const struct dime_batch_params *params, const char *store_path,
-				   struct dime_batch_source *src, const struct dime_batch_sink *sink,
+				   struct dime_batch_source *src,
+				   const struct dime_batch_sink *sink,
 				   dime_batch_on_result on_result, void *ctx,
 				   struct dime_batch_summary *sum, const char **why);
 

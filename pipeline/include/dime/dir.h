@@ -71,8 +71,8 @@ void dime_pl_dir_release(struct dime_pl_dir *d, const struct dime_signet *s);
 void dime_pl_dir_parties_release(struct dime_pl_dir *d, struct dime_msg_parties *p);
 
 /* The latest hosted key of ident (an index lookup). Returns: DIME_OK or DIME_E_NOTFOUND. */
-DIME_MUST_CHECK int dime_pl_dir_key(const struct dime_pl_dir *d, uint32_t *key,
-				    const char *ident, enum dime_store_kind kind);
+DIME_MUST_CHECK int dime_pl_dir_key(const struct dime_pl_dir *d, uint32_t *key, const char *ident,
+				    enum dime_store_kind kind);
 
 /* The hosted key of kind that opens msg's envelope as actor `as`, with the envelope peeked.
  * D/MIME keyslots are ciphertext: nothing in the clear names the org or user a message is for,
@@ -91,8 +91,8 @@ DIME_MUST_CHECK int dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const
 
 /* Every hosted key of kind, in load order. Out: ids/idents (owned), up to cap (ids and idents
  * may be NULL when cap is 0). Returns: the total count, which may exceed cap. */
-size_t dime_pl_dir_keys(const struct dime_pl_dir *d, uint32_t *ids, const char **idents,
-			size_t cap, enum dime_store_kind kind);
+size_t dime_pl_dir_keys(const struct dime_pl_dir *d, uint32_t *ids, const char **idents, size_t cap,
+			enum dime_store_kind kind);
 
 void dime_pl_dir_stats(struct dime_pl_dir *d, struct dime_pl_dir_stats *st);
 

@@ -130,9 +130,8 @@ size_t dime_pl_msg_input_max(enum dime_pl_msg_op op, size_t limit);
  *          dime_pl_msg_input_max), DIME_E_LIMIT (the header announces more than the limit),
  *          DIME_E_MALFORMED (neither armor nor the op's magic number). On failure *why is
  *          "not a D/MIME message: <why>" (static). */
-DIME_MUST_CHECK int dime_pl_msg_input_bound(size_t *bound, const char **why,
-					    enum dime_pl_msg_op op, size_t limit,
-					    const uint8_t *head, size_t head_len);
+DIME_MUST_CHECK int dime_pl_msg_input_bound(size_t *bound, const char **why, enum dime_pl_msg_op op,
+					    size_t limit, const uint8_t *head, size_t head_len);
 
 /* Turn raw input into the binary object op works on: armored (the label op reads) or binary,
  * at most `limit` binary bytes (0: the engine's limit) and dime_pl_msg_input_max(op, limit)

@@ -40,13 +40,13 @@ enum dime_store_state { DIME_STORE_VERIFIED = 0, DIME_STORE_PENDING = 1 };
 /* Metadata of one stored object (strings owned by the row struct). */
 struct dime_store_row {
 	int64_t rowid;
-	char ident[256];	  /* domain or address, lower case */
+	char ident[256]; /* domain or address, lower case */
 	enum dime_store_kind kind;
-	uint32_t version;	  /* 1, 2, ... per (ident, kind) */
-	int hosted;		  /* this OPA serves the identity */
-	uint8_t perms;		  /* SOK keys: permission bits */
-	char fingerprint[88];	  /* signets: full fingerprint (b64); keys: "" */
-	int64_t created;	  /* unix seconds */
+	uint32_t version;     /* 1, 2, ... per (ident, kind) */
+	int hosted;	      /* this OPA serves the identity */
+	uint8_t perms;	      /* SOK keys: permission bits */
+	char fingerprint[88]; /* signets: full fingerprint (b64); keys: "" */
+	int64_t created;      /* unix seconds */
 	enum dime_store_state state;
 };
 
@@ -65,8 +65,8 @@ DIME_MUST_CHECK int dime_store_open(struct dime_store **out, const char *path, c
 /* As dime_store_open; with DIME_STORE_OPEN_EXISTING a missing file is DIME_E_NOTFOUND (err:
  * "no store at PATH") and neither it nor its directory is created. Unknown flags:
  * DIME_E_INVALID. */
-DIME_MUST_CHECK int dime_store_open_flags(struct dime_store **out, const char *path,
-					  unsigned flags, char *err, size_t errlen);
+DIME_MUST_CHECK int dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
+					  char *err, size_t errlen);
 void dime_store_close(struct dime_store *st); /* NULL-safe; rolls back an open transaction */
 
 /* Returns: the path dime_store_open would use for path: path, else $DIME_STORE, else
@@ -110,8 +110,7 @@ DIME_MUST_CHECK int dime_store_list(struct dime_store *st, const char *ident,
 /* As dime_store_list, pending rows included (row->state tells them apart): for `store list`,
  * import checks and re-verification, never for choosing a party to trust. */
 DIME_MUST_CHECK int dime_store_list_all(struct dime_store *st, const char *ident,
-					enum dime_store_kind kind, dime_store_row_fn fn,
-					void *arg);
+					enum dime_store_kind kind, dime_store_row_fn fn, void *arg);
 
 /* The row holding exactly these bytes for (ident, kind), in any state (what put would report
  * as a duplicate). Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID (bad ident), DIME_E_IO.
