@@ -1,0 +1,64 @@
+#ifndef DIME_DAEMON_DCONF_H
+#define DIME_DAEMON_DCONF_H
+/* dimed's configuration: `key = value` lines (inih), [sections] for TLS certificates per host
+ * name. Every key, its default and its meaning: docs/dimed.conf (the commented sample). */
+
+#include <stddef.h>
+
+#include "dime/common.h"
+
+#define DIME_DCONF_MAX_LISTEN 8
+#define DIME_DCONF_MAX_CERTS  16
+#define DIME_DCONF_MAX_DOMAINS 64
+
+enum dime_dconf_mode {
+	DIME_DCONF_DMTP = 1, /* implicit TLS, banner `220 <host> DMTP ...` (port 26) */
+	DIME_DCONF_DUAL = 2  /* plain banner, ESMTP + DMTP; STARTTLS <host> MODE=DMTP elevates */
+};
+
+struct dime_dconf_listen {
+	char host[64];
+	unsigned port; /* 0: an ephemeral port (tests) */
+	enum dime_dconf_mode mode;
+};
+
+struct dime_dconf_cert {
+	char name[256]; /* SNI / STARTTLS host it serves; "" for the default */
+	char cert[4096], key[4096];
+};
+
+enum dime_dconf_delivery { DIME_DCONF_MAILDIR = 1, DIME_DCONF_LMTP = 2 };
+
+struct dime_dconf {
+	char hostname[256];	 /* in banners and replies */
+	char store[4096];	 /* the embedded store (keys behind the keystore interface) */
+	char spool[4096];	 /* spool root: tmp/, queue/ */
+	struct dime_dconf_listen listen[DIME_DCONF_MAX_LISTEN];
+	size_t n_listen;
+	struct dime_dconf_cert certs[DIME_DCONF_MAX_CERTS]; /* certs[0] is the default */
+	size_t n_certs;
+	enum dime_dconf_delivery delivery;
+	char maildir_root[4096]; /* <root>/<domain>/<user>/{tmp,new,cur} */
+	char lmtp[512];		 /* unix:/path or host:port */
+	unsigned workers;	 /* 0: online CPUs */
+	size_t batch_max;
+	unsigned batch_deadline_us;
+	size_t queue_max;
+	size_t max_message;	    /* octets of one DATA (armored) */
+	unsigned max_conns;	    /* all clients */
+	unsigned max_conns_per_ip;
+	unsigned max_cmds;	    /* commands per session before 421 */
+	unsigned timeout_cmd_ms;    /* waiting for a command line (spec: >= 1 min; 10 min) */
+	unsigned timeout_data_ms;   /* between DATA bytes */
+	unsigned timeout_tls_ms;    /* the TLS handshake */
+	int log_syslog;		    /* 0: stderr */
+	char log_level[16];	    /* error, warning, info, debug */
+	int early_talk_reject;	    /* 1: 554 to a client that talks before the banner */
+};
+
+/* Defaults, then path (NULL: defaults only). Unknown keys, bad values, missing files named by
+ * a key: DIME_E_INVALID with why "FILE:LINE: key: reason" (cap why_cap).
+ * Returns: DIME_OK, DIME_E_INVALID, DIME_E_IO (cannot read path). */
+DIME_MUST_CHECK int dime_dconf_load(struct dime_dconf *c, const char *path, char *why,
+				    size_t why_cap);
+#endif

@@ -1,0 +1,27 @@
+#ifndef DIME_DAEMON_SPOOL_H
+#define DIME_DAEMON_SPOOL_H
+/* The durable spool of accepted messages: one file per message, written to tmp/, fsynced,
+ * renamed into queue/, and queue/ fsynced before the caller answers 254. A recovery pass at
+ * open removes what tmp/ holds (never acknowledged). Thread-safe: calls use no shared state
+ * beyond the directory fds. Knows nothing of DMTP. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dime/common.h"
+
+struct dime_spool;
+
+/* Open (create 0700) root/tmp and root/queue and clean root/tmp. Returns: DIME_OK, DIME_E_IO
+ * (why names the path and errno), DIME_E_NOMEM. */
+DIME_MUST_CHECK int dime_spool_open(struct dime_spool **s, const char *root, char *why,
+				    size_t why_cap);
+void dime_spool_close(struct dime_spool *s); /* NULL-safe */
+
+/* Write one message durably under the name id (a-z A-Z 0-9 - _ ., at most 128) with its
+ * envelope (recipient, origin domain: one header line each before the message). Blocking:
+ * call from a worker, never a loop thread. Returns: DIME_OK, DIME_E_IO (*err the errno:
+ * ENOSPC, EROFS...), DIME_E_INVALID (bad id), DIME_E_AGAIN (id already queued). */
+DIME_MUST_CHECK int dime_spool_put(struct dime_spool *s, const char *id, const char *recipient,
+				   const char *origin, const uint8_t *msg, size_t len, int *err);
+#endif
