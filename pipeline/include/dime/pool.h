@@ -44,6 +44,9 @@ typedef void (*dime_pl_pool_done_fn)(struct dime_pl_pool_job *j, void *arg);
 /* One job: the caller's memory, untouched by the caller from submit to completion. */
 struct dime_pl_pool_job {
 	struct dime_pl_msg_job mj; /* in: mj.in, mj.in_len; out: the rest */
+	/* dime_pl_pool_call only: the blocking work to run on a worker (store lookups, spool
+	 * writes), alone, not in a group; it reports through j (mj.rc) or arg. */
+	void (*run)(struct dime_pl_pool_job *j, void *arg);
 	dime_pl_pool_done_fn done;
 	void *arg;
 	/* the pool's */
@@ -66,6 +69,10 @@ DIME_MUST_CHECK int dime_pl_pool_lane(struct dime_pl_pool *p, unsigned *lane,
  * done will not run), DIME_E_INVALID (unknown lane). */
 DIME_MUST_CHECK int dime_pl_pool_submit(struct dime_pl_pool *p, unsigned lane,
 					struct dime_pl_pool_job *j, struct dime_io_loop *loop);
+/* Queue blocking work j->run off the loop threads; done as for submit. Shares queue_max and
+ * the workers with the lanes. Returns: DIME_OK, DIME_E_AGAIN, DIME_E_INVALID (run NULL). */
+DIME_MUST_CHECK int dime_pl_pool_call(struct dime_pl_pool *p, struct dime_pl_pool_job *j,
+				      struct dime_io_loop *loop);
 /* The submitter no longer wants j (its connection died). A job still queued is removed and
  * completes with mj.rc = DIME_E_AGAIN, mj.why = "cancelled", without running; a running one
  * completes normally. Either way done still runs exactly once (free j there). Any thread. */
