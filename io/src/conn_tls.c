@@ -6,9 +6,42 @@
 #include <limits.h>
 #include <string.h>
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 
 #include "loop_int.h"
+
+/* A fresh memory BIO: an empty one means "wait for more", not end of stream. */
+static BIO *
+tls_mem_bio(void)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+
+	if (b != NULL)
+		BIO_set_mem_eof_return(b, -1);
+	return b;
+}
+
+/* A memory BIO keeps its largest buffer for ever (a 64 KiB write leaves 64 KiB behind): once
+ * drained, a big one is swapped for a fresh one, so an idle connection holds next to nothing. */
+static void
+tls_trim(struct dime_io_conn *c)
+{
+	BUF_MEM *bm = NULL;
+	BIO *b;
+
+	if (BIO_ctrl_pending(c->wbio) == 0 && BIO_get_mem_ptr(c->wbio, &bm) == 1 && bm != NULL &&
+	    bm->max > IO_TLS_BIO_KEEP && (b = tls_mem_bio()) != NULL) {
+		SSL_set0_wbio(c->ssl, b); /* frees the old one */
+		c->wbio = b;
+	}
+	bm = NULL;
+	if (BIO_ctrl_pending(c->rbio) == 0 && BIO_get_mem_ptr(c->rbio, &bm) == 1 && bm != NULL &&
+	    bm->max > IO_TLS_BIO_KEEP && (b = tls_mem_bio()) != NULL) {
+		SSL_set0_rbio(c->ssl, b);
+		c->rbio = b;
+	}
+}
 
 /* Move what OpenSSL wrote (handshake, records, alerts) to the socket queue. */
 static void
@@ -34,7 +67,7 @@ int
 io_tls_start(struct dime_io_conn *c, SSL_CTX *ctx, int server, const char *host)
 {
 	SSL *ssl = SSL_new(ctx);
-	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	BIO *rb = tls_mem_bio(), *wb = tls_mem_bio();
 
 	if (ssl == NULL || rb == NULL || wb == NULL) {
 		SSL_free(ssl);
@@ -43,9 +76,6 @@ io_tls_start(struct dime_io_conn *c, SSL_CTX *ctx, int server, const char *host)
 		ERR_clear_error();
 		return DIME_E_NOMEM;
 	}
-	/* An empty read BIO means "wait for more", not end of stream. */
-	BIO_set_mem_eof_return(rb, -1);
-	BIO_set_mem_eof_return(wb, -1);
 	SSL_set_bio(ssl, rb, wb);
 	SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
 	/* Idle connections give their record buffers back: memory per idle connection. */
@@ -103,6 +133,7 @@ tls_write(struct dime_io_conn *c, const void *p, size_t n)
 		n -= (size_t)w;
 	}
 	tls_flush(c);
+	tls_trim(c);
 	return DIME_OK;
 }
 
@@ -178,6 +209,8 @@ io_tls_progress(struct dime_io_conn *c)
 			io_conn_fail(c, EPROTO);
 	}
 	tls_flush(c); /* session tickets, alerts */
+	if (!c->dead)
+		tls_trim(c);
 }
 
 int

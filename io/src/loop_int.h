@@ -154,6 +154,7 @@ struct io_backend {
 #define IO_URING_BUF_SIZE 8192u
 #define IO_URING_BGID	  7
 #define IO_RXBUF_SIZE	  16384u
+#define IO_TLS_BIO_KEEP	  4096u /* a drained memory BIO larger than this is replaced */
 
 extern const struct io_backend dime_io_uring_backend;
 extern const struct io_backend dime_io_epoll_backend;
