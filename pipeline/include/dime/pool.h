@@ -9,9 +9,9 @@
  * (dime_io_loop_post), or on the worker thread when no loop is given.
  *
  * Back-pressure: at most queue_max jobs wait; submit then returns DIME_E_AGAIN at once (the
- * server answers 451/421 and stops reading). Cancellation: dime_pl_pool_cancel. Inputs are borrowed until the
- * completion; outputs are the caller's to clear (dime_pl_msg_job_clear wipes them). Workers
- * wipe their scratch after every group. */
+ * server answers 451/421 and stops reading). Cancellation: dime_pl_pool_cancel. Inputs are borrowed
+ * until the completion; outputs are the caller's to clear (dime_pl_msg_job_clear wipes them).
+ * Workers wipe their scratch after every group. */
 
 #include <stddef.h>
 #include <stdint.h>
