@@ -75,7 +75,9 @@ DIME_MUST_CHECK int dime_pl_pool_call(struct dime_pl_pool *p, struct dime_pl_poo
 				      struct dime_io_loop *loop);
 /* The submitter no longer wants j (its connection died). A job still queued is removed and
  * completes with mj.rc = DIME_E_AGAIN, mj.why = "cancelled", without running; a running one
- * completes normally. Either way done still runs exactly once (free j there). Any thread. */
+ * completes normally. Either way done still runs exactly once (free j there): posted to its
+ * loop, or, when it was submitted with no loop, inside this call. Any thread; only before
+ * done has run. */
 void dime_pl_pool_cancel(struct dime_pl_pool *p, struct dime_pl_pool_job *j);
 
 struct dime_pl_pool_stats {
