@@ -510,10 +510,16 @@ pool_enqueue(struct dime_pl_pool *p, unsigned lane, struct dime_pl_pool_job *j,
 		j->loop = loop;
 		j->lane = lane;
 		j->queued_ns = pool_now_ns();
+		struct pool_fifo *f = lane == POOL_CALL_LANE ? &p->calls : &p->lanes[lane]->q;
+
 		j->state = POOL_J_QUEUED;
-		pool_fifo_push(lane == POOL_CALL_LANE ? &p->calls : &p->lanes[lane]->q, j);
+		pool_fifo_push(f, j);
 		p->queued++;
-		pthread_cond_signal(&p->work);
+		/* Wake a worker only when this job changes what it would do: a call or a full
+		 * lane is ready now, and a lane's first job sets a new deadline. Waking one per
+		 * job of a growing group only makes it look and sleep again (docs/pool.md). */
+		if (f == &p->calls || f->n == 1 || f->n == p->batch_max)
+			pthread_cond_signal(&p->work);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return rc;
