@@ -52,7 +52,10 @@ struct tjob {
 	struct dime_pl_pool_job pj; /* first: done gets &pj */
 	unsigned idx, kind;
 	atomic_int ndone;
+	int seq; /* completion order (done_seq) */
 };
+
+static atomic_int done_seq;
 
 static struct tstate ts = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 
@@ -63,6 +66,7 @@ tjob_done(struct dime_pl_pool_job *j, void *arg)
 	struct tstate *s = arg;
 
 	atomic_fetch_add(&t->ndone, 1);
+	t->seq = atomic_fetch_add(&done_seq, 1);
 	pthread_mutex_lock(&s->mu);
 	s->done++;
 	pthread_cond_broadcast(&s->cv);
@@ -497,6 +501,41 @@ test_deadline(void)
 	tjob_check(&t, "lone job");
 }
 
+/* ---- fairness: the lane whose oldest job is oldest goes first ---- */
+
+static void
+test_fairness(void)
+{
+	unsigned lane[2];
+	struct dime_pl_pool *p = pool_of(1, 32, 1000, 0, lane);
+	struct tjob jobs[3];
+	struct timespec past = {0, 20000000}; /* both lanes' deadlines have passed after it */
+	struct gate g;
+
+	if (p == NULL)
+		return;
+	ts_reset();
+	T_CHECK(gate_block(p, &g), "gate");
+	tjob_init(&jobs[0], 0, T_OPEN);
+	tjob_init(&jobs[1], 1, T_ACCEPT);
+	tjob_init(&jobs[2], 2, T_ACCEPT);
+	T_CHECK(dime_pl_pool_submit(p, lane[T_OPEN], &jobs[0].pj, NULL) == DIME_OK, "submit");
+	nanosleep(&past, NULL);
+	/* the accept lane now has more jobs, but the open lane's job is older */
+	T_CHECK(dime_pl_pool_submit(p, lane[T_ACCEPT], &jobs[1].pj, NULL) == DIME_OK, "submit");
+	T_CHECK(dime_pl_pool_submit(p, lane[T_ACCEPT], &jobs[2].pj, NULL) == DIME_OK, "submit");
+	nanosleep(&past, NULL);
+	gate_open(&g);
+	T_CHECK(ts_wait(3), "fairness: %zu of 3 completed", ts_count());
+	dime_pl_pool_free(p);
+	(void)gate_fini(&g);
+	T_CHECK(jobs[0].seq < jobs[1].seq && jobs[0].seq < jobs[2].seq,
+		"the older lane ran after the younger one (order %d, %d, %d)", jobs[0].seq,
+		jobs[1].seq, jobs[2].seq);
+	for (unsigned i = 0; i < 3; i++)
+		tjob_check(&jobs[i], "fairness");
+}
+
 /* ---- back-pressure ---- */
 
 static void
@@ -655,6 +694,7 @@ main(void)
 	test_many_threads();
 	test_groups_form();
 	test_deadline();
+	test_fairness();
 	test_backpressure();
 	test_cancel();
 	test_free_drains();
