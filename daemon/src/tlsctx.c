@@ -65,7 +65,9 @@ static SSL_CTX *
 tlsctx_one(struct dime_tlsctx *t, const struct dime_dconf_cert *cc, char *why, size_t why_cap)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	EVP_PKEY *pk;
+	EVP_PKEY *pk = NULL, *pub;
+	X509 *x = NULL;
+	FILE *f;
 
 	if (ctx == NULL) {
 		tlsctx_why_ssl(why, why_cap, "SSL_CTX_new", cc->cert);
@@ -80,33 +82,61 @@ tlsctx_one(struct dime_tlsctx *t, const struct dime_dconf_cert *cc, char *why, s
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 				     SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* idle connections hold no buffers */
-	if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert) != 1) {
-		tlsctx_why_ssl(why, why_cap, "cannot load the certificate", cc->cert);
+	/* Check the certificate and key ourselves first: the system's security level would
+	 * refuse a small key too, but with a message that does not say what DMTP needs. */
+	if ((f = fopen(cc->cert, "r")) == NULL) {
+		snprintf(why, why_cap, "%s: %s", cc->cert, strerror(errno));
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, cc->key, SSL_FILETYPE_PEM) != 1) {
-		tlsctx_why_ssl(why, why_cap, "cannot load the key", cc->key);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL) {
+		tlsctx_why_ssl(why, why_cap, "not a PEM certificate", cc->cert);
 		goto fail;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		tlsctx_why_ssl(why, why_cap, "key does not match the certificate", cc->key);
-		goto fail;
-	}
-	pk = X509_get0_pubkey(SSL_CTX_get0_certificate(ctx));
-	if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
+	pub = X509_get0_pubkey(x);
+	if (pub == NULL || EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA) {
 		snprintf(why, why_cap, "%s: not an RSA certificate (DMTP needs ECDHE-RSA)",
 			 cc->cert);
 		goto fail;
 	}
-	if (EVP_PKEY_get_bits(pk) < TLSCTX_RSA_MIN_BITS) {
+	if (EVP_PKEY_get_bits(pub) < TLSCTX_RSA_MIN_BITS) {
 		snprintf(why, why_cap, "%s: RSA key of %d bits, DMTP needs at least %d", cc->cert,
-			 EVP_PKEY_get_bits(pk), TLSCTX_RSA_MIN_BITS);
+			 EVP_PKEY_get_bits(pub), TLSCTX_RSA_MIN_BITS);
 		goto fail;
 	}
+	if ((f = fopen(cc->key, "r")) == NULL) {
+		snprintf(why, why_cap, "%s: %s", cc->key, strerror(errno));
+		goto fail;
+	}
+	pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (pk == NULL) {
+		tlsctx_why_ssl(why, why_cap, "not a PEM private key", cc->key);
+		goto fail;
+	}
+	if (X509_check_private_key(x, pk) != 1) {
+		ERR_clear_error();
+		snprintf(why, why_cap, "%s: key does not match the certificate %s", cc->key,
+			 cc->cert);
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert) != 1) {
+		tlsctx_why_ssl(why, why_cap, "cannot use the certificate", cc->cert);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		tlsctx_why_ssl(why, why_cap, "cannot use the key", cc->key);
+		goto fail;
+	}
+	X509_free(x);
+	EVP_PKEY_free(pk);
 	SSL_CTX_set_tlsext_servername_callback(ctx, tlsctx_servername);
 	SSL_CTX_set_tlsext_servername_arg(ctx, t);
 	return ctx;
 fail:
+	X509_free(x);
+	EVP_PKEY_free(pk);
 	SSL_CTX_free(ctx);
 	return NULL;
 }
