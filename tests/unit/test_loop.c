@@ -29,6 +29,7 @@
 #include "tlib.h"
 
 static const char *t_be = "";
+static SSL_CTX *t_srv_ctx, *t_cli_ctx; /* made by t_tls_setup */
 static int t_guard_fired;
 
 static void T_FAIL(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -131,6 +132,7 @@ struct srv {
 	SSL_CTX *tls; /* start TLS at accept */
 	int starttls; /* plain until "STARTTLS\r\n" */
 	int close_in_data;
+	int close_in_tls, close_in_drain;
 	int close_listener_in_accept;
 	size_t max_pending, limit_hits;
 	int n_accepted, n_closed, stop_after_closed;
@@ -187,7 +189,11 @@ s_drain(void *ctx)
 {
 	struct sconn *sc = ctx;
 
+	sc->in_cb = 1;
 	dime_io_conn_pause(sc->c, 0);
+	if (sc->s->close_in_drain)
+		dime_io_conn_close(sc->c, 0);
+	sc->in_cb = 0;
 }
 
 static void
@@ -195,10 +201,14 @@ s_tls(void *ctx, int ok)
 {
 	struct sconn *sc = ctx;
 
+	sc->in_cb = 1;
 	if (ok)
 		sc->tls_ok++;
 	else
 		sc->tls_fail++;
+	if (sc->s->close_in_tls)
+		dime_io_conn_close(sc->c, 1);
+	sc->in_cb = 0;
 }
 
 static void
@@ -788,6 +798,44 @@ t_close_in_cb(enum dime_io_backend be)
 	free(k.got);
 }
 
+/* Close from inside on_tls (flushed: the session's last bytes go) and from inside on_drain. */
+static void
+t_close_in_cb2(enum dime_io_backend be)
+{
+	for (int mode = 0; mode < 2; mode++) {
+		struct dime_io_loop *l = t_loop(be);
+		struct srv s = {.echo = 1, .stop_after_closed = 1};
+		struct cli k = {0};
+		const uint8_t msg[] = "ping\r\n";
+
+		s.close_in_tls = mode == 0;
+		s.close_in_drain = mode == 1;
+		s.tls = mode == 0 ? t_srv_ctx : NULL;
+		srv_start(&s, l, "127.0.0.1");
+		cli_open(&k, l, s.port);
+		if (mode == 0 && dime_io_conn_start_tls_client(k.c, t_cli_ctx, NULL) != DIME_OK)
+			T_FAIL("start_tls_client");
+		k.out = msg;
+		k.out_len = 6;
+		c_pump(&k);
+		t_run(l, 5000, mode == 0 ? "close in on_tls" : "close in on_drain");
+		if (s.last == NULL || s.last->closed != 1 || s.last->err != 0 ||
+		    (mode == 0 && s.last->tls_ok != 1))
+			T_FAIL("close in %s: closed %d err %d", mode == 0 ? "on_tls" : "on_drain",
+			       s.last ? s.last->closed : -1, s.last ? s.last->err : -1);
+		k.stop_on_done = 1;
+		if (!k.closed)
+			t_run(l, 5000, "close in callback: client sees the end");
+		if (k.closed != 1 || k.err != 0 || (mode == 1 && k.got_len != 6))
+			T_FAIL("close in %s: client closed %d err %d got %zu",
+			       mode == 0 ? "on_tls" : "on_drain", k.closed, k.err, k.got_len);
+		srv_end(&s);
+		dime_io_loop_free(l);
+		srv_free_last(&s);
+		free(k.got);
+	}
+}
+
 static void
 t_reset(enum dime_io_backend be)
 {
@@ -816,8 +864,6 @@ t_reset(enum dime_io_backend be)
 }
 
 /* ---- TLS ---- */
-
-static SSL_CTX *t_srv_ctx, *t_cli_ctx;
 
 static void
 t_tls_setup(void)
@@ -1208,6 +1254,7 @@ main(void)
 		t_post(bes[i]);
 		t_timers(bes[i]);
 		t_close_in_cb(bes[i]);
+		t_close_in_cb2(bes[i]);
 		t_reset(bes[i]);
 		t_tls(bes[i]);
 		t_starttls(bes[i]);
