@@ -16,10 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -1206,6 +1212,49 @@ t_memory(enum dime_io_backend be)
 #endif
 }
 
+/* AUTO falls back to epoll when io_uring is refused (seccomp here; kernel.io_uring_disabled=2
+ * gives the same EPERM), and DIME_IO=uring then fails cleanly. In a child: the filter stays. */
+static void
+t_auto_fallback(void)
+{
+	struct sock_filter f[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {(unsigned short)(sizeof(f) / sizeof(f[0])), f};
+	int st = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct dime_io_loop *l = NULL;
+		int code = 0;
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+			_exit(77);
+		if (dime_io_loop_new(&l, DIME_IO_AUTO) != DIME_OK ||
+		    strcmp(dime_io_loop_backend(l), "epoll") != 0)
+			code |= 1;
+		dime_io_loop_free(l);
+		l = NULL;
+		if (dime_io_loop_new(&l, DIME_IO_URING) != DIME_E_IO || l != NULL)
+			code |= 2;
+		_exit(code);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+		t_fail("auto fallback: child failed");
+		return;
+	}
+	if (WEXITSTATUS(st) == 77)
+		printf("test_loop: seccomp not available here: fallback case skipped\n");
+	else if (WEXITSTATUS(st) != 0)
+		t_fail("io_uring refused by seccomp: AUTO %s, URING %s",
+		       WEXITSTATUS(st) & 1 ? "did not fall back to epoll" : "ok",
+		       WEXITSTATUS(st) & 2 ? "did not fail with DIME_E_IO" : "ok");
+}
+
 static void
 t_backend_env(void)
 {
@@ -1232,6 +1281,7 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	t_tls_setup();
 	t_backend_env();
+	t_auto_fallback();
 	for (size_t i = 0; i < sizeof(bes) / sizeof(bes[0]); i++) {
 		struct dime_io_loop *l = NULL;
 
