@@ -109,6 +109,15 @@ t_connect(unsigned port, int nonblock)
 	return fd;
 }
 
+static double
+t_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static uint8_t
 t_pat(size_t i)
 {
@@ -556,6 +565,7 @@ t_large(enum dime_io_backend be)
 	struct dime_io_loop *l = t_loop(be);
 	struct srv s = {.echo = 1};
 	struct cli k = {0};
+	double t0;
 
 	for (size_t i = 0; i < len; i++)
 		big[i] = t_pat(i);
@@ -565,11 +575,14 @@ t_large(enum dime_io_backend be)
 	k.out_len = len;
 	k.want = len;
 	k.stop_on_done = 1;
+	t0 = t_secs();
 	c_pump(&k);
 	if (k.out_off >= len || dime_io_conn_pending(k.c) > DIME_IO_SEND_CAP)
 		T_FAIL("large: queued %zu of %zu at once, pending %zu > cap %zu", k.out_off, len,
 		       dime_io_conn_pending(k.c), (size_t)DIME_IO_SEND_CAP);
 	t_run(l, 30000, "large transfer");
+	printf("test_loop: [%s] echo of %zu MiB through one loop (both ends): %.0f MiB/s\n", t_be,
+	       len >> 20, (double)(len >> 20) / (t_secs() - t0));
 	if (k.got_len != len || memcmp(k.got, big, len) != 0)
 		T_FAIL("large: got %zu bytes back, want %zu identical", k.got_len, len);
 	if (s.max_pending > DIME_IO_SEND_CAP)
@@ -913,6 +926,7 @@ t_tls(enum dime_io_backend be)
 	struct srv s = {.echo = 1, .tls = t_srv_ctx};
 	struct cli k = {0};
 	SSL *ssl;
+	double t0;
 
 	for (size_t i = 0; i < len; i++)
 		big[i] = t_pat(i * 3);
@@ -926,8 +940,11 @@ t_tls(enum dime_io_backend be)
 	k.out_len = len;
 	k.want = len;
 	k.stop_on_done = 1;
+	t0 = t_secs();
 	c_pump(&k);
 	t_run(l, 30000, "TLS echo");
+	printf("test_loop: [%s] TLS echo of %zu MiB (handshake included, both ends): %.0f MiB/s\n",
+	       t_be, len >> 20, (double)(len >> 20) / (t_secs() - t0));
 	if (k.tls_ok != 1 || s.last == NULL || s.last->tls_ok != 1)
 		T_FAIL("TLS: handshake client %d server %d", k.tls_ok,
 		       s.last ? s.last->tls_ok : -1);
