@@ -655,7 +655,7 @@ struct tloop {
 	struct dime_io_loop *l;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int ready, rc;
+	int ready, rc, may_free;
 };
 
 static void *
@@ -674,6 +674,12 @@ tloop_main(void *arg)
 	if (rc == DIME_OK) {
 		if (dime_io_loop_run(l) != DIME_OK)
 			t->rc = DIME_E_IO;
+		/* run can return while dime_io_loop_stop, on the main thread, still writes the
+		 * loop's wake-up fd: free only once that call has returned */
+		pthread_mutex_lock(&t->mu);
+		while (!t->may_free)
+			pthread_cond_wait(&t->cv, &t->mu);
+		pthread_mutex_unlock(&t->mu);
 		dime_io_loop_free(l);
 	}
 	return NULL;
@@ -703,6 +709,10 @@ test_real_loop(void)
 	}
 	if ((p = pool_of(1, 8, 1000, 0, lane)) == NULL) {
 		dime_io_loop_stop(tl.l);
+		pthread_mutex_lock(&tl.mu);
+		tl.may_free = 1;
+		pthread_cond_broadcast(&tl.cv);
+		pthread_mutex_unlock(&tl.mu);
 		pthread_join(tl.tid, NULL);
 		return;
 	}
@@ -718,6 +728,10 @@ test_real_loop(void)
 	T_CHECK(ts_wait(10), "loop: %zu of 10 completed", ts_count());
 	dime_pl_pool_free(p);
 	dime_io_loop_stop(tl.l);
+	pthread_mutex_lock(&tl.mu);
+	tl.may_free = 1;
+	pthread_cond_broadcast(&tl.cv);
+	pthread_mutex_unlock(&tl.mu);
 	pthread_join(tl.tid, NULL);
 	T_CHECK(tl.rc == DIME_OK, "dime_io_loop_run failed");
 	(void)gate_fini(&g);
