@@ -24,6 +24,7 @@
 #include "dime/ring.h"
 #include "dime/dir.h"
 #include "dime/plmsg.h"
+#include "dime/pool.h"
 #include "pool_thread.h"
 
 #define BATCH_LINE_MAX	 (2 * DIME_MSG_ADDR_MAX + DIME_MSG_BOUNCE_REASON_MAX + 64)
@@ -31,6 +32,9 @@
 #define BATCH_OUT_MODE	 0600u /* outputs hold mail: never world-readable */
 #define BATCH_RING_DEPTH 64u
 #define BATCH_GROUP_MAX	 1024u
+/* A worker hands its whole group to the pool at once, so only the run's last, partial group
+ * ever waits for company: not long. */
+#define BATCH_POOL_DEADLINE_US 100u
 
 static _Atomic int batch_stop_flag;
 
@@ -180,8 +184,9 @@ struct brun {
 	struct bq jobq, writeq, resq;
 	_Atomic unsigned live_workers;
 	_Atomic unsigned live_producers; /* workers + feeder: the last one out closes resq */
-	_Atomic uint64_t engine_batches, engine_items;
-	struct dime_pl_msg *pm; /* the message path: operation, fixed parties (dime/plmsg.h) */
+	struct dime_pl_msg *pm;	   /* the message path: operation, fixed parties (dime/plmsg.h) */
+	struct dime_pl_pool *pool; /* runs the groups (dime/pool.h): one lane, pm */
+	unsigned lane;
 	int src_failed;
 	const char *src_why;
 };
@@ -190,11 +195,13 @@ struct bworker {
 	struct brun *r;
 	pthread_t tid;
 	struct dime_ring *ring;
-	struct dime_pl_msg_job *jb; /* the group's live jobs, as the message path takes them */
+	struct dime_pl_pool_job *pj; /* the group's live jobs, as the pool takes them */
 	struct bjob **g;
 	struct dime_io_rd *rd;
 	struct dime_io_wr *wr;
-	struct dime_pl_msg_worker *pw; /* KEK memo and scratch of the message path */
+	pthread_mutex_t mu; /* n_done: the pool's completions of the group in flight */
+	pthread_cond_t cv;
+	size_t n_done;
 };
 
 static int
@@ -293,7 +300,20 @@ batch_decode_group(struct brun *r, struct bjob **g, size_t n)
 
 /* ---- the engine calls: one message-path group call (dime/plmsg.h) ---- */
 
-/* Gather the jobs still alive into w->jb (in order); returns the count. map[k] = job index. */
+/* A pool completion (on a pool worker): count it for the batch worker waiting on its group. */
+static void
+batch_pool_done(struct dime_pl_pool_job *j, void *arg)
+{
+	struct bworker *w = arg;
+
+	(void)j;
+	pthread_mutex_lock(&w->mu);
+	w->n_done++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Gather the jobs still alive into w->pj (in order); returns the count. map[k] = job index. */
 static size_t
 batch_gather(struct bworker *w, size_t n, size_t *map)
 {
@@ -304,21 +324,40 @@ batch_gather(struct bworker *w, size_t n, size_t *map)
 
 		if (j->ok != 1)
 			continue;
-		memset(&w->jb[k], 0, sizeof(w->jb[k]));
-		w->jb[k].in = j->in;
-		w->jb[k].in_len = j->in_len;
+		memset(&w->pj[k], 0, sizeof(w->pj[k]));
+		w->pj[k].mj.in = j->in;
+		w->pj[k].mj.in_len = j->in_len;
+		w->pj[k].done = batch_pool_done;
+		w->pj[k].arg = w;
 		map[k++] = i;
 	}
 	return k;
 }
 
+/* Run w->pj[0..k) on the pool and wait for all of them. */
 static void
-batch_count(struct brun *r, size_t k)
+batch_pool_group(struct bworker *w, size_t k)
 {
-	if (k == 0)
-		return;
-	atomic_fetch_add_explicit(&r->engine_batches, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&r->engine_items, k, memory_order_relaxed);
+	size_t sent = 0;
+
+	pthread_mutex_lock(&w->mu);
+	w->n_done = 0;
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < k; i++) {
+		/* queue_max holds every worker's whole group: only a broken pool refuses */
+		int rc = dime_pl_pool_submit(w->r->pool, w->r->lane, &w->pj[i], NULL);
+
+		if (rc == DIME_OK) {
+			sent++;
+			continue;
+		}
+		w->pj[i].mj.rc = rc;
+		w->pj[i].mj.why = "the worker pool refused the message";
+	}
+	pthread_mutex_lock(&w->mu);
+	while (w->n_done < sent)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* Take an engine output as the job's output, armored when asked. */
@@ -353,11 +392,10 @@ batch_run_engine(struct bworker *w, size_t n, size_t *map)
 
 	if (k == 0)
 		return;
-	(void)dime_pl_msg_run(w->pw, w->jb, k);
-	batch_count(r, k);
+	batch_pool_group(w, k);
 	for (size_t i = 0; i < k; i++) {
 		struct bjob *j = w->g[map[i]];
-		struct dime_pl_msg_job *b = &w->jb[i];
+		struct dime_pl_msg_job *b = &w->pj[i].mj;
 
 		/* the verdict line is kept for failures too: the caller reports it */
 		snprintf(j->line, sizeof(j->line), "%s", b->line);
@@ -886,10 +924,13 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 	unsigned started = 0;
 	size_t depth;
 	uint64_t t0 = batch_now_ns();
+	struct dime_pl_pool_conf pc;
+	unsigned w_sync = 0; /* workers whose mu and cv are set up */
 	int rc = DIME_OK, feeder_started = 0;
 
 	*why = "";
 	memset(sum, 0, sizeof(*sum));
+	memset(&pc, 0, sizeof(pc));
 	memset(&r, 0, sizeof(r));
 	if (conf == NULL || params == NULL || src == NULL || src->next == NULL ||
 	    conf->batch_max > BATCH_GROUP_MAX || conf->workers > 1024) {
@@ -930,22 +971,44 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 	}
 	if (rc != DIME_OK)
 		goto out;
+	/* the groups run on a pool of the run's size; every worker's whole group fits its
+	 * queue, so a submit is never refused */
+	pc.workers = r.workers;
+	pc.batch_max = r.batch_max;
+	pc.deadline_us = BATCH_POOL_DEADLINE_US;
+	pc.queue_max = (size_t)r.workers * r.batch_max;
 	if (bq_init(&r.jobq, depth) != 0 || bq_init(&r.writeq, depth) != 0 ||
-	    bq_init(&r.resq, depth) != 0 || (w = calloc(r.workers, sizeof(*w))) == NULL) {
+	    bq_init(&r.resq, depth) != 0 || (w = calloc(r.workers, sizeof(*w))) == NULL ||
+	    dime_pl_pool_new(&r.pool, &pc) != DIME_OK ||
+	    dime_pl_pool_lane(r.pool, &r.lane, r.pm) != DIME_OK) {
 		rc = DIME_E_NOMEM;
+		*why = "cannot set up the workers";
+		goto out;
+	}
+	for (; w_sync < r.workers; w_sync++) {
+		if (pthread_mutex_init(&w[w_sync].mu, NULL) != 0) {
+			rc = DIME_E_NOMEM;
+			break;
+		}
+		if (pthread_cond_init(&w[w_sync].cv, NULL) != 0) {
+			pthread_mutex_destroy(&w[w_sync].mu);
+			rc = DIME_E_NOMEM;
+			break;
+		}
+	}
+	if (rc != DIME_OK) {
+		*why = "cannot set up the workers";
 		goto out;
 	}
 	atomic_store(&r.live_workers, r.workers);
 	atomic_store(&r.live_producers, r.workers + 1);
 	for (unsigned i = 0; i < r.workers; i++) {
 		w[i].r = &r;
-		w[i].jb = calloc(r.batch_max, sizeof(*w[i].jb));
+		w[i].pj = calloc(r.batch_max, sizeof(*w[i].pj));
 		w[i].g = calloc(r.batch_max, sizeof(*w[i].g));
 		w[i].rd = calloc(r.batch_max, sizeof(*w[i].rd));
 		w[i].wr = calloc(r.batch_max, sizeof(*w[i].wr));
-		/* a KEK per message peeked, and one per extra hosted key tried */
-		if (dime_pl_msg_worker_new(&w[i].pw, r.pm, r.batch_max) != DIME_OK ||
-		    w[i].jb == NULL || w[i].g == NULL || w[i].rd == NULL || w[i].wr == NULL ||
+		if (w[i].pj == NULL || w[i].g == NULL || w[i].rd == NULL || w[i].wr == NULL ||
 		    (r.io != DIME_BATCH_IO_THREAD &&
 		     dime_ring_open(&w[i].ring, BATCH_RING_DEPTH,
 				    r.io == DIME_BATCH_IO_PLAIN ? DIME_RING_PLAIN
@@ -990,17 +1053,27 @@ out:
 	sum->workers = r.workers;
 	sum->stopped = batch_stopping();
 	sum->io = batch_io_name(r.io);
-	sum->engine_batches = atomic_load(&r.engine_batches);
-	sum->engine_items = atomic_load(&r.engine_items);
+	if (r.pool != NULL) {
+		struct dime_pl_pool_stats ps;
+
+		/* every group has run: the workers that waited on them are joined */
+		dime_pl_pool_stats(r.pool, &ps);
+		sum->engine_batches = ps.groups;
+		sum->engine_items = ps.jobs;
+	}
+	dime_pl_pool_free(r.pool);
 	if (w != NULL)
 		for (unsigned i = 0; i < r.workers; i++) {
 			dime_ring_close(w[i].ring);
-			dime_pl_msg_worker_free(w[i].pw);
-			free(w[i].jb);
+			free(w[i].pj);
 			free(w[i].g);
 			free(w[i].rd);
 			free(w[i].wr);
 		}
+	for (unsigned i = 0; i < w_sync; i++) {
+		pthread_cond_destroy(&w[i].cv);
+		pthread_mutex_destroy(&w[i].mu);
+	}
 	free(w);
 	bq_destroy(&r.jobq);
 	bq_destroy(&r.writeq);

@@ -52,7 +52,8 @@ struct tjob {
 	struct dime_pl_pool_job pj; /* first: done gets &pj */
 	unsigned idx, kind;
 	atomic_int ndone;
-	int seq; /* completion order (done_seq) */
+	int seq;	 /* completion order (done_seq) */
+	pthread_t where; /* the thread done ran on */
 };
 
 static atomic_int done_seq;
@@ -67,6 +68,7 @@ tjob_done(struct dime_pl_pool_job *j, void *arg)
 
 	atomic_fetch_add(&t->ndone, 1);
 	t->seq = atomic_fetch_add(&done_seq, 1);
+	t->where = pthread_self();
 	pthread_mutex_lock(&s->mu);
 	s->done++;
 	pthread_cond_broadcast(&s->cv);
@@ -645,6 +647,107 @@ test_free_drains(void)
 		tjob_check(&jobs[i], "free drains");
 }
 
+#ifdef DIME_TEST_POOL_LOOP
+/* ---- completions on a real loop: posted to its thread, cancel included ---- */
+
+struct tloop {
+	pthread_t tid;
+	struct dime_io_loop *l;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int ready, rc, may_free;
+};
+
+static void *
+tloop_main(void *arg)
+{
+	struct tloop *t = arg;
+	struct dime_io_loop *l = NULL;
+	int rc = dime_io_loop_new(&l, DIME_IO_AUTO);
+
+	pthread_mutex_lock(&t->mu);
+	t->l = l;
+	t->rc = rc;
+	t->ready = 1;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	if (rc == DIME_OK) {
+		if (dime_io_loop_run(l) != DIME_OK)
+			t->rc = DIME_E_IO;
+		/* run can return while dime_io_loop_stop, on the main thread, still writes the
+		 * loop's wake-up fd: free only once that call has returned */
+		pthread_mutex_lock(&t->mu);
+		while (!t->may_free)
+			pthread_cond_wait(&t->cv, &t->mu);
+		pthread_mutex_unlock(&t->mu);
+		dime_io_loop_free(l);
+	}
+	return NULL;
+}
+
+static void
+test_real_loop(void)
+{
+	unsigned lane[2];
+	struct dime_pl_pool *p;
+	struct tloop tl = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct tjob jobs[10];
+	struct gate g;
+
+	if (pthread_create(&tl.tid, NULL, tloop_main, &tl) != 0) {
+		t_fail("loop thread");
+		return;
+	}
+	pthread_mutex_lock(&tl.mu);
+	while (!tl.ready)
+		pthread_cond_wait(&tl.cv, &tl.mu);
+	pthread_mutex_unlock(&tl.mu);
+	if (tl.rc != DIME_OK) {
+		t_fail("dime_io_loop_new: %d", tl.rc);
+		pthread_join(tl.tid, NULL);
+		return;
+	}
+	if ((p = pool_of(1, 8, 1000, 0, lane)) == NULL) {
+		dime_io_loop_stop(tl.l);
+		pthread_mutex_lock(&tl.mu);
+		tl.may_free = 1;
+		pthread_cond_broadcast(&tl.cv);
+		pthread_mutex_unlock(&tl.mu);
+		pthread_join(tl.tid, NULL);
+		return;
+	}
+	ts_reset();
+	T_CHECK(gate_block(p, &g), "gate");
+	for (unsigned i = 0; i < 10; i++) {
+		tjob_init(&jobs[i], i % N_MSG, i % 2);
+		T_CHECK(dime_pl_pool_submit(p, lane[i % 2], &jobs[i].pj, tl.l) == DIME_OK,
+			"submit %u with a loop", i);
+	}
+	dime_pl_pool_cancel(p, &jobs[3].pj);
+	gate_open(&g);
+	T_CHECK(ts_wait(10), "loop: %zu of 10 completed", ts_count());
+	dime_pl_pool_free(p);
+	dime_io_loop_stop(tl.l);
+	pthread_mutex_lock(&tl.mu);
+	tl.may_free = 1;
+	pthread_cond_broadcast(&tl.cv);
+	pthread_mutex_unlock(&tl.mu);
+	pthread_join(tl.tid, NULL);
+	T_CHECK(tl.rc == DIME_OK, "dime_io_loop_run failed");
+	(void)gate_fini(&g);
+	for (unsigned i = 0; i < 10; i++)
+		T_CHECK(pthread_equal(jobs[i].where, tl.tid),
+			"job %u: done ran off the loop thread", i);
+	T_CHECK(atomic_load(&jobs[3].ndone) == 1 && jobs[3].pj.mj.rc == DIME_E_AGAIN &&
+		    strcmp(jobs[3].pj.mj.why, "cancelled") == 0,
+		"cancelled job on a loop: done %d, rc %d", atomic_load(&jobs[3].ndone),
+		jobs[3].pj.mj.rc);
+	for (unsigned i = 0; i < 10; i++)
+		if (i != 3)
+			tjob_check(&jobs[i], "loop");
+}
+#endif
+
 static void
 test_conf(void)
 {
@@ -698,6 +801,11 @@ main(void)
 	test_backpressure();
 	test_cancel();
 	test_free_drains();
+#ifdef DIME_TEST_POOL_LOOP
+	test_real_loop();
+#else
+	printf("completions on a real loop: not tested (io/src/loop.c is not in this tree)\n");
+#endif
 	for (unsigned k = 0; k < 2; k++) {
 		for (unsigned i = 0; i < N_MSG; i++)
 			dime_msg_free(wants[k][i].out, wants[k][i].out_len);
