@@ -800,8 +800,10 @@ dime_io_loop_post(struct dime_io_loop *l, void (*fn)(void *arg), void *arg)
 	else
 		l->post_head = p;
 	l->post_tail = p;
-	pthread_mutex_unlock(&l->post_mu);
+	/* Wake under the lock: once it is released the loop may run p, return and be freed, so
+	 * the eventfd must not be touched after (dime_io_loop_free takes the lock too). */
 	loop_wake(l);
+	pthread_mutex_unlock(&l->post_mu);
 	return DIME_OK;
 }
 
@@ -953,6 +955,9 @@ dime_io_loop_free(struct dime_io_loop *l)
 		next = p->next;
 		free(p);
 	}
+	/* a poster still inside dime_io_loop_post (waking us) finishes before the fd closes */
+	pthread_mutex_lock(&l->post_mu);
+	pthread_mutex_unlock(&l->post_mu);
 	pthread_mutex_destroy(&l->post_mu);
 	close(l->efd);
 	free(l->rxbuf);

@@ -19,11 +19,6 @@
 #include "dime/pool.h"
 #include "pool_thread.h"
 
-/* io/ is built in parallel with this file: a weak reference links without the loop. A job
- * can only name a loop made by dime_io_loop_new, which lives in the same object as
- * dime_io_loop_post, so a non-NULL loop always finds the function linked. */
-#pragma weak dime_io_loop_post
-
 #define POOL_WORKERS_MAX 1024u
 #define POOL_BATCH_MAX	 1024u
 #define POOL_CALL_LANE	 0xffffffffu /* j->lane of a dime_pl_pool_call job */

@@ -647,7 +647,6 @@ test_free_drains(void)
 		tjob_check(&jobs[i], "free drains");
 }
 
-#ifdef DIME_TEST_POOL_LOOP
 /* ---- completions on a real loop: posted to its thread, cancel included ---- */
 
 struct tloop {
@@ -746,7 +745,6 @@ test_real_loop(void)
 		if (i != 3)
 			tjob_check(&jobs[i], "loop");
 }
-#endif
 
 static void
 test_conf(void)
@@ -801,11 +799,7 @@ main(void)
 	test_backpressure();
 	test_cancel();
 	test_free_drains();
-#ifdef DIME_TEST_POOL_LOOP
 	test_real_loop();
-#else
-	printf("completions on a real loop: not tested (io/src/loop.c is not in this tree)\n");
-#endif
 	for (unsigned k = 0; k < 2; k++) {
 		for (unsigned i = 0; i < N_MSG; i++)
 			dime_msg_free(wants[k][i].out, wants[k][i].out_len);
