@@ -14,6 +14,7 @@ int bench_micro_main(int argc, char **argv);
 int bench_capacity_main(int argc, char **argv);
 int bench_peers_main(int argc, char **argv);
 int bench_kernels_main(int argc, char **argv);
+int bench_dmtp_main(int argc, char **argv);
 
 /* bench/kernels.c: timing helpers for the kernel comparisons (bench/kern_*.c). */
 double bench_kern_now(void);

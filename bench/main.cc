@@ -15,6 +15,7 @@ static const char usage[] =
     "       dime-bench capacity --recommend [--ops OP] [--sizes SIZE] [--batches 1,8,16,32,64]\n"
     "       dime-bench peers [--sizes 1k,10k,100k,1m] [--count N] [--progress]\n"
     "       dime-bench kernels [--repeats R]\n"
+    "       dime-bench dmtp [--clients 1,8,64] [--count N] [--size SIZE] [--idle N]\n"
     "       dime-bench COMMAND --help: what it does, every option and its default\n";
 
 int
@@ -34,6 +35,8 @@ main(int argc, char **argv)
 		return bench_peers_main(argc - 1, argv + 1);
 	if (std::strcmp(argv[1], "kernels") == 0)
 		return bench_kernels_main(argc - 1, argv + 1);
+	if (std::strcmp(argv[1], "dmtp") == 0)
+		return bench_dmtp_main(argc - 1, argv + 1);
 	std::fprintf(stderr, "dime-bench: unknown command %s\n%s", argv[1], usage);
 	return 2;
 }
