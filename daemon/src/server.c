@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "dime/codec.h"
 #include "dime/server.h"
 #include "dime/signet.h"
 
@@ -320,4 +323,38 @@ dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a, char **arm
 	a->armor = *armor;
 	a->armor_len = *armor != NULL ? strlen(*armor) : 0;
 	return DIME_OK;
+}
+
+int
+dime_server_msg_id(uint8_t hash[64], char id[DIME_DMTP_SESS_HASH_CHARS + 1], const uint8_t *msg,
+		   size_t len)
+{
+	size_t n = 0;
+
+	memset(id, 0, DIME_DMTP_SESS_HASH_CHARS + 1);
+	if (crypto_hash_sha512(hash, len > 0 ? msg : (const uint8_t *)"", len) != 0 ||
+	    dime_b64_encode(id, DIME_DMTP_SESS_HASH_CHARS + 1, &n, hash, 64, DIME_B64_NOPAD) !=
+		DIME_OK ||
+	    n != DIME_DMTP_SESS_HASH_CHARS) {
+		memset(hash, 0, 64);
+		memset(id, 0, DIME_DMTP_SESS_HASH_CHARS + 1);
+		return DIME_E_CRYPTO;
+	}
+	return DIME_OK;
+}
+
+enum dime_dmtp_verdict
+dime_server_accept_verdict(int rc)
+{
+	switch (rc) {
+	case DIME_OK: return DIME_DMTP_V_ACCEPTED;
+	case DIME_E_TRUNCATED:
+	case DIME_E_MALFORMED:
+	case DIME_E_TRAILING:
+	case DIME_E_LIMIT:
+	case DIME_E_INVALID: return DIME_DMTP_V_INVALID;
+	case DIME_E_BADSIG: return DIME_DMTP_V_BAD_ORIGIN;
+	case DIME_E_NOTFOUND: return DIME_DMTP_V_UNKNOWN_RECIPIENT;
+	default: return DIME_DMTP_V_TEMPFAIL;
+	}
 }

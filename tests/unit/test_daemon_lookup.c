@@ -1,11 +1,14 @@
 /* dimed's store lookups for MAIL, RCPT, SGNT, HIST and VRFY (dime_server_lookup) over a store
  * made with the dime CLI: a hosted org and a user with two signet versions. Each verdict of
- * docs/dimed.md "Lookups", and the armor served decodes to the signet the command named. */
+ * docs/dimed.md "Lookups", and the armor served decodes to the signet the command named. Then
+ * the DATA side: the 254 identifier against a known SHA-512, and the verdicts of real ACCEPT
+ * jobs (a good message, author output without the origin's signature, a flipped byte, junk). */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dime/plmsg.h"
 #include "dime/server.h"
 #include "dime/signet.h"
 #include "tlib.h"
@@ -113,6 +116,160 @@ check(struct dime_store *st, const char *line, enum dime_dmtp_verdict want, cons
 	free(armor);
 }
 
+/* One ACCEPT job through a fresh run, as a pool worker would run it. Returns: the job's rc. */
+static int
+accept_one(struct dime_pl_dir *dir, const uint8_t *in, size_t len)
+{
+	struct dime_pl_msg_conf c;
+	struct dime_pl_msg *m = NULL;
+	struct dime_pl_msg_worker *w = NULL;
+	struct dime_pl_msg_job j;
+	char why[DIME_PL_MSG_WHY_MAX];
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	memset(&j, 0, sizeof(j));
+	c.op = DIME_PL_MSG_ACCEPT;
+	if (dime_pl_msg_new(&m, why, sizeof(why), dir, &c) != DIME_OK ||
+	    dime_pl_msg_worker_new(&w, m, 1) != DIME_OK) {
+		t_fail("accept run: %s", why);
+		dime_pl_msg_free(m);
+		return DIME_E_INVALID;
+	}
+	j.in = in;
+	j.in_len = len;
+	(void)dime_pl_msg_run(w, &j, 1);
+	rc = j.rc;
+	dime_pl_msg_job_clear(&j);
+	dime_pl_msg_worker_free(w);
+	dime_pl_msg_free(m);
+	return rc;
+}
+
+/* Wrap a mail from alice to bob with the CLI's library path (dime_pl_msg WRAP). */
+static int
+wrap_one(struct dime_pl_dir *dir, int origin_sign, uint8_t **out, size_t *out_len)
+{
+	static const char mail[] = "From: alice@alpha.example\r\nTo: bob@alpha.example\r\n"
+				   "Subject: hi\r\n\r\nhello\r\n";
+	struct dime_pl_msg_conf c;
+	struct dime_pl_msg *m = NULL;
+	struct dime_pl_msg_worker *w = NULL;
+	struct dime_pl_msg_job j;
+	char why[DIME_PL_MSG_WHY_MAX];
+
+	memset(&c, 0, sizeof(c));
+	memset(&j, 0, sizeof(j));
+	c.op = DIME_PL_MSG_WRAP;
+	c.from = "alice@alpha.example";
+	c.to = "bob@alpha.example";
+	c.origin_sign = origin_sign;
+	*out = NULL;
+	if (dime_pl_msg_new(&m, why, sizeof(why), dir, &c) != DIME_OK ||
+	    dime_pl_msg_worker_new(&w, m, 1) != DIME_OK) {
+		t_fail("wrap run: %s", why);
+		dime_pl_msg_free(m);
+		return DIME_E_INVALID;
+	}
+	j.in = (const uint8_t *)mail;
+	j.in_len = sizeof(mail) - 1;
+	(void)dime_pl_msg_run(w, &j, 1);
+	if (j.rc == DIME_OK) {
+		*out = malloc(j.out_len);
+		if (*out == NULL)
+			abort();
+		memcpy(*out, j.out, j.out_len);
+		*out_len = j.out_len;
+	} else {
+		t_fail("wrap: %s", j.why);
+	}
+	dime_pl_msg_job_clear(&j);
+	dime_pl_msg_worker_free(w);
+	dime_pl_msg_free(m);
+	return *out != NULL ? DIME_OK : DIME_E_INVALID;
+}
+
+static void
+test_data_side(const char *path)
+{
+	static const struct {
+		int rc;
+		enum dime_dmtp_verdict want;
+	} map[] = {
+	    {DIME_OK, DIME_DMTP_V_ACCEPTED},
+	    {DIME_E_TRUNCATED, DIME_DMTP_V_INVALID},
+	    {DIME_E_MALFORMED, DIME_DMTP_V_INVALID},
+	    {DIME_E_TRAILING, DIME_DMTP_V_INVALID},
+	    {DIME_E_LIMIT, DIME_DMTP_V_INVALID},
+	    {DIME_E_INVALID, DIME_DMTP_V_INVALID},
+	    {DIME_E_BADSIG, DIME_DMTP_V_BAD_ORIGIN},
+	    {DIME_E_NOTFOUND, DIME_DMTP_V_UNKNOWN_RECIPIENT},
+	    {DIME_E_NOMEM, DIME_DMTP_V_TEMPFAIL},
+	    {DIME_E_IO, DIME_DMTP_V_TEMPFAIL},
+	    {DIME_E_AGAIN, DIME_DMTP_V_TEMPFAIL},
+	    {DIME_E_CRYPTO, DIME_DMTP_V_TEMPFAIL},
+	};
+	uint8_t hash[64], *good = NULL, *unsig = NULL, junk[300];
+	size_t good_len = 0, unsig_len = 0;
+	char id[DIME_DMTP_SESS_HASH_CHARS + 1];
+	struct dime_pl_dir *dir = NULL;
+	const char *why = "";
+	int rc;
+
+	T_CHECK(dime_server_msg_id(hash, id, (const uint8_t *)"abc", 3) == DIME_OK &&
+		    strcmp(id,
+			   "3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q"
+			   "86A4qmslPpUyknw") == 0 &&
+		    hash[0] == 0xdd && hash[63] == 0x9f,
+		"msg id of \"abc\": got %s", id);
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		T_CHECK(dime_server_accept_verdict(map[i].rc) == map[i].want,
+			"accept verdict of %d: got %d, want %d", map[i].rc,
+			(int)dime_server_accept_verdict(map[i].rc), (int)map[i].want);
+
+	if (run(path, "user create alice@alpha.example") != 0 ||
+	    dime_pl_dir_open(&dir, path, &why) != DIME_OK) {
+		t_fail("directory: %s", why);
+		return;
+	}
+	if (wrap_one(dir, 1, &good, &good_len) != DIME_OK ||
+	    wrap_one(dir, 0, &unsig, &unsig_len) != DIME_OK)
+		goto out;
+	rc = accept_one(dir, good, good_len);
+	T_CHECK(dime_server_accept_verdict(rc) == DIME_DMTP_V_ACCEPTED, "good message: rc %d", rc);
+	/* Author output has no origin signature: 578 (spec, DATA). */
+	rc = accept_one(dir, unsig, unsig_len);
+	T_CHECK(dime_server_accept_verdict(rc) == DIME_DMTP_V_BAD_ORIGIN, "unsigned: rc %d", rc);
+	/* Flipped bits across the message: a tampered message is refused for good (578 or 451 DATA
+	 * CORRUPTED), never a temporary failure that invites a retry. Bytes the destination cannot
+	 * check (the author's encrypted signatures) may pass: that is the engine's accept rule. */
+	{
+		size_t n_bad = 0;
+
+		for (size_t i = 0; i < good_len; i += 97) {
+			enum dime_dmtp_verdict v;
+
+			good[i] ^= 0x01;
+			v = dime_server_accept_verdict(accept_one(dir, good, good_len));
+			good[i] ^= 0x01;
+			n_bad += v == DIME_DMTP_V_BAD_ORIGIN;
+			T_CHECK(v == DIME_DMTP_V_BAD_ORIGIN || v == DIME_DMTP_V_INVALID ||
+				    v == DIME_DMTP_V_UNKNOWN_RECIPIENT || v == DIME_DMTP_V_ACCEPTED,
+				"byte %zu flipped: verdict %d", i, (int)v);
+		}
+		T_CHECK(n_bad > 0, "no flipped byte gave 578");
+	}
+	memset(junk, 'j', sizeof(junk));
+	rc = accept_one(dir, junk, sizeof(junk));
+	T_CHECK(dime_server_accept_verdict(rc) == DIME_DMTP_V_INVALID, "junk: rc %d", rc);
+	rc = accept_one(dir, good, 7);
+	T_CHECK(dime_server_accept_verdict(rc) == DIME_DMTP_V_INVALID, "truncated: rc %d", rc);
+out:
+	free(good);
+	free(unsig);
+	dime_pl_dir_close(dir);
+}
+
 int
 main(void)
 {
@@ -218,6 +375,9 @@ main(void)
 		T_CHECK(dime_server_lookup(st, &a, &armor, &q) == DIME_E_INVALID && armor == NULL,
 			"DATA query looked up");
 	}
+	dime_store_close(st);
+	st = NULL;
+	test_data_side(path);
 out:
 	dime_store_close(st);
 	t_rm_rf(t_dir);

@@ -5,6 +5,9 @@
  * VRFY, looked up in the embedded store. The listeners and connections that call it from the
  * io loops through the worker pool (dime_pl_pool_call) are not written yet (docs/dimed.md). */
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "dime/common.h"
 #include "dime/dmtp_session.h"
 #include "dime/store.h"
@@ -32,6 +35,24 @@ extern "C" {
  *      zeroed and *armor NULL. Thread-safety: as st's (one store handle per thread). */
 DIME_MUST_CHECK int dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a,
 				       char **armor, const struct dime_dmtp_query *q);
+
+/* The transaction identifier of 254 ACCEPTED= and 255 DUPLICATE= (spec, DATA): SHA-512 of the
+ * binary message, base64 without padding, exactly 86 characters. The same bytes key the
+ * duplicate table (dime_store_seen_*).
+ * Out: hash (64 bytes), id (NUL-terminated); both zeroed on failure.
+ * Returns: DIME_OK or DIME_E_CRYPTO. */
+DIME_MUST_CHECK int dime_server_msg_id(uint8_t hash[64], char id[DIME_DMTP_SESS_HASH_CHARS + 1],
+				       const uint8_t *msg, size_t len);
+
+/* The DATA verdict for the rc of an ACCEPT job (dime_pl_msg_accept) that failed:
+ *  framing errors (TRUNCATED, MALFORMED, TRAILING, LIMIT, INVALID) -> INVALID (451 DATA
+ *  CORRUPTED: not a D/MIME message we can read);
+ *  BADSIG -> BAD_ORIGIN (578: the origin's signature, or a keyslot, does not verify; toward a
+ *  peer these are one, STYLE.md section 3);
+ *  NOTFOUND -> UNKNOWN_RECIPIENT (510: no hosted party for the envelope);
+ *  anything else (NOMEM, IO, AGAIN, CRYPTO, NOSPACE) -> TEMPFAIL (451, retry).
+ * DIME_OK is no failure: ACCEPTED (the caller spools before it answers). */
+enum dime_dmtp_verdict dime_server_accept_verdict(int rc);
 
 #ifdef __cplusplus
 }
