@@ -14,10 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef DIME_HAVE_JEMALLOC
-#include <jemalloc/jemalloc.h>
-#endif
-
 #include "bq.h"
 #include "dime/batch.h"
 #include "dime/codec.h"
@@ -28,6 +24,7 @@
 #include "dime/ring.h"
 #include "dime/dir.h"
 #include "dime/plmsg.h"
+#include "pool_thread.h"
 
 #define BATCH_LINE_MAX	 (2 * DIME_MSG_ADDR_MAX + DIME_MSG_BOUNCE_REASON_MAX + 64)
 #define BATCH_IN_MAX	 ((size_t)DIME_MSG_MAX_BYTES * 2) /* armored input of a 1 GiB message */
@@ -204,20 +201,6 @@ static int
 batch_has_out_dir(const struct brun *r)
 {
 	return r->sink != NULL && r->sink->dir != NULL;
-}
-
-/* Bind the calling thread to an arena of its own: the workers' many short-lived message
- * buffers then never contend on one allocator lock. */
-static void
-batch_own_arena(void)
-{
-#ifdef DIME_HAVE_JEMALLOC
-	unsigned arena = 0;
-	size_t sz = sizeof(arena);
-
-	if (mallctl("arenas.create", &arena, &sz, NULL, 0) == 0)
-		(void)mallctl("thread.arena", NULL, NULL, &arena, sizeof(arena));
-#endif
 }
 
 /* ---- reading and decoding inputs ---- */
@@ -516,7 +499,7 @@ batch_worker(void *arg)
 	struct bworker *w = arg;
 	struct brun *r = w->r;
 
-	batch_own_arena();
+	dime_pl_thread_start(); /* an arena of its own (pool_thread.h) */
 	for (;;) {
 		size_t n = bq_pop_many(&r->jobq, (void **)w->g, r->batch_max, -1);
 

@@ -63,8 +63,8 @@ typedef void (*dime_io_accept_fn)(void *ctx, int fd, const struct sockaddr *peer
 
 /* Listen on a bound, listening socket fd (the loop takes ownership). Returns: DIME_OK,
  * DIME_E_NOMEM, DIME_E_IO. */
-DIME_MUST_CHECK int dime_io_listen(struct dime_io_loop *l, struct dime_io_listener **out,
-				   int fd, dime_io_accept_fn on_accept, void *ctx);
+DIME_MUST_CHECK int dime_io_listen(struct dime_io_loop *l, struct dime_io_listener **out, int fd,
+				   dime_io_accept_fn on_accept, void *ctx);
 /* Stop accepting and close the socket. NULL-safe. */
 void dime_io_listener_close(struct dime_io_listener *ls);
 
@@ -74,6 +74,12 @@ void dime_io_listener_close(struct dime_io_listener *ls);
 int dime_io_tcp_listen(const char *host, unsigned port, unsigned *bound_port);
 
 /* ---- connections ---- */
+
+/* Bytes a connection may hold queued for sending (ciphertext, plus plaintext waiting for a TLS
+ * handshake): dime_io_conn_send past it fails with DIME_E_LIMIT and queues nothing. */
+#define DIME_IO_SEND_CAP ((size_t)1 << 20)
+/* How long dime_io_conn_close(c, 1) waits for the queue to drain before closing anyway. */
+#define DIME_IO_LINGER_MS 2000u
 
 struct dime_io_conn_ops {
 	/* Received bytes (plaintext after TLS). Must consume all n (buffer what it keeps). */
@@ -85,6 +91,9 @@ struct dime_io_conn_ops {
 	/* Last call for this connection: the peer closed (err 0), an error (err = errno, or
 	 * EPROTO for TLS), or dime_io_conn_close. The conn is freed after it returns. */
 	void (*on_close)(void *ctx, int err);
+	/* The send queue has emptied after dime_io_conn_send queued bytes: a writer paused for
+	 * back-pressure resumes here. Every callback may be NULL (on_data NULL discards). */
+	void (*on_drain)(void *ctx);
 };
 
 /* Wrap an accepted or connected non-blocking fd (the conn takes ownership). Reading starts at
@@ -99,6 +108,9 @@ void dime_io_conn_pause(struct dime_io_conn *c, int paused);
 /* Begin a server-side TLS handshake with ctx (the caller picks the certificate, SNI through
  * ctx's own callbacks). Bytes received and not yet delivered are discarded first (STARTTLS
  * injection): only bytes after the handshake reach on_data. on_tls reports the outcome.
+ * Queue the go-ahead reply (220) with dime_io_conn_send in the same callback, just before this
+ * call: sends leave only after the discard, so no byte the peer sent after seeing the reply is
+ * lost.
  * Returns: DIME_OK, DIME_E_NOMEM, DIME_E_INVALID (TLS already on). */
 DIME_MUST_CHECK int dime_io_conn_start_tls(struct dime_io_conn *c, SSL_CTX *ctx);
 /* The same, client side; host is sent as SNI (may be NULL). */
@@ -118,8 +130,8 @@ size_t dime_io_conn_pending(const struct dime_io_conn *c);
 /* ---- timers ---- */
 
 /* One-shot: fn(arg) after ms. Returns: DIME_OK, DIME_E_NOMEM. Out: *t (may be NULL). */
-DIME_MUST_CHECK int dime_io_timer_add(struct dime_io_loop *l, struct dime_io_timer **t,
-				      unsigned ms, void (*fn)(void *arg), void *arg);
+DIME_MUST_CHECK int dime_io_timer_add(struct dime_io_loop *l, struct dime_io_timer **t, unsigned ms,
+				      void (*fn)(void *arg), void *arg);
 /* Cancel a timer that has not fired. NULL-safe. */
 void dime_io_timer_cancel(struct dime_io_timer *t);
 

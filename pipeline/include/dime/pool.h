@@ -9,9 +9,9 @@
  * (dime_io_loop_post), or on the worker thread when no loop is given.
  *
  * Back-pressure: at most queue_max jobs wait; submit then returns DIME_E_AGAIN at once (the
- * server answers 451/421 and stops reading). Cancellation: dime_pl_pool_cancel. Inputs are borrowed until the
- * completion; outputs are the caller's to clear (dime_pl_msg_job_clear wipes them). Workers
- * wipe their scratch after every group. */
+ * server answers 451/421 and stops reading). Cancellation: dime_pl_pool_cancel. Inputs are borrowed
+ * until the completion; outputs are the caller's to clear (dime_pl_msg_job_clear wipes them).
+ * Workers wipe their scratch after every group. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -75,7 +75,9 @@ DIME_MUST_CHECK int dime_pl_pool_call(struct dime_pl_pool *p, struct dime_pl_poo
 				      struct dime_io_loop *loop);
 /* The submitter no longer wants j (its connection died). A job still queued is removed and
  * completes with mj.rc = DIME_E_AGAIN, mj.why = "cancelled", without running; a running one
- * completes normally. Either way done still runs exactly once (free j there). Any thread. */
+ * completes normally. Either way done still runs exactly once (free j there): posted to its
+ * loop, or, when it was submitted with no loop, inside this call. Any thread; only before
+ * done has run. */
 void dime_pl_pool_cancel(struct dime_pl_pool *p, struct dime_pl_pool_job *j);
 
 struct dime_pl_pool_stats {
