@@ -65,9 +65,21 @@ static const char *const store_migration_v2[] = {
     NULL,
 };
 
+/* v4: the SHA-512 of every message a DMTP DATA accepted, so a retransmission gets
+ * 255 DUPLICATE (spec Part 7) instead of a second delivery. WITHOUT ROWID: the hash is the key. */
+static const char *const store_migration_v4[] = {
+    "CREATE TABLE seen ("
+    " hash BLOB PRIMARY KEY CHECK (length(hash) = 64),"
+    " received INTEGER NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1))"
+    ") WITHOUT ROWID",
+    "PRAGMA user_version = 4",
+    NULL,
+};
+
 /* v3: the secrets meta table (seal.c); key rows still in plaintext are sealed by dime_seal_new. */
 static const char *const *const store_migrations[] = {store_migration_v1, store_migration_v2,
-						      dime_seal_migration};
+						      dime_seal_migration, store_migration_v4};
 #define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 static void store_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -1045,4 +1057,117 @@ dime_store_rekey_secrets(struct dime_store *st, size_t *n_keys, enum dime_store_
 	if (n_keys != NULL)
 		*n_keys = rc == DIME_OK ? n : 0;
 	return rc;
+}
+
+/* Run one statement binding (hash, a, b) to ?1..?3 (unused ones ignored). Returns: a SQLite
+ * code; *changes the rows changed. */
+static int
+store_seen_exec(struct dime_store *st, const char *sql, const uint8_t hash[DIME_STORE_SEEN_BYTES],
+		int64_t a, int b, int *changes)
+{
+	sqlite3_stmt *stmt = NULL;
+	int src, np;
+
+	*changes = 0;
+	if ((src = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL)) != SQLITE_OK)
+		goto out;
+	np = sqlite3_bind_parameter_count(stmt);
+	if ((src = sqlite3_bind_blob(stmt, 1, hash, DIME_STORE_SEEN_BYTES, SQLITE_STATIC)) !=
+		SQLITE_OK ||
+	    (np >= 2 && (src = sqlite3_bind_int64(stmt, 2, a)) != SQLITE_OK) ||
+	    (np >= 3 && (src = sqlite3_bind_int(stmt, 3, b)) != SQLITE_OK))
+		goto out;
+	if ((src = sqlite3_step(stmt)) == SQLITE_DONE) {
+		src = SQLITE_OK;
+		*changes = sqlite3_changes(st->db);
+	}
+out:
+	(void)sqlite3_finalize(stmt); /* errors were taken from step already */
+	return src;
+}
+
+int
+dime_store_seen_put(struct dime_store *st, const uint8_t hash[DIME_STORE_SEEN_BYTES], int *already)
+{
+	int src, changes;
+
+	DIME_ASSERT(st != NULL && hash != NULL && already != NULL);
+	*already = 0;
+	/* One statement, so atomic against every other connection: of two racing accepts of
+	 * the same message exactly one inserts (changes == 1); the other learns it was seen. */
+	src = store_seen_exec(st,
+			      "INSERT INTO seen (hash, received, state) VALUES (?1, ?2, 0) "
+			      "ON CONFLICT (hash) DO NOTHING",
+			      hash, (int64_t)time(NULL), 0, &changes);
+	if (src != SQLITE_OK)
+		return store_err(src);
+	*already = changes == 0;
+	return DIME_OK;
+}
+
+int
+dime_store_seen_get(struct dime_store *st, const uint8_t hash[DIME_STORE_SEEN_BYTES],
+		    int64_t *received, enum dime_store_seen_state *state)
+{
+	sqlite3_stmt *stmt = NULL;
+	int src, rc;
+
+	DIME_ASSERT(st != NULL && hash != NULL);
+	if (received != NULL)
+		*received = 0;
+	if (state != NULL)
+		*state = DIME_STORE_SEEN_ACCEPTED;
+	if ((src = sqlite3_prepare_v2(st->db, "SELECT received, state FROM seen WHERE hash = ?1",
+				      -1, &stmt, NULL)) != SQLITE_OK ||
+	    (src = sqlite3_bind_blob(stmt, 1, hash, DIME_STORE_SEEN_BYTES, SQLITE_STATIC)) !=
+		SQLITE_OK) {
+		rc = store_err(src);
+		goto out;
+	}
+	src = sqlite3_step(stmt);
+	if (src == SQLITE_DONE) {
+		rc = DIME_E_NOTFOUND;
+		goto out;
+	}
+	if (src != SQLITE_ROW) {
+		rc = store_err(src);
+		goto out;
+	}
+	if (received != NULL)
+		*received = sqlite3_column_int64(stmt, 0);
+	if (state != NULL)
+		*state = sqlite3_column_int(stmt, 1) == 1 ? DIME_STORE_SEEN_DELIVERED
+							  : DIME_STORE_SEEN_ACCEPTED;
+	rc = DIME_OK;
+out:
+	(void)sqlite3_finalize(stmt);
+	return rc;
+}
+
+int
+dime_store_seen_set_state(struct dime_store *st, const uint8_t hash[DIME_STORE_SEEN_BYTES],
+			  enum dime_store_seen_state state)
+{
+	int src, changes;
+
+	DIME_ASSERT(st != NULL && hash != NULL);
+	if (state != DIME_STORE_SEEN_ACCEPTED && state != DIME_STORE_SEEN_DELIVERED)
+		return DIME_E_INVALID;
+	src = store_seen_exec(st, "UPDATE seen SET state = ?3 WHERE hash = ?1", hash, 0, (int)state,
+			      &changes);
+	if (src != SQLITE_OK)
+		return store_err(src);
+	return changes > 0 ? DIME_OK : DIME_E_NOTFOUND;
+}
+
+int
+dime_store_seen_del(struct dime_store *st, const uint8_t hash[DIME_STORE_SEEN_BYTES])
+{
+	int src, changes;
+
+	DIME_ASSERT(st != NULL && hash != NULL);
+	src = store_seen_exec(st, "DELETE FROM seen WHERE hash = ?1", hash, 0, 0, &changes);
+	if (src != SQLITE_OK)
+		return store_err(src);
+	return changes > 0 ? DIME_OK : DIME_E_NOTFOUND;
 }

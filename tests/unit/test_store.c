@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -108,7 +110,7 @@ test_open_modes(void)
 		stmt = NULL;
 		if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
 		    sqlite3_step(stmt) == SQLITE_ROW)
-			T_CHECK(sqlite3_column_int(stmt, 0) == 3, "user_version: got %d, want 3",
+			T_CHECK(sqlite3_column_int(stmt, 0) == 4, "user_version: got %d, want 4",
 				sqlite3_column_int(stmt, 0));
 		else
 			t_fail("user_version query: %s", sqlite3_errmsg(raw));
@@ -515,8 +517,8 @@ test_settings(void)
 	int rc = dime_store_settings(st, &set);
 
 	T_CHECK(rc == DIME_OK && set.synchronous == 2 && set.secure_delete == 1 &&
-		    set.schema_version == 3 && set.busy_ms >= 5000,
-		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 3 >=5000",
+		    set.schema_version == 4 && set.busy_ms >= 5000,
+		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 4 >=5000",
 		rc, set.synchronous, set.secure_delete, set.schema_version, set.busy_ms);
 	dime_store_close(st);
 }
@@ -716,7 +718,121 @@ test_migrate_v1(void)
 		    DIME_E_NOTFOUND,
 		"a v1 foreign user signet is still served");
 	free(blob);
+	{
+		/* the v4 table exists after migrating from v1 */
+		uint8_t h[DIME_STORE_SEEN_BYTES] = {1};
+		int already = -1;
+
+		T_CHECK(dime_store_seen_put(st, h, &already) == DIME_OK && already == 0,
+			"seen_put on a migrated store: already %d", already);
+	}
 	dime_store_close(st);
+}
+
+/* The 255 DUPLICATE table: insert-or-report, lookups, states, deletion, persistence. */
+static void
+test_seen(void)
+{
+	struct dime_store *st = t_open(t_path("seen.db"));
+	uint8_t h1[DIME_STORE_SEEN_BYTES], h2[DIME_STORE_SEEN_BYTES];
+	enum dime_store_seen_state state = DIME_STORE_SEEN_DELIVERED;
+	int64_t received = -1;
+	int64_t now = (int64_t)time(NULL);
+	int already = -1, rc;
+
+	memset(h1, 0xa5, sizeof(h1));
+	memcpy(h2, h1, sizeof(h2));
+	h2[63] ^= 1; /* differs in the last byte only: the whole hash is the key */
+	rc = dime_store_seen_get(st, h1, &received, &state);
+	T_CHECK(rc == DIME_E_NOTFOUND && received == 0 && state == DIME_STORE_SEEN_ACCEPTED,
+		"get before put: got %d %lld %d, want NOTFOUND 0 0", rc, (long long)received,
+		(int)state);
+	rc = dime_store_seen_put(st, h1, &already);
+	T_CHECK(rc == DIME_OK && already == 0, "first put: got %d already %d, want ok 0", rc,
+		already);
+	rc = dime_store_seen_put(st, h1, &already);
+	T_CHECK(rc == DIME_OK && already == 1, "second put: got %d already %d, want ok 1", rc,
+		already);
+	rc = dime_store_seen_put(st, h2, &already);
+	T_CHECK(rc == DIME_OK && already == 0, "other hash: got %d already %d, want ok 0", rc,
+		already);
+	rc = dime_store_seen_get(st, h1, &received, &state);
+	T_CHECK(rc == DIME_OK && received >= now - 5 && received <= now + 5 &&
+		    state == DIME_STORE_SEEN_ACCEPTED,
+		"get: got %d %lld %d", rc, (long long)received, (int)state);
+	T_CHECK(dime_store_seen_set_state(st, h1, DIME_STORE_SEEN_DELIVERED) == DIME_OK,
+		"set_state delivered");
+	T_CHECK(dime_store_seen_set_state(st, h1, (enum dime_store_seen_state)7) == DIME_E_INVALID,
+		"set_state 7 accepted");
+	dime_store_close(st);
+
+	/* persistent across handles */
+	st = t_open(t_path("seen.db"));
+	rc = dime_store_seen_get(st, h1, NULL, &state);
+	T_CHECK(rc == DIME_OK && state == DIME_STORE_SEEN_DELIVERED,
+		"reopened: got %d state %d, want ok delivered", rc, (int)state);
+	rc = dime_store_seen_put(st, h1, &already);
+	T_CHECK(rc == DIME_OK && already == 1, "reopened put: already %d, want 1", already);
+	T_CHECK(dime_store_seen_del(st, h1) == DIME_OK, "del");
+	T_CHECK(dime_store_seen_del(st, h1) == DIME_E_NOTFOUND, "del twice");
+	T_CHECK(dime_store_seen_set_state(st, h1, DIME_STORE_SEEN_DELIVERED) == DIME_E_NOTFOUND,
+		"set_state of a deleted hash");
+	rc = dime_store_seen_put(st, h1, &already);
+	T_CHECK(rc == DIME_OK && already == 0, "put after del: already %d, want 0", already);
+	dime_store_close(st);
+}
+
+/* Processes racing to accept the same messages: each hash is new for exactly one of them. */
+static void
+test_seen_race(void)
+{
+	enum { PROCS = 4, HASHES = 50 };
+	const char *path = t_path("race.db");
+	pid_t pid[PROCS];
+	int fds[PROCS][2], firsts = 0;
+	struct dime_store *st = t_open(path);
+
+	dime_store_close(st); /* created and migrated once, before the race */
+	for (int p = 0; p < PROCS; p++) {
+		if (pipe(fds[p]) != 0 || (pid[p] = fork()) < 0) {
+			t_fail("pipe/fork");
+			return;
+		}
+		if (pid[p] == 0) {
+			struct dime_store *cst = NULL;
+			char err[256];
+			int mine = 0;
+
+			close(fds[p][0]);
+			if (dime_store_open(&cst, path, err, sizeof(err)) != DIME_OK)
+				_exit(2);
+			for (int i = 0; i < HASHES; i++) {
+				uint8_t h[DIME_STORE_SEEN_BYTES] = {0};
+				int already = 1;
+
+				h[0] = (uint8_t)i;
+				if (dime_store_seen_put(cst, h, &already) != DIME_OK)
+					_exit(3);
+				mine += already == 0;
+			}
+			dime_store_close(cst);
+			if (write(fds[p][1], &mine, sizeof(mine)) != (ssize_t)sizeof(mine))
+				_exit(4);
+			_exit(0);
+		}
+		close(fds[p][1]);
+	}
+	for (int p = 0; p < PROCS; p++) {
+		int mine = 0, status = 0;
+
+		if (read(fds[p][0], &mine, sizeof(mine)) == (ssize_t)sizeof(mine))
+			firsts += mine;
+		close(fds[p][0]);
+		waitpid(pid[p], &status, 0);
+		T_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "racer %d: status %d", p,
+			status);
+	}
+	T_CHECK(firsts == HASHES, "racing puts: %d reported new, want exactly %d", firsts, HASHES);
 }
 
 int
@@ -739,6 +855,8 @@ main(void)
 	test_pending();
 	test_tx();
 	test_migrate_v1();
+	test_seen();
+	test_seen_race();
 	t_rm_rf(t_dir);
 	return t_done("test_store");
 }

@@ -7,8 +7,8 @@
 
 #include "dime/common.h"
 
-#define DIME_DCONF_MAX_LISTEN 8
-#define DIME_DCONF_MAX_CERTS  16
+#define DIME_DCONF_MAX_LISTEN  8
+#define DIME_DCONF_MAX_CERTS   16
 #define DIME_DCONF_MAX_DOMAINS 64
 
 enum dime_dconf_mode {
@@ -30,9 +30,9 @@ struct dime_dconf_cert {
 enum dime_dconf_delivery { DIME_DCONF_MAILDIR = 1, DIME_DCONF_LMTP = 2 };
 
 struct dime_dconf {
-	char hostname[256];	 /* in banners and replies */
-	char store[4096];	 /* the embedded store (keys behind the keystore interface) */
-	char spool[4096];	 /* spool root: tmp/, queue/ */
+	char hostname[256]; /* in banners and replies */
+	char store[4096];   /* the embedded store (keys behind the keystore interface) */
+	char spool[4096];   /* spool root: tmp/, queue/ */
 	struct dime_dconf_listen listen[DIME_DCONF_MAX_LISTEN];
 	size_t n_listen;
 	struct dime_dconf_cert certs[DIME_DCONF_MAX_CERTS]; /* certs[0] is the default */
@@ -44,16 +44,18 @@ struct dime_dconf {
 	size_t batch_max;
 	unsigned batch_deadline_us;
 	size_t queue_max;
-	size_t max_message;	    /* octets of one DATA (armored) */
-	unsigned max_conns;	    /* all clients */
+	size_t max_message; /* octets of one DATA (armored) */
+	unsigned max_conns; /* all clients */
 	unsigned max_conns_per_ip;
-	unsigned max_cmds;	    /* commands per session before 421 */
-	unsigned timeout_cmd_ms;    /* waiting for a command line (spec: >= 1 min; 10 min) */
-	unsigned timeout_data_ms;   /* between DATA bytes */
-	unsigned timeout_tls_ms;    /* the TLS handshake */
-	int log_syslog;		    /* 0: stderr */
-	char log_level[16];	    /* error, warning, info, debug */
-	int early_talk_reject;	    /* 1: 554 to a client that talks before the banner */
+	unsigned max_cmds;	  /* commands per session before 421 */
+	unsigned timeout_cmd_ms;  /* waiting for a command line (spec: >= 1 min; 10 min) */
+	unsigned timeout_data_ms; /* between DATA bytes */
+	unsigned timeout_tls_ms;  /* the TLS handshake */
+	int log_syslog;		  /* 0: stderr */
+	char log_level[16];	  /* error, warning, info, debug */
+	int early_talk_reject;	  /* 1: 554 to a client that talks before the banner */
+	unsigned retry_min_ms;	  /* delivery: first wait after a 4xx (doubles each time) */
+	unsigned retry_max_ms;	  /* delivery: longest wait between attempts */
 };
 
 /* Defaults, then path (NULL: defaults only). Unknown keys, bad values, missing files named by

@@ -9,5 +9,5 @@ enum dime_dlog_level { DIME_DLOG_ERROR = 0, DIME_DLOG_WARNING, DIME_DLOG_INFO, D
 void dime_dlog_init(const char *ident, int to_syslog, enum dime_dlog_level min);
 /* event is a word (conn.open, dmtp.data.accepted...); fmt the key=value pairs. */
 void dime_dlog(enum dime_dlog_level lv, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 #endif

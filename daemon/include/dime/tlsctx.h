@@ -15,8 +15,8 @@ struct dime_tlsctx;
 
 /* Load every certificate of c (certs[0] the default). Returns: DIME_OK, DIME_E_INVALID (why:
  * which file, what is wrong: unreadable, key mismatch, RSA < 2048), DIME_E_NOMEM. */
-DIME_MUST_CHECK int dime_tlsctx_new(struct dime_tlsctx **t, const struct dime_dconf *c,
-				    char *why, size_t why_cap);
+DIME_MUST_CHECK int dime_tlsctx_new(struct dime_tlsctx **t, const struct dime_dconf *c, char *why,
+				    size_t why_cap);
 void dime_tlsctx_free(struct dime_tlsctx *t); /* NULL-safe */
 /* The context for host (NULL or unknown: the default); its SNI callback switches to the
  * matching one during the handshake. Borrowed, valid while t lives. */

@@ -175,6 +175,36 @@ DIME_MUST_CHECK int dime_store_rekey_secrets(struct dime_store *st, size_t *n_ke
 					     enum dime_store_secrets_to to, const char *file,
 					     char *err, size_t errlen);
 
+/* The 255 DUPLICATE table (spec Part 7, DATA): the SHA-512 of each message a DATA accepted.
+ * The hash is of the armored message as received (the ACCEPTED=<hash> value, decoded). */
+#define DIME_STORE_SEEN_BYTES 64
+
+enum dime_store_seen_state {
+	DIME_STORE_SEEN_ACCEPTED = 0, /* acknowledged with 254, in the spool */
+	DIME_STORE_SEEN_DELIVERED = 1 /* delivered locally (Maildir or LMTP) */
+};
+
+/* Record hash as accepted now, atomically: of several connections or processes putting the
+ * same hash at once, exactly one gets *already == 0. Call it before answering 254; if the
+ * message then cannot be spooled, dime_store_seen_del takes the record back so that the
+ * sender's retry is not answered 255 for a message that was never kept.
+ * Returns: DIME_OK, DIME_E_IO, DIME_E_NOMEM. Out: *already 1 if hash was there (nothing
+ * changed), 0 if this call inserted it; 0 on failure. Thread-safe per st as the store is. */
+DIME_MUST_CHECK int dime_store_seen_put(struct dime_store *st,
+					const uint8_t hash[DIME_STORE_SEEN_BYTES], int *already);
+/* Look hash up. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_IO, DIME_E_NOMEM.
+ * Out (each may be NULL): *received (Unix seconds), *state; 0 / ACCEPTED on failure. */
+DIME_MUST_CHECK int dime_store_seen_get(struct dime_store *st,
+					const uint8_t hash[DIME_STORE_SEEN_BYTES],
+					int64_t *received, enum dime_store_seen_state *state);
+/* Mark hash delivered (or back to accepted) / forget it.
+ * Returns: DIME_OK, DIME_E_NOTFOUND (not recorded), DIME_E_INVALID (state), DIME_E_IO. */
+DIME_MUST_CHECK int dime_store_seen_set_state(struct dime_store *st,
+					      const uint8_t hash[DIME_STORE_SEEN_BYTES],
+					      enum dime_store_seen_state state);
+DIME_MUST_CHECK int dime_store_seen_del(struct dime_store *st,
+					const uint8_t hash[DIME_STORE_SEEN_BYTES]);
+
 #ifdef __cplusplus
 }
 #endif

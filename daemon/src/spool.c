@@ -1,0 +1,281 @@
+/* The durable spool: tmp/ (O_EXCL, write, fsync) → rename into queue/ → fsync(queue/) before
+ * the caller may answer 254 (ECOSYSTEM.md §6.1: Postfix's rule, plus the directory fsync that
+ * a plain rename needs on ext4/xfs). A spooled file is two envelope lines then the message. */
+#include "spool_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SPOOL_RCPT "Recipient: "
+#define SPOOL_ORIG "Origin: "
+
+static int
+spool_mkdir_open(int dirfd, const char *name, char *why, size_t why_cap, const char *root)
+{
+	int fd;
+
+	if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST)
+		goto fail;
+	if ((fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(why, why_cap, "spool %s/%s: %s", root, name, strerror(errno));
+	return -1;
+}
+
+/* tmp/ only ever holds files whose rename never happened: never acknowledged, so removed. */
+static int
+spool_recover(struct dime_spool *s, char *why, size_t why_cap)
+{
+	int fd = dup(s->tmp_fd);
+	DIR *d;
+	struct dirent *e;
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		snprintf(why, why_cap, "spool %s/tmp: %s", s->root, strerror(errno));
+		return DIME_E_IO;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(s->tmp_fd, e->d_name, 0) != 0 && errno != ENOENT) {
+			snprintf(why, why_cap, "spool %s/tmp/%s: %s", s->root, e->d_name,
+				 strerror(errno));
+			closedir(d);
+			return DIME_E_IO;
+		}
+	}
+	closedir(d);
+	if (fsync(s->tmp_fd) != 0 && errno != EINVAL) {
+		snprintf(why, why_cap, "spool %s/tmp: fsync: %s", s->root, strerror(errno));
+		return DIME_E_IO;
+	}
+	return DIME_OK;
+}
+
+int
+dime_spool_open(struct dime_spool **out, const char *root, char *why, size_t why_cap)
+{
+	struct dime_spool *s;
+	int rc = DIME_E_IO;
+
+	*out = NULL;
+	if (why_cap > 0)
+		why[0] = '\0';
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return DIME_E_NOMEM;
+	s->root_fd = s->tmp_fd = s->queue_fd = s->held_fd = -1;
+	if (strlen(root) >= sizeof(s->root)) {
+		snprintf(why, why_cap, "spool %.64s...: path too long", root);
+		goto out;
+	}
+	strcpy(s->root, root);
+	if (mkdir(root, 0700) != 0 && errno != EEXIST) {
+		snprintf(why, why_cap, "spool %s: %s", root, strerror(errno));
+		goto out;
+	}
+	if ((s->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(why, why_cap, "spool %s: %s", root, strerror(errno));
+		goto out;
+	}
+	if ((s->tmp_fd = spool_mkdir_open(s->root_fd, "tmp", why, why_cap, root)) < 0 ||
+	    (s->queue_fd = spool_mkdir_open(s->root_fd, "queue", why, why_cap, root)) < 0 ||
+	    (s->held_fd = spool_mkdir_open(s->root_fd, "held", why, why_cap, root)) < 0)
+		goto out;
+	/* The new directory entries themselves must survive a crash. */
+	if (fsync(s->root_fd) != 0) {
+		snprintf(why, why_cap, "spool %s: fsync: %s", root, strerror(errno));
+		goto out;
+	}
+	rc = spool_recover(s, why, why_cap);
+out:
+	if (rc != DIME_OK) {
+		dime_spool_close(s);
+		return rc;
+	}
+	*out = s;
+	return DIME_OK;
+}
+
+void
+dime_spool_close(struct dime_spool *s)
+{
+	if (s == NULL)
+		return;
+	if (s->root_fd >= 0)
+		close(s->root_fd);
+	if (s->tmp_fd >= 0)
+		close(s->tmp_fd);
+	if (s->queue_fd >= 0)
+		close(s->queue_fd);
+	if (s->held_fd >= 0)
+		close(s->held_fd);
+	free(s);
+}
+
+static int
+spool_id_ok(const char *id)
+{
+	size_t n = 0;
+
+	for (; id[n] != '\0'; n++) {
+		char ch = id[n];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+			return 0;
+	}
+	/* "." and ".." are names of directories, and a leading dot hides a file */
+	return n > 0 && n <= 128 && id[0] != '.';
+}
+
+/* An envelope value is one printable ASCII line. */
+static int
+spool_field_ok(const char *v)
+{
+	size_t n = 0;
+
+	for (; v[n] != '\0'; n++)
+		if ((unsigned char)v[n] < 0x21 || (unsigned char)v[n] > 0x7e)
+			return 0;
+	return n > 0 && n <= 512;
+}
+
+static int
+spool_write_all(int fd, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, b, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		if (n == 0)
+			return EIO;
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
+	       const uint8_t *msg, size_t len, int *err)
+{
+	char head[16 + 2 * 512 + 8];
+	int fd = -1, e = 0, rc = DIME_E_IO, linked = 0;
+	int n;
+
+	*err = 0;
+	if (!spool_id_ok(id) || !spool_field_ok(recipient) || !spool_field_ok(origin))
+		return DIME_E_INVALID;
+	n = snprintf(head, sizeof(head), SPOOL_RCPT "%s\n" SPOOL_ORIG "%s\n", recipient, origin);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return DIME_E_INVALID;
+	/* Already queued (a retransmission racing its first copy): the caller answers 255/4xx. */
+	if (faccessat(s->queue_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return DIME_E_AGAIN;
+	fd = openat(s->tmp_fd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return DIME_E_AGAIN; /* the same id is being written right now */
+		*err = errno;
+		return DIME_E_IO;
+	}
+	linked = 1;
+	if ((e = spool_write_all(fd, head, (size_t)n)) != 0 ||
+	    (e = spool_write_all(fd, msg, len)) != 0)
+		goto out;
+	if (fsync(fd) != 0) {
+		e = errno;
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		e = errno;
+		goto out;
+	}
+	fd = -1;
+	/* RENAME_NOREPLACE: never overwrite a queued message of the same id. */
+	if (renameat2(s->tmp_fd, id, s->queue_fd, id, RENAME_NOREPLACE) != 0) {
+		if (errno == EEXIST) {
+			rc = DIME_E_AGAIN;
+			goto out;
+		}
+		if (errno != EINVAL && errno != ENOSYS) {
+			e = errno;
+			goto out;
+		}
+		/* a file system without renameat2 flags: link then unlink gives the same rule */
+		if (linkat(s->tmp_fd, id, s->queue_fd, id, 0) != 0) {
+			rc = errno == EEXIST ? DIME_E_AGAIN : DIME_E_IO;
+			e = errno == EEXIST ? 0 : errno;
+			goto out;
+		}
+		unlinkat(s->tmp_fd, id, 0);
+	}
+	linked = 0;
+	if (fsync(s->queue_fd) != 0) {
+		/* The entry may or may not survive a crash: take it back so nothing is half-acked.
+		 */
+		e = errno;
+		unlinkat(s->queue_fd, id, 0);
+		goto out;
+	}
+	rc = DIME_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (linked)
+		unlinkat(s->tmp_fd, id, 0);
+	if (rc == DIME_E_IO)
+		*err = e != 0 ? e : EIO;
+	return rc;
+}
+
+int
+dime_spool_parse(const char *buf, size_t len, char *recipient, size_t rcpt_cap, char *origin,
+		 size_t origin_cap, const char **msg, size_t *msg_len)
+{
+	const char *pfx[2] = {SPOOL_RCPT, SPOOL_ORIG};
+	char *dst[2] = {recipient, origin};
+	size_t cap[2] = {rcpt_cap, origin_cap};
+	size_t off = 0;
+
+	*msg = NULL;
+	*msg_len = 0;
+	recipient[0] = origin[0] = '\0';
+	for (int i = 0; i < 2; i++) {
+		size_t pl = strlen(pfx[i]);
+		const char *nl;
+		size_t vl;
+
+		if (len - off < pl || memcmp(buf + off, pfx[i], pl) != 0)
+			return DIME_E_MALFORMED;
+		off += pl;
+		nl = memchr(buf + off, '\n', len - off);
+		if (nl == NULL)
+			return DIME_E_MALFORMED;
+		vl = (size_t)(nl - (buf + off));
+		if (vl == 0 || vl >= cap[i])
+			return DIME_E_MALFORMED;
+		memcpy(dst[i], buf + off, vl);
+		dst[i][vl] = '\0';
+		off += vl + 1;
+	}
+	*msg = buf + off;
+	*msg_len = len - off;
+	return DIME_OK;
+}

@@ -1,0 +1,271 @@
+/* The durable spool: a put lands whole in queue/ with its envelope, ids are checked, a second
+ * put of one id is refused, open removes tmp/ leftovers, and a put that fails (file too large,
+ * disk full, read-only file system) returns DIME_E_IO with the errno and leaves no file. */
+#define _GNU_SOURCE /* unshare(2) */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dime/spool.h"
+#include "tlib.h"
+
+static int
+t_count(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static struct dime_spool *
+t_open(const char *root)
+{
+	struct dime_spool *s = NULL;
+	char why[512];
+	int rc = dime_spool_open(&s, root, why, sizeof(why));
+
+	if (rc != DIME_OK) {
+		t_fail("open %s: got %d (%s), want ok", root, rc, why);
+		exit(t_done("test_daemon_spool"));
+	}
+	return s;
+}
+
+static void
+t_put_and_read(void)
+{
+	const char *root = t_path("s1");
+	static const uint8_t msg[] = "-----BEGIN DIME-----\nAAAA\n-----END DIME-----\n";
+	struct dime_spool *s = t_open(root);
+	char path[4200], buf[256];
+	struct stat sb;
+	FILE *f;
+	size_t n;
+	int err = -1, rc;
+
+	rc = dime_spool_put(s, "m1", "alice@example.org", "other.org", msg, sizeof(msg) - 1, &err);
+	T_CHECK(rc == DIME_OK && err == 0, "put: got %d err %d, want ok", rc, err);
+	snprintf(path, sizeof(path), "%s/queue/m1", root);
+	f = fopen(path, "r");
+	T_CHECK(f != NULL, "queue/m1 missing");
+	if (f != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		T_CHECK(strncmp(buf, "Recipient: alice@example.org\nOrigin: other.org\n", 47) ==
+				0 &&
+			    strcmp(buf + 47, (const char *)msg) == 0,
+			"queue/m1: got \"%s\"", buf);
+	}
+	T_CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "queue/m1 mode: got %o",
+		(unsigned)sb.st_mode & 0777);
+	snprintf(path, sizeof(path), "%s/queue", root);
+	T_CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0700, "queue mode: got %o",
+		(unsigned)sb.st_mode & 0777);
+	rc = dime_spool_put(s, "m1", "bob@example.org", "other.org", msg, 3, &err);
+	T_CHECK(rc == DIME_E_AGAIN, "same id again: got %d, want DIME_E_AGAIN", rc);
+	snprintf(path, sizeof(path), "%s/tmp", root);
+	T_CHECK(t_count(path) == 0, "tmp/ after puts: got %d files, want 0", t_count(path));
+
+	static const char *const bad_ids[] = {"",     ".",   "..",   "a/b", "../x",
+					      ".hid", "a b", "a\nb", "é"};
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		rc = dime_spool_put(s, bad_ids[i], "a@b", "b", msg, 3, &err);
+		T_CHECK(rc == DIME_E_INVALID, "id \"%s\": got %d, want DIME_E_INVALID", bad_ids[i],
+			rc);
+	}
+	char longid[130];
+	memset(longid, 'a', 129);
+	longid[129] = '\0';
+	T_CHECK(dime_spool_put(s, longid, "a@b", "b", msg, 3, &err) == DIME_E_INVALID,
+		"129-char id accepted");
+	longid[128] = '\0';
+	T_CHECK(dime_spool_put(s, longid, "a@b", "b", msg, 3, &err) == DIME_OK,
+		"128-char id refused");
+	T_CHECK(dime_spool_put(s, "m2", "a@b\nOrigin: evil", "b", msg, 3, &err) == DIME_E_INVALID,
+		"a recipient with a newline was accepted");
+	T_CHECK(dime_spool_put(s, "m3", "a@b", "", msg, 3, &err) == DIME_E_INVALID,
+		"an empty origin was accepted");
+	dime_spool_close(s);
+
+	/* Recovery: leftovers in tmp/ were never acknowledged and go; queue/ stays. */
+	snprintf(path, sizeof(path), "%s/tmp/half", root);
+	f = fopen(path, "w");
+	T_CHECK(f != NULL && fputs("Recipient: x", f) >= 0 && fclose(f) == 0, "cannot make %s",
+		path);
+	s = t_open(root);
+	snprintf(path, sizeof(path), "%s/tmp", root);
+	T_CHECK(t_count(path) == 0, "tmp/ after recovery: got %d files, want 0", t_count(path));
+	snprintf(path, sizeof(path), "%s/queue", root);
+	T_CHECK(t_count(path) == 2, "queue/ after recovery: got %d files, want 2", t_count(path));
+	dime_spool_close(s);
+}
+
+/* EFBIG through RLIMIT_FSIZE: the same failure path as a full disk, without privileges. */
+static void
+t_put_fails_clean(void)
+{
+	const char *root = t_path("s2");
+	struct dime_spool *s = t_open(root);
+	struct rlimit old, lim;
+	uint8_t *big = calloc(1, 1 << 20);
+	char path[4200];
+	int err = 0, rc;
+
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 65536;
+	T_CHECK(big != NULL && setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
+	rc = dime_spool_put(s, "big", "a@b", "b", big, 1 << 20, &err);
+	setrlimit(RLIMIT_FSIZE, &old);
+	T_CHECK(rc == DIME_E_IO && err == EFBIG, "too large: got %d errno %d, want DIME_E_IO EFBIG",
+		rc, err);
+	snprintf(path, sizeof(path), "%s/tmp", root);
+	T_CHECK(t_count(path) == 0, "tmp/ after a failed put: got %d files", t_count(path));
+	snprintf(path, sizeof(path), "%s/queue", root);
+	T_CHECK(t_count(path) == 0, "queue/ after a failed put: got %d files", t_count(path));
+	/* the spool still works afterwards */
+	T_CHECK(dime_spool_put(s, "small", "a@b", "b", big, 100, &err) == DIME_OK,
+		"put after a failure");
+	dime_spool_close(s);
+	free(big);
+}
+
+static int
+t_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* ENOSPC and EROFS on a real tmpfs, in a user and mount namespace of a child process.
+ * Returns the child's exit code: 0 pass, 1 fail, 77 no namespaces here. */
+static int
+t_child_fs(const char *mnt)
+{
+	char map[64], path[4200], why[512];
+	struct dime_spool *s = NULL;
+	uint8_t *big;
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	int err = 0, rc, fails = 0;
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+		return 77;
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
+	if (t_write_file("/proc/self/uid_map", map) != 0)
+		return 77;
+	t_write_file("/proc/self/setgroups", "deny");
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
+	if (t_write_file("/proc/self/gid_map", map) != 0)
+		return 77;
+	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", mnt, "tmpfs", 0, "size=256k") != 0)
+		return 77;
+	snprintf(path, sizeof(path), "%s/spool", mnt);
+	if (dime_spool_open(&s, path, why, sizeof(why)) != DIME_OK) {
+		fprintf(stderr, "FAIL: open on tmpfs: %s\n", why);
+		return 1;
+	}
+	if ((big = calloc(1, 1 << 20)) == NULL)
+		return 1;
+	rc = dime_spool_put(s, "full", "a@b", "b", big, 1 << 20, &err);
+	if (rc != DIME_E_IO || err != ENOSPC) {
+		fprintf(stderr, "FAIL: disk full: got %d errno %d, want DIME_E_IO ENOSPC\n", rc,
+			err);
+		fails++;
+	}
+	snprintf(path, sizeof(path), "%s/spool/tmp", mnt);
+	if (t_count(path) != 0) {
+		fprintf(stderr, "FAIL: tmp/ after ENOSPC: %d files\n", t_count(path));
+		fails++;
+	}
+	snprintf(path, sizeof(path), "%s/spool/queue", mnt);
+	if (t_count(path) != 0) {
+		fprintf(stderr, "FAIL: queue/ after ENOSPC: %d files\n", t_count(path));
+		fails++;
+	}
+	/* space again: the spool works (recovery when space returns) */
+	if (dime_spool_put(s, "fits", "a@b", "b", big, 1000, &err) != DIME_OK) {
+		fprintf(stderr, "FAIL: put after ENOSPC: errno %d\n", err);
+		fails++;
+	}
+	if (mount("tmpfs", mnt, NULL, MS_REMOUNT | MS_RDONLY, NULL) != 0) {
+		fprintf(stderr, "FAIL: remount read-only: %s\n", strerror(errno));
+		return 1;
+	}
+	rc = dime_spool_put(s, "ro", "a@b", "b", big, 1000, &err);
+	if (rc != DIME_E_IO || err != EROFS) {
+		fprintf(stderr, "FAIL: read-only: got %d errno %d, want DIME_E_IO EROFS\n", rc,
+			err);
+		fails++;
+	}
+	if (t_count(path) != 1) {
+		fprintf(stderr, "FAIL: queue/ after EROFS: %d files, want 1\n", t_count(path));
+		fails++;
+	}
+	dime_spool_close(s);
+	free(big);
+	return fails ? 1 : 0;
+}
+
+static void
+t_disk_full_and_read_only(void)
+{
+	const char *mnt = t_path("mnt");
+	pid_t pid;
+	int st = 0;
+
+	mkdir(mnt, 0700);
+	fflush(NULL);
+	if ((pid = fork()) == 0)
+		_exit(t_child_fs(mnt));
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+		t_fail("ENOSPC/EROFS child did not finish");
+		return;
+	}
+	if (WEXITSTATUS(st) == 77)
+		printf(
+		    "test_daemon_spool: no user namespaces here: ENOSPC/EROFS on tmpfs skipped\n");
+	else
+		T_CHECK(WEXITSTATUS(st) == 0, "ENOSPC/EROFS on tmpfs: child exit %d",
+			WEXITSTATUS(st));
+}
+
+int
+main(void)
+{
+	if (t_mkdtemp("spool") != 0)
+		return 1;
+	t_put_and_read();
+	t_put_fails_clean();
+	t_disk_full_and_read_only();
+	t_rm_rf(t_dir);
+	return t_done("test_daemon_spool");
+}
