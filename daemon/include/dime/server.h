@@ -1,9 +1,9 @@
 #ifndef DIME_DAEMON_SERVER_H
 #define DIME_DAEMON_SERVER_H
-/* dimed's DMTP server glue. For now the store side of the session's queries: the answers to
- * MAIL (origin signet known?), RCPT (domain hosted, destination signet ours?), SGNT, HIST and
- * VRFY, looked up in the embedded store. The listeners and connections that call it from the
- * io loops through the worker pool (dime_pl_pool_call) are not written yet (docs/dimed.md). */
+/* dimed's DMTP server glue: listeners and connections on one io loop, one session machine
+ * (dime/dmtp_session.h) per connection, and the session's queries answered off the loop through
+ * the worker pool: store lookups (dime_server_lookup) and spool writes by dime_pl_pool_call,
+ * message verification on an ACCEPT lane (dime_pl_pool_submit). docs/dimed.md. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +15,43 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct dime_dconf;
+struct dime_io_loop;
+struct dime_pl_pool;
+struct dime_spool;
+struct dime_deliver;
+struct dime_tlsctx;
+struct dime_server;
+
+/* What the server runs on; all borrowed for the server's life. */
+struct dime_server_env {
+	const struct dime_dconf *conf; /* listeners, limits, timeouts, hostname, store path */
+	struct dime_io_loop *loop;     /* the server's thread: every call below runs on it */
+	struct dime_pl_pool *pool;
+	unsigned accept_lane; /* a lane of pool running DIME_PL_MSG_ACCEPT over the store */
+	struct dime_spool *spool;
+	struct dime_deliver *deliver; /* kicked after each spooled message; may be NULL */
+	struct dime_tlsctx *tls;
+};
+
+/* Bind and listen on every conf->listen (port 0: an ephemeral one).
+ * Returns: DIME_OK, DIME_E_IO (why: which address and errno), DIME_E_NOMEM.
+ * Out: *out (NULL on failure). */
+DIME_MUST_CHECK int dime_server_new(struct dime_server **out, const struct dime_server_env *env,
+				    char *why, size_t why_cap);
+/* The bound ports, in conf->listen order. Returns: how many were written (at most cap). */
+size_t dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap);
+/* New sessions use tls from now on (SIGHUP); sessions in progress keep their context. */
+void dime_server_set_tls(struct dime_server *s, struct dime_tlsctx *tls);
+/* Stop accepting; idle sessions get 421 now, busy ones after their transaction; idle(arg) runs
+ * on the loop once no connection is left. */
+void dime_server_drain(struct dime_server *s, void (*idle)(void *arg), void *arg);
+/* Connections open now. */
+size_t dime_server_n_conns(const struct dime_server *s);
+/* Close the listeners and free. Call it once no connection is left (after drain's idle
+ * callback): a connection lives until its last pool job has completed. NULL-safe. */
+void dime_server_free(struct dime_server *s);
 
 /* Answer q (ORIGIN, RCPT, SGNT, HIST or VRFY) from st. Blocking (SQLite): call it on a pool
  * worker, never a loop thread. The rules (docs/dimed.md, "Lookups"):
