@@ -201,7 +201,7 @@ dconf_listen(struct dconf_parse *p, const char *v)
 		dconf_fail(p, "listen", "more than %d listeners", DIME_DCONF_MAX_LISTEN);
 		return 0;
 	}
-	sp = strchr(v, ' ');
+	sp = strpbrk(v, " \t");
 	if (sp == NULL) {
 		dconf_fail(p, "listen", "\"%s\": want HOST:PORT dmtp|dual", v);
 		return 0;

@@ -561,9 +561,12 @@ deliver_one(struct dime_deliver *d, const char *name, int ignore_backoff)
 		return;
 	why[0] = '\0';
 	if (deliver_read(d->s->queue_fd, name, &buf, &len) != 0) {
-		if (errno != ENOENT)
-			dime_dlog(DIME_DLOG_WARNING, "deliver.read", "id=%s error=\"%s\"", name,
-				  strerror(errno));
+		if (errno == ENOENT) { /* gone since the scan (an operator): nothing to retry */
+			deliver_retry_drop(d, name);
+			return;
+		}
+		dime_dlog(DIME_DLOG_WARNING, "deliver.read", "id=%s error=\"%s\"", name,
+			  strerror(errno));
 		deliver_retry_note(d, name);
 		return;
 	}

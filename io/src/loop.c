@@ -318,7 +318,7 @@ io_conn_rx(struct dime_io_conn *c, const uint8_t *p, size_t n)
 	if (c->paused || c->stash_off < c->stash_len) {
 		/* io_uring: bytes that arrive before the cancelled receive ends (up to the
 		 * buffer ring's worth: the kernel fills buffers while we look elsewhere). */
-		if (c->stash_off > 0) {
+		if (c->stash_off > 0 && n > c->stash_cap - c->stash_len) { /* compact when full */
 			memmove(c->stash, c->stash + c->stash_off, c->stash_len - c->stash_off);
 			c->stash_len -= c->stash_off;
 			c->stash_off = 0;

@@ -56,6 +56,7 @@ t_values(void)
 		 "hostname = mx.example.org\n"
 		 "listen = 127.0.0.1:0 dual\n"
 		 "listen = [::1]:2626 dmtp\n"
+		 "listen = 127.0.0.2:2525\tdual\n"
 		 "max_message = 64k\n"
 		 "timeout_cmd = 2m\n"
 		 "timeout_data = 90\n"
@@ -75,7 +76,9 @@ t_values(void)
 	if (rc != DIME_OK)
 		return;
 	T_CHECK(strcmp(c.hostname, "mx.example.org") == 0, "hostname: got %s", c.hostname);
-	T_CHECK(c.n_listen == 2, "listen: got %zu, want 2 (the file replaces the defaults)",
+	T_CHECK(c.n_listen == 3 && c.listen[2].mode == DIME_DCONF_DUAL &&
+		    strcmp(c.listen[2].host, "127.0.0.2") == 0,
+		"listen: got %zu, want 3 (the file replaces the defaults; a tab separates too)",
 		c.n_listen);
 	T_CHECK(strcmp(c.listen[0].host, "127.0.0.1") == 0 && c.listen[0].port == 0 &&
 		    c.listen[0].mode == DIME_DCONF_DUAL,

@@ -349,8 +349,10 @@ test_lmtp(int tcp)
 
 		nanosleep(&ts, NULL);
 	}
-	T_CHECK(atomic_load(&L->n_temp) >= 2 && atomic_load(&L->n_temp) <= 6,
-		"451 attempts in 0.7 s: got %d, want 2..6 (backoff)", atomic_load(&L->n_temp));
+	/* 0, 0.1, 0.3, 0.7 s: at most 4 (6 for slack); a retry loop without backoff makes
+	 * hundreds. At least 1 even on a loaded machine. */
+	T_CHECK(atomic_load(&L->n_temp) >= 1 && atomic_load(&L->n_temp) <= 6,
+		"451 attempts in 0.7 s: got %d, want 1..6 (backoff)", atomic_load(&L->n_temp));
 	atomic_store(&L->healed, 1);
 	T_CHECK(t_wait_count(dir, 0, 5000), "queue/ after the downstream healed: got %d",
 		t_count(dir));

@@ -110,5 +110,6 @@ int cmd_mrec(int argc, char **argv);
 int cmd_conformance(int argc, char **argv);
 int cmd_msg(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
+int cmd_dmtp(int argc, char **argv);
 
 #endif

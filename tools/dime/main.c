@@ -21,6 +21,7 @@ static const struct cli_cmd main_cmds[] = {
     {"mrec", "check and generate _dime management records", cmd_mrec},
     {"msg", "D/MIME: wrap, origin-sign, accept, open, dump", cmd_msg},
     {"batch", "run a msg operation over a directory, Maildir or mbox with workers", cmd_batch},
+    {"dmtp", "talk to a DMTP server: send, sgnt, hist, vrfy, raw", cmd_dmtp},
     {"conformance", "run the interop vectors of a folder", cmd_conformance},
     {NULL, NULL, NULL},
 };

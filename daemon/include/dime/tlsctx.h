@@ -17,7 +17,10 @@ struct dime_tlsctx;
  * which file, what is wrong: unreadable, key mismatch, RSA < 2048), DIME_E_NOMEM. */
 DIME_MUST_CHECK int dime_tlsctx_new(struct dime_tlsctx **t, const struct dime_dconf *c, char *why,
 				    size_t why_cap);
-void dime_tlsctx_free(struct dime_tlsctx *t); /* NULL-safe */
+/* NULL-safe. A session whose handshake is done keeps its SSL_CTX (OpenSSL counts references);
+ * a handshake still before its ClientHello's SNI needs t itself: after a reload swaps in a new
+ * set, free the old one once timeout_tls_ms has passed (no handshake can still be running). */
+void dime_tlsctx_free(struct dime_tlsctx *t);
 /* The context for host (NULL or unknown: the default); its SNI callback switches to the
  * matching one during the handshake. Borrowed, valid while t lives. */
 SSL_CTX *dime_tlsctx_for(struct dime_tlsctx *t, const char *host);
