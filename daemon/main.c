@@ -35,6 +35,9 @@ static const char usage[] =
     "missing. --ports-file writes the bound ports, one per line, in listener order (port 0 in\n"
     "the configuration picks a free one). SIGTERM drains and exits, SIGHUP reloads.\n";
 
+#define DIMED_CERT "var/tls/cert.pem" /* the embedded default's, made when missing */
+#define DIMED_KEY  "var/tls/key.pem"
+
 struct dimed {
 	const char *conf_path;
 	struct dime_dconf conf;
@@ -84,8 +87,8 @@ dimed_load(struct dime_dconf *c, const char *path, int make_cert, char *why, siz
 	if (c->n_certs == 0) {
 		struct dime_dconf_cert *d = &c->certs[0];
 
-		strcpy(d->cert, "var/tls/cert.pem");
-		strcpy(d->key, "var/tls/key.pem");
+		strcpy(d->cert, DIMED_CERT);
+		strcpy(d->key, DIMED_KEY);
 		c->n_certs = 1;
 		if (make_cert && access(d->cert, R_OK) != 0) {
 			if (dimed_mkdirs("var/tls") != 0) {
@@ -211,8 +214,18 @@ main(int argc, char **argv)
 	if (check) {
 		struct dime_tlsctx *t = NULL;
 
-		if (dimed_load(&d.conf, d.conf_path, 0, why, sizeof(why)) != 0 ||
-		    dime_tlsctx_new(&t, &d.conf, why, sizeof(why)) != DIME_OK) {
+		if (dimed_load(&d.conf, d.conf_path, 0, why, sizeof(why)) != 0) {
+			fprintf(stderr, "dimed: %s\n", why);
+			return 1;
+		}
+		/* The embedded certificate is made at the first start: not an error yet. */
+		if (strcmp(d.conf.certs[0].cert, DIMED_CERT) == 0 &&
+		    access(DIMED_CERT, R_OK) != 0) {
+			printf("dimed: configuration %s is valid; %s will be made at start\n",
+			       d.conf_path ? d.conf_path : "(default)", DIMED_CERT);
+			return 0;
+		}
+		if (dime_tlsctx_new(&t, &d.conf, why, sizeof(why)) != DIME_OK) {
 			fprintf(stderr, "dimed: %s\n", why);
 			return 1;
 		}

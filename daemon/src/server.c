@@ -149,14 +149,14 @@ srv_fp_match(struct dime_store *st, const struct dime_store_row *row, const char
 	return hit;
 }
 
-/* Index of the row matching fp (full, or core too when user), or -1. */
+/* Index of the row matching fp (full, or also core/crypto when core), or -1. */
 static long
-srv_find(struct dime_store *st, const struct srv_rows *rs, const char *fp, int user, int *err)
+srv_find(struct dime_store *st, const struct srv_rows *rs, const char *fp, int core, int *err)
 {
 	for (size_t i = rs->n; i-- > 0;) {
 		if (srv_fp_match(st, &rs->r[i], fp, 0, err))
 			return (long)i;
-		if (user && srv_fp_match(st, &rs->r[i], fp, 1, err))
+		if (core && srv_fp_match(st, &rs->r[i], fp, 1, err))
 			return (long)i;
 		if (*err != DIME_OK)
 			return -1;
@@ -270,8 +270,8 @@ out:
 	return rc;
 }
 
-/* ORIGIN and RCPT: is there an org signet of the domain with this full fingerprint (RCPT: and
- * is the domain ours)? */
+/* ORIGIN and RCPT: is there an org signet of the domain with this full (or crypto) fingerprint
+ * (RCPT: and is the domain ours)? */
 static int
 srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_dmtp_cmd *c,
 	   int rcpt)
@@ -280,7 +280,9 @@ srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_
 	int rc = srv_rows_get(st, &rs, c->addr, DIME_STORE_ORG_SIGNET), err = DIME_OK;
 
 	if (rc == DIME_OK) {
-		int ok = (!rcpt || srv_hosted(&rs)) && srv_find(st, &rs, c->fp, 0, &err) >= 0;
+		/* Full fingerprints per WIRE.md; the crypto one too, which is what a D/MIME
+		 * envelope carries and so what a sender taking it from there puts in RCPT. */
+		int ok = (!rcpt || srv_hosted(&rs)) && srv_find(st, &rs, c->fp, 1, &err) >= 0;
 
 		if (rcpt)
 			a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_RCPT_INVALID;

@@ -53,6 +53,12 @@ cert = $W/dmtp.alpha.example.pem
 key = $W/dmtp.alpha.example.key
 EOF
 
+# --check-config: the good file passes, a bad one names its line and key (exit 1).
+"$DIMED" --check-config --config t.conf >/dev/null 2>&1 || fail "--check-config refused t.conf"
+printf 'listen = 127.0.0.1:0 dmtp\nbogus_key = 1\n' >bad.conf
+out=$("$DIMED" --check-config --config bad.conf 2>&1) && fail "--check-config accepted bad.conf"
+grep -q 'bad.conf:2: bogus_key' <<<"$out" || fail "--check-config: $out"
+
 PID=
 stop_dimed() {
 	[ -n "$PID" ] || return 0
@@ -193,6 +199,18 @@ for BACKEND in uring epoll; do
 	out=$(printf 'MODE\nSTARTTLS\nQUIT\n' | timeout 10 openssl s_client -connect "127.0.0.1:$P2" \
 		-starttls smtp -tls1_2 -quiet 2>/dev/null)
 	has smtp-tls "$out" '250 OK ESMTP <mx.alpha.example>\n250 OK ESMTP\n503 INVALID COMMAND SEQUENCE: TLS ALREADY ACTIVE\n221 BYE'
+
+	# ---- the dime dmtp client: implicit TLS, and the dual port elevated by STARTTLS <host>
+	# MODE=DMTP (P13: HELO forgotten, EHLO list without DMTP/STARTTLS after TLS) ----
+	out=$("$DIME" --store var/dime.db dmtp sgnt bob@alpha.example --to "127.0.0.1:$P1" 2>&1)
+	has client-sgnt "$out" '280------BEGIN USER SIGNET-----\n.*280 OK'
+	out=$("$DIME" --store var/dime.db dmtp send --to "127.0.0.1:$P2" \
+		--starttls dmtp.alpha.example <m2.dime 2>/dev/null)
+	has client-elevate "$out" '220 READY TO START TLS\n250 OK DMTP <mx.alpha.example>\n250-SIZE 65536\n250 OK'
+	has client-send "$out" '254 ACCEPTED=[A-Za-z0-9+/]{86}'
+	out=$(printf 'STARTTLS <dmtp.alpha.example> MODE=DMTP\nMODE\nMAIL FROM=<alpha.example> FINGERPRINT=[%s]\nSTARTTLS <x.example> MODE=DMTP\nQUIT\n' \
+		"$ORGFP" | "$DIME" dmtp raw --to "127.0.0.1:$P2" --starttls dmtp.alpha.example 2>/dev/null)
+	has raw-twice "$out" '503 INVALID COMMAND SEQUENCE'
 
 	# ---- SIGHUP with a bad configuration keeps the old one; dimed keeps serving ----
 	cp t.conf t.conf.good

@@ -359,6 +359,9 @@ main(void)
 	check(st, line, DIME_DMTP_V_ORIGIN_TEMP, NULL, 0);
 	snprintf(line, sizeof(line), "RCPT TO=<alpha.example> FINGERPRINT=[%s]\n", org.full[0]);
 	check(st, line, DIME_DMTP_V_OK, NULL, 0);
+	/* the crypto fingerprint, as a D/MIME envelope holds it (what dime dmtp send puts) */
+	snprintf(line, sizeof(line), "RCPT TO=<alpha.example> FINGERPRINT=[%s]\n", org.core[0]);
+	check(st, line, DIME_DMTP_V_OK, NULL, 0);
 	snprintf(line, sizeof(line), "RCPT TO=<alpha.example> FINGERPRINT=[%s]\n", bob.full[1]);
 	check(st, line, DIME_DMTP_V_RCPT_INVALID, NULL, 0);
 	snprintf(line, sizeof(line), "RCPT TO=<gamma.example> FINGERPRINT=[%s]\n", org.full[0]);

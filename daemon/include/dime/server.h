@@ -55,10 +55,10 @@ void dime_server_free(struct dime_server *s);
 
 /* Answer q (ORIGIN, RCPT, SGNT, HIST or VRFY) from st. Blocking (SQLite): call it on a pool
  * worker, never a loop thread. The rules (docs/dimed.md, "Lookups"):
- *  ORIGIN  250 when a verified signet of the origin domain has exactly that full fingerprint,
- *          else 470 (no side-channel lookup is made, so never 570/575);
- *  RCPT    250 when the domain is hosted here and the fingerprint is the full fingerprint of
- *          one of its org signets, else 576;
+ *  ORIGIN  250 when a verified signet of the origin domain has that full (or crypto)
+ *          fingerprint, else 470 (no side-channel lookup is made, so never 570/575);
+ *  RCPT    250 when the domain is hosted here and the fingerprint is the full (or crypto, as
+ *          D/MIME envelopes carry it) fingerprint of one of its org signets, else 576;
  *  SGNT    hosted identities only: the current signet, or the version whose full (or, for a
  *          user, core) fingerprint is given: 270/280, else 576;
  *  HIST    hosted users only: the core signets from START (default: the first) to STOP
