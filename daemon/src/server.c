@@ -901,6 +901,7 @@ srv_on_close(void *ctx, int err)
 
 	dime_dlog(DIME_DLOG_INFO, "conn.close", "peer=%s err=%d", c->ip, err);
 	c->dead = 1;
+	c->closing = 1; /* nothing may touch c->io from here on (drain, a late job) */
 	c->io = NULL;
 	if (c->job != NULL) {
 		/* The completion frees the connection (the job borrows its session). */
