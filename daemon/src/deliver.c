@@ -180,14 +180,17 @@ deliver_write_all(int fd, const void *p, size_t len)
 	return 0;
 }
 
-/* The Maildir rule: write tmp/NAME, fsync, rename to new/NAME, fsync new/. NAME is
- * time.MusecPpidQseq.host, unique per the Maildir convention for one process at a time. */
+/* The Maildir rule: write tmp/, fsync, link to new/NAME, fsync new/. NAME is the spool id
+ * (the message's SHA-512) and the host: the same message always gets the same name, so a
+ * delivery repeated after a crash between the link and the spool's unlink finds new/NAME
+ * already there (EEXIST) and adds no second copy (dimed's kill -9 test). The tmp/ name adds
+ * pid and a counter, unique per the Maildir convention. */
 static enum deliver_result
-deliver_maildir(struct dime_deliver *d, const char *rcpt, const char *msg, size_t len, char *why,
-		size_t why_cap)
+deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const char *msg,
+		size_t len, char *why, size_t why_cap)
 {
 	char local[256], domain[256], box[4096 + 520], p_tmp[4096 + 800], p_new[4096 + 800];
-	char name[300], host[256];
+	char name[400], host[256];
 	struct timeval tv;
 	int fd = -1, dfd = -1, e;
 	size_t hl = 0;
@@ -217,9 +220,10 @@ deliver_maildir(struct dime_deliver *d, const char *rcpt, const char *msg, size_
 	if (deliver_path(p_tmp, sizeof(p_tmp), "%s/cur", box) != 0 || deliver_mkdir(p_tmp) != 0)
 		goto io;
 	gettimeofday(&tv, NULL);
-	snprintf(name, sizeof(name), "%lld.M%ldP%ldQ%lu.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
-		 (long)getpid(), ++d->seq, host);
-	if (deliver_path(p_tmp, sizeof(p_tmp), "%s/tmp/%s", box, name) != 0 ||
+	snprintf(name, sizeof(name), "%.128s.%s", id, host);
+	if (deliver_path(p_tmp, sizeof(p_tmp), "%s/tmp/%lld.M%ldP%ldQ%lu.%s", box,
+			 (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(), ++d->seq,
+			 host) != 0 ||
 	    deliver_path(p_new, sizeof(p_new), "%s/new/%s", box, name) != 0)
 		goto io;
 	if ((fd = open(p_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
@@ -231,8 +235,9 @@ deliver_maildir(struct dime_deliver *d, const char *rcpt, const char *msg, size_
 		goto io;
 	}
 	fd = -1;
-	if (rename(p_tmp, p_new) != 0)
+	if (link(p_tmp, p_new) != 0 && errno != EEXIST)
 		goto io;
+	unlink(p_tmp);
 	snprintf(p_new, sizeof(p_new), "%s/new", box);
 	if ((dfd = open(p_new, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
 		/* the file is in new/ but perhaps not durably: delivering again later is the
@@ -572,7 +577,7 @@ deliver_one(struct dime_deliver *d, const char *name, int ignore_backoff)
 	} else if (d->how == DIME_DCONF_LMTP) {
 		r = deliver_lmtp(d, rcpt, msg, msg_len, why, sizeof(why));
 	} else {
-		r = deliver_maildir(d, rcpt, msg, msg_len, why, sizeof(why));
+		r = deliver_maildir(d, name, rcpt, msg, msg_len, why, sizeof(why));
 	}
 	free(buf);
 	for (char *q = why; *q != '\0'; q++) /* the log quotes why with '"' */

@@ -1,0 +1,1102 @@
+/* dimed's DMTP server glue. The store side of the session's queries (each lookup reads the
+ * versions of one identity's signets and picks the one the command names; signets are served
+ * only for identities this OPA hosts, spec Part 7 SGNT), the DATA identifier and verdicts, and
+ * the network side: listeners, one session per connection, jobs on the worker pool. */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "dime/codec.h"
+#include "dime/dconf.h"
+#include "dime/deliver.h"
+#include "dime/dlog.h"
+#include "dime/loop.h"
+#include "dime/plmsg.h"
+#include "dime/pool.h"
+#include "dime/server.h"
+#include "dime/signet.h"
+#include "dime/spool.h"
+#include "dime/tlsctx.h"
+
+/* The rows of one (ident, kind), oldest first. */
+struct srv_rows {
+	struct dime_store_row *r;
+	size_t n, cap;
+	int nomem;
+};
+
+static int
+srv_row_add(const struct dime_store_row *row, void *arg)
+{
+	struct srv_rows *rs = arg;
+
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 8;
+		struct dime_store_row *nr = realloc(rs->r, cap * sizeof(*nr));
+
+		if (nr == NULL) {
+			rs->nomem = 1;
+			return 1;
+		}
+		rs->r = nr;
+		rs->cap = cap;
+	}
+	rs->r[rs->n++] = *row;
+	return 0;
+}
+
+/* Returns: DIME_OK (rs filled, possibly empty), DIME_E_IO, DIME_E_NOMEM. An ident the store
+ * refuses is simply unknown. */
+static int
+srv_rows_get(struct dime_store *st, struct srv_rows *rs, const char *ident,
+	     enum dime_store_kind kind)
+{
+	int rc;
+
+	memset(rs, 0, sizeof(*rs));
+	rc = dime_store_list(st, ident, kind, srv_row_add, rs);
+	if (rs->nomem)
+		return DIME_E_NOMEM;
+	if (rc == DIME_E_INVALID)
+		return DIME_OK;
+	return rc;
+}
+
+/* The hosted rows only: a lookup for an identity we do not serve finds nothing. */
+static int
+srv_hosted(const struct srv_rows *rs)
+{
+	return rs->n > 0 && rs->r[rs->n - 1].hosted;
+}
+
+static int
+srv_load(struct dime_store *st, struct dime_signet **s, const struct dime_store_row *row)
+{
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	int rc;
+
+	*s = NULL;
+	rc = dime_store_get_row(st, &blob, &len, row->rowid);
+	if (rc == DIME_OK)
+		rc = dime_signet_parse(s, NULL, blob, len);
+	free(blob);
+	return rc;
+}
+
+/* Append the armor of s (split at a core level when core) to *out. */
+static int
+srv_armor_add(char **out, size_t *out_len, const struct dime_signet *s, int core)
+{
+	struct dime_signet *c = NULL;
+	const struct dime_signet *use = s;
+	size_t need = 0, got = 0;
+	char *nb;
+	int rc;
+
+	if (core) {
+		rc = dime_signet_split(&c, s, DIME_LEVEL_CRYPTO);
+		if (rc != DIME_OK)
+			return rc;
+		use = c;
+	}
+	rc = dime_signet_armor(NULL, 0, &need, use);
+	if (rc != DIME_OK)
+		goto out;
+	nb = realloc(*out, *out_len + need + 1);
+	if (nb == NULL) {
+		rc = DIME_E_NOMEM;
+		goto out;
+	}
+	*out = nb;
+	rc = dime_signet_armor(nb + *out_len, need + 1, &got, use);
+	if (rc == DIME_OK)
+		*out_len += got;
+	(*out)[*out_len] = 0;
+out:
+	dime_signet_free(c);
+	return rc;
+}
+
+/* Does row (or its signet's core fingerprint, when core) have fingerprint fp? */
+static int
+srv_fp_match(struct dime_store *st, const struct dime_store_row *row, const char *fp, int core,
+	     int *err)
+{
+	struct dime_signet *s = NULL;
+	char b64[DIME_FP_B64_LEN + 1];
+	int rc, hit;
+
+	if (!core)
+		return strcmp(row->fingerprint, fp) == 0;
+	if ((rc = srv_load(st, &s, row)) != DIME_OK ||
+	    (rc = dime_signet_fingerprint_b64(b64, s, DIME_FP_CRYPTO)) != DIME_OK) {
+		dime_signet_free(s);
+		*err = rc;
+		return 0;
+	}
+	hit = strcmp(b64, fp) == 0;
+	dime_signet_free(s);
+	return hit;
+}
+
+/* Index of the row matching fp (full, or also core/crypto when core), or -1. */
+static long
+srv_find(struct dime_store *st, const struct srv_rows *rs, const char *fp, int core, int *err)
+{
+	for (size_t i = rs->n; i-- > 0;) {
+		if (srv_fp_match(st, &rs->r[i], fp, 0, err))
+			return (long)i;
+		if (core && srv_fp_match(st, &rs->r[i], fp, 1, err))
+			return (long)i;
+		if (*err != DIME_OK)
+			return -1;
+	}
+	return -1;
+}
+
+static int
+srv_serve(struct dime_store *st, struct dime_dmtp_answer *a, char **armor, size_t *armor_len,
+	  const struct dime_store_row *row, int user)
+{
+	struct dime_signet *s = NULL;
+	int rc = srv_load(st, &s, row);
+
+	if (rc == DIME_OK)
+		rc = srv_armor_add(armor, armor_len, s, 0);
+	dime_signet_free(s);
+	if (rc == DIME_OK)
+		a->verdict = user ? DIME_DMTP_V_USER_SIGNET : DIME_DMTP_V_ORG_SIGNET;
+	return rc;
+}
+
+static int
+srv_sgnt(struct dime_store *st, struct dime_dmtp_answer *a, char **armor, size_t *armor_len,
+	 const struct dime_dmtp_cmd *c)
+{
+	int user = (c->flags & DIME_DMTP_F_MAILBOX) != 0, err = DIME_OK, rc;
+	struct srv_rows rs;
+	long at;
+
+	rc = srv_rows_get(st, &rs, c->addr, user ? DIME_STORE_USER_SIGNET : DIME_STORE_ORG_SIGNET);
+	if (rc != DIME_OK)
+		goto out;
+	a->verdict = DIME_DMTP_V_UNAVAILABLE;
+	if (!srv_hosted(&rs))
+		goto out;
+	at = (long)rs.n - 1;
+	if (c->flags & DIME_DMTP_F_FP)
+		at = srv_find(st, &rs, c->fp, user, &err);
+	if ((rc = err) != DIME_OK || at < 0)
+		goto out;
+	rc = srv_serve(st, a, armor, armor_len, &rs.r[at], user);
+out:
+	free(rs.r);
+	return rc;
+}
+
+static int
+srv_vrfy(struct dime_store *st, struct dime_dmtp_answer *a, char **armor, size_t *armor_len,
+	 const struct dime_dmtp_cmd *c)
+{
+	int user = (c->flags & DIME_DMTP_F_MAILBOX) != 0, err = DIME_OK, rc;
+	struct srv_rows rs;
+	const struct dime_store_row *cur;
+
+	rc = srv_rows_get(st, &rs, c->addr, user ? DIME_STORE_USER_SIGNET : DIME_STORE_ORG_SIGNET);
+	if (rc != DIME_OK)
+		goto out;
+	a->verdict = DIME_DMTP_V_UNAVAILABLE;
+	if (!srv_hosted(&rs))
+		goto out;
+	cur = &rs.r[rs.n - 1];
+	/* Users are checked by core fingerprint; a full one is refused (spec, VRFY). */
+	if (user && strcmp(cur->fingerprint, c->fp) == 0)
+		goto out;
+	if (srv_fp_match(st, cur, c->fp, user, &err)) {
+		a->verdict = user ? DIME_DMTP_V_USER_CURRENT : DIME_DMTP_V_ORG_CURRENT;
+		goto out;
+	}
+	if ((rc = err) != DIME_OK)
+		goto out;
+	rc = srv_serve(st, a, armor, armor_len, cur, user);
+out:
+	free(rs.r);
+	return rc;
+}
+
+static int
+srv_hist(struct dime_store *st, struct dime_dmtp_answer *a, char **armor, size_t *armor_len,
+	 const struct dime_dmtp_cmd *c)
+{
+	struct srv_rows rs;
+	long from = 0, to;
+	int err = DIME_OK, rc;
+
+	rc = srv_rows_get(st, &rs, c->addr, DIME_STORE_USER_SIGNET);
+	if (rc != DIME_OK)
+		goto out;
+	a->verdict = DIME_DMTP_V_UNAVAILABLE;
+	if (!srv_hosted(&rs))
+		goto out;
+	to = (long)rs.n - 1;
+	if (c->flags & DIME_DMTP_F_START)
+		from = srv_find(st, &rs, c->start, 1, &err);
+	if (err == DIME_OK && (c->flags & DIME_DMTP_F_STOP))
+		to = srv_find(st, &rs, c->stop, 1, &err);
+	if ((rc = err) != DIME_OK || from < 0 || to < from)
+		goto out;
+	for (long i = from; i <= to && rc == DIME_OK; i++) {
+		struct dime_signet *s = NULL;
+
+		rc = srv_load(st, &s, &rs.r[i]);
+		if (rc == DIME_OK)
+			rc = srv_armor_add(armor, armor_len, s, 1);
+		dime_signet_free(s);
+	}
+	if (rc == DIME_OK)
+		a->verdict = DIME_DMTP_V_HISTORY;
+out:
+	free(rs.r);
+	return rc;
+}
+
+/* ORIGIN and RCPT: is there an org signet of the domain with this full (or crypto) fingerprint
+ * (RCPT: and is the domain ours)? */
+static int
+srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_dmtp_cmd *c,
+	   int rcpt)
+{
+	struct srv_rows rs;
+	int rc = srv_rows_get(st, &rs, c->addr, DIME_STORE_ORG_SIGNET), err = DIME_OK;
+
+	if (rc == DIME_OK) {
+		/* Full fingerprints per WIRE.md; the crypto one too, which is what a D/MIME
+		 * envelope carries and so what a sender taking it from there puts in RCPT. */
+		int ok = (!rcpt || srv_hosted(&rs)) && srv_find(st, &rs, c->fp, 1, &err) >= 0;
+
+		if (rcpt)
+			a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_RCPT_INVALID;
+		else
+			a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_ORIGIN_TEMP;
+	}
+	free(rs.r);
+	return rc;
+}
+
+int
+dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a, char **armor,
+		   const struct dime_dmtp_query *q)
+{
+	size_t armor_len = 0;
+	int rc, sig = 0;
+
+	memset(a, 0, sizeof(*a));
+	*armor = NULL;
+	switch (q->kind) {
+	case DIME_DMTP_Q_ORIGIN: rc = srv_org_fp(st, a, &q->cmd, 0); break;
+	case DIME_DMTP_Q_RCPT: rc = srv_org_fp(st, a, &q->cmd, 1); break;
+	case DIME_DMTP_Q_SGNT:
+		sig = 1;
+		rc = srv_sgnt(st, a, armor, &armor_len, &q->cmd);
+		break;
+	case DIME_DMTP_Q_HIST:
+		sig = 1;
+		rc = srv_hist(st, a, armor, &armor_len, &q->cmd);
+		break;
+	case DIME_DMTP_Q_VRFY:
+		sig = 1;
+		rc = srv_vrfy(st, a, armor, &armor_len, &q->cmd);
+		break;
+	default: return DIME_E_INVALID;
+	}
+	if (rc == DIME_E_NOMEM) {
+		free(*armor);
+		*armor = NULL;
+		memset(a, 0, sizeof(*a));
+		return rc;
+	}
+	if (rc != DIME_OK) {
+		/* The store failed (I/O, a row that does not parse): the peer may retry. */
+		free(*armor);
+		*armor = NULL;
+		a->verdict = sig ? DIME_DMTP_V_SIGNET_TEMP : DIME_DMTP_V_TEMPFAIL;
+	}
+	if (*armor != NULL && a->verdict != DIME_DMTP_V_ORG_SIGNET &&
+	    a->verdict != DIME_DMTP_V_USER_SIGNET && a->verdict != DIME_DMTP_V_HISTORY) {
+		free(*armor);
+		*armor = NULL;
+	}
+	a->id = q->id;
+	a->armor = *armor;
+	a->armor_len = *armor != NULL ? strlen(*armor) : 0;
+	return DIME_OK;
+}
+
+int
+dime_server_msg_id(uint8_t hash[64], char id[DIME_DMTP_SESS_HASH_CHARS + 1], const uint8_t *msg,
+		   size_t len)
+{
+	size_t n = 0;
+
+	memset(id, 0, DIME_DMTP_SESS_HASH_CHARS + 1);
+	if (crypto_hash_sha512(hash, len > 0 ? msg : (const uint8_t *)"", len) != 0 ||
+	    dime_b64_encode(id, DIME_DMTP_SESS_HASH_CHARS + 1, &n, hash, 64, DIME_B64_NOPAD) !=
+		DIME_OK ||
+	    n != DIME_DMTP_SESS_HASH_CHARS) {
+		memset(hash, 0, 64);
+		memset(id, 0, DIME_DMTP_SESS_HASH_CHARS + 1);
+		return DIME_E_CRYPTO;
+	}
+	return DIME_OK;
+}
+
+enum dime_dmtp_verdict
+dime_server_accept_verdict(int rc)
+{
+	switch (rc) {
+	case DIME_OK: return DIME_DMTP_V_ACCEPTED;
+	case DIME_E_TRUNCATED:
+	case DIME_E_MALFORMED:
+	case DIME_E_TRAILING:
+	case DIME_E_LIMIT:
+	case DIME_E_INVALID: return DIME_DMTP_V_INVALID;
+	case DIME_E_BADSIG: return DIME_DMTP_V_BAD_ORIGIN;
+	case DIME_E_NOTFOUND: return DIME_DMTP_V_UNKNOWN_RECIPIENT;
+	default: return DIME_DMTP_V_TEMPFAIL;
+	}
+}
+
+/* ==== the network side: listeners, connections, jobs ==== */
+
+#define SRV_HELD_PAUSE (16u * 1024) /* unread input past which reading pauses */
+#define SRV_HELD_MAX   (1u << 20)   /* a peer that ignores the pause: 421 */
+#define SRV_STORES     64u	    /* store handles kept for the workers */
+
+struct srv_conn;
+
+enum srv_stage { SRV_LOOKUP = 1, SRV_PREP, SRV_ACCEPT, SRV_COMMIT };
+
+/* One query in flight. The session (and the message it borrows to the query) lives until the
+ * job completes: a connection that dies meanwhile is freed by the completion. */
+struct srv_job {
+	struct dime_pl_pool_job pj;
+	struct srv_conn *c;
+	enum srv_stage stage;
+	const struct dime_dmtp_query *q;
+	struct dime_dmtp_answer a;
+	char *armor;
+	uint8_t *bin;
+	size_t bin_len;
+	uint8_t hash[64];
+	int decided; /* a.verdict is final */
+	int delivered_before;
+	char recipient[256];
+};
+
+struct srv_listener {
+	struct dime_server *srv;
+	struct dime_io_listener *io;
+	enum dime_dconf_mode mode;
+	unsigned port;
+};
+
+struct srv_conn {
+	struct dime_server *srv;
+	struct dime_io_conn *io;
+	struct dime_dmtp_sess *sess;
+	struct srv_conn *prev, *next;
+	struct srv_job *job;
+	SSL_CTX *tls; /* the context this session started with (SIGHUP keeps it) */
+	uint8_t *held;
+	size_t held_len, held_cap;
+	int implicit, started, closing, dead, paused;
+	char ip[INET6_ADDRSTRLEN];
+};
+
+struct dime_server {
+	struct dime_server_env env;
+	struct srv_listener ls[DIME_DCONF_MAX_LISTEN];
+	size_t n_ls;
+	struct srv_conn *conns;
+	size_t n_conns;
+	int draining;
+	void (*idle)(void *arg);
+	void *idle_arg;
+	pthread_mutex_t mu; /* the store handles below, used by pool workers */
+	struct dime_store *stores[SRV_STORES];
+	size_t n_stores;
+};
+
+/* ---- store handles for the workers (one per thread at a time) ---- */
+
+static struct dime_store *
+srv_store_take(struct dime_server *s)
+{
+	struct dime_store *st = NULL;
+	char err[256];
+
+	pthread_mutex_lock(&s->mu);
+	if (s->n_stores > 0)
+		st = s->stores[--s->n_stores];
+	pthread_mutex_unlock(&s->mu);
+	if (st == NULL && dime_store_open_flags(&st, s->env.conf->store, DIME_STORE_OPEN_EXISTING,
+						err, sizeof(err)) != DIME_OK) {
+		dime_dlog(DIME_DLOG_ERROR, "store.open", "why=\"%s\"", err);
+		st = NULL;
+	}
+	return st;
+}
+
+static void
+srv_store_give(struct dime_server *s, struct dime_store *st)
+{
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (s->n_stores < SRV_STORES) {
+		s->stores[s->n_stores++] = st;
+		st = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	dime_store_close(st);
+}
+
+/* ---- connections ---- */
+
+static void srv_pump(struct srv_conn *c);
+
+static void
+srv_conn_free(struct srv_conn *c)
+{
+	struct dime_server *s = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	dime_dmtp_sess_free(c->sess);
+	free(c->held);
+	free(c);
+	if (s->draining && s->n_conns == 0 && s->idle != NULL)
+		s->idle(s->idle_arg);
+}
+
+static void
+srv_job_free(struct srv_job *j)
+{
+	dime_pl_msg_job_clear(&j->pj.mj);
+	free(j->armor);
+	free(j->bin);
+	free(j);
+}
+
+static void
+srv_send(struct srv_conn *c)
+{
+	size_t n = 0;
+	const uint8_t *p = dime_dmtp_sess_out(c->sess, &n);
+
+	if (n == 0)
+		return;
+	if (dime_io_conn_send(c->io, p, n) != DIME_OK) {
+		/* The peer does not read its replies: nothing more can be said in order. */
+		c->closing = 1;
+		dime_io_conn_close(c->io, 0);
+	}
+	dime_dmtp_sess_out_done(c->sess, n);
+}
+
+/* ---- jobs ---- */
+
+static void
+srv_run_lookup(struct dime_pl_pool_job *pj, void *arg)
+{
+	struct srv_job *j = arg;
+	struct dime_store *st = srv_store_take(j->c->srv);
+
+	(void)pj;
+	if (st == NULL || dime_server_lookup(st, &j->a, &j->armor, j->q) != DIME_OK) {
+		free(j->armor);
+		j->armor = NULL;
+		memset(&j->a, 0, sizeof(j->a));
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+	}
+	srv_store_give(j->c->srv, st);
+}
+
+/* DATA, first step: the armor to binary, the identifier, and a message seen before. */
+static void
+srv_run_prep(struct dime_pl_pool_job *pj, void *arg)
+{
+	struct srv_job *j = arg;
+	struct dime_store *st;
+	enum dime_store_seen_state state = DIME_STORE_SEEN_ACCEPTED;
+	const char *why = "";
+	int armored = 0, rc;
+	char id[DIME_DMTP_SESS_HASH_CHARS + 1];
+
+	(void)pj;
+	rc = dime_pl_msg_decode(&j->bin, &j->bin_len, &armored, &why, DIME_PL_MSG_ACCEPT, 0,
+				j->q->data, j->q->data_len);
+	if (rc != DIME_OK) {
+		j->a.verdict = rc == DIME_E_NOMEM ? DIME_DMTP_V_TEMPFAIL : DIME_DMTP_V_INVALID;
+		j->decided = 1;
+		return;
+	}
+	if (dime_server_msg_id(j->hash, id, j->bin, j->bin_len) != DIME_OK) {
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		j->decided = 1;
+		return;
+	}
+	memcpy(j->a.hash, id, sizeof(j->a.hash));
+	if ((st = srv_store_take(j->c->srv)) == NULL) {
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		j->decided = 1;
+		return;
+	}
+	rc = dime_store_seen_get(st, j->hash, NULL, &state);
+	srv_store_give(j->c->srv, st);
+	/* 255 only for a message already delivered (spec, DATA); one accepted but still queued
+	 * is verified again and answered 254 without a second copy (SRV_COMMIT). */
+	if (rc == DIME_OK && state == DIME_STORE_SEEN_DELIVERED) {
+		j->a.verdict = DIME_DMTP_V_DUPLICATE;
+		j->decided = 1;
+	} else if (rc != DIME_OK && rc != DIME_E_NOTFOUND) {
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		j->decided = 1;
+	}
+}
+
+/* DATA, last step: record the hash, then the durable spool write, before 254. */
+static void
+srv_run_commit(struct dime_pl_pool_job *pj, void *arg)
+{
+	struct srv_job *j = arg;
+	struct dime_server *s = j->c->srv;
+	struct dime_store *st = srv_store_take(s);
+	char name[DIME_DMTP_SESS_HASH_CHARS + 1];
+	int already = 0, err = 0, rc;
+
+	(void)pj;
+	j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+	if (st == NULL)
+		return;
+	if (dime_store_seen_put(st, j->hash, &already) != DIME_OK)
+		goto out;
+	if (already) {
+		/* Another transaction holds this message already: it is spooled (or being
+		 * spooled by that transaction, which answers for it). */
+		j->a.verdict = DIME_DMTP_V_ACCEPTED;
+		goto out;
+	}
+	/* The spool name: the identifier in the URL-safe base64 alphabet. */
+	memcpy(name, j->a.hash, sizeof(name));
+	for (size_t i = 0; name[i] != 0; i++)
+		name[i] = name[i] == '+' ? '-' : name[i] == '/' ? '_' : name[i];
+	rc = dime_spool_put(s->env.spool, name, j->recipient, j->q->mail.addr, j->bin, j->bin_len,
+			    &err);
+	if (rc == DIME_OK || rc == DIME_E_AGAIN) {
+		j->a.verdict = DIME_DMTP_V_ACCEPTED;
+		if (s->env.deliver != NULL)
+			dime_deliver_kick(s->env.deliver);
+	} else {
+		dime_dlog(DIME_DLOG_ERROR, "spool.put", "rc=%d errno=%d", rc, err);
+		if (dime_store_seen_del(st, j->hash) != DIME_OK)
+			dime_dlog(DIME_DLOG_ERROR, "seen.del",
+				  "why=\"cannot take the record back\"");
+	}
+out:
+	srv_store_give(s, st);
+}
+
+static void srv_job_done(struct dime_pl_pool_job *pj, void *arg);
+
+/* Queue j's next step. Returns: DIME_OK, or DIME_E_AGAIN (the pool is full: 451 now). */
+static int
+srv_job_queue(struct srv_job *j)
+{
+	struct dime_server *s = j->c->srv;
+
+	j->pj.done = srv_job_done;
+	j->pj.arg = j;
+	switch (j->stage) {
+	case SRV_LOOKUP:
+		j->pj.run = srv_run_lookup;
+		return dime_pl_pool_call(s->env.pool, &j->pj, s->env.loop);
+	case SRV_PREP:
+		j->pj.run = srv_run_prep;
+		return dime_pl_pool_call(s->env.pool, &j->pj, s->env.loop);
+	case SRV_ACCEPT:
+		j->pj.run = NULL;
+		dime_pl_msg_job_clear(&j->pj.mj);
+		j->pj.mj.in = j->bin;
+		j->pj.mj.in_len = j->bin_len;
+		return dime_pl_pool_submit(s->env.pool, s->env.accept_lane, &j->pj, s->env.loop);
+	case SRV_COMMIT:
+		j->pj.run = srv_run_commit;
+		return dime_pl_pool_call(s->env.pool, &j->pj, s->env.loop);
+	}
+	return DIME_E_INVALID;
+}
+
+static void
+srv_job_answer(struct srv_conn *c, struct srv_job *j)
+{
+	const struct dime_dmtp_query *q = dime_dmtp_sess_query(c->sess);
+	int rc;
+
+	c->job = NULL;
+	if (q != NULL) {
+		j->a.id = q->id;
+		rc = dime_dmtp_sess_answer(c->sess, &j->a);
+		if (rc != DIME_OK)
+			dime_dlog(DIME_DLOG_ERROR, "dmtp.answer", "peer=%s verdict=%d rc=%d", c->ip,
+				  (int)j->a.verdict, rc);
+		if (j->stage >= SRV_PREP)
+			dime_dlog(DIME_DLOG_INFO, "dmtp.data", "peer=%s code=%d len=%zu", c->ip,
+				  dime_dmtp_sess_last_code(c->sess), j->bin_len);
+	}
+	srv_job_free(j);
+	srv_pump(c);
+}
+
+/* Runs on the loop for every step of every job. */
+static void
+srv_job_done(struct dime_pl_pool_job *pj, void *arg)
+{
+	struct srv_job *j = arg;
+	struct srv_conn *c = j->c;
+
+	(void)pj;
+	if (c->dead) {
+		c->job = NULL;
+		srv_job_free(j);
+		srv_conn_free(c);
+		return;
+	}
+	if (j->stage == SRV_ACCEPT) {
+		if (j->pj.mj.rc != DIME_OK) {
+			j->a.verdict = dime_server_accept_verdict(j->pj.mj.rc);
+			j->decided = 1;
+		} else {
+			/* "ACCEPT <recipient> <fp>": the recipient must be at the RCPT domain
+			 * (spec: 510 when not affiliated with it). */
+			const char *r = j->pj.mj.line + 7, *sp = strchr(r, ' '), *at;
+			size_t n = sp != NULL ? (size_t)(sp - r) : strlen(r);
+
+			if (strncmp(j->pj.mj.line, "ACCEPT ", 7) != 0 || n == 0 ||
+			    n >= sizeof(j->recipient)) {
+				j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+				j->decided = 1;
+			} else {
+				memcpy(j->recipient, r, n);
+				j->recipient[n] = 0;
+				at = strchr(j->recipient, '@');
+				if (at == NULL || strcmp(at + 1, j->q->cmd.addr) != 0) {
+					j->a.verdict = DIME_DMTP_V_UNKNOWN_RECIPIENT;
+					j->decided = 1;
+				}
+			}
+		}
+	}
+	if (j->stage == SRV_LOOKUP || j->stage == SRV_COMMIT || j->decided) {
+		srv_job_answer(c, j);
+		return;
+	}
+	j->stage = j->stage == SRV_PREP ? SRV_ACCEPT : SRV_COMMIT;
+	if (srv_job_queue(j) != DIME_OK) {
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		srv_job_answer(c, j);
+	}
+}
+
+static void
+srv_job_start(struct srv_conn *c, const struct dime_dmtp_query *q)
+{
+	struct srv_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL) {
+		struct dime_dmtp_answer a = {.id = q->id, .verdict = DIME_DMTP_V_TEMPFAIL};
+
+		if (dime_dmtp_sess_answer(c->sess, &a) != DIME_OK)
+			dime_dlog(DIME_DLOG_ERROR, "dmtp.answer", "peer=%s rc=invalid", c->ip);
+		return;
+	}
+	j->c = c;
+	j->q = q;
+	j->stage = q->kind == DIME_DMTP_Q_DATA ? SRV_PREP : SRV_LOOKUP;
+	c->job = j;
+	if (srv_job_queue(j) != DIME_OK) {
+		/* Back-pressure: the pool is full. 451 now; the peer retries. */
+		c->job = NULL;
+		j->a.id = q->id;
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		if (dime_dmtp_sess_answer(c->sess, &j->a) != DIME_OK)
+			dime_dlog(DIME_DLOG_ERROR, "dmtp.answer", "peer=%s rc=invalid", c->ip);
+		dime_dlog(DIME_DLOG_WARNING, "pool.full", "peer=%s", c->ip);
+		srv_job_free(j);
+	}
+}
+
+/* ---- the connection pump: session actions to io calls ---- */
+
+static void
+srv_pump(struct srv_conn *c)
+{
+	const struct dime_dconf *cf = c->srv->env.conf;
+
+	for (;;) {
+		unsigned act;
+		size_t n;
+
+		if (c->closing)
+			return;
+		srv_send(c);
+		if (c->closing)
+			return;
+		act = dime_dmtp_sess_actions(c->sess);
+		if (act & DIME_DMTP_ACT_CLOSE) {
+			c->closing = 1;
+			dime_io_conn_close(c->io, 1);
+			return;
+		}
+		if (act & DIME_DMTP_ACT_TLS) {
+			/* The 220 was queued above, before the handshake; plaintext after STARTTLS
+			 * is dropped (held here, and by io for what it has not delivered). */
+			c->held_len = 0;
+			c->tls = dime_tlsctx_for(c->srv->env.tls, dime_dmtp_sess_tls_host(c->sess));
+			dime_io_conn_set_timeout(c->io, cf->timeout_tls_ms);
+			if (dime_io_conn_start_tls(c->io, c->tls) != DIME_OK)
+				dime_dmtp_sess_tls_done(c->sess, DIME_DMTP_TLS_FAILED);
+			else
+				return;
+			continue;
+		}
+		if (act & DIME_DMTP_ACT_QUERY) {
+			if (c->job == NULL)
+				srv_job_start(c, dime_dmtp_sess_query(c->sess));
+			if (c->job != NULL) {
+				/* The peer waits for us: no idle timeout while we work. */
+				dime_io_conn_set_timeout(c->io, 0);
+				return;
+			}
+			continue;
+		}
+		if (c->held_len == 0)
+			break;
+		n = dime_dmtp_sess_feed(c->sess, c->held, c->held_len);
+		memmove(c->held, c->held + n, c->held_len - n);
+		c->held_len -= n;
+		if (n == 0 && dime_dmtp_sess_actions(c->sess) == act)
+			break;
+	}
+	dime_io_conn_set_timeout(c->io, (dime_dmtp_sess_actions(c->sess) & DIME_DMTP_ACT_DATA)
+					    ? cf->timeout_data_ms
+					    : cf->timeout_cmd_ms);
+	if (c->paused && c->held_len < SRV_HELD_PAUSE) {
+		c->paused = 0;
+		dime_io_conn_pause(c->io, 0);
+	}
+}
+
+static void
+srv_on_data(void *ctx, const uint8_t *p, size_t n)
+{
+	struct srv_conn *c = ctx;
+
+	if (c->closing || n == 0)
+		return;
+	if (n > SRV_HELD_MAX - c->held_len) {
+		dime_dmtp_sess_timeout(c->sess); /* 421 and close: it ignored the pause */
+		srv_pump(c);
+		return;
+	}
+	if (c->held_len + n > c->held_cap) {
+		size_t cap = c->held_cap ? c->held_cap : 4096;
+		uint8_t *nb;
+
+		while (cap < c->held_len + n)
+			cap *= 2;
+		if ((nb = realloc(c->held, cap)) == NULL) {
+			c->closing = 1;
+			dime_io_conn_close(c->io, 0);
+			return;
+		}
+		c->held = nb;
+		c->held_cap = cap;
+	}
+	memcpy(c->held + c->held_len, p, n);
+	c->held_len += n;
+	if (c->started)
+		srv_pump(c);
+	if (!c->closing && !c->paused && c->held_len >= SRV_HELD_PAUSE) {
+		c->paused = 1;
+		dime_io_conn_pause(c->io, 1);
+	}
+}
+
+static void
+srv_on_tls(void *ctx, int ok)
+{
+	struct srv_conn *c = ctx;
+	SSL *ssl;
+	const char *cipher;
+
+	if (c->closing)
+		return;
+	ssl = dime_io_conn_ssl(c->io);
+	cipher = ok && ssl != NULL ? SSL_get_cipher_name(ssl) : NULL;
+	if (c->implicit && !c->started) {
+		if (!ok) {
+			c->closing = 1;
+			dime_io_conn_close(c->io, 0);
+			return;
+		}
+		c->started = 1;
+		dime_dmtp_sess_start(c->sess);
+	} else {
+		dime_dmtp_sess_tls_done(
+		    c->sess, !ok ? DIME_DMTP_TLS_FAILED
+			     : cipher != NULL && strcmp(cipher, "ECDHE-RSA-AES256-GCM-SHA384") == 0
+				 ? DIME_DMTP_TLS_OK
+				 : DIME_DMTP_TLS_WEAK);
+	}
+	srv_pump(c);
+}
+
+static void
+srv_on_timeout(void *ctx)
+{
+	struct srv_conn *c = ctx;
+
+	if (c->closing)
+		return;
+	if (!c->started) {
+		c->closing = 1;
+		dime_io_conn_close(c->io, 0); /* a TLS handshake that never ended */
+		return;
+	}
+	dime_dlog(DIME_DLOG_INFO, "conn.timeout", "peer=%s", c->ip);
+	dime_dmtp_sess_timeout(c->sess);
+	srv_pump(c);
+}
+
+static void
+srv_on_close(void *ctx, int err)
+{
+	struct srv_conn *c = ctx;
+
+	dime_dlog(DIME_DLOG_INFO, "conn.close", "peer=%s err=%d", c->ip, err);
+	c->dead = 1;
+	c->closing = 1; /* nothing may touch c->io from here on (drain, a late job) */
+	c->io = NULL;
+	if (c->job != NULL) {
+		/* The completion frees the connection (the job borrows its session). */
+		dime_pl_pool_cancel(c->srv->env.pool, &c->job->pj);
+		return;
+	}
+	srv_conn_free(c);
+}
+
+static void
+srv_on_drain(void *ctx)
+{
+	(void)ctx;
+}
+
+static const struct dime_io_conn_ops srv_conn_ops = {
+    .on_data = srv_on_data,
+    .on_tls = srv_on_tls,
+    .on_timeout = srv_on_timeout,
+    .on_close = srv_on_close,
+    .on_drain = srv_on_drain,
+};
+
+static size_t
+srv_count_ip(const struct dime_server *s, const char *ip)
+{
+	size_t n = 0;
+
+	for (const struct srv_conn *c = s->conns; c != NULL; c = c->next)
+		n += strcmp(c->ip, ip) == 0;
+	return n;
+}
+
+static void
+srv_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct srv_listener *l = ctx;
+	struct dime_server *s = l->srv;
+	const struct dime_dconf *cf = s->env.conf;
+	struct dime_dmtp_sess_conf sc = {.kind = l->mode == DIME_DCONF_DMTP ? DIME_DMTP_SESS_DMTP
+									    : DIME_DMTP_SESS_DUAL,
+					 .hostname = cf->hostname,
+					 .max_message = cf->max_message,
+					 .max_cmds = cf->max_cmds,
+					 .early_talk_reject = cf->early_talk_reject};
+	struct srv_conn *c = calloc(1, sizeof(*c));
+	int over;
+
+	(void)peer_len;
+	if (c == NULL || dime_dmtp_sess_new(&c->sess, &sc) != DIME_OK) {
+		free(c);
+		close(fd);
+		return;
+	}
+	if (peer->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)peer)->sin_addr,
+			  c->ip, sizeof(c->ip));
+	else if (peer->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr,
+			  c->ip, sizeof(c->ip));
+	else
+		strcpy(c->ip, "local");
+	over = (cf->max_conns != 0 && s->n_conns >= cf->max_conns) ||
+	       (cf->max_conns_per_ip != 0 && srv_count_ip(s, c->ip) >= cf->max_conns_per_ip);
+	c->srv = s;
+	c->implicit = l->mode == DIME_DCONF_DMTP;
+	if (dime_io_conn_new(s->env.loop, &c->io, fd, &srv_conn_ops, c) != DIME_OK) {
+		dime_dmtp_sess_free(c->sess);
+		free(c);
+		return;
+	}
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->n_conns++;
+	dime_dlog(DIME_DLOG_INFO, "conn.open", "peer=%s port=%u over_cap=%d", c->ip, l->port, over);
+	if (over) {
+		/* 421 then close (spec: a line starting with 421 before a unilateral close). On
+		 * the TLS port it cannot be said before a handshake: just close. */
+		c->closing = 1;
+		if (!c->implicit) {
+			static const char busy[] = "421 TOO MANY CONNECTIONS, CLOSING CONNECTION\n";
+
+			if (dime_io_conn_send(c->io, busy, sizeof(busy) - 1) != DIME_OK)
+				dime_dlog(DIME_DLOG_DEBUG, "conn.send", "peer=%s rc=fail", c->ip);
+		}
+		dime_io_conn_close(c->io, 1);
+		return;
+	}
+	if (c->implicit) {
+		c->tls = dime_tlsctx_for(s->env.tls, NULL);
+		dime_io_conn_set_timeout(c->io, cf->timeout_tls_ms);
+		if (dime_io_conn_start_tls(c->io, c->tls) != DIME_OK) {
+			c->closing = 1;
+			dime_io_conn_close(c->io, 0);
+		}
+		return;
+	}
+	c->started = 1;
+	dime_dmtp_sess_start(c->sess);
+	srv_pump(c);
+}
+
+int
+dime_server_new(struct dime_server **out, const struct dime_server_env *env, char *why,
+		size_t why_cap)
+{
+	struct dime_server *s;
+	const struct dime_dconf *cf = env->conf;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return DIME_E_NOMEM;
+	s->env = *env;
+	pthread_mutex_init(&s->mu, NULL);
+	for (size_t i = 0; i < cf->n_listen && i < DIME_DCONF_MAX_LISTEN; i++) {
+		struct srv_listener *l = &s->ls[i];
+		int fd = dime_io_tcp_listen(cf->listen[i].host, cf->listen[i].port, &l->port);
+
+		l->srv = s;
+		l->mode = cf->listen[i].mode;
+		if (fd < 0 || dime_io_listen(env->loop, &l->io, fd, srv_on_accept, l) != DIME_OK) {
+			snprintf(why, why_cap, "cannot listen on %s:%u: %s", cf->listen[i].host,
+				 cf->listen[i].port, strerror(errno));
+			if (fd >= 0 && l->io == NULL)
+				close(fd);
+			dime_server_free(s);
+			return DIME_E_IO;
+		}
+		s->n_ls++;
+	}
+	*out = s;
+	return DIME_OK;
+}
+
+size_t
+dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap)
+{
+	size_t n = 0;
+
+	for (; n < s->n_ls && n < cap; n++)
+		ports[n] = s->ls[n].port;
+	return n;
+}
+
+void
+dime_server_set_tls(struct dime_server *s, struct dime_tlsctx *tls)
+{
+	s->env.tls = tls;
+}
+
+size_t
+dime_server_n_conns(const struct dime_server *s)
+{
+	return s->n_conns;
+}
+
+void
+dime_server_drain(struct dime_server *s, void (*idle)(void *arg), void *arg)
+{
+	struct srv_conn *c, *next;
+
+	s->draining = 1;
+	s->idle = idle;
+	s->idle_arg = arg;
+	for (size_t i = 0; i < s->n_ls; i++) {
+		dime_io_listener_close(s->ls[i].io);
+		s->ls[i].io = NULL;
+	}
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->closing)
+			continue;
+		if (!c->started) {
+			c->closing = 1;
+			dime_io_conn_close(c->io, 0);
+			continue;
+		}
+		dime_dmtp_sess_drain(c->sess);
+		srv_pump(c);
+	}
+	if (s->n_conns == 0 && idle != NULL)
+		idle(arg);
+}
+
+void
+dime_server_free(struct dime_server *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n_ls; i++)
+		dime_io_listener_close(s->ls[i].io);
+	while (s->n_stores > 0)
+		dime_store_close(s->stores[--s->n_stores]);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}

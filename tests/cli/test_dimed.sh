@@ -1,0 +1,233 @@
+#!/bin/bash
+# dimed end to end over real sockets, once per io backend (DIME_IO=uring, then epoll): every
+# command and reply code on the implicit-TLS port through `openssl s_client`, the dual port in
+# plaintext (bash /dev/tcp) and through `s_client -starttls smtp`, the TLS posture (TLS 1.2 and
+# the one cipher only, SNI picks the certificate, an unknown name gets the default), and the
+# hostile cases of ECOSYSTEM 6.2 (overlong lines, bare CR, NUL, slowloris, huge DATA, a peer
+# that vanishes mid-DATA). Args: DIME_BINARY INTEROP_DIR; dimed is next to dime.
+source "$(dirname "$0")/lib.sh" "$@"
+DIME=$(cd "$(dirname "$DIME")" && pwd)/$(basename "$DIME")
+DIMED=$(dirname "$DIME")/dimed
+[ -x "$DIMED" ] || { echo "no dimed next to $DIME: skip"; exit 77; }
+command -v openssl >/dev/null || { echo "no openssl: skip"; exit 77; }
+unset DIME_STORE
+
+W=$TMP/w
+mkdir -p "$W"
+cd "$W" || exit 1
+"$DIME" --store var/dime.db org create alpha.example >/dev/null 2>&1 &&
+	"$DIME" --store var/dime.db user create alice@alpha.example >/dev/null 2>&1 &&
+	"$DIME" --store var/dime.db user create bob@alpha.example >/dev/null 2>&1 ||
+	{ fail "cannot make the store"; done_tests; }
+ORGFP=$("$DIME" --store var/dime.db store list 2>/dev/null |
+	awk '$1=="alpha.example" && $2=="org-signet" {print $6}')
+BOBFP=$("$DIME" --store var/dime.db store list 2>/dev/null |
+	awk '$1=="bob@alpha.example" && $2=="user-signet" {print $6}')
+mail() { printf 'From: alice@alpha.example\r\nTo: bob@alpha.example\r\nSubject: %s\r\n\r\nhello\r\n' "$1"; }
+# wrap NAME SUBJECT [--origin-sign]: a message from alice to bob (a new one per backend run, so
+# that the duplicate table of the first run does not answer for the second).
+wrap() {
+	mail "$2" | "$DIME" --store var/dime.db msg wrap --from alice@alpha.example \
+		--to bob@alpha.example $3 >"$1" || fail "wrap $1"
+}
+# Two certificates: the default and one for dmtp.alpha.example (SNI / STARTTLS host).
+for n in default dmtp.alpha.example; do
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$n.key" -out "$n.pem" -days 2 \
+		-subj "/CN=$n" -addext "subjectAltName=DNS:$n" >/dev/null 2>&1 || fail "cert $n"
+done
+cat >t.conf <<EOF
+hostname = mx.alpha.example
+listen = 127.0.0.1:0 dmtp
+listen = 127.0.0.1:0 dual
+timeout_cmd = 2s
+timeout_data = 2s
+max_message = 64k
+max_cmds = 50
+workers = 2
+early_talk_reject = no
+[tls]
+cert = $W/default.pem
+key = $W/default.key
+[tls dmtp.alpha.example]
+cert = $W/dmtp.alpha.example.pem
+key = $W/dmtp.alpha.example.key
+EOF
+
+# --check-config: the good file passes, a bad one names its line and key (exit 1).
+"$DIMED" --check-config --config t.conf >/dev/null 2>&1 || fail "--check-config refused t.conf"
+printf 'listen = 127.0.0.1:0 dmtp\nbogus_key = 1\n' >bad.conf
+out=$("$DIMED" --check-config --config bad.conf 2>&1) && fail "--check-config accepted bad.conf"
+grep -q 'bad.conf:2: bogus_key' <<<"$out" || fail "--check-config: $out"
+
+PID=
+stop_dimed() {
+	[ -n "$PID" ] || return 0
+	kill -TERM "$PID" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$PID" 2>/dev/null && { fail "dimed did not exit on SIGTERM"; kill -9 "$PID"; }
+	wait "$PID" 2>/dev/null || fail "dimed exited with status $? [$BACKEND]"
+	PID=
+	# Under ASan/UBSan (CI), a finding or a leak lands in the log.
+	! grep -qE 'Sanitizer|runtime error' dimed.log || fail "sanitizer report: $(grep -m3 -E 'Sanitizer|runtime error' dimed.log)"
+}
+trap 'stop_dimed; rm -rf "$TMP"' EXIT
+start_dimed() {
+	rm -f ports
+	"$DIMED" --config t.conf --ports-file ports 2>>dimed.log &
+	PID=$!
+	for _ in $(seq 100); do [ -s ports ] && [ "$(wc -l <ports)" = 2 ] && break; sleep 0.05; done
+	P1=$(sed -n 1p ports)
+	P2=$(sed -n 2p ports)
+	[ -n "$P1" ] && [ -n "$P2" ] || { fail "dimed did not start: $(tail -3 dimed.log)"; done_tests; }
+}
+
+# dmtp INPUT [s_client args]: a session on the TLS port; prints the replies.
+dmtp() {
+	local in=$1
+	shift
+	printf '%b' "$in" | timeout 20 openssl s_client -connect "127.0.0.1:$P1" -tls1_2 -quiet "$@" \
+		2>/dev/null
+}
+# plain INPUT: a plaintext session on the dual port (bash /dev/tcp); prints the replies.
+plain() {
+	exec 3<>"/dev/tcp/127.0.0.1/$P2" || return 1
+	printf '%b' "$1" >&3
+	timeout 10 cat <&3
+	exec 3<&- 3>&-
+}
+# has NAME OUTPUT PATTERN: OUTPUT must match the Perl regex PATTERN ('.' spans lines).
+has() { grep -qzP -- "(?s)$3" <<<"$2" || fail "$1 [$BACKEND]: /$3/ not in: $2"; }
+txn() { printf 'EHLO <c.example>\nMAIL FROM=<alpha.example> FINGERPRINT=[%s]\nRCPT TO=<alpha.example> FINGERPRINT=[%s]\nDATA\n' "$ORGFP" "$ORGFP"; }
+stuffed() { sed 's/^\./../' "$1"; }
+count_mail() { find var/mail -path '*/new/*' -type f 2>/dev/null | wc -l; }
+
+for BACKEND in uring epoll; do
+	export DIME_IO=$BACKEND
+	rm -rf var/spool var/mail dimed.log
+	wrap m1.dime "one $BACKEND" --origin-sign
+	wrap m2.dime "two $BACKEND" --origin-sign
+	wrap m3.dime "unsigned $BACKEND"
+	start_dimed
+	grep -q "backend=$BACKEND" dimed.log ||
+		{ [ "$BACKEND" = uring ] && grep -q "backend=epoll" dimed.log && echo "io_uring unavailable: epoll ran"; } ||
+		fail "backend $BACKEND not used: $(grep dimed.start dimed.log)"
+
+	# ---- global commands, every signet reply ----
+	out=$(dmtp "EHLO <c.example>\nMODE\nNOOP hello\nHELP\nVERB\nRSET\nSGNT FOR=<alpha.example>\nSGNT FOR=<bob@alpha.example>\nHIST FOR=<bob@alpha.example>\nVRFY FOR=<alpha.example> FINGERPRINT=[$ORGFP]\nVRFY FOR=<bob@alpha.example> FINGERPRINT=[$BOBFP]\nSGNT FOR=<nobody@alpha.example>\nSGNT FOR=<gamma.example>\nQUIT\n")
+	has banner "$out" '^220 <mx.alpha.example> DMTP'
+	has ehlo "$out" '250-SIZE 65536\n250 OK <mx.alpha.example>'
+	has mode "$out" '250 OK DMTP\n'
+	has help "$out" '214-DATA\n.*214 VRFY\n'
+	has sgnt-org "$out" '270------BEGIN ORGANIZATIONAL SIGNET-----\n.*270------END ORGANIZATIONAL SIGNET-----\n270 OK'
+	has sgnt-user "$out" '280------BEGIN USER SIGNET-----\n.*280 OK'
+	has hist "$out" '290------BEGIN USER SIGNET-----\n.*290 OK'
+	has vrfy-org "$out" '271 ORGANIZATIONAL SIGNET CURRENT'
+	has vrfy-user-full "$out" '576 SIGNET UNAVAILABLE'
+	has quit "$out" '221 BYE'
+
+	# ---- a transaction: 254, the message in the Maildir; again: no second copy ----
+	out=$(dmtp "$(txn)\n$(stuffed m1.dime)\n.\nQUIT\n")
+	has data "$out" '354 READY TO RECEIVE MESSAGE\n254 ACCEPTED=[A-Za-z0-9+/]{86}\n221 BYE'
+	id1=$(grep -o 'ACCEPTED=.*' <<<"$out" | cut -d= -f2)
+	# The identifier is SHA-512 of the binary message (the armor's base64, CRC line left out).
+	b=$(grep -v -e ----- -e '^=' -e '^$' m1.dime | tr -d '\n')
+	while [ $((${#b} % 4)) != 0 ]; do b="$b="; done
+	want=$(openssl base64 -d -A <<<"$b" | openssl dgst -sha512 -binary | openssl base64 -A |
+		tr -d '=')
+	[ "$id1" = "$want" ] || fail "254 id [$BACKEND]: got $id1, want $want"
+	for _ in $(seq 50); do [ "$(count_mail)" -ge 1 ] && break; sleep 0.1; done
+	out=$(dmtp "$(txn)\n$(stuffed m1.dime)\n.\nQUIT\n")
+	has resend "$out" "25[45] (ACCEPTED|DUPLICATE)=\\Q$id1\\E"
+	sleep 0.5
+	[ "$(count_mail)" = 1 ] || fail "resend [$BACKEND]: $(count_mail) messages delivered, want 1"
+
+	# ---- DATA verdicts and sequence errors ----
+	out=$(dmtp "$(txn)\n$(stuffed m3.dime)\n.\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nDATA\nnot a message\n.\nDATA\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<gamma.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<gamma.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nQUIT\n")
+	has unsigned "$out" '578 INVALID ORIGIN SIGNATURE'
+	has junk "$out" '451 DATA CORRUPTED'
+	has seq "$out" '503 INVALID COMMAND SEQUENCE: MAIL FIRST'
+	has origin "$out" '470 ORIGIN SIGNET UNAVAILABLE'
+	has rcpt "$out" '576 INVALID DESTINATION SIGNET'
+	has rcpt2 "$out" '431 DESTINATION LIMITS EXCEEDED'
+	out=$(dmtp "MAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nFROB\nMAIL FROM=<alpha.example>\nNO\000OP\nRSET\rQUIT\r\n$(head -c 600 /dev/zero | tr '\0' x)\nNOOP\nQUIT\n")
+	has helo-first "$out" '503 INVALID COMMAND SEQUENCE: HELO FIRST'
+	has unknown "$out" '500 COMMAND SYNTAX ERROR'
+	has args "$out" '501 ARGUMENT SYNTAX ERROR'
+	has bare-cr "$out" '500 COMMAND SYNTAX ERROR: BARE CR\n'
+	has overlong "$out" '500 COMMAND SYNTAX ERROR: LINE TOO LONG\n250 OK\n221 BYE'
+
+	# ---- P19: DATA over the cap: 552 after draining; the session goes on ----
+	out=$(dmtp "$(txn)\n$(head -c 100000 /dev/zero | tr '\0' A | fold -w 64)\n.\nNOOP\nQUIT\n")
+	has huge "$out" '552 MESSAGE TOO LARGE \(LIMIT 65536 OCTETS\)\n250 OK\n221 BYE'
+
+	# ---- P20: the peer vanishes mid-DATA: nothing spooled, dimed keeps serving ----
+	before=$(count_mail)
+	(txn; head -n 5 m2.dime) | timeout 5 openssl s_client -connect "127.0.0.1:$P1" -tls1_2 \
+		-quiet >/dev/null 2>&1
+	sleep 0.5
+	[ "$(count_mail)" = "$before" ] || fail "mid-DATA [$BACKEND]: a partial message was delivered"
+	[ -z "$(ls var/spool/tmp 2>/dev/null)" ] || fail "mid-DATA [$BACKEND]: spool tmp/ not empty"
+
+	# ---- P17: slowloris, one byte a second: 421 at the 2 s timeout ----
+	out=$( (sleep 1; printf 'N'; sleep 1; printf 'O'; sleep 3) |
+		timeout 10 openssl s_client -connect "127.0.0.1:$P1" -tls1_2 -quiet 2>/dev/null)
+	has slowloris "$out" '421 <mx.alpha.example> TIMEOUT, CLOSING CONNECTION'
+
+	# ---- P9: command cap ----
+	out=$(dmtp "$(for _ in $(seq 60); do printf 'NOOP\\n'; done)")
+	has cap "$out" '421 <mx.alpha.example> TOO MANY COMMANDS'
+
+	# ---- TLS posture (ECOSYSTEM 4.2, P22, P23) ----
+	printf 'QUIT\n' | timeout 10 openssl s_client -connect "127.0.0.1:$P1" -tls1_3 >/dev/null 2>&1 &&
+		fail "TLS 1.3 accepted [$BACKEND]"
+	printf 'QUIT\n' | timeout 10 openssl s_client -connect "127.0.0.1:$P1" -tls1_2 \
+		-cipher ECDHE-RSA-AES128-GCM-SHA256 >/dev/null 2>&1 && fail "AES128 accepted [$BACKEND]"
+	out=$(printf 'QUIT\n' | timeout 10 openssl s_client -connect "127.0.0.1:$P1" -tls1_2 \
+		-cipher ECDHE-RSA-AES256-GCM-SHA384 -servername dmtp.alpha.example 2>&1)
+	has sni "$out" 'subject=CN ?= ?dmtp.alpha.example'
+	has cipher "$out" 'ECDHE-RSA-AES256-GCM-SHA384'
+	out=$(printf 'QUIT\n' | timeout 10 openssl s_client -connect "127.0.0.1:$P1" -tls1_2 \
+		-servername other.example 2>&1)
+	has sni-default "$out" 'subject=CN ?= ?default'
+
+	# ---- the dual port: plaintext SMTP mode, then STARTTLS ----
+	out=$(plain "EHLO client.example\r\nMODE\r\nSGNT FOR=<alpha.example>\r\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\r\nQUIT\r\n")
+	has dual-banner "$out" '^220 <mx.alpha.example> ESMTP DMTP'
+	has dual-ehlo "$out" '250-DMTP\n250-STARTTLS\n250 OK'
+	has dual-mode "$out" '250 OK ESMTP\n'
+	has dual-501 "$out" '501 ARGUMENT SYNTAX ERROR: DMTP COMMAND IN SMTP MODE\n501'
+	out=$(printf 'MODE\nSTARTTLS\nQUIT\n' | timeout 10 openssl s_client -connect "127.0.0.1:$P2" \
+		-starttls smtp -tls1_2 -quiet 2>/dev/null)
+	has smtp-tls "$out" '250 OK ESMTP <mx.alpha.example>\n250 OK ESMTP\n503 INVALID COMMAND SEQUENCE: TLS ALREADY ACTIVE\n221 BYE'
+
+	# ---- the dime dmtp client: implicit TLS, and the dual port elevated by STARTTLS <host>
+	# MODE=DMTP (P13: HELO forgotten, EHLO list without DMTP/STARTTLS after TLS) ----
+	out=$("$DIME" --store var/dime.db dmtp sgnt bob@alpha.example --to "127.0.0.1:$P1" 2>&1)
+	has client-sgnt "$out" '280------BEGIN USER SIGNET-----\n.*280 OK'
+	out=$("$DIME" --store var/dime.db dmtp send --to "127.0.0.1:$P2" \
+		--starttls dmtp.alpha.example <m2.dime 2>/dev/null)
+	has client-elevate "$out" '220 READY TO START TLS\n250 OK DMTP <mx.alpha.example>\n250-SIZE 65536\n250 OK'
+	has client-send "$out" '254 ACCEPTED=[A-Za-z0-9+/]{86}'
+	out=$(printf 'STARTTLS <dmtp.alpha.example> MODE=DMTP\nMODE\nMAIL FROM=<alpha.example> FINGERPRINT=[%s]\nSTARTTLS <x.example> MODE=DMTP\nQUIT\n' \
+		"$ORGFP" | "$DIME" dmtp raw --to "127.0.0.1:$P2" --starttls dmtp.alpha.example 2>/dev/null)
+	has raw-twice "$out" '503 INVALID COMMAND SEQUENCE'
+
+	# ---- SIGHUP with a bad configuration keeps the old one; dimed keeps serving ----
+	cp t.conf t.conf.good
+	echo "bogus_key = 1" >>t.conf
+	kill -HUP "$PID"
+	sleep 0.5
+	grep -q 'event=dimed.reload result=kept_old' dimed.log || fail "bad reload not logged [$BACKEND]"
+	cp t.conf.good t.conf
+	kill -HUP "$PID"
+	sleep 0.5
+	grep -q 'event=dimed.reload result=ok' dimed.log || fail "reload not logged [$BACKEND]"
+	out=$(dmtp "NOOP\nQUIT\n")
+	has after-hup "$out" '250 OK\n221 BYE'
+
+	# ---- log hygiene: no message bytes, no signet armor in the log ----
+	grep -q "$(sed -n 2p m1.dime | cut -c1-20)" dimed.log && fail "message bytes in the log"
+	stop_dimed
+	grep -q 'event=dimed.stop' dimed.log || fail "no clean stop [$BACKEND]"
+done
+done_tests
