@@ -543,7 +543,6 @@ srv_run_prep(struct dime_pl_pool_job *pj, void *arg)
 {
 	struct srv_job *j = arg;
 	struct dime_store *st;
-	enum dime_store_seen_state state = DIME_STORE_SEEN_ACCEPTED;
 	const char *why = "";
 	int armored = 0, rc;
 	char id[DIME_DMTP_SESS_HASH_CHARS + 1];
@@ -567,11 +566,11 @@ srv_run_prep(struct dime_pl_pool_job *pj, void *arg)
 		j->decided = 1;
 		return;
 	}
-	rc = dime_store_seen_get(st, j->hash, NULL, &state);
+	rc = dime_store_seen_get(st, j->hash, NULL, NULL);
 	srv_store_give(j->c->srv, st);
-	/* 255 only for a message already delivered (spec, DATA); one accepted but still queued
-	 * is verified again and answered 254 without a second copy (SRV_COMMIT). */
-	if (rc == DIME_OK && state == DIME_STORE_SEEN_DELIVERED) {
+	/* 255 for a message already accepted here (its 254 was sent: it is spooled or
+	 * delivered). */
+	if (rc == DIME_OK) {
 		j->a.verdict = DIME_DMTP_V_DUPLICATE;
 		j->decided = 1;
 	} else if (rc != DIME_OK && rc != DIME_E_NOTFOUND) {
@@ -580,46 +579,47 @@ srv_run_prep(struct dime_pl_pool_job *pj, void *arg)
 	}
 }
 
-/* DATA, last step: record the hash, then the durable spool write, before 254. */
+/* DATA, last step: the durable spool write, then the hash record, before 254. The spool
+ * decides duplicates (the name is the hash; a queued one is never replaced), so a crash
+ * between the two steps loses nothing: the sender, without its 254, sends again, and meets
+ * the spooled copy (255) or, once it is delivered, a delivery that adds no second copy. */
 static void
 srv_run_commit(struct dime_pl_pool_job *pj, void *arg)
 {
 	struct srv_job *j = arg;
 	struct dime_server *s = j->c->srv;
-	struct dime_store *st = srv_store_take(s);
+	struct dime_store *st;
 	char name[DIME_DMTP_SESS_HASH_CHARS + 1];
 	int already = 0, err = 0, rc;
 
 	(void)pj;
 	j->a.verdict = DIME_DMTP_V_TEMPFAIL;
-	if (st == NULL)
-		return;
-	if (dime_store_seen_put(st, j->hash, &already) != DIME_OK)
-		goto out;
-	if (already) {
-		/* Another transaction holds this message already: it is spooled (or being
-		 * spooled by that transaction, which answers for it). */
-		j->a.verdict = DIME_DMTP_V_ACCEPTED;
-		goto out;
-	}
 	/* The spool name: the identifier in the URL-safe base64 alphabet. */
 	memcpy(name, j->a.hash, sizeof(name));
 	for (size_t i = 0; name[i] != 0; i++)
 		name[i] = name[i] == '+' ? '-' : name[i] == '/' ? '_' : name[i];
 	rc = dime_spool_put(s->env.spool, name, j->recipient, j->q->mail.addr, j->bin, j->bin_len,
 			    &err);
-	if (rc == DIME_OK || rc == DIME_E_AGAIN) {
-		j->a.verdict = DIME_DMTP_V_ACCEPTED;
-		if (s->env.deliver != NULL)
-			dime_deliver_kick(s->env.deliver);
-	} else {
-		dime_dlog(DIME_DLOG_ERROR, "spool.put", "rc=%d errno=%d", rc, err);
-		if (dime_store_seen_del(st, j->hash) != DIME_OK)
-			dime_dlog(DIME_DLOG_ERROR, "seen.del",
-				  "why=\"cannot take the record back\"");
+	if (rc == DIME_E_AGAIN && err == EEXIST) {
+		j->a.verdict = DIME_DMTP_V_DUPLICATE;
+		return;
 	}
-out:
-	srv_store_give(s, st);
+	if (rc == DIME_E_AGAIN)
+		return; /* the same message is being spooled by another transaction: 451 */
+	if (rc != DIME_OK) {
+		dime_dlog(DIME_DLOG_ERROR, "spool.put", "rc=%d errno=%d", rc, err);
+		return;
+	}
+	j->a.verdict = DIME_DMTP_V_ACCEPTED;
+	if (s->env.deliver != NULL)
+		dime_deliver_kick(s->env.deliver);
+	/* The message is safe; without the record a resend after delivery is verified again
+	 * and answered 254, and its delivery adds no copy (deliver.c names by the hash). */
+	if ((st = srv_store_take(s)) == NULL ||
+	    dime_store_seen_put(st, j->hash, &already) != DIME_OK)
+		dime_dlog(DIME_DLOG_WARNING, "seen.put", "why=\"cannot record the message hash\"");
+	if (st != NULL)
+		srv_store_give(s, st);
 }
 
 static void srv_job_done(struct dime_pl_pool_job *pj, void *arg);

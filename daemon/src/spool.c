@@ -170,6 +170,19 @@ spool_write_all(int fd, const void *p, size_t len)
 	return 0;
 }
 
+/* The id is in queue/: sync queue/ so the entry another writer renamed there is durable
+ * before the caller says so. Returns: DIME_E_AGAIN with *err EEXIST, or DIME_E_IO. */
+static int
+spool_queued(struct dime_spool *s, int *err)
+{
+	if (fsync(s->queue_fd) != 0) {
+		*err = errno;
+		return DIME_E_IO;
+	}
+	*err = EEXIST;
+	return DIME_E_AGAIN;
+}
+
 int
 dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
 	       const uint8_t *msg, size_t len, int *err)
@@ -184,15 +197,15 @@ dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, cons
 	n = snprintf(head, sizeof(head), SPOOL_RCPT "%s\n" SPOOL_ORIG "%s\n", recipient, origin);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return DIME_E_INVALID;
-	/* Already queued (a retransmission racing its first copy): the caller answers 255/4xx. */
+	/* Already queued (a retransmission racing its first copy): durable once queue/ is
+	 * synced, which its writer may not have done yet. */
 	if (faccessat(s->queue_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return DIME_E_AGAIN;
+		return spool_queued(s, err);
 	fd = openat(s->tmp_fd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		if (errno == EEXIST)
-			return DIME_E_AGAIN; /* the same id is being written right now */
-		*err = errno;
-		return DIME_E_IO;
+		/* the same id is being written right now, and that write may still fail */
+		*err = errno == EEXIST ? EINPROGRESS : errno;
+		return errno == EEXIST ? DIME_E_AGAIN : DIME_E_IO;
 	}
 	linked = 1;
 	if ((e = spool_write_all(fd, head, (size_t)n)) != 0 ||
@@ -211,7 +224,7 @@ dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, cons
 	/* RENAME_NOREPLACE: never overwrite a queued message of the same id. */
 	if (renameat2(s->tmp_fd, id, s->queue_fd, id, RENAME_NOREPLACE) != 0) {
 		if (errno == EEXIST) {
-			rc = DIME_E_AGAIN;
+			rc = spool_queued(s, &e);
 			goto out;
 		}
 		if (errno != EINVAL && errno != ENOSYS) {
@@ -220,8 +233,10 @@ dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, cons
 		}
 		/* a file system without renameat2 flags: link then unlink gives the same rule */
 		if (linkat(s->tmp_fd, id, s->queue_fd, id, 0) != 0) {
-			rc = errno == EEXIST ? DIME_E_AGAIN : DIME_E_IO;
-			e = errno == EEXIST ? 0 : errno;
+			if (errno == EEXIST)
+				rc = spool_queued(s, &e);
+			else
+				e = errno;
 			goto out;
 		}
 		unlinkat(s->tmp_fd, id, 0);
@@ -242,6 +257,8 @@ out:
 		unlinkat(s->tmp_fd, id, 0);
 	if (rc == DIME_E_IO)
 		*err = e != 0 ? e : EIO;
+	else if (rc == DIME_E_AGAIN)
+		*err = e;
 	return rc;
 }
 

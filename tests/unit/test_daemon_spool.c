@@ -82,7 +82,15 @@ t_put_and_read(void)
 	T_CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0700, "queue mode: got %o",
 		(unsigned)sb.st_mode & 0777);
 	rc = dime_spool_put(s, "m1", "bob@example.org", "other.org", msg, 3, &err);
-	T_CHECK(rc == DIME_E_AGAIN, "same id again: got %d, want DIME_E_AGAIN", rc);
+	T_CHECK(rc == DIME_E_AGAIN && err == EEXIST,
+		"same id again: got %d errno %d, want DIME_E_AGAIN EEXIST (a duplicate)", rc, err);
+	/* the same id being written by another call (its tmp/ file exists): not a duplicate yet */
+	snprintf(path, sizeof(path), "%s/tmp/m2", root);
+	close(open(path, O_WRONLY | O_CREAT | O_EXCL, 0600));
+	rc = dime_spool_put(s, "m2", "bob@example.org", "other.org", msg, 3, &err);
+	T_CHECK(rc == DIME_E_AGAIN && err == EINPROGRESS,
+		"id in flight: got %d errno %d, want DIME_E_AGAIN EINPROGRESS", rc, err);
+	unlink(path);
 	snprintf(path, sizeof(path), "%s/tmp", root);
 	T_CHECK(t_count(path) == 0, "tmp/ after puts: got %d files, want 0", t_count(path));
 

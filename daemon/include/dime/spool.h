@@ -21,7 +21,9 @@ void dime_spool_close(struct dime_spool *s); /* NULL-safe */
 /* Write one message durably under the name id (a-z A-Z 0-9 - _ ., at most 128) with its
  * envelope (recipient, origin domain: one header line each before the message). Blocking:
  * call from a worker, never a loop thread. Returns: DIME_OK, DIME_E_IO (*err the errno:
- * ENOSPC, EROFS...), DIME_E_INVALID (bad id), DIME_E_AGAIN (id already queued). */
+ * ENOSPC, EROFS...), DIME_E_INVALID (bad id), DIME_E_AGAIN with *err EEXIST (id already
+ * queued, durably: a duplicate) or EINPROGRESS (id being written by another call right now,
+ * which may still fail: try again later). */
 DIME_MUST_CHECK int dime_spool_put(struct dime_spool *s, const char *id, const char *recipient,
 				   const char *origin, const uint8_t *msg, size_t len, int *err);
 #endif
