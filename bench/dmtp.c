@@ -410,6 +410,7 @@ dmtp_start(const struct dmtp_opts *o, const char *dir, unsigned port, unsigned w
 		"workers = %u\n"
 		"max_conns = 100000\n"
 		"max_conns_per_ip = 100000\n"
+		"max_cmds = 1000000\n"
 		"log_level = warning\n"
 		"[tls]\n"
 		"cert = %s/tls.crt\n"

@@ -2,6 +2,7 @@
  * comments, indented continuation lines as repeated keys); this file gives each key its type,
  * range and default, and names the first bad line as FILE:LINE. */
 #include "dime/dconf.h"
+#include "dime/pool.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -441,7 +442,7 @@ dconf_defaults(struct dime_dconf *c)
 	strcpy(c->maildir_root, "var/mail");
 	c->workers = 0;
 	c->batch_max = 64;
-	c->batch_deadline_us = 2000;
+	c->batch_deadline_us = DIME_PL_POOL_DEADLINE_DEFAULT;
 	c->queue_max = 4096;
 	c->max_message = 10u * 1024 * 1024;
 	c->max_conns = 1024;
