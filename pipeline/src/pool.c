@@ -400,8 +400,7 @@ dime_pl_pool_new(struct dime_pl_pool **out, const struct dime_pl_pool_conf *c)
 		return DIME_E_NOMEM;
 	p->n_workers = c->workers ? c->workers : pool_online_cpus();
 	p->batch_max = c->batch_max ? c->batch_max : DIME_PL_POOL_BATCH_DEFAULT;
-	p->deadline_ns =
-	    (uint64_t)c->deadline_us * 1000u;
+	p->deadline_ns = (uint64_t)c->deadline_us * 1000u;
 	p->queue_max = c->queue_max ? c->queue_max : DIME_PL_POOL_QUEUE_DEFAULT;
 	/* deadlines are monotonic times: the wall clock may jump */
 	if (pthread_condattr_init(&ca) != 0) {

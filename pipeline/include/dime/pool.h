@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define DIME_PL_POOL_BATCH_DEFAULT    32u
+#define DIME_PL_POOL_BATCH_DEFAULT 32u
 /* 0: an idle worker takes what is queued at once (a lone request is served now; under load
  * groups form by themselves while the workers are busy). Measured with dime-bench dmtp: a
  * 2 ms wait cost one client 30% of its rate and bought nothing at 8 or 64 clients. */
