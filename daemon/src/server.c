@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -381,6 +382,7 @@ dime_server_accept_verdict(int rc)
 #define SRV_HELD_PAUSE (16u * 1024) /* unread input past which reading pauses */
 #define SRV_HELD_MAX   (1u << 20)   /* a peer that ignores the pause: 421 */
 #define SRV_STORES     64u	    /* store handles kept for the workers */
+#define SRV_GC_MAX     128u	    /* DATA commits in one group commit */
 
 struct srv_conn;
 
@@ -401,6 +403,7 @@ struct srv_job {
 	int decided; /* a.verdict is final */
 	int delivered_before;
 	char recipient[256];
+	struct srv_job *gc_next; /* in the server's group-commit queue */
 };
 
 struct srv_listener {
@@ -435,6 +438,12 @@ struct dime_server {
 	pthread_mutex_t mu; /* the store handles below, used by pool workers */
 	struct dime_store *stores[SRV_STORES];
 	size_t n_stores;
+	/* Group commit: DATA commits queued here while one worker call (the committer) spools
+	 * them a group at a time; gc_active while that call is queued or running. */
+	pthread_mutex_t gc_mu;
+	pthread_cond_t gc_idle;
+	struct srv_job *gc_head, *gc_tail;
+	int gc_active;
 };
 
 /* ---- store handles for the workers (one per thread at a time) ---- */
@@ -582,47 +591,165 @@ srv_run_prep(struct dime_pl_pool_job *pj, void *arg)
 /* DATA, last step: the durable spool write, then the hash record, before 254. The spool
  * decides duplicates (the name is the hash; a queued one is never replaced), so a crash
  * between the two steps loses nothing: the sender, without its 254, sends again, and meets
- * the spooled copy (255) or, once it is delivered, a delivery that adds no second copy. */
+ * the spooled copy (255) or, once it is delivered, a delivery that adds no second copy.
+ * Commits run as a group (the ones that arrived while the previous group was being written):
+ * each file is still written and fsynced, but queue/ is fsynced once and the seen records go
+ * in one transaction, which is what bounded dimed at one fsync-bound commit per message. */
 static void
-srv_run_commit(struct dime_pl_pool_job *pj, void *arg)
+srv_commit_group(struct dime_server *s, struct srv_job *g)
 {
-	struct srv_job *j = arg;
-	struct dime_server *s = j->c->srv;
+	struct dime_spool_item items[SRV_GC_MAX];
+	char names[SRV_GC_MAX][DIME_DMTP_SESS_HASH_CHARS + 1];
+	struct srv_job *js[SRV_GC_MAX];
 	struct dime_store *st;
-	char name[DIME_DMTP_SESS_HASH_CHARS + 1];
-	int already = 0, err = 0, rc;
+	size_t n = 0, ok;
+	int already = 0;
 
-	(void)pj;
-	j->a.verdict = DIME_DMTP_V_TEMPFAIL;
-	/* The spool name: the identifier in the URL-safe base64 alphabet. */
-	memcpy(name, j->a.hash, sizeof(name));
-	for (size_t i = 0; name[i] != 0; i++)
-		name[i] = name[i] == '+' ? '-' : name[i] == '/' ? '_' : name[i];
-	rc = dime_spool_put(s->env.spool, name, j->recipient, j->q->mail.addr, j->bin, j->bin_len,
-			    &err);
-	if (rc == DIME_E_AGAIN && err == EEXIST) {
-		j->a.verdict = DIME_DMTP_V_DUPLICATE;
-		return;
+	for (struct srv_job *j = g; j != NULL && n < SRV_GC_MAX; j = j->gc_next, n++) {
+		char *name = names[n];
+
+		js[n] = j;
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		/* The spool name: the identifier in the URL-safe base64 alphabet. */
+		memcpy(name, j->a.hash, sizeof(names[n]));
+		for (size_t i = 0; name[i] != 0; i++)
+			name[i] = name[i] == '+' ? '-' : name[i] == '/' ? '_' : name[i];
+		items[n] = (struct dime_spool_item){.id = name,
+						    .recipient = j->recipient,
+						    .origin = j->q->mail.addr,
+						    .msg = j->bin,
+						    .len = j->bin_len};
 	}
-	if (rc == DIME_E_AGAIN)
-		return; /* the same message is being spooled by another transaction: 451 */
-	if (rc != DIME_OK) {
-		dime_dlog(DIME_DLOG_ERROR, "spool.put", "rc=%d errno=%d", rc, err);
-		return;
+	ok = dime_spool_put_many(s->env.spool, items, n);
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].rc == DIME_OK)
+			js[i]->a.verdict = DIME_DMTP_V_ACCEPTED;
+		else if (items[i].rc == DIME_E_AGAIN && items[i].err == EEXIST)
+			js[i]->a.verdict = DIME_DMTP_V_DUPLICATE;
+		else if (items[i].rc !=
+			 DIME_E_AGAIN) /* EINPROGRESS: being spooled elsewhere: 451 */
+			dime_dlog(DIME_DLOG_ERROR, "spool.put", "rc=%d errno=%d", items[i].rc,
+				  items[i].err);
 	}
-	j->a.verdict = DIME_DMTP_V_ACCEPTED;
+	if (ok == 0)
+		return;
 	if (s->env.deliver != NULL)
 		dime_deliver_kick(s->env.deliver);
-	/* The message is safe; without the record a resend after delivery is verified again
-	 * and answered 254, and its delivery adds no copy (deliver.c names by the hash). */
-	if ((st = srv_store_take(s)) == NULL ||
-	    dime_store_seen_put(st, j->hash, &already) != DIME_OK)
+	/* The messages are safe; without the records a resend after delivery is verified again
+	 * and answered 254, and its delivery adds no copy (deliver.c names by the hash). One
+	 * transaction for the group: one journal sync instead of one per message. */
+	if ((st = srv_store_take(s)) == NULL || dime_store_begin(st) != DIME_OK) {
 		dime_dlog(DIME_DLOG_WARNING, "seen.put", "why=\"cannot record the message hash\"");
-	if (st != NULL)
 		srv_store_give(s, st);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (items[i].rc == DIME_OK &&
+		    dime_store_seen_put(st, js[i]->hash, &already) != DIME_OK)
+			dime_dlog(DIME_DLOG_WARNING, "seen.put",
+				  "why=\"cannot record the message hash\"");
+	if (dime_store_commit(st) != DIME_OK)
+		dime_dlog(DIME_DLOG_WARNING, "seen.put",
+			  "why=\"cannot record the message hashes\"");
+	srv_store_give(s, st);
 }
 
 static void srv_job_done(struct dime_pl_pool_job *pj, void *arg);
+
+/* On the loop: a committed job completes as any pool job would. */
+static void
+srv_gc_done(void *arg)
+{
+	struct srv_job *j = arg;
+
+	srv_job_done(&j->pj, j);
+}
+
+/* The committer's pool call: commit what is queued, a group at a time, until nothing is. */
+static void
+srv_gc_run(struct dime_pl_pool_job *pj, void *arg)
+{
+	struct dime_server *s = arg;
+	struct srv_job *g = NULL, *j, *next;
+
+	(void)pj;
+	pthread_mutex_lock(&s->gc_mu);
+	for (;;) {
+		/* Each completion goes to the loop under gc_mu, and the last step clears
+		 * gc_active under it too: dime_server_free waits for that, so s outlives us. */
+		for (j = g; j != NULL; j = next) {
+			next = j->gc_next;
+			j->gc_next = NULL;
+			while (dime_io_loop_post(s->env.loop, srv_gc_done, j) != DIME_OK) {
+				struct timespec ms = {0, 1000000};
+
+				nanosleep(&ms, NULL);
+			}
+		}
+		if ((g = s->gc_head) == NULL)
+			break;
+		/* At most SRV_GC_MAX per group; the rest stay queued for the next one. */
+		j = g;
+		for (size_t n = 1; n < SRV_GC_MAX && j->gc_next != NULL; n++)
+			j = j->gc_next;
+		s->gc_head = j->gc_next;
+		if (s->gc_head == NULL)
+			s->gc_tail = NULL;
+		j->gc_next = NULL;
+		pthread_mutex_unlock(&s->gc_mu);
+		srv_commit_group(s, g);
+		pthread_mutex_lock(&s->gc_mu);
+	}
+	s->gc_active = 0;
+	pthread_cond_broadcast(&s->gc_idle);
+	pthread_mutex_unlock(&s->gc_mu);
+}
+
+static void
+srv_gc_free(struct dime_pl_pool_job *pj, void *arg)
+{
+	(void)arg;
+	free(pj);
+}
+
+/* Queue j for the next group; start the committer when none is at work. Loop thread.
+ * Returns: DIME_OK, DIME_E_AGAIN (the pool is full), DIME_E_NOMEM. */
+static int
+srv_gc_queue(struct srv_job *j)
+{
+	struct dime_server *s = j->c->srv;
+	struct dime_pl_pool_job *pj = NULL;
+	int rc = DIME_OK;
+
+	pthread_mutex_lock(&s->gc_mu);
+	if (!s->gc_active) {
+		/* Its own memory, freed by its completion on the worker: the next committer may
+		 * start before the pool is done with this one. */
+		if ((pj = calloc(1, sizeof(*pj))) == NULL) {
+			rc = DIME_E_NOMEM;
+			goto out;
+		}
+		pj->run = srv_gc_run;
+		pj->done = srv_gc_free;
+		pj->arg = s;
+		/* Under gc_mu (the pool never calls back into us holding its own lock), so no
+		 * commit is queued behind a committer that failed to start. */
+		if ((rc = dime_pl_pool_call(s->env.pool, pj, NULL)) != DIME_OK) {
+			free(pj);
+			goto out;
+		}
+		s->gc_active = 1;
+	}
+	j->gc_next = NULL;
+	if (s->gc_tail != NULL)
+		s->gc_tail->gc_next = j;
+	else
+		s->gc_head = j;
+	s->gc_tail = j;
+out:
+	pthread_mutex_unlock(&s->gc_mu);
+	return rc;
+}
 
 /* Queue j's next step. Returns: DIME_OK, or DIME_E_AGAIN (the pool is full: 451 now). */
 static int
@@ -645,9 +772,7 @@ srv_job_queue(struct srv_job *j)
 		j->pj.mj.in = j->bin;
 		j->pj.mj.in_len = j->bin_len;
 		return dime_pl_pool_submit(s->env.pool, s->env.accept_lane, &j->pj, s->env.loop);
-	case SRV_COMMIT:
-		j->pj.run = srv_run_commit;
-		return dime_pl_pool_call(s->env.pool, &j->pj, s->env.loop);
+	case SRV_COMMIT: return srv_gc_queue(j);
 	}
 	return DIME_E_INVALID;
 }
@@ -904,8 +1029,11 @@ srv_on_close(void *ctx, int err)
 	c->closing = 1; /* nothing may touch c->io from here on (drain, a late job) */
 	c->io = NULL;
 	if (c->job != NULL) {
-		/* The completion frees the connection (the job borrows its session). */
-		dime_pl_pool_cancel(c->srv->env.pool, &c->job->pj);
+		/* The completion frees the connection (the job borrows its session). A commit is
+		 * not the pool's to cancel (it waits in the group-commit queue) and is never
+		 * abandoned half-way: it completes normally. */
+		if (c->job->stage != SRV_COMMIT)
+			dime_pl_pool_cancel(c->srv->env.pool, &c->job->pj);
 		return;
 	}
 	srv_conn_free(c);
@@ -1018,6 +1146,8 @@ dime_server_new(struct dime_server **out, const struct dime_server_env *env, cha
 		return DIME_E_NOMEM;
 	s->env = *env;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->gc_mu, NULL);
+	pthread_cond_init(&s->gc_idle, NULL);
 	for (size_t i = 0; i < cf->n_listen && i < DIME_DCONF_MAX_LISTEN; i++) {
 		struct srv_listener *l = &s->ls[i];
 		int fd = dime_io_tcp_listen(cf->listen[i].host, cf->listen[i].port, &l->port);
@@ -1095,6 +1225,13 @@ dime_server_free(struct dime_server *s)
 		return;
 	for (size_t i = 0; i < s->n_ls; i++)
 		dime_io_listener_close(s->ls[i].io);
+	/* A committer still finishing its last step uses s. */
+	pthread_mutex_lock(&s->gc_mu);
+	while (s->gc_active)
+		pthread_cond_wait(&s->gc_idle, &s->gc_mu);
+	pthread_mutex_unlock(&s->gc_mu);
+	pthread_cond_destroy(&s->gc_idle);
+	pthread_mutex_destroy(&s->gc_mu);
 	while (s->n_stores > 0)
 		dime_store_close(s->stores[--s->n_stores]);
 	pthread_mutex_destroy(&s->mu);

@@ -171,11 +171,12 @@ spool_write_all(int fd, const void *p, size_t len)
 }
 
 /* The id is in queue/: sync queue/ so the entry another writer renamed there is durable
- * before the caller says so. Returns: DIME_E_AGAIN with *err EEXIST, or DIME_E_IO. */
+ * before the caller says so (sync 0: the caller's group sync does it). Returns: DIME_E_AGAIN
+ * with *err EEXIST, or DIME_E_IO. */
 static int
-spool_queued(struct dime_spool *s, int *err)
+spool_queued(struct dime_spool *s, int sync, int *err)
 {
-	if (fsync(s->queue_fd) != 0) {
+	if (sync && fsync(s->queue_fd) != 0) {
 		*err = errno;
 		return DIME_E_IO;
 	}
@@ -183,9 +184,10 @@ spool_queued(struct dime_spool *s, int *err)
 	return DIME_E_AGAIN;
 }
 
-int
-dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
-	       const uint8_t *msg, size_t len, int *err)
+/* dime_spool_put; sync 0 leaves the fsync of queue/ to the caller (dime_spool_put_many). */
+static int
+spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
+	  const uint8_t *msg, size_t len, int sync, int *err)
 {
 	char head[16 + 2 * 512 + 8];
 	int fd = -1, e = 0, rc = DIME_E_IO, linked = 0;
@@ -200,7 +202,7 @@ dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, cons
 	/* Already queued (a retransmission racing its first copy): durable once queue/ is
 	 * synced, which its writer may not have done yet. */
 	if (faccessat(s->queue_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return spool_queued(s, err);
+		return spool_queued(s, sync, err);
 	fd = openat(s->tmp_fd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		/* the same id is being written right now, and that write may still fail */
@@ -224,7 +226,7 @@ dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, cons
 	/* RENAME_NOREPLACE: never overwrite a queued message of the same id. */
 	if (renameat2(s->tmp_fd, id, s->queue_fd, id, RENAME_NOREPLACE) != 0) {
 		if (errno == EEXIST) {
-			rc = spool_queued(s, &e);
+			rc = spool_queued(s, sync, &e);
 			goto out;
 		}
 		if (errno != EINVAL && errno != ENOSYS) {
@@ -234,7 +236,7 @@ dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, cons
 		/* a file system without renameat2 flags: link then unlink gives the same rule */
 		if (linkat(s->tmp_fd, id, s->queue_fd, id, 0) != 0) {
 			if (errno == EEXIST)
-				rc = spool_queued(s, &e);
+				rc = spool_queued(s, sync, &e);
 			else
 				e = errno;
 			goto out;
@@ -242,7 +244,7 @@ dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, cons
 		unlinkat(s->tmp_fd, id, 0);
 	}
 	linked = 0;
-	if (fsync(s->queue_fd) != 0) {
+	if (sync && fsync(s->queue_fd) != 0) {
 		/* The entry may or may not survive a crash: take it back so nothing is half-acked.
 		 */
 		e = errno;
@@ -260,6 +262,53 @@ out:
 	else if (rc == DIME_E_AGAIN)
 		*err = e;
 	return rc;
+}
+
+int
+dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
+	       const uint8_t *msg, size_t len, int *err)
+{
+	return spool_put(s, id, recipient, origin, msg, len, 1, err);
+}
+
+size_t
+dime_spool_put_many(struct dime_spool *s, struct dime_spool_item *items, size_t n)
+{
+	size_t ok = 0, pending = 0;
+	int e = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct dime_spool_item *it = &items[i];
+
+		it->rc =
+		    spool_put(s, it->id, it->recipient, it->origin, it->msg, it->len, 0, &it->err);
+		if (it->rc == DIME_OK || (it->rc == DIME_E_AGAIN && it->err == EEXIST))
+			pending++;
+	}
+	if (pending == 0)
+		return 0;
+	/* One fsync of queue/ makes every rename above durable (and an entry another writer
+	 * renamed there, for an EEXIST): the cost the group shares. */
+	if (fsync(s->queue_fd) != 0)
+		e = errno != 0 ? errno : EIO;
+	for (size_t i = 0; i < n; i++) {
+		struct dime_spool_item *it = &items[i];
+		int mine = it->rc == DIME_OK;
+
+		if (!mine && !(it->rc == DIME_E_AGAIN && it->err == EEXIST))
+			continue;
+		if (e == 0) {
+			ok += (size_t)mine;
+			continue;
+		}
+		/* The entry may or may not survive a crash: take it back so nothing is half-acked
+		 * (as dime_spool_put does). */
+		if (mine)
+			unlinkat(s->queue_fd, it->id, 0);
+		it->rc = DIME_E_IO;
+		it->err = e;
+	}
+	return ok;
 }
 
 int

@@ -26,4 +26,21 @@ void dime_spool_close(struct dime_spool *s); /* NULL-safe */
  * which may still fail: try again later). */
 DIME_MUST_CHECK int dime_spool_put(struct dime_spool *s, const char *id, const char *recipient,
 				   const char *origin, const uint8_t *msg, size_t len, int *err);
+
+/* One message of dime_spool_put_many: in, the arguments of dime_spool_put; out, its rc and
+ * *err. */
+struct dime_spool_item {
+	const char *id, *recipient, *origin;
+	const uint8_t *msg;
+	size_t len;
+	int rc, err;
+};
+
+/* Put n messages as dime_spool_put would one by one (each file written and fsynced, then
+ * renamed), but with ONE fsync of queue/ for them all: a group commit of transactions that
+ * arrived together. Every item's rc and err are set as dime_spool_put returns them; when the
+ * shared fsync fails, each item that was DIME_OK (its entry taken back) or DIME_E_AGAIN/EEXIST
+ * becomes DIME_E_IO with that errno. Blocking, as dime_spool_put. Returns: the items
+ * DIME_OK. */
+size_t dime_spool_put_many(struct dime_spool *s, struct dime_spool_item *items, size_t n);
 #endif
