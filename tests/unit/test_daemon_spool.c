@@ -1,6 +1,7 @@
 /* The durable spool: a put lands whole in queue/ with its envelope, ids are checked, a second
  * put of one id is refused, open removes tmp/ leftovers, and a put that fails (file too large,
- * disk full, read-only file system) returns DIME_E_IO with the errno and leaves no file. */
+ * disk full, read-only file system) returns DIME_E_IO with the errno and leaves no file. A
+ * group put (dime_spool_put_many) gives each item the result a lone put would. */
 #define _GNU_SOURCE /* unshare(2) */
 
 #include <dirent.h>
@@ -266,6 +267,77 @@ t_disk_full_and_read_only(void)
 			WEXITSTATUS(st));
 }
 
+/* One group with every outcome: two new, a duplicate of one of them in the same group, one
+ * queued before, one being written elsewhere, a bad id, one too large. */
+static void
+t_put_many(void)
+{
+	const char *root = t_path("s4");
+	struct dime_spool *s = t_open(root);
+	static const uint8_t msg[] = "group message\n";
+	uint8_t *big = calloc(1, 1 << 20);
+	struct dime_spool_item it[7];
+	const char *ids[7] = {"g1", "g2", "g1", "pre", "busy", "bad/id", "big"};
+	const int want_rc[7] = {DIME_OK,      DIME_OK,	      DIME_E_AGAIN, DIME_E_AGAIN,
+				DIME_E_AGAIN, DIME_E_INVALID, DIME_E_IO};
+	const int want_err[7] = {0, 0, EEXIST, EEXIST, EINPROGRESS, 0, EFBIG};
+	struct rlimit old, lim;
+	char path[4200], buf[64];
+	FILE *f;
+	size_t ok, n;
+	int err = 0;
+
+	T_CHECK(big != NULL, "calloc");
+	T_CHECK(dime_spool_put(s, "pre", "a@b", "b", msg, 3, &err) == DIME_OK, "put pre");
+	snprintf(path, sizeof(path), "%s/tmp/busy", root);
+	f = fopen(path, "w");
+	T_CHECK(f != NULL && fclose(f) == 0, "cannot make %s", path);
+	for (size_t i = 0; i < 7; i++)
+		it[i] = (struct dime_spool_item){.id = ids[i],
+						 .recipient = "alice@example.org",
+						 .origin = "other.org",
+						 .msg = i == 6 ? big : msg,
+						 .len = i == 6 ? (size_t)1 << 20 : sizeof(msg) - 1,
+						 .rc = -99,
+						 .err = -99};
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 65536;
+	T_CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
+	ok = dime_spool_put_many(s, it, 7);
+	setrlimit(RLIMIT_FSIZE, &old);
+	T_CHECK(ok == 2, "put_many: got %zu ok, want 2", ok);
+	for (size_t i = 0; i < 7; i++)
+		T_CHECK(it[i].rc == want_rc[i] && it[i].err == want_err[i],
+			"item %zu (%s): got rc %d err %d, want %d %d", i, ids[i], it[i].rc,
+			it[i].err, want_rc[i], want_err[i]);
+	snprintf(path, sizeof(path), "%s/queue", root);
+	T_CHECK(t_count(path) == 3, "queue/ after the group: got %d files, want 3 (g1 g2 pre)",
+		t_count(path));
+	snprintf(path, sizeof(path), "%s/tmp", root);
+	T_CHECK(t_count(path) == 1, "tmp/ after the group: got %d files, want 1 (busy)",
+		t_count(path));
+	snprintf(path, sizeof(path), "%s/queue/g2", root);
+	f = fopen(path, "r");
+	T_CHECK(f != NULL, "queue/g2 missing");
+	if (f != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = 0;
+		fclose(f);
+		T_CHECK(
+		    strcmp(buf,
+			   "Recipient: alice@example.org\nOrigin: other.org\ngroup message\n") == 0,
+		    "queue/g2: got \"%s\"", buf);
+	}
+	/* nothing to sync: no item counts */
+	it[0].id = "bad/again";
+	T_CHECK(dime_spool_put_many(s, it, 1) == 0 && it[0].rc == DIME_E_INVALID,
+		"put_many of a bad id: got rc %d", it[0].rc);
+	dime_spool_close(s);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -273,6 +345,7 @@ main(void)
 		return 1;
 	t_put_and_read();
 	t_put_fails_clean();
+	t_put_many();
 	t_disk_full_and_read_only();
 	t_rm_rf(t_dir);
 	return t_done("test_daemon_spool");
