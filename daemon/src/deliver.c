@@ -30,6 +30,7 @@
 #define DELIVER_RESCAN_MS    60000
 #define DELIVER_NAME_CAP     129
 #define DELIVER_ADDR_CAP     513
+#define DELIVER_BATCH	     64 /* Maildir deliveries sharing one fsync of each new/ */
 
 enum deliver_result { DELIVER_OK = 0, DELIVER_TEMP, DELIVER_PERM };
 
@@ -51,6 +52,14 @@ struct dime_deliver {
 	struct deliver_retry *retry;
 	size_t n_retry, cap_retry;
 	unsigned long seq; /* Maildir names: unique within this process */
+	/* Maildir deliveries of this pass whose new/ is not fsynced yet: their spool files stay
+	 * queued until it is (deliver_flush), so a crash before loses nothing. */
+	struct deliver_pend {
+		char name[DELIVER_NAME_CAP], rcpt[DELIVER_ADDR_CAP];
+		size_t dir; /* in dirs */
+	} pend[DELIVER_BATCH];
+	size_t n_pend, n_dirs;
+	char *dirs[DELIVER_BATCH];
 };
 
 static uint64_t
@@ -187,7 +196,7 @@ deliver_write_all(int fd, const void *p, size_t len)
  * pid and a counter, unique per the Maildir convention. */
 static enum deliver_result
 deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const char *msg,
-		size_t len, char *why, size_t why_cap)
+		size_t len, char *why, size_t why_cap, char **newdir)
 {
 	char local[256], domain[256], box[4096 + 520], p_tmp[4096 + 800], p_new[4096 + 800];
 	char name[400], host[256];
@@ -239,6 +248,10 @@ deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const 
 		goto io;
 	unlink(p_tmp);
 	snprintf(p_new, sizeof(p_new), "%s/new", box);
+	/* The caller fsyncs new/ once for all its deliveries there (deliver_flush); without
+	 * the memory to remember it, now. */
+	if (newdir != NULL && (*newdir = strdup(p_new)) != NULL)
+		return DELIVER_OK;
 	if ((dfd = open(p_new, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
 		/* the file is in new/ but perhaps not durably: delivering again later is the
 		 * at-least-once side of the trade */
@@ -546,10 +559,83 @@ deliver_read(int dirfd, const char *name, char **buf, size_t *len)
 	return 0;
 }
 
-/* One queued file: deliver, then take it out of queue/ (or move it to held/). */
+/* The pending Maildir deliveries: fsync each new/ they touched once, then take the spool
+ * files of those that are durable out of queue/, with one fsync of queue/ (a crash that loses
+ * the unlink delivers again, and the Maildir name adds no second copy). */
+static void
+deliver_flush(struct dime_deliver *d)
+{
+	int errs[DELIVER_BATCH];
+	size_t gone = 0;
+
+	for (size_t i = 0; i < d->n_dirs; i++) {
+		int fd = open(d->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		errs[i] = 0;
+		if (fd < 0 || fsync(fd) != 0)
+			errs[i] = errno != 0 ? errno : EIO;
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t i = 0; i < d->n_pend; i++) {
+		struct deliver_pend *p = &d->pend[i];
+
+		if (errs[p->dir] != 0) {
+			/* in new/ but perhaps not durably: delivering again later is the
+			 * at-least-once side of the trade */
+			uint64_t wait = deliver_retry_note(d, p->name);
+
+			dime_dlog(DIME_DLOG_WARNING, "deliver.deferred",
+				  "id=%s to=%s retry_ms=%llu why=\"maildir %.900s: %s\"", p->name,
+				  p->rcpt, (unsigned long long)wait, d->dirs[p->dir],
+				  strerror(errs[p->dir]));
+			continue;
+		}
+		if (unlinkat(d->s->queue_fd, p->name, 0) != 0)
+			dime_dlog(DIME_DLOG_WARNING, "deliver.unqueue",
+				  "id=%s error=\"%s\" note=\"delivered; may be delivered again\"",
+				  p->name, strerror(errno));
+		else
+			gone++;
+		dime_dlog(DIME_DLOG_INFO, "deliver.ok", "id=%s to=%s via=maildir", p->name,
+			  p->rcpt);
+	}
+	if (gone > 0 && fsync(d->s->queue_fd) != 0)
+		dime_dlog(DIME_DLOG_WARNING, "deliver.unqueue",
+			  "error=\"%s\" note=\"delivered; may be delivered again\"",
+			  strerror(errno));
+	for (size_t i = 0; i < d->n_dirs; i++)
+		free(d->dirs[i]);
+	d->n_dirs = d->n_pend = 0;
+}
+
+/* Remember a Maildir delivery for deliver_flush (which takes newdir), flushing when full. */
+static void
+deliver_pend_add(struct dime_deliver *d, const char *name, const char *rcpt, char *newdir)
+{
+	struct deliver_pend *p;
+	size_t i = 0;
+
+	while (i < d->n_dirs && strcmp(d->dirs[i], newdir) != 0)
+		i++;
+	if (i < d->n_dirs)
+		free(newdir);
+	else
+		d->dirs[d->n_dirs++] = newdir;
+	p = &d->pend[d->n_pend++];
+	p->dir = i;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->rcpt, sizeof(p->rcpt), "%s", rcpt);
+	if (d->n_pend == DELIVER_BATCH)
+		deliver_flush(d);
+}
+
+/* One queued file: deliver, then take it out of queue/ (or move it to held/); a Maildir
+ * delivery is taken out by deliver_flush, once its new/ is fsynced. */
 static void
 deliver_one(struct dime_deliver *d, const char *name, int ignore_backoff)
 {
+	char *newdir = NULL;
 	struct deliver_retry *rt = deliver_retry_find(d, name);
 	char rcpt[DELIVER_ADDR_CAP], origin[DELIVER_ADDR_CAP], why[1024];
 	const char *msg;
@@ -577,12 +663,17 @@ deliver_one(struct dime_deliver *d, const char *name, int ignore_backoff)
 	} else if (d->how == DIME_DCONF_LMTP) {
 		r = deliver_lmtp(d, rcpt, msg, msg_len, why, sizeof(why));
 	} else {
-		r = deliver_maildir(d, name, rcpt, msg, msg_len, why, sizeof(why));
+		r = deliver_maildir(d, name, rcpt, msg, msg_len, why, sizeof(why), &newdir);
 	}
 	free(buf);
 	for (char *q = why; *q != '\0'; q++) /* the log quotes why with '"' */
 		if (*q == '"')
 			*q = '\'';
+	if (r == DELIVER_OK && newdir != NULL) {
+		deliver_retry_drop(d, name);
+		deliver_pend_add(d, name, rcpt, newdir);
+		return;
+	}
 	if (r == DELIVER_OK) {
 		deliver_retry_drop(d, name);
 		if (unlinkat(d->s->queue_fd, name, 0) != 0 || fsync(d->s->queue_fd) != 0)
@@ -659,6 +750,7 @@ deliver_pass(struct dime_deliver *d, int ignore_backoff)
 		deliver_one(d, names[i], ignore_backoff);
 		free(names[i]);
 	}
+	deliver_flush(d);
 	free(names);
 	return n;
 }
