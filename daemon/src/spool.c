@@ -184,16 +184,18 @@ spool_queued(struct dime_spool *s, int sync, int *err)
 	return DIME_E_AGAIN;
 }
 
-/* dime_spool_put; sync 0 leaves the fsync of queue/ to the caller (dime_spool_put_many). */
+/* The first half of a put: tmp/id created and written, its writeback started (so that a group
+ * of files reaches the disk together and their fsyncs find the data there). Returns: DIME_OK
+ * with *fd open, or what dime_spool_put returns (sync 0: queue/ not synced for EEXIST). */
 static int
-spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
-	  const uint8_t *msg, size_t len, int sync, int *err)
+spool_write(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
+	    const uint8_t *msg, size_t len, int sync, int *fdp, int *err)
 {
 	char head[16 + 2 * 512 + 8];
-	int fd = -1, e = 0, rc = DIME_E_IO, linked = 0;
-	int n;
+	int fd, e, n;
 
 	*err = 0;
+	*fdp = -1;
 	if (!spool_id_ok(id) || !spool_field_ok(recipient) || !spool_field_ok(origin))
 		return DIME_E_INVALID;
 	n = snprintf(head, sizeof(head), SPOOL_RCPT "%s\n" SPOOL_ORIG "%s\n", recipient, origin);
@@ -209,10 +211,27 @@ spool_put(struct dime_spool *s, const char *id, const char *recipient, const cha
 		*err = errno == EEXIST ? EINPROGRESS : errno;
 		return errno == EEXIST ? DIME_E_AGAIN : DIME_E_IO;
 	}
-	linked = 1;
 	if ((e = spool_write_all(fd, head, (size_t)n)) != 0 ||
-	    (e = spool_write_all(fd, msg, len)) != 0)
-		goto out;
+	    (e = spool_write_all(fd, msg, len)) != 0) {
+		close(fd);
+		unlinkat(s->tmp_fd, id, 0);
+		*err = e;
+		return DIME_E_IO;
+	}
+	/* Only a hint (the fsync below is what counts): its failure changes nothing. */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	*fdp = fd;
+	return DIME_OK;
+}
+
+/* The second half: fsync and close fd (always), rename tmp/id into queue/ without replacing,
+ * fsync queue/ when sync. Returns what dime_spool_put returns. */
+static int
+spool_link(struct dime_spool *s, const char *id, int fd, int sync, int *err)
+{
+	int e = 0, rc = DIME_E_IO, linked = 1;
+
+	*err = 0;
 	if (fsync(fd) != 0) {
 		e = errno;
 		goto out;
@@ -268,7 +287,9 @@ int
 dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
 	       const uint8_t *msg, size_t len, int *err)
 {
-	return spool_put(s, id, recipient, origin, msg, len, 1, err);
+	int fd, rc = spool_write(s, id, recipient, origin, msg, len, 1, &fd, err);
+
+	return rc != DIME_OK ? rc : spool_link(s, id, fd, 1, err);
 }
 
 size_t
@@ -277,11 +298,22 @@ dime_spool_put_many(struct dime_spool *s, struct dime_spool_item *items, size_t 
 	size_t ok = 0, pending = 0;
 	int e = 0;
 
+	/* Every file written first, then each fsynced and renamed: the writes of the group go to
+	 * the disk together instead of one journal commit at a time. The fd rides in err. */
+	for (size_t i = 0; i < n; i++) {
+		struct dime_spool_item *it = &items[i];
+		int fd = -1;
+
+		it->rc = spool_write(s, it->id, it->recipient, it->origin, it->msg, it->len, 0, &fd,
+				     &it->err);
+		if (it->rc == DIME_OK)
+			it->err = fd;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct dime_spool_item *it = &items[i];
 
-		it->rc =
-		    spool_put(s, it->id, it->recipient, it->origin, it->msg, it->len, 0, &it->err);
+		if (it->rc == DIME_OK)
+			it->rc = spool_link(s, it->id, it->err, 0, &it->err);
 		if (it->rc == DIME_OK || (it->rc == DIME_E_AGAIN && it->err == EEXIST))
 			pending++;
 	}

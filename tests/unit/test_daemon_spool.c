@@ -267,8 +267,9 @@ t_disk_full_and_read_only(void)
 			WEXITSTATUS(st));
 }
 
-/* One group with every outcome: two new, a duplicate of one of them in the same group, one
- * queued before, one being written elsewhere, a bad id, one too large. */
+/* One group with every outcome: two new, a duplicate of one of them in the same group (being
+ * written by the group: EINPROGRESS, 451, the retry meets the queued copy), one queued before,
+ * one being written elsewhere, a bad id, one too large. */
 static void
 t_put_many(void)
 {
@@ -280,7 +281,7 @@ t_put_many(void)
 	const char *ids[7] = {"g1", "g2", "g1", "pre", "busy", "bad/id", "big"};
 	const int want_rc[7] = {DIME_OK,      DIME_OK,	      DIME_E_AGAIN, DIME_E_AGAIN,
 				DIME_E_AGAIN, DIME_E_INVALID, DIME_E_IO};
-	const int want_err[7] = {0, 0, EEXIST, EEXIST, EINPROGRESS, 0, EFBIG};
+	const int want_err[7] = {0, 0, EINPROGRESS, EEXIST, EINPROGRESS, 0, EFBIG};
 	struct rlimit old, lim;
 	char path[4200], buf[64];
 	FILE *f;
@@ -330,6 +331,11 @@ t_put_many(void)
 			   "Recipient: alice@example.org\nOrigin: other.org\ngroup message\n") == 0,
 		    "queue/g2: got \"%s\"", buf);
 	}
+	/* the in-group duplicate's retry */
+	it[2].rc = it[2].err = -99;
+	T_CHECK(dime_spool_put_many(s, &it[2], 1) == 0 && it[2].rc == DIME_E_AGAIN &&
+		    it[2].err == EEXIST,
+		"retry of g1: got rc %d err %d, want EEXIST", it[2].rc, it[2].err);
 	/* nothing to sync: no item counts */
 	it[0].id = "bad/again";
 	T_CHECK(dime_spool_put_many(s, it, 1) == 0 && it[0].rc == DIME_E_INVALID,

@@ -36,11 +36,12 @@ struct dime_spool_item {
 	int rc, err;
 };
 
-/* Put n messages as dime_spool_put would one by one (each file written and fsynced, then
- * renamed), but with ONE fsync of queue/ for them all: a group commit of transactions that
- * arrived together. Every item's rc and err are set as dime_spool_put returns them; when the
- * shared fsync fails, each item that was DIME_OK (its entry taken back) or DIME_E_AGAIN/EEXIST
- * becomes DIME_E_IO with that errno. Blocking, as dime_spool_put. Returns: the items
- * DIME_OK. */
+/* Put n messages as dime_spool_put would (each file written and fsynced, then renamed), but
+ * all files written before the first fsync and ONE fsync of queue/ for them all: a group commit
+ * of transactions that arrived together. Every item's rc and err are set as dime_spool_put
+ * returns them (an id twice in one group: the second is EINPROGRESS, as for two puts racing);
+ * when the shared fsync fails, each item that was DIME_OK (its entry taken back) or
+ * DIME_E_AGAIN/EEXIST becomes DIME_E_IO with that errno. Blocking, as dime_spool_put.
+ * Returns: the items DIME_OK. */
 size_t dime_spool_put_many(struct dime_spool *s, struct dime_spool_item *items, size_t n);
 #endif
