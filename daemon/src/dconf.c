@@ -393,6 +393,8 @@ dconf_handler(void *user, const char *section, const char *key, const char *v)
 		return dconf_duration(p, key, v, 1000, &c->timeout_data_ms);
 	if (strcmp(key, "timeout_tls") == 0)
 		return dconf_duration(p, key, v, 1000, &c->timeout_tls_ms);
+	if (strcmp(key, "greet_pause") == 0)
+		return dconf_duration(p, key, v, 1000, &c->greet_pause_ms);
 	if (strcmp(key, "retry_min") == 0)
 		return dconf_duration(p, key, v, 1000, &c->retry_min_ms);
 	if (strcmp(key, "retry_max") == 0)

@@ -419,7 +419,8 @@ struct srv_conn {
 	struct dime_dmtp_sess *sess;
 	struct srv_conn *prev, *next;
 	struct srv_job *job;
-	SSL_CTX *tls; /* the context this session started with (SIGHUP keeps it) */
+	SSL_CTX *tls;		     /* the context this session started with (SIGHUP keeps it) */
+	struct dime_io_timer *greet; /* the banner's pause (greet_pause), until it fires */
 	uint8_t *held;
 	size_t held_len, held_cap;
 	int implicit, started, closing, dead, paused;
@@ -965,12 +966,38 @@ srv_on_data(void *ctx, const uint8_t *p, size_t n)
 	}
 	memcpy(c->held + c->held_len, p, n);
 	c->held_len += n;
-	if (c->started)
+	/* during the greeting pause the unstarted session judges early bytes (554 or hold) */
+	if (c->started || c->greet != NULL)
 		srv_pump(c);
 	if (!c->closing && !c->paused && c->held_len >= SRV_HELD_PAUSE) {
 		c->paused = 1;
 		dime_io_conn_pause(c->io, 1);
 	}
+}
+
+static void
+srv_greet(void *arg)
+{
+	struct srv_conn *c = arg;
+
+	c->greet = NULL;
+	if (c->closing || c->started)
+		return;
+	c->started = 1;
+	dime_dmtp_sess_start(c->sess);
+	srv_pump(c);
+}
+
+/* The banner: now, or after greet_pause. Bytes that arrive before it reach the session
+ * unstarted, which answers 554 and closes (early_talk_reject) or holds them. */
+static void
+srv_begin(struct srv_conn *c)
+{
+	unsigned ms = c->srv->env.conf->greet_pause_ms;
+
+	if (ms > 0 && dime_io_timer_add(c->srv->env.loop, &c->greet, ms, srv_greet, c) == DIME_OK)
+		return;
+	srv_greet(c);
 }
 
 static void
@@ -990,8 +1017,8 @@ srv_on_tls(void *ctx, int ok)
 			dime_io_conn_close(c->io, 0);
 			return;
 		}
-		c->started = 1;
-		dime_dmtp_sess_start(c->sess);
+		srv_begin(c);
+		return;
 	} else {
 		dime_dmtp_sess_tls_done(
 		    c->sess, !ok ? DIME_DMTP_TLS_FAILED
@@ -1025,6 +1052,8 @@ srv_on_close(void *ctx, int err)
 	struct srv_conn *c = ctx;
 
 	dime_dlog(DIME_DLOG_INFO, "conn.close", "peer=%s err=%d", c->ip, err);
+	dime_io_timer_cancel(c->greet); /* its callback would find c freed */
+	c->greet = NULL;
 	c->dead = 1;
 	c->closing = 1; /* nothing may touch c->io from here on (drain, a late job) */
 	c->io = NULL;
@@ -1129,9 +1158,7 @@ srv_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len
 		}
 		return;
 	}
-	c->started = 1;
-	dime_dmtp_sess_start(c->sess);
-	srv_pump(c);
+	srv_begin(c);
 }
 
 int

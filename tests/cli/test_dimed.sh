@@ -230,5 +230,25 @@ for BACKEND in uring epoll; do
 	grep -q "$(sed -n 2p m1.dime | cut -c1-20)" dimed.log && fail "message bytes in the log"
 	stop_dimed
 	grep -q 'event=dimed.stop' dimed.log || fail "no clean stop [$BACKEND]"
+
+	# ---- early talker (P10): with a greeting pause, a client that talks first gets 554 and
+	# is closed; one that waits for the banner is served ----
+	sed -e 's/^early_talk_reject = no$/early_talk_reject = yes\ngreet_pause = 400ms/' \
+		t.conf.good >t.conf
+	start_dimed
+	out=$(plain "EHLO <early.example>\nQUIT\n")
+	has early-talker "$out" '^554 '
+	grep -q '^220' <<<"$out" && fail "early talker got a banner [$BACKEND]: $out"
+	exec 3<>"/dev/tcp/127.0.0.1/$P2"
+	IFS= read -r -t 5 banner <&3
+	printf 'QUIT\n' >&3
+	out=$(timeout 5 cat <&3)
+	exec 3<&- 3>&-
+	has polite "$banner" '^220 '
+	has polite-quit "$out" '221 BYE'
+	out=$(dmtp "NOOP\nQUIT\n") # s_client writes right after the handshake: early on the TLS port
+	has early-tls "$out" '^554 '
+	stop_dimed
+	cp t.conf.good t.conf
 done
 done_tests

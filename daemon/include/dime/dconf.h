@@ -56,6 +56,7 @@ struct dime_dconf {
 	int early_talk_reject;	  /* 1: 554 to a client that talks before the banner */
 	unsigned retry_min_ms;	  /* delivery: first wait after a 4xx (doubles each time) */
 	unsigned retry_max_ms;	  /* delivery: longest wait between attempts */
+	unsigned greet_pause_ms;  /* banner held this long, so an early talker shows (0: none) */
 };
 
 /* Defaults, then path (NULL: defaults only). Unknown keys, bad values, missing files named by
