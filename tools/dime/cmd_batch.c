@@ -413,7 +413,7 @@ cmd_batch(int argc, char **argv)
 	struct dime_batch_source bsrc;
 	struct dime_batch_sink sink;
 	struct dime_batch_summary sum;
-	struct sigaction sa, old_int, old_term;
+	struct sigaction sa;
 	uint8_t *signet = NULL;
 	size_t signet_len = 0;
 	FILE *json_fp = NULL;
@@ -426,6 +426,15 @@ cmd_batch(int argc, char **argv)
 			return cli_err("%s", batch_usage);
 		return CLI_OK;
 	}
+	/* SIGINT/SIGTERM stop the run from the start (a signal during setup stops it before the
+	 * first item) to the exit (one after the run changes nothing): never the default death,
+	 * which would leave no summary. The process ends when this command returns. */
+	dime_batch_stop_clear();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = batch_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	memset(&a, 0, sizeof(a));
 	memset(&u, 0, sizeof(u));
 	if ((rc = batch_parse(&a, argc, argv)) != CLI_OK)
@@ -468,16 +477,8 @@ cmd_batch(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &u.t0);
 	u.last = u.t0;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = batch_on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	dime_batch_stop_clear();
 	rc = dime_batch_run(&a.conf, &a.par, cli.store_path, &bsrc, &sink, batch_on_result, &u,
 			    &sum, &why);
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
 	if (u.tty)
 		batch_progress(&u, 1);
 	dime_source_close(src);
