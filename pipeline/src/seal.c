@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,21 +66,6 @@ dime_store_set_passphrase_fn(dime_store_passphrase_fn fn, void *arg)
 {
 	seal_pass_fn = fn;
 	seal_pass_arg = arg;
-}
-
-static void seal_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seal_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 int
@@ -252,21 +236,22 @@ seal_read_secret(uint8_t *buf, size_t cap, size_t *len, const char *path, const 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
 		int e = errno;
 
-		seal_errf(err, errlen, "%s %s: %s", what, path, strerror(e));
+		dime_store_errf(err, errlen, "%s %s: %s", what, path, strerror(e));
 		return e == ENOENT || e == EACCES || e == ENOTDIR ? DIME_E_INVALID : DIME_E_IO;
 	}
 	if (fstat(fd, &sb) != 0) {
-		seal_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		dime_store_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		rc = DIME_E_IO;
 		goto out;
 	}
 	if (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode)) {
-		seal_errf(err, errlen, "%s %s: not a regular file", what, path);
+		dime_store_errf(err, errlen, "%s %s: not a regular file", what, path);
 		goto out;
 	}
 	if ((sb.st_mode & 077) != 0) {
-		seal_errf(err, errlen, "%s %s: mode %03o lets group or other in; chmod 600 %s",
-			  what, path, (unsigned)(sb.st_mode & 0777), path);
+		dime_store_errf(err, errlen,
+				"%s %s: mode %03o lets group or other in; chmod 600 %s", what, path,
+				(unsigned)(sb.st_mode & 0777), path);
 		goto out;
 	}
 	while (n < cap) {
@@ -275,7 +260,7 @@ seal_read_secret(uint8_t *buf, size_t cap, size_t *len, const char *path, const 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			seal_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+			dime_store_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 			rc = DIME_E_IO;
 			goto out;
 		}
@@ -302,9 +287,9 @@ seal_read_key_file(uint8_t key[SEAL_KEY_BYTES], const char *path, char *err, siz
 	if ((rc = seal_read_secret(buf, sizeof(buf), &n, path, "key file", err, errlen)) != DIME_OK)
 		goto out;
 	if (n != SEAL_KEY_BYTES) {
-		seal_errf(err, errlen, "key file %s: %s%zu bytes, want exactly %d", path,
-			  n > SEAL_KEY_BYTES ? "more than " : "", n > SEAL_KEY_BYTES ? n - 1 : n,
-			  SEAL_KEY_BYTES);
+		dime_store_errf(err, errlen, "key file %s: %s%zu bytes, want exactly %d", path,
+				n > SEAL_KEY_BYTES ? "more than " : "",
+				n > SEAL_KEY_BYTES ? n - 1 : n, SEAL_KEY_BYTES);
 		rc = DIME_E_INVALID;
 		goto out;
 	}
@@ -333,16 +318,17 @@ seal_read_pass_file(char pass[SEAL_PASS_CAP], const char *path, char *err, size_
 		line--;
 	rc = DIME_E_INVALID;
 	if (line >= SEAL_PASS_CAP) {
-		seal_errf(err, errlen, "passphrase file %s: first line over %d bytes", path,
-			  SEAL_PASS_CAP - 1);
+		dime_store_errf(err, errlen, "passphrase file %s: first line over %d bytes", path,
+				SEAL_PASS_CAP - 1);
 		goto out;
 	}
 	if (line == 0) {
-		seal_errf(err, errlen, "passphrase file %s: the first line is empty", path);
+		dime_store_errf(err, errlen, "passphrase file %s: the first line is empty", path);
 		goto out;
 	}
 	if (memchr(buf, '\0', line) != NULL) {
-		seal_errf(err, errlen, "passphrase file %s: NUL byte in the first line", path);
+		dime_store_errf(err, errlen, "passphrase file %s: NUL byte in the first line",
+				path);
 		goto out;
 	}
 	memcpy(pass, buf, line);
@@ -374,8 +360,9 @@ seal_pwhash_cost(unsigned long long *ops, size_t *mem, char *err, size_t errlen)
 		*ops = crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE;
 		*mem = crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE;
 	} else {
-		seal_errf(err, errlen,
-			  "DIME_PWHASH_COST=%s: want min, interactive, moderate or sensitive", c);
+		dime_store_errf(err, errlen,
+				"DIME_PWHASH_COST=%s: want min, interactive, moderate or sensitive",
+				c);
 		return DIME_E_INVALID;
 	}
 	return DIME_OK;
@@ -390,8 +377,9 @@ seal_from_pass(struct dime_seal *s, const char *pass, const struct seal_meta *m,
 
 	if (crypto_pwhash(master, sizeof(master), pass, strlen(pass), m->salt, m->opslimit,
 			  m->memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
-		seal_errf(err, errlen, "Argon2id with %zu bytes of memory failed (out of memory?)",
-			  m->memlimit);
+		dime_store_errf(err, errlen,
+				"Argon2id with %zu bytes of memory failed (out of memory?)",
+				m->memlimit);
 		rc = DIME_E_NOMEM;
 		goto out;
 	}
@@ -433,7 +421,7 @@ seal_verify(const struct dime_seal *s, const struct seal_meta *m)
 static int
 seal_sql_err(sqlite3 *db, int src, char *err, size_t errlen)
 {
-	seal_errf(err, errlen, "secrets: %s", sqlite3_errmsg(db));
+	dime_store_errf(err, errlen, "secrets: %s", sqlite3_errmsg(db));
 	return (src & 0xff) == SQLITE_NOMEM ? DIME_E_NOMEM : DIME_E_IO;
 }
 
@@ -481,7 +469,7 @@ seal_meta_read(struct seal_meta *m, int *found, sqlite3 *db, char *err, size_t e
 	mode = sqlite3_column_text(stmt, 1);
 	if (sqlite3_column_int64(stmt, 0) != SEAL_FORMAT || mode == NULL ||
 	    sqlite3_column_bytes(stmt, 5) != (int)sizeof(m->verifier)) {
-		seal_errf(err, errlen, "secrets: unknown format (a newer build, or damage)");
+		dime_store_errf(err, errlen, "secrets: unknown format (a newer build, or damage)");
 		goto out;
 	}
 	memcpy(m->verifier, sqlite3_column_blob(stmt, 5), sizeof(m->verifier));
@@ -498,7 +486,7 @@ seal_meta_read(struct seal_meta *m, int *found, sqlite3 *db, char *err, size_t e
 		    ops > (sqlite3_int64)crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE ||
 		    mem < (sqlite3_int64)crypto_pwhash_argon2id_MEMLIMIT_MIN ||
 		    mem > (sqlite3_int64)crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE) {
-			seal_errf(err, errlen, "secrets: Argon2id parameters out of range");
+			dime_store_errf(err, errlen, "secrets: Argon2id parameters out of range");
 			goto out;
 		}
 		memcpy(m->salt, sqlite3_column_blob(stmt, 2), sizeof(m->salt));
@@ -581,7 +569,7 @@ seal_generate(struct dime_seal *s, const char *path, char *err, size_t errlen)
 
 	randombytes_buf(master, sizeof(master));
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-		seal_errf(err, errlen, "key file %s: %s", path, strerror(errno));
+		dime_store_errf(err, errlen, "key file %s: %s", path, strerror(errno));
 		goto out;
 	}
 	while (n < sizeof(master)) {
@@ -594,13 +582,13 @@ seal_generate(struct dime_seal *s, const char *path, char *err, size_t errlen)
 		n += (size_t)w;
 	}
 	if (n != sizeof(master) || fsync(fd) != 0) {
-		seal_errf(err, errlen, "key file %s: %s", path, strerror(errno));
+		dime_store_errf(err, errlen, "key file %s: %s", path, strerror(errno));
 		(void)close(fd);
 		(void)unlink(path);
 		goto out;
 	}
 	if (close(fd) != 0 || seal_fsync_dir(path) != 0) {
-		seal_errf(err, errlen, "key file %s: %s", path, strerror(errno));
+		dime_store_errf(err, errlen, "key file %s: %s", path, strerror(errno));
 		(void)unlink(path);
 		goto out;
 	}
@@ -637,7 +625,8 @@ seal_unlock_key_file(struct dime_seal *s, const struct seal_meta *m, const char 
 	if (env != NULL && env[0] != '\0') {
 		if ((rc = seal_from_key_file(s, env, err, errlen)) == DIME_OK &&
 		    (rc = seal_verify(s, m)) != DIME_OK)
-			seal_errf(err, errlen, "wrong passphrase or key file for store %s", path);
+			dime_store_errf(err, errlen, "wrong passphrase or key file for store %s",
+					path);
 		return rc;
 	}
 	if ((beside = seal_path(path, ".key")) == NULL ||
@@ -646,14 +635,15 @@ seal_unlock_key_file(struct dime_seal *s, const struct seal_meta *m, const char 
 	s->beside = 1;
 	rc = seal_from_key_file(s, beside, err, errlen);
 	if (rc == DIME_OK && (rc = seal_verify(s, m)) != DIME_OK)
-		seal_errf(err, errlen, "wrong passphrase or key file for store %s", path);
+		dime_store_errf(err, errlen, "wrong passphrase or key file for store %s", path);
 	if (rc != DIME_OK && access(fresh, F_OK) == 0) {
 		char err2[256] = "";
 
 		if (seal_from_key_file(s, fresh, err2, sizeof(err2)) == DIME_OK &&
 		    seal_verify(s, m) == DIME_OK) {
 			if (rename(fresh, beside) != 0 || seal_fsync_dir(beside) != 0) {
-				seal_errf(err, errlen, "rename %s: %s", fresh, strerror(errno));
+				dime_store_errf(err, errlen, "rename %s: %s", fresh,
+						strerror(errno));
 				rc = DIME_E_IO;
 				goto out;
 			}
@@ -663,9 +653,10 @@ seal_unlock_key_file(struct dime_seal *s, const struct seal_meta *m, const char 
 		}
 	}
 	if (rc == DIME_E_INVALID && access(beside, F_OK) != 0)
-		seal_errf(err, errlen,
-			  "store %s is sealed with a key file: set DIME_KEY_FILE (%s is missing)",
-			  path, beside);
+		dime_store_errf(
+		    err, errlen,
+		    "store %s is sealed with a key file: set DIME_KEY_FILE (%s is missing)", path,
+		    beside);
 out:
 	free(beside);
 	free(fresh);
@@ -681,7 +672,7 @@ seal_unlock_pass(struct dime_seal *s, const struct seal_meta *m, const char *pat
 	int rc;
 
 	if (pass == NULL) {
-		seal_errf(err, errlen, "out of memory");
+		dime_store_errf(err, errlen, "out of memory");
 		return DIME_E_NOMEM;
 	}
 	memset(pass, 0, SEAL_PASS_CAP);
@@ -693,23 +684,26 @@ seal_unlock_pass(struct dime_seal *s, const struct seal_meta *m, const char *pat
 		if (rc == DIME_OK && pass[0] == '\0')
 			rc = DIME_E_INVALID;
 		if (rc == DIME_E_NOTFOUND)
-			seal_errf(err, errlen,
-				  "store %s is sealed with a passphrase: set DIME_PASSPHRASE_FILE "
-				  "or run on a terminal",
-				  path);
+			dime_store_errf(
+			    err, errlen,
+			    "store %s is sealed with a passphrase: set DIME_PASSPHRASE_FILE "
+			    "or run on a terminal",
+			    path);
 		else if (rc != DIME_OK)
-			seal_errf(err, errlen, "store %s: no passphrase (empty, or over %d bytes)",
-				  path, SEAL_PASS_CAP - 1);
+			dime_store_errf(err, errlen,
+					"store %s: no passphrase (empty, or over %d bytes)", path,
+					SEAL_PASS_CAP - 1);
 		if (rc != DIME_OK)
 			rc = DIME_E_INVALID;
 	} else {
-		seal_errf(err, errlen,
-			  "store %s is sealed with a passphrase: set DIME_PASSPHRASE_FILE", path);
+		dime_store_errf(err, errlen,
+				"store %s is sealed with a passphrase: set DIME_PASSPHRASE_FILE",
+				path);
 		rc = DIME_E_INVALID;
 	}
 	if (rc == DIME_OK && (rc = seal_from_pass(s, pass, m, err, errlen)) == DIME_OK &&
 	    (rc = seal_verify(s, m)) != DIME_OK)
-		seal_errf(err, errlen, "wrong passphrase or key file for store %s", path);
+		dime_store_errf(err, errlen, "wrong passphrase or key file for store %s", path);
 	sodium_free(pass);
 	return rc;
 }
@@ -786,8 +780,8 @@ seal_reseal_rows(sqlite3 *db, size_t *n_keys, const struct dime_seal *from,
 		len = sqlite3_column_bytes(sel, 3);
 		if (id == NULL || strlen((const char *)id) >= sizeof(ident) || len < 0 ||
 		    (p == NULL && len > 0) || version < 1 || version > (sqlite3_int64)UINT32_MAX) {
-			seal_errf(err, errlen, "secrets: key row %lld is damaged",
-				  (long long)ids[i]);
+			dime_store_errf(err, errlen, "secrets: key row %lld is damaged",
+					(long long)ids[i]);
 			rc = DIME_E_IO;
 			goto out;
 		}
@@ -801,13 +795,14 @@ seal_reseal_rows(sqlite3 *db, size_t *n_keys, const struct dime_seal *from,
 			memcpy(blob, p, blob_len);
 		if (from != NULL && (rc = dime_seal_unwrap(from, &blob, &blob_len, ident, kind,
 							   (uint32_t)version)) != DIME_OK) {
-			seal_errf(err, errlen,
-				  "%s key of %s v%lld does not open (tampered or moved): nothing "
-				  "changed",
-				  kind == DIME_STORE_SOK_KEY   ? "sok"
-				  : kind == DIME_STORE_ORG_KEY ? "org"
-							       : "user",
-				  ident, (long long)version);
+			dime_store_errf(
+			    err, errlen,
+			    "%s key of %s v%lld does not open (tampered or moved): nothing "
+			    "changed",
+			    kind == DIME_STORE_SOK_KEY	 ? "sok"
+			    : kind == DIME_STORE_ORG_KEY ? "org"
+							 : "user",
+			    ident, (long long)version);
 			goto out;
 		}
 		if ((sealed = malloc(blob_len + DIME_SEAL_OVERHEAD)) == NULL) {
@@ -977,12 +972,12 @@ dime_seal_new(struct dime_seal **out, sqlite3 *db, const char *path, char *err, 
 			goto out;
 	}
 	if (!found) {
-		seal_errf(err, errlen, "secrets: the meta row keeps changing");
+		dime_store_errf(err, errlen, "secrets: the meta row keeps changing");
 		rc = DIME_E_IO;
 		goto out;
 	}
 	if ((s = seal_alloc()) == NULL) {
-		seal_errf(err, errlen, "out of memory");
+		dime_store_errf(err, errlen, "out of memory");
 		rc = DIME_E_NOMEM;
 		goto out;
 	}
@@ -1010,13 +1005,13 @@ dime_seal_rekey(struct dime_seal **cur, size_t *n_keys, sqlite3 *db, const char 
 	*n_keys = 0;
 	if ((beside = seal_path(path, ".key")) == NULL ||
 	    (fresh = seal_path(path, ".key.new")) == NULL || (s = seal_alloc()) == NULL) {
-		seal_errf(err, errlen, "out of memory");
+		dime_store_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if ((to == DIME_STORE_TO_GENERATED) != (file == NULL)) {
-		seal_errf(err, errlen,
-			  "rekey-secrets: a file is needed for a key or passphrase "
-			  "file, and none for a generated key");
+		dime_store_errf(err, errlen,
+				"rekey-secrets: a file is needed for a key or passphrase "
+				"file, and none for a generated key");
 		rc = DIME_E_INVALID;
 		goto out;
 	}
@@ -1031,7 +1026,8 @@ dime_seal_rekey(struct dime_seal **cur, size_t *n_keys, sqlite3 *db, const char 
 	if ((rc = seal_meta_read(&now, &found, db, err, errlen)) != DIME_OK)
 		goto out;
 	if (!found || seal_verify(*cur, &now) != DIME_OK) {
-		seal_errf(err, errlen, "store %s was rekeyed by another process; run again", path);
+		dime_store_errf(err, errlen, "store %s was rekeyed by another process; run again",
+				path);
 		rc = DIME_E_AGAIN;
 		goto out;
 	}
@@ -1060,16 +1056,16 @@ dime_seal_rekey(struct dime_seal **cur, size_t *n_keys, sqlite3 *db, const char 
 		if ((rename(fresh, beside) != 0 &&
 		     (errno != ENOENT || access(beside, F_OK) != 0)) ||
 		    seal_fsync_dir(beside) != 0) {
-			seal_errf(err, errlen,
-				  "rekeyed, but rename %s: %s (the next open finishes it)", fresh,
-				  strerror(errno));
+			dime_store_errf(err, errlen,
+					"rekeyed, but rename %s: %s (the next open finishes it)",
+					fresh, strerror(errno));
 			rc = DIME_E_IO;
 		}
 	} else if ((*cur)->beside &&
 		   !(to == DIME_STORE_TO_KEY_FILE && seal_same_file(file, beside))) {
 		if (unlink(beside) != 0 && errno != ENOENT) {
-			seal_errf(err, errlen, "rekeyed, but the old key file %s stays: %s", beside,
-				  strerror(errno));
+			dime_store_errf(err, errlen, "rekeyed, but the old key file %s stays: %s",
+					beside, strerror(errno));
 			rc = DIME_E_IO;
 		}
 	} else if (to == DIME_STORE_TO_KEY_FILE && seal_same_file(file, beside)) {

@@ -25,6 +25,11 @@ struct dime_seal;
 #define DIME_SEAL_TAG_BYTES   16
 #define DIME_SEAL_OVERHEAD    (1 + DIME_SEAL_NONCE_BYTES + DIME_SEAL_TAG_BYTES)
 
+/* Format an error message into err (cap errlen; nothing when err is NULL or errlen 0): one
+ * helper for store.c and seal.c. */
+void dime_store_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The schema migration that creates the secrets meta table (store.c's migration list). */
 extern const char *const dime_seal_migration[];
 

@@ -82,11 +82,8 @@ static const char *const *const store_migrations[] = {store_migration_v1, store_
 						      dime_seal_migration, store_migration_v4};
 #define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
-static void store_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-store_errf(char *err, size_t errlen, const char *fmt, ...)
+void
+dime_store_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -202,7 +199,7 @@ store_mkdirs(const char *path, char *err, size_t errlen)
 
 	if ((dir = strdup(path)) == NULL) {
 		saved = errno;
-		store_errf(err, errlen, "out of memory");
+		dime_store_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if ((slash = strrchr(dir, '/')) == NULL) { /* the current directory */
@@ -229,8 +226,8 @@ store_mkdirs(const char *path, char *err, size_t errlen)
 				if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
 					if (saved == EEXIST)
 						saved = ENOTDIR;
-					store_errf(err, errlen, "mkdir %s: %s", dir,
-						   strerror(saved));
+					dime_store_errf(err, errlen, "mkdir %s: %s", dir,
+							strerror(saved));
 					goto out;
 				}
 			}
@@ -256,13 +253,13 @@ store_chmod_sidecar(const char *path, const char *suffix, char *err, size_t errl
 	int rc = -1;
 
 	if (p == NULL) {
-		store_errf(err, errlen, "out of memory");
+		dime_store_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	memcpy(p, path, n);
 	memcpy(p + n, suffix, m + 1);
 	if (chmod(p, 0600) != 0 && errno != ENOENT) {
-		store_errf(err, errlen, "chmod %s: %s", p, strerror(errno));
+		dime_store_errf(err, errlen, "chmod %s: %s", p, strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -288,8 +285,9 @@ store_migrate(sqlite3 *db, char *err, size_t errlen)
 		goto fail;
 	if (v < 0 || v > DIME_STORE_SCHEMA_VERSION) {
 		store_rollback(db);
-		store_errf(err, errlen, "schema version %lld is not known to this build (max %d)",
-			   (long long)v, DIME_STORE_SCHEMA_VERSION);
+		dime_store_errf(err, errlen,
+				"schema version %lld is not known to this build (max %d)",
+				(long long)v, DIME_STORE_SCHEMA_VERSION);
 		return SQLITE_ERROR;
 	}
 	for (; v < DIME_STORE_SCHEMA_VERSION; v++)
@@ -300,7 +298,7 @@ store_migrate(sqlite3 *db, char *err, size_t errlen)
 		goto fail;
 	return SQLITE_OK;
 fail:
-	store_errf(err, errlen, "schema: %s", sqlite3_errmsg(db));
+	dime_store_errf(err, errlen, "schema: %s", sqlite3_errmsg(db));
 	store_rollback(db);
 	return rc;
 }
@@ -324,8 +322,8 @@ store_configure(sqlite3 *db, char *err, size_t errlen)
 		goto fail;
 	mode = sqlite3_column_text(stmt, 0);
 	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
-		store_errf(err, errlen, "journal_mode is %s, want wal",
-			   mode != NULL ? (const char *)mode : "(null)");
+		dime_store_errf(err, errlen, "journal_mode is %s, want wal",
+				mode != NULL ? (const char *)mode : "(null)");
 		rc = SQLITE_ERROR;
 		goto out;
 	}
@@ -346,7 +344,7 @@ store_configure(sqlite3 *db, char *err, size_t errlen)
 fail:
 	if (rc == SQLITE_OK || rc == SQLITE_DONE)
 		rc = SQLITE_ERROR;
-	store_errf(err, errlen, "%s", sqlite3_errmsg(db));
+	dime_store_errf(err, errlen, "%s", sqlite3_errmsg(db));
 out:
 	(void)sqlite3_finalize(stmt); /* errors were taken from step already */
 	return rc;
@@ -374,15 +372,15 @@ dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
 		err[0] = '\0';
 	path = dime_store_resolve_path(path);
 	if (path[0] == '\0') {
-		store_errf(err, errlen, "empty store path");
+		dime_store_errf(err, errlen, "empty store path");
 		goto out;
 	}
 	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
-		store_errf(err, errlen, "out of memory");
+		dime_store_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (flags & ~DIME_STORE_OPEN_EXISTING) {
-		store_errf(err, errlen, "unknown open flags 0x%x", flags);
+		dime_store_errf(err, errlen, "unknown open flags 0x%x", flags);
 		rc = DIME_E_INVALID;
 		goto out;
 	}
@@ -391,7 +389,7 @@ dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
 		 * behind a mistyped path. SQLite without OPEN_CREATE refuses a missing file too;
 		 * the stat gives the clear answer first. */
 		if (stat(path, &sb) != 0 && errno == ENOENT) {
-			store_errf(err, errlen, "no store at %s", path);
+			dime_store_errf(err, errlen, "no store at %s", path);
 			rc = DIME_E_NOTFOUND;
 			goto out;
 		}
@@ -408,13 +406,13 @@ dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
 	masked = 1;
 	src = sqlite3_open_v2(path, &st->db, open_flags, NULL);
 	if (src != SQLITE_OK) {
-		store_errf(err, errlen, "%s: %s", path,
-			   st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
+		dime_store_errf(err, errlen, "%s: %s", path,
+				st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
 		rc = store_err(src);
 		goto out;
 	}
 	if (chmod(path, 0600) != 0) {
-		store_errf(err, errlen, "chmod %s: %s", path, strerror(errno));
+		dime_store_errf(err, errlen, "chmod %s: %s", path, strerror(errno));
 		goto out;
 	}
 	if ((src = store_configure(st->db, err, errlen)) != SQLITE_OK ||
