@@ -45,6 +45,10 @@ struct ks_slot {
 struct dime_ks {
 	struct ks_slot *slots; /* sodium_malloc'd, cap entries; NULL when cap == 0 */
 	size_t n, cap;
+	/* remote: slots hold kinds and public halves only (seed and enc_priv stay zero), and
+	 * every private operation goes to be */
+	int remote;
+	struct dime_ks_backend be;
 };
 
 int
@@ -60,6 +64,27 @@ dime_ks_new(struct dime_ks **out)
 	memset(ks, 0, sizeof(*ks));
 	*out = ks;
 	return DIME_OK;
+}
+
+int
+dime_ks_new_remote(struct dime_ks **out, const struct dime_ks_backend *backend)
+{
+	int rc;
+
+	*out = NULL;
+	if (backend == NULL || backend->sign == NULL || backend->ecdh_batch == NULL)
+		return DIME_E_INVALID;
+	if ((rc = dime_ks_new(out)) != DIME_OK)
+		return rc;
+	(*out)->remote = 1;
+	(*out)->be = *backend;
+	return DIME_OK;
+}
+
+int
+dime_ks_is_remote(const struct dime_ks *ks)
+{
+	return ks != NULL && ks->remote;
 }
 
 void
@@ -126,6 +151,29 @@ ks_abandon(struct dime_ks *ks, struct ks_slot *k)
 		dime_wipe(k, sizeof(*k));
 	if (ks->slots != NULL)
 		(void)sodium_mprotect_readonly(ks->slots);
+}
+
+int
+dime_ks_add_public(struct dime_ks *ks, uint32_t *id, enum dime_key_kind kind,
+		   const uint8_t sign_pub[DIME_ED25519_PUB_BYTES], const uint8_t *enc_pub)
+{
+	struct ks_slot *k;
+
+	*id = DIME_KS_NONE;
+	if (ks == NULL || !ks->remote || sign_pub == NULL ||
+	    (kind != DIME_KEY_ORG && kind != DIME_KEY_USER && kind != DIME_KEY_SIGN))
+		return DIME_E_INVALID;
+	/* a compressed point; the backend's ECDH checks it fully */
+	if (kind != DIME_KEY_SIGN && (enc_pub == NULL || (enc_pub[0] != 2 && enc_pub[0] != 3)))
+		return DIME_E_INVALID;
+	if ((k = ks_reserve(ks)) == NULL)
+		return DIME_E_NOMEM;
+	k->kind = (uint32_t)kind;
+	memcpy(k->sign_pub, sign_pub, sizeof(k->sign_pub));
+	if (kind != DIME_KEY_SIGN)
+		memcpy(k->enc_pub, enc_pub, sizeof(k->enc_pub));
+	*id = ks_commit(ks);
+	return DIME_OK;
 }
 
 /* Public halves from the private ones. Returns: DIME_OK or DIME_E_MALFORMED (bad scalar). */
@@ -291,8 +339,9 @@ dime_ks_load_why(struct dime_ks *ks, uint32_t *id, const char **why, const uint8
 	int rc;
 
 	*id = DIME_KS_NONE;
-	if (ks == NULL || (in == NULL && in_len > 0)) {
-		w = "no keystore or input";
+	if (ks == NULL || (in == NULL && in_len > 0) || ks->remote) {
+		w = ks != NULL && ks->remote ? "a remote keystore loads no key files"
+					     : "no keystore or input";
 		rc = DIME_E_INVALID;
 		goto out;
 	}
@@ -337,7 +386,8 @@ dime_ks_generate(struct dime_ks *ks, uint32_t *id, enum dime_key_kind kind)
 	int rc = DIME_E_INVALID;
 
 	*id = DIME_KS_NONE;
-	if (ks == NULL || (kind != DIME_KEY_ORG && kind != DIME_KEY_USER && kind != DIME_KEY_SIGN))
+	if (ks == NULL || ks->remote ||
+	    (kind != DIME_KEY_ORG && kind != DIME_KEY_USER && kind != DIME_KEY_SIGN))
 		goto out;
 	rc = DIME_E_NOMEM;
 	if ((k = ks_reserve(ks)) == NULL)
@@ -395,6 +445,10 @@ dime_ks_export(const struct dime_ks *ks, uint8_t *out, size_t out_cap, size_t *o
 	*out_len = 0;
 	if (k == NULL)
 		goto out;
+	if (ks->remote) {
+		rc = DIME_E_INVALID;
+		goto out;
+	}
 	dime_wr_init(&w, bin, sizeof(bin));
 	ks_write_bin(&w, k);
 	DIME_ASSERT(w.err == DIME_OK);
@@ -485,6 +539,8 @@ dime_ks_sign(const struct dime_ks *ks, uint8_t sig[DIME_SIG_BYTES], uint32_t id,
 		return DIME_E_NOTFOUND;
 	if (msg == NULL && msg_len > 0)
 		return DIME_E_INVALID;
+	if (ks->remote)
+		return ks->be.sign(ks->be.ctx, sig, id, msg, msg_len);
 	/* the slot's sign_pub was derived from its seed when the key was made or loaded */
 	return dime_ed25519_sign_kp(sig, k->seed, k->sign_pub, msg, msg_len);
 }
@@ -500,6 +556,13 @@ dime_ks_ecdh(const struct dime_ks *ks, uint8_t x[DIME_ECDH_BYTES], uint32_t id,
 		return DIME_E_NOTFOUND;
 	if (k->kind == DIME_KEY_SIGN)
 		return DIME_E_INVALID;
+	if (ks->remote) {
+		int rc1, rc = ks->be.ecdh_batch(ks->be.ctx, id,
+						(const uint8_t(*)[DIME_SECP_PUB_BYTES])peer, 1,
+						(uint8_t(*)[DIME_ECDH_BYTES])x, &rc1);
+
+		return rc == DIME_OK ? rc1 : rc;
+	}
 	return dime_secp_ecdh_x(x, k->enc_priv, peer);
 }
 
@@ -511,6 +574,16 @@ dime_ks_ecdh_batch(const struct dime_ks *ks, uint32_t key_id,
 	const struct ks_slot *k = ks_get(ks, key_id);
 	int first = DIME_OK;
 
+	if (k != NULL && k->kind != DIME_KEY_SIGN && ks->remote && n > 0) {
+		first = ks->be.ecdh_batch(ks->be.ctx, key_id, pubs, n, x, rc);
+		/* the backend's own failure (AGAIN: key process down) is every item's */
+		for (size_t i = 0; i < n; i++)
+			if (first != DIME_OK && rc[i] == DIME_OK) {
+				rc[i] = first;
+				memset(x[i], 0, DIME_ECDH_BYTES);
+			}
+		return first;
+	}
 	for (size_t i = 0; i < n; i++) {
 		memset(x[i], 0, DIME_ECDH_BYTES);
 		if (k == NULL)

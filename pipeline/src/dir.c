@@ -11,13 +11,6 @@
 #include "dime/crypto.h"
 #include "dime/dir.h"
 
-struct dir_key {
-	uint32_t id;
-	enum dime_store_kind kind;
-	uint32_t version;
-	char ident[256];
-};
-
 /* One (ident, kind) run of d->keys: rows are listed by ident, kind, version, so every version
  * of one identity's keys is contiguous, oldest first. */
 struct dir_kslot {
@@ -44,7 +37,8 @@ struct dime_pl_dir {
 	pthread_mutex_t mu;
 	struct dime_store *st;
 	struct dime_ks *ks;
-	struct dir_key *keys;
+	int ks_owned; /* 0: the caller's (a key process client) */
+	struct dime_pl_keyinfo *keys;
 	size_t n_keys, cap_keys;
 	struct dir_kslot *kidx; /* open addressing, n_kidx a power of two */
 	size_t n_kidx;
@@ -111,7 +105,7 @@ dir_load_row(const struct dime_store_row *row, void *arg)
 	if (dime_ks_load(d->ks, &id, blob, len) == DIME_OK) {
 		if (d->n_keys == d->cap_keys) {
 			size_t cap = d->cap_keys ? d->cap_keys * 2 : 16;
-			struct dir_key *k = realloc(d->keys, cap * sizeof(*k));
+			struct dime_pl_keyinfo *k = realloc(d->keys, cap * sizeof(*k));
 
 			if (k == NULL) {
 				l->rc = DIME_E_NOMEM;
@@ -211,8 +205,11 @@ dime_pl_dir_open_conf(struct dime_pl_dir **out, const char *store_path,
 		dime_pl_dir_close(d);
 		return DIME_E_NOMEM;
 	}
-	if ((rc = dime_store_open_flags(&d->st, store_path, DIME_STORE_OPEN_EXISTING, err,
-					sizeof(err))) != DIME_OK) {
+	if ((rc = dime_store_open_flags(
+		 &d->st, store_path,
+		 DIME_STORE_OPEN_EXISTING |
+		     (conf != NULL && conf->ks != NULL ? DIME_STORE_OPEN_NO_SECRETS : 0),
+		 err, sizeof(err))) != DIME_OK) {
 		if (err[0] == 0)
 			snprintf(err, sizeof(err), "%s",
 				 rc == DIME_E_NOTFOUND ? "no store at this path"
@@ -221,13 +218,25 @@ dime_pl_dir_open_conf(struct dime_pl_dir **out, const char *store_path,
 		dime_pl_dir_close(d);
 		return rc == DIME_E_NOTFOUND ? rc : DIME_E_IO;
 	}
-	if (dime_ks_new(&d->ks) != DIME_OK) {
-		dime_pl_dir_close(d);
-		return DIME_E_NOMEM;
-	}
 	l.d = d;
 	l.rc = DIME_OK;
-	for (int i = 0; i < 2 && l.rc == DIME_OK; i++)
+	if (conf != NULL && conf->ks != NULL) {
+		d->ks = conf->ks;
+		if (conf->n_keys > 0 &&
+		    (d->keys = malloc(conf->n_keys * sizeof(*d->keys))) == NULL) {
+			dime_pl_dir_close(d);
+			return DIME_E_NOMEM;
+		}
+		if (conf->n_keys > 0)
+			memcpy(d->keys, conf->keys, conf->n_keys * sizeof(*d->keys));
+		d->n_keys = d->cap_keys = conf->n_keys;
+	} else if (dime_ks_new(&d->ks) != DIME_OK) {
+		dime_pl_dir_close(d);
+		return DIME_E_NOMEM;
+	} else {
+		d->ks_owned = 1;
+	}
+	for (int i = 0; i < 2 && l.rc == DIME_OK && d->ks_owned; i++)
 		if (dime_store_list(d->st, NULL, kinds[i], dir_load_row, &l) != DIME_OK) {
 			*why = "cannot list the store's keys";
 			l.rc = DIME_E_IO;
@@ -270,7 +279,8 @@ dime_pl_dir_close(struct dime_pl_dir *d)
 	free(d->ptrs);
 	free(d->kidx);
 	free(d->keys);
-	dime_ks_free(d->ks);
+	if (d->ks_owned)
+		dime_ks_free(d->ks);
 	dime_store_close(d->st);
 	pthread_mutex_destroy(&d->mu);
 	free(d);

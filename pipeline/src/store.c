@@ -379,7 +379,7 @@ dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
 		dime_store_errf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (flags & ~DIME_STORE_OPEN_EXISTING) {
+	if (flags & ~(DIME_STORE_OPEN_EXISTING | DIME_STORE_OPEN_NO_SECRETS)) {
 		dime_store_errf(err, errlen, "unknown open flags 0x%x", flags);
 		rc = DIME_E_INVALID;
 		goto out;
@@ -420,7 +420,10 @@ dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
 		rc = store_err(src);
 		goto out;
 	}
-	if ((rc = dime_seal_new(&st->seal, st->db, path, err, errlen)) != DIME_OK)
+	/* Without secrets the key-encryption key is never read: a front end that uses the key
+	 * process cannot unseal what it can read. */
+	if (!(flags & DIME_STORE_OPEN_NO_SECRETS) &&
+	    (rc = dime_seal_new(&st->seal, st->db, path, err, errlen)) != DIME_OK)
 		goto out;
 	rc = DIME_E_IO;
 	if (store_chmod_sidecar(path, "-wal", err, errlen) != 0 ||
@@ -627,7 +630,7 @@ dime_store_put(struct dime_store *st, uint32_t *version, const char *ident,
 	if (blob == NULL)
 		blob = (const uint8_t *)"";
 	if (dime_seal_kind(kind)) {
-		if (blob_len > SIZE_MAX - DIME_SEAL_OVERHEAD)
+		if (blob_len > SIZE_MAX - DIME_SEAL_OVERHEAD || st->seal == NULL)
 			goto out;
 		/* keyed: a plain SHA-512 of an Ed25519 seed is its secret scalar */
 		dime_seal_digest(st->seal, sha, blob, blob_len);
@@ -774,8 +777,10 @@ dime_store_get(struct dime_store *st, uint8_t **blob, size_t *blob_len, struct d
 	    (rc = store_row_state(&r, stmt, 9)) != DIME_OK ||
 	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
 		goto out;
-	if (dime_seal_kind(r.kind) && (rc = dime_seal_unwrap(st->seal, blob, blob_len, r.ident,
-							     r.kind, r.version)) != DIME_OK)
+	if (dime_seal_kind(r.kind) &&
+	    (rc = st->seal == NULL ? DIME_E_INVALID
+				   : dime_seal_unwrap(st->seal, blob, blob_len, r.ident, r.kind,
+						      r.version)) != DIME_OK)
 		goto out;
 	if (row != NULL)
 		*row = r;
@@ -886,7 +891,9 @@ dime_store_get_row(struct dime_store *st, uint8_t **blob, size_t *blob_len, int6
 	    (rc = store_blob_read(blob, blob_len, stmt, 8)) != DIME_OK)
 		goto out;
 	if (dime_seal_kind(r.kind))
-		rc = dime_seal_unwrap(st->seal, blob, blob_len, r.ident, r.kind, r.version);
+		rc = st->seal == NULL
+			 ? DIME_E_INVALID
+			 : dime_seal_unwrap(st->seal, blob, blob_len, r.ident, r.kind, r.version);
 out:
 	if (sqlite3_finalize(stmt) != SQLITE_OK && rc == DIME_OK)
 		rc = DIME_E_IO;
@@ -989,6 +996,8 @@ dime_store_find(struct dime_store *st, struct dime_store_row *row, const char *i
 		return rc;
 	if (blob == NULL)
 		blob = (const uint8_t *)"";
+	if (dime_seal_kind(kind) && st->seal == NULL)
+		return DIME_E_INVALID;
 	if (dime_seal_kind(kind))
 		dime_seal_digest(st->seal, sha, blob, blob_len);
 	else
@@ -1051,6 +1060,10 @@ dime_store_rekey_secrets(struct dime_store *st, size_t *n_keys, enum dime_store_
 	DIME_ASSERT(st != NULL);
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
+	if (st->seal == NULL) {
+		dime_store_errf(err, errlen, "the store was opened without its secrets");
+		return DIME_E_INVALID;
+	}
 	rc = dime_seal_rekey(&st->seal, &n, st->db, st->path, to, file, err, errlen);
 	if (n_keys != NULL)
 		*n_keys = rc == DIME_OK ? n : 0;

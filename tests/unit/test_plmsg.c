@@ -276,7 +276,8 @@ test_not_dime(struct dime_pl_dir *dir, const uint8_t *msg, size_t msg_len)
 static void
 test_cache(const char *store)
 {
-	struct dime_pl_dir_conf conf = {2, 3000}; /* 3 s: user create may be slow under load */
+	struct dime_pl_dir_conf conf = {
+	    .cache_max = 2, .miss_ttl_ms = 3000}; /* 3 s: user create may be slow under load */
 	struct dime_pl_dir *d = NULL;
 	struct dime_pl_dir_stats st;
 	const struct dime_signet *held[4];

@@ -9,8 +9,13 @@
  * armored as ORGANIZATIONAL KEY / USER KEY with the CRC line. SOK private keys, which key files
  * cannot hold, use the genrec form: ED25519 PRIVATE KEY armor over the raw 32-byte seed.
  *
- * Thread-safety: loading and generating need exclusive access; after that, every const
- * function may be called from any number of threads. */
+ * A keystore is local (it holds the private halves) or remote (dime_ks_new_remote: it holds
+ * only each key's kind and public halves, and hands sign and ECDH to a backend such as the key
+ * process, pipeline/include/dime/keyproc.h). Callers cannot tell them apart, except that a
+ * remote keystore cannot load, generate or export.
+ *
+ * Thread-safety: loading, generating and adding need exclusive access; after that, every const
+ * function may be called from any number of threads (a remote backend must allow that too). */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -35,10 +40,39 @@ struct dime_ks;
 
 /* Returns: DIME_OK or DIME_E_NOMEM. Out: *out, NULL on failure. */
 DIME_MUST_CHECK int dime_ks_new(struct dime_ks **out);
+
+/* The private operations of a remote keystore. id is the keystore's own id of the key (as
+ * dime_ks_add_public returned it); the backend maps it to wherever the key lives. Each call
+ * has the contract of the local function it stands for (dime_ks_sign, dime_ks_ecdh_batch),
+ * plus DIME_E_AGAIN when the backend cannot answer now (key process down or restarting): the
+ * caller answers a temporary failure. Both must be callable from any number of threads. */
+struct dime_ks_backend {
+	int (*sign)(void *ctx, uint8_t sig[DIME_SIG_BYTES], uint32_t id, const uint8_t *msg,
+		    size_t msg_len);
+	int (*ecdh_batch)(void *ctx, uint32_t id, const uint8_t (*pubs)[DIME_SECP_PUB_BYTES],
+			  size_t n, uint8_t (*x)[DIME_ECDH_BYTES], int *rc);
+	void *ctx;
+};
+
+/* A remote keystore over backend (copied; ctx borrowed for the keystore's life).
+ * Returns: DIME_OK, DIME_E_INVALID (a NULL callback), DIME_E_NOMEM. Out: *out. */
+DIME_MUST_CHECK int dime_ks_new_remote(struct dime_ks **out, const struct dime_ks_backend *backend);
+
+/* Add a key known by its public halves (remote keystores only). enc_pub is ignored (may be
+ * NULL) for DIME_KEY_SIGN. Ids are given in order: 1, 2, ...
+ * Returns: DIME_OK, DIME_E_INVALID (a local keystore, a bad kind, an invalid point),
+ * DIME_E_NOMEM. Out: *id (DIME_KS_NONE on failure). */
+DIME_MUST_CHECK int dime_ks_add_public(struct dime_ks *ks, uint32_t *id, enum dime_key_kind kind,
+				       const uint8_t sign_pub[DIME_ED25519_PUB_BYTES],
+				       const uint8_t *enc_pub);
+
+/* Returns: 1 when ks is remote, else 0. */
+int dime_ks_is_remote(const struct dime_ks *ks);
 /* Wipes and frees every key. NULL-safe. */
 void dime_ks_free(struct dime_ks *ks);
 
-/* Generate fresh keys of kind. Returns: DIME_OK, DIME_E_NOMEM, DIME_E_CRYPTO.
+/* Generate fresh keys of kind (local keystores; remote: DIME_E_INVALID).
+ * Returns: DIME_OK, DIME_E_NOMEM, DIME_E_CRYPTO.
  * Out: *id (DIME_KS_NONE on failure). */
 DIME_MUST_CHECK int dime_ks_generate(struct dime_ks *ks, uint32_t *id, enum dime_key_kind kind);
 
@@ -46,7 +80,8 @@ DIME_MUST_CHECK int dime_ks_generate(struct dime_ks *ks, uint32_t *id, enum dime
  * Strict: magic, exact length, field ids and lengths, valid scalar.
  * Returns: DIME_OK, DIME_E_TRUNCATED, DIME_E_MALFORMED, DIME_E_TRAILING, DIME_E_BADSIG (armor
  *          CRC), DIME_E_LIMIT (over DIME_KEYFILE_MAX_BYTES), DIME_E_NOMEM.
- * Out: *id (DIME_KS_NONE on failure). Every temporary copy of the secret is wiped. */
+ * Out: *id (DIME_KS_NONE on failure). Every temporary copy of the secret is wiped.
+ * A remote keystore cannot load (DIME_E_INVALID). */
 DIME_MUST_CHECK int dime_ks_load(struct dime_ks *ks, uint32_t *id, const uint8_t *in,
 				 size_t in_len);
 
@@ -61,7 +96,8 @@ DIME_MUST_CHECK int dime_ks_load_why(struct dime_ks *ks, uint32_t *id, const cha
  * out == NULL: only *out_len is set (the size needed). Armored output is NUL-terminated, so
  * out_cap must be at least *out_len + 1 (as dime_signet_armor). On failure *out_len = 0 and
  * out is wiped.
- * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_NOSPACE. The caller must wipe out. */
+ * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_NOSPACE, DIME_E_INVALID (a remote keystore never
+ * exports). The caller must wipe out. */
 DIME_MUST_CHECK int dime_ks_export(const struct dime_ks *ks, uint8_t *out, size_t out_cap,
 				   size_t *out_len, uint32_t id, int armored);
 

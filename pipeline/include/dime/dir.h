@@ -27,10 +27,26 @@ struct dime_pl_dir;
 #define DIME_PL_DIR_CACHE_DEFAULT    4096u /* cached signets (hits and misses) */
 #define DIME_PL_DIR_MISS_TTL_DEFAULT 2000u /* ms a miss is remembered */
 
+/* One hosted key: which identity and version it is, and its id in the keystore. */
+struct dime_pl_keyinfo {
+	uint32_t id;
+	enum dime_store_kind kind; /* DIME_STORE_ORG_KEY or DIME_STORE_USER_KEY */
+	uint32_t version;
+	char ident[256];
+};
+
 struct dime_pl_dir_conf {
 	size_t cache_max;     /* entries kept (0: DIME_PL_DIR_CACHE_DEFAULT); at least 1 */
 	unsigned miss_ttl_ms; /* 0: DIME_PL_DIR_MISS_TTL_DEFAULT. A signet imported while a
 			       * run goes on is found once its miss expires. */
+	/* Where the hosted keys are. NULL: loaded from the store, which is opened with its
+	 * secrets, into a keystore the directory owns. Otherwise (the key process,
+	 * dime/keyproc.h): ks (borrowed, it outlives the directory) holds keys[0..n_keys),
+	 * ordered by ident, kind, version, and the store is opened without its secrets
+	 * (DIME_STORE_OPEN_NO_SECRETS), so no private key ever enters this process. */
+	struct dime_ks *ks;
+	const struct dime_pl_keyinfo *keys;
+	size_t n_keys;
 };
 
 /* What the cache did, for tests and benchmarks. */

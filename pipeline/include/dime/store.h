@@ -52,6 +52,10 @@ struct dime_store_row {
 
 /* dime_store_open_flags: open only an existing store (read-only commands), never create one. */
 #define DIME_STORE_OPEN_EXISTING 1u
+/* dime_store_open_flags: never read the key-encryption key (no passphrase, no key file). Key
+ * rows are listed (metadata) but never returned, put, found or re-sealed: DIME_E_INVALID. For
+ * processes that reach keys through the key process (dime/keyproc.h). */
+#define DIME_STORE_OPEN_NO_SECRETS 2u
 
 /* Open or create the store at path (NULL: $DIME_STORE, else ./var/dime.db), creating the parent
  * directory (0700) and the schema, and unlock its private keys (docs/identity.md, "Keys at
