@@ -1,0 +1,117 @@
+#!/bin/sh
+# DNSSEC test zones for the resolver, served by nsd on 127.0.0.1 (ECOSYSTEM.md §3).
+# usage: mkzones.sh DIR [ZONE_TXT_FILE]
+# Makes in DIR: signed zones (good, bogus, expired, unsigned, insecure, big under dime.test),
+# ta.ds (the trust anchors), nsd.conf, unbound.conf (stub zones pointing at nsd), and starts nsd
+# on a free port (DIR/port; stop it with: kill "$(cat DIR/nsd.pid)").
+# ZONE_TXT_FILE, when given, holds extra lines "zone name TXT-strings" added to the zones.
+set -eu
+D=$(cd "$1" && pwd)
+EXTRA=${2:-}
+cd "$D"
+command -v nsd >/dev/null && command -v ldns-signzone >/dev/null || {
+	echo "mkzones: nsd and ldnsutils are needed (tools/install-deps.sh)" >&2
+	exit 2
+}
+
+mkzone() { # zone
+	cat >"$1.zone" <<Z
+\$ORIGIN $1.
+\$TTL 300
+@     IN SOA ns1.$1. hostmaster.$1. ( 1 3600 900 604800 300 )
+      IN NS  ns1.$1.
+ns1   IN A   127.0.0.1
+dmtp  IN A   127.0.0.1
+@     IN MX 10 dmtp.$1.
+_dime IN TXT "ver=1 pok=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA " "pol=strict sub=strict dx=dmtp.$1 exp=30"
+Z
+	if [ -n "$EXTRA" ]; then
+		awk -v z="$1" '$1 == z { $1 = ""; print substr($0, 2) }' "$EXTRA" >>"$1.zone"
+	fi
+}
+sign() { # zone inception expiration
+	zsk=$(ldns-keygen -a ECDSAP256SHA256 "$1")
+	ksk=$(ldns-keygen -k -a ECDSAP256SHA256 "$1")
+	ldns-signzone -n -i "$2" -e "$3" -f "$1.zone.signed" "$1.zone" "$zsk" "$ksk"
+	cat "$ksk.ds" >>ta.ds
+}
+
+: >ta.ds
+IN=$(date -u -d '-1 hour' +%Y%m%d%H%M%S)
+EX=$(date -u -d '+30 days' +%Y%m%d%H%M%S)
+OIN=$(date -u -d '-60 days' +%Y%m%d%H%M%S)
+OEX=$(date -u -d '-30 days' +%Y%m%d%H%M%S)
+ZONES="good bogus expired unsigned insecure big"
+for z in $ZONES; do mkzone "$z.dime.test"; done
+# a TXT record larger than 512 bytes: UDP truncates, the resolver retries over TCP
+big=$(head -c 1500 /dev/zero | tr '\0' 'x' | fold -w 200 | sed 's/.*/"&"/' | tr '\n' ' ')
+echo "_big IN TXT $big" >>big.dime.test.zone
+sign good.dime.test "$IN" "$EX"
+sign big.dime.test "$IN" "$EX"
+sign bogus.dime.test "$IN" "$EX"
+# tamper after signing: the signature no longer matches -> bogus
+sed -i 's/pol=strict/pol=experimental/' bogus.dime.test.zone.signed
+sign expired.dime.test "$OIN" "$OEX"
+# an anchor for a zone served unsigned -> bogus
+ldns-keygen -k -a ECDSAP256SHA256 unsigned.dime.test >/dev/null
+cat Kunsigned.dime.test.*.ds >>ta.ds
+cp unsigned.dime.test.zone unsigned.dime.test.zone.signed
+# no anchor at all -> insecure
+cp insecure.dime.test.zone insecure.dime.test.zone.signed
+
+# a free port: the first one nsd binds
+for try in 1 2 3 4 5 6 7 8; do
+	port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
+	cat >nsd.conf <<C
+server:
+    ip-address: 127.0.0.1@$port
+    do-ip6: no
+    username: ""
+    chroot: ""
+    zonesdir: "$D"
+    database: ""
+    pidfile: "$D/nsd.pid"
+    logfile: "$D/nsd.log"
+    xfrdfile: "$D/xfrd.state"
+    zonelistfile: "$D/zone.list"
+    server-count: 1
+    verbosity: 1
+remote-control:
+    control-enable: no
+C
+	for z in $ZONES; do
+		printf 'zone:\n    name: "%s.dime.test"\n    zonefile: "%s.dime.test.zone.signed"\n' \
+			"$z" "$z" >>nsd.conf
+	done
+	nsd-checkconf nsd.conf
+	rm -f nsd.pid
+	if nsd -c nsd.conf 2>>nsd.log; then
+		i=0
+		while [ $i -lt 50 ]; do
+			if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" good.dime.test SOA \
+				2>/dev/null | grep -q ns1; then
+				break
+			fi
+			sleep 0.1
+			i=$((i + 1))
+		done
+		if [ -s nsd.pid ] && kill -0 "$(cat nsd.pid)" 2>/dev/null; then
+			break
+		fi
+	fi
+	port=""
+done
+[ -n "$port" ] || {
+	echo "mkzones: nsd did not start" >&2
+	cat nsd.log >&2
+	exit 1
+}
+echo "$port" >port
+# .test is a built-in local zone in unbound (RFC 6761): only a config file can undo it
+{
+	printf 'server:\n    do-ip6: no\n    do-not-query-localhost: no\n'
+	printf '    local-zone: "test." nodefault\n    edns-buffer-size: 512\n'
+	for z in $ZONES; do
+		printf 'stub-zone:\n    name: "%s.dime.test."\n    stub-addr: 127.0.0.1@%s\n' "$z" "$port"
+	done
+} >unbound.conf
