@@ -7,7 +7,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format-14
 libssl-dev libsecp256k1-dev libsodium-dev libisal-dev liburing-dev libjemalloc-dev
 libbenchmark-dev zlib1g-dev libsqlite3-dev libjansson-dev sqlite3
 gnuplot-nox gnupg libipsec-mb-dev libinih-dev openssl python3 iproute2
-libunbound-dev nsd ldnsutils dns-root-data bind9-dnsutils"
+libunbound-dev nsd ldnsutils dns-root-data bind9-dnsutils libpsl-dev publicsuffix"
 
 missing=""
 for p in $PKGS; do

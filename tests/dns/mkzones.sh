@@ -8,6 +8,8 @@
 set -eu
 D=$(cd "$1" && pwd)
 EXTRA=${2:-}
+# a valid Ed25519 point (RFC 8032 test 1's public key) unless the caller publishes its own org's
+POK=${MKZONES_POK:-11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo}
 cd "$D"
 command -v nsd >/dev/null && command -v ldns-signzone >/dev/null || {
 	echo "mkzones: nsd and ldnsutils are needed (tools/install-deps.sh)" >&2
@@ -23,7 +25,7 @@ mkzone() { # zone
 ns1   IN A   127.0.0.1
 dmtp  IN A   127.0.0.1
 @     IN MX 10 dmtp.$1.
-_dime IN TXT "ver=1 pok=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA " "pol=strict sub=strict dx=dmtp.$1 exp=30"
+_dime IN TXT "ver=1 pok=$POK " "pol=strict sub=strict dx=dmtp.$1 exp=30"
 Z
 	if [ -n "$EXTRA" ]; then
 		awk -v z="$1" '$1 == z { $1 = ""; print substr($0, 2) }' "$EXTRA" >>"$1.zone"
@@ -43,6 +45,16 @@ OIN=$(date -u -d '-60 days' +%Y%m%d%H%M%S)
 OEX=$(date -u -d '-30 days' +%Y%m%d%H%M%S)
 ZONES="good bogus expired unsigned insecure big"
 for z in $ZONES; do mkzone "$z.dime.test"; done
+# the parent: signed, with no record of its own, so that walks from the organisational domain
+# (dime.test) get a proven NXDOMAIN there
+mkzone dime.test
+sed -i '/^_dime/d' dime.test.zone
+# delegations, so that the parent proves (NSEC3) that insecure.dime.test has no DS: insecure,
+# not bogus; the other children are anchored themselves
+for z in $ZONES; do
+	printf '%s IN NS ns1.%s.dime.test.\nns1.%s IN A 127.0.0.1\n' "$z" "$z" "$z" >>dime.test.zone
+done
+sign dime.test "$IN" "$EX"
 # a TXT record larger than 512 bytes: UDP truncates, the resolver retries over TCP
 big=$(head -c 1500 /dev/zero | tr '\0' 'x' | fold -w 200 | sed 's/.*/"&"/' | tr '\n' ' ')
 echo "_big IN TXT $big" >>big.dime.test.zone
@@ -83,6 +95,7 @@ C
 		printf 'zone:\n    name: "%s.dime.test"\n    zonefile: "%s.dime.test.zone.signed"\n' \
 			"$z" "$z" >>nsd.conf
 	done
+	printf 'zone:\n    name: "dime.test"\n    zonefile: "dime.test.zone.signed"\n' >>nsd.conf
 	nsd-checkconf nsd.conf
 	rm -f nsd.pid
 	if nsd -c nsd.conf 2>>nsd.log; then
@@ -114,4 +127,5 @@ echo "$port" >port
 	for z in $ZONES; do
 		printf 'stub-zone:\n    name: "%s.dime.test."\n    stub-addr: 127.0.0.1@%s\n' "$z" "$port"
 	done
+	printf 'stub-zone:\n    name: "dime.test."\n    stub-addr: 127.0.0.1@%s\n' "$port"
 } >unbound.conf
