@@ -111,5 +111,6 @@ int cmd_conformance(int argc, char **argv);
 int cmd_msg(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_dmtp(int argc, char **argv);
+int cmd_resolve(int argc, char **argv);
 
 #endif
