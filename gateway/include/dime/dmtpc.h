@@ -2,8 +2,8 @@
 #define DIME_DAEMON_DMTPC_H
 /* The client side of DMTP replies (spec Part 7): `ddd SP text` or `ddd` ends a reply, `ddd-text`
  * continues it (270/280/290 carry armored signets this way), every line of one reply with the
- * same code. Pure: caller memory, no I/O; thread-safe. Used by `dime dmtp` and, later, by the
- * outbound delivery of dimed. */
+ * same code. Pure: caller memory, no I/O; thread-safe. Used by `dime dmtp` and by the
+ * client session machine (dime/dmtp_client.h). */
 
 #include <stddef.h>
 

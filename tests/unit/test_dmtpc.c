@@ -132,5 +132,5 @@ main(void)
 		"a token inside a word was taken");
 	T_CHECK(dime_dmtpc_reply_value(val, 3, "ACCEPTED=abc", "ACCEPTED=") == DIME_E_NOSPACE,
 		"value longer than out_cap");
-	return t_done("test_daemon_dmtpc");
+	return t_done("dmtpc");
 }
