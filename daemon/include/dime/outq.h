@@ -1,0 +1,117 @@
+#ifndef DIME_DAEMON_OUTQ_H
+#define DIME_DAEMON_OUTQ_H
+/* The outbound queue: each message to another domain (one transaction per recipient) is kept
+ * durably until it is delivered, bounced or deleted by the operator (docs/outq.md).
+ *
+ * Files, under root (0700):
+ *   msg/<id>   the envelope (origin domain, recipient) and the armored message, written once:
+ *              tmp/, fsync, rename, fsync msg/ before dime_outq_put returns;
+ *   state/<id> the delivery state (attempts, first and next attempt, last error, delay
+ *              notice sent), replaced atomically (tmp/, fsync, rename, fsync state/) after
+ *              each attempt. A message without a state file is due at once.
+ * The index is in memory: a list rebuilt at open from state/ and msg/ (a crash loses nothing
+ * but an attempt's bookkeeping: the attempt is made again, and DMTP's 255 DUPLICATE makes that
+ * harmless).
+ *
+ * Retries: the first after policy.first_retry, each interval doubling, never more than
+ * policy.max_interval apart; a delay notice is due once policy.delay_notice has passed since
+ * the message was queued; at policy.give_up the message is given up (the caller bounces it).
+ * Every time is Unix seconds passed in: tests inject the clock.
+ *
+ * Thread-safe: one lock around the index; file I/O is blocking (call from workers, never from a
+ * loop thread). */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dime/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DIME_OUTQ_ID_MAX 64u
+
+struct dime_outq_policy {
+	unsigned first_retry;  /* s before the second attempt (0: 300) */
+	unsigned max_interval; /* s between attempts at most (0: 43,200 = 12 h) */
+	unsigned delay_notice; /* s after which a delay notice is due (0: 14,400 = 4 h) */
+	unsigned give_up;      /* s after which the message is bounced (0: 432,000 = 5 days) */
+};
+
+struct dime_outq_entry {
+	char id[DIME_OUTQ_ID_MAX + 1];
+	char origin[256];    /* the sending org's domain */
+	char recipient[256]; /* the address */
+	int64_t created;     /* when it was queued */
+	int64_t next;	     /* the next attempt is due then */
+	uint32_t attempts;
+	int delay_notified;
+	int claimed; /* handed out by dime_outq_due and not yet reported */
+	uint64_t size;
+	char last_error[256];
+};
+
+struct dime_outq;
+
+/* Open (creating root, tmp/, msg/, state/) and rebuild the index; tmp/ is emptied (never
+ * acknowledged). A msg/ file without a valid envelope is moved aside to root/corrupt/ for the
+ * operator and never delivered (the open still succeeds). policy may be NULL (the defaults).
+ * Returns: DIME_OK, DIME_E_IO (why: path and errno), DIME_E_NOMEM, DIME_E_INVALID (a policy
+ * whose give_up is shorter than its delay_notice). */
+DIME_MUST_CHECK int dime_outq_open(struct dime_outq **q, const char *root,
+				   const struct dime_outq_policy *policy, char *why,
+				   size_t why_cap);
+void dime_outq_close(struct dime_outq *q); /* NULL-safe */
+
+/* Queue a message durably, due at once. origin: a domain; recipient: an address; both
+ * printable ASCII without spaces. id_out receives the new id (random, DIME_OUTQ_ID_MAX).
+ * Returns: DIME_OK, DIME_E_INVALID, DIME_E_IO (*err the errno), DIME_E_NOMEM. */
+DIME_MUST_CHECK int dime_outq_put(struct dime_outq *q, char id_out[DIME_OUTQ_ID_MAX + 1],
+				  const char *origin, const char *recipient, const uint8_t *msg,
+				  size_t len, int64_t now, int *err);
+
+/* Claim up to cap entries due at now (next <= now, not claimed), oldest first: each is handed
+ * out once until dime_outq_done, _deferred or _release reports on it. Returns: how many. */
+size_t dime_outq_due(struct dime_outq *q, struct dime_outq_entry *out, size_t cap, int64_t now);
+
+/* The earliest next attempt among unclaimed entries (INT64_MAX when none): when to look again. */
+int64_t dime_outq_next_due(struct dime_outq *q);
+
+/* The armored message of id (malloc'd; the caller frees it).
+ * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_IO, DIME_E_NOMEM. */
+DIME_MUST_CHECK int dime_outq_read(struct dime_outq *q, const char *id, uint8_t **msg, size_t *len);
+
+/* Delivered (or bounced): remove it. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_IO. */
+DIME_MUST_CHECK int dime_outq_done(struct dime_outq *q, const char *id);
+
+enum dime_outq_verdict {
+	DIME_OUTQ_RETRY = 0,	    /* deferred: next attempt scheduled */
+	DIME_OUTQ_NOTIFY_DELAY = 1, /* deferred, and the delay notice is due now (once) */
+	DIME_OUTQ_GIVE_UP = 2	    /* past give_up: bounce it, then dime_outq_done */
+};
+
+/* A temporary failure: the attempt counts, the next one is scheduled, the state file is
+ * replaced durably. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_IO. Out: *v, *next (may be
+ * NULL). */
+DIME_MUST_CHECK int dime_outq_deferred(struct dime_outq *q, const char *id, const char *error,
+				       int64_t now, enum dime_outq_verdict *v, int64_t *next);
+
+/* Give a claimed entry back without an attempt (shutdown). */
+void dime_outq_release(struct dime_outq *q, const char *id);
+
+/* Operator: make id due at now (dime queue retry). Returns: DIME_OK, DIME_E_NOTFOUND,
+ * DIME_E_IO. */
+DIME_MUST_CHECK int dime_outq_retry_now(struct dime_outq *q, const char *id, int64_t now);
+
+/* Every entry, oldest first: fn returning nonzero stops. Returns: entries visited. */
+size_t dime_outq_list(struct dime_outq *q, int (*fn)(const struct dime_outq_entry *e, void *arg),
+		      void *arg);
+
+/* The interval after the given number of attempts under policy (0 fields: defaults). */
+unsigned dime_outq_interval(const struct dime_outq_policy *policy, uint32_t attempts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

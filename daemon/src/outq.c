@@ -1,0 +1,663 @@
+/* The outbound queue (dime/outq.h): msg/ and state/ files, an in-memory index. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dime/crypto.h"
+#include "dime/outq.h"
+
+#define OUTQ_MAGIC	"DIMEOUTQ 1\n"
+#define OUTQ_HEAD_MAX	1024u
+#define OUTQ_STATE_MAX	1024u
+#define OUTQ_FIRST_DEF	300u
+#define OUTQ_MAXINT_DEF 43200u
+#define OUTQ_DELAY_DEF	14400u
+#define OUTQ_GIVEUP_DEF 432000u
+
+struct dime_outq {
+	pthread_mutex_t mu;
+	struct dime_outq_policy pol;
+	int root_fd, tmp_fd, msg_fd, state_fd;
+	struct dime_outq_entry *e;
+	size_t n, cap;
+};
+
+static void
+outq_why(char *why, size_t cap, const char *what, const char *path)
+{
+	if (why != NULL && cap > 0)
+		snprintf(why, cap, "%s %s: %s", what, path, strerror(errno));
+}
+
+unsigned
+dime_outq_interval(const struct dime_outq_policy *p, uint32_t attempts)
+{
+	uint64_t first = p != NULL && p->first_retry > 0 ? p->first_retry : OUTQ_FIRST_DEF;
+	uint64_t cap = p != NULL && p->max_interval > 0 ? p->max_interval : OUTQ_MAXINT_DEF;
+	uint64_t v = first;
+
+	for (uint32_t i = 1; i < attempts && v < cap; i++)
+		v *= 2;
+	return (unsigned)(v < cap ? v : cap);
+}
+
+/* A value for the envelope or the state file: printable ASCII, no space, 1..255 octets. */
+static int
+outq_token_ok(const char *s)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	if (n == 0 || n > 255)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Write len octets to dir_fd/name through tmp/, durably: create, write, fsync, rename, fsync
+ * dir. Returns: 0, or -1 with errno. */
+static int
+outq_write_durable(struct dime_outq *q, int dir_fd, const char *name, const void *a, size_t a_len,
+		   const void *b, size_t b_len)
+{
+	char tmp[DIME_OUTQ_ID_MAX + 16];
+	const void *parts[2] = {a, b};
+	size_t lens[2] = {a_len, b_len};
+	int fd, e;
+
+	snprintf(tmp, sizeof(tmp), "%s.%ld", name, (long)getpid());
+	(void)unlinkat(q->tmp_fd, tmp, 0);
+	if ((fd = openat(q->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		const uint8_t *p = parts[i];
+		size_t left = lens[i];
+
+		while (left > 0) {
+			ssize_t w = write(fd, p, left);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				goto fail;
+			p += w;
+			left -= (size_t)w;
+		}
+	}
+	if (fsync(fd) != 0)
+		goto fail;
+	if (close(fd) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(q->tmp_fd, tmp, dir_fd, name) != 0 || fsync(dir_fd) != 0)
+		goto fail;
+	return 0;
+fail:
+	e = errno != 0 ? errno : EIO;
+	if (fd >= 0)
+		close(fd);
+	(void)unlinkat(q->tmp_fd, tmp, 0);
+	errno = e;
+	return -1;
+}
+
+static int
+outq_write_state(struct dime_outq *q, const struct dime_outq_entry *e)
+{
+	char buf[OUTQ_STATE_MAX];
+	int n = snprintf(buf, sizeof(buf),
+			 "attempts %" PRIu32 "\nnext %" PRId64 "\ndelay_notified %d\nerror %s\n",
+			 e->attempts, e->next, e->delay_notified,
+			 e->last_error[0] != 0 ? e->last_error : "-");
+
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	return outq_write_durable(q, q->state_fd, e->id, buf, (size_t)n, NULL, 0);
+}
+
+/* Read up to cap-1 octets of dir_fd/name into buf (NUL-terminated). Returns: octets, or -1. */
+static ssize_t
+outq_read_head(int dir_fd, const char *name, char *buf, size_t cap, uint64_t *size)
+{
+	struct stat sb;
+	ssize_t n;
+	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	if (size != NULL)
+		*size = (uint64_t)sb.st_size;
+	do
+		n = pread(fd, buf, cap - 1, 0);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n >= 0)
+		buf[n] = 0;
+	return n;
+}
+
+/* Parse msg/<name>'s envelope into e: the magic line, then exactly "origin D", "recipient A"
+ * and "created T" lines, then an empty line. Returns: the header length, or 0 (malformed). */
+static size_t
+outq_parse_head(struct dime_outq_entry *e, const char *buf, size_t n)
+{
+	char origin[256], rcpt[256], region[OUTQ_HEAD_MAX];
+	const size_t ml = sizeof(OUTQ_MAGIC) - 1;
+	long long created;
+	const char *end;
+	size_t rl, lines = 0;
+	int off = -1;
+
+	if (n < ml || memcmp(buf, OUTQ_MAGIC, ml) != 0 || (end = strstr(buf + ml, "\n\n")) == NULL)
+		return 0;
+	rl = (size_t)(end - (buf + ml)); /* the three lines, without the last LF */
+	if (rl >= sizeof(region))
+		return 0;
+	memcpy(region, buf + ml, rl);
+	region[rl] = 0;
+	for (size_t i = 0; i < rl; i++)
+		lines += region[i] == '\n';
+	if (lines != 2 ||
+	    sscanf(region, "origin %255s recipient %255s created %lld%n", origin, rcpt, &created,
+		   &off) != 3 ||
+	    off != (int)rl || strncmp(region, "origin ", 7) != 0 || !outq_token_ok(origin) ||
+	    !outq_token_ok(rcpt) || created < 0)
+		return 0;
+	snprintf(e->origin, sizeof(e->origin), "%s", origin);
+	snprintf(e->recipient, sizeof(e->recipient), "%s", rcpt);
+	e->created = created;
+	return (size_t)(end + 2 - buf);
+}
+
+/* Apply state/<id> to e when present and well-formed (a damaged one is ignored: due now). */
+static void
+outq_load_state(struct dime_outq *q, struct dime_outq_entry *e)
+{
+	char buf[OUTQ_STATE_MAX], err[256];
+	unsigned long attempts;
+	long long next;
+	int notified;
+
+	e->next = e->created;
+	if (outq_read_head(q->state_fd, e->id, buf, sizeof(buf), NULL) <= 0)
+		return;
+	if (sscanf(buf, "attempts %lu\nnext %lld\ndelay_notified %d\nerror %255[^\n]\n", &attempts,
+		   &next, &notified, err) != 4 ||
+	    attempts > UINT32_MAX || next < 0)
+		return;
+	e->attempts = (uint32_t)attempts;
+	e->next = next;
+	e->delay_notified = notified != 0;
+	snprintf(e->last_error, sizeof(e->last_error), "%s", strcmp(err, "-") == 0 ? "" : err);
+}
+
+static int
+outq_add(struct dime_outq *q, const struct dime_outq_entry *e)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap > 0 ? q->cap * 2 : 64;
+		struct dime_outq_entry *g = realloc(q->e, cap * sizeof(*g));
+
+		if (g == NULL)
+			return DIME_E_NOMEM;
+		q->e = g;
+		q->cap = cap;
+	}
+	q->e[q->n++] = *e;
+	return DIME_OK;
+}
+
+static struct dime_outq_entry *
+outq_find(struct dime_outq *q, const char *id)
+{
+	for (size_t i = 0; i < q->n; i++)
+		if (strcmp(q->e[i].id, id) == 0)
+			return &q->e[i];
+	return NULL;
+}
+
+static int
+outq_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > DIME_OUTQ_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static int
+outq_rebuild(struct dime_outq *q, char *why, size_t why_cap)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd, rc = DIME_OK;
+
+	/* tmp/: never acknowledged */
+	if ((fd = dup(q->tmp_fd)) < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		outq_why(why, why_cap, "cannot read", "tmp/");
+		return DIME_E_IO;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			(void)unlinkat(q->tmp_fd, de->d_name, 0);
+	closedir(d);
+
+	if ((fd = dup(q->msg_fd)) < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		outq_why(why, why_cap, "cannot read", "msg/");
+		return DIME_E_IO;
+	}
+	while (rc == DIME_OK && (de = readdir(d)) != NULL) {
+		struct dime_outq_entry e;
+		char buf[OUTQ_HEAD_MAX];
+		ssize_t n;
+		size_t head;
+
+		if (de->d_name[0] == '.')
+			continue;
+		memset(&e, 0, sizeof(e));
+		n = outq_read_head(q->msg_fd, de->d_name, buf, sizeof(buf), &e.size);
+		if (!outq_name_ok(de->d_name) || n <= 0 ||
+		    (head = outq_parse_head(&e, buf, (size_t)n)) == 0) {
+			/* not ours or damaged: kept aside for the operator, never delivered */
+			(void)mkdirat(q->root_fd, "corrupt", 0700);
+			{
+				char dst[300];
+
+				snprintf(dst, sizeof(dst), "corrupt/%s", de->d_name);
+				(void)renameat(q->msg_fd, de->d_name, q->root_fd, dst);
+			}
+			continue;
+		}
+		memcpy(e.id, de->d_name, strlen(de->d_name) + 1); /* outq_name_ok: it fits */
+		e.size -= head;
+		outq_load_state(q, &e);
+		rc = outq_add(q, &e);
+	}
+	closedir(d);
+	/* state files whose message is gone (delivered, or deleted while we were down) */
+	if (rc == DIME_OK && (fd = dup(q->state_fd)) >= 0 && (d = fdopendir(fd)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.' && outq_find(q, de->d_name) == NULL)
+				(void)unlinkat(q->state_fd, de->d_name, 0);
+		closedir(d);
+	}
+	return rc;
+}
+
+static int
+outq_subdir(int root_fd, const char *name, char *why, size_t why_cap)
+{
+	int fd;
+
+	if (mkdirat(root_fd, name, 0700) != 0 && errno != EEXIST) {
+		outq_why(why, why_cap, "cannot create", name);
+		return -1;
+	}
+	if ((fd = openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		outq_why(why, why_cap, "cannot open", name);
+	return fd;
+}
+
+int
+dime_outq_open(struct dime_outq **out, const char *root, const struct dime_outq_policy *policy,
+	       char *why, size_t why_cap)
+{
+	struct dime_outq *q;
+	int rc;
+
+	*out = NULL;
+	if (why != NULL && why_cap > 0)
+		why[0] = 0;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return DIME_E_NOMEM;
+	q->root_fd = q->tmp_fd = q->msg_fd = q->state_fd = -1;
+	pthread_mutex_init(&q->mu, NULL);
+	if (policy != NULL)
+		q->pol = *policy;
+	if (q->pol.first_retry == 0)
+		q->pol.first_retry = OUTQ_FIRST_DEF;
+	if (q->pol.max_interval == 0)
+		q->pol.max_interval = OUTQ_MAXINT_DEF;
+	if (q->pol.delay_notice == 0)
+		q->pol.delay_notice = OUTQ_DELAY_DEF;
+	if (q->pol.give_up == 0)
+		q->pol.give_up = OUTQ_GIVEUP_DEF;
+	if (q->pol.give_up < q->pol.delay_notice) {
+		if (why != NULL && why_cap > 0)
+			snprintf(why, why_cap, "give_up is shorter than delay_notice");
+		dime_outq_close(q);
+		return DIME_E_INVALID;
+	}
+	if (mkdir(root, 0700) != 0 && errno != EEXIST) {
+		outq_why(why, why_cap, "cannot create", root);
+		dime_outq_close(q);
+		return DIME_E_IO;
+	}
+	if ((q->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		outq_why(why, why_cap, "cannot open", root);
+		dime_outq_close(q);
+		return DIME_E_IO;
+	}
+	if ((q->tmp_fd = outq_subdir(q->root_fd, "tmp", why, why_cap)) < 0 ||
+	    (q->msg_fd = outq_subdir(q->root_fd, "msg", why, why_cap)) < 0 ||
+	    (q->state_fd = outq_subdir(q->root_fd, "state", why, why_cap)) < 0) {
+		dime_outq_close(q);
+		return DIME_E_IO;
+	}
+	if ((rc = outq_rebuild(q, why, why_cap)) != DIME_OK) {
+		dime_outq_close(q);
+		return rc;
+	}
+	*out = q;
+	return DIME_OK;
+}
+
+void
+dime_outq_close(struct dime_outq *q)
+{
+	if (q == NULL)
+		return;
+	{
+		int fds[4] = {q->root_fd, q->tmp_fd, q->msg_fd, q->state_fd};
+
+		for (int i = 0; i < 4; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+	free(q->e);
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
+int
+dime_outq_put(struct dime_outq *q, char id_out[DIME_OUTQ_ID_MAX + 1], const char *origin,
+	      const char *recipient, const uint8_t *msg, size_t len, int64_t now, int *err)
+{
+	struct dime_outq_entry e;
+	char head[OUTQ_HEAD_MAX];
+	uint8_t rnd[16];
+	int n, rc;
+
+	*err = 0;
+	id_out[0] = 0;
+	if (!outq_token_ok(origin) || !outq_token_ok(recipient) || (msg == NULL && len > 0) ||
+	    now < 0)
+		return DIME_E_INVALID;
+	memset(&e, 0, sizeof(e));
+	dime_random(rnd, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(e.id + 2 * i, 3, "%02x", rnd[i]);
+	n = snprintf(head, sizeof(head),
+		     OUTQ_MAGIC "origin %s\nrecipient %s\ncreated %" PRId64 "\n\n", origin,
+		     recipient, now);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return DIME_E_INVALID;
+	snprintf(e.origin, sizeof(e.origin), "%s", origin);
+	snprintf(e.recipient, sizeof(e.recipient), "%s", recipient);
+	e.created = e.next = now;
+	e.size = len;
+	if (outq_write_durable(q, q->msg_fd, e.id, head, (size_t)n, msg, len) != 0) {
+		*err = errno;
+		return DIME_E_IO;
+	}
+	pthread_mutex_lock(&q->mu);
+	rc = outq_add(q, &e);
+	pthread_mutex_unlock(&q->mu);
+	if (rc != DIME_OK) {
+		/* durable but not indexed: the next open finds it; say so rather than lose it */
+		*err = ENOMEM;
+		return rc;
+	}
+	memcpy(id_out, e.id, sizeof(e.id));
+	return DIME_OK;
+}
+
+size_t
+dime_outq_due(struct dime_outq *q, struct dime_outq_entry *out, size_t cap, int64_t now)
+{
+	size_t got = 0;
+
+	pthread_mutex_lock(&q->mu);
+	while (got < cap) {
+		struct dime_outq_entry *best = NULL;
+
+		for (size_t i = 0; i < q->n; i++) {
+			struct dime_outq_entry *e = &q->e[i];
+
+			if (e->claimed || e->next > now)
+				continue;
+			if (best == NULL || e->created < best->created ||
+			    (e->created == best->created && strcmp(e->id, best->id) < 0))
+				best = e;
+		}
+		if (best == NULL)
+			break;
+		best->claimed = 1;
+		out[got++] = *best;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return got;
+}
+
+int64_t
+dime_outq_next_due(struct dime_outq *q)
+{
+	int64_t next = INT64_MAX;
+
+	pthread_mutex_lock(&q->mu);
+	for (size_t i = 0; i < q->n; i++)
+		if (!q->e[i].claimed && q->e[i].next < next)
+			next = q->e[i].next;
+	pthread_mutex_unlock(&q->mu);
+	return next;
+}
+
+int
+dime_outq_read(struct dime_outq *q, const char *id, uint8_t **msg, size_t *len)
+{
+	char head[OUTQ_HEAD_MAX];
+	struct dime_outq_entry e;
+	uint64_t size = 0;
+	ssize_t n;
+	size_t hl;
+	uint8_t *buf;
+	int fd;
+
+	*msg = NULL;
+	*len = 0;
+	if (!outq_name_ok(id))
+		return DIME_E_NOTFOUND;
+	memset(&e, 0, sizeof(e));
+	if ((n = outq_read_head(q->msg_fd, id, head, sizeof(head), &size)) < 0)
+		return errno == ENOENT ? DIME_E_NOTFOUND : DIME_E_IO;
+	if ((hl = outq_parse_head(&e, head, (size_t)n)) == 0 || size < hl)
+		return DIME_E_IO;
+	if ((buf = malloc(size - hl > 0 ? (size_t)(size - hl) : 1)) == NULL)
+		return DIME_E_NOMEM;
+	if ((fd = openat(q->msg_fd, id, O_RDONLY | O_CLOEXEC)) < 0) {
+		free(buf);
+		return errno == ENOENT ? DIME_E_NOTFOUND : DIME_E_IO;
+	}
+	for (size_t off = 0; off < size - hl;) {
+		ssize_t r = pread(fd, buf + off, (size_t)(size - hl) - off, (off_t)(hl + off));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			close(fd);
+			free(buf);
+			return DIME_E_IO;
+		}
+		off += (size_t)r;
+	}
+	close(fd);
+	*msg = buf;
+	*len = (size_t)(size - hl);
+	return DIME_OK;
+}
+
+int
+dime_outq_done(struct dime_outq *q, const char *id)
+{
+	int rc = DIME_OK;
+
+	pthread_mutex_lock(&q->mu);
+	for (size_t i = 0; i < q->n; i++) {
+		if (strcmp(q->e[i].id, id) != 0)
+			continue;
+		/* the message first: a crash in between leaves a state file that open removes */
+		if (unlinkat(q->msg_fd, id, 0) != 0 && errno != ENOENT)
+			rc = DIME_E_IO;
+		else {
+			(void)unlinkat(q->state_fd, id, 0);
+			if (fsync(q->msg_fd) != 0)
+				rc = DIME_E_IO;
+			q->e[i] = q->e[--q->n];
+		}
+		pthread_mutex_unlock(&q->mu);
+		return rc;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return DIME_E_NOTFOUND;
+}
+
+int
+dime_outq_deferred(struct dime_outq *q, const char *id, const char *error, int64_t now,
+		   enum dime_outq_verdict *v, int64_t *next)
+{
+	struct dime_outq_entry *e, saved;
+	int rc = DIME_OK;
+
+	*v = DIME_OUTQ_RETRY;
+	pthread_mutex_lock(&q->mu);
+	if ((e = outq_find(q, id)) == NULL) {
+		pthread_mutex_unlock(&q->mu);
+		return DIME_E_NOTFOUND;
+	}
+	saved = *e;
+	e->attempts++;
+	e->claimed = 0;
+	snprintf(e->last_error, sizeof(e->last_error), "%s", error != NULL ? error : "");
+	/* one line of printable text in the state file */
+	for (char *p = e->last_error; *p != 0; p++)
+		if ((unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	e->next = now + (int64_t)dime_outq_interval(&q->pol, e->attempts);
+	if (now - e->created >= (int64_t)q->pol.give_up) {
+		*v = DIME_OUTQ_GIVE_UP;
+		e->next = INT64_MAX; /* never handed out again: the caller bounces it */
+	} else {
+		if (!e->delay_notified && now - e->created >= (int64_t)q->pol.delay_notice) {
+			e->delay_notified = 1;
+			*v = DIME_OUTQ_NOTIFY_DELAY;
+		}
+		/* the last attempt falls at give_up, not past it */
+		if (e->next > e->created + (int64_t)q->pol.give_up)
+			e->next = e->created + (int64_t)q->pol.give_up;
+	}
+	if (outq_write_state(q, e) != 0) {
+		/* not recorded: keep the old state, so nothing is skipped (the attempt repeats) */
+		saved.claimed = 0;
+		*e = saved;
+		*v = DIME_OUTQ_RETRY;
+		rc = DIME_E_IO;
+	}
+	if (next != NULL)
+		*next = e->next;
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+void
+dime_outq_release(struct dime_outq *q, const char *id)
+{
+	struct dime_outq_entry *e;
+
+	pthread_mutex_lock(&q->mu);
+	if ((e = outq_find(q, id)) != NULL)
+		e->claimed = 0;
+	pthread_mutex_unlock(&q->mu);
+}
+
+int
+dime_outq_retry_now(struct dime_outq *q, const char *id, int64_t now)
+{
+	struct dime_outq_entry *e;
+	int64_t was;
+	int rc = DIME_OK;
+
+	pthread_mutex_lock(&q->mu);
+	if ((e = outq_find(q, id)) == NULL) {
+		pthread_mutex_unlock(&q->mu);
+		return DIME_E_NOTFOUND;
+	}
+	was = e->next;
+	e->next = now;
+	if (outq_write_state(q, e) != 0) {
+		e->next = was;
+		rc = DIME_E_IO;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static int
+outq_cmp_created(const void *a, const void *b)
+{
+	const struct dime_outq_entry *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+size_t
+dime_outq_list(struct dime_outq *q, int (*fn)(const struct dime_outq_entry *e, void *arg),
+	       void *arg)
+{
+	struct dime_outq_entry *copy;
+	size_t n, i;
+
+	pthread_mutex_lock(&q->mu);
+	n = q->n;
+	copy = n > 0 ? malloc(n * sizeof(*copy)) : NULL;
+	if (copy != NULL)
+		memcpy(copy, q->e, n * sizeof(*copy));
+	pthread_mutex_unlock(&q->mu);
+	if (copy == NULL)
+		return 0;
+	qsort(copy, n, sizeof(*copy), outq_cmp_created);
+	for (i = 0; i < n; i++)
+		if (fn(&copy[i], arg) != 0) {
+			i++;
+			break;
+		}
+	free(copy);
+	return i;
+}
