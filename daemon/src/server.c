@@ -383,6 +383,8 @@ dime_server_accept_verdict(int rc)
 #define SRV_HELD_MAX   (1u << 20)   /* a peer that ignores the pause: 421 */
 #define SRV_STORES     64u	    /* store handles kept for the workers */
 #define SRV_GC_MAX     128u	    /* DATA commits in one group commit */
+#define SRV_WAIT_TICK  10u	    /* ms between retries of jobs the full pool refused */
+#define SRV_WAIT_MAX   30000u	    /* ms a refused job may wait for room, then 451 */
 
 struct srv_conn;
 
@@ -424,6 +426,11 @@ struct srv_conn {
 	uint8_t *held;
 	size_t held_len, held_cap;
 	int implicit, started, closing, dead, paused;
+	/* Back-pressure: job was refused by the full pool; it waits in the server's list (in
+	 * arrival order) with reading stopped, and goes in when a retry finds room. */
+	int waiting;
+	uint64_t wait_since; /* loop ms */
+	struct srv_conn *wnext;
 	char ip[INET6_ADDRSTRLEN];
 };
 
@@ -445,6 +452,9 @@ struct dime_server {
 	pthread_cond_t gc_idle;
 	struct srv_job *gc_head, *gc_tail;
 	int gc_active;
+	/* Connections whose job waits for room in the pool, oldest first; the timer retries. */
+	struct srv_conn *w_head, *w_tail;
+	struct dime_io_timer *w_timer;
 };
 
 /* ---- store handles for the workers (one per thread at a time) ---- */
@@ -502,6 +512,19 @@ srv_conn_free(struct srv_conn *c)
 	free(c);
 	if (s->draining && s->n_conns == 0 && s->idle != NULL)
 		s->idle(s->idle_arg);
+}
+
+/* Reading stops while the job waits for the pool, or while unread input piles up; it resumes
+ * when neither holds. */
+static void
+srv_read_update(struct srv_conn *c)
+{
+	int want = c->waiting || c->held_len >= SRV_HELD_PAUSE;
+
+	if (c->closing || c->io == NULL || want == c->paused)
+		return;
+	c->paused = want;
+	dime_io_conn_pause(c->io, want);
 }
 
 static void
@@ -778,6 +801,93 @@ srv_job_queue(struct srv_job *j)
 	return DIME_E_INVALID;
 }
 
+static void srv_job_answer(struct srv_conn *c, struct srv_job *j);
+static void srv_wait_retry(struct dime_server *s);
+
+static void
+srv_wait_tick(void *arg)
+{
+	struct dime_server *s = arg;
+
+	s->w_timer = NULL;
+	srv_wait_retry(s);
+}
+
+static void
+srv_wait_arm(struct dime_server *s)
+{
+	if (s->w_head != NULL && s->w_timer == NULL &&
+	    dime_io_timer_add(s->env.loop, &s->w_timer, SRV_WAIT_TICK, srv_wait_tick, s) != DIME_OK)
+		s->w_timer = NULL; /* the next completion retries */
+}
+
+/* c's job was refused (DIME_E_AGAIN): it waits, c reads nothing more (the bytes it holds stay
+ * held), and a retry queues it once the pool has room (STYLE.md section 6: a full queue stops
+ * the reading). */
+static void
+srv_wait_add(struct srv_conn *c)
+{
+	struct dime_server *s = c->srv;
+
+	if (!c->waiting) {
+		c->waiting = 1;
+		c->wait_since = dime_io_loop_now_ms(s->env.loop);
+		c->wnext = NULL;
+		if (s->w_tail != NULL)
+			s->w_tail->wnext = c;
+		else
+			s->w_head = c;
+		s->w_tail = c;
+		dime_dlog(DIME_DLOG_WARNING, "pool.full", "peer=%s action=pause", c->ip);
+	}
+	srv_read_update(c);
+	srv_wait_arm(s);
+}
+
+/* Take c out of the wait list (it is there). */
+static void
+srv_wait_remove(struct srv_conn *c)
+{
+	struct dime_server *s = c->srv;
+	struct srv_conn **pp = &s->w_head, *prev = NULL;
+
+	while (*pp != c) {
+		prev = *pp;
+		pp = &(*pp)->wnext;
+	}
+	*pp = c->wnext;
+	if (s->w_tail == c)
+		s->w_tail = prev;
+	c->wnext = NULL;
+	c->waiting = 0;
+}
+
+/* Queue the waiting jobs, oldest first, until the pool refuses one (then the rest keep their
+ * place). A job that waited SRV_WAIT_MAX gets 451 (the pool is stuck or stopping). */
+static void
+srv_wait_retry(struct dime_server *s)
+{
+	uint64_t now = dime_io_loop_now_ms(s->env.loop);
+	struct srv_conn *c;
+
+	while ((c = s->w_head) != NULL) {
+		struct srv_job *j = c->job;
+		int rc = srv_job_queue(j);
+
+		if (rc == DIME_E_AGAIN && now - c->wait_since < SRV_WAIT_MAX)
+			break;
+		srv_wait_remove(c);
+		if (rc == DIME_OK) {
+			srv_read_update(c);
+			continue;
+		}
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		srv_job_answer(c, j); /* may start (and queue) the connection's next job */
+		srv_read_update(c);
+	}
+	srv_wait_arm(s);
+}
+
 static void
 srv_job_answer(struct srv_conn *c, struct srv_job *j)
 {
@@ -801,12 +911,11 @@ srv_job_answer(struct srv_conn *c, struct srv_job *j)
 
 /* Runs on the loop for every step of every job. */
 static void
-srv_job_done(struct dime_pl_pool_job *pj, void *arg)
+srv_job_step(struct srv_job *j)
 {
-	struct srv_job *j = arg;
 	struct srv_conn *c = j->c;
+	int rc;
 
-	(void)pj;
 	if (c->dead) {
 		c->job = NULL;
 		srv_job_free(j);
@@ -843,16 +952,32 @@ srv_job_done(struct dime_pl_pool_job *pj, void *arg)
 		return;
 	}
 	j->stage = j->stage == SRV_PREP ? SRV_ACCEPT : SRV_COMMIT;
-	if (srv_job_queue(j) != DIME_OK) {
+	rc = srv_job_queue(j);
+	if (rc == DIME_E_AGAIN) {
+		srv_wait_add(c); /* the next step waits for room, as a first one does */
+	} else if (rc != DIME_OK) {
 		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
 		srv_job_answer(c, j);
 	}
 }
 
 static void
+srv_job_done(struct dime_pl_pool_job *pj, void *arg)
+{
+	struct srv_job *j = arg;
+	struct dime_server *s = j->c->srv;
+
+	(void)pj;
+	srv_job_step(j);
+	/* A job has left the pool: there may be room for one that waits. */
+	srv_wait_retry(s);
+}
+
+static void
 srv_job_start(struct srv_conn *c, const struct dime_dmtp_query *q)
 {
 	struct srv_job *j = calloc(1, sizeof(*j));
+	int rc;
 
 	if (j == NULL) {
 		struct dime_dmtp_answer a = {.id = q->id, .verdict = DIME_DMTP_V_TEMPFAIL};
@@ -865,14 +990,15 @@ srv_job_start(struct srv_conn *c, const struct dime_dmtp_query *q)
 	j->q = q;
 	j->stage = q->kind == DIME_DMTP_Q_DATA ? SRV_PREP : SRV_LOOKUP;
 	c->job = j;
-	if (srv_job_queue(j) != DIME_OK) {
-		/* Back-pressure: the pool is full. 451 now; the peer retries. */
+	rc = srv_job_queue(j);
+	if (rc == DIME_E_AGAIN) {
+		srv_wait_add(c);
+	} else if (rc != DIME_OK) {
 		c->job = NULL;
 		j->a.id = q->id;
 		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
 		if (dime_dmtp_sess_answer(c->sess, &j->a) != DIME_OK)
 			dime_dlog(DIME_DLOG_ERROR, "dmtp.answer", "peer=%s rc=invalid", c->ip);
-		dime_dlog(DIME_DLOG_WARNING, "pool.full", "peer=%s", c->ip);
 		srv_job_free(j);
 	}
 }
@@ -932,10 +1058,7 @@ srv_pump(struct srv_conn *c)
 	dime_io_conn_set_timeout(c->io, (dime_dmtp_sess_actions(c->sess) & DIME_DMTP_ACT_DATA)
 					    ? cf->timeout_data_ms
 					    : cf->timeout_cmd_ms);
-	if (c->paused && c->held_len < SRV_HELD_PAUSE) {
-		c->paused = 0;
-		dime_io_conn_pause(c->io, 0);
-	}
+	srv_read_update(c);
 }
 
 static void
@@ -969,10 +1092,7 @@ srv_on_data(void *ctx, const uint8_t *p, size_t n)
 	/* during the greeting pause the unstarted session judges early bytes (554 or hold) */
 	if (c->started || c->greet != NULL)
 		srv_pump(c);
-	if (!c->closing && !c->paused && c->held_len >= SRV_HELD_PAUSE) {
-		c->paused = 1;
-		dime_io_conn_pause(c->io, 1);
-	}
+	srv_read_update(c);
 }
 
 static void
@@ -1057,6 +1177,12 @@ srv_on_close(void *ctx, int err)
 	c->dead = 1;
 	c->closing = 1; /* nothing may touch c->io from here on (drain, a late job) */
 	c->io = NULL;
+	if (c->waiting) {
+		/* Its job never went in: nothing in the pool refers to it. */
+		srv_wait_remove(c);
+		srv_job_free(c->job);
+		c->job = NULL;
+	}
 	if (c->job != NULL) {
 		/* The completion frees the connection (the job borrows its session). A commit is
 		 * not the pool's to cancel (it waits in the group-commit queue) and is never
@@ -1252,6 +1378,7 @@ dime_server_free(struct dime_server *s)
 		return;
 	for (size_t i = 0; i < s->n_ls; i++)
 		dime_io_listener_close(s->ls[i].io);
+	dime_io_timer_cancel(s->w_timer);
 	/* A committer still finishing its last step uses s. */
 	pthread_mutex_lock(&s->gc_mu);
 	while (s->gc_active)

@@ -250,5 +250,27 @@ for BACKEND in uring epoll; do
 	has early-tls "$out" '^554 '
 	stop_dimed
 	cp t.conf.good t.conf
+
+	# ---- back-pressure: one worker, a pool queue of one, 8 clients pipelining 40 SGNT each.
+	# A job the full pool refuses waits (reading stopped, its bytes kept) and goes in when
+	# there is room: every command is answered, none with 451 ----
+	sed -e 's/^workers = 2$/workers = 1\nqueue_max = 1/' t.conf.good >t.conf
+	start_dimed
+	pids=()
+	for i in $(seq 8); do
+		{ for _ in $(seq 40); do printf 'SGNT FOR=<alpha.example>\n'; done; printf 'QUIT\n'; } |
+			timeout 60 openssl s_client -connect "127.0.0.1:$P1" -tls1_2 -quiet \
+				>"bp$i.out" 2>/dev/null &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	n=$(cat bp*.out | grep -c '^270 OK')
+	[ "$n" = 320 ] || fail "back-pressure [$BACKEND]: $n of 320 SGNT answered 270"
+	! grep -q '^451' bp*.out || fail "back-pressure [$BACKEND]: 451 $(cat bp*.out | grep -c "^451") times"
+	grep -q 'event=pool.full.*action=pause' dimed.log ||
+		fail "back-pressure [$BACKEND]: the pool was never full (nothing tested)"
+	rm -f bp*.out
+	stop_dimed
+	cp t.conf.good t.conf
 done
 done_tests
