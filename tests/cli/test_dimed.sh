@@ -201,6 +201,54 @@ for BACKEND in uring epoll; do
 		-starttls smtp -tls1_2 -quiet 2>/dev/null)
 	has smtp-tls "$out" '250 OK ESMTP <mx.alpha.example>\n250 OK ESMTP\n503 INVALID COMMAND SEQUENCE: TLS ALREADY ACTIVE\n221 BYE'
 
+	# ---- P11 STARTTLS injection (CVE-2011-0411): commands pipelined behind STARTTLS in the
+	# same write are dropped, never run after the handshake. The client writes the STARTTLS
+	# line and the injected ones in one send, reads the 220, then does the handshake: over TLS
+	# only the greeting (250 OK <mode>) and the QUIT's 221 may come ----
+	if command -v python3 >/dev/null; then
+		for first in 'STARTTLS <dmtp.alpha.example> MODE=DMTP\nRSET\nNOOP injected\nSGNT FOR=<alpha.example>\n' \
+			'STARTTLS\r\nRSET\r\nQUIT\r\n'; do
+			out=$(timeout 20 python3 - "$P2" "$first" <<'PY'
+import socket, ssl, sys
+port, first = int(sys.argv[1]), sys.argv[2].encode().decode("unicode_escape").encode()
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+f.readline()                      # the banner
+s.sendall(first)                  # STARTTLS and the injected lines: one write
+print("plain:", f.readline().decode().rstrip("\n"))
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+ctx.set_ciphers("ECDHE-RSA-AES256-GCM-SHA384")
+t = ctx.wrap_socket(s, server_hostname="dmtp.alpha.example")
+t.settimeout(5)
+buf = b""
+try:
+    while not buf.endswith(b"\n"):   # the greeting after the handshake
+        d = t.recv(4096)
+        if not d:
+            break
+        buf += d
+    t.sendall(b"QUIT\n")
+    while True:
+        d = t.recv(4096)
+        if not d:
+            break
+        buf += d
+except (OSError, ssl.SSLError):
+    pass
+for line in buf.decode(errors="replace").splitlines():
+    print("tls:", line)
+PY
+)
+			has "injection-220" "$out" '^plain: 220 READY TO START TLS\n'
+			has "injection" "$out" '\ntls: 250 OK (DMTP|ESMTP) <mx.alpha.example>\ntls: 221 BYE\n?$'
+		done
+	else
+		echo "no python3: STARTTLS injection end to end not run"
+	fi
+
 	# ---- the dime dmtp client: implicit TLS, and the dual port elevated by STARTTLS <host>
 	# MODE=DMTP (P13: HELO forgotten, EHLO list without DMTP/STARTTLS after TLS) ----
 	out=$("$DIME" --store var/dime.db dmtp sgnt bob@alpha.example --to "127.0.0.1:$P1" 2>&1)
