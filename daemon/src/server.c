@@ -422,6 +422,7 @@ struct srv_conn {
 	struct srv_conn *prev, *next;
 	struct srv_job *job;
 	SSL_CTX *tls;		     /* the context this session started with (SIGHUP keeps it) */
+	struct dime_tlsctx *tlsset;  /* tls's set: a reference held until the connection ends */
 	struct dime_io_timer *greet; /* the banner's pause (greet_pause), until it fires */
 	uint8_t *held;
 	size_t held_len, held_cap;
@@ -508,6 +509,7 @@ srv_conn_free(struct srv_conn *c)
 		c->next->prev = c->prev;
 	s->n_conns--;
 	dime_dmtp_sess_free(c->sess);
+	dime_tlsctx_free(c->tlsset);
 	free(c->held);
 	free(c);
 	if (s->draining && s->n_conns == 0 && s->idle != NULL)
@@ -1029,7 +1031,11 @@ srv_pump(struct srv_conn *c)
 			/* The 220 was queued above, before the handshake; plaintext after STARTTLS
 			 * is dropped (held here, and by io for what it has not delivered). */
 			c->held_len = 0;
-			c->tls = dime_tlsctx_for(c->srv->env.tls, dime_dmtp_sess_tls_host(c->sess));
+			/* The set in force now (SIGHUP): held until the connection ends, since
+			 * the handshake's SNI callback reads it. */
+			dime_tlsctx_free(c->tlsset);
+			c->tlsset = dime_tlsctx_ref(c->srv->env.tls);
+			c->tls = dime_tlsctx_for(c->tlsset, dime_dmtp_sess_tls_host(c->sess));
 			dime_io_conn_set_timeout(c->io, cf->timeout_tls_ms);
 			if (dime_io_conn_start_tls(c->io, c->tls) != DIME_OK)
 				dime_dmtp_sess_tls_done(c->sess, DIME_DMTP_TLS_FAILED);
@@ -1276,7 +1282,8 @@ srv_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len
 		return;
 	}
 	if (c->implicit) {
-		c->tls = dime_tlsctx_for(s->env.tls, NULL);
+		c->tlsset = dime_tlsctx_ref(s->env.tls);
+		c->tls = dime_tlsctx_for(c->tlsset, NULL);
 		dime_io_conn_set_timeout(c->io, cf->timeout_tls_ms);
 		if (dime_io_conn_start_tls(c->io, c->tls) != DIME_OK) {
 			c->closing = 1;
@@ -1298,6 +1305,7 @@ dime_server_new(struct dime_server **out, const struct dime_server_env *env, cha
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return DIME_E_NOMEM;
 	s->env = *env;
+	dime_tlsctx_ref(s->env.tls);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->gc_mu, NULL);
 	pthread_cond_init(&s->gc_idle, NULL);
@@ -1334,6 +1342,8 @@ dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap)
 void
 dime_server_set_tls(struct dime_server *s, struct dime_tlsctx *tls)
 {
+	dime_tlsctx_ref(tls);
+	dime_tlsctx_free(s->env.tls);
 	s->env.tls = tls;
 }
 
@@ -1389,5 +1399,6 @@ dime_server_free(struct dime_server *s)
 	while (s->n_stores > 0)
 		dime_store_close(s->stores[--s->n_stores]);
 	pthread_mutex_destroy(&s->mu);
+	dime_tlsctx_free(s->env.tls);
 	free(s);
 }

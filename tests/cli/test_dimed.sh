@@ -261,6 +261,63 @@ PY
 		"$ORGFP" | "$DIME" dmtp raw --to "127.0.0.1:$P2" --starttls dmtp.alpha.example 2>/dev/null)
 	has raw-twice "$out" '503 INVALID COMMAND SEQUENCE'
 
+	# ---- TLS contexts live while a session uses them: two sessions open across two SIGHUPs
+	# (one past its handshake, one still before its ClientHello, whose SNI callback runs on
+	# the set two reloads back) each complete a transaction ----
+	if command -v python3 >/dev/null; then
+		wrap m4.dime "hup one $BACKEND" --origin-sign
+		wrap m5.dime "hup two $BACKEND" --origin-sign
+		rm -f hup.ready
+		timeout 30 python3 - "$P1" "$ORGFP" m4.dime m5.dime >hup.out 2>&1 <<'PY' &
+import os, socket, ssl, sys, time
+port, fp, m4, m5 = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+ctx.set_ciphers("ECDHE-RSA-AES256-GCM-SHA384")
+def txn(t, path):
+    f = t.makefile("rb")
+    def cmd(line):
+        t.sendall(line.encode())
+        return f.readline().decode().rstrip("\n")
+    body = "".join("." + l if l.startswith(".") else l for l in open(path).read().splitlines(True))
+    out = [cmd("EHLO <c.example>\n")]
+    out.append(f.readline().decode().rstrip("\n"))
+    out.append(cmd("MAIL FROM=<alpha.example> FINGERPRINT=[%s]\n" % fp))
+    out.append(cmd("RCPT TO=<alpha.example> FINGERPRINT=[%s]\n" % fp))
+    out.append(cmd("DATA\n"))
+    out.append(cmd(body + ("" if body.endswith("\n") else "\n") + ".\n"))
+    return out
+a = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="dmtp.alpha.example")
+print("a banner:", a.makefile("rb").readline().decode().rstrip())
+b = socket.create_connection(("127.0.0.1", port))   # no ClientHello yet
+time.sleep(0.3)
+open("hup.ready", "w").close()
+while not os.path.exists("hup.done"):
+    time.sleep(0.05)
+b = ctx.wrap_socket(b, server_hostname="dmtp.alpha.example")
+print("b banner:", b.makefile("rb").readline().decode().rstrip())
+for name, t, m in (("a", a, m4), ("b", b, m5)):
+    for line in txn(t, m):
+        print(name, line)
+PY
+		hpid=$!
+		for _ in $(seq 100); do [ -e hup.ready ] && break; sleep 0.05; done
+		kill -HUP "$PID"
+		sleep 0.5
+		kill -HUP "$PID"
+		sleep 0.5
+		touch hup.done
+		wait "$hpid"
+		rm -f hup.done hup.ready
+		out=$(cat hup.out)
+		has hup-a "$out" 'a 254 ACCEPTED=[A-Za-z0-9+/]{86}'
+		has hup-b "$out" 'b banner: 220 <mx.alpha.example> DMTP.*b 254 ACCEPTED=[A-Za-z0-9+/]{86}'
+		[ "$(grep -c 'event=dimed.reload result=ok' dimed.log)" -ge 2 ] ||
+			fail "hup [$BACKEND]: two reloads not logged"
+	fi
+
 	# ---- SIGHUP with a bad configuration keeps the old one; dimed keeps serving ----
 	cp t.conf t.conf.good
 	echo "bogus_key = 1" >>t.conf

@@ -32,7 +32,7 @@ struct dime_server_env {
 	unsigned accept_lane; /* a lane of pool running DIME_PL_MSG_ACCEPT over the store */
 	struct dime_spool *spool;
 	struct dime_deliver *deliver; /* kicked after each spooled message; may be NULL */
-	struct dime_tlsctx *tls;
+	struct dime_tlsctx *tls;      /* the server takes its own reference (dime_tlsctx_ref) */
 };
 
 /* Bind and listen on every conf->listen (port 0: an ephemeral one).
@@ -42,7 +42,10 @@ DIME_MUST_CHECK int dime_server_new(struct dime_server **out, const struct dime_
 				    char *why, size_t why_cap);
 /* The bound ports, in conf->listen order. Returns: how many were written (at most cap). */
 size_t dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap);
-/* New sessions use tls from now on (SIGHUP); sessions in progress keep their context. */
+/* New sessions use tls from now on (SIGHUP); sessions in progress keep their context. The
+ * server takes its own reference to tls (and dime_server_new to env->tls), and each session to
+ * the set it handshakes with, so the caller may drop its reference to a replaced set at once
+ * (dime_tlsctx_free): the set lives until the last session using it ends. */
 void dime_server_set_tls(struct dime_server *s, struct dime_tlsctx *tls);
 /* Stop accepting; idle sessions get 421 now, busy ones after their transaction; idle(arg) runs
  * on the loop once no connection is left. */
