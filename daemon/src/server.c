@@ -452,6 +452,7 @@ struct dime_server {
 	pthread_mutex_t gc_mu;
 	pthread_cond_t gc_idle;
 	struct srv_job *gc_head, *gc_tail;
+	size_t gc_len; /* queued, bounded by queue_max as the pool's queue is */
 	int gc_active;
 	/* Connections whose job waits for room in the pool, oldest first; the timer retries. */
 	struct srv_conn *w_head, *w_tail;
@@ -627,15 +628,39 @@ srv_commit_group(struct dime_server *s, struct srv_job *g)
 	struct dime_spool_item items[SRV_GC_MAX];
 	char names[SRV_GC_MAX][DIME_DMTP_SESS_HASH_CHARS + 1];
 	struct srv_job *js[SRV_GC_MAX];
-	struct dime_store *st;
-	size_t n = 0, ok;
+	struct srv_job *dups[SRV_GC_MAX];
+	struct dime_store *st = srv_store_take(s);
+	size_t n = 0, n_dup = 0, n_all = 0, ok;
 	int already = 0;
 
-	for (struct srv_job *j = g; j != NULL && n < SRV_GC_MAX; j = j->gc_next, n++) {
+	/* g holds at most SRV_GC_MAX (srv_gc_run cuts the queue so). */
+	for (struct srv_job *j = g; j != NULL; j = j->gc_next) {
 		char *name = names[n];
+		int dup = 0, rc;
 
-		js[n] = j;
+		n_all++;
 		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		/* Accepted since its PREP looked (an earlier group, and its spool file may be
+		 * delivered and gone already): 255, never a second 254. Groups run one after the
+		 * other, each recording its hashes before the next starts, so this look is
+		 * decisive. */
+		rc = st != NULL ? dime_store_seen_get(st, j->hash, NULL, NULL) : DIME_E_IO;
+		if (rc == DIME_OK) {
+			j->a.verdict = DIME_DMTP_V_DUPLICATE;
+			continue;
+		}
+		if (rc != DIME_E_NOTFOUND)
+			continue; /* the store failed: 451, the sender retries */
+		/* The same message twice in one group (two senders, or one retrying on another
+		 * connection): it is spooled once; the later copy takes the first's outcome as
+		 * a duplicate below, never the spool's "being written" (451). */
+		for (size_t i = 0; i < n && !dup; i++)
+			dup = sodium_memcmp(js[i]->hash, j->hash, sizeof(j->hash)) == 0;
+		if (dup) {
+			dups[n_dup++] = j;
+			continue;
+		}
+		js[n] = j;
 		/* The spool name: the identifier in the URL-safe base64 alphabet. */
 		memcpy(name, j->a.hash, sizeof(names[n]));
 		for (size_t i = 0; name[i] != 0; i++)
@@ -645,6 +670,7 @@ srv_commit_group(struct dime_server *s, struct srv_job *g)
 						    .origin = j->q->mail.addr,
 						    .msg = j->bin,
 						    .len = j->bin_len};
+		n++;
 	}
 	ok = dime_spool_put_many(s->env.spool, items, n);
 	for (size_t i = 0; i < n; i++) {
@@ -657,14 +683,27 @@ srv_commit_group(struct dime_server *s, struct srv_job *g)
 			dime_dlog(DIME_DLOG_ERROR, "spool.put", "rc=%d errno=%d", items[i].rc,
 				  items[i].err);
 	}
-	if (ok == 0)
+	for (size_t d = 0; d < n_dup; d++)
+		for (size_t i = 0; i < n; i++)
+			if (sodium_memcmp(js[i]->hash, dups[d]->hash, sizeof(dups[d]->hash)) == 0) {
+				/* Queued durably by the first copy (254 or 255): a duplicate. */
+				if (js[i]->a.verdict != DIME_DMTP_V_TEMPFAIL)
+					dups[d]->a.verdict = DIME_DMTP_V_DUPLICATE;
+				break;
+			}
+	/* One line per group: how many commits shared the queue/ fsync (docs/dimed.md). */
+	dime_dlog(DIME_DLOG_INFO, "spool.group", "n=%zu spooled=%zu dup_in_group=%zu", n_all, ok,
+		  n_dup);
+	if (ok == 0) {
+		srv_store_give(s, st);
 		return;
+	}
 	if (s->env.deliver != NULL)
 		dime_deliver_kick(s->env.deliver);
 	/* The messages are safe; without the records a resend after delivery is verified again
 	 * and answered 254, and its delivery adds no copy (deliver.c names by the hash). One
 	 * transaction for the group: one journal sync instead of one per message. */
-	if ((st = srv_store_take(s)) == NULL || dime_store_begin(st) != DIME_OK) {
+	if (st == NULL || dime_store_begin(st) != DIME_OK) {
 		dime_dlog(DIME_DLOG_WARNING, "seen.put", "why=\"cannot record the message hash\"");
 		srv_store_give(s, st);
 		return;
@@ -718,6 +757,8 @@ srv_gc_run(struct dime_pl_pool_job *pj, void *arg)
 		j = g;
 		for (size_t n = 1; n < SRV_GC_MAX && j->gc_next != NULL; n++)
 			j = j->gc_next;
+		for (struct srv_job *k = g; k != j->gc_next; k = k->gc_next)
+			s->gc_len--;
 		s->gc_head = j->gc_next;
 		if (s->gc_head == NULL)
 			s->gc_tail = NULL;
@@ -748,6 +789,12 @@ srv_gc_queue(struct srv_job *j)
 	int rc = DIME_OK;
 
 	pthread_mutex_lock(&s->gc_mu);
+	/* Bounded like the pool's own queue: past queue_max the commit waits (back-pressure). */
+	if (s->gc_len >=
+	    (s->env.conf->queue_max != 0 ? s->env.conf->queue_max : DIME_PL_POOL_QUEUE_DEFAULT)) {
+		rc = DIME_E_AGAIN;
+		goto out;
+	}
 	if (!s->gc_active) {
 		/* Its own memory, freed by its completion on the worker: the next committer may
 		 * start before the pool is done with this one. */
@@ -772,6 +819,7 @@ srv_gc_queue(struct srv_job *j)
 	else
 		s->gc_head = j;
 	s->gc_tail = j;
+	s->gc_len++;
 out:
 	pthread_mutex_unlock(&s->gc_mu);
 	return rc;

@@ -59,6 +59,41 @@ printf 'listen = 127.0.0.1:0 dmtp\nbogus_key = 1\n' >bad.conf
 out=$("$DIMED" --check-config --config bad.conf 2>&1) && fail "--check-config accepted bad.conf"
 grep -q 'bad.conf:2: bogus_key' <<<"$out" || fail "--check-config: $out"
 
+# burst.py PORT ORGFP MSG...: one TLS session per MSG, each up to its DATA's 354; then every
+# session sends its message at the same moment (a barrier) and prints "MSG <reply line>".
+cat >burst.py <<'PY'
+import socket, ssl, sys, threading
+port, fp, msgs = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+ctx.set_ciphers("ECDHE-RSA-AES256-GCM-SHA384")
+bar = threading.Barrier(len(msgs), timeout=30)
+lock = threading.Lock()
+def run(path):
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="x")
+    f = t.makefile("rb")
+    rd = lambda: f.readline().decode().rstrip("\n")
+    rd()
+    t.sendall(b"EHLO <c.example>\n"); rd(); rd()
+    for c in ("MAIL FROM=<alpha.example> FINGERPRINT=[%s]\n" % fp,
+              "RCPT TO=<alpha.example> FINGERPRINT=[%s]\n" % fp, "DATA\n"):
+        t.sendall(c.encode()); rd()
+    body = "".join("." + l if l.startswith(".") else l for l in open(path).read().splitlines(True))
+    if not body.endswith("\n"):
+        body += "\n"
+    bar.wait()
+    t.sendall((body + ".\n").encode())
+    r = rd()
+    with lock:
+        print(path, r, flush=True)
+    t.sendall(b"QUIT\n"); rd(); t.close()
+ts = [threading.Thread(target=run, args=(m,)) for m in msgs]
+for x in ts: x.start()
+for x in ts: x.join()
+PY
+
 PID=
 stop_dimed() {
 	[ -n "$PID" ] || return 0
@@ -141,6 +176,25 @@ for BACKEND in uring epoll; do
 	has resend "$out" "255 DUPLICATE=\\Q$id1\\E"
 	sleep 0.5
 	[ "$(count_mail)" = 1 ] || fail "resend [$BACKEND]: $(count_mail) messages delivered, want 1"
+
+	# ---- group commit: 12 senders hold their DATA open, then all send at once (a barrier):
+	# 6 copies of one message and 6 of another. Each message gets exactly one 254 and five 255
+	# (a copy in the same group as the first is a duplicate, not 451), and a group of more than
+	# one commit formed (the spool.group log line counts them) ----
+	if command -v python3 >/dev/null; then
+		wrap m6.dime "same one $BACKEND" --origin-sign
+		wrap m7.dime "same two $BACKEND" --origin-sign
+		out=$(timeout 60 python3 "$W/burst.py" "$P1" "$ORGFP" m6.dime m6.dime m6.dime m6.dime \
+			m6.dime m6.dime m7.dime m7.dime m7.dime m7.dime m7.dime m7.dime 2>&1)
+		for m in m6.dime m7.dime; do
+			n254=$(grep -c "^$m 254 " <<<"$out")
+			n255=$(grep -c "^$m 255 " <<<"$out")
+			[ "$n254" = 1 ] && [ "$n255" = 5 ] ||
+				fail "same message x6 [$BACKEND]: $m: $n254 x 254, $n255 x 255; want 1 and 5: $out"
+		done
+		grep -qE 'event=spool.group n=([2-9]|[0-9]{2,})' dimed.log ||
+			fail "group commit [$BACKEND]: no group of more than one commit: $(grep -o 'spool.group n=[0-9]*' dimed.log | sort | uniq -c | tr '\n' ' ')"
+	fi
 
 	# ---- DATA verdicts and sequence errors ----
 	out=$(dmtp "$(txn)\n$(stuffed m3.dime)\n.\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nDATA\nnot a message\n.\nDATA\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<gamma.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<gamma.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nQUIT\n")
@@ -356,10 +410,10 @@ PY
 	stop_dimed
 	cp t.conf.good t.conf
 
-	# ---- back-pressure: one worker, a pool queue of one, 8 clients pipelining 40 SGNT each.
+	# ---- back-pressure: two workers, a pool queue of one, 8 clients pipelining 40 SGNT each.
 	# A job the full pool refuses waits (reading stopped, its bytes kept) and goes in when
 	# there is room: every command is answered, none with 451 ----
-	sed -e 's/^workers = 2$/workers = 1\nqueue_max = 1/' t.conf.good >t.conf
+	sed -e 's/^workers = 2$/workers = 2\nqueue_max = 1/' t.conf.good >t.conf
 	start_dimed
 	pids=()
 	for i in $(seq 8); do
@@ -375,6 +429,19 @@ PY
 	grep -q 'event=pool.full.*action=pause' dimed.log ||
 		fail "back-pressure [$BACKEND]: the pool was never full (nothing tested)"
 	rm -f bp*.out
+	# DATA under the same pressure (the ACCEPT lane and the commit queue, bounded by queue_max
+	# too): 8 concurrent transactions, each one 254, none 451.
+	pids=()
+	for i in $(seq 8); do
+		wrap "bq$i.dime" "bounded $i $BACKEND" --origin-sign
+		(txn; stuffed "bq$i.dime"; printf '.\nQUIT\n') | timeout 60 openssl s_client \
+			-connect "127.0.0.1:$P1" -tls1_2 -quiet >"bq$i.out" 2>/dev/null &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	n=$(cat bq*.out | grep -c '^254 ')
+	[ "$n" = 8 ] || fail "DATA under back-pressure [$BACKEND]: $n of 8 answered 254: $(cat bq*.out | grep -v '^2[25]0')"
+	rm -f bq*
 	stop_dimed
 	cp t.conf.good t.conf
 done
