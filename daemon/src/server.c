@@ -55,21 +55,36 @@ srv_row_add(const struct dime_store_row *row, void *arg)
 	return 0;
 }
 
-/* Returns: DIME_OK (rs filled, possibly empty), DIME_E_IO, DIME_E_NOMEM. An ident the store
- * refuses is simply unknown. */
+/* Pending rows only (dime_store_list_all walks both states). */
 static int
-srv_rows_get(struct dime_store *st, struct srv_rows *rs, const char *ident,
-	     enum dime_store_kind kind)
+srv_row_add_pending(const struct dime_store_row *row, void *arg)
+{
+	return row->state == DIME_STORE_PENDING ? srv_row_add(row, arg) : 0;
+}
+
+/* Returns: DIME_OK (rs filled, possibly empty), DIME_E_IO, DIME_E_NOMEM. An ident the store
+ * refuses is simply unknown. pending: the pending rows instead of the verified ones. */
+static int
+srv_rows_get_state(struct dime_store *st, struct srv_rows *rs, const char *ident,
+		   enum dime_store_kind kind, int pending)
 {
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
-	rc = dime_store_list(st, ident, kind, srv_row_add, rs);
+	rc = pending ? dime_store_list_all(st, ident, kind, srv_row_add_pending, rs)
+		     : dime_store_list(st, ident, kind, srv_row_add, rs);
 	if (rs->nomem)
 		return DIME_E_NOMEM;
 	if (rc == DIME_E_INVALID)
 		return DIME_OK;
 	return rc;
+}
+
+static int
+srv_rows_get(struct dime_store *st, struct srv_rows *rs, const char *ident,
+	     enum dime_store_kind kind)
+{
+	return srv_rows_get_state(st, rs, ident, kind, 0);
 }
 
 /* The hosted rows only: a lookup for an identity we do not serve finds nothing. */
@@ -271,11 +286,101 @@ out:
 	return rc;
 }
 
-/* ORIGIN and RCPT: is there an org signet of the domain with this full (or crypto) fingerprint
- * (RCPT: and is the domain ours)? */
+/* Does the stored org signet of row still verify (its signatures against its own POK; the POK
+ * itself was checked against the management record when it was stored)? Returns: DIME_OK with
+ * *valid set, or a store error (DIME_E_IO, DIME_E_NOMEM). Bytes that no longer parse are
+ * invalid, not an error. */
 static int
-srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_dmtp_cmd *c,
-	   int rcpt)
+srv_org_valid(struct dime_store *st, const struct dime_store_row *row, int *valid)
+{
+	uint8_t *blob = NULL, pok[DIME_ED25519_PUB_BYTES];
+	struct dime_signet *s = NULL;
+	struct dime_signet_verdict v;
+	struct dime_signet_trust trust;
+	size_t len = 0;
+	int rc;
+
+	*valid = 0;
+	rc = dime_store_get_row(st, &blob, &len, row->rowid);
+	if (rc != DIME_OK)
+		goto out;
+	memset(&trust, 0, sizeof(trust));
+	trust.poks = (const uint8_t(*)[DIME_ED25519_PUB_BYTES])pok;
+	trust.n_poks = 1;
+	*valid = dime_signet_parse(&s, NULL, blob, len) == DIME_OK &&
+		 dime_signet_signing_key(s, pok) == DIME_OK &&
+		 dime_signet_validate(&v, s, &trust) == DIME_OK && v.kind == DIME_SIGNET_VALID;
+out:
+	dime_signet_free(s);
+	free(blob);
+	return rc;
+}
+
+/* MAIL FROM=<d> FINGERPRINT=[fp] (spec Part 7, MAIL; docs/dimed.md "Lookups"): 250 when a
+ * verified org signet of d has fp (full or crypto) and still verifies; 575 when that signet no
+ * longer verifies, when fp is held only by a pending (unverifiable) signet of d, or when fp is
+ * unknown and d's latest verified org signet fails verification; otherwise the failure is
+ * recorded (dime_store_origin_fail) and answered 470, or 570 once the failures to have this
+ * (d, fp) have lasted 72 hours. */
+static int
+srv_origin(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_dmtp_cmd *c,
+	   int64_t now)
+{
+	struct srv_rows rs, pend;
+	int rc, err = DIME_OK, valid = 0;
+	int64_t first = 0;
+	long at;
+
+	memset(&pend, 0, sizeof(pend));
+	if ((rc = srv_rows_get(st, &rs, c->addr, DIME_STORE_ORG_SIGNET)) != DIME_OK)
+		goto out;
+	at = srv_find(st, &rs, c->fp, 1, &err);
+	if ((rc = err) != DIME_OK)
+		goto out;
+	if (at >= 0) {
+		if ((rc = srv_org_valid(st, &rs.r[at], &valid)) != DIME_OK)
+			goto out;
+		a->verdict = valid ? DIME_DMTP_V_OK : DIME_DMTP_V_ORIGIN_INVALID;
+		if (valid && (rc = dime_store_origin_clear(st, c->addr, c->fp)) == DIME_E_NOTFOUND)
+			rc = DIME_OK;
+		goto out;
+	}
+	if ((rc = srv_rows_get_state(st, &pend, c->addr, DIME_STORE_ORG_SIGNET, 1)) != DIME_OK)
+		goto out;
+	at = srv_find(st, &pend, c->fp, 1, &err);
+	if ((rc = err) != DIME_OK)
+		goto out;
+	if (at >= 0) {
+		a->verdict = DIME_DMTP_V_ORIGIN_INVALID;
+		goto out;
+	}
+	if (rs.n > 0) {
+		if ((rc = srv_org_valid(st, &rs.r[rs.n - 1], &valid)) != DIME_OK)
+			goto out;
+		if (!valid) {
+			a->verdict = DIME_DMTP_V_ORIGIN_INVALID;
+			goto out;
+		}
+	}
+	rc = dime_store_origin_fail(st, &first, c->addr, c->fp, now);
+	if (rc == DIME_E_LIMIT || rc == DIME_E_INVALID) {
+		/* Not recorded (table full; a name the store refuses): 470, never 570. */
+		first = now;
+		rc = DIME_OK;
+	}
+	if (rc == DIME_OK)
+		a->verdict = now - first >= DIME_STORE_ORIGIN_PERM_S ? DIME_DMTP_V_ORIGIN_PERM
+								     : DIME_DMTP_V_ORIGIN_TEMP;
+out:
+	free(rs.r);
+	free(pend.r);
+	return rc;
+}
+
+/* RCPT: is there an org signet of the domain with this full (or crypto) fingerprint, and is
+ * the domain ours? */
+static int
+srv_rcpt(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_dmtp_cmd *c)
 {
 	struct srv_rows rs;
 	int rc = srv_rows_get(st, &rs, c->addr, DIME_STORE_ORG_SIGNET), err = DIME_OK;
@@ -283,12 +388,9 @@ srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_
 	if (rc == DIME_OK) {
 		/* Full fingerprints per WIRE.md; the crypto one too, which is what a D/MIME
 		 * envelope carries and so what a sender taking it from there puts in RCPT. */
-		int ok = (!rcpt || srv_hosted(&rs)) && srv_find(st, &rs, c->fp, 1, &err) >= 0;
+		int ok = srv_hosted(&rs) && srv_find(st, &rs, c->fp, 1, &err) >= 0;
 
-		if (rcpt)
-			a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_RCPT_INVALID;
-		else
-			a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_ORIGIN_TEMP;
+		a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_RCPT_INVALID;
 	}
 	free(rs.r);
 	return rc;
@@ -296,7 +398,7 @@ srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_
 
 int
 dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a, char **armor,
-		   const struct dime_dmtp_query *q)
+		   const struct dime_dmtp_query *q, int64_t now)
 {
 	size_t armor_len = 0;
 	int rc, sig = 0;
@@ -304,8 +406,8 @@ dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a, char **arm
 	memset(a, 0, sizeof(*a));
 	*armor = NULL;
 	switch (q->kind) {
-	case DIME_DMTP_Q_ORIGIN: rc = srv_org_fp(st, a, &q->cmd, 0); break;
-	case DIME_DMTP_Q_RCPT: rc = srv_org_fp(st, a, &q->cmd, 1); break;
+	case DIME_DMTP_Q_ORIGIN: rc = srv_origin(st, a, &q->cmd, now); break;
+	case DIME_DMTP_Q_RCPT: rc = srv_rcpt(st, a, &q->cmd); break;
 	case DIME_DMTP_Q_SGNT:
 		sig = 1;
 		rc = srv_sgnt(st, a, armor, &armor_len, &q->cmd);
@@ -564,7 +666,8 @@ srv_run_lookup(struct dime_pl_pool_job *pj, void *arg)
 	struct dime_store *st = srv_store_take(j->c->srv);
 
 	(void)pj;
-	if (st == NULL || dime_server_lookup(st, &j->a, &j->armor, j->q) != DIME_OK) {
+	if (st == NULL ||
+	    dime_server_lookup(st, &j->a, &j->armor, j->q, (int64_t)time(NULL)) != DIME_OK) {
 		free(j->armor);
 		j->armor = NULL;
 		memset(&j->a, 0, sizeof(j->a));

@@ -56,10 +56,17 @@ size_t dime_server_n_conns(const struct dime_server *s);
  * callback): a connection lives until its last pool job has completed. NULL-safe. */
 void dime_server_free(struct dime_server *s);
 
-/* Answer q (ORIGIN, RCPT, SGNT, HIST or VRFY) from st. Blocking (SQLite): call it on a pool
- * worker, never a loop thread. The rules (docs/dimed.md, "Lookups"):
- *  ORIGIN  250 when a verified signet of the origin domain has that full (or crypto)
- *          fingerprint, else 470 (no side-channel lookup is made, so never 570/575);
+/* Answer q (ORIGIN, RCPT, SGNT, HIST or VRFY) from st at time now (Unix seconds; tests pass
+ * an aged one). Blocking (SQLite): call it on a pool worker, never a loop thread. The rules
+ * (docs/dimed.md, "Lookups"):
+ *  ORIGIN  250 when a verified org signet of the origin domain has that full (or crypto)
+ *          fingerprint and still verifies (its signatures against its POK); 575 when it does
+ *          not, when the store holds the fingerprint only as a pending (unverifiable) signet,
+ *          or when the fingerprint is unknown and the domain's latest stored org signet fails
+ *          verification; else the failure is recorded (dime_store_origin_fail: a write) and
+ *          answered 470, or 570 once failures for that (domain, fingerprint) have lasted 72
+ *          hours (DIME_STORE_ORIGIN_PERM_S); an entry unreferenced for a further 72 hours is
+ *          forgotten. A 250 clears the record. No side-channel lookup is made yet (resolver);
  *  RCPT    250 when the domain is hosted here and the fingerprint is the full (or crypto, as
  *          D/MIME envelopes carry it) fingerprint of one of its org signets, else 576;
  *  SGNT    hosted identities only: the current signet, or the version whose full (or, for a
@@ -74,7 +81,7 @@ void dime_server_free(struct dime_server *s);
  *      (malloc'd, the caller frees it; a->armor points into it), else NULL. On failure *a is
  *      zeroed and *armor NULL. Thread-safety: as st's (one store handle per thread). */
 DIME_MUST_CHECK int dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a,
-				       char **armor, const struct dime_dmtp_query *q);
+				       char **armor, const struct dime_dmtp_query *q, int64_t now);
 
 /* The transaction identifier of 254 ACCEPTED= and 255 DUPLICATE= (spec, DATA): SHA-512 of the
  * binary message, base64 without padding, exactly 86 characters. The same bytes key the
