@@ -446,6 +446,31 @@ dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a, char **arm
 }
 
 int
+dime_server_rcpt_stale(struct dime_store *st, int *stale, const char *recipient, const char *fp,
+		       int64_t now)
+{
+	struct srv_rows rs;
+	int err = DIME_OK, rc;
+	long at;
+
+	*stale = 0;
+	if ((rc = srv_rows_get(st, &rs, recipient, DIME_STORE_USER_SIGNET)) != DIME_OK)
+		goto out;
+	/* The envelope names the signet by its crypto fingerprint (reference-format 3.5). */
+	at = srv_find(st, &rs, fp, 1, &err);
+	if ((rc = err) != DIME_OK)
+		goto out;
+	/* Not current: a later version replaced it, at that version's creation. */
+	if (at >= 0 && (size_t)at + 1 < rs.n)
+		*stale = now - rs.r[at + 1].created > DIME_SERVER_STALE_S;
+out:
+	free(rs.r);
+	if (rc != DIME_OK)
+		*stale = 0;
+	return rc;
+}
+
+int
 dime_server_msg_id(uint8_t hash[64], char id[DIME_DMTP_SESS_HASH_CHARS + 1], const uint8_t *msg,
 		   size_t len)
 {
@@ -507,7 +532,8 @@ struct srv_job {
 	int decided; /* a.verdict is final */
 	int delivered_before;
 	char recipient[256];
-	struct srv_job *gc_next; /* in the server's group-commit queue */
+	char rcpt_fp[DIME_FP_B64_LEN + 1]; /* the recipient signet's crypto fingerprint (ACCEPT) */
+	struct srv_job *gc_next;	   /* in the server's group-commit queue */
 };
 
 struct srv_listener {
@@ -734,7 +760,8 @@ srv_commit_group(struct dime_server *s, struct srv_job *g)
 	struct srv_job *dups[SRV_GC_MAX];
 	struct dime_store *st = srv_store_take(s);
 	size_t n = 0, n_dup = 0, n_all = 0, ok;
-	int already = 0;
+	int already = 0, stale = 0;
+	int64_t now = (int64_t)time(NULL);
 
 	/* g holds at most SRV_GC_MAX (srv_gc_run cuts the queue so). */
 	for (struct srv_job *j = g; j != NULL; j = j->gc_next) {
@@ -747,7 +774,17 @@ srv_commit_group(struct dime_server *s, struct srv_job *g)
 		 * delivered and gone already): 255, never a second 254. Groups run one after the
 		 * other, each recording its hashes before the next starts, so this look is
 		 * decisive. */
-		rc = st != NULL ? dime_store_seen_get(st, j->hash, NULL, NULL) : DIME_E_IO;
+		/* 586 (spec Part 7, DATA): encrypted to a user signet that stopped being current
+		 * more than the stale threshold ago. Not spooled. */
+		rc = st != NULL ? dime_server_rcpt_stale(st, &stale, j->recipient, j->rcpt_fp, now)
+				: DIME_E_IO;
+		if (rc != DIME_OK)
+			continue; /* the store failed: 451, the sender retries */
+		if (stale) {
+			j->a.verdict = DIME_DMTP_V_EXPIRED;
+			continue;
+		}
+		rc = dime_store_seen_get(st, j->hash, NULL, NULL);
 		if (rc == DIME_OK) {
 			j->a.verdict = DIME_DMTP_V_DUPLICATE;
 			continue;
@@ -1092,6 +1129,8 @@ srv_job_step(struct srv_job *j)
 			} else {
 				memcpy(j->recipient, r, n);
 				j->recipient[n] = 0;
+				if (sp != NULL)
+					snprintf(j->rcpt_fp, sizeof(j->rcpt_fp), "%s", sp + 1);
 				at = strchr(j->recipient, '@');
 				if (at == NULL || strcmp(at + 1, j->q->cmd.addr) != 0) {
 					j->a.verdict = DIME_DMTP_V_UNKNOWN_RECIPIENT;

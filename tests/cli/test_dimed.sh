@@ -23,6 +23,26 @@ ORGFP=$("$DIME" --store var/dime.db store list 2>/dev/null |
 	awk '$1=="alpha.example" && $2=="org-signet" {print $6}')
 BOBFP=$("$DIME" --store var/dime.db store list 2>/dev/null |
 	awk '$1=="bob@alpha.example" && $2=="user-signet" {print $6}')
+# 586: messages to carol encrypted to her first signet, which a rotation then replaced 31 days
+# ago (the stale threshold is 30 days: DIME_SERVER_STALE_S). The store's created time of the
+# second version is moved back with python3's sqlite3 (the store is a plain SQLite file).
+STALE=
+if command -v python3 >/dev/null && "$DIME" --store var/dime.db user create carol@alpha.example >/dev/null 2>&1; then
+	for b in uring epoll; do
+		printf 'From: alice@alpha.example\r\nTo: carol@alpha.example\r\nSubject: old %s\r\n\r\nhi\r\n' "$b" |
+			"$DIME" --store var/dime.db msg wrap --from alice@alpha.example \
+				--to carol@alpha.example --origin-sign >"stale-$b.dime" || fail "wrap stale-$b"
+	done
+	"$DIME" --store var/dime.db user create carol@alpha.example --rotate >/dev/null 2>&1 &&
+		python3 - <<'PY' && STALE=1 || fail "cannot age carol's second signet"
+import sqlite3, time
+db = sqlite3.connect("var/dime.db")
+n = db.execute("UPDATE objects SET created = ? WHERE ident = 'carol@alpha.example' AND kind = 1789 AND version = 2",
+               (int(time.time()) - 31 * 86400,)).rowcount
+db.commit()
+assert n == 1
+PY
+fi
 mail() { printf 'From: alice@alpha.example\r\nTo: bob@alpha.example\r\nSubject: %s\r\n\r\nhello\r\n' "$1"; }
 # wrap NAME SUBJECT [--origin-sign]: a message from alice to bob (a new one per backend run, so
 # that the duplicate table of the first run does not answer for the second).
@@ -194,6 +214,13 @@ for BACKEND in uring epoll; do
 		done
 		grep -qE 'event=spool.group n=([2-9]|[0-9]{2,})' dimed.log ||
 			fail "group commit [$BACKEND]: no group of more than one commit: $(grep -o 'spool.group n=[0-9]*' dimed.log | sort | uniq -c | tr '\n' ' ')"
+	fi
+
+	# ---- 586: encrypted to a user signet replaced more than the stale threshold ago; not
+	# delivered ----
+	if [ -n "$STALE" ]; then
+		out=$(dmtp "$(txn)\n$(stuffed "stale-$BACKEND.dime")\n.\nQUIT\n")
+		has stale-586 "$out" '586 INVALID RECIPIENT SIGNET\n221 BYE'
 	fi
 
 	# ---- DATA verdicts and sequence errors ----

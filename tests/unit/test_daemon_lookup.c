@@ -355,6 +355,53 @@ test_origin(struct dime_store *st, const struct fps *org, const struct fps *bob)
 	now_s = t0;
 }
 
+static int
+row_created(const struct dime_store_row *row, void *arg)
+{
+	int64_t *created = arg;
+
+	if (row->version >= 1 && row->version <= 4)
+		created[row->version - 1] = row->created;
+	return 0;
+}
+
+/* 586: a user signet version replaced more than DIME_SERVER_STALE_S ago is stale; the current
+ * one, one replaced less long ago, and a fingerprint or recipient not stored are not. */
+static void
+test_stale(struct dime_store *st, const struct fps *org, const struct fps *bob)
+{
+	static const struct {
+		const char *rcpt;
+		int fp; /* 0: bob's v1 crypto fp, 1: v2's, 2: the org's */
+		int64_t after;
+		int want;
+	} cases[] = {
+	    {"bob@alpha.example", 0, DIME_SERVER_STALE_S + 1, 1},
+	    {"bob@alpha.example", 0, DIME_SERVER_STALE_S, 0},
+	    {"bob@alpha.example", 0, 0, 0},
+	    {"bob@alpha.example", 1, 10 * (int64_t)DIME_SERVER_STALE_S, 0},
+	    {"bob@alpha.example", 2, 10 * (int64_t)DIME_SERVER_STALE_S, 0},
+	    {"eve@alpha.example", 0, 10 * (int64_t)DIME_SERVER_STALE_S, 0},
+	};
+	int64_t created[4] = {0};
+	int stale = -1, rc;
+
+	if (dime_store_list(st, "bob@alpha.example", DIME_STORE_USER_SIGNET, row_created,
+			    created) != DIME_OK ||
+	    created[1] == 0) {
+		t_fail("bob's versions");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *fp = cases[i].fp == 2 ? org->core[0] : bob->core[cases[i].fp];
+
+		rc = dime_server_rcpt_stale(st, &stale, cases[i].rcpt, fp,
+					    created[1] + cases[i].after);
+		T_CHECK(rc == DIME_OK && stale == cases[i].want,
+			"stale case %zu: got rc %d stale %d, want %d", i, rc, stale, cases[i].want);
+	}
+}
+
 int
 main(void)
 {
@@ -453,6 +500,7 @@ main(void)
 	check(st, line, DIME_DMTP_V_RCPT_INVALID, NULL, 0);
 
 	test_origin(st, &org, &bob);
+	test_stale(st, &org, &bob);
 
 	/* DATA is not a lookup */
 	{

@@ -83,6 +83,20 @@ void dime_server_free(struct dime_server *s);
 DIME_MUST_CHECK int dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a,
 				       char **armor, const struct dime_dmtp_query *q, int64_t now);
 
+/* The stale threshold for user signets (spec Part 7, DATA: "current, or within the expiry
+ * threshold for stale user signets"): 30 days, the management record's default expiry, i.e.
+ * how long a sender's resolver may keep using a signet it fetched. docs/dimed.md. */
+#define DIME_SERVER_STALE_S (30 * 86400)
+
+/* 586: was the message encrypted to a version of recipient's user signet that stopped being
+ * current (a later version was stored) more than DIME_SERVER_STALE_S before now? fp is the
+ * base64 crypto fingerprint the envelope's chunk 5 names (what an ACCEPT job reports: "ACCEPT
+ * <recipient> <fp>"). A recipient or fingerprint the store does not hold (verified) is not
+ * stale: nothing says it expired. Blocking (SQLite): a pool worker.
+ * Returns: DIME_OK, DIME_E_IO, DIME_E_NOMEM. Out: *stale, 0 on failure. */
+DIME_MUST_CHECK int dime_server_rcpt_stale(struct dime_store *st, int *stale, const char *recipient,
+					   const char *fp, int64_t now);
+
 /* The transaction identifier of 254 ACCEPTED= and 255 DUPLICATE= (spec, DATA): SHA-512 of the
  * binary message, base64 without padding, exactly 86 characters. The same bytes key the
  * duplicate table (dime_store_seen_*).
