@@ -167,6 +167,13 @@ for BACKEND in uring epoll; do
 		{ [ "$BACKEND" = uring ] && grep -q "backend=epoll" dimed.log && echo "io_uring unavailable: epoll ran"; } ||
 		fail "backend $BACKEND not used: $(grep dimed.start dimed.log)"
 
+	# ---- a client that arrives after the loop sat idle longer than timeout_cmd (2 s) is
+	# served: its idle timer counts from its accept, not from before the loop's wait (it got
+	# 421 TIMEOUT at once) ----
+	sleep 2.5
+	out=$(plain "NOOP\nQUIT\n")
+	has after-idle "$out" '^220 [^\n]*\n250 OK\n221 BYE'
+
 	# ---- global commands, every signet reply ----
 	out=$(dmtp "EHLO <c.example>\nMODE\nNOOP hello\nHELP\nVERB\nRSET\nSGNT FOR=<alpha.example>\nSGNT FOR=<bob@alpha.example>\nHIST FOR=<bob@alpha.example>\nVRFY FOR=<alpha.example> FINGERPRINT=[$ORGFP]\nVRFY FOR=<bob@alpha.example> FINGERPRINT=[$BOBFP]\nSGNT FOR=<nobody@alpha.example>\nSGNT FOR=<gamma.example>\nQUIT\n")
 	has banner "$out" '^220 <mx.alpha.example> DMTP'
