@@ -55,21 +55,36 @@ srv_row_add(const struct dime_store_row *row, void *arg)
 	return 0;
 }
 
-/* Returns: DIME_OK (rs filled, possibly empty), DIME_E_IO, DIME_E_NOMEM. An ident the store
- * refuses is simply unknown. */
+/* Pending rows only (dime_store_list_all walks both states). */
 static int
-srv_rows_get(struct dime_store *st, struct srv_rows *rs, const char *ident,
-	     enum dime_store_kind kind)
+srv_row_add_pending(const struct dime_store_row *row, void *arg)
+{
+	return row->state == DIME_STORE_PENDING ? srv_row_add(row, arg) : 0;
+}
+
+/* Returns: DIME_OK (rs filled, possibly empty), DIME_E_IO, DIME_E_NOMEM. An ident the store
+ * refuses is simply unknown. pending: the pending rows instead of the verified ones. */
+static int
+srv_rows_get_state(struct dime_store *st, struct srv_rows *rs, const char *ident,
+		   enum dime_store_kind kind, int pending)
 {
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
-	rc = dime_store_list(st, ident, kind, srv_row_add, rs);
+	rc = pending ? dime_store_list_all(st, ident, kind, srv_row_add_pending, rs)
+		     : dime_store_list(st, ident, kind, srv_row_add, rs);
 	if (rs->nomem)
 		return DIME_E_NOMEM;
 	if (rc == DIME_E_INVALID)
 		return DIME_OK;
 	return rc;
+}
+
+static int
+srv_rows_get(struct dime_store *st, struct srv_rows *rs, const char *ident,
+	     enum dime_store_kind kind)
+{
+	return srv_rows_get_state(st, rs, ident, kind, 0);
 }
 
 /* The hosted rows only: a lookup for an identity we do not serve finds nothing. */
@@ -271,11 +286,101 @@ out:
 	return rc;
 }
 
-/* ORIGIN and RCPT: is there an org signet of the domain with this full (or crypto) fingerprint
- * (RCPT: and is the domain ours)? */
+/* Does the stored org signet of row still verify (its signatures against its own POK; the POK
+ * itself was checked against the management record when it was stored)? Returns: DIME_OK with
+ * *valid set, or a store error (DIME_E_IO, DIME_E_NOMEM). Bytes that no longer parse are
+ * invalid, not an error. */
 static int
-srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_dmtp_cmd *c,
-	   int rcpt)
+srv_org_valid(struct dime_store *st, const struct dime_store_row *row, int *valid)
+{
+	uint8_t *blob = NULL, pok[DIME_ED25519_PUB_BYTES];
+	struct dime_signet *s = NULL;
+	struct dime_signet_verdict v;
+	struct dime_signet_trust trust;
+	size_t len = 0;
+	int rc;
+
+	*valid = 0;
+	rc = dime_store_get_row(st, &blob, &len, row->rowid);
+	if (rc != DIME_OK)
+		goto out;
+	memset(&trust, 0, sizeof(trust));
+	trust.poks = (const uint8_t(*)[DIME_ED25519_PUB_BYTES])pok;
+	trust.n_poks = 1;
+	*valid = dime_signet_parse(&s, NULL, blob, len) == DIME_OK &&
+		 dime_signet_signing_key(s, pok) == DIME_OK &&
+		 dime_signet_validate(&v, s, &trust) == DIME_OK && v.kind == DIME_SIGNET_VALID;
+out:
+	dime_signet_free(s);
+	free(blob);
+	return rc;
+}
+
+/* MAIL FROM=<d> FINGERPRINT=[fp] (spec Part 7, MAIL; docs/dimed.md "Lookups"): 250 when a
+ * verified org signet of d has fp (full or crypto) and still verifies; 575 when that signet no
+ * longer verifies, when fp is held only by a pending (unverifiable) signet of d, or when fp is
+ * unknown and d's latest verified org signet fails verification; otherwise the failure is
+ * recorded (dime_store_origin_fail) and answered 470, or 570 once the failures to have this
+ * (d, fp) have lasted 72 hours. */
+static int
+srv_origin(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_dmtp_cmd *c,
+	   int64_t now)
+{
+	struct srv_rows rs, pend;
+	int rc, err = DIME_OK, valid = 0;
+	int64_t first = 0;
+	long at;
+
+	memset(&pend, 0, sizeof(pend));
+	if ((rc = srv_rows_get(st, &rs, c->addr, DIME_STORE_ORG_SIGNET)) != DIME_OK)
+		goto out;
+	at = srv_find(st, &rs, c->fp, 1, &err);
+	if ((rc = err) != DIME_OK)
+		goto out;
+	if (at >= 0) {
+		if ((rc = srv_org_valid(st, &rs.r[at], &valid)) != DIME_OK)
+			goto out;
+		a->verdict = valid ? DIME_DMTP_V_OK : DIME_DMTP_V_ORIGIN_INVALID;
+		if (valid && (rc = dime_store_origin_clear(st, c->addr, c->fp)) == DIME_E_NOTFOUND)
+			rc = DIME_OK;
+		goto out;
+	}
+	if ((rc = srv_rows_get_state(st, &pend, c->addr, DIME_STORE_ORG_SIGNET, 1)) != DIME_OK)
+		goto out;
+	at = srv_find(st, &pend, c->fp, 1, &err);
+	if ((rc = err) != DIME_OK)
+		goto out;
+	if (at >= 0) {
+		a->verdict = DIME_DMTP_V_ORIGIN_INVALID;
+		goto out;
+	}
+	if (rs.n > 0) {
+		if ((rc = srv_org_valid(st, &rs.r[rs.n - 1], &valid)) != DIME_OK)
+			goto out;
+		if (!valid) {
+			a->verdict = DIME_DMTP_V_ORIGIN_INVALID;
+			goto out;
+		}
+	}
+	rc = dime_store_origin_fail(st, &first, c->addr, c->fp, now);
+	if (rc == DIME_E_LIMIT || rc == DIME_E_INVALID) {
+		/* Not recorded (table full; a name the store refuses): 470, never 570. */
+		first = now;
+		rc = DIME_OK;
+	}
+	if (rc == DIME_OK)
+		a->verdict = now - first >= DIME_STORE_ORIGIN_PERM_S ? DIME_DMTP_V_ORIGIN_PERM
+								     : DIME_DMTP_V_ORIGIN_TEMP;
+out:
+	free(rs.r);
+	free(pend.r);
+	return rc;
+}
+
+/* RCPT: is there an org signet of the domain with this full (or crypto) fingerprint, and is
+ * the domain ours? */
+static int
+srv_rcpt(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_dmtp_cmd *c)
 {
 	struct srv_rows rs;
 	int rc = srv_rows_get(st, &rs, c->addr, DIME_STORE_ORG_SIGNET), err = DIME_OK;
@@ -283,12 +388,9 @@ srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_
 	if (rc == DIME_OK) {
 		/* Full fingerprints per WIRE.md; the crypto one too, which is what a D/MIME
 		 * envelope carries and so what a sender taking it from there puts in RCPT. */
-		int ok = (!rcpt || srv_hosted(&rs)) && srv_find(st, &rs, c->fp, 1, &err) >= 0;
+		int ok = srv_hosted(&rs) && srv_find(st, &rs, c->fp, 1, &err) >= 0;
 
-		if (rcpt)
-			a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_RCPT_INVALID;
-		else
-			a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_ORIGIN_TEMP;
+		a->verdict = ok ? DIME_DMTP_V_OK : DIME_DMTP_V_RCPT_INVALID;
 	}
 	free(rs.r);
 	return rc;
@@ -296,7 +398,7 @@ srv_org_fp(struct dime_store *st, struct dime_dmtp_answer *a, const struct dime_
 
 int
 dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a, char **armor,
-		   const struct dime_dmtp_query *q)
+		   const struct dime_dmtp_query *q, int64_t now)
 {
 	size_t armor_len = 0;
 	int rc, sig = 0;
@@ -304,8 +406,8 @@ dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a, char **arm
 	memset(a, 0, sizeof(*a));
 	*armor = NULL;
 	switch (q->kind) {
-	case DIME_DMTP_Q_ORIGIN: rc = srv_org_fp(st, a, &q->cmd, 0); break;
-	case DIME_DMTP_Q_RCPT: rc = srv_org_fp(st, a, &q->cmd, 1); break;
+	case DIME_DMTP_Q_ORIGIN: rc = srv_origin(st, a, &q->cmd, now); break;
+	case DIME_DMTP_Q_RCPT: rc = srv_rcpt(st, a, &q->cmd); break;
 	case DIME_DMTP_Q_SGNT:
 		sig = 1;
 		rc = srv_sgnt(st, a, armor, &armor_len, &q->cmd);
@@ -341,6 +443,31 @@ dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a, char **arm
 	a->armor = *armor;
 	a->armor_len = *armor != NULL ? strlen(*armor) : 0;
 	return DIME_OK;
+}
+
+int
+dime_server_rcpt_stale(struct dime_store *st, int *stale, const char *recipient, const char *fp,
+		       int64_t now)
+{
+	struct srv_rows rs;
+	int err = DIME_OK, rc;
+	long at;
+
+	*stale = 0;
+	if ((rc = srv_rows_get(st, &rs, recipient, DIME_STORE_USER_SIGNET)) != DIME_OK)
+		goto out;
+	/* The envelope names the signet by its crypto fingerprint (reference-format 3.5). */
+	at = srv_find(st, &rs, fp, 1, &err);
+	if ((rc = err) != DIME_OK)
+		goto out;
+	/* Not current: a later version replaced it, at that version's creation. */
+	if (at >= 0 && (size_t)at + 1 < rs.n)
+		*stale = now - rs.r[at + 1].created > DIME_SERVER_STALE_S;
+out:
+	free(rs.r);
+	if (rc != DIME_OK)
+		*stale = 0;
+	return rc;
 }
 
 int
@@ -383,6 +510,8 @@ dime_server_accept_verdict(int rc)
 #define SRV_HELD_MAX   (1u << 20)   /* a peer that ignores the pause: 421 */
 #define SRV_STORES     64u	    /* store handles kept for the workers */
 #define SRV_GC_MAX     128u	    /* DATA commits in one group commit */
+#define SRV_WAIT_TICK  10u	    /* ms between retries of jobs the full pool refused */
+#define SRV_WAIT_MAX   30000u	    /* ms a refused job may wait for room, then 451 */
 
 struct srv_conn;
 
@@ -403,7 +532,8 @@ struct srv_job {
 	int decided; /* a.verdict is final */
 	int delivered_before;
 	char recipient[256];
-	struct srv_job *gc_next; /* in the server's group-commit queue */
+	char rcpt_fp[DIME_FP_B64_LEN + 1]; /* the recipient signet's crypto fingerprint (ACCEPT) */
+	struct srv_job *gc_next;	   /* in the server's group-commit queue */
 };
 
 struct srv_listener {
@@ -420,10 +550,16 @@ struct srv_conn {
 	struct srv_conn *prev, *next;
 	struct srv_job *job;
 	SSL_CTX *tls;		     /* the context this session started with (SIGHUP keeps it) */
+	struct dime_tlsctx *tlsset;  /* tls's set: a reference held until the connection ends */
 	struct dime_io_timer *greet; /* the banner's pause (greet_pause), until it fires */
 	uint8_t *held;
 	size_t held_len, held_cap;
 	int implicit, started, closing, dead, paused;
+	/* Back-pressure: job was refused by the full pool; it waits in the server's list (in
+	 * arrival order) with reading stopped, and goes in when a retry finds room. */
+	int waiting;
+	uint64_t wait_since; /* loop ms */
+	struct srv_conn *wnext;
 	char ip[INET6_ADDRSTRLEN];
 };
 
@@ -444,7 +580,11 @@ struct dime_server {
 	pthread_mutex_t gc_mu;
 	pthread_cond_t gc_idle;
 	struct srv_job *gc_head, *gc_tail;
+	size_t gc_len; /* queued, bounded by queue_max as the pool's queue is */
 	int gc_active;
+	/* Connections whose job waits for room in the pool, oldest first; the timer retries. */
+	struct srv_conn *w_head, *w_tail;
+	struct dime_io_timer *w_timer;
 };
 
 /* ---- store handles for the workers (one per thread at a time) ---- */
@@ -498,10 +638,24 @@ srv_conn_free(struct srv_conn *c)
 		c->next->prev = c->prev;
 	s->n_conns--;
 	dime_dmtp_sess_free(c->sess);
+	dime_tlsctx_free(c->tlsset);
 	free(c->held);
 	free(c);
 	if (s->draining && s->n_conns == 0 && s->idle != NULL)
 		s->idle(s->idle_arg);
+}
+
+/* Reading stops while the job waits for the pool, or while unread input piles up; it resumes
+ * when neither holds. */
+static void
+srv_read_update(struct srv_conn *c)
+{
+	int want = c->waiting || c->held_len >= SRV_HELD_PAUSE;
+
+	if (c->closing || c->io == NULL || want == c->paused)
+		return;
+	c->paused = want;
+	dime_io_conn_pause(c->io, want);
 }
 
 static void
@@ -538,7 +692,8 @@ srv_run_lookup(struct dime_pl_pool_job *pj, void *arg)
 	struct dime_store *st = srv_store_take(j->c->srv);
 
 	(void)pj;
-	if (st == NULL || dime_server_lookup(st, &j->a, &j->armor, j->q) != DIME_OK) {
+	if (st == NULL ||
+	    dime_server_lookup(st, &j->a, &j->armor, j->q, (int64_t)time(NULL)) != DIME_OK) {
 		free(j->armor);
 		j->armor = NULL;
 		memset(&j->a, 0, sizeof(j->a));
@@ -602,15 +757,50 @@ srv_commit_group(struct dime_server *s, struct srv_job *g)
 	struct dime_spool_item items[SRV_GC_MAX];
 	char names[SRV_GC_MAX][DIME_DMTP_SESS_HASH_CHARS + 1];
 	struct srv_job *js[SRV_GC_MAX];
-	struct dime_store *st;
-	size_t n = 0, ok;
-	int already = 0;
+	struct srv_job *dups[SRV_GC_MAX];
+	struct dime_store *st = srv_store_take(s);
+	size_t n = 0, n_dup = 0, n_all = 0, ok;
+	int already = 0, stale = 0;
+	int64_t now = (int64_t)time(NULL);
 
-	for (struct srv_job *j = g; j != NULL && n < SRV_GC_MAX; j = j->gc_next, n++) {
+	/* g holds at most SRV_GC_MAX (srv_gc_run cuts the queue so). */
+	for (struct srv_job *j = g; j != NULL; j = j->gc_next) {
 		char *name = names[n];
+		int dup = 0, rc;
 
-		js[n] = j;
+		n_all++;
 		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		/* Accepted since its PREP looked (an earlier group, and its spool file may be
+		 * delivered and gone already): 255, never a second 254. Groups run one after the
+		 * other, each recording its hashes before the next starts, so this look is
+		 * decisive. */
+		/* 586 (spec Part 7, DATA): encrypted to a user signet that stopped being current
+		 * more than the stale threshold ago. Not spooled. */
+		rc = st != NULL ? dime_server_rcpt_stale(st, &stale, j->recipient, j->rcpt_fp, now)
+				: DIME_E_IO;
+		if (rc != DIME_OK)
+			continue; /* the store failed: 451, the sender retries */
+		if (stale) {
+			j->a.verdict = DIME_DMTP_V_EXPIRED;
+			continue;
+		}
+		rc = dime_store_seen_get(st, j->hash, NULL, NULL);
+		if (rc == DIME_OK) {
+			j->a.verdict = DIME_DMTP_V_DUPLICATE;
+			continue;
+		}
+		if (rc != DIME_E_NOTFOUND)
+			continue; /* the store failed: 451, the sender retries */
+		/* The same message twice in one group (two senders, or one retrying on another
+		 * connection): it is spooled once; the later copy takes the first's outcome as
+		 * a duplicate below, never the spool's "being written" (451). */
+		for (size_t i = 0; i < n && !dup; i++)
+			dup = sodium_memcmp(js[i]->hash, j->hash, sizeof(j->hash)) == 0;
+		if (dup) {
+			dups[n_dup++] = j;
+			continue;
+		}
+		js[n] = j;
 		/* The spool name: the identifier in the URL-safe base64 alphabet. */
 		memcpy(name, j->a.hash, sizeof(names[n]));
 		for (size_t i = 0; name[i] != 0; i++)
@@ -620,6 +810,7 @@ srv_commit_group(struct dime_server *s, struct srv_job *g)
 						    .origin = j->q->mail.addr,
 						    .msg = j->bin,
 						    .len = j->bin_len};
+		n++;
 	}
 	ok = dime_spool_put_many(s->env.spool, items, n);
 	for (size_t i = 0; i < n; i++) {
@@ -632,14 +823,27 @@ srv_commit_group(struct dime_server *s, struct srv_job *g)
 			dime_dlog(DIME_DLOG_ERROR, "spool.put", "rc=%d errno=%d", items[i].rc,
 				  items[i].err);
 	}
-	if (ok == 0)
+	for (size_t d = 0; d < n_dup; d++)
+		for (size_t i = 0; i < n; i++)
+			if (sodium_memcmp(js[i]->hash, dups[d]->hash, sizeof(dups[d]->hash)) == 0) {
+				/* Queued durably by the first copy (254 or 255): a duplicate. */
+				if (js[i]->a.verdict != DIME_DMTP_V_TEMPFAIL)
+					dups[d]->a.verdict = DIME_DMTP_V_DUPLICATE;
+				break;
+			}
+	/* One line per group: how many commits shared the queue/ fsync (docs/dimed.md). */
+	dime_dlog(DIME_DLOG_INFO, "spool.group", "n=%zu spooled=%zu dup_in_group=%zu", n_all, ok,
+		  n_dup);
+	if (ok == 0) {
+		srv_store_give(s, st);
 		return;
+	}
 	if (s->env.deliver != NULL)
 		dime_deliver_kick(s->env.deliver);
 	/* The messages are safe; without the records a resend after delivery is verified again
 	 * and answered 254, and its delivery adds no copy (deliver.c names by the hash). One
 	 * transaction for the group: one journal sync instead of one per message. */
-	if ((st = srv_store_take(s)) == NULL || dime_store_begin(st) != DIME_OK) {
+	if (st == NULL || dime_store_begin(st) != DIME_OK) {
 		dime_dlog(DIME_DLOG_WARNING, "seen.put", "why=\"cannot record the message hash\"");
 		srv_store_give(s, st);
 		return;
@@ -693,6 +897,8 @@ srv_gc_run(struct dime_pl_pool_job *pj, void *arg)
 		j = g;
 		for (size_t n = 1; n < SRV_GC_MAX && j->gc_next != NULL; n++)
 			j = j->gc_next;
+		for (struct srv_job *k = g; k != j->gc_next; k = k->gc_next)
+			s->gc_len--;
 		s->gc_head = j->gc_next;
 		if (s->gc_head == NULL)
 			s->gc_tail = NULL;
@@ -723,6 +929,12 @@ srv_gc_queue(struct srv_job *j)
 	int rc = DIME_OK;
 
 	pthread_mutex_lock(&s->gc_mu);
+	/* Bounded like the pool's own queue: past queue_max the commit waits (back-pressure). */
+	if (s->gc_len >=
+	    (s->env.conf->queue_max != 0 ? s->env.conf->queue_max : DIME_PL_POOL_QUEUE_DEFAULT)) {
+		rc = DIME_E_AGAIN;
+		goto out;
+	}
 	if (!s->gc_active) {
 		/* Its own memory, freed by its completion on the worker: the next committer may
 		 * start before the pool is done with this one. */
@@ -747,6 +959,7 @@ srv_gc_queue(struct srv_job *j)
 	else
 		s->gc_head = j;
 	s->gc_tail = j;
+	s->gc_len++;
 out:
 	pthread_mutex_unlock(&s->gc_mu);
 	return rc;
@@ -778,6 +991,93 @@ srv_job_queue(struct srv_job *j)
 	return DIME_E_INVALID;
 }
 
+static void srv_job_answer(struct srv_conn *c, struct srv_job *j);
+static void srv_wait_retry(struct dime_server *s);
+
+static void
+srv_wait_tick(void *arg)
+{
+	struct dime_server *s = arg;
+
+	s->w_timer = NULL;
+	srv_wait_retry(s);
+}
+
+static void
+srv_wait_arm(struct dime_server *s)
+{
+	if (s->w_head != NULL && s->w_timer == NULL &&
+	    dime_io_timer_add(s->env.loop, &s->w_timer, SRV_WAIT_TICK, srv_wait_tick, s) != DIME_OK)
+		s->w_timer = NULL; /* the next completion retries */
+}
+
+/* c's job was refused (DIME_E_AGAIN): it waits, c reads nothing more (the bytes it holds stay
+ * held), and a retry queues it once the pool has room (STYLE.md section 6: a full queue stops
+ * the reading). */
+static void
+srv_wait_add(struct srv_conn *c)
+{
+	struct dime_server *s = c->srv;
+
+	if (!c->waiting) {
+		c->waiting = 1;
+		c->wait_since = dime_io_loop_now_ms(s->env.loop);
+		c->wnext = NULL;
+		if (s->w_tail != NULL)
+			s->w_tail->wnext = c;
+		else
+			s->w_head = c;
+		s->w_tail = c;
+		dime_dlog(DIME_DLOG_WARNING, "pool.full", "peer=%s action=pause", c->ip);
+	}
+	srv_read_update(c);
+	srv_wait_arm(s);
+}
+
+/* Take c out of the wait list (it is there). */
+static void
+srv_wait_remove(struct srv_conn *c)
+{
+	struct dime_server *s = c->srv;
+	struct srv_conn **pp = &s->w_head, *prev = NULL;
+
+	while (*pp != c) {
+		prev = *pp;
+		pp = &(*pp)->wnext;
+	}
+	*pp = c->wnext;
+	if (s->w_tail == c)
+		s->w_tail = prev;
+	c->wnext = NULL;
+	c->waiting = 0;
+}
+
+/* Queue the waiting jobs, oldest first, until the pool refuses one (then the rest keep their
+ * place). A job that waited SRV_WAIT_MAX gets 451 (the pool is stuck or stopping). */
+static void
+srv_wait_retry(struct dime_server *s)
+{
+	uint64_t now = dime_io_loop_now_ms(s->env.loop);
+	struct srv_conn *c;
+
+	while ((c = s->w_head) != NULL) {
+		struct srv_job *j = c->job;
+		int rc = srv_job_queue(j);
+
+		if (rc == DIME_E_AGAIN && now - c->wait_since < SRV_WAIT_MAX)
+			break;
+		srv_wait_remove(c);
+		if (rc == DIME_OK) {
+			srv_read_update(c);
+			continue;
+		}
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+		srv_job_answer(c, j); /* may start (and queue) the connection's next job */
+		srv_read_update(c);
+	}
+	srv_wait_arm(s);
+}
+
 static void
 srv_job_answer(struct srv_conn *c, struct srv_job *j)
 {
@@ -801,12 +1101,11 @@ srv_job_answer(struct srv_conn *c, struct srv_job *j)
 
 /* Runs on the loop for every step of every job. */
 static void
-srv_job_done(struct dime_pl_pool_job *pj, void *arg)
+srv_job_step(struct srv_job *j)
 {
-	struct srv_job *j = arg;
 	struct srv_conn *c = j->c;
+	int rc;
 
-	(void)pj;
 	if (c->dead) {
 		c->job = NULL;
 		srv_job_free(j);
@@ -830,6 +1129,8 @@ srv_job_done(struct dime_pl_pool_job *pj, void *arg)
 			} else {
 				memcpy(j->recipient, r, n);
 				j->recipient[n] = 0;
+				if (sp != NULL)
+					snprintf(j->rcpt_fp, sizeof(j->rcpt_fp), "%s", sp + 1);
 				at = strchr(j->recipient, '@');
 				if (at == NULL || strcmp(at + 1, j->q->cmd.addr) != 0) {
 					j->a.verdict = DIME_DMTP_V_UNKNOWN_RECIPIENT;
@@ -843,16 +1144,32 @@ srv_job_done(struct dime_pl_pool_job *pj, void *arg)
 		return;
 	}
 	j->stage = j->stage == SRV_PREP ? SRV_ACCEPT : SRV_COMMIT;
-	if (srv_job_queue(j) != DIME_OK) {
+	rc = srv_job_queue(j);
+	if (rc == DIME_E_AGAIN) {
+		srv_wait_add(c); /* the next step waits for room, as a first one does */
+	} else if (rc != DIME_OK) {
 		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
 		srv_job_answer(c, j);
 	}
 }
 
 static void
+srv_job_done(struct dime_pl_pool_job *pj, void *arg)
+{
+	struct srv_job *j = arg;
+	struct dime_server *s = j->c->srv;
+
+	(void)pj;
+	srv_job_step(j);
+	/* A job has left the pool: there may be room for one that waits. */
+	srv_wait_retry(s);
+}
+
+static void
 srv_job_start(struct srv_conn *c, const struct dime_dmtp_query *q)
 {
 	struct srv_job *j = calloc(1, sizeof(*j));
+	int rc;
 
 	if (j == NULL) {
 		struct dime_dmtp_answer a = {.id = q->id, .verdict = DIME_DMTP_V_TEMPFAIL};
@@ -865,14 +1182,15 @@ srv_job_start(struct srv_conn *c, const struct dime_dmtp_query *q)
 	j->q = q;
 	j->stage = q->kind == DIME_DMTP_Q_DATA ? SRV_PREP : SRV_LOOKUP;
 	c->job = j;
-	if (srv_job_queue(j) != DIME_OK) {
-		/* Back-pressure: the pool is full. 451 now; the peer retries. */
+	rc = srv_job_queue(j);
+	if (rc == DIME_E_AGAIN) {
+		srv_wait_add(c);
+	} else if (rc != DIME_OK) {
 		c->job = NULL;
 		j->a.id = q->id;
 		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
 		if (dime_dmtp_sess_answer(c->sess, &j->a) != DIME_OK)
 			dime_dlog(DIME_DLOG_ERROR, "dmtp.answer", "peer=%s rc=invalid", c->ip);
-		dime_dlog(DIME_DLOG_WARNING, "pool.full", "peer=%s", c->ip);
 		srv_job_free(j);
 	}
 }
@@ -903,7 +1221,11 @@ srv_pump(struct srv_conn *c)
 			/* The 220 was queued above, before the handshake; plaintext after STARTTLS
 			 * is dropped (held here, and by io for what it has not delivered). */
 			c->held_len = 0;
-			c->tls = dime_tlsctx_for(c->srv->env.tls, dime_dmtp_sess_tls_host(c->sess));
+			/* The set in force now (SIGHUP): held until the connection ends, since
+			 * the handshake's SNI callback reads it. */
+			dime_tlsctx_free(c->tlsset);
+			c->tlsset = dime_tlsctx_ref(c->srv->env.tls);
+			c->tls = dime_tlsctx_for(c->tlsset, dime_dmtp_sess_tls_host(c->sess));
 			dime_io_conn_set_timeout(c->io, cf->timeout_tls_ms);
 			if (dime_io_conn_start_tls(c->io, c->tls) != DIME_OK)
 				dime_dmtp_sess_tls_done(c->sess, DIME_DMTP_TLS_FAILED);
@@ -932,10 +1254,7 @@ srv_pump(struct srv_conn *c)
 	dime_io_conn_set_timeout(c->io, (dime_dmtp_sess_actions(c->sess) & DIME_DMTP_ACT_DATA)
 					    ? cf->timeout_data_ms
 					    : cf->timeout_cmd_ms);
-	if (c->paused && c->held_len < SRV_HELD_PAUSE) {
-		c->paused = 0;
-		dime_io_conn_pause(c->io, 0);
-	}
+	srv_read_update(c);
 }
 
 static void
@@ -969,10 +1288,7 @@ srv_on_data(void *ctx, const uint8_t *p, size_t n)
 	/* during the greeting pause the unstarted session judges early bytes (554 or hold) */
 	if (c->started || c->greet != NULL)
 		srv_pump(c);
-	if (!c->closing && !c->paused && c->held_len >= SRV_HELD_PAUSE) {
-		c->paused = 1;
-		dime_io_conn_pause(c->io, 1);
-	}
+	srv_read_update(c);
 }
 
 static void
@@ -1057,6 +1373,12 @@ srv_on_close(void *ctx, int err)
 	c->dead = 1;
 	c->closing = 1; /* nothing may touch c->io from here on (drain, a late job) */
 	c->io = NULL;
+	if (c->waiting) {
+		/* Its job never went in: nothing in the pool refers to it. */
+		srv_wait_remove(c);
+		srv_job_free(c->job);
+		c->job = NULL;
+	}
 	if (c->job != NULL) {
 		/* The completion frees the connection (the job borrows its session). A commit is
 		 * not the pool's to cancel (it waits in the group-commit queue) and is never
@@ -1150,7 +1472,8 @@ srv_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len
 		return;
 	}
 	if (c->implicit) {
-		c->tls = dime_tlsctx_for(s->env.tls, NULL);
+		c->tlsset = dime_tlsctx_ref(s->env.tls);
+		c->tls = dime_tlsctx_for(c->tlsset, NULL);
 		dime_io_conn_set_timeout(c->io, cf->timeout_tls_ms);
 		if (dime_io_conn_start_tls(c->io, c->tls) != DIME_OK) {
 			c->closing = 1;
@@ -1172,6 +1495,7 @@ dime_server_new(struct dime_server **out, const struct dime_server_env *env, cha
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return DIME_E_NOMEM;
 	s->env = *env;
+	dime_tlsctx_ref(s->env.tls);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->gc_mu, NULL);
 	pthread_cond_init(&s->gc_idle, NULL);
@@ -1208,6 +1532,8 @@ dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap)
 void
 dime_server_set_tls(struct dime_server *s, struct dime_tlsctx *tls)
 {
+	dime_tlsctx_ref(tls);
+	dime_tlsctx_free(s->env.tls);
 	s->env.tls = tls;
 }
 
@@ -1252,6 +1578,7 @@ dime_server_free(struct dime_server *s)
 		return;
 	for (size_t i = 0; i < s->n_ls; i++)
 		dime_io_listener_close(s->ls[i].io);
+	dime_io_timer_cancel(s->w_timer);
 	/* A committer still finishing its last step uses s. */
 	pthread_mutex_lock(&s->gc_mu);
 	while (s->gc_active)
@@ -1262,5 +1589,6 @@ dime_server_free(struct dime_server *s)
 	while (s->n_stores > 0)
 		dime_store_close(s->stores[--s->n_stores]);
 	pthread_mutex_destroy(&s->mu);
+	dime_tlsctx_free(s->env.tls);
 	free(s);
 }

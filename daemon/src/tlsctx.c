@@ -12,6 +12,7 @@
 #include <openssl/rsa.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,10 @@
 #define TLSCTX_RSA_MIN_BITS 2048
 
 struct dime_tlsctx {
+	/* The loader's reference plus one per holder (the server, each session that may still
+	 * handshake): the servername callback of every context reads this struct, so it must
+	 * outlive any handshake started on one of its contexts. */
+	atomic_uint refs;
 	size_t n;
 	SSL_CTX *ctx[DIME_DCONF_MAX_CERTS]; /* ctx[0]: the default */
 	char name[DIME_DCONF_MAX_CERTS][256];
@@ -155,6 +160,7 @@ dime_tlsctx_new(struct dime_tlsctx **out, const struct dime_dconf *c, char *why,
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return DIME_E_NOMEM;
+	atomic_init(&t->refs, 1);
 	for (size_t i = 0; i < c->n_certs && i < DIME_DCONF_MAX_CERTS; i++) {
 		if ((t->ctx[i] = tlsctx_one(t, &c->certs[i], why, why_cap)) == NULL) {
 			dime_tlsctx_free(t);
@@ -167,10 +173,18 @@ dime_tlsctx_new(struct dime_tlsctx **out, const struct dime_dconf *c, char *why,
 	return DIME_OK;
 }
 
+struct dime_tlsctx *
+dime_tlsctx_ref(struct dime_tlsctx *t)
+{
+	if (t != NULL)
+		atomic_fetch_add(&t->refs, 1);
+	return t;
+}
+
 void
 dime_tlsctx_free(struct dime_tlsctx *t)
 {
-	if (t == NULL)
+	if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < t->n; i++)
 		SSL_CTX_free(t->ctx[i]); /* sessions that hold a reference keep their context */

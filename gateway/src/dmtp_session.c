@@ -458,6 +458,31 @@ sess_smtp_helo(const char *line, size_t n)
 	return which;
 }
 
+/* Spec Part 7: "where an argument is supplied, it is separated from the verb or a previous
+ * argument by a space character": one space, never two, none trailing (a rigid syntax; WIRE.md's
+ * leniency is case and argument synonyms, not whitespace). NOOP's free text is free past the
+ * one space that follows the verb. line[0..n) is a whole line, LF included. */
+static int
+sess_spacing_ok(const char *line, size_t n, int noop)
+{
+	size_t end = n - 1, i = 0;
+
+	if (end > 0 && line[end - 1] == '\r')
+		end--;
+	while (i < end && line[i] != ' ')
+		i++;
+	if (i == end)
+		return 1;
+	if (i + 1 == end || line[i + 1] == ' ')
+		return 0;
+	if (noop)
+		return 1;
+	for (i++; i < end; i++)
+		if (line[i] == ' ' && (i + 1 == end || line[i + 1] == ' '))
+			return 0;
+	return 1;
+}
+
 static void
 sess_line_too_long(struct dime_dmtp_sess *s)
 {
@@ -501,6 +526,13 @@ sess_command(struct dime_dmtp_sess *s, const char *line, size_t n)
 		return;
 	}
 	rc = dime_dmtp_parse(&c, &why, line, n);
+	/* A known verb (parsed, or refused for its arguments) with extra spaces: 501, whatever
+	 * the parser, which tolerates runs of spaces, made of it. */
+	if ((rc == DIME_OK || rc == DIME_E_MALFORMED) &&
+	    !sess_spacing_ok(line, n, rc == DIME_OK && c.verb == DIME_DMTP_NOOP)) {
+		sess_reply(s, 501, "ARGUMENT SYNTAX ERROR: EXTRA WHITESPACE");
+		return;
+	}
 	if (rc == DIME_OK)
 		rc = dime_dmtp_check(&c, &why);
 	if (rc != DIME_OK) {

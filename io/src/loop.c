@@ -29,6 +29,12 @@ loop_clock_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void
+io_loop_clock(struct dime_io_loop *l)
+{
+	l->now_ms = loop_clock_ms();
+}
+
 uint64_t
 dime_io_loop_now_ms(const struct dime_io_loop *l)
 {

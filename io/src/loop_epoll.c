@@ -112,6 +112,7 @@ ep_wait(struct dime_io_loop *l, int timeout_ms)
 	int n, i;
 
 	n = epoll_wait(l->epfd, evs, EP_EVENTS, timeout_ms);
+	io_loop_clock(l);
 	if (n < 0)
 		return errno == EINTR ? DIME_OK : DIME_E_IO;
 	for (i = 0; i < n; i++) {

@@ -160,6 +160,10 @@ extern const struct io_backend dime_io_uring_backend;
 extern const struct io_backend dime_io_epoll_backend;
 
 /* Core entry points the backends call (loop.c). */
+/* Refresh l->now_ms: a backend calls it as its wait returns, before it runs any callback, so
+ * timers armed there (an accepted connection's idle timeout) count from now and not from before
+ * a long idle wait, which made them fire at once. */
+void io_loop_clock(struct dime_io_loop *l);
 void io_conn_rx(struct dime_io_conn *c, const uint8_t *p, size_t n);
 void io_conn_fail(struct dime_io_conn *c, int err); /* err 0: peer closed */
 void io_conn_eof(struct dime_io_conn *c);	    /* the peer closed: flush, then close */

@@ -208,6 +208,7 @@ uring_wait(struct dime_io_loop *l, int timeout_ms)
 	r = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, timeout_ms >= 0 ? &ts : NULL, NULL);
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
 		return DIME_E_IO;
+	io_loop_clock(l);
 	io_uring_for_each_cqe(&l->ring, head, cqe)
 	{
 		seen++;

@@ -77,9 +77,26 @@ static const char *const store_migration_v4[] = {
     NULL,
 };
 
+/* v5: origin signets a MAIL named and that could not be had (spec Part 7 MAIL: 470, then 570
+ * after 72 hours of failures; forgotten after a further 72 hours without a reference): when the
+ * first failure was, when the last reference. The index on last serves the forgetting. */
+static const char *const store_migration_v5[] = {
+    "CREATE TABLE origin_fail ("
+    " domain TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " first INTEGER NOT NULL,"
+    " last INTEGER NOT NULL,"
+    " PRIMARY KEY (domain, fingerprint)"
+    ") WITHOUT ROWID",
+    "CREATE INDEX origin_fail_last ON origin_fail (last)",
+    "PRAGMA user_version = 5",
+    NULL,
+};
+
 /* v3: the secrets meta table (seal.c); key rows still in plaintext are sealed by dime_seal_new. */
 static const char *const *const store_migrations[] = {store_migration_v1, store_migration_v2,
-						      dime_seal_migration, store_migration_v4};
+						      dime_seal_migration, store_migration_v4,
+						      store_migration_v5};
 #define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 void
@@ -1178,6 +1195,144 @@ dime_store_seen_del(struct dime_store *st, const uint8_t hash[DIME_STORE_SEEN_BY
 
 	DIME_ASSERT(st != NULL && hash != NULL);
 	src = store_seen_exec(st, "DELETE FROM seen WHERE hash = ?1", hash, 0, 0, &changes);
+	if (src != SQLITE_OK)
+		return store_err(src);
+	return changes > 0 ? DIME_OK : DIME_E_NOTFOUND;
+}
+
+/* Bind (domain, fingerprint, a, b) to ?1..?4 (unused ones ignored) and step once. Returns: a
+ * SQLite code (SQLITE_ROW with *col0 the first column, else SQLITE_OK); *changes the rows
+ * changed. */
+static int
+store_origin_exec(struct dime_store *st, const char *sql, const char *domain, const char *fp,
+		  int64_t a, int64_t b, int64_t *col0, int *changes)
+{
+	sqlite3_stmt *stmt = NULL;
+	int src, np;
+
+	*changes = 0;
+	if ((src = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL)) != SQLITE_OK)
+		goto out;
+	np = sqlite3_bind_parameter_count(stmt);
+	if ((np >= 1 &&
+	     (src = sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC)) != SQLITE_OK) ||
+	    (np >= 2 && (src = sqlite3_bind_text(stmt, 2, fp, -1, SQLITE_STATIC)) != SQLITE_OK) ||
+	    (np >= 3 && (src = sqlite3_bind_int64(stmt, 3, a)) != SQLITE_OK) ||
+	    (np >= 4 && (src = sqlite3_bind_int64(stmt, 4, b)) != SQLITE_OK))
+		goto out;
+	src = sqlite3_step(stmt);
+	if (src == SQLITE_ROW && col0 != NULL)
+		*col0 = sqlite3_column_int64(stmt, 0);
+	if (src == SQLITE_DONE) {
+		src = SQLITE_OK;
+		*changes = sqlite3_changes(st->db);
+	}
+out:
+	(void)sqlite3_finalize(stmt);
+	return src;
+}
+
+static int
+store_origin_args_ok(const char *domain, const char *fp)
+{
+	return domain != NULL && fp != NULL && domain[0] != 0 && fp[0] != 0 &&
+	       strlen(domain) < 256 && strlen(fp) < 88;
+}
+
+int
+dime_store_origin_fail(struct dime_store *st, int64_t *first, const char *domain, const char *fp,
+		       int64_t now)
+{
+	int src, changes, own_tx = 0, rc;
+	int64_t n = 0;
+
+	DIME_ASSERT(st != NULL && first != NULL);
+	*first = 0;
+	if (!store_origin_args_ok(domain, fp))
+		return DIME_E_INVALID;
+	if (!st->in_tx) {
+		if ((rc = dime_store_begin(st)) != DIME_OK)
+			return rc;
+		own_tx = 1;
+	}
+	/* Forget what has not been referenced for DIME_STORE_ORIGIN_FORGET_S. */
+	src = store_origin_exec(st, "DELETE FROM origin_fail WHERE last < ?3", NULL, NULL,
+				now - DIME_STORE_ORIGIN_FORGET_S, 0, NULL, &changes);
+	if (src != SQLITE_OK)
+		goto fail;
+	src = store_origin_exec(st,
+				"UPDATE origin_fail SET last = max(last, ?3) "
+				"WHERE domain = ?1 AND fingerprint = ?2",
+				domain, fp, now, 0, NULL, &changes);
+	if (src != SQLITE_OK)
+		goto fail;
+	if (changes == 0) {
+		/* A new entry; the table is bounded, so a peer naming random fingerprints cannot
+		 * grow it without limit (past the bound the failure is not recorded: 470). */
+		src = store_origin_exec(st, "SELECT count(*) FROM origin_fail", NULL, NULL, 0, 0,
+					&n, &changes);
+		if (src != SQLITE_ROW)
+			goto fail;
+		if (n >= DIME_STORE_ORIGIN_MAX) {
+			rc = DIME_E_LIMIT;
+			goto out;
+		}
+		src =
+		    store_origin_exec(st,
+				      "INSERT INTO origin_fail (domain, fingerprint, first, last) "
+				      "VALUES (?1, ?2, ?3, ?3)",
+				      domain, fp, now, 0, NULL, &changes);
+		if (src != SQLITE_OK)
+			goto fail;
+		*first = now;
+		rc = DIME_OK;
+		goto out;
+	}
+	src = store_origin_exec(
+	    st, "SELECT first FROM origin_fail WHERE domain = ?1 AND fingerprint = ?2", domain, fp,
+	    0, 0, first, &changes);
+	if (src != SQLITE_ROW)
+		goto fail;
+	rc = DIME_OK;
+	goto out;
+fail:
+	rc = store_err(src);
+out:
+	if (own_tx) {
+		if (rc == DIME_OK || rc == DIME_E_LIMIT) {
+			int crc = dime_store_commit(st);
+
+			if (crc != DIME_OK)
+				rc = crc;
+		} else {
+			dime_store_rollback(st);
+		}
+	}
+	if (rc != DIME_OK)
+		*first = 0;
+	return rc;
+}
+
+int
+dime_store_origin_clear(struct dime_store *st, const char *domain, const char *fp)
+{
+	int src, changes;
+	int64_t one = 0;
+
+	DIME_ASSERT(st != NULL);
+	if (!store_origin_args_ok(domain, fp))
+		return DIME_E_INVALID;
+	/* A read first: the usual case (nothing recorded) takes no write lock. */
+	src = store_origin_exec(st,
+				"SELECT 1 FROM origin_fail WHERE domain = ?1 AND fingerprint = ?2",
+				domain, fp, 0, 0, &one, &changes);
+	if (src == SQLITE_OK)
+		return DIME_E_NOTFOUND;
+	if (src != SQLITE_ROW)
+		return store_err(src);
+	src =
+	    store_origin_exec(st, "DELETE FROM origin_fail WHERE domain = ?1 AND fingerprint = ?2",
+			      domain, fp, 0, 0, NULL, &changes);
 	if (src != SQLITE_OK)
 		return store_err(src);
 	return changes > 0 ? DIME_OK : DIME_E_NOTFOUND;

@@ -23,6 +23,26 @@ ORGFP=$("$DIME" --store var/dime.db store list 2>/dev/null |
 	awk '$1=="alpha.example" && $2=="org-signet" {print $6}')
 BOBFP=$("$DIME" --store var/dime.db store list 2>/dev/null |
 	awk '$1=="bob@alpha.example" && $2=="user-signet" {print $6}')
+# 586: messages to carol encrypted to her first signet, which a rotation then replaced 31 days
+# ago (the stale threshold is 30 days: DIME_SERVER_STALE_S). The store's created time of the
+# second version is moved back with python3's sqlite3 (the store is a plain SQLite file).
+STALE=
+if command -v python3 >/dev/null && "$DIME" --store var/dime.db user create carol@alpha.example >/dev/null 2>&1; then
+	for b in uring epoll; do
+		printf 'From: alice@alpha.example\r\nTo: carol@alpha.example\r\nSubject: old %s\r\n\r\nhi\r\n' "$b" |
+			"$DIME" --store var/dime.db msg wrap --from alice@alpha.example \
+				--to carol@alpha.example --origin-sign >"stale-$b.dime" || fail "wrap stale-$b"
+	done
+	"$DIME" --store var/dime.db user create carol@alpha.example --rotate >/dev/null 2>&1 &&
+		python3 - <<'PY' && STALE=1 || fail "cannot age carol's second signet"
+import sqlite3, time
+db = sqlite3.connect("var/dime.db")
+n = db.execute("UPDATE objects SET created = ? WHERE ident = 'carol@alpha.example' AND kind = 1789 AND version = 2",
+               (int(time.time()) - 31 * 86400,)).rowcount
+db.commit()
+assert n == 1
+PY
+fi
 mail() { printf 'From: alice@alpha.example\r\nTo: bob@alpha.example\r\nSubject: %s\r\n\r\nhello\r\n' "$1"; }
 # wrap NAME SUBJECT [--origin-sign]: a message from alice to bob (a new one per backend run, so
 # that the duplicate table of the first run does not answer for the second).
@@ -58,6 +78,41 @@ EOF
 printf 'listen = 127.0.0.1:0 dmtp\nbogus_key = 1\n' >bad.conf
 out=$("$DIMED" --check-config --config bad.conf 2>&1) && fail "--check-config accepted bad.conf"
 grep -q 'bad.conf:2: bogus_key' <<<"$out" || fail "--check-config: $out"
+
+# burst.py PORT ORGFP MSG...: one TLS session per MSG, each up to its DATA's 354; then every
+# session sends its message at the same moment (a barrier) and prints "MSG <reply line>".
+cat >burst.py <<'PY'
+import socket, ssl, sys, threading
+port, fp, msgs = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+ctx.set_ciphers("ECDHE-RSA-AES256-GCM-SHA384")
+bar = threading.Barrier(len(msgs), timeout=30)
+lock = threading.Lock()
+def run(path):
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="x")
+    f = t.makefile("rb")
+    rd = lambda: f.readline().decode().rstrip("\n")
+    rd()
+    t.sendall(b"EHLO <c.example>\n"); rd(); rd()
+    for c in ("MAIL FROM=<alpha.example> FINGERPRINT=[%s]\n" % fp,
+              "RCPT TO=<alpha.example> FINGERPRINT=[%s]\n" % fp, "DATA\n"):
+        t.sendall(c.encode()); rd()
+    body = "".join("." + l if l.startswith(".") else l for l in open(path).read().splitlines(True))
+    if not body.endswith("\n"):
+        body += "\n"
+    bar.wait()
+    t.sendall((body + ".\n").encode())
+    r = rd()
+    with lock:
+        print(path, r, flush=True)
+    t.sendall(b"QUIT\n"); rd(); t.close()
+ts = [threading.Thread(target=run, args=(m,)) for m in msgs]
+for x in ts: x.start()
+for x in ts: x.join()
+PY
 
 PID=
 stop_dimed() {
@@ -112,6 +167,13 @@ for BACKEND in uring epoll; do
 		{ [ "$BACKEND" = uring ] && grep -q "backend=epoll" dimed.log && echo "io_uring unavailable: epoll ran"; } ||
 		fail "backend $BACKEND not used: $(grep dimed.start dimed.log)"
 
+	# ---- a client that arrives after the loop sat idle longer than timeout_cmd (2 s) is
+	# served: its idle timer counts from its accept, not from before the loop's wait (it got
+	# 421 TIMEOUT at once) ----
+	sleep 2.5
+	out=$(plain "NOOP\nQUIT\n")
+	has after-idle "$out" '^220 [^\n]*\n250 OK\n221 BYE'
+
 	# ---- global commands, every signet reply ----
 	out=$(dmtp "EHLO <c.example>\nMODE\nNOOP hello\nHELP\nVERB\nRSET\nSGNT FOR=<alpha.example>\nSGNT FOR=<bob@alpha.example>\nHIST FOR=<bob@alpha.example>\nVRFY FOR=<alpha.example> FINGERPRINT=[$ORGFP]\nVRFY FOR=<bob@alpha.example> FINGERPRINT=[$BOBFP]\nSGNT FOR=<nobody@alpha.example>\nSGNT FOR=<gamma.example>\nQUIT\n")
 	has banner "$out" '^220 <mx.alpha.example> DMTP'
@@ -141,6 +203,32 @@ for BACKEND in uring epoll; do
 	has resend "$out" "255 DUPLICATE=\\Q$id1\\E"
 	sleep 0.5
 	[ "$(count_mail)" = 1 ] || fail "resend [$BACKEND]: $(count_mail) messages delivered, want 1"
+
+	# ---- group commit: 12 senders hold their DATA open, then all send at once (a barrier):
+	# 6 copies of one message and 6 of another. Each message gets exactly one 254 and five 255
+	# (a copy in the same group as the first is a duplicate, not 451), and a group of more than
+	# one commit formed (the spool.group log line counts them) ----
+	if command -v python3 >/dev/null; then
+		wrap m6.dime "same one $BACKEND" --origin-sign
+		wrap m7.dime "same two $BACKEND" --origin-sign
+		out=$(timeout 60 python3 "$W/burst.py" "$P1" "$ORGFP" m6.dime m6.dime m6.dime m6.dime \
+			m6.dime m6.dime m7.dime m7.dime m7.dime m7.dime m7.dime m7.dime 2>&1)
+		for m in m6.dime m7.dime; do
+			n254=$(grep -c "^$m 254 " <<<"$out")
+			n255=$(grep -c "^$m 255 " <<<"$out")
+			[ "$n254" = 1 ] && [ "$n255" = 5 ] ||
+				fail "same message x6 [$BACKEND]: $m: $n254 x 254, $n255 x 255; want 1 and 5: $out"
+		done
+		grep -qE 'event=spool.group n=([2-9]|[0-9]{2,})' dimed.log ||
+			fail "group commit [$BACKEND]: no group of more than one commit: $(grep -o 'spool.group n=[0-9]*' dimed.log | sort | uniq -c | tr '\n' ' ')"
+	fi
+
+	# ---- 586: encrypted to a user signet replaced more than the stale threshold ago; not
+	# delivered ----
+	if [ -n "$STALE" ]; then
+		out=$(dmtp "$(txn)\n$(stuffed "stale-$BACKEND.dime")\n.\nQUIT\n")
+		has stale-586 "$out" '586 INVALID RECIPIENT SIGNET\n221 BYE'
+	fi
 
 	# ---- DATA verdicts and sequence errors ----
 	out=$(dmtp "$(txn)\n$(stuffed m3.dime)\n.\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nDATA\nnot a message\n.\nDATA\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<gamma.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<gamma.example> FINGERPRINT=[$ORGFP]\nMAIL FROM=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nRCPT TO=<alpha.example> FINGERPRINT=[$ORGFP]\nQUIT\n")
@@ -201,6 +289,54 @@ for BACKEND in uring epoll; do
 		-starttls smtp -tls1_2 -quiet 2>/dev/null)
 	has smtp-tls "$out" '250 OK ESMTP <mx.alpha.example>\n250 OK ESMTP\n503 INVALID COMMAND SEQUENCE: TLS ALREADY ACTIVE\n221 BYE'
 
+	# ---- P11 STARTTLS injection (CVE-2011-0411): commands pipelined behind STARTTLS in the
+	# same write are dropped, never run after the handshake. The client writes the STARTTLS
+	# line and the injected ones in one send, reads the 220, then does the handshake: over TLS
+	# only the greeting (250 OK <mode>) and the QUIT's 221 may come ----
+	if command -v python3 >/dev/null; then
+		for first in 'STARTTLS <dmtp.alpha.example> MODE=DMTP\nRSET\nNOOP injected\nSGNT FOR=<alpha.example>\n' \
+			'STARTTLS\r\nRSET\r\nQUIT\r\n'; do
+			out=$(timeout 20 python3 - "$P2" "$first" <<'PY'
+import socket, ssl, sys
+port, first = int(sys.argv[1]), sys.argv[2].encode().decode("unicode_escape").encode()
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+f.readline()                      # the banner
+s.sendall(first)                  # STARTTLS and the injected lines: one write
+print("plain:", f.readline().decode().rstrip("\n"))
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+ctx.set_ciphers("ECDHE-RSA-AES256-GCM-SHA384")
+t = ctx.wrap_socket(s, server_hostname="dmtp.alpha.example")
+t.settimeout(5)
+buf = b""
+try:
+    while not buf.endswith(b"\n"):   # the greeting after the handshake
+        d = t.recv(4096)
+        if not d:
+            break
+        buf += d
+    t.sendall(b"QUIT\n")
+    while True:
+        d = t.recv(4096)
+        if not d:
+            break
+        buf += d
+except (OSError, ssl.SSLError):
+    pass
+for line in buf.decode(errors="replace").splitlines():
+    print("tls:", line)
+PY
+)
+			has "injection-220" "$out" '^plain: 220 READY TO START TLS\n'
+			has "injection" "$out" '\ntls: 250 OK (DMTP|ESMTP) <mx.alpha.example>\ntls: 221 BYE\n?$'
+		done
+	else
+		echo "no python3: STARTTLS injection end to end not run"
+	fi
+
 	# ---- the dime dmtp client: implicit TLS, and the dual port elevated by STARTTLS <host>
 	# MODE=DMTP (P13: HELO forgotten, EHLO list without DMTP/STARTTLS after TLS) ----
 	out=$("$DIME" --store var/dime.db dmtp sgnt bob@alpha.example --to "127.0.0.1:$P1" 2>&1)
@@ -212,6 +348,63 @@ for BACKEND in uring epoll; do
 	out=$(printf 'STARTTLS <dmtp.alpha.example> MODE=DMTP\nMODE\nMAIL FROM=<alpha.example> FINGERPRINT=[%s]\nSTARTTLS <x.example> MODE=DMTP\nQUIT\n' \
 		"$ORGFP" | "$DIME" dmtp raw --to "127.0.0.1:$P2" --starttls dmtp.alpha.example 2>/dev/null)
 	has raw-twice "$out" '503 INVALID COMMAND SEQUENCE'
+
+	# ---- TLS contexts live while a session uses them: two sessions open across two SIGHUPs
+	# (one past its handshake, one still before its ClientHello, whose SNI callback runs on
+	# the set two reloads back) each complete a transaction ----
+	if command -v python3 >/dev/null; then
+		wrap m4.dime "hup one $BACKEND" --origin-sign
+		wrap m5.dime "hup two $BACKEND" --origin-sign
+		rm -f hup.ready
+		timeout 30 python3 - "$P1" "$ORGFP" m4.dime m5.dime >hup.out 2>&1 <<'PY' &
+import os, socket, ssl, sys, time
+port, fp, m4, m5 = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+ctx.set_ciphers("ECDHE-RSA-AES256-GCM-SHA384")
+def txn(t, path):
+    f = t.makefile("rb")
+    def cmd(line):
+        t.sendall(line.encode())
+        return f.readline().decode().rstrip("\n")
+    body = "".join("." + l if l.startswith(".") else l for l in open(path).read().splitlines(True))
+    out = [cmd("EHLO <c.example>\n")]
+    out.append(f.readline().decode().rstrip("\n"))
+    out.append(cmd("MAIL FROM=<alpha.example> FINGERPRINT=[%s]\n" % fp))
+    out.append(cmd("RCPT TO=<alpha.example> FINGERPRINT=[%s]\n" % fp))
+    out.append(cmd("DATA\n"))
+    out.append(cmd(body + ("" if body.endswith("\n") else "\n") + ".\n"))
+    return out
+a = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="dmtp.alpha.example")
+print("a banner:", a.makefile("rb").readline().decode().rstrip())
+b = socket.create_connection(("127.0.0.1", port))   # no ClientHello yet
+time.sleep(0.3)
+open("hup.ready", "w").close()
+while not os.path.exists("hup.done"):
+    time.sleep(0.05)
+b = ctx.wrap_socket(b, server_hostname="dmtp.alpha.example")
+print("b banner:", b.makefile("rb").readline().decode().rstrip())
+for name, t, m in (("a", a, m4), ("b", b, m5)):
+    for line in txn(t, m):
+        print(name, line)
+PY
+		hpid=$!
+		for _ in $(seq 100); do [ -e hup.ready ] && break; sleep 0.05; done
+		kill -HUP "$PID"
+		sleep 0.5
+		kill -HUP "$PID"
+		sleep 0.5
+		touch hup.done
+		wait "$hpid"
+		rm -f hup.done hup.ready
+		out=$(cat hup.out)
+		has hup-a "$out" 'a 254 ACCEPTED=[A-Za-z0-9+/]{86}'
+		has hup-b "$out" 'b banner: 220 <mx.alpha.example> DMTP.*b 254 ACCEPTED=[A-Za-z0-9+/]{86}'
+		[ "$(grep -c 'event=dimed.reload result=ok' dimed.log)" -ge 2 ] ||
+			fail "hup [$BACKEND]: two reloads not logged"
+	fi
 
 	# ---- SIGHUP with a bad configuration keeps the old one; dimed keeps serving ----
 	cp t.conf t.conf.good
@@ -248,6 +441,41 @@ for BACKEND in uring epoll; do
 	has polite-quit "$out" '221 BYE'
 	out=$(dmtp "NOOP\nQUIT\n") # s_client writes right after the handshake: early on the TLS port
 	has early-tls "$out" '^554 '
+	stop_dimed
+	cp t.conf.good t.conf
+
+	# ---- back-pressure: two workers, a pool queue of one, 8 clients pipelining 40 SGNT each.
+	# A job the full pool refuses waits (reading stopped, its bytes kept) and goes in when
+	# there is room: every command is answered, none with 451 ----
+	sed -e 's/^workers = 2$/workers = 2\nqueue_max = 1/' t.conf.good >t.conf
+	start_dimed
+	pids=()
+	for i in $(seq 8); do
+		{ for _ in $(seq 40); do printf 'SGNT FOR=<alpha.example>\n'; done; printf 'QUIT\n'; } |
+			timeout 60 openssl s_client -connect "127.0.0.1:$P1" -tls1_2 -quiet \
+				>"bp$i.out" 2>/dev/null &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	n=$(cat bp*.out | grep -c '^270 OK')
+	[ "$n" = 320 ] || fail "back-pressure [$BACKEND]: $n of 320 SGNT answered 270"
+	! grep -q '^451' bp*.out || fail "back-pressure [$BACKEND]: 451 $(cat bp*.out | grep -c "^451") times"
+	grep -q 'event=pool.full.*action=pause' dimed.log ||
+		fail "back-pressure [$BACKEND]: the pool was never full (nothing tested)"
+	rm -f bp*.out
+	# DATA under the same pressure (the ACCEPT lane and the commit queue, bounded by queue_max
+	# too): 8 concurrent transactions, each one 254, none 451.
+	pids=()
+	for i in $(seq 8); do
+		wrap "bq$i.dime" "bounded $i $BACKEND" --origin-sign
+		(txn; stuffed "bq$i.dime"; printf '.\nQUIT\n') | timeout 60 openssl s_client \
+			-connect "127.0.0.1:$P1" -tls1_2 -quiet >"bq$i.out" 2>/dev/null &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	n=$(cat bq*.out | grep -c '^254 ')
+	[ "$n" = 8 ] || fail "DATA under back-pressure [$BACKEND]: $n of 8 answered 254: $(cat bq*.out | grep -v '^2[25]0')"
+	rm -f bq*
 	stop_dimed
 	cp t.conf.good t.conf
 done

@@ -14,6 +14,7 @@
 #include "tlib.h"
 
 static const char *cli = DIME_CLI;
+static int64_t now_s = 2000000000; /* the lookups' clock: the origin tests age it */
 
 struct fps {
 	char full[4][DIME_FP_B64_LEN + 1], core[4][DIME_FP_B64_LEN + 1];
@@ -78,7 +79,7 @@ check(struct dime_store *st, const char *line, enum dime_dmtp_verdict want, cons
 	case DIME_DMTP_HIST: q.kind = DIME_DMTP_Q_HIST; break;
 	default: q.kind = DIME_DMTP_Q_VRFY; break;
 	}
-	rc = dime_server_lookup(st, &a, &armor, &q);
+	rc = dime_server_lookup(st, &a, &armor, &q, now_s);
 	T_CHECK(rc == DIME_OK && a.id == 42, "%s: rc %d", line, rc);
 	T_CHECK(a.verdict == want, "%s: got verdict %d, want %d", line, (int)a.verdict, (int)want);
 	T_CHECK((armor != NULL) == (want_fp != NULL) && a.armor == armor, "%s: armor %s", line,
@@ -270,6 +271,137 @@ out:
 	dime_pl_dir_close(dir);
 }
 
+/* Put alpha's org signet under ident (its last byte flipped when tamper: the full signature
+ * then fails) with fingerprint fp, in state. Returns: the row id, or -1. */
+static int64_t
+put_org_as(struct dime_store *st, const char *ident, const char *fp, int tamper,
+	   enum dime_store_state state)
+{
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	struct dime_store_row row;
+	int64_t id = -1;
+
+	if (dime_store_get(st, &blob, &len, NULL, "alpha.example", DIME_STORE_ORG_SIGNET, 0) !=
+		DIME_OK ||
+	    len == 0)
+		goto out;
+	if (tamper)
+		blob[len - 1] ^= 0x01;
+	if (dime_store_put(st, NULL, ident, DIME_STORE_ORG_SIGNET, blob, len, 0, 0, fp) !=
+		DIME_OK ||
+	    dime_store_find(st, &row, ident, DIME_STORE_ORG_SIGNET, blob, len) != DIME_OK ||
+	    dime_store_set_state(st, row.rowid, state) != DIME_OK)
+		goto out;
+	id = row.rowid;
+out:
+	free(blob);
+	if (id < 0)
+		t_fail("cannot store an org signet as %s", ident);
+	return id;
+}
+
+static void
+mail_at(struct dime_store *st, const char *domain, const char *fp, int64_t at,
+	enum dime_dmtp_verdict want)
+{
+	char line[1024];
+
+	now_s = at;
+	snprintf(line, sizeof(line), "MAIL FROM=<%s> FINGERPRINT=[%s]\n", domain, fp);
+	check(st, line, want, NULL, 0);
+}
+
+/* MAIL's origin codes (spec Part 7, MAIL): 470, then 570 after 72 hours of failures for the
+ * same (domain, fingerprint), forgotten 72 hours after its last reference; 575 for a signet
+ * held only as pending, or one that no longer verifies; a 250 clears the failures. */
+static void
+test_origin(struct dime_store *st, const struct fps *org, const struct fps *bob)
+{
+	const int64_t h = 3600, t0 = 2000000000;
+	int64_t row;
+
+	mail_at(st, "gamma.example", bob->full[1], t0, DIME_DMTP_V_ORIGIN_TEMP);
+	mail_at(st, "gamma.example", bob->full[1], t0 + 71 * h, DIME_DMTP_V_ORIGIN_TEMP);
+	mail_at(st, "gamma.example", bob->full[1], t0 + 72 * h - 1, DIME_DMTP_V_ORIGIN_TEMP);
+	mail_at(st, "gamma.example", bob->full[1], t0 + 72 * h, DIME_DMTP_V_ORIGIN_PERM);
+	/* another fingerprint of the same domain has its own clock */
+	mail_at(st, "gamma.example", bob->core[1], t0 + 72 * h, DIME_DMTP_V_ORIGIN_TEMP);
+	/* still referenced within 72 hours: still 570 */
+	mail_at(st, "gamma.example", bob->full[1], t0 + 140 * h, DIME_DMTP_V_ORIGIN_PERM);
+	/* 72 hours and a second without a reference: forgotten, a fresh 470 */
+	mail_at(st, "gamma.example", bob->full[1], t0 + 212 * h + 1, DIME_DMTP_V_ORIGIN_TEMP);
+	mail_at(st, "gamma.example", bob->full[1], t0 + 250 * h, DIME_DMTP_V_ORIGIN_TEMP);
+	mail_at(st, "gamma.example", bob->full[1], t0 + 284 * h + 1, DIME_DMTP_V_ORIGIN_PERM);
+
+	/* 575: the fingerprint only as a pending signet; a stored signet that fails to verify
+	 * (named, or the domain's latest when the fingerprint is unknown) */
+	put_org_as(st, "pending.example", org->full[0], 0, DIME_STORE_PENDING);
+	mail_at(st, "pending.example", org->full[0], t0, DIME_DMTP_V_ORIGIN_INVALID);
+	mail_at(st, "pending.example", org->core[0], t0, DIME_DMTP_V_ORIGIN_INVALID);
+	mail_at(st, "pending.example", bob->full[0], t0, DIME_DMTP_V_ORIGIN_TEMP);
+	put_org_as(st, "tampered.example", org->full[0], 1, DIME_STORE_VERIFIED);
+	mail_at(st, "tampered.example", org->full[0], t0, DIME_DMTP_V_ORIGIN_INVALID);
+	mail_at(st, "tampered.example", bob->full[0], t0, DIME_DMTP_V_ORIGIN_INVALID);
+
+	/* a signet that arrives ends the failures: 250, and a later failure starts afresh */
+	mail_at(st, "delta.example", org->full[0], t0, DIME_DMTP_V_ORIGIN_TEMP);
+	mail_at(st, "delta.example", org->full[0], t0 + 40 * h, DIME_DMTP_V_ORIGIN_TEMP);
+	mail_at(st, "delta.example", org->full[0], t0 + 73 * h, DIME_DMTP_V_ORIGIN_PERM);
+	row = put_org_as(st, "delta.example", org->full[0], 0, DIME_STORE_VERIFIED);
+	mail_at(st, "delta.example", org->full[0], t0 + 74 * h, DIME_DMTP_V_OK);
+	T_CHECK(row >= 0 && dime_store_delete(st, row) == DIME_OK, "delete delta's signet");
+	mail_at(st, "delta.example", org->full[0], t0 + 75 * h, DIME_DMTP_V_ORIGIN_TEMP);
+	now_s = t0;
+}
+
+static int
+row_created(const struct dime_store_row *row, void *arg)
+{
+	int64_t *created = arg;
+
+	if (row->version >= 1 && row->version <= 4)
+		created[row->version - 1] = row->created;
+	return 0;
+}
+
+/* 586: a user signet version replaced more than DIME_SERVER_STALE_S ago is stale; the current
+ * one, one replaced less long ago, and a fingerprint or recipient not stored are not. */
+static void
+test_stale(struct dime_store *st, const struct fps *org, const struct fps *bob)
+{
+	static const struct {
+		const char *rcpt;
+		int fp; /* 0: bob's v1 crypto fp, 1: v2's, 2: the org's */
+		int64_t after;
+		int want;
+	} cases[] = {
+	    {"bob@alpha.example", 0, DIME_SERVER_STALE_S + 1, 1},
+	    {"bob@alpha.example", 0, DIME_SERVER_STALE_S, 0},
+	    {"bob@alpha.example", 0, 0, 0},
+	    {"bob@alpha.example", 1, 10 * (int64_t)DIME_SERVER_STALE_S, 0},
+	    {"bob@alpha.example", 2, 10 * (int64_t)DIME_SERVER_STALE_S, 0},
+	    {"eve@alpha.example", 0, 10 * (int64_t)DIME_SERVER_STALE_S, 0},
+	};
+	int64_t created[4] = {0};
+	int stale = -1, rc;
+
+	if (dime_store_list(st, "bob@alpha.example", DIME_STORE_USER_SIGNET, row_created,
+			    created) != DIME_OK ||
+	    created[1] == 0) {
+		t_fail("bob's versions");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *fp = cases[i].fp == 2 ? org->core[0] : bob->core[cases[i].fp];
+
+		rc = dime_server_rcpt_stale(st, &stale, cases[i].rcpt, fp,
+					    created[1] + cases[i].after);
+		T_CHECK(rc == DIME_OK && stale == cases[i].want,
+			"stale case %zu: got rc %d stale %d, want %d", i, rc, stale, cases[i].want);
+	}
+}
+
 int
 main(void)
 {
@@ -367,6 +499,9 @@ main(void)
 	snprintf(line, sizeof(line), "RCPT TO=<gamma.example> FINGERPRINT=[%s]\n", org.full[0]);
 	check(st, line, DIME_DMTP_V_RCPT_INVALID, NULL, 0);
 
+	test_origin(st, &org, &bob);
+	test_stale(st, &org, &bob);
+
 	/* DATA is not a lookup */
 	{
 		struct dime_dmtp_query q;
@@ -375,7 +510,8 @@ main(void)
 
 		memset(&q, 0, sizeof(q));
 		q.kind = DIME_DMTP_Q_DATA;
-		T_CHECK(dime_server_lookup(st, &a, &armor, &q) == DIME_E_INVALID && armor == NULL,
+		T_CHECK(dime_server_lookup(st, &a, &armor, &q, now_s) == DIME_E_INVALID &&
+			    armor == NULL,
 			"DATA query looked up");
 	}
 	dime_store_close(st);

@@ -231,6 +231,21 @@ main(void)
 		SSL_CTX_free(cctx);
 		ERR_clear_error();
 	}
+	{
+		/* References (SIGHUP): the loader drops its own while a session still holds one;
+		 * the set keeps serving an SNI handshake (its callback reads the set), and the
+		 * holder's drop frees it (ASan sees a use after free or a leak otherwise). */
+		struct dime_tlsctx *held = dime_tlsctx_ref(t);
+
+		T_CHECK(held == t, "ref returns another set");
+		dime_tlsctx_free(t);
+		T_CHECK(t_handshake(dime_tlsctx_for(held, NULL), TLS1_2_VERSION, NULL,
+				    "sni.example.org", cn, sizeof(cn), NULL, NULL) &&
+			    strcmp(cn, "sni.example.org") == 0,
+			"SNI after the loader's free: got CN %s", cn);
+		T_CHECK(dime_tlsctx_ref(NULL) == NULL, "ref of NULL");
+		t = held;
+	}
 	dime_tlsctx_free(t);
 	t = NULL;
 

@@ -110,7 +110,7 @@ test_open_modes(void)
 		stmt = NULL;
 		if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
 		    sqlite3_step(stmt) == SQLITE_ROW)
-			T_CHECK(sqlite3_column_int(stmt, 0) == 4, "user_version: got %d, want 4",
+			T_CHECK(sqlite3_column_int(stmt, 0) == 5, "user_version: got %d, want 5",
 				sqlite3_column_int(stmt, 0));
 		else
 			t_fail("user_version query: %s", sqlite3_errmsg(raw));
@@ -517,8 +517,8 @@ test_settings(void)
 	int rc = dime_store_settings(st, &set);
 
 	T_CHECK(rc == DIME_OK && set.synchronous == 2 && set.secure_delete == 1 &&
-		    set.schema_version == 4 && set.busy_ms >= 5000,
-		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 4 >=5000",
+		    set.schema_version == 5 && set.busy_ms >= 5000,
+		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 5 >=5000",
 		rc, set.synchronous, set.secure_delete, set.schema_version, set.busy_ms);
 	dime_store_close(st);
 }

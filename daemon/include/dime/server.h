@@ -32,7 +32,7 @@ struct dime_server_env {
 	unsigned accept_lane; /* a lane of pool running DIME_PL_MSG_ACCEPT over the store */
 	struct dime_spool *spool;
 	struct dime_deliver *deliver; /* kicked after each spooled message; may be NULL */
-	struct dime_tlsctx *tls;
+	struct dime_tlsctx *tls;      /* the server takes its own reference (dime_tlsctx_ref) */
 };
 
 /* Bind and listen on every conf->listen (port 0: an ephemeral one).
@@ -42,7 +42,10 @@ DIME_MUST_CHECK int dime_server_new(struct dime_server **out, const struct dime_
 				    char *why, size_t why_cap);
 /* The bound ports, in conf->listen order. Returns: how many were written (at most cap). */
 size_t dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap);
-/* New sessions use tls from now on (SIGHUP); sessions in progress keep their context. */
+/* New sessions use tls from now on (SIGHUP); sessions in progress keep their context. The
+ * server takes its own reference to tls (and dime_server_new to env->tls), and each session to
+ * the set it handshakes with, so the caller may drop its reference to a replaced set at once
+ * (dime_tlsctx_free): the set lives until the last session using it ends. */
 void dime_server_set_tls(struct dime_server *s, struct dime_tlsctx *tls);
 /* Stop accepting; idle sessions get 421 now, busy ones after their transaction; idle(arg) runs
  * on the loop once no connection is left. */
@@ -53,10 +56,17 @@ size_t dime_server_n_conns(const struct dime_server *s);
  * callback): a connection lives until its last pool job has completed. NULL-safe. */
 void dime_server_free(struct dime_server *s);
 
-/* Answer q (ORIGIN, RCPT, SGNT, HIST or VRFY) from st. Blocking (SQLite): call it on a pool
- * worker, never a loop thread. The rules (docs/dimed.md, "Lookups"):
- *  ORIGIN  250 when a verified signet of the origin domain has that full (or crypto)
- *          fingerprint, else 470 (no side-channel lookup is made, so never 570/575);
+/* Answer q (ORIGIN, RCPT, SGNT, HIST or VRFY) from st at time now (Unix seconds; tests pass
+ * an aged one). Blocking (SQLite): call it on a pool worker, never a loop thread. The rules
+ * (docs/dimed.md, "Lookups"):
+ *  ORIGIN  250 when a verified org signet of the origin domain has that full (or crypto)
+ *          fingerprint and still verifies (its signatures against its POK); 575 when it does
+ *          not, when the store holds the fingerprint only as a pending (unverifiable) signet,
+ *          or when the fingerprint is unknown and the domain's latest stored org signet fails
+ *          verification; else the failure is recorded (dime_store_origin_fail: a write) and
+ *          answered 470, or 570 once failures for that (domain, fingerprint) have lasted 72
+ *          hours (DIME_STORE_ORIGIN_PERM_S); an entry unreferenced for a further 72 hours is
+ *          forgotten. A 250 clears the record. No side-channel lookup is made yet (resolver);
  *  RCPT    250 when the domain is hosted here and the fingerprint is the full (or crypto, as
  *          D/MIME envelopes carry it) fingerprint of one of its org signets, else 576;
  *  SGNT    hosted identities only: the current signet, or the version whose full (or, for a
@@ -71,7 +81,21 @@ void dime_server_free(struct dime_server *s);
  *      (malloc'd, the caller frees it; a->armor points into it), else NULL. On failure *a is
  *      zeroed and *armor NULL. Thread-safety: as st's (one store handle per thread). */
 DIME_MUST_CHECK int dime_server_lookup(struct dime_store *st, struct dime_dmtp_answer *a,
-				       char **armor, const struct dime_dmtp_query *q);
+				       char **armor, const struct dime_dmtp_query *q, int64_t now);
+
+/* The stale threshold for user signets (spec Part 7, DATA: "current, or within the expiry
+ * threshold for stale user signets"): 30 days, the management record's default expiry, i.e.
+ * how long a sender's resolver may keep using a signet it fetched. docs/dimed.md. */
+#define DIME_SERVER_STALE_S (30 * 86400)
+
+/* 586: was the message encrypted to a version of recipient's user signet that stopped being
+ * current (a later version was stored) more than DIME_SERVER_STALE_S before now? fp is the
+ * base64 crypto fingerprint the envelope's chunk 5 names (what an ACCEPT job reports: "ACCEPT
+ * <recipient> <fp>"). A recipient or fingerprint the store does not hold (verified) is not
+ * stale: nothing says it expired. Blocking (SQLite): a pool worker.
+ * Returns: DIME_OK, DIME_E_IO, DIME_E_NOMEM. Out: *stale, 0 on failure. */
+DIME_MUST_CHECK int dime_server_rcpt_stale(struct dime_store *st, int *stale, const char *recipient,
+					   const char *fp, int64_t now);
 
 /* The transaction identifier of 254 ACCEPTED= and 255 DUPLICATE= (spec, DATA): SHA-512 of the
  * binary message, base64 without padding, exactly 86 characters. The same bytes key the

@@ -17,9 +17,14 @@ struct dime_tlsctx;
  * which file, what is wrong: unreadable, key mismatch, RSA < 2048), DIME_E_NOMEM. */
 DIME_MUST_CHECK int dime_tlsctx_new(struct dime_tlsctx **t, const struct dime_dconf *c, char *why,
 				    size_t why_cap);
-/* NULL-safe. A session whose handshake is done keeps its SSL_CTX (OpenSSL counts references);
- * a handshake still before its ClientHello's SNI needs t itself: after a reload swaps in a new
- * set, free the old one once timeout_tls_ms has passed (no handshake can still be running). */
+/* Reference counted: dime_tlsctx_new returns t with one reference, each holder that may still
+ * run a handshake on one of its contexts (the server, a session) takes its own, and
+ * dime_tlsctx_free drops one; the last frees the set. A handshake needs t itself until its
+ * ClientHello's SNI has been seen (the servername callback reads t), so a session holds its
+ * reference until it ends; after it, OpenSSL's own count keeps the SSL_CTX. Any thread.
+ * Returns: t. NULL-safe. */
+struct dime_tlsctx *dime_tlsctx_ref(struct dime_tlsctx *t);
+/* Drop one reference (see dime_tlsctx_ref). NULL-safe. */
 void dime_tlsctx_free(struct dime_tlsctx *t);
 /* The context for host (NULL or unknown: the default); its SNI callback switches to the
  * matching one during the handshake. Borrowed, valid while t lives. */

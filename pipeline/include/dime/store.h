@@ -209,6 +209,29 @@ DIME_MUST_CHECK int dime_store_seen_set_state(struct dime_store *st,
 DIME_MUST_CHECK int dime_store_seen_del(struct dime_store *st,
 					const uint8_t hash[DIME_STORE_SEEN_BYTES]);
 
+/* Origin signets a DMTP MAIL named and this host could not have (spec Part 7, MAIL): answered
+ * 470 at first, 570 once the failures have lasted DIME_STORE_ORIGIN_PERM_S; an entry not
+ * referenced for DIME_STORE_ORIGIN_FORGET_S is forgotten (the next failure starts afresh). At
+ * most DIME_STORE_ORIGIN_MAX entries. Times are Unix seconds passed in (tests age them). */
+#define DIME_STORE_ORIGIN_PERM_S   (72 * 3600)
+#define DIME_STORE_ORIGIN_FORGET_S (72 * 3600)
+#define DIME_STORE_ORIGIN_MAX	   65536
+
+/* Record a failure to have the origin signet (domain, fingerprint) at now, after forgetting
+ * every entry last referenced before now - DIME_STORE_ORIGIN_FORGET_S: a new entry starts at
+ * now, a known one keeps its first failure and is referenced at now. One transaction of its
+ * own unless called inside dime_store_begin.
+ * Returns: DIME_OK, DIME_E_INVALID (domain or fingerprint empty or too long), DIME_E_LIMIT
+ * (the table is full: nothing recorded), DIME_E_IO, DIME_E_NOMEM.
+ * Out: *first the time of the first recorded failure; 0 on failure. */
+DIME_MUST_CHECK int dime_store_origin_fail(struct dime_store *st, int64_t *first,
+					   const char *domain, const char *fingerprint,
+					   int64_t now);
+/* Forget (domain, fingerprint): its signet is available. Takes no write lock when nothing is
+ * recorded. Returns: DIME_OK, DIME_E_NOTFOUND (nothing recorded), DIME_E_INVALID, DIME_E_IO. */
+DIME_MUST_CHECK int dime_store_origin_clear(struct dime_store *st, const char *domain,
+					    const char *fingerprint);
+
 #ifdef __cplusplus
 }
 #endif
