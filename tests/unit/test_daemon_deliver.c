@@ -183,11 +183,15 @@ test_maildir(void)
 		 * is delivered again at restart. It must not appear twice. */
 		char q[4200];
 
+		/* the link shows before the spool file goes: wait for the first delivery to end,
+		 * or the put finds a3 still queued (EEXIST) */
+		snprintf(q, sizeof(q), "%s/queue", c.spool);
+		T_CHECK(t_wait_count(q, 0, 5000), "queue/ not drained after a3: %d left",
+			t_count(q));
 		T_CHECK(dime_spool_put(s, "a3", "bob@example.org", "o", (const uint8_t *)t_msg,
 				       sizeof(t_msg) - 1, &err) == DIME_OK,
 			"put a3 again");
 		dime_deliver_kick(d);
-		snprintf(q, sizeof(q), "%s/queue", c.spool);
 		T_CHECK(t_wait_count(q, 0, 5000), "queue/ not drained: %d left", t_count(q));
 		T_CHECK(t_count(dir) == 1, "bob/new after a repeated delivery: got %d, want 1",
 			t_count(dir));
