@@ -196,6 +196,19 @@ t_path(const char *name)
 	return b;
 }
 
+int
+t_write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f != NULL && fputs(text, f) >= 0 && fclose(f) == 0)
+		return 0;
+	if (f != NULL)
+		fclose(f);
+	t_fail("cannot write %s", path);
+	return -1;
+}
+
 void
 t_rm_rf(const char *path)
 {

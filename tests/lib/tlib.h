@@ -41,6 +41,9 @@ int t_mkdtemp(const char *tag);
 /* t_dir/name in a static buffer, one of eight in turn: copy a result that must last. */
 const char *t_path(const char *name);
 
+/* Write text to path (created or truncated); a failure is reported. Returns: 0, or -1. */
+int t_write_text(const char *path, const char *text);
+
 /* Remove path and, for a directory, everything below it. */
 void t_rm_rf(const char *path);
 

@@ -113,15 +113,6 @@ on_entry(const struct dime_outq_entry *e, void *arg)
 }
 
 static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
-		t_fail("cannot write %s", path);
-}
-
-static void
 test_reopen(void)
 {
 	const int64_t t0 = 1800000000;
@@ -150,13 +141,13 @@ test_reopen(void)
 	q = NULL;
 	/* a half-written file in tmp/ and a damaged message and a foreign name in msg/ */
 	snprintf(path, sizeof(path), "%s/tmp/partial", t_path("q2"));
-	write_file(path, "half");
+	t_write_text(path, "half");
 	snprintf(path, sizeof(path), "%s/msg/0123456789abcdef0123456789abcdef", t_path("q2"));
-	write_file(path, "not a queue file");
+	t_write_text(path, "not a queue file");
 	snprintf(path, sizeof(path), "%s/msg/README", t_path("q2"));
-	write_file(path, "x");
+	t_write_text(path, "x");
 	snprintf(path, sizeof(path), "%s/state/fedcba9876543210fedcba9876543210", t_path("q2"));
-	write_file(path, "attempts 1\nnext 0\ndelay_notified 0\nerror -\n");
+	t_write_text(path, "attempts 1\nnext 0\ndelay_notified 0\nerror -\n");
 
 	T_CHECK(dime_outq_open(&q, t_path("q2"), NULL, why, sizeof(why)) == DIME_OK, "reopen: %s",
 		why);

@@ -71,15 +71,6 @@ test_txt_join(void)
 }
 
 static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
-		t_fail("cannot write %s", path);
-}
-
-static void
 test_static(void)
 {
 	struct dime_dns_conf conf = {0};
@@ -88,10 +79,10 @@ test_static(void)
 	char why[256];
 	const char *path = t_path("records");
 
-	write_file(path, "# the embedded default's records\n"
-			 "_dime.example.org 3600 TXT \"ver=1 pok=abc \" \"pol=strict\"\n"
-			 "  _dime.second.example. 60 TXT \"a\\\"b\"\n"
-			 "\n");
+	t_write_text(path, "# the embedded default's records\n"
+			   "_dime.example.org 3600 TXT \"ver=1 pok=abc \" \"pol=strict\"\n"
+			   "  _dime.second.example. 60 TXT \"a\\\"b\"\n"
+			   "\n");
 	conf.static_file = path;
 	T_CHECK(dime_dns_new(&d, &conf, why, sizeof(why)) == DIME_OK, "static: %s", why);
 	if (d == NULL)
@@ -141,7 +132,7 @@ test_static(void)
 			char text[256];
 
 			snprintf(text, sizeof(text), "# comment\n%s", bad[i]);
-			write_file(path, text);
+			t_write_text(path, text);
 			d = NULL;
 			why[0] = 0;
 			T_CHECK(dime_dns_new(&d, &conf, why, sizeof(why)) == DIME_E_MALFORMED &&
@@ -318,7 +309,7 @@ main(void)
 	test_txt_join();
 	test_static();
 	sconf.static_file = t_path("records");
-	write_file(sconf.static_file, "_dime.example.org 3600 TXT \"ver=1 pok=abc\"\n");
+	t_write_text(sconf.static_file, "_dime.example.org 3600 TXT \"ver=1 pok=abc\"\n");
 	test_async(DIME_IO_EPOLL, &sconf, "_dime.example.org", DIME_DNS_CONFIGURED);
 	test_async(DIME_IO_URING, &sconf, "_dime.example.org", DIME_DNS_CONFIGURED);
 	test_live();

@@ -32,13 +32,10 @@ static_dns(void)
 	struct dime_dns_conf conf = {0};
 	struct dime_dns *d = NULL;
 	const char *path = t_path("records");
-	FILE *f = fopen(path, "w");
 	char why[256];
 
-	if (f == NULL || fputs(records, f) < 0 || fclose(f) != 0) {
-		t_fail("cannot write %s", path);
+	if (t_write_text(path, records) != 0)
 		return NULL;
-	}
 	conf.static_file = path;
 	T_CHECK(dime_dns_new(&d, &conf, why, sizeof(why)) == DIME_OK, "static dns: %s", why);
 	return d;

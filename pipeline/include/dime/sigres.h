@@ -30,10 +30,11 @@ enum dime_sr_basis {
 /* Returns: a static name ("none", "dnssec", "ca-tls"). */
 const char *dime_sr_basis_name(enum dime_sr_basis b);
 
-/* How the certificate of the DMTP host that answered was checked: bits. */
-#define DIME_SR_TLS_RECORD 1u /* matched a tls= value of the record (the spec's or SHA-512 form)   \
-			       */
-#define DIME_SR_TLS_CA 2u     /* chained to a trusted CA and named the host */
+/* How the certificate of the DMTP host that answered was checked, bits: RECORD, it matched a
+ * tls= value of the record (the spec's or the SHA-512 form); CA, it chained to a trusted
+ * certificate authority and named the host. */
+#define DIME_SR_TLS_RECORD 1u
+#define DIME_SR_TLS_CA	   2u
 
 /* The org signet of mr->target's governing domain from a SGNT reply's text (one armored signet).
  * Checks: the record was found; when it lists tls= values, the certificate matched one (spec
