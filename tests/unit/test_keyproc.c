@@ -638,6 +638,22 @@ proc_status(pid_t pid, const char *name)
 	return v;
 }
 
+/* Signal pid with SIGSTOP or SIGCONT and wait until its state shows it (a signal is
+ * delivered asynchronously). Returns 1 when it did. */
+static int
+stop_cont(pid_t pid, int sig)
+{
+	kill(pid, sig);
+	for (int i = 0; i < 500; i++) {
+		int stopped = proc_status(pid, "State")[0] == 'T';
+
+		if (stopped == (sig == SIGSTOP))
+			return 1;
+		usleep(2000);
+	}
+	return 0;
+}
+
 static int
 core_limit_zero(pid_t pid)
 {
@@ -728,11 +744,11 @@ test_supervised(void)
 	/* A stopped key process: the request times out (DIME_E_AGAIN); once it runs again its
 	 * late reply is dropped as stale and the next request gets its own. */
 	dime_kp_client_stats(c, &s0);
-	kill(kp, SIGSTOP);
+	T_CHECK(stop_cont(kp, SIGSTOP), "SIGSTOP");
 	bg = (struct bg_sign){rks, 1, 0};
 	bg_sign_main(&bg);
 	T_CHECK(bg.rc == DIME_E_AGAIN, "stopped key process: got %d, want DIME_E_AGAIN", bg.rc);
-	kill(kp, SIGCONT);
+	T_CHECK(stop_cont(kp, SIGCONT), "SIGCONT");
 	T_CHECK(sign_verify(rks, 1) && sign_verify(rks, 1), "after SIGCONT");
 	dime_kp_client_stats(c, &s1);
 	T_CHECK(s1.timeouts == s0.timeouts + 1 && s1.stale_replies >= s0.stale_replies + 1,
@@ -743,7 +759,7 @@ test_supervised(void)
 	/* kill -9 with a request in flight (sent to a stopped process, so surely in flight):
 	 * it fails with DIME_E_AGAIN as soon as the supervisor notices, well before the
 	 * timeout; the supervisor starts a new key process, and later requests succeed. */
-	kill(kp, SIGSTOP);
+	T_CHECK(stop_cont(kp, SIGSTOP), "SIGSTOP");
 	bg = (struct bg_sign){rks, 2, 1};
 	pthread_create(&th, NULL, bg_sign_main, &bg);
 	usleep(300000);
