@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -863,6 +864,116 @@ add_sign_only_key(void)
 	dime_store_close(st);
 }
 
+/* ---- dime batch --key-process: the same bytes as the in-process run ---- */
+
+static int __attribute__((format(printf, 1, 2))) sh(const char *fmt, ...)
+{
+	char cmd[16384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+/* Run `dime batch ARGS` with and without --key-process into out1 and out2; both must succeed
+ * and write identical trees. */
+static void
+batch_same(const char *what, const char *args, const char *out1, const char *out2)
+{
+	char a1[8192], a2[8192];
+
+	snprintf(a1, sizeof(a1), "batch %s --out %s --workers 2", args, t_path(out1));
+	snprintf(a2, sizeof(a2), "batch %s --out %s --workers 2 --key-process", args, t_path(out2));
+	T_CHECK(run(a1) == 0, "%s: in-process run failed", what);
+	T_CHECK(run(a2) == 0, "%s: --key-process run failed", what);
+	{
+		char cmd[9000];
+
+		snprintf(cmd, sizeof(cmd), "test $(ls %s | wc -l) -eq 40", t_path(out1));
+		T_CHECK(system(cmd) == 0, "%s: not 40 outputs", what);
+		snprintf(cmd, sizeof(cmd), "diff -r %s", t_path(out1));
+		snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " %s >/dev/null",
+			 t_path(out2));
+		T_CHECK(system(cmd) == 0, "%s: outputs differ with --key-process", what);
+	}
+}
+
+static void
+test_batch(void)
+{
+	char in[4096], args[8192];
+
+	snprintf(in, sizeof(in), "%s", t_path("in"));
+	if (mkdir(in, 0700) != 0) {
+		t_fail("mkdir in");
+		return;
+	}
+	for (int i = 0; i < 40; i++) {
+		char name[64], body[3000];
+		FILE *f;
+
+		snprintf(name, sizeof(name), "in/m%02d.eml", i);
+		if ((f = fopen(t_path(name), "w")) == NULL) {
+			t_fail("write %s", name);
+			return;
+		}
+		t_rand_fill((uint8_t *)body, sizeof(body));
+		fprintf(f, "From: alice@alpha.test\r\nTo: bob@beta.test\r\nSubject: kp %d\r\n\r\n",
+			i);
+		for (size_t j = 0; j < (size_t)(i * 61) % sizeof(body); j++)
+			fputc('a' + (unsigned char)body[j] % 26, f);
+		fputs("\r\n", f);
+		fclose(f);
+	}
+	/* wrap draws fresh keys and IVs: wrapped once, then every deterministic operation runs
+	 * both ways on the same messages */
+	snprintf(args, sizeof(args),
+		 "batch wrap --in %s --out %s --from alice@alpha.test --to bob@beta.test --binary",
+		 in, t_path("w"));
+	T_CHECK(run(args) == 0, "wrap");
+	snprintf(args, sizeof(args), "origin-sign --in %s", t_path("w"));
+	batch_same("origin-sign", args, "o1", "o2");
+	snprintf(args, sizeof(args), "accept --in %s", t_path("o1"));
+	batch_same("accept", args, "a1", "a2");
+	snprintf(args, sizeof(args), "open --as recipient --in %s", t_path("o1"));
+	batch_same("open", args, "e1", "e2");
+	snprintf(args, sizeof(args), "open --as author --in %s", t_path("o1"));
+	batch_same("open as author", args, "f1", "f2");
+	/* wrap --origin-sign through the key process: accepted and opened to the same mail by
+	 * the in-process code */
+	snprintf(args, sizeof(args),
+		 "batch wrap --in %s --out %s --from alice@alpha.test --to bob@beta.test "
+		 "--origin-sign --key-process",
+		 in, t_path("w2"));
+	T_CHECK(run(args) == 0, "wrap --origin-sign --key-process");
+	snprintf(args, sizeof(args), "batch accept --in %s --out %s", t_path("w2"), t_path("a3"));
+	T_CHECK(run(args) == 0, "accept of the key process's wrap");
+	snprintf(args, sizeof(args), "batch open --as recipient --in %s --out %s", t_path("w2"),
+		 t_path("e3"));
+	T_CHECK(run(args) == 0, "open of the key process's wrap");
+	/* e1 opened the in-process wrap (origin-signed after): NAME.dime.dime.eml */
+	T_CHECK(sh("cd %s && n=0 && for f in *.eml; do cmp -s \"$f\" "
+		   "\"%s/${f%%.dime.eml}.dime.dime.eml\" "
+		   "|| exit 1; n=$((n + 1)); done; test $n -eq 40",
+		   t_path("e3"), t_path("e1")) == 0,
+		"the key process's wrap opens to other bytes");
+	/* a store the key process cannot open: the batch says so and fails */
+	{
+		char cmd[9000];
+
+		snprintf(cmd, sizeof(cmd),
+			 "DIME_KEY_FILE=/nonexistent %s --store %s batch accept --in %s --out %s "
+			 "--key-process >/dev/null 2>%s",
+			 cli, store, t_path("o1"), t_path("a9"), t_path("a9.err"));
+		T_CHECK(system(cmd) != 0, "batch with an unusable key file succeeded");
+		T_CHECK(sh("grep -q 'event=start rc=' %s && grep -q 'key process' %s",
+			   t_path("a9.err"), t_path("a9.err")) == 0,
+			"the failure is not explained on stderr");
+	}
+}
+
 int
 main(void)
 {
@@ -882,6 +993,7 @@ main(void)
 		return t_done("test_keyproc");
 	}
 	test_equal();
+	test_batch();
 	add_sign_only_key();
 	test_refusals();
 	test_supervised();
