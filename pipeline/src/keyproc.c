@@ -813,6 +813,10 @@ dime_kp_serve(const char *store_path, const int *fds, size_t n, const struct dim
 		return 2;
 	}
 	kp_log(&s, "dime-kp: event=start keys=%zu channels=%zu", s.keys->n, n);
+	/* A reload never asks a terminal (no thread runs yet, as the setter wants): the filter
+	 * has no ioctl, and a passphrase store reloads from $DIME_PASSPHRASE_FILE or fails,
+	 * keeping the old keys. */
+	dime_store_set_passphrase_fn(NULL, NULL);
 	kp_harden(&s, conf != NULL ? conf->harden : DIME_KP_HARDEN_ALL);
 	s.main = pthread_self();
 	atomic_store(&s.live, n);
