@@ -28,10 +28,10 @@
 #include "dime/store.h"
 #include "keyproc_int.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KP_SANITIZED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define KP_SANITIZED 1
 #endif
 #endif
@@ -967,6 +967,10 @@ kp_supervise(const char *store_path, const int *fds, size_t n, const struct dime
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	child = kp_start(store_path, fds, n, conf);
 	started = kp_now_ms();
+	if (child < 0) { /* fork failed: try again later, as after a death */
+		kp_log(&s, "dime-kp: event=restart why=\"fork: %s\"", strerror(errno));
+		restart_at = started + KP_BACKOFF_MAX_MS;
+	}
 	for (;;) {
 		struct timespec ts = {1, 0};
 		int status, sig;
@@ -979,6 +983,11 @@ kp_supervise(const char *store_path, const int *fds, size_t n, const struct dime
 				child = kp_start(store_path, fds, n, conf);
 				started = now;
 				restart_at = 0;
+				if (child < 0) {
+					kp_log(&s, "dime-kp: event=restart why=\"fork: %s\"",
+					       strerror(errno));
+					restart_at = now + KP_BACKOFF_MAX_MS;
+				}
 				continue;
 			}
 			ts.tv_sec = (time_t)((restart_at - now) / 1000u);
@@ -1020,8 +1029,6 @@ kp_supervise(const char *store_path, const int *fds, size_t n, const struct dime
 			if (restart_at == 0)
 				restart_at = 1;
 		}
-		if (child == 0 && restart_at == 0)
-			restart_at = 1;
 	}
 }
 
