@@ -70,6 +70,11 @@ struct kp_srv {
 	struct kp_keys *keys;
 	pthread_t main;
 	_Atomic size_t live; /* channel threads still serving */
+	/* The channel threads start before the hardening (so the filter can refuse clone: no
+	 * thread or process is ever made after it) and wait here until it is in place. */
+	pthread_mutex_t go_mu;
+	pthread_cond_t go_cv;
+	int go;
 };
 
 struct kp_chan_arg {
@@ -584,12 +589,18 @@ kp_chan_main(void *arg)
 {
 	struct kp_chan_arg *a = arg;
 	struct kp_srv *s = a->s;
-	uint8_t *in = malloc(KP_DGRAM_MAX), *out = malloc(KP_DGRAM_MAX);
+	uint8_t *in, *out;
 	union {
 		struct cmsghdr h;
 		uint8_t b[CMSG_SPACE(sizeof(int) * 8)];
 	} cm;
 
+	pthread_mutex_lock(&s->go_mu);
+	while (!s->go)
+		pthread_cond_wait(&s->go_cv, &s->go_mu);
+	pthread_mutex_unlock(&s->go_mu);
+	in = malloc(KP_DGRAM_MAX);
+	out = malloc(KP_DGRAM_MAX);
 	while (in != NULL && out != NULL) {
 		struct iovec iov = {in, KP_DGRAM_MAX};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -650,7 +661,8 @@ static int
 kp_seccomp(void)
 {
 	/* What serving and reloading (SQLite reading the store) need; nothing that reaches the
-	 * network, starts programs or changes identities. */
+	 * network, starts programs or threads (no clone: the threads exist already), or changes
+	 * identities. TSYNC: every thread of the process gets the filter at once. */
 	static const int allow[] = {
 	    SCMP_SYS(read),
 	    SCMP_SYS(write),
@@ -700,8 +712,6 @@ kp_seccomp(void)
 	    SCMP_SYS(mlock),
 	    SCMP_SYS(munlock),
 	    SCMP_SYS(futex),
-	    SCMP_SYS(clone),
-	    SCMP_SYS(clone3),
 	    SCMP_SYS(set_robust_list),
 	    SCMP_SYS(rseq),
 	    SCMP_SYS(exit),
@@ -735,6 +745,8 @@ kp_seccomp(void)
 
 	if (f == NULL)
 		return -1;
+	if (seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) != 0)
+		goto out;
 	for (size_t i = 0; i < sizeof(allow) / sizeof(allow[0]); i++)
 		if (allow[i] >= 0 && seccomp_rule_add(f, SCMP_ACT_ALLOW, allow[i], 0) != 0)
 			goto out;
@@ -817,8 +829,9 @@ dime_kp_serve(const char *store_path, const int *fds, size_t n, const struct dim
 	 * has no ioctl, and a passphrase store reloads from $DIME_PASSPHRASE_FILE or fails,
 	 * keeping the old keys. */
 	dime_store_set_passphrase_fn(NULL, NULL);
-	kp_harden(&s, conf != NULL ? conf->harden : DIME_KP_HARDEN_ALL);
 	s.main = pthread_self();
+	pthread_mutex_init(&s.go_mu, NULL);
+	pthread_cond_init(&s.go_cv, NULL);
 	atomic_store(&s.live, n);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, KP_THREAD_STACK);
@@ -837,6 +850,11 @@ dime_kp_serve(const char *store_path, const int *fds, size_t n, const struct dim
 		started++;
 	}
 	pthread_attr_destroy(&attr);
+	kp_harden(&s, conf != NULL ? conf->harden : DIME_KP_HARDEN_ALL);
+	pthread_mutex_lock(&s.go_mu);
+	s.go = 1;
+	pthread_cond_broadcast(&s.go_cv);
+	pthread_mutex_unlock(&s.go_mu);
 	while (!done) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
