@@ -5,6 +5,8 @@
 # avoid) just before its file runs, so both see the same machine load. Prints, per op and
 # worker count, the median (and range) over the rounds of files msg/s / floor msg/s, and of
 # N workers over 1. docs/batch.md, "End-to-end against the crypto floor".
+# Each round also runs both with --key-process (the keys in a separate process, docs/keyproc.md)
+# right after the in-process run: the last column is the median (and range) of kp / in-process.
 #
 # usage: bench/batch-files.sh [--count N] [--size BYTES] [--rounds R] [--workers 1,2]
 #                             [--build DIR] [--keep]
@@ -54,17 +56,17 @@ for i in $(seq 1 "$count"); do
 done
 
 now() { date +%s.%N; }
-# rate OP W: run one file batch, print msg/s
+# rate OP W [--key-process]: run one file batch, print msg/s
 rate() {
-	local op=$1 w=$2 t0 t1
+	local op=$1 w=$2 kp=${3:-} t0 t1
 	rm -rf "$tmp/out-$op"
 	sync
 	t0=$(now)
 	case $op in
 	wrap) "$DIME" batch wrap --in "$tmp/in" --out "$tmp/out-$op" --from alice@alpha.test \
-		--to bob@beta.test --origin-sign --binary --workers "$w" >/dev/null 2>&1 ;;
+		--to bob@beta.test --origin-sign --binary --workers "$w" $kp >/dev/null 2>&1 ;;
 	accept) "$DIME" batch accept --in "$tmp/signed" --out "$tmp/out-$op" --workers "$w" \
-		>/dev/null 2>&1 ;;
+		$kp >/dev/null 2>&1 ;;
 	esac
 	t1=$(now)
 	awk -v n="$count" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }'
@@ -85,17 +87,19 @@ for r in $(seq 1 "$rounds"); do
 	# wrap --origin-sign does both: its floor is the harmonic combination
 	fwo=$(awk -v a="$fw" -v b="$fo" 'BEGIN { printf "%.1f", 1 / (1 / a + 1 / b) }')
 	for w in "${ws[@]}"; do
-		echo "$r wrap $w $(rate wrap "$w") $fwo" >>"$res"
-		echo "$r accept $w $(rate accept "$w") $fa" >>"$res"
+		echo "$r wrap $w $(rate wrap "$w") $fwo $(rate wrap "$w" --key-process)" >>"$res"
+		echo "$r accept $w $(rate accept "$w") $fa $(rate accept "$w" --key-process)" >>"$res"
 	done
 	echo "round $r/$rounds done" >&2
 done
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# $count mails of $size bytes, $rounds rounds, $(nproc) CPUs, load $load"
-echo "# op workers: msg/s median | vs floor median (min-max) | vs 1 worker median (min-max)"
+echo "# op workers: msg/s median | vs floor median (min-max) | vs 1 worker median (min-max)" \
+	"| --key-process msg/s median, vs in-process median (min-max)"
 awk '
-	{ key = $2 " " $3; v[key, $1] = $4 / $5; m[key, $1] = $4; keys[key] = 1; one[$2, $1] = ($3 == 1) ? $4 : one[$2, $1]; R = $1 > R ? $1 : R }
+	{ key = $2 " " $3; v[key, $1] = $4 / $5; m[key, $1] = $4; keys[key] = 1; one[$2, $1] = ($3 == 1) ? $4 : one[$2, $1]; R = $1 > R ? $1 : R
+	  kpm[key, $1] = $6; kpr[key, $1] = $6 / $4 }
 	function med(a, n,   i, j, t) {
 		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
@@ -108,6 +112,11 @@ awk '
 			for (r = 1; r <= R; r++) { if (v[k, r] < lo) lo = v[k, r]; if (v[k, r] > hi) hi = v[k, r]
 				if (s[r] < slo) slo = s[r]; if (s[r] > shi) shi = s[r] }
 			for (r = 1; r <= R; r++) z[r] = s[r]
-			printf "%-7s %2s: %8.0f | %.2fx (%.2f-%.2f) | %.2fx (%.2f-%.2f)\n", kw[1], kw[2], mx, vx, lo, hi, med(z, R), slo, shi
+			zs = med(z, R)
+			klo = 1e9; khi = 0
+			for (r = 1; r <= R; r++) { q[r] = kpm[k, r]; p[r] = kpr[k, r]
+				if (p[r] < klo) klo = p[r]; if (p[r] > khi) khi = p[r] }
+			km = med(q, R); kr = med(p, R)
+			printf "%-7s %2s: %8.0f | %.2fx (%.2f-%.2f) | %.2fx (%.2f-%.2f) | %8.0f %.2fx (%.2f-%.2f)\n", kw[1], kw[2], mx, vx, lo, hi, zs, slo, shi, km, kr, klo, khi
 		}
 	}' "$res" | sort

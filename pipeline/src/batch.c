@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "dime/codec.h"
 #include "dime/crypto.h"
 #include "dime/io.h"
+#include "dime/keyproc.h"
 #include "dime/mime.h"
 #include "dime/msg_armor.h"
 #include "dime/ring.h"
@@ -189,6 +191,11 @@ struct brun {
 	unsigned lane;
 	int src_failed;
 	const char *src_why;
+	/* --key-process: the key process, its client and the remote keystore of the run */
+	pid_t kp_pid;
+	struct dime_kp_client *kp;
+	struct dime_ks *kp_ks;
+	struct dime_pl_keyinfo *kp_keys;
 };
 
 struct bworker {
@@ -912,6 +919,61 @@ batch_collect(struct brun *r, dime_batch_on_result on_result, void *ctx,
 	}
 }
 
+/* --key-process: fork the key process (not supervised: the run ends if it dies), and open
+ * the directory over its keys, the store without its secrets. */
+static int
+batch_kp_dir(struct brun *r, const char *store_path, const char **why)
+{
+	static _Thread_local char err[320];
+	struct dime_kp_conf kc = {0, DIME_KP_HARDEN_ALL, STDERR_FILENO};
+	struct dime_pl_dir_conf dc;
+	int fds[DIME_KP_CHANNELS_MAX];
+	size_t n = r->workers + 2 < DIME_KP_CHANNELS_MAX ? r->workers + 2 : DIME_KP_CHANNELS_MAX;
+	size_t n_keys = 0;
+	char e[256];
+	int rc;
+
+	if ((rc = dime_kp_spawn(&r->kp_pid, fds, n, store_path, &kc, 0, e, sizeof(e))) != DIME_OK) {
+		snprintf(err, sizeof(err), "cannot start the key process: %s", e);
+		*why = err;
+		return rc;
+	}
+	if ((rc = dime_kp_client_new(&r->kp, fds, n, 0)) != DIME_OK) {
+		for (size_t i = 0; i < n; i++)
+			close(fds[i]);
+		*why = "cannot set up the key process client";
+		return rc;
+	}
+	if ((rc = dime_kp_client_keys(r->kp, &r->kp_ks, &r->kp_keys, &n_keys)) != DIME_OK) {
+		/* the key process logged why on stderr (a store it cannot open, say) */
+		*why = "the key process did not answer (its reason is above)";
+		return rc == DIME_E_AGAIN ? DIME_E_IO : rc;
+	}
+	memset(&dc, 0, sizeof(dc));
+	dc.ks = r->kp_ks;
+	dc.keys = r->kp_keys;
+	dc.n_keys = n_keys;
+	return dime_pl_dir_open_conf(&r->dir, store_path, &dc, why);
+}
+
+/* After the directory is closed: the channels close, so the key process ends by itself. */
+static void
+batch_kp_end(struct brun *r)
+{
+	int st;
+
+	dime_ks_free(r->kp_ks);
+	free(r->kp_keys);
+	dime_kp_client_free(r->kp);
+	r->kp_ks = NULL;
+	r->kp_keys = NULL;
+	r->kp = NULL;
+	if (r->kp_pid > 0)
+		while (waitpid(r->kp_pid, &st, 0) < 0 && errno == EINTR)
+			;
+	r->kp_pid = -1;
+}
+
 int
 dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_params *params,
 	       const char *store_path, struct dime_batch_source *src,
@@ -960,8 +1022,15 @@ dime_batch_run(const struct dime_batch_conf *conf, const struct dime_batch_param
 		batch_clean_stale(sink->dir);
 	}
 	depth = conf->queue_depth ? conf->queue_depth : 4u * r.workers * r.batch_max;
-	if ((rc = dime_pl_dir_open(&r.dir, store_path, why)) != DIME_OK)
+	r.kp_pid = -1;
+	if (conf->key_process)
+		rc = batch_kp_dir(&r, store_path, why);
+	else
+		rc = dime_pl_dir_open(&r.dir, store_path, why);
+	if (rc != DIME_OK) {
+		batch_kp_end(&r);
 		return rc;
+	}
 	if (dime_batch_op_name(params->op)[0] == '?') {
 		*why = "unknown operation";
 		rc = DIME_E_INVALID;
@@ -1080,5 +1149,6 @@ out:
 	bq_destroy(&r.resq);
 	dime_pl_msg_free(r.pm);
 	dime_pl_dir_close(r.dir);
+	batch_kp_end(&r);
 	return rc;
 }

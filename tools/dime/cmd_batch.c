@@ -18,6 +18,7 @@ static const char batch_usage[] =
     "usage: dime [--store PATH] batch OP --in PATH --out DIR [--workers N] [--json FILE]\n"
     "                                [--batch N] [--io auto|uring|io-thread|plain]\n"
     "                                [--sync|--no-sync] [--redo] [--follow-symlinks]\n"
+    "                                [--key-process]\n"
     "                                [OP options]\n"
     "\n"
     "OP is wrap, origin-sign, accept, open, rekey or bounce-verify, with the options of\n"
@@ -38,6 +39,8 @@ static const char batch_usage[] =
     "links in --in that lead outside it are refused unless --follow-symlinks.\n"
     "--workers: default the online CPUs. --batch: messages per batched engine call (default\n"
     "32; 1 turns batching off). --json FILE: the summary and every failure as JSON.\n"
+    "--key-process: the private keys stay in a separate, hardened process for the run\n"
+    "(docs/keyproc.md); this one opens the store without its secrets. Same outputs.\n"
     "Exit status: 0 all done, 1 some messages failed or the batch was stopped, 2 usage or\n"
     "setup error.\n";
 
@@ -311,6 +314,10 @@ batch_parse(struct batch_args *a, int argc, char **argv)
 		}
 		if (strcmp(o, "--follow-symlinks") == 0) {
 			a->follow = 1;
+			continue;
+		}
+		if (strcmp(o, "--key-process") == 0) {
+			a->conf.key_process = 1;
 			continue;
 		}
 		if (strcmp(o, "--redo") == 0) {

@@ -60,10 +60,14 @@ struct dime_batch_conf {
 	unsigned batch_max;   /* items per engine batch call; 0: 32; 1: no batching */
 	unsigned queue_depth; /* bounded queue length in items; 0: 4 * workers * batch_max */
 	enum dime_batch_io io;
-	int sync;   /* fsync outputs before renaming them, and their directory after
-		     * (0: rename only; `dime batch` defaults to 1 for open) */
-	int resume; /* skip items whose output already exists and is complete
-		     * (dime_batch_out_complete); an incomplete one is redone */
+	int sync;	 /* fsync outputs before renaming them, and their directory after
+			  * (0: rename only; `dime batch` defaults to 1 for open) */
+	int resume;	 /* skip items whose output already exists and is complete
+			  * (dime_batch_out_complete); an incomplete one is redone */
+	int key_process; /* keys in a key process forked for the run (dime/keyproc.h, not
+			  * supervised, one channel per worker + 2): this process opens the store
+			  * without its secrets and never holds a private key. Outputs are the
+			  * same bytes. Its refusals, if any, are logged on stderr. */
 };
 
 /* One input, as the source yields it: a path to read, or bytes already in memory (mbox,

@@ -86,8 +86,9 @@ DIME_MUST_CHECK int dime_kp_client_new(struct dime_kp_client **out, const int *f
 void dime_kp_client_free(struct dime_kp_client *c); /* NULL-safe */
 
 /* The key process's hosted keys now: a remote keystore over c holding their public halves, and
- * their descriptions ordered by ident, kind, version (ids are *ks's), ready for
- * dime_pl_dir_conf. The caller frees both (dime_ks_free, free) after every directory using
+ * their descriptions (ids are *ks's) in the order the in-process directory loads them: org
+ * keys, then user keys, each by ident and version (every identity's versions contiguous), ready
+ * for dime_pl_dir_conf. The caller frees both (dime_ks_free, free) after every directory using
  * them is closed; c must outlive *ks.
  * Returns: DIME_OK, DIME_E_AGAIN (no answer in time), DIME_E_IO, DIME_E_NOMEM. */
 DIME_MUST_CHECK int dime_kp_client_keys(struct dime_kp_client *c, struct dime_ks **ks,
