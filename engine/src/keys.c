@@ -546,6 +546,32 @@ dime_ks_sign(const struct dime_ks *ks, uint8_t sig[DIME_SIG_BYTES], uint32_t id,
 }
 
 int
+dime_ks_sign_batch(const struct dime_ks *ks, uint32_t id, const uint8_t *const *msgs,
+		   const size_t *lens, size_t n, uint8_t (*sigs)[DIME_SIG_BYTES], int *rc)
+{
+	int first = DIME_OK;
+
+	if (n > 0 && ks != NULL && ks->remote && ks->be.sign_batch != NULL &&
+	    ks_get(ks, id) != NULL) {
+		first = ks->be.sign_batch(ks->be.ctx, id, msgs, lens, n, sigs, rc);
+		for (size_t i = 0; i < n; i++) {
+			/* the backend's own failure (AGAIN: key process down) is every item's */
+			if (first != DIME_OK && rc[i] == DIME_OK)
+				rc[i] = first;
+			if (rc[i] != DIME_OK)
+				memset(sigs[i], 0, DIME_SIG_BYTES);
+		}
+		return first;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rc[i] = dime_ks_sign(ks, sigs[i], id, msgs[i], lens[i]);
+		if (rc[i] != DIME_OK && first == DIME_OK)
+			first = rc[i];
+	}
+	return first;
+}
+
+int
 dime_ks_ecdh(const struct dime_ks *ks, uint8_t x[DIME_ECDH_BYTES], uint32_t id,
 	     const uint8_t peer[DIME_SECP_PUB_BYTES])
 {

@@ -843,16 +843,50 @@ ops_wrap_add(struct ops_wrap *w, const char **why, uint8_t type, uint8_t flags, 
 	dime_wr_bytes(&wr, data, len);
 	dime_wr_fill(&wr, pad, padlen);
 	DIME_ASSERT(wr.err == DIME_OK && wr.off == it->pt_len);
-	rc = dime_ks_sign(w->ks, pt, w->author_key, pt + DIME_SIG_BYTES,
-			  it->pt_len - DIME_SIG_BYTES);
-	if (rc != DIME_OK) {
-		ops_why(why, "the author key cannot sign");
-		ops_free_secret(pt, it->pt_len);
-		return rc;
-	}
+	/* the signature (pt[0..64)) comes later, for every item at once: ops_wrap_sign */
 	it->pt = pt;
 	w->n_items++;
 	return DIME_OK;
+}
+
+/* Every item's author signature over its payload after the signature field, in one keystore
+ * call (a remote keystore answers them in one round trip). */
+static int
+ops_wrap_sign(struct ops_wrap *w, const char **why)
+{
+	const uint8_t **msgs;
+	size_t *lens;
+	uint8_t(*sigs)[DIME_SIG_BYTES];
+	int *rcs, rc;
+
+	if (w->n_items == 0)
+		return DIME_OK;
+	msgs = malloc(w->n_items * sizeof(*msgs));
+	lens = malloc(w->n_items * sizeof(*lens));
+	sigs = malloc(w->n_items * sizeof(*sigs));
+	rcs = malloc(w->n_items * sizeof(*rcs));
+	if (msgs == NULL || lens == NULL || sigs == NULL || rcs == NULL) {
+		ops_why(why, "out of memory");
+		rc = DIME_E_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < w->n_items; i++) {
+		msgs[i] = w->items[i].pt + DIME_SIG_BYTES;
+		lens[i] = w->items[i].pt_len - DIME_SIG_BYTES;
+	}
+	rc = dime_ks_sign_batch(w->ks, w->author_key, msgs, lens, w->n_items, sigs, rcs);
+	if (rc != DIME_OK) {
+		ops_why(why, "the author key cannot sign");
+		goto out;
+	}
+	for (size_t i = 0; i < w->n_items; i++)
+		memcpy(w->items[i].pt, sigs[i], DIME_SIG_BYTES);
+out:
+	free(msgs);
+	free(lens);
+	free(sigs);
+	free(rcs);
+	return rc;
 }
 
 /* Add a data segment, spanning it over several chunks when it exceeds one chunk's limit. */
@@ -1179,6 +1213,8 @@ msg_wrap_op(const struct msg_wrap_pre *pre, const struct dime_ks *ks, uint8_t **
 			rc = ops_wrap_add_data(&w, why, type, flags, use, use_len);
 		ops_free_secret(owned, use_len);
 	}
+	if (rc == DIME_OK)
+		rc = ops_wrap_sign(&w, why);
 	if (rc != DIME_OK)
 		goto out;
 	/* 2. ephemeral key and the four KEKs (a batch computed them ahead, with the same

@@ -166,6 +166,7 @@ kp_drain(struct dime_kp_client *c, struct kp_chan *ch)
 		ssize_t n = recv(ch->fd, ch->buf, KP_DGRAM_MAX, MSG_DONTWAIT);
 
 		if (n > 0) {
+			dime_wipe(ch->buf, (size_t)n); /* a stale ECDH reply holds secrets */
 			atomic_fetch_add(&c->stale, 1);
 			continue;
 		}
@@ -191,7 +192,7 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 	struct msghdr mh;
 	struct kp_wr w;
 	uint64_t deadline = kp_client_now_ms() + c->timeout_ms;
-	size_t sent_len = 0;
+	size_t sent_len = 0, used = 0; /* the bytes of ch->buf written, to wipe */
 	int rc = DIME_E_AGAIN, more = 1;
 	ssize_t n;
 
@@ -226,7 +227,7 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 		h->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(h), &o->memfd, sizeof(int));
 	}
-	sent_len = w.off;
+	sent_len = used = w.off;
 	do
 		n = sendmsg(ch->fd, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
@@ -260,6 +261,8 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 			rc = DIME_E_AGAIN;
 			goto out;
 		}
+		if ((size_t)n > used)
+			used = (size_t)n;
 		kp_rd_init(&r, ch->buf, (size_t)n);
 		kp_rd_rep(&r, &rep);
 		if (r.err != DIME_OK || rep.magic != KP_MAGIC) {
@@ -289,7 +292,8 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 			goto out;
 	}
 out:
-	dime_wipe(ch->buf, KP_DGRAM_MAX); /* replies carry ECDH secrets */
+	/* replies carry ECDH secrets; what kp_drain read was wiped there */
+	dime_wipe(ch->buf, used);
 	kp_checkin(c, ch);
 	return rc;
 }
@@ -371,6 +375,97 @@ kp_be_sign(void *ctx, uint8_t sig[DIME_SIG_BYTES], uint32_t id, const uint8_t *m
 	if (rc != DIME_OK)
 		memset(sig, 0, DIME_SIG_BYTES);
 	return rc;
+}
+
+struct kp_sign_many {
+	size_t n;
+	uint8_t (*sigs)[DIME_SIG_BYTES];
+	int *rc;
+};
+
+static int
+kp_sign_many_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
+{
+	struct kp_sign_many *s = arg;
+
+	if (p->count == 0) /* refused whole: every item gets the reason */
+		return p->rc != DIME_OK ? p->rc : DIME_E_IO;
+	if (p->count != s->n)
+		return DIME_E_IO;
+	for (size_t i = 0; i < s->n; i++) {
+		s->rc[i] = kp_rd_rc(r);
+		kp_rd_copy(r, s->sigs[i], DIME_SIG_BYTES);
+	}
+	if (r->err != DIME_OK || kp_rd_left(r) != 0)
+		return DIME_E_IO;
+	return DIME_OK;
+}
+
+/* Up to DIME_KP_BATCH_MAX signatures per request: lengths as items, the inputs one after the
+ * other as the payload (inline when the datagram holds them, else in a memfd). */
+static int
+kp_be_sign_batch(void *ctx, uint32_t id, const uint8_t *const *msgs, const size_t *lens, size_t n,
+		 uint8_t (*sigs)[DIME_SIG_BYTES], int *rc)
+{
+	struct kp_map *m = ctx;
+	int first = DIME_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		memset(sigs[i], 0, DIME_SIG_BYTES);
+		rc[i] = DIME_E_NOTFOUND;
+	}
+	if (id == DIME_KS_NONE || id > m->n)
+		return n > 0 ? DIME_E_NOTFOUND : DIME_OK;
+	for (size_t i = 0; i < n;) {
+		size_t k = n - i < DIME_KP_BATCH_MAX ? n - i : DIME_KP_BATCH_MAX, total = 0;
+		uint8_t items[DIME_KP_BATCH_MAX * KP_SIGN_ITEM], *payload = NULL;
+		struct kp_sign_many res = {k, sigs + i, rc + i};
+		struct kp_out o = {
+		    KP_OP_SIGN, (uint16_t)k, m->pubs[id - 1], items, k * KP_SIGN_ITEM, NULL, 0, -1};
+		struct kp_wr w;
+		int crc = DIME_OK;
+
+		kp_wr_init(&w, items, sizeof(items));
+		for (size_t j = i; j < i + k; j++) {
+			if (lens[j] > UINT32_MAX - total) {
+				crc = DIME_E_LIMIT;
+				break;
+			}
+			kp_wr_be32(&w, (uint32_t)lens[j]);
+			total += lens[j];
+		}
+		if (crc == DIME_OK && (payload = malloc(total > 0 ? total : 1)) == NULL)
+			crc = DIME_E_NOMEM;
+		if (crc == DIME_OK) {
+			size_t off = 0;
+
+			for (size_t j = i; j < i + k; j++) {
+				if (lens[j] > 0)
+					memcpy(payload + off, msgs[j], lens[j]);
+				off += lens[j];
+			}
+			o.payload_len = (uint32_t)total;
+			if (total <= KP_DGRAM_MAX - KP_REQ_HDR - k * KP_SIGN_ITEM)
+				o.payload = payload;
+			else if ((o.memfd = kp_memfd(payload, total)) < 0)
+				crc = DIME_E_IO;
+		}
+		if (crc == DIME_OK)
+			crc = kp_call(m->c, &o, kp_sign_many_rep, &res);
+		if (o.memfd >= 0)
+			close(o.memfd);
+		free(payload);
+		for (size_t j = i; j < i + k; j++) {
+			if (crc != DIME_OK)
+				rc[j] = crc;
+			if (rc[j] != DIME_OK)
+				memset(sigs[j], 0, DIME_SIG_BYTES);
+			if (first == DIME_OK)
+				first = rc[j];
+		}
+		i += k;
+	}
+	return first;
 }
 
 /* ---- ECDH ---- */
@@ -513,7 +608,7 @@ dime_kp_client_keys(struct dime_kp_client *c, struct dime_ks **ks, struct dime_p
 	struct kp_hello h = {0};
 	struct kp_out o = {KP_OP_HELLO, 0, NULL, NULL, 0, NULL, 0, -1};
 	struct kp_map *m = NULL;
-	struct dime_ks_backend be = {kp_be_sign, kp_be_ecdh, NULL};
+	struct dime_ks_backend be = {kp_be_sign, kp_be_ecdh, NULL, kp_be_sign_batch};
 	int rc;
 
 	*ks = NULL;

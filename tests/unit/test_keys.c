@@ -518,12 +518,88 @@ remote_ecdh(void *ctx, uint32_t id, const uint8_t (*pubs)[DIME_SECP_PUB_BYTES], 
 	return dime_ks_ecdh_batch(b->local, id, pubs, n, x, rc);
 }
 
+static int
+remote_sign_batch(void *ctx, uint32_t id, const uint8_t *const *msgs, const size_t *lens, size_t n,
+		  uint8_t (*sigs)[DIME_SIG_BYTES], int *rc)
+{
+	struct remote_be *b = ctx;
+
+	b->calls++;
+	if (b->down) {
+		for (size_t i = 0; i < n; i++) /* a lazy backend: items left looking fine */
+			rc[i] = DIME_OK;
+		return DIME_E_AGAIN;
+	}
+	return dime_ks_sign_batch(b->local, id, msgs, lens, n, sigs, rc);
+}
+
+/* Batched signatures equal one-at-a-time ones, locally and through a remote keystore whose
+ * backend batches (one call for all) or not (one call each); a failure is every item's. */
+static void
+test_sign_batch(struct dime_ks *local, struct remote_be *be, uint32_t id, int batching)
+{
+	struct dime_ks_backend backend = {remote_sign, remote_ecdh, be,
+					  batching ? remote_sign_batch : NULL};
+	struct dime_ks *rks = NULL;
+	uint8_t bufs[5][200], sigs[5][64], one[64], sp[32], ep[33];
+	const uint8_t *msgs[5];
+	size_t lens[5];
+	enum dime_key_kind kind;
+	uint32_t rid = 0;
+	int rc[5];
+
+	/* the test backend signs with the local key of the same id: add keys 1..id in order */
+	if (dime_ks_new_remote(&rks, &backend) != DIME_OK) {
+		t_fail("sign_batch setup");
+		return;
+	}
+	for (uint32_t k = 1; k <= id; k++) {
+		memset(ep, 0, sizeof(ep));
+		if (dime_ks_kind(local, &kind, k) != DIME_OK ||
+		    dime_ks_sign_pub(local, sp, k) != DIME_OK ||
+		    (kind != DIME_KEY_SIGN && dime_ks_enc_pub(local, ep, k) != DIME_OK) ||
+		    dime_ks_add_public(rks, &rid, kind, sp, kind == DIME_KEY_SIGN ? NULL : ep) !=
+			DIME_OK) {
+			t_fail("sign_batch setup: key %u", k);
+			dime_ks_free(rks);
+			return;
+		}
+	}
+	for (size_t i = 0; i < 5; i++) {
+		t_rand_fill(bufs[i], sizeof(bufs[i]));
+		msgs[i] = bufs[i];
+		lens[i] = i * 40; /* the first is empty */
+	}
+	be->calls = 0;
+	T_CHECK(dime_ks_sign_batch(rks, rid, msgs, lens, 5, sigs, rc) == DIME_OK,
+		"sign_batch (batching %d)", batching);
+	T_CHECK(be->calls == (batching ? 1u : 5u), "sign_batch: %u backend calls (batching %d)",
+		be->calls, batching);
+	for (size_t i = 0; i < 5; i++)
+		T_CHECK(rc[i] == DIME_OK &&
+			    dime_ks_sign(local, one, id, msgs[i], lens[i]) == DIME_OK &&
+			    memcmp(one, sigs[i], 64) == 0,
+			"sign_batch item %zu equals dime_ks_sign (batching %d)", i, batching);
+	T_CHECK(dime_ks_sign_batch(local, id, msgs, lens, 5, sigs, rc) == DIME_OK &&
+		    memcmp(one, sigs[4], 64) == 0,
+		"local sign_batch");
+	T_CHECK(dime_ks_sign_batch(local, 999, msgs, lens, 2, sigs, rc) == DIME_E_NOTFOUND &&
+		    rc[0] == DIME_E_NOTFOUND && rc[1] == DIME_E_NOTFOUND,
+		"sign_batch with an unknown key");
+	be->down = 1;
+	T_CHECK(dime_ks_sign_batch(rks, rid, msgs, lens, 5, sigs, rc) == DIME_E_AGAIN &&
+		    rc[0] == DIME_E_AGAIN && rc[4] == DIME_E_AGAIN,
+		"sign_batch when down: %d %d", rc[0], rc[4]);
+	be->down = 0;
+	dime_ks_free(rks);
+}
+
 static void
 test_remote(void)
 {
 	struct dime_ks *local = NULL, *rks = NULL;
 	struct remote_be be = {0};
-	struct dime_ks_backend backend = {remote_sign, remote_ecdh, &be};
+	struct dime_ks_backend backend = {remote_sign, remote_ecdh, &be, NULL};
 	static const char *files[] = {"org-alpha.keys.pem", "user-bob.keys.pem",
 				      "org-beta.pok.ed25519.pem"};
 	uint32_t lid[3], rid[3];
@@ -533,7 +609,7 @@ test_remote(void)
 		return;
 	}
 	be.local = local;
-	T_CHECK(dime_ks_new_remote(&rks, &(struct dime_ks_backend){NULL, remote_ecdh, &be}) ==
+	T_CHECK(dime_ks_new_remote(&rks, &(struct dime_ks_backend){NULL, remote_ecdh, &be, NULL}) ==
 			DIME_E_INVALID &&
 		    rks == NULL,
 		"remote without sign");
@@ -636,6 +712,8 @@ test_remote(void)
 		be.down = 0;
 		dime_wipe(pp, sizeof(pp));
 	}
+	test_sign_batch(local, &be, lid[1], 1);
+	test_sign_batch(local, &be, lid[1], 0);
 	dime_ks_free(rks);
 	dime_ks_free(local);
 }

@@ -52,6 +52,10 @@ struct dime_ks_backend {
 	int (*ecdh_batch)(void *ctx, uint32_t id, const uint8_t (*pubs)[DIME_SECP_PUB_BYTES],
 			  size_t n, uint8_t (*x)[DIME_ECDH_BYTES], int *rc);
 	void *ctx;
+	/* Optional (NULL: sign is called per item): as dime_ks_sign_batch, in as few round trips
+	 * as the backend can. */
+	int (*sign_batch)(void *ctx, uint32_t id, const uint8_t *const *msgs, const size_t *lens,
+			  size_t n, uint8_t (*sigs)[DIME_SIG_BYTES], int *rc);
 };
 
 /* A remote keystore over backend (copied; ctx borrowed for the keystore's life).
@@ -112,6 +116,14 @@ DIME_MUST_CHECK int dime_ks_enc_pub(const struct dime_ks *ks, uint8_t pub[DIME_S
 /* Ed25519 signature with key id. Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_CRYPTO. */
 DIME_MUST_CHECK int dime_ks_sign(const struct dime_ks *ks, uint8_t sig[DIME_SIG_BYTES], uint32_t id,
 				 const uint8_t *msg, size_t msg_len);
+/* n Ed25519 signatures with key id: sigs[i] and rc[i] are exactly what
+ * dime_ks_sign(ks, sigs[i], id, msgs[i], lens[i]) gives. For a remote keystore, one request for
+ * them all (the per-chunk signatures of a wrap: a key process round trip each would dominate).
+ * Returns: DIME_OK when every rc[i] is DIME_OK, else the first failing rc[i]. Thread-safe. */
+DIME_MUST_CHECK int dime_ks_sign_batch(const struct dime_ks *ks, uint32_t id,
+				       const uint8_t *const *msgs, const size_t *lens, size_t n,
+				       uint8_t (*sigs)[DIME_SIG_BYTES], int *rc);
+
 /* Raw ECDH x coordinate with key id's encryption key.
  * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID, DIME_E_MALFORMED (bad peer point). */
 DIME_MUST_CHECK int dime_ks_ecdh(const struct dime_ks *ks, uint8_t x[DIME_ECDH_BYTES], uint32_t id,
