@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format-14
 libssl-dev libsecp256k1-dev libsodium-dev libisal-dev liburing-dev libjemalloc-dev
 libbenchmark-dev zlib1g-dev libsqlite3-dev libjansson-dev sqlite3
-gnuplot-nox gnupg libipsec-mb-dev libinih-dev openssl python3 iproute2"
+gnuplot-nox gnupg libipsec-mb-dev libinih-dev libseccomp-dev openssl python3 iproute2"
 
 missing=""
 for p in $PKGS; do

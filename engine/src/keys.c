@@ -576,9 +576,15 @@ dime_ks_ecdh_batch(const struct dime_ks *ks, uint32_t key_id,
 
 	if (k != NULL && k->kind != DIME_KEY_SIGN && ks->remote && n > 0) {
 		first = ks->be.ecdh_batch(ks->be.ctx, key_id, pubs, n, x, rc);
-		/* the backend's own failure (AGAIN: key process down) is every item's */
+		size_t carried = 0;
+
+		/* first is the first failing rc[i] (a bad point fails that item alone), unless no
+		 * item carries it: then it is the backend's own failure (AGAIN: key process down),
+		 * and every item's */
 		for (size_t i = 0; i < n; i++)
-			if (first != DIME_OK && rc[i] == DIME_OK) {
+			carried += rc[i] == first;
+		for (size_t i = 0; i < n && first != DIME_OK && carried == 0; i++)
+			if (rc[i] == DIME_OK) {
 				rc[i] = first;
 				memset(x[i], 0, DIME_ECDH_BYTES);
 			}

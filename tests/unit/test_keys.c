@@ -482,6 +482,164 @@ test_growth(void)
 	dime_ks_free(NULL);
 }
 
+/* A remote keystore over a backend that answers from a local keystore of the same keys (the
+ * key process's part, without the process: tests/unit/test_keyproc.c runs the real one). */
+struct remote_be {
+	const struct dime_ks *local;
+	int down; /* answer DIME_E_AGAIN and touch nothing, as a backend whose peer is gone */
+	unsigned calls;
+};
+
+static int
+remote_sign(void *ctx, uint8_t sig[DIME_SIG_BYTES], uint32_t id, const uint8_t *msg, size_t msg_len)
+{
+	struct remote_be *b = ctx;
+
+	b->calls++;
+	if (b->down) {
+		memset(sig, 0, DIME_SIG_BYTES);
+		return DIME_E_AGAIN;
+	}
+	return dime_ks_sign(b->local, sig, id, msg, msg_len);
+}
+
+static int
+remote_ecdh(void *ctx, uint32_t id, const uint8_t (*pubs)[DIME_SECP_PUB_BYTES], size_t n,
+	    uint8_t (*x)[DIME_ECDH_BYTES], int *rc)
+{
+	struct remote_be *b = ctx;
+
+	b->calls++;
+	if (b->down) {
+		for (size_t i = 0; i < n; i++) /* a lazy backend: items left looking fine */
+			rc[i] = DIME_OK;
+		return DIME_E_AGAIN;
+	}
+	return dime_ks_ecdh_batch(b->local, id, pubs, n, x, rc);
+}
+
+static void
+test_remote(void)
+{
+	struct dime_ks *local = NULL, *rks = NULL;
+	struct remote_be be = {0};
+	struct dime_ks_backend backend = {remote_sign, remote_ecdh, &be};
+	static const char *files[] = {"org-alpha.keys.pem", "user-bob.keys.pem",
+				      "org-beta.pok.ed25519.pem"};
+	uint32_t lid[3], rid[3];
+
+	if (dime_ks_new(&local) != DIME_OK) {
+		t_fail("ks_new");
+		return;
+	}
+	be.local = local;
+	T_CHECK(dime_ks_new_remote(&rks, &(struct dime_ks_backend){NULL, remote_ecdh, &be}) ==
+			DIME_E_INVALID &&
+		    rks == NULL,
+		"remote without sign");
+	if (dime_ks_new_remote(&rks, &backend) != DIME_OK) {
+		t_fail("ks_new_remote");
+		dime_ks_free(local);
+		return;
+	}
+	T_CHECK(dime_ks_is_remote(rks) && !dime_ks_is_remote(local), "is_remote");
+	for (size_t i = 0; i < 3; i++) {
+		size_t len = 0;
+		uint8_t *in = t_read(files[i], &len);
+		uint8_t sp[32], ep[33];
+		enum dime_key_kind kind;
+		uint32_t id = 5;
+		const char *why = "";
+
+		T_CHECK(dime_ks_load(local, &lid[i], in, len) == DIME_OK, "%s: load", files[i]);
+		/* a remote keystore loads, generates and exports nothing */
+		T_CHECK(dime_ks_load_why(rks, &id, &why, in, len) == DIME_E_INVALID &&
+			    id == DIME_KS_NONE && strstr(why, "remote") != NULL,
+			"%s: remote load got '%s'", files[i], why);
+		free(in);
+		T_CHECK(dime_ks_kind(local, &kind, lid[i]) == DIME_OK &&
+			    dime_ks_sign_pub(local, sp, lid[i]) == DIME_OK,
+			"%s: pub", files[i]);
+		if (kind != DIME_KEY_SIGN)
+			T_CHECK(dime_ks_enc_pub(local, ep, lid[i]) == DIME_OK, "%s: enc", files[i]);
+		T_CHECK(dime_ks_add_public(local, &id, kind, sp, ep) == DIME_E_INVALID &&
+			    id == DIME_KS_NONE,
+			"add_public to a local keystore");
+		T_CHECK(dime_ks_add_public(rks, &rid[i], kind, sp,
+					   kind == DIME_KEY_SIGN ? NULL : ep) == DIME_OK &&
+			    rid[i] == lid[i],
+			"%s: add_public id %u, want %u", files[i], rid[i], lid[i]);
+	}
+	{
+		uint8_t out[DIME_KEYFILE_MAX_BYTES], sp[32] = {0}, bad[33];
+		size_t l = 3;
+		uint32_t id = 5;
+
+		T_CHECK(dime_ks_generate(rks, &id, DIME_KEY_USER) == DIME_E_INVALID &&
+			    id == DIME_KS_NONE,
+			"remote generate");
+		T_CHECK(dime_ks_export(rks, out, sizeof(out), &l, rid[0], 1) == DIME_E_INVALID &&
+			    l == 0,
+			"remote export");
+		memset(bad, 0, sizeof(bad));
+		T_CHECK(dime_ks_add_public(rks, &id, DIME_KEY_USER, sp, bad) == DIME_E_INVALID,
+			"add_public with no point");
+		T_CHECK(dime_ks_add_public(rks, &id, (enum dime_key_kind)7, sp, NULL) ==
+			    DIME_E_INVALID,
+			"add_public kind 7");
+	}
+	/* results equal the local keystore's: signatures, and ECDH item by item, a bad point
+	 * failing only its own item */
+	for (size_t i = 0; i < 3; i++) {
+		uint8_t msg[300], s1[64], s2[64], pubs[6][33], x1[6][32], x2[6][32], pp[32];
+		int rc1[6], rc2[6], r1, r2;
+
+		t_rand_fill(msg, sizeof(msg));
+		T_CHECK(dime_ks_sign(local, s1, lid[i], msg, sizeof(msg)) == DIME_OK &&
+			    dime_ks_sign(rks, s2, rid[i], msg, sizeof(msg)) == DIME_OK &&
+			    memcmp(s1, s2, 64) == 0,
+			"%s: remote signature differs", files[i]);
+		for (size_t j = 0; j < 6; j++)
+			T_CHECK(dime_secp_keygen(pp, pubs[j]) == DIME_OK, "keygen");
+		memset(pubs[2], 0xff, 33);
+		pubs[2][0] = 2; /* x >= p: not a point */
+		r1 = dime_ks_ecdh_batch(local, lid[i], (const uint8_t(*)[33])pubs, 6, x1, rc1);
+		r2 = dime_ks_ecdh_batch(rks, rid[i], (const uint8_t(*)[33])pubs, 6, x2, rc2);
+		T_CHECK(r1 == r2 && memcmp(rc1, rc2, sizeof(rc1)) == 0 &&
+			    memcmp(x1, x2, sizeof(x1)) == 0,
+			"%s: remote ecdh batch: got %d (item 0: %d), want %d (item 0: %d)",
+			files[i], r2, rc2[0], r1, rc1[0]);
+		if (i < 2)
+			T_CHECK(r1 == DIME_E_MALFORMED && rc1[0] == DIME_OK && rc1[2] == r1,
+				"%s: one bad point fails one item: %d %d", files[i], rc1[0],
+				rc1[2]);
+		T_CHECK(dime_ks_ecdh(rks, x2[0], rid[i], pubs[0]) == rc1[0] &&
+			    memcmp(x1[0], x2[0], 32) == 0,
+			"%s: remote ecdh", files[i]);
+		dime_wipe(pp, sizeof(pp));
+		dime_wipe(x1, sizeof(x1));
+		dime_wipe(x2, sizeof(x2));
+	}
+	/* the backend's own failure is every item's */
+	{
+		uint8_t pubs[3][33], x[3][32], pp[32], sig[64];
+		int rc[3];
+
+		for (size_t j = 0; j < 3; j++)
+			T_CHECK(dime_secp_keygen(pp, pubs[j]) == DIME_OK, "keygen");
+		be.down = 1;
+		T_CHECK(dime_ks_ecdh_batch(rks, rid[0], (const uint8_t(*)[33])pubs, 3, x, rc) ==
+				DIME_E_AGAIN &&
+			    rc[0] == DIME_E_AGAIN && rc[1] == DIME_E_AGAIN && rc[2] == DIME_E_AGAIN,
+			"backend down: items %d %d %d", rc[0], rc[1], rc[2]);
+		T_CHECK(dime_ks_sign(rks, sig, rid[0], pp, 32) == DIME_E_AGAIN, "sign when down");
+		be.down = 0;
+		dime_wipe(pp, sizeof(pp));
+	}
+	dime_ks_free(rks);
+	dime_ks_free(local);
+}
+
 int
 main(void)
 {
@@ -495,6 +653,7 @@ main(void)
 	test_prime();
 	test_generate();
 	test_growth();
+	test_remote();
 	dime_ks_free(ks);
 	return t_done("test_keys");
 }
