@@ -195,9 +195,6 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 	int rc = DIME_E_AGAIN, more = 1;
 	ssize_t n;
 
-	/* drain first: it reads into ch->buf, where the request is built next */
-	if (kp_drain(c, ch) != 0)
-		goto out;
 	if (o->key != NULL)
 		memcpy(q.key, o->key, sizeof(q.key));
 	if (++ch->seq == 0) /* 0 is the supervisor's: never a request's */
@@ -209,6 +206,8 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 	if (o->payload != NULL)
 		kp_wr_bytes(&w, o->payload, o->payload_len);
 	DIME_ASSERT(w.err == DIME_OK); /* callers size requests under KP_DGRAM_MAX */
+	if (kp_drain(c, ch) != 0)
+		goto out;
 	iov.iov_base = ch->buf;
 	iov.iov_len = w.off;
 	memset(&mh, 0, sizeof(mh));
