@@ -725,6 +725,10 @@ kp_seccomp(void)
 	    SCMP_SYS(sched_getaffinity),
 	    SCMP_SYS(getdents64),
 	    SCMP_SYS(uname),
+	    SCMP_SYS(umask),
+	    SCMP_SYS(chmod),
+	    SCMP_SYS(fchmodat),
+	    SCMP_SYS(restart_syscall),
 	};
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int rc = -1;

@@ -200,14 +200,15 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 	if (++ch->seq == 0) /* 0 is the supervisor's: never a request's */
 		ch->seq = 1;
 	q.seq = ch->seq;
+	/* before the request is written: draining reads into the same buffer */
+	if (kp_drain(c, ch) != 0)
+		goto out;
 	kp_wr_init(&w, ch->buf, KP_DGRAM_MAX);
 	kp_wr_req(&w, &q);
 	kp_wr_bytes(&w, o->items, o->items_len);
 	if (o->payload != NULL)
 		kp_wr_bytes(&w, o->payload, o->payload_len);
 	DIME_ASSERT(w.err == DIME_OK); /* callers size requests under KP_DGRAM_MAX */
-	if (kp_drain(c, ch) != 0)
-		goto out;
 	iov.iov_base = ch->buf;
 	iov.iov_len = w.off;
 	memset(&mh, 0, sizeof(mh));
