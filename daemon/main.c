@@ -1,7 +1,8 @@
-/* dimed: the DMTP daemon. Reads its configuration (or the embedded default), opens the store,
- * spool, TLS contexts and worker pool, serves DMTP on one io loop thread in the foreground, and
- * handles SIGTERM/SIGINT (drain, then exit) and SIGHUP (reload configuration and certificates;
- * a bad one is logged and the old one kept). */
+/* dimed: the DMTP daemon. Reads its configuration (or the embedded default), starts the key
+ * process (docs/dimed.md "Key custody") before anything reads the store's secrets, opens the
+ * store without them, the spool, TLS contexts and worker pool, binds, drops root, serves DMTP on
+ * one io loop thread in the foreground, and handles SIGTERM/SIGINT (drain, then exit) and SIGHUP
+ * (reload configuration, certificates and keys; a bad one is logged and the old one kept). */
 
 #include <errno.h>
 #include <pthread.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dime/crypto.h"
@@ -17,9 +20,11 @@
 #include "dime/deliver.h"
 #include "dime/dir.h"
 #include "dime/dlog.h"
+#include "dime/keyproc.h"
 #include "dime/loop.h"
 #include "dime/plmsg.h"
 #include "dime/pool.h"
+#include "dime/privsep.h"
 #include "dime/rng.h"
 #include "dime/server.h"
 #include "dime/spool.h"
@@ -33,10 +38,39 @@ static const char usage[] =
     "var/dime.db, spool var/spool, Maildir var/mail, listeners 127.0.0.1:2626 (DMTP, implicit\n"
     "TLS) and 127.0.0.1:2525 (dual, STARTTLS), a self-signed certificate made in var/tls/ when\n"
     "missing. --ports-file writes the bound ports, one per line, in listener order (port 0 in\n"
-    "the configuration picks a free one). SIGTERM drains and exits, SIGHUP reloads.\n";
+    "the configuration picks a free one). SIGTERM drains and exits, SIGHUP reloads the\n"
+    "configuration, certificates and keys (after a rotation). The private keys live in a key\n"
+    "process dimed starts (key_process = yes, the default); dimed writes its pid to\n"
+    "<store>.dimed.pid and, started as root with `user = NAME`, runs as NAME after binding.\n";
 
 #define DIMED_CERT "var/tls/cert.pem" /* the embedded default's, made when missing */
 #define DIMED_KEY  "var/tls/key.pem"
+
+/* The sanitizer runtimes make system calls a production build never does: under them the key
+ * process runs without its seccomp filter (keyproc.h), with the rest of its hardening. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+#define DIMED_KP_HARDEN (DIME_KP_HARDEN_ALL & ~DIME_KP_HARDEN_SECCOMP)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define DIMED_KP_HARDEN (DIME_KP_HARDEN_ALL & ~DIME_KP_HARDEN_SECCOMP)
+#endif
+#endif
+#ifndef DIMED_KP_HARDEN
+#define DIMED_KP_HARDEN DIME_KP_HARDEN_ALL
+#endif
+
+/* One set of hosted keys and what runs on them: the directory, the ACCEPT run and its pool
+ * lane. SIGHUP makes a new one for new jobs (a rotation); jobs queued on an older lane finish
+ * on the keys they started with, then it is freed (dimed_gen_reap). */
+struct dimed_gen {
+	struct dime_ks *ks; /* the key process client's remote keystore (NULL: in-process) */
+	struct dime_pl_keyinfo *keys;
+	size_t n_keys;
+	struct dime_pl_dir *dir;
+	struct dime_pl_msg *run;
+	unsigned lane;
+	struct dimed_gen *next; /* older */
+};
 
 struct dimed {
 	const char *conf_path;
@@ -44,6 +78,11 @@ struct dimed {
 	struct dime_io_loop *loop;
 	struct dime_server *srv;
 	struct dime_tlsctx *tls, *tls_old;
+	struct dime_pl_pool *pool;
+	struct dime_kp_client *kp;
+	pid_t kp_pid;	       /* the key process's supervisor (0: key_process = no) */
+	struct dimed_gen *gen; /* the current one first; touched on the loop thread only */
+	int reap_armed;	       /* a dimed_gen_reap timer is pending */
 	int stopping;
 };
 
@@ -106,6 +145,126 @@ dimed_load(struct dime_dconf *c, const char *path, int make_cert, char *why, siz
 	return 0;
 }
 
+/* ---- key custody ---- */
+
+static void
+dimed_gen_free(struct dimed_gen *g)
+{
+	if (g == NULL)
+		return;
+	dime_pl_msg_free(g->run);
+	dime_pl_dir_close(g->dir);
+	dime_ks_free(g->ks);
+	free(g->keys);
+	free(g);
+}
+
+/* The hosted keys now, and a directory and ACCEPT lane over them. With the key process the
+ * store is opened without its secrets (dime_pl_dir_conf.ks); without, the keys are loaded here.
+ * Blocking (a key process round trip, the store): call it off the loop. Returns 0 or -1 (why). */
+static int
+dimed_gen_new(struct dimed *d, struct dimed_gen **out, char *why, size_t why_cap)
+{
+	struct dimed_gen *g = calloc(1, sizeof(*g));
+	struct dime_pl_msg_conf mc;
+	const char *dwhy = "";
+	int rc;
+
+	*out = NULL;
+	if (g == NULL) {
+		snprintf(why, why_cap, "out of memory");
+		return -1;
+	}
+	if (d->kp != NULL) {
+		struct dime_pl_dir_conf dc;
+
+		if ((rc = dime_kp_client_keys(d->kp, &g->ks, &g->keys, &g->n_keys)) != DIME_OK) {
+			snprintf(why, why_cap, "key process: %s",
+				 rc == DIME_E_AGAIN ? "no answer in time (its log says why)"
+						    : dime_strerror(rc));
+			goto fail;
+		}
+		memset(&dc, 0, sizeof(dc));
+		dc.ks = g->ks;
+		dc.keys = g->keys;
+		dc.n_keys = g->n_keys;
+		rc = dime_pl_dir_open_conf(&g->dir, d->conf.store, &dc, &dwhy);
+	} else {
+		rc = dime_pl_dir_open(&g->dir, d->conf.store, &dwhy);
+	}
+	if (rc != DIME_OK) {
+		snprintf(why, why_cap, "store: %s", dwhy);
+		goto fail;
+	}
+	memset(&mc, 0, sizeof(mc));
+	mc.op = DIME_PL_MSG_ACCEPT;
+	if (dime_pl_msg_new(&g->run, why, why_cap, g->dir, &mc) != DIME_OK)
+		goto fail;
+	if (dime_pl_pool_lane(d->pool, &g->lane, g->run) != DIME_OK) {
+		snprintf(why, why_cap, "cannot add a worker pool lane");
+		goto fail;
+	}
+	if (d->kp == NULL)
+		g->n_keys = dime_pl_dir_keys(g->dir, NULL, NULL, 0, DIME_STORE_ORG_KEY) +
+			    dime_pl_dir_keys(g->dir, NULL, NULL, 0, DIME_STORE_USER_KEY);
+	*out = g;
+	return 0;
+fail:
+	/* a lane once added borrows its run until the pool is freed: never reached after it */
+	dimed_gen_free(g);
+	return -1;
+}
+
+/* Start the key process under its supervisor, with a channel per worker and two more (the
+ * signal thread's reloads). It forks: call it before any thread starts. */
+static int
+dimed_kp_start(struct dimed *d, char *why, size_t why_cap)
+{
+	struct dime_kp_conf kc;
+	int fds[DIME_KP_CHANNELS_MAX];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = (d->conf.workers > 0 ? d->conf.workers : cpus > 0 ? (size_t)cpus : 1) + 2;
+
+	if (n > DIME_KP_CHANNELS_MAX)
+		n = DIME_KP_CHANNELS_MAX;
+	memset(&kc, 0, sizeof(kc));
+	kc.harden = DIMED_KP_HARDEN;
+	kc.log_fd = STDERR_FILENO;
+	if (dime_kp_spawn(&d->kp_pid, fds, n, d->conf.store, &kc, 1, why, why_cap) != DIME_OK)
+		return -1;
+	if (dime_kp_client_new(&d->kp, fds, n, d->conf.key_timeout_ms) != DIME_OK) {
+		snprintf(why, why_cap, "key process: cannot make its client");
+		return -1;
+	}
+	dime_dlog(DIME_DLOG_INFO, "keyproc.start", "supervisor=%ld channels=%zu timeout_ms=%u",
+		  (long)d->kp_pid, n, d->conf.key_timeout_ms);
+	return 0;
+}
+
+/* Stop the supervisor (it stops its key process). After a drop dimed may not signal it: the
+ * closed channels and its parent-death signal end it all the same. Waits at most 2 s. */
+static void
+dimed_kp_stop(struct dimed *d)
+{
+	struct timespec ts = {0, 20 * 1000 * 1000};
+
+	dime_kp_client_free(d->kp);
+	d->kp = NULL;
+	if (d->kp_pid <= 0)
+		return;
+	if (kill(d->kp_pid, SIGTERM) != 0) {
+		d->kp_pid =
+		    0; /* EPERM after the drop: it goes when we do (its parent-death signal) */
+		return;
+	}
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(d->kp_pid, NULL, WNOHANG) != 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	d->kp_pid = 0;
+}
+
 /* ---- signals: a thread waits for them and posts to the loop ---- */
 
 static void
@@ -128,14 +287,62 @@ dimed_on_term(void *arg)
 	dime_server_drain(d->srv, dimed_idle, d);
 }
 
+/* What the signal thread prepared for a SIGHUP: the new keys (NULL: reloading them failed, the
+ * old stay). */
+struct dimed_hup {
+	struct dimed *d;
+	struct dimed_gen *gen;
+};
+
+/* Free the older generations whose lanes have no job left: nothing submits to them any more
+ * (the server takes the newest lane), so once pending reads 0 their directory is unused.
+ * Re-armed every second while one is left. On the loop thread. */
+static void
+dimed_gen_reap(void *arg)
+{
+	struct dimed *d = arg;
+	struct dimed_gen **pp = &d->gen->next;
+	int left = 0;
+
+	d->reap_armed = 0;
+	while (*pp != NULL) {
+		struct dimed_gen *g = *pp;
+
+		if (dime_pl_pool_lane_pending(d->pool, g->lane) == 0) {
+			*pp = g->next;
+			dime_dlog(DIME_DLOG_INFO, "dimed.keys", "retired_lane=%u keys=%zu", g->lane,
+				  g->n_keys);
+			dimed_gen_free(g);
+		} else {
+			pp = &g->next;
+			left = 1;
+		}
+	}
+	if (left && !d->stopping &&
+	    dime_io_timer_add(d->loop, NULL, 1000, dimed_gen_reap, d) == DIME_OK)
+		d->reap_armed = 1;
+}
+
 static void
 dimed_on_hup(void *arg)
 {
-	struct dimed *d = arg;
+	struct dimed_hup *h = arg;
+	struct dimed *d = h->d;
 	struct dime_dconf nc;
 	struct dime_tlsctx *t = NULL;
 	char why[512] = "";
 
+	if (h->gen != NULL) {
+		/* New accepts go to the new lane; the old one is freed once its jobs have run. */
+		h->gen->next = d->gen;
+		d->gen = h->gen;
+		dime_server_set_accept_lane(d->srv, h->gen->lane);
+		dime_dlog(DIME_DLOG_INFO, "dimed.keys", "result=ok keys=%zu lane=%u",
+			  h->gen->n_keys, h->gen->lane);
+		if (!d->reap_armed)
+			dimed_gen_reap(d);
+	}
+	free(h);
 	if (dimed_load(&nc, d->conf_path, 1, why, sizeof(why)) != 0 ||
 	    dime_tlsctx_new(&t, &nc, why, sizeof(why)) != DIME_OK) {
 		dime_dlog(DIME_DLOG_ERROR, "dimed.reload", "result=kept_old why=\"%s\"", why);
@@ -149,6 +356,35 @@ dimed_on_hup(void *arg)
 	d->tls = t;
 	dime_server_set_tls(d->srv, t);
 	dime_dlog(DIME_DLOG_INFO, "dimed.reload", "result=ok certs=%zu", nc.n_certs);
+}
+
+/* SIGHUP, on the signal thread (it may block): the key process reloads from the store, and a
+ * directory over its keys is made; the loop then swaps it in with the configuration. */
+static void
+dimed_hup(struct dimed *d)
+{
+	struct dimed_hup *h = calloc(1, sizeof(*h));
+	char why[512] = "";
+	int rc = DIME_OK;
+
+	if (h == NULL) {
+		dime_dlog(DIME_DLOG_ERROR, "dimed.signal", "sig=%d why=nomem", SIGHUP);
+		return;
+	}
+	h->d = d;
+	/* AGAIN: the key process restarted meanwhile (or was slow); its successor serves a retry */
+	if (d->kp != NULL && (rc = dime_kp_client_reload(d->kp)) == DIME_E_AGAIN)
+		rc = dime_kp_client_reload(d->kp);
+	if (d->kp != NULL && rc != DIME_OK)
+		dime_dlog(DIME_DLOG_ERROR, "dimed.keys",
+			  "result=kept_old why=\"key process reload: %s\"", dime_strerror(rc));
+	else if (dimed_gen_new(d, &h->gen, why, sizeof(why)) != 0)
+		dime_dlog(DIME_DLOG_ERROR, "dimed.keys", "result=kept_old why=\"%s\"", why);
+	if (dime_io_loop_post(d->loop, dimed_on_hup, h) != DIME_OK) {
+		dime_dlog(DIME_DLOG_ERROR, "dimed.signal", "sig=%d why=nomem", SIGHUP);
+		dimed_gen_free(h->gen); /* never fed: its lane gets no job */
+		free(h);
+	}
 }
 
 static void *
@@ -165,8 +401,9 @@ dimed_signals(void *arg)
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
-		if (dime_io_loop_post(d->loop, sig == SIGHUP ? dimed_on_hup : dimed_on_term, d) !=
-		    DIME_OK)
+		if (sig == SIGHUP)
+			dimed_hup(d);
+		else if (dime_io_loop_post(d->loop, dimed_on_term, d) != DIME_OK)
 			dime_dlog(DIME_DLOG_ERROR, "dimed.signal", "sig=%d why=nomem", sig);
 	}
 	return NULL;
@@ -176,18 +413,15 @@ int
 main(int argc, char **argv)
 {
 	struct dimed d;
-	struct dime_pl_dir *dir = NULL;
-	struct dime_pl_msg *run = NULL;
-	struct dime_pl_pool *pool = NULL;
 	struct dime_spool *spool = NULL;
 	struct dime_deliver *dlv = NULL;
-	struct dime_pl_msg_conf mc;
 	struct dime_pl_pool_conf pc;
 	struct dime_server_env env;
-	const char *ports_file = NULL, *dwhy = "";
-	char why[1024] = "";
-	int check = 0, rc = 1;
-	unsigned lane = 0, ports[DIME_DCONF_MAX_LISTEN];
+	const char *ports_file = NULL;
+	FILE *ports_f = NULL;
+	char why[1024] = "", pid_path[4096] = "";
+	int check = 0, rc = 1, pid_fd = -1, dropped = 0;
+	unsigned ports[DIME_DCONF_MAX_LISTEN];
 	sigset_t set;
 	pthread_t sig_thread;
 
@@ -214,6 +448,8 @@ main(int argc, char **argv)
 	if (check) {
 		struct dime_tlsctx *t = NULL;
 
+		/* The configuration and certificates only: the store (and its secrets) is never
+		 * opened here. */
 		if (dimed_load(&d.conf, d.conf_path, 0, why, sizeof(why)) != 0) {
 			fprintf(stderr, "dimed: %s\n", why);
 			return 1;
@@ -234,7 +470,8 @@ main(int argc, char **argv)
 		       d.conf_path ? d.conf_path : "(default)");
 		return 0;
 	}
-	/* Signals go to the signal thread only: block them before any thread starts. */
+	/* Signals go to the signal thread only: block them before any thread or child starts
+	 * (the key process's supervisor sets its own). */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -246,26 +483,25 @@ main(int argc, char **argv)
 		goto fail;
 	dime_dlog_init("dimed", d.conf.log_syslog,
 		       (enum dime_dlog_level)dimed_level(d.conf.log_level));
+	/* First, while this process is single-threaded and has read no secret: the key process
+	 * forks from here, so it inherits neither threads nor anything read later. */
+	if (d.conf.key_process && dimed_kp_start(&d, why, sizeof(why)) != 0)
+		goto fail;
 	if (dime_tlsctx_new(&d.tls, &d.conf, why, sizeof(why)) != DIME_OK)
-		goto fail;
-	if (dime_pl_dir_open(&dir, d.conf.store, &dwhy) != DIME_OK) {
-		snprintf(why, sizeof(why), "store: %s", dwhy);
-		goto fail;
-	}
-	memset(&mc, 0, sizeof(mc));
-	mc.op = DIME_PL_MSG_ACCEPT;
-	if (dime_pl_msg_new(&run, why, sizeof(why), dir, &mc) != DIME_OK)
 		goto fail;
 	memset(&pc, 0, sizeof(pc));
 	pc.workers = d.conf.workers;
 	pc.batch_max = d.conf.batch_max;
 	pc.deadline_us = d.conf.batch_deadline_us;
 	pc.queue_max = d.conf.queue_max;
-	if (dime_pl_pool_new(&pool, &pc) != DIME_OK ||
-	    dime_pl_pool_lane(pool, &lane, run) != DIME_OK) {
+	if (dime_pl_pool_new(&d.pool, &pc) != DIME_OK) {
 		snprintf(why, sizeof(why), "cannot start the worker pool");
 		goto fail;
 	}
+	if (dimed_gen_new(&d, &d.gen, why, sizeof(why)) != 0)
+		goto fail;
+	dime_dlog(DIME_DLOG_INFO, "dimed.keys", "result=ok keys=%zu custody=%s", d.gen->n_keys,
+		  d.kp != NULL ? "key_process" : "in_process");
 	if (dime_spool_open(&spool, d.conf.spool, why, sizeof(why)) != DIME_OK ||
 	    dime_deliver_start(&dlv, &d.conf, spool, why, sizeof(why)) != DIME_OK)
 		goto fail;
@@ -276,36 +512,58 @@ main(int argc, char **argv)
 	memset(&env, 0, sizeof(env));
 	env.conf = &d.conf;
 	env.loop = d.loop;
-	env.pool = pool;
-	env.accept_lane = lane;
+	env.pool = d.pool;
+	env.accept_lane = d.gen->lane;
 	env.spool = spool;
 	env.deliver = dlv;
 	env.tls = d.tls;
 	if (dime_server_new(&d.srv, &env, why, sizeof(why)) != DIME_OK)
 		goto fail;
+	/* Written before the drop (its directory may be root's); locked for as long as we run. */
+	if (dime_dconf_pid_file(&d.conf, pid_path, sizeof(pid_path)) != DIME_OK) {
+		snprintf(why, sizeof(why), "pid file name too long");
+		goto fail;
+	}
+	if (dime_privsep_pid_write(&pid_fd, pid_path, why, sizeof(why)) != DIME_OK)
+		goto fail;
+	if (ports_file != NULL && (ports_f = fopen(ports_file, "w")) == NULL) {
+		snprintf(why, sizeof(why), "cannot write %s: %s", ports_file, strerror(errno));
+		goto fail;
+	}
+	/* Listeners bound, key process forked: nothing needs root any more. */
+	if (dime_privsep_drop(&dropped, d.conf.user, why, sizeof(why)) != DIME_OK)
+		goto fail;
+	if (dropped)
+		dime_dlog(DIME_DLOG_INFO, "dimed.privsep", "user=%s uid=%ld", d.conf.user,
+			  (long)getuid());
+	else if (d.conf.user[0] != '\0')
+		dime_dlog(DIME_DLOG_WARNING, "dimed.privsep",
+			  "user=%s result=ignored why=\"not started as root\"", d.conf.user);
 	{
 		size_t n = dime_server_ports(d.srv, ports, DIME_DCONF_MAX_LISTEN);
-		FILE *f = ports_file != NULL ? fopen(ports_file, "w") : NULL;
 
 		for (size_t i = 0; i < n; i++) {
 			dime_dlog(DIME_DLOG_INFO, "dimed.listen", "host=%s port=%u mode=%s",
 				  d.conf.listen[i].host, ports[i],
 				  d.conf.listen[i].mode == DIME_DCONF_DMTP ? "dmtp" : "dual");
-			if (f != NULL)
-				fprintf(f, "%u\n", ports[i]);
+			if (ports_f != NULL)
+				fprintf(ports_f, "%u\n", ports[i]);
 		}
-		if (ports_file != NULL && (f == NULL || fclose(f) != 0)) {
+		/* written last: a test that sees the ports sees a dimed that has dropped root */
+		if (ports_file != NULL && (ports_f == NULL || fclose(ports_f) != 0)) {
+			ports_f = NULL;
 			snprintf(why, sizeof(why), "cannot write %s", ports_file);
 			goto fail;
 		}
+		ports_f = NULL;
 	}
 	if (pthread_create(&sig_thread, NULL, dimed_signals, &d) != 0) {
 		snprintf(why, sizeof(why), "cannot start the signal thread");
 		goto fail;
 	}
 	pthread_detach(sig_thread);
-	dime_dlog(DIME_DLOG_INFO, "dimed.start", "backend=%s host=%s", dime_io_loop_backend(d.loop),
-		  d.conf.hostname);
+	dime_dlog(DIME_DLOG_INFO, "dimed.start", "backend=%s host=%s pid=%ld",
+		  dime_io_loop_backend(d.loop), d.conf.hostname, (long)getpid());
 	if (dime_io_loop_run(d.loop) != DIME_OK)
 		dime_dlog(DIME_DLOG_ERROR, "dimed.loop", "why=io");
 	rc = 0;
@@ -315,14 +573,22 @@ fail:
 	fprintf(stderr, "dimed: %s\n", why);
 	dime_dlog(DIME_DLOG_ERROR, "dimed.fail", "why=\"%s\"", why);
 out:
+	if (ports_f != NULL)
+		fclose(ports_f);
 	dime_server_free(d.srv);
-	dime_pl_pool_free(pool);
+	dime_pl_pool_free(d.pool);
 	dime_deliver_stop(dlv, rc == 0);
 	dime_io_loop_free(d.loop);
-	dime_pl_msg_free(run);
+	while (d.gen != NULL) {
+		struct dimed_gen *g = d.gen;
+
+		d.gen = g->next;
+		dimed_gen_free(g);
+	}
+	dimed_kp_stop(&d);
 	dime_spool_close(spool);
-	dime_pl_dir_close(dir);
 	dime_tlsctx_free(d.tls);
 	dime_tlsctx_free(d.tls_old);
+	dime_privsep_pid_remove(pid_fd, pid_path);
 	return rc;
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -420,6 +421,27 @@ dconf_handler(void *user, const char *section, const char *key, const char *v)
 	}
 	if (strcmp(key, "early_talk_reject") == 0)
 		return dconf_bool(p, key, v, &c->early_talk_reject);
+	if (strcmp(key, "key_process") == 0)
+		return dconf_bool(p, key, v, &c->key_process);
+	if (strcmp(key, "key_timeout") == 0) {
+		if (!dconf_duration(p, key, v, 1000, &c->key_timeout_ms))
+			return 0;
+		if (c->key_timeout_ms == 0 || c->key_timeout_ms > 3600000) {
+			dconf_fail(p, key, "\"%s\" is out of range [1ms, 60m]", v);
+			return 0;
+		}
+		return 1;
+	}
+	if (strcmp(key, "user") == 0) {
+		/* Checked here so --check-config names it; applied after bind (dimed.md). */
+		if (getpwnam(v) == NULL) {
+			dconf_fail(p, key, "\"%s\": no such user", v);
+			return 0;
+		}
+		return dconf_str(p, key, v, c->user, sizeof(c->user));
+	}
+	if (strcmp(key, "pid_file") == 0)
+		return dconf_str(p, key, v, c->pid_file, sizeof(c->pid_file));
 	dconf_fail(p, key, "unknown key");
 	return 0;
 }
@@ -458,6 +480,8 @@ dconf_defaults(struct dime_dconf *c)
 	c->early_talk_reject = 1;
 	c->retry_min_ms = 10000;
 	c->retry_max_ms = 3600000;
+	c->key_process = 1;
+	c->key_timeout_ms = 5000;
 }
 
 int
@@ -524,6 +548,21 @@ dime_dconf_load(struct dime_dconf *c, const char *path, char *why, size_t why_ca
 	if (p.failed) {
 		dconf_defaults(c);
 		return DIME_E_INVALID;
+	}
+	return DIME_OK;
+}
+
+int
+dime_dconf_pid_file(const struct dime_dconf *c, char *out, size_t cap)
+{
+	int n = c->pid_file[0] != '\0'
+		    ? snprintf(out, cap, "%s", c->pid_file)
+		    : snprintf(out, cap, "%s%s", c->store, DIME_DCONF_PID_SUFFIX);
+
+	if (n < 0 || (size_t)n >= cap) {
+		if (cap > 0)
+			out[0] = '\0';
+		return DIME_E_NOSPACE;
 	}
 	return DIME_OK;
 }

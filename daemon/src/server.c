@@ -599,8 +599,11 @@ srv_store_take(struct dime_server *s)
 	if (s->n_stores > 0)
 		st = s->stores[--s->n_stores];
 	pthread_mutex_unlock(&s->mu);
-	if (st == NULL && dime_store_open_flags(&st, s->env.conf->store, DIME_STORE_OPEN_EXISTING,
-						err, sizeof(err)) != DIME_OK) {
+	/* lookups need signets and the duplicate table, never a private key */
+	if (st == NULL &&
+	    dime_store_open_flags(&st, s->env.conf->store,
+				  DIME_STORE_OPEN_EXISTING | DIME_STORE_OPEN_NO_SECRETS, err,
+				  sizeof(err)) != DIME_OK) {
 		dime_dlog(DIME_DLOG_ERROR, "store.open", "why=\"%s\"", err);
 		st = NULL;
 	}
@@ -1527,6 +1530,12 @@ dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap)
 	for (; n < s->n_ls && n < cap; n++)
 		ports[n] = s->ls[n].port;
 	return n;
+}
+
+void
+dime_server_set_accept_lane(struct dime_server *s, unsigned lane)
+{
+	s->env.accept_lane = lane;
 }
 
 void

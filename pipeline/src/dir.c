@@ -602,37 +602,44 @@ dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 {
 	_Atomic size_t *last = kind == DIME_STORE_USER_KEY ? &d->last_user : &d->last_org;
 	size_t first = atomic_load_explicit(last, memory_order_relaxed), hit = SIZE_MAX;
+	int rc = DIME_OK;
 
 	*key = DIME_KS_NONE;
 	*ident = NULL;
+	/* A key that cannot answer now (DIME_E_AGAIN: a remote keystore whose key process is
+	 * restarting) stops the search: the message may well be ours, so this is a temporary
+	 * failure, not "not found". */
 	if (only != NULL) {
 		const struct dir_kslot *s = dir_kslot_find(d, only, kind);
 
 		/* the identity's keys, newest first: a message to a rotated signet is rarer */
-		for (size_t k = s != NULL ? s->n : 0; k > 0 && hit == SIZE_MAX; k--)
-			if (dir_try(d, env, msg, len, as, s->first + k - 1, memo) == DIME_OK)
+		for (size_t k = s != NULL ? s->n : 0;
+		     k > 0 && hit == SIZE_MAX && rc != DIME_E_AGAIN; k--)
+			if ((rc = dir_try(d, env, msg, len, as, s->first + k - 1, memo)) == DIME_OK)
 				hit = s->first + k - 1;
 		if (hit == SIZE_MAX) {
 			memset(env, 0, sizeof(*env));
-			*why = s == NULL || s->n == 0
+			*why = rc == DIME_E_AGAIN ? "its keys cannot be used now (try again)"
+			       : s == NULL || s->n == 0
 				   ? "it is not hosted here (no keys in the store)"
 				   : "none of its keys opens this message";
-			return DIME_E_NOTFOUND;
+			return rc == DIME_E_AGAIN ? rc : DIME_E_NOTFOUND;
 		}
 	} else {
-		for (size_t k = 0; k < d->n_keys && hit == SIZE_MAX; k++) {
+		for (size_t k = 0; k < d->n_keys && hit == SIZE_MAX && rc != DIME_E_AGAIN; k++) {
 			size_t i = (first + k) % d->n_keys;
 
 			if (d->keys[i].kind == kind &&
-			    dir_try(d, env, msg, len, as, i, memo) == DIME_OK)
+			    (rc = dir_try(d, env, msg, len, as, i, memo)) == DIME_OK)
 				hit = i;
 		}
 		if (hit == SIZE_MAX) {
 			memset(env, 0, sizeof(*env));
-			*why = kind == DIME_STORE_USER_KEY
+			*why = rc == DIME_E_AGAIN ? "the hosted keys cannot be used now (try again)"
+			       : kind == DIME_STORE_USER_KEY
 				   ? "no hosted user's keys open this message"
 				   : "no hosted organisation's keys open this message";
-			return DIME_E_NOTFOUND;
+			return rc == DIME_E_AGAIN ? rc : DIME_E_NOTFOUND;
 		}
 		atomic_store_explicit(last, hit, memory_order_relaxed);
 	}

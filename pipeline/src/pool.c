@@ -36,6 +36,7 @@ struct pool_fifo {
 struct pool_lane {
 	const struct dime_pl_msg *m;
 	struct pool_fifo q;
+	size_t running; /* jobs taken by a worker and not yet completed */
 };
 
 struct pool_worker {
@@ -238,6 +239,7 @@ pool_take(struct dime_pl_pool *p, struct pool_worker *w, unsigned *lane,
 			if (*lane != POOL_CALL_LANE) {
 				p->st.groups++;
 				p->st.jobs += n;
+				p->lanes[*lane]->running += n;
 			}
 			/* more may be ready, and the others may sleep on a later deadline */
 			if (p->queued > 0)
@@ -333,6 +335,12 @@ pool_worker_main(void *arg)
 			w->g[0]->run(w->g[0], w->g[0]->arg);
 		else
 			pool_run_group(w, lane, m, n);
+		if (lane != POOL_CALL_LANE) {
+			/* the run is no longer used by these jobs (dime_pl_pool_lane_pending) */
+			pthread_mutex_lock(&p->mu);
+			p->lanes[lane]->running -= n;
+			pthread_mutex_unlock(&p->mu);
+		}
 		for (size_t i = 0; i < n; i++) {
 			struct dime_pl_pool_job *j = w->g[i];
 
@@ -517,6 +525,18 @@ pool_enqueue(struct dime_pl_pool *p, unsigned lane, struct dime_pl_pool_job *j,
 	}
 	pthread_mutex_unlock(&p->mu);
 	return rc;
+}
+
+size_t
+dime_pl_pool_lane_pending(struct dime_pl_pool *p, unsigned lane)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (lane < p->n_lanes)
+		n = p->lanes[lane]->q.n + p->lanes[lane]->running;
+	pthread_mutex_unlock(&p->mu);
+	return n;
 }
 
 int

@@ -38,6 +38,11 @@ t_sample_is_defaults(void)
 	T_CHECK(rc == DIME_OK, "docs/dimed.conf: got %d (%s), want ok", rc, why);
 	/* Both came from the same memset+defaults, so the bytes must be equal. */
 	T_CHECK(memcmp(&def, &got, sizeof(def)) == 0, "docs/dimed.conf differs from the defaults");
+	/* Key custody is on unless turned off: a missing line must not put keys in dimed. */
+	T_CHECK(got.key_process == 1 && got.key_timeout_ms == 5000 && got.user[0] == '\0' &&
+		    got.pid_file[0] == '\0',
+		"key defaults: got key_process %d key_timeout %u user \"%s\" pid_file \"%s\"",
+		got.key_process, got.key_timeout_ms, got.user, got.pid_file);
 	T_CHECK(got.n_listen == 2 && got.listen[0].port == 2626 &&
 		    got.listen[0].mode == DIME_DCONF_DMTP && got.listen[1].mode == DIME_DCONF_DUAL,
 		"default listeners: got %zu", got.n_listen);
@@ -66,6 +71,10 @@ t_values(void)
 		 "lmtp = unix:/run/lmtp\n"
 		 "log = syslog ; inline comment\n"
 		 "early_talk_reject = no\n"
+		 "key_process = no\n"
+		 "key_timeout = 250ms\n"
+		 "user = nobody\n"
+		 "pid_file = /run/dimed.pid\n"
 		 "[tls other.example.org]\n"
 		 "cert = %s\nkey = %s\n"
 		 "[tls]\n"
@@ -95,6 +104,10 @@ t_values(void)
 		"lmtp: got %d %s", c.delivery, c.lmtp);
 	T_CHECK(c.log_syslog == 1, "log: got %d", c.log_syslog);
 	T_CHECK(c.early_talk_reject == 0, "early_talk_reject: got %d", c.early_talk_reject);
+	T_CHECK(c.key_process == 0, "key_process: got %d, want 0", c.key_process);
+	T_CHECK(c.key_timeout_ms == 250, "key_timeout: got %u, want 250", c.key_timeout_ms);
+	T_CHECK(strcmp(c.user, "nobody") == 0, "user: got %s", c.user);
+	T_CHECK(strcmp(c.pid_file, "/run/dimed.pid") == 0, "pid_file: got %s", c.pid_file);
 	T_CHECK(c.n_certs == 2 && c.certs[0].name[0] == '\0' &&
 		    strcmp(c.certs[0].cert, cert) == 0 &&
 		    strcmp(c.certs[1].name, "other.example.org") == 0 &&
@@ -125,6 +138,11 @@ t_errors(void)
 	    {"cert without key", "[tls]\ncert = @C\n", "needs both cert and key"},
 	    {"workers range", "workers = 100000\n", ":1: workers:"},
 	    {"retry order", "retry_min = 2m\nretry_max = 1m\n", "retry_min"},
+	    {"key_process bool", "key_process = perhaps\n", ":1: key_process:"},
+	    {"key_timeout zero", "key_timeout = 0\n", ":1: key_timeout: \"0\" is out of range"},
+	    {"key_timeout unit", "key_timeout = 5x\n", ":1: key_timeout:"},
+	    {"key_timeout long", "key_timeout = 61m\n", ":1: key_timeout:"},
+	    {"no such user", "\nuser = no-such-user-dimed-test\n", ":2: user: \"no-such-user"},
 	};
 	char why[512], text[512], name[32];
 
@@ -168,6 +186,30 @@ t_long_line(void)
 		rc, why);
 }
 
+/* The pid file: configured, else next to the store (where `dime user create --rotate` looks). */
+static void
+t_pid_file(void)
+{
+	struct dime_dconf c;
+	char why[512], out[64];
+	int rc;
+
+	rc = dime_dconf_load(&c, NULL, why, sizeof(why));
+	T_CHECK(rc == DIME_OK, "defaults: got %d", rc);
+	rc = dime_dconf_pid_file(&c, out, sizeof(out));
+	T_CHECK(rc == DIME_OK && strcmp(out, "var/dime.db.dimed.pid") == 0,
+		"default pid file: got %d %s, want var/dime.db.dimed.pid", rc, out);
+	strcpy(c.pid_file, "/run/d.pid");
+	rc = dime_dconf_pid_file(&c, out, sizeof(out));
+	T_CHECK(rc == DIME_OK && strcmp(out, "/run/d.pid") == 0, "pid_file: got %d %s", rc, out);
+	memset(c.store, 'a', 100);
+	c.store[100] = '\0';
+	c.pid_file[0] = '\0';
+	rc = dime_dconf_pid_file(&c, out, sizeof(out));
+	T_CHECK(rc == DIME_E_NOSPACE && out[0] == '\0', "long: got %d \"%s\", want NOSPACE, \"\"",
+		rc, out);
+}
+
 int
 main(void)
 {
@@ -177,6 +219,7 @@ main(void)
 	t_values();
 	t_errors();
 	t_long_line();
+	t_pid_file();
 	t_rm_rf(t_dir);
 	return t_done("test_daemon_conf");
 }

@@ -393,6 +393,122 @@ test_many_orgs(void)
 	dime_pl_dir_close(d);
 }
 
+/* ---- a remote keystore that cannot answer (the key process restarting) ---- */
+
+/* A backend over the local directory's keystore: remote id i is local id map[i - 1]; with
+ * down, every request fails as a client whose key process does not answer. */
+struct tremote {
+	const struct dime_ks *local;
+	uint32_t map[64];
+	int down;
+};
+
+static int
+tremote_sign(void *ctx, uint8_t sig[DIME_SIG_BYTES], uint32_t id, const uint8_t *msg, size_t len)
+{
+	struct tremote *r = ctx;
+
+	if (r->down)
+		return DIME_E_AGAIN;
+	return dime_ks_sign(r->local, sig, r->map[id - 1], msg, len);
+}
+
+static int
+tremote_ecdh(void *ctx, uint32_t id, const uint8_t (*pubs)[DIME_SECP_PUB_BYTES], size_t n,
+	     uint8_t (*x)[DIME_ECDH_BYTES], int *rc)
+{
+	struct tremote *r = ctx;
+
+	if (r->down) {
+		for (size_t i = 0; i < n; i++)
+			rc[i] = DIME_E_AGAIN;
+		return DIME_E_AGAIN;
+	}
+	return dime_ks_ecdh_batch(r->local, r->map[id - 1], pubs, n, x, rc);
+}
+
+static int
+tkeyinfo_cmp(const void *a, const void *b)
+{
+	const struct dime_pl_keyinfo *x = a, *y = b;
+	int c = strcmp(x->ident, y->ident);
+
+	if (c != 0)
+		return c;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return x->version < y->version ? -1 : x->version > y->version;
+}
+
+/* An accept whose keys do not answer is a temporary failure (the daemon's 451), never "no
+ * hosted organisation" (510): the message is fine, the key process is restarting. */
+static void
+test_remote_again(const char *store, struct dime_pl_dir *local, const uint8_t *msg, size_t len)
+{
+	static const enum dime_store_kind kinds[2] = {DIME_STORE_ORG_KEY, DIME_STORE_USER_KEY};
+	struct tremote r;
+	struct dime_ks_backend be = {tremote_sign, tremote_ecdh, &r};
+	struct dime_ks *ks = NULL;
+	struct dime_pl_keyinfo keys[64];
+	struct dime_pl_dir_conf conf;
+	struct dime_pl_dir *d = NULL;
+	struct dime_pl_msg_conf c = conf_of(DIME_PL_MSG_ACCEPT);
+	struct dime_pl_msg_job j;
+	const char *why = "";
+	size_t n = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.local = dime_pl_dir_ks(local);
+	if (dime_ks_new_remote(&ks, &be) != DIME_OK) {
+		t_fail("remote keystore");
+		return;
+	}
+	for (int k = 0; k < 2; k++) {
+		uint32_t ids[32];
+		const char *idents[32];
+		size_t m = dime_pl_dir_keys(local, ids, idents, 32, kinds[k]);
+
+		for (size_t i = 0; i < m && i < 32 && n < 64; i++, n++) {
+			uint8_t sp[DIME_ED25519_PUB_BYTES], ep[DIME_SECP_PUB_BYTES];
+			enum dime_key_kind kk;
+
+			memset(&keys[n], 0, sizeof(keys[n]));
+			T_CHECK(dime_ks_kind(r.local, &kk, ids[i]) == DIME_OK &&
+				    dime_ks_sign_pub(r.local, sp, ids[i]) == DIME_OK &&
+				    dime_ks_enc_pub(r.local, ep, ids[i]) == DIME_OK &&
+				    dime_ks_add_public(ks, &keys[n].id, kk, sp, ep) == DIME_OK,
+				"remote key %zu", n);
+			r.map[keys[n].id - 1] = ids[i];
+			keys[n].kind = kinds[k];
+			keys[n].version = (uint32_t)i + 1;
+			snprintf(keys[n].ident, sizeof(keys[n].ident), "%s", idents[i]);
+		}
+	}
+	qsort(keys, n, sizeof(keys[0]), tkeyinfo_cmp);
+	memset(&conf, 0, sizeof(conf));
+	conf.ks = ks;
+	conf.keys = keys;
+	conf.n_keys = n;
+	if (dime_pl_dir_open_conf(&d, store, &conf, &why) != DIME_OK) {
+		t_fail("remote dir: %s", why);
+		dime_ks_free(ks);
+		return;
+	}
+	T_CHECK(one(d, &c, &j, msg, len) == DIME_OK && strncmp(j.line, "ACCEPT ", 7) == 0,
+		"remote accept: got '%s'", j.line);
+	r.down = 1;
+	T_CHECK(one(d, &c, &j, msg, len) == DIME_E_AGAIN, "remote accept, keys down: got %d (%s)",
+		j.rc, j.why);
+	c.org = "beta.test";
+	T_CHECK(one(d, &c, &j, msg, len) == DIME_E_AGAIN,
+		"remote accept --org, keys down: got %d (%s)", j.rc, j.why);
+	r.down = 0;
+	T_CHECK(one(d, &c, &j, msg, len) == DIME_OK, "remote accept, keys back: got %d (%s)", j.rc,
+		j.why);
+	dime_pl_dir_close(d);
+	dime_ks_free(ks);
+}
+
 int
 main(void)
 {
@@ -425,6 +541,8 @@ main(void)
 	test_sign_own(dir);
 	if (msg != NULL)
 		test_not_dime(dir, msg, msg_len);
+	if (msg != NULL)
+		test_remote_again(store, dir, msg, msg_len);
 
 	/* missing parties are named */
 	c = conf_of(DIME_PL_MSG_WRAP);

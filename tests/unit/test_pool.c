@@ -480,6 +480,41 @@ test_groups_form(void)
 		tjob_check(&jobs[i], "burst");
 }
 
+/* ---- a lane's pending jobs (a retired lane's run may go once it reads 0) ---- */
+
+static void
+test_lane_pending(void)
+{
+	unsigned lane[2];
+	/* a deadline far beyond the test: 3 jobs wait in the lane until the group is full */
+	struct dime_pl_pool *p = pool_of(1, 16, 30000000u, 0, lane);
+	struct tjob jobs[16];
+	size_t n;
+
+	if (p == NULL)
+		return;
+	ts_reset();
+	for (unsigned i = 0; i < 16; i++)
+		tjob_init(&jobs[i], i % N_MSG, T_ACCEPT);
+	for (unsigned i = 0; i < 3; i++)
+		T_CHECK(dime_pl_pool_submit(p, lane[T_ACCEPT], &jobs[i].pj, NULL) == DIME_OK,
+			"submit %u", i);
+	n = dime_pl_pool_lane_pending(p, lane[T_ACCEPT]);
+	T_CHECK(n == 3, "pending: got %zu, want 3", n);
+	n = dime_pl_pool_lane_pending(p, lane[T_OPEN]) + dime_pl_pool_lane_pending(p, 99);
+	T_CHECK(n == 0, "other and unknown lanes: got %zu pending, want 0", n);
+	for (unsigned i = 3; i < 16; i++)
+		T_CHECK(dime_pl_pool_submit(p, lane[T_ACCEPT], &jobs[i].pj, NULL) == DIME_OK,
+			"submit %u", i);
+	T_CHECK(ts_wait(16), "pending: %zu of 16 completed", ts_count());
+	/* completions without a loop run after the group's count is taken back */
+	n = dime_pl_pool_lane_pending(p, lane[T_ACCEPT]);
+	T_CHECK(n == 0, "pending after the group: got %zu, want 0", n);
+	dime_pl_pool_free(p);
+	for (unsigned i = 0; i < 16; i++)
+		tjob_check(&jobs[i], "pending");
+}
+
 /* ---- the deadline flushes a lone job ---- */
 
 static void
@@ -794,6 +829,7 @@ main(void)
 	test_conf();
 	test_many_threads();
 	test_groups_form();
+	test_lane_pending();
 	test_deadline();
 	test_fairness();
 	test_backpressure();

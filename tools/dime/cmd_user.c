@@ -1,11 +1,14 @@
 /* dime user create: a hosted user's keys and SSR, signed into a user signet by the org when the
  * org's keys are in the store; --rotate links the new signet to the previous one by custody. */
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "dime/dconf.h"
+#include "dime/privsep.h"
 
 static const char user_create_usage[] =
     "usage: dime [--store PATH] user create ADDRESS [--rotate] [info]\n"
@@ -15,7 +18,30 @@ static const char user_create_usage[] =
     "POK. Prints the signet (or the SSR) armored.\n"
     "\n"
     "  --rotate   replace an existing user's keys: the new SSR carries a custody signature\n"
-    "             by the previous signing key\n";
+    "             by the previous signing key. A dimed running on this store (found through\n"
+    "             STORE.dimed.pid) is told to reload its keys (SIGHUP): no restart\n";
+
+/* Tell a dimed serving this store that its keys changed. The rotation is committed whatever
+ * happens here: a failure is reported, never an error of the command. */
+static void
+user_notify_dimed(const char *store_path)
+{
+	char pidfile[4096], why[512];
+	pid_t pid = 0;
+	int n = snprintf(pidfile, sizeof(pidfile), "%s%s", store_path, DIME_DCONF_PID_SUFFIX);
+	int rc;
+
+	if (n < 0 || (size_t)n >= sizeof(pidfile))
+		return;
+	rc = dime_privsep_pid_signal(&pid, pidfile, SIGHUP, why, sizeof(why));
+	if (rc == DIME_OK)
+		fprintf(stderr, "dime: signalled dimed (pid %ld) to reload its keys\n", (long)pid);
+	else if (rc == DIME_E_IO)
+		fprintf(stderr,
+			"dime: warning: %s; send the running dimed SIGHUP to load the new keys\n",
+			why);
+	/* NOTFOUND: no dimed runs on this store; nothing to say */
+}
 
 static int
 user_create(int argc, char **argv)
@@ -149,6 +175,8 @@ user_create(int argc, char **argv)
 				"an SSR awaiting the org's signature (ssr fingerprint %s)\n",
 				rotate ? "rotated" : "created", address, domain, fp);
 		rc = cli_print_armored(out);
+		if (rotate)
+			user_notify_dimed(dime_store_path(st));
 	}
 	goto out;
 store_fail:

@@ -57,6 +57,10 @@ struct dime_dconf {
 	unsigned retry_min_ms;	  /* delivery: first wait after a 4xx (doubles each time) */
 	unsigned retry_max_ms;	  /* delivery: longest wait between attempts */
 	unsigned greet_pause_ms;  /* banner held this long, so an early talker shows (0: none) */
+	int key_process;	  /* 1: private keys only in a key process (dime/keyproc.h) */
+	unsigned key_timeout_ms;  /* one key process round trip, then 451 */
+	char user[64];		  /* "" : keep the starting user; else setuid to it after bind */
+	char pid_file[4096];	  /* "" : <store>.dimed.pid (dime_dconf_pid_file) */
 };
 
 /* Defaults, then path (NULL: defaults only). Unknown keys, bad values, missing files named by
@@ -64,4 +68,10 @@ struct dime_dconf {
  * Returns: DIME_OK, DIME_E_INVALID, DIME_E_IO (cannot read path). */
 DIME_MUST_CHECK int dime_dconf_load(struct dime_dconf *c, const char *path, char *why,
 				    size_t why_cap);
+
+/* The pid file dimed writes: c->pid_file, else <store>.dimed.pid (DIME_DCONF_PID_SUFFIX), the
+ * name `dime user create --rotate` looks for next to the store it changed.
+ * Returns: DIME_OK, DIME_E_NOSPACE (over cap; out is then ""). */
+#define DIME_DCONF_PID_SUFFIX ".dimed.pid"
+DIME_MUST_CHECK int dime_dconf_pid_file(const struct dime_dconf *c, char *out, size_t cap);
 #endif

@@ -47,6 +47,9 @@ size_t dime_server_ports(const struct dime_server *s, unsigned *ports, size_t ca
  * the set it handshakes with, so the caller may drop its reference to a replaced set at once
  * (dime_tlsctx_free): the set lives until the last session using it ends. */
 void dime_server_set_tls(struct dime_server *s, struct dime_tlsctx *tls);
+/* New DATA verifications go to lane from now on (SIGHUP after a key rotation: a lane over the
+ * new keys); jobs already queued finish on theirs. On the loop thread. */
+void dime_server_set_accept_lane(struct dime_server *s, unsigned lane);
 /* Stop accepting; idle sessions get 421 now, busy ones after their transaction; idle(arg) runs
  * on the loop once no connection is left. */
 void dime_server_drain(struct dime_server *s, void (*idle)(void *arg), void *arg);

@@ -97,7 +97,8 @@ DIME_MUST_CHECK int dime_pl_dir_key(const struct dime_pl_dir *d, uint32_t *key, 
  * keys are tried, newest first, through the index; without it every hosted key of kind is
  * tried, the one that worked last first. The KEKs derived on the way are recorded in memo when
  * it is not NULL (dime_msg_keks: the operation then reuses them).
- * Returns: DIME_OK, DIME_E_NOTFOUND (*why names what was tried).
+ * Returns: DIME_OK, DIME_E_NOTFOUND (*why names what was tried), DIME_E_AGAIN (a key could not
+ *          be used now: a remote keystore's key process did not answer; retry later).
  * Out: *key, *ident (owned by the directory), *env (zeroed on failure). */
 DIME_MUST_CHECK int dime_pl_dir_find(struct dime_pl_dir *d, uint32_t *key, const char **ident,
 				     struct dime_msg_envelope *env, const char **why,

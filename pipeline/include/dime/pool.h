@@ -62,11 +62,15 @@ struct dime_pl_pool_job {
 
 /* Returns: DIME_OK, DIME_E_NOMEM, DIME_E_INVALID. The workers start at once. */
 DIME_MUST_CHECK int dime_pl_pool_new(struct dime_pl_pool **p, const struct dime_pl_pool_conf *c);
-/* Add a lane for run m (borrowed until dime_pl_pool_free; every worker makes its own
- * dime_pl_msg_worker for it). Any time, any thread. Returns: DIME_OK, DIME_E_NOMEM. Out:
- * *lane. */
+/* Add a lane for run m (borrowed until dime_pl_pool_free, or until the caller, who submits
+ * nothing more to the lane, sees dime_pl_pool_lane_pending at 0: a retired lane's worker state
+ * never touches m again; every worker makes its own dime_pl_msg_worker for it). Any time, any
+ * thread. Returns: DIME_OK, DIME_E_NOMEM. Out: *lane. */
 DIME_MUST_CHECK int dime_pl_pool_lane(struct dime_pl_pool *p, unsigned *lane,
 				      const struct dime_pl_msg *m);
+/* Jobs of lane queued or running now (0 for an unknown lane). A job counts until its run has
+ * finished, before its completion is posted. Any thread. */
+size_t dime_pl_pool_lane_pending(struct dime_pl_pool *p, unsigned lane);
 /* Queue j on lane; completion on loop (NULL: on the worker). Any thread.
  * Returns: DIME_OK, DIME_E_AGAIN (queue full, or the pool is stopping: j is not taken and
  * done will not run), DIME_E_INVALID (unknown lane). */
