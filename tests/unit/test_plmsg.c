@@ -447,7 +447,7 @@ test_remote_again(const char *store, struct dime_pl_dir *local, const uint8_t *m
 {
 	static const enum dime_store_kind kinds[2] = {DIME_STORE_ORG_KEY, DIME_STORE_USER_KEY};
 	struct tremote r;
-	struct dime_ks_backend be = {tremote_sign, tremote_ecdh, &r};
+	struct dime_ks_backend be = {tremote_sign, tremote_ecdh, &r, NULL};
 	struct dime_ks *ks = NULL;
 	struct dime_pl_keyinfo keys[64];
 	struct dime_pl_dir_conf conf;
