@@ -1,7 +1,9 @@
 /* dime-bench dmtp: messages accepted per second by dimed over loopback TLS, with 1, 8 and 64
  * clients that each keep one connection and send MAIL, RCPT, DATA in a loop, against
- * `dime batch accept` over the same kind of messages in the same run; the DATA reply latency
- * (from the final "." to the 254) per message; dimed's memory per idle connection.
+ * `dime batch accept` over the same kind of messages in the same run, without and with --sync
+ * (dimed answers 254 only once the message is durable; plain batch accept fsyncs nothing);
+ * medians over --repeat runs; the DATA reply latency (from the final "." to the 254) per
+ * message; dimed's memory per idle connection.
  * docs/capacity.md, "DMTP". */
 
 #include <errno.h>
@@ -32,11 +34,13 @@
 #include "fixture.h"
 
 #define DMTP_MAX_LEVELS 8
+#define DMTP_MAX_REPEAT 15
 
 struct dmtp_opts {
 	unsigned levels[DMTP_MAX_LEVELS];
 	size_t n_levels;
-	size_t count; /* messages per level */
+	size_t count;	 /* messages per level and repeat */
+	unsigned repeat; /* runs per level; medians are reported */
 	size_t size;
 	unsigned idle; /* idle connections for the memory figure */
 	unsigned workers;
@@ -70,18 +74,22 @@ dmtp_usage(int status)
 
 	fprintf(
 	    f,
-	    "usage: dime-bench dmtp [--clients LIST] [--count N] [--size SIZE] [--idle N]\n"
-	    "                       [--workers N] [--dimed PATH] [--dime PATH] [--out DIR]\n"
+	    "usage: dime-bench dmtp [--clients LIST] [--count N] [--repeat R] [--size SIZE]\n"
+	    "                       [--idle N] [--workers N] [--dimed PATH] [--dime PATH]\n"
+	    "                       [--out DIR]\n"
 	    "\n"
 	    "Starts dimed on a loopback port with a temporary store holding both benchmark\n"
 	    "organisations, then for each client count sends N distinct origin-signed messages\n"
 	    "over DMTP (implicit TLS, one connection per client, reused) and reports accepted\n"
-	    "msg/s, the p50/p99 DATA reply latency and the ratio to `dime batch accept` over N\n"
-	    "messages of the same size run just before; then dimed's RSS growth per idle TLS\n"
-	    "connection.\n"
+	    "msg/s, the p50/p99 DATA reply latency and the ratios to `dime batch accept` and to\n"
+	    "`dime batch accept --sync` over N messages of the same size, both run just before\n"
+	    "(dimed acknowledges only durable messages; plain batch accept fsyncs nothing);\n"
+	    "each figure is the median of R runs with fresh messages. Then dimed's RSS growth\n"
+	    "per idle TLS connection.\n"
 	    "\n"
 	    "  --clients LIST  concurrent clients (default: 1,8,64)\n"
-	    "  --count N       messages per client count (default: 2000)\n"
+	    "  --count N       messages per client count and run (default: 2000)\n"
+	    "  --repeat R      runs per client count, medians reported (default: 1, at most 15)\n"
 	    "  --size SIZE     mail size, 1k,10k,100k or bytes (default: 10k)\n"
 	    "  --idle N        idle connections for the memory figure (default: 500; 0: skip)\n"
 	    "  --workers N     dimed's and the batch's workers (default: the online CPUs)\n"
@@ -467,11 +475,11 @@ dmtp_rss_kib(pid_t pid)
 	return kib;
 }
 
-/* `dime batch accept` over msgs[first, first + n) written to dir/batch-in. Returns: msg/s or
- * -1. */
+/* `dime batch accept` (with --sync when sync) over msgs[first, first + n) written to
+ * dir/batch-in. Returns: msg/s or -1. */
 static double
 dmtp_batch(const struct dmtp_opts *o, const char *dir, const struct dmtp_msg *m, size_t n,
-	   unsigned workers)
+	   unsigned workers, int sync)
 {
 	char in[600], out[600], path[1300], store[600], w[16];
 	uint64_t t0;
@@ -501,7 +509,7 @@ dmtp_batch(const struct dmtp_opts *o, const char *dir, const struct dmtp_msg *m,
 			dup2(fd, 2);
 		}
 		execl(o->dime, o->dime, "--store", store, "batch", "accept", "--in", in, "--out",
-		      out, "--workers", w, (char *)NULL);
+		      out, "--workers", w, sync ? "--sync" : "--no-sync", (char *)NULL);
 		_exit(127);
 	}
 	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -584,6 +592,7 @@ bench_dmtp_main(int argc, char **argv)
 	struct dmtp_opts o = {.levels = {1, 8, 64},
 			      .n_levels = 3,
 			      .count = 2000,
+			      .repeat = 1,
 			      .size = 10240,
 			      .idle = 500,
 			      .out = "build/bench-out"};
@@ -596,7 +605,7 @@ bench_dmtp_main(int argc, char **argv)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	pid_t pid = -1;
 	FILE *csv = NULL, *js = NULL;
-	size_t total;
+	size_t total = 0;
 	int rc = 1;
 	struct rlimit rl;
 
@@ -615,6 +624,10 @@ bench_dmtp_main(int argc, char **argv)
 				return dmtp_usage(2);
 		} else if (strcmp(a, "--count") == 0) {
 			if ((o.count = strtoul(v, NULL, 10)) == 0)
+				return dmtp_usage(2);
+		} else if (strcmp(a, "--repeat") == 0) {
+			o.repeat = (unsigned)strtoul(v, NULL, 10);
+			if (o.repeat == 0 || o.repeat > DMTP_MAX_REPEAT)
 				return dmtp_usage(2);
 		} else if (strcmp(a, "--size") == 0) {
 			if ((o.size = bench_size_parse(v)) == 0)
@@ -651,7 +664,7 @@ bench_dmtp_main(int argc, char **argv)
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/dime.db", dir);
-	total = o.count * o.n_levels;
+	total = o.count * o.n_levels * o.repeat;
 	fprintf(stderr, "dime-bench dmtp: %zu messages of %zu bytes, dimed %s\n", total, o.size,
 		o.dimed);
 	if (bench_store_fill(&f, path) != DIME_OK || dmtp_cert(dir) != 0 ||
@@ -669,73 +682,101 @@ bench_dmtp_main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/dmtp.csv", o.out);
 	if ((csv = fopen(path, "w")) == NULL)
 		goto out;
-	fprintf(csv,
-		"clients,messages,accepted,duplicate,failed,msgs_per_s,batch_accept_msgs_per_s,"
-		"vs_batch,data_p50_ms,data_p99_ms,workers\n");
+	fprintf(csv, "clients,messages,repeat,accepted,duplicate,failed,msgs_per_s,"
+		     "batch_accept_msgs_per_s,vs_batch,batch_accept_sync_msgs_per_s,vs_batch_sync,"
+		     "data_p50_ms,data_p99_ms,workers\n");
 	snprintf(path, sizeof(path), "%s/dmtp.json", o.out);
 	if ((js = fopen(path, "w")) == NULL)
 		goto out;
 	fprintf(js, "{\n");
 	bench_machine_json(js, &mach);
-	fprintf(js, "  \"size\": %zu, \"workers\": %u,\n  \"levels\": [", o.size, o.workers);
-	printf("%8s %9s %9s %10s %9s %9s %s\n", "clients", "msg/s", "batch/s", "vs batch", "p50 ms",
-	       "p99 ms", "failed");
+	fprintf(js, "  \"size\": %zu, \"workers\": %u, \"repeat\": %u,\n  \"levels\": [", o.size,
+		o.workers, o.repeat);
+	printf("%8s %9s %9s %9s %9s %9s %9s %9s %s\n", "clients", "msg/s", "batch/s", "vs batch",
+	       "sync/s", "vs sync", "p50 ms", "p99 ms", "failed");
 	for (size_t l = 0; l < o.n_levels; l++) {
-		struct dmtp_run r;
-		pthread_t *th;
-		uint64_t t0;
-		double secs, rate, base, p50 = 0, p99 = 0;
-		size_t got;
+		/* per repeat, then sorted for the medians: dimed msg/s, batch msg/s, batch --sync
+		 * msg/s, the two same-run ratios, p50, p99 */
+		double m[7][DMTP_MAX_REPEAT];
+		size_t ok = 0, dup = 0, failed = 0;
+		char err[256] = "";
 
-		memset(&r, 0, sizeof(r));
-		r.o = &o;
-		r.msgs = msgs;
-		r.first = l * o.count;
-		r.n = o.count;
-		r.port = port;
-		pthread_mutex_init(&r.mu, NULL);
-		if (dmtp_fp_line(r.from, sizeof(r.from), "MAIL FROM", BENCH_ORG_A, f.org_a) != 0 ||
-		    dmtp_fp_line(r.to, sizeof(r.to), "RCPT TO", BENCH_ORG_B, f.org_b) != 0 ||
-		    (r.lat_ms = calloc(o.count, sizeof(double))) == NULL ||
-		    (th = calloc(o.levels[l], sizeof(*th))) == NULL)
-			goto out;
-		base = dmtp_batch(&o, dir, msgs + r.first, o.count, o.workers);
-		t0 = bench_now_ns();
-		for (unsigned c = 0; c < o.levels[l]; c++)
-			if (pthread_create(&th[c], NULL, dmtp_client, &r) != 0)
-				th[c] = 0;
-		for (unsigned c = 0; c < o.levels[l]; c++)
-			if (th[c] != 0)
-				pthread_join(th[c], NULL);
-		secs = (double)(bench_now_ns() - t0) / 1e9;
-		got = atomic_load(&r.ok) + atomic_load(&r.dup);
-		rate = (double)atomic_load(&r.ok) / secs;
-		if (got > 0) {
-			size_t k = 0;
+		for (unsigned rep = 0; rep < o.repeat; rep++) {
+			struct dmtp_run r;
+			pthread_t *th;
+			uint64_t t0;
+			double secs, rate, base, bsync, p50 = 0, p99 = 0;
+			size_t got;
 
-			for (size_t i = 0; i < o.count; i++)
-				if (r.lat_ms[i] > 0)
-					r.lat_ms[k++] = r.lat_ms[i];
-			qsort(r.lat_ms, k, sizeof(double), dmtp_cmp);
-			p50 = r.lat_ms[k / 2];
-			p99 = r.lat_ms[k * 99 / 100 < k ? k * 99 / 100 : k - 1];
+			memset(&r, 0, sizeof(r));
+			r.o = &o;
+			r.msgs = msgs;
+			r.first = (l * o.repeat + rep) * o.count;
+			r.n = o.count;
+			r.port = port;
+			pthread_mutex_init(&r.mu, NULL);
+			if (dmtp_fp_line(r.from, sizeof(r.from), "MAIL FROM", BENCH_ORG_A,
+					 f.org_a) != 0 ||
+			    dmtp_fp_line(r.to, sizeof(r.to), "RCPT TO", BENCH_ORG_B, f.org_b) !=
+				0 ||
+			    (r.lat_ms = calloc(o.count, sizeof(double))) == NULL ||
+			    (th = calloc(o.levels[l], sizeof(*th))) == NULL)
+				goto out;
+			base = dmtp_batch(&o, dir, msgs + r.first, o.count, o.workers, 0);
+			bsync = dmtp_batch(&o, dir, msgs + r.first, o.count, o.workers, 1);
+			t0 = bench_now_ns();
+			for (unsigned c = 0; c < o.levels[l]; c++)
+				if (pthread_create(&th[c], NULL, dmtp_client, &r) != 0)
+					th[c] = 0;
+			for (unsigned c = 0; c < o.levels[l]; c++)
+				if (th[c] != 0)
+					pthread_join(th[c], NULL);
+			secs = (double)(bench_now_ns() - t0) / 1e9;
+			got = atomic_load(&r.ok) + atomic_load(&r.dup);
+			rate = (double)atomic_load(&r.ok) / secs;
+			if (got > 0) {
+				size_t k = 0;
+
+				for (size_t i = 0; i < o.count; i++)
+					if (r.lat_ms[i] > 0)
+						r.lat_ms[k++] = r.lat_ms[i];
+				qsort(r.lat_ms, k, sizeof(double), dmtp_cmp);
+				p50 = r.lat_ms[k / 2];
+				p99 = r.lat_ms[k * 99 / 100 < k ? k * 99 / 100 : k - 1];
+			}
+			m[0][rep] = rate;
+			m[1][rep] = base;
+			m[2][rep] = bsync;
+			m[3][rep] = base > 0 ? rate / base : 0;
+			m[4][rep] = bsync > 0 ? rate / bsync : 0;
+			m[5][rep] = p50;
+			m[6][rep] = p99;
+			ok += atomic_load(&r.ok);
+			dup += atomic_load(&r.dup);
+			failed += atomic_load(&r.failed);
+			if (r.err[0] != 0)
+				snprintf(err, sizeof(err), "%s", r.err);
+			free(th);
+			free(r.lat_ms);
+			pthread_mutex_destroy(&r.mu);
 		}
-		printf("%8u %9.0f %9.0f %9.2fx %9.2f %9.2f %zu%s%s\n", o.levels[l], rate, base,
-		       base > 0 ? rate / base : 0, p50, p99, atomic_load(&r.failed),
-		       r.err[0] ? " " : "", r.err);
-		fprintf(csv, "%u,%zu,%zu,%zu,%zu,%.1f,%.1f,%.3f,%.3f,%.3f,%u\n", o.levels[l],
-			o.count, atomic_load(&r.ok), atomic_load(&r.dup), atomic_load(&r.failed),
-			rate, base, base > 0 ? rate / base : 0, p50, p99, o.workers);
-		fprintf(
-		    js,
-		    "%s\n    {\"clients\": %u, \"accepted\": %zu, \"failed\": %zu, "
-		    "\"msgs_per_s\": %.1f, \"batch_accept_msgs_per_s\": %.1f, \"vs_batch\": %.3f, "
-		    "\"data_p50_ms\": %.3f, \"data_p99_ms\": %.3f}",
-		    l ? "," : "", o.levels[l], atomic_load(&r.ok), atomic_load(&r.failed), rate,
-		    base, base > 0 ? rate / base : 0, p50, p99);
-		free(th);
-		free(r.lat_ms);
-		pthread_mutex_destroy(&r.mu);
+		for (size_t k = 0; k < 7; k++)
+			qsort(m[k], o.repeat, sizeof(double), dmtp_cmp);
+#define DMTP_MED(k) m[k][o.repeat / 2]
+		printf("%8u %9.0f %9.0f %8.2fx %9.0f %8.2fx %9.2f %9.2f %zu%s%s\n", o.levels[l],
+		       DMTP_MED(0), DMTP_MED(1), DMTP_MED(3), DMTP_MED(2), DMTP_MED(4), DMTP_MED(5),
+		       DMTP_MED(6), failed, err[0] ? " " : "", err);
+		fprintf(csv, "%u,%zu,%u,%zu,%zu,%zu,%.1f,%.1f,%.3f,%.1f,%.3f,%.3f,%.3f,%u\n",
+			o.levels[l], o.count, o.repeat, ok, dup, failed, DMTP_MED(0), DMTP_MED(1),
+			DMTP_MED(3), DMTP_MED(2), DMTP_MED(4), DMTP_MED(5), DMTP_MED(6), o.workers);
+		fprintf(js,
+			"%s\n    {\"clients\": %u, \"accepted\": %zu, \"failed\": %zu, "
+			"\"msgs_per_s\": %.1f, \"batch_accept_msgs_per_s\": %.1f, "
+			"\"vs_batch\": %.3f, \"batch_accept_sync_msgs_per_s\": %.1f, "
+			"\"vs_batch_sync\": %.3f, \"data_p50_ms\": %.3f, \"data_p99_ms\": %.3f}",
+			l ? "," : "", o.levels[l], ok, failed, DMTP_MED(0), DMTP_MED(1),
+			DMTP_MED(3), DMTP_MED(2), DMTP_MED(4), DMTP_MED(5), DMTP_MED(6));
+#undef DMTP_MED
 	}
 	fprintf(js, "\n  ],\n");
 	if (o.idle > 0) {
@@ -787,7 +828,7 @@ out:
 	if (js != NULL)
 		fclose(js);
 	if (msgs != NULL)
-		for (size_t i = 0; i < o.count * o.n_levels; i++) {
+		for (size_t i = 0; i < total; i++) {
 			free(msgs[i].armor);
 			free(msgs[i].bin);
 		}

@@ -1,7 +1,8 @@
 /* The durable spool: a put lands whole in queue/ with its envelope, ids are checked, a second
  * put of one id is refused, open removes tmp/ leftovers, and a put that fails (file too large,
  * disk full, read-only file system) returns DIME_E_IO with the errno and leaves no file. A
- * group put (dime_spool_put_many) gives each item the result a lone put would. */
+ * group put (dime_spool_put_many) gives each item the result a lone put would, fsyncs its files
+ * at once, and a file whose fsync fails fails that item alone. */
 #define _GNU_SOURCE /* unshare(2) */
 
 #include <dirent.h>
@@ -9,17 +10,57 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dime/spool.h"
 #include "tlib.h"
+
+/* fsync(2) as the spool sees it: this definition wins over libc's at link time (the spool is a
+ * static library), so a test can fail the fsync of one named tmp/ file with EIO, as a disk
+ * that lost a write would, and see how many fsyncs are in flight at once. */
+static const char *t_fsync_fail; /* a tmp/ file name, or NULL */
+static long t_fsync_delay_ns;	 /* how long each fsync takes at least */
+static atomic_int t_fsync_in, t_fsync_peak;
+
+int
+fsync(int fd)
+{
+	char link[64], path[4200];
+	struct timespec ts = {0, t_fsync_delay_ns};
+	ssize_t n;
+	size_t fl;
+	int in, peak, rc;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	path[n > 0 ? n : 0] = 0;
+	fl = t_fsync_fail != NULL ? strlen(t_fsync_fail) : 0;
+	in = atomic_fetch_add(&t_fsync_in, 1) + 1;
+	peak = atomic_load(&t_fsync_peak);
+	while (in > peak && !atomic_compare_exchange_weak(&t_fsync_peak, &peak, in))
+		;
+	if (t_fsync_delay_ns > 0)
+		nanosleep(&ts, NULL);
+	if (fl > 0 && (size_t)n > fl + 5 && strcmp(path + n - (ssize_t)fl, t_fsync_fail) == 0 &&
+	    strncmp(path + n - (ssize_t)fl - 5, "/tmp/", 5) == 0) {
+		errno = EIO;
+		rc = -1;
+	} else {
+		rc = (int)syscall(SYS_fsync, fd);
+	}
+	atomic_fetch_sub(&t_fsync_in, 1);
+	return rc;
+}
 
 static int
 t_count(const char *dir)
@@ -344,6 +385,58 @@ t_put_many(void)
 	free(big);
 }
 
+/* A group of eight new messages whose fourth file fails its fsync: that item alone is
+ * DIME_E_IO with EIO and leaves no file; the seven others are queued. The files are fsynced
+ * at once (each fsync takes 20 ms here, so they overlap if the spool lets them). */
+static void
+t_put_many_fsync_fails(void)
+{
+	const char *root = t_path("s5");
+	struct dime_spool *s = t_open(root);
+	static const uint8_t msg[] = "group message\n";
+	const char *ids[8] = {"h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7"};
+	struct dime_spool_item it[8];
+	char path[4200];
+	size_t ok;
+	int peak;
+
+	for (size_t i = 0; i < 8; i++)
+		it[i] = (struct dime_spool_item){.id = ids[i],
+						 .recipient = "alice@example.org",
+						 .origin = "other.org",
+						 .msg = msg,
+						 .len = sizeof(msg) - 1,
+						 .rc = -99,
+						 .err = -99};
+	t_fsync_fail = "h3";
+	t_fsync_delay_ns = 20 * 1000 * 1000;
+	atomic_store(&t_fsync_peak, 0);
+	ok = dime_spool_put_many(s, it, 8);
+	peak = atomic_load(&t_fsync_peak);
+	t_fsync_fail = NULL;
+	t_fsync_delay_ns = 0;
+	T_CHECK(ok == 7, "put_many with a failing fsync: got %zu ok, want 7", ok);
+	for (size_t i = 0; i < 8; i++) {
+		int want_rc = i == 3 ? DIME_E_IO : DIME_OK, want_err = i == 3 ? EIO : 0;
+
+		T_CHECK(it[i].rc == want_rc && it[i].err == want_err,
+			"item %zu (%s): got rc %d err %d, want %d %d", i, ids[i], it[i].rc,
+			it[i].err, want_rc, want_err);
+		snprintf(path, sizeof(path), "%s/queue/%s", root, ids[i]);
+		T_CHECK((access(path, F_OK) == 0) == (i != 3), "queue/%s: got %s, want %s", ids[i],
+			access(path, F_OK) == 0 ? "present" : "absent",
+			i != 3 ? "present" : "absent");
+	}
+	snprintf(path, sizeof(path), "%s/tmp", root);
+	T_CHECK(t_count(path) == 0, "tmp/ after the group: got %d files, want 0", t_count(path));
+	T_CHECK(peak >= 4, "fsyncs in flight at once: got %d, want at least 4 of 8", peak);
+	/* the failed one is a new put the next time, and succeeds */
+	it[3].rc = it[3].err = -99;
+	T_CHECK(dime_spool_put_many(s, &it[3], 1) == 1 && it[3].rc == DIME_OK,
+		"retry of h3: got rc %d err %d, want ok", it[3].rc, it[3].err);
+	dime_spool_close(s);
+}
+
 int
 main(void)
 {
@@ -352,6 +445,7 @@ main(void)
 	t_put_and_read();
 	t_put_fails_clean();
 	t_put_many();
+	t_put_many_fsync_fails();
 	t_disk_full_and_read_only();
 	t_rm_rf(t_dir);
 	return t_done("test_daemon_spool");

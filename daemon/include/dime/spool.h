@@ -37,10 +37,11 @@ struct dime_spool_item {
 };
 
 /* Put n messages as dime_spool_put would (each file written and fsynced, then renamed), but
- * all files written before the first fsync and ONE fsync of queue/ for them all: a group commit
- * of transactions that arrived together. Every item's rc and err are set as dime_spool_put
- * returns them (an id twice in one group: the second is EINPROGRESS, as for two puts racing);
- * when the shared fsync fails, each item that was DIME_OK (its entry taken back) or
+ * all files written before the first fsync, their fsyncs run at once (the caller and up to 15
+ * threads started for the group, so they share journal commits), and ONE fsync of queue/ for
+ * them all: a group commit of transactions that arrived together. Every item's rc and err are set
+ * as dime_spool_put returns them (an id twice in one group: the second is EINPROGRESS, as for two
+ * puts racing); when the shared fsync fails, each item that was DIME_OK (its entry taken back) or
  * DIME_E_AGAIN/EEXIST becomes DIME_E_IO with that errno. Blocking, as dime_spool_put.
  * Returns: the items DIME_OK. */
 size_t dime_spool_put_many(struct dime_spool *s, struct dime_spool_item *items, size_t n);
