@@ -293,8 +293,8 @@ kp_reload(struct kp_srv *s)
 
 struct kp_in {
 	struct kp_req q;
-	struct kp_rd items; /* the items and, inline, the payload after them */
-	int fd;		    /* the memfd passed with the request, -1: none */
+	struct dime_rd items; /* the items and, inline, the payload after them */
+	int fd;		      /* the memfd passed with the request, -1: none */
 };
 
 static int
@@ -309,7 +309,7 @@ kp_send(int fd, const uint8_t *p, size_t len)
 }
 
 static void
-kp_rep_head(struct kp_wr *w, const struct kp_req *q, uint8_t flags, uint16_t count, int rc)
+kp_rep_head(struct dime_wr *w, const struct kp_req *q, uint8_t flags, uint16_t count, int rc)
 {
 	struct kp_rep p = {KP_MAGIC, q->seq, q->op, flags, count, (int32_t)rc};
 
@@ -319,7 +319,7 @@ kp_rep_head(struct kp_wr *w, const struct kp_req *q, uint8_t flags, uint16_t cou
 /* Sign count inputs: lengths in the items, bytes inline after them or in the memfd. */
 static int
 kp_do_sign(struct kp_srv *s, const struct kp_keys *k, const struct kp_hosted *h, struct kp_in *in,
-	   struct kp_wr *w, const char **why)
+	   struct dime_wr *w, const char **why)
 {
 	uint32_t lens[DIME_KP_BATCH_MAX];
 	size_t total = 0;
@@ -328,7 +328,7 @@ kp_do_sign(struct kp_srv *s, const struct kp_keys *k, const struct kp_hosted *h,
 	int rc = DIME_OK, first = DIME_OK;
 
 	for (size_t i = 0; i < in->q.count; i++) {
-		lens[i] = kp_rd_be32(&in->items);
+		lens[i] = dime_rd_be32(&in->items);
 		if (dime_size_add(&total, total, lens[i]) != DIME_OK)
 			break;
 	}
@@ -345,16 +345,16 @@ kp_do_sign(struct kp_srv *s, const struct kp_keys *k, const struct kp_hosted *h,
 		return DIME_E_LIMIT;
 	}
 	if (in->fd < 0) {
-		if (kp_rd_left(&in->items) != total) {
+		if (dime_rd_left(&in->items) != total) {
 			*why = "inline payload length lies";
 			return DIME_E_MALFORMED;
 		}
-		pay = kp_rd_take(&in->items, total);
+		pay = dime_rd_take(&in->items, total);
 	} else {
 		struct stat sb;
 		size_t got = 0;
 
-		if (kp_rd_left(&in->items) != 0) {
+		if (dime_rd_left(&in->items) != 0) {
 			*why = "bytes after the items of a memfd request";
 			return DIME_E_MALFORMED;
 		}
@@ -396,22 +396,22 @@ kp_do_sign(struct kp_srv *s, const struct kp_keys *k, const struct kp_hosted *h,
 		if (first == DIME_OK)
 			first = rc;
 		kp_wr_rc(w, rc);
-		kp_wr_bytes(w, sig, sizeof(sig));
+		dime_wr_bytes(w, sig, sizeof(sig));
 		off += lens[i];
 	}
 	free(copy);
 	/* the overall rc is the first item's failure, patched in place (offset 12) */
 	if (first != DIME_OK && w->err == DIME_OK) {
-		struct kp_wr p;
+		struct dime_wr p;
 
-		kp_wr_init(&p, w->p + 12, 4);
+		dime_wr_init(&p, w->p + 12, 4);
 		kp_wr_rc(&p, first);
 	}
 	return DIME_OK;
 }
 
 static int
-kp_do_ecdh(const struct kp_keys *k, const struct kp_hosted *h, struct kp_in *in, struct kp_wr *w,
+kp_do_ecdh(const struct kp_keys *k, const struct kp_hosted *h, struct kp_in *in, struct dime_wr *w,
 	   const char **why)
 {
 	uint8_t pubs[DIME_KP_BATCH_MAX][DIME_SECP_PUB_BYTES];
@@ -428,8 +428,8 @@ kp_do_ecdh(const struct kp_keys *k, const struct kp_hosted *h, struct kp_in *in,
 		return DIME_E_MALFORMED;
 	}
 	for (size_t i = 0; i < n; i++)
-		kp_rd_copy(&in->items, pubs[i], KP_ECDH_ITEM);
-	if (in->items.err != DIME_OK || kp_rd_left(&in->items) != 0) {
+		dime_rd_copy(&in->items, pubs[i], KP_ECDH_ITEM);
+	if (in->items.err != DIME_OK || dime_rd_left(&in->items) != 0) {
 		*why = "ecdh items are not count points";
 		return DIME_E_MALFORMED;
 	}
@@ -438,7 +438,7 @@ kp_do_ecdh(const struct kp_keys *k, const struct kp_hosted *h, struct kp_in *in,
 	kp_rep_head(w, &in->q, 0, (uint16_t)n, first);
 	for (size_t i = 0; i < n; i++) {
 		kp_wr_rc(w, rc[i]);
-		kp_wr_bytes(w, x[i], DIME_ECDH_BYTES);
+		dime_wr_bytes(w, x[i], DIME_ECDH_BYTES);
 	}
 	dime_wipe(x, sizeof(x));
 	return DIME_OK;
@@ -452,21 +452,21 @@ kp_do_hello(const struct kp_keys *k, const struct kp_req *q, int fd, uint8_t *bu
 
 	do {
 		size_t m = k->n - i < KP_HELLO_PER ? k->n - i : KP_HELLO_PER;
-		struct kp_wr w;
+		struct dime_wr w;
 
-		kp_wr_init(&w, buf, KP_DGRAM_MAX);
+		dime_wr_init(&w, buf, KP_DGRAM_MAX);
 		kp_rep_head(&w, q, i + m < k->n ? KP_REP_MORE : 0, (uint16_t)m, DIME_OK);
 		for (size_t j = i; j < i + m; j++) {
 			const struct kp_hosted *h = &k->v[j];
 			uint8_t ident[KP_IDENT_MAX] = {0};
 
 			memcpy(ident, h->ident, strlen(h->ident));
-			kp_wr_be16(&w, h->store_kind);
-			kp_wr_be32(&w, h->version);
-			kp_wr_be16(&w, h->key_kind);
-			kp_wr_bytes(&w, h->sign_pub, sizeof(h->sign_pub));
-			kp_wr_bytes(&w, h->enc_pub, sizeof(h->enc_pub));
-			kp_wr_bytes(&w, ident, sizeof(ident));
+			dime_wr_be16(&w, h->store_kind);
+			dime_wr_be32(&w, h->version);
+			dime_wr_be16(&w, h->key_kind);
+			dime_wr_bytes(&w, h->sign_pub, sizeof(h->sign_pub));
+			dime_wr_bytes(&w, h->enc_pub, sizeof(h->enc_pub));
+			dime_wr_bytes(&w, ident, sizeof(ident));
 		}
 		DIME_ASSERT(w.err == DIME_OK);
 		if (kp_send(fd, buf, w.off) != 0)
@@ -482,20 +482,20 @@ kp_handle(struct kp_srv *s, int fd, const uint8_t *dg, size_t len, int truncated
 	  uint8_t *out)
 {
 	struct kp_in in = {.fd = pfd};
-	struct kp_rd r;
-	struct kp_wr w;
+	struct dime_rd r;
+	struct dime_wr w;
 	const struct kp_hosted *h = NULL;
 	const struct kp_keys *k;
 	const char *why = "";
 	int rc = DIME_OK, ret;
 
-	kp_rd_init(&r, dg, len);
+	dime_rd_init(&r, dg, len);
 	kp_rd_req(&r, &in.q);
 	if (len >= 8) { /* answer even a broken header with the sequence number it carries */
-		struct kp_rd s8;
+		struct dime_rd s8;
 
-		kp_rd_init(&s8, dg + 4, 4);
-		in.q.seq = kp_rd_be32(&s8);
+		dime_rd_init(&s8, dg + 4, 4);
+		in.q.seq = dime_rd_be32(&s8);
 	} else {
 		in.q.seq = 0;
 	}
@@ -503,8 +503,8 @@ kp_handle(struct kp_srv *s, int fd, const uint8_t *dg, size_t len, int truncated
 		in.q.op = dg[8];
 	else
 		in.q.op = 0;
-	kp_rd_init(&in.items, dg + (len < KP_REQ_HDR ? len : KP_REQ_HDR),
-		   len < KP_REQ_HDR ? 0 : len - KP_REQ_HDR);
+	dime_rd_init(&in.items, dg + (len < KP_REQ_HDR ? len : KP_REQ_HDR),
+		     len < KP_REQ_HDR ? 0 : len - KP_REQ_HDR);
 	if (truncated) {
 		rc = DIME_E_LIMIT;
 		why = "datagram larger than the limit";
@@ -539,7 +539,7 @@ kp_handle(struct kp_srv *s, int fd, const uint8_t *dg, size_t len, int truncated
 	if (rc == DIME_OK && in.q.op == KP_OP_RELOAD) {
 		rc = kp_reload(s);
 		why = rc == DIME_OK ? "" : "reload failed";
-		kp_wr_init(&w, out, KP_DGRAM_MAX);
+		dime_wr_init(&w, out, KP_DGRAM_MAX);
 		kp_rep_head(&w, &in.q, 0, 0, rc);
 		return kp_send(fd, out, w.off);
 	}
@@ -556,7 +556,7 @@ kp_handle(struct kp_srv *s, int fd, const uint8_t *dg, size_t len, int truncated
 		rc = DIME_E_NOTFOUND;
 		why = "unknown key";
 	} else {
-		kp_wr_init(&w, out, KP_DGRAM_MAX);
+		dime_wr_init(&w, out, KP_DGRAM_MAX);
 		rc = in.q.op == KP_OP_SIGN ? kp_do_sign(s, k, h, &in, &w, &why)
 					   : kp_do_ecdh(k, h, &in, &w, &why);
 	}
@@ -570,7 +570,7 @@ kp_handle(struct kp_srv *s, int fd, const uint8_t *dg, size_t len, int truncated
 refuse:
 	kp_log(s, "dime-kp: event=refused op=%s seq=%u len=%zu rc=%d why=\"%s\"",
 	       kp_op_name(in.q.op), in.q.seq, len, rc, why);
-	kp_wr_init(&w, out, KP_DGRAM_MAX);
+	dime_wr_init(&w, out, KP_DGRAM_MAX);
 	kp_rep_head(&w, &in.q, 0, 0, rc);
 	return kp_send(fd, out, w.off);
 }
@@ -945,9 +945,9 @@ kp_notify_restart(const int *fds, size_t n)
 {
 	uint8_t b[KP_REP_HDR];
 	struct kp_rep p = {KP_MAGIC, 0, KP_OP_RESTART, 0, 0, DIME_E_AGAIN};
-	struct kp_wr w;
+	struct dime_wr w;
 
-	kp_wr_init(&w, b, sizeof(b));
+	dime_wr_init(&w, b, sizeof(b));
 	kp_wr_rep(&w, &p);
 	for (size_t i = 0; i < n; i++)
 		(void)!send(fds[i], b, sizeof(b), MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -144,7 +144,7 @@ kp_client_now_ms(void)
 
 /* Called for each reply datagram of the request (several for hello). items: what follows the
  * header, to be consumed exactly. Returns: DIME_OK or the request's failure. */
-typedef int (*kp_rep_fn)(void *arg, const struct kp_rep *p, struct kp_rd *items);
+typedef int (*kp_rep_fn)(void *arg, const struct kp_rep *p, struct dime_rd *items);
 
 struct kp_out {
 	uint8_t op;
@@ -190,7 +190,7 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 	} cm;
 	struct iovec iov;
 	struct msghdr mh;
-	struct kp_wr w;
+	struct dime_wr w;
 	uint64_t deadline = kp_client_now_ms() + c->timeout_ms;
 	size_t sent_len = 0, used = 0; /* the bytes of ch->buf written, to wipe */
 	int rc = DIME_E_AGAIN, more = 1;
@@ -204,11 +204,11 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 	/* before the request is written: draining reads into the same buffer */
 	if (kp_drain(c, ch) != 0)
 		goto out;
-	kp_wr_init(&w, ch->buf, KP_DGRAM_MAX);
+	dime_wr_init(&w, ch->buf, KP_DGRAM_MAX);
 	kp_wr_req(&w, &q);
-	kp_wr_bytes(&w, o->items, o->items_len);
+	dime_wr_bytes(&w, o->items, o->items_len);
 	if (o->payload != NULL)
-		kp_wr_bytes(&w, o->payload, o->payload_len);
+		dime_wr_bytes(&w, o->payload, o->payload_len);
 	DIME_ASSERT(w.err == DIME_OK); /* callers size requests under KP_DGRAM_MAX */
 	iov.iov_base = ch->buf;
 	iov.iov_len = w.off;
@@ -238,7 +238,7 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 	while (more) {
 		struct pollfd p = {.fd = ch->fd, .events = POLLIN};
 		uint64_t now = kp_client_now_ms();
-		struct kp_rd r;
+		struct dime_rd r;
 		struct kp_rep rep;
 		int pr;
 
@@ -263,7 +263,7 @@ kp_call(struct dime_kp_client *c, const struct kp_out *o, kp_rep_fn fn, void *ar
 		}
 		if ((size_t)n > used)
 			used = (size_t)n;
-		kp_rd_init(&r, ch->buf, (size_t)n);
+		dime_rd_init(&r, ch->buf, (size_t)n);
 		kp_rd_rep(&r, &rep);
 		if (r.err != DIME_OK || rep.magic != KP_MAGIC) {
 			rc = DIME_E_IO;
@@ -305,7 +305,7 @@ struct kp_sign_res {
 };
 
 static int
-kp_sign_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
+kp_sign_rep(void *arg, const struct kp_rep *p, struct dime_rd *r)
 {
 	struct kp_sign_res *s = arg;
 	int rc;
@@ -315,8 +315,8 @@ kp_sign_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
 	if (p->count != 1)
 		return DIME_E_IO;
 	rc = kp_rd_rc(r);
-	kp_rd_copy(r, s->sig, DIME_SIG_BYTES);
-	if (r->err != DIME_OK || kp_rd_left(r) != 0)
+	dime_rd_copy(r, s->sig, DIME_SIG_BYTES);
+	if (r->err != DIME_OK || dime_rd_left(r) != 0)
 		return DIME_E_IO;
 	return rc;
 }
@@ -353,7 +353,7 @@ kp_be_sign(void *ctx, uint8_t sig[DIME_SIG_BYTES], uint32_t id, const uint8_t *m
 	struct kp_sign_res res = {sig};
 	uint8_t item[KP_SIGN_ITEM];
 	struct kp_out o = {KP_OP_SIGN, 1, NULL, item, sizeof(item), NULL, 0, -1};
-	struct kp_wr w;
+	struct dime_wr w;
 	int rc;
 
 	memset(sig, 0, DIME_SIG_BYTES);
@@ -363,8 +363,8 @@ kp_be_sign(void *ctx, uint8_t sig[DIME_SIG_BYTES], uint32_t id, const uint8_t *m
 		return DIME_E_LIMIT;
 	o.key = m->pubs[id - 1];
 	o.payload_len = (uint32_t)msg_len;
-	kp_wr_init(&w, item, sizeof(item));
-	kp_wr_be32(&w, (uint32_t)msg_len);
+	dime_wr_init(&w, item, sizeof(item));
+	dime_wr_be32(&w, (uint32_t)msg_len);
 	if (msg_len <= KP_DGRAM_MAX - KP_REQ_HDR - KP_SIGN_ITEM)
 		o.payload = msg_len > 0 ? msg : (const uint8_t *)"";
 	else if ((o.memfd = kp_memfd(msg, msg_len)) < 0)
@@ -384,7 +384,7 @@ struct kp_sign_many {
 };
 
 static int
-kp_sign_many_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
+kp_sign_many_rep(void *arg, const struct kp_rep *p, struct dime_rd *r)
 {
 	struct kp_sign_many *s = arg;
 
@@ -394,9 +394,9 @@ kp_sign_many_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
 		return DIME_E_IO;
 	for (size_t i = 0; i < s->n; i++) {
 		s->rc[i] = kp_rd_rc(r);
-		kp_rd_copy(r, s->sigs[i], DIME_SIG_BYTES);
+		dime_rd_copy(r, s->sigs[i], DIME_SIG_BYTES);
 	}
-	if (r->err != DIME_OK || kp_rd_left(r) != 0)
+	if (r->err != DIME_OK || dime_rd_left(r) != 0)
 		return DIME_E_IO;
 	return DIME_OK;
 }
@@ -422,16 +422,16 @@ kp_be_sign_batch(void *ctx, uint32_t id, const uint8_t *const *msgs, const size_
 		struct kp_sign_many res = {k, sigs + i, rc + i};
 		struct kp_out o = {
 		    KP_OP_SIGN, (uint16_t)k, m->pubs[id - 1], items, k * KP_SIGN_ITEM, NULL, 0, -1};
-		struct kp_wr w;
+		struct dime_wr w;
 		int crc = DIME_OK;
 
-		kp_wr_init(&w, items, sizeof(items));
+		dime_wr_init(&w, items, sizeof(items));
 		for (size_t j = i; j < i + k; j++) {
 			if (lens[j] > UINT32_MAX - total) {
 				crc = DIME_E_LIMIT;
 				break;
 			}
-			kp_wr_be32(&w, (uint32_t)lens[j]);
+			dime_wr_be32(&w, (uint32_t)lens[j]);
 			total += lens[j];
 		}
 		if (crc == DIME_OK && (payload = malloc(total > 0 ? total : 1)) == NULL)
@@ -477,7 +477,7 @@ struct kp_ecdh_res {
 };
 
 static int
-kp_ecdh_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
+kp_ecdh_rep(void *arg, const struct kp_rep *p, struct dime_rd *r)
 {
 	struct kp_ecdh_res *e = arg;
 
@@ -487,9 +487,9 @@ kp_ecdh_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
 		return DIME_E_IO;
 	for (size_t i = 0; i < e->n; i++) {
 		e->rc[i] = kp_rd_rc(r);
-		kp_rd_copy(r, e->x[i], DIME_ECDH_BYTES);
+		dime_rd_copy(r, e->x[i], DIME_ECDH_BYTES);
 	}
-	if (r->err != DIME_OK || kp_rd_left(r) != 0)
+	if (r->err != DIME_OK || dime_rd_left(r) != 0)
 		return DIME_E_IO;
 	return DIME_OK;
 }
@@ -567,7 +567,7 @@ kp_hello_grow(struct kp_hello *h, size_t want)
 }
 
 static int
-kp_hello_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
+kp_hello_rep(void *arg, const struct kp_rep *p, struct dime_rd *r)
 {
 	struct kp_hello *h = arg;
 	int rc;
@@ -580,16 +580,16 @@ kp_hello_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
 		return rc;
 	for (size_t i = 0; i < p->count; i++) {
 		struct dime_pl_keyinfo *k = &h->info[h->n];
-		uint16_t sk = kp_rd_be16(r), kk;
+		uint16_t sk = dime_rd_be16(r), kk;
 		const uint8_t *ident;
 
 		memset(k, 0, sizeof(*k));
 		k->kind = (enum dime_store_kind)sk;
-		k->version = kp_rd_be32(r);
-		kk = kp_rd_be16(r);
-		kp_rd_copy(r, h->sign_pub[h->n], DIME_ED25519_PUB_BYTES);
-		kp_rd_copy(r, h->enc_pub[h->n], DIME_SECP_PUB_BYTES);
-		ident = kp_rd_take(r, KP_IDENT_MAX);
+		k->version = dime_rd_be32(r);
+		kk = dime_rd_be16(r);
+		dime_rd_copy(r, h->sign_pub[h->n], DIME_ED25519_PUB_BYTES);
+		dime_rd_copy(r, h->enc_pub[h->n], DIME_SECP_PUB_BYTES);
+		ident = dime_rd_take(r, KP_IDENT_MAX);
 		if (r->err != DIME_OK || ident == NULL || memchr(ident, 0, KP_IDENT_MAX) == NULL ||
 		    ident[0] == 0 || (sk != DIME_STORE_ORG_KEY && sk != DIME_STORE_USER_KEY) ||
 		    (kk != DIME_KEY_ORG && kk != DIME_KEY_USER && kk != DIME_KEY_SIGN))
@@ -598,7 +598,7 @@ kp_hello_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
 		h->kind[h->n] = (enum dime_key_kind)kk;
 		h->n++;
 	}
-	return kp_rd_left(r) == 0 ? DIME_OK : DIME_E_IO;
+	return dime_rd_left(r) == 0 ? DIME_OK : DIME_E_IO;
 }
 
 int
@@ -663,10 +663,10 @@ out:
 }
 
 static int
-kp_reload_rep(void *arg, const struct kp_rep *p, struct kp_rd *r)
+kp_reload_rep(void *arg, const struct kp_rep *p, struct dime_rd *r)
 {
 	(void)arg;
-	if (p->count != 0 || kp_rd_left(r) != 0)
+	if (p->count != 0 || dime_rd_left(r) != 0)
 		return DIME_E_IO;
 	return p->rc == DIME_OK ? DIME_OK : DIME_E_IO;
 }
