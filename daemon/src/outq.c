@@ -14,7 +14,7 @@
 #include "dime/crypto.h"
 #include "dime/outq.h"
 
-#define OUTQ_MAGIC	"DIMEOUTQ 1\n"
+#define OUTQ_MAGIC	"DIMEOUTQ 2\n"
 #define OUTQ_HEAD_MAX	1024u
 #define OUTQ_STATE_MAX	1024u
 #define OUTQ_FIRST_DEF	300u
@@ -154,12 +154,13 @@ outq_read_head(int dir_fd, const char *name, char *buf, size_t cap, uint64_t *si
 	return n;
 }
 
-/* Parse msg/<name>'s envelope into e: the magic line, then exactly "origin D", "recipient A"
- * and "created T" lines, then an empty line. Returns: the header length, or 0 (malformed). */
+/* Parse msg/<name>'s envelope into e: the magic line, then exactly the lines "origin D",
+ * "origin-fp F", "author A", "recipient R", "destination-fp F" and "created T", then an empty
+ * line. Returns: the header length, or 0 (malformed). */
 static size_t
 outq_parse_head(struct dime_outq_entry *e, const char *buf, size_t n)
 {
-	char origin[256], rcpt[256], region[OUTQ_HEAD_MAX];
+	char origin[256], ofp[256], author[256], rcpt[256], dfp[256], region[OUTQ_HEAD_MAX];
 	const size_t ml = sizeof(OUTQ_MAGIC) - 1;
 	long long created;
 	const char *end;
@@ -168,21 +169,28 @@ outq_parse_head(struct dime_outq_entry *e, const char *buf, size_t n)
 
 	if (n < ml || memcmp(buf, OUTQ_MAGIC, ml) != 0 || (end = strstr(buf + ml, "\n\n")) == NULL)
 		return 0;
-	rl = (size_t)(end - (buf + ml)); /* the three lines, without the last LF */
+	rl = (size_t)(end - (buf + ml)); /* the lines, without the last LF */
 	if (rl >= sizeof(region))
 		return 0;
 	memcpy(region, buf + ml, rl);
 	region[rl] = 0;
 	for (size_t i = 0; i < rl; i++)
 		lines += region[i] == '\n';
-	if (lines != 2 ||
-	    sscanf(region, "origin %255s recipient %255s created %lld%n", origin, rcpt, &created,
-		   &off) != 3 ||
+	if (lines != 5 ||
+	    sscanf(region,
+		   "origin %255s origin-fp %255s author %255s recipient %255s destination-fp %255s "
+		   "created %lld%n",
+		   origin, ofp, author, rcpt, dfp, &created, &off) != 6 ||
 	    off != (int)rl || strncmp(region, "origin ", 7) != 0 || !outq_token_ok(origin) ||
-	    !outq_token_ok(rcpt) || created < 0)
+	    !outq_token_ok(ofp) || strlen(ofp) >= sizeof(e->origin_fp) || !outq_token_ok(author) ||
+	    !outq_token_ok(rcpt) || !outq_token_ok(dfp) || strlen(dfp) >= sizeof(e->dest_fp) ||
+	    created < 0)
 		return 0;
 	snprintf(e->origin, sizeof(e->origin), "%s", origin);
+	snprintf(e->origin_fp, sizeof(e->origin_fp), "%s", ofp);
+	snprintf(e->author, sizeof(e->author), "%s", author);
 	snprintf(e->recipient, sizeof(e->recipient), "%s", rcpt);
+	snprintf(e->dest_fp, sizeof(e->dest_fp), "%s", dfp);
 	e->created = created;
 	return (size_t)(end + 2 - buf);
 }
@@ -396,8 +404,9 @@ dime_outq_close(struct dime_outq *q)
 }
 
 int
-dime_outq_put(struct dime_outq *q, char id_out[DIME_OUTQ_ID_MAX + 1], const char *origin,
-	      const char *recipient, const uint8_t *msg, size_t len, int64_t now, int *err)
+dime_outq_put(struct dime_outq *q, char id_out[DIME_OUTQ_ID_MAX + 1],
+	      const struct dime_outq_env *env, const uint8_t *msg, size_t len, int64_t now,
+	      int *err)
 {
 	struct dime_outq_entry e;
 	char head[OUTQ_HEAD_MAX];
@@ -406,20 +415,26 @@ dime_outq_put(struct dime_outq *q, char id_out[DIME_OUTQ_ID_MAX + 1], const char
 
 	*err = 0;
 	id_out[0] = 0;
-	if (!outq_token_ok(origin) || !outq_token_ok(recipient) || (msg == NULL && len > 0) ||
-	    now < 0)
+	if (env == NULL || !outq_token_ok(env->origin) || !outq_token_ok(env->origin_fp) ||
+	    strlen(env->origin_fp) >= sizeof(e.origin_fp) || !outq_token_ok(env->author) ||
+	    !outq_token_ok(env->recipient) || !outq_token_ok(env->dest_fp) ||
+	    strlen(env->dest_fp) >= sizeof(e.dest_fp) || (msg == NULL && len > 0) || now < 0)
 		return DIME_E_INVALID;
 	memset(&e, 0, sizeof(e));
 	dime_random(rnd, sizeof(rnd));
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(e.id + 2 * i, 3, "%02x", rnd[i]);
 	n = snprintf(head, sizeof(head),
-		     OUTQ_MAGIC "origin %s\nrecipient %s\ncreated %" PRId64 "\n\n", origin,
-		     recipient, now);
+		     OUTQ_MAGIC "origin %s\norigin-fp %s\nauthor %s\nrecipient %s\ndestination-fp "
+				"%s\ncreated %" PRId64 "\n\n",
+		     env->origin, env->origin_fp, env->author, env->recipient, env->dest_fp, now);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return DIME_E_INVALID;
-	snprintf(e.origin, sizeof(e.origin), "%s", origin);
-	snprintf(e.recipient, sizeof(e.recipient), "%s", recipient);
+	snprintf(e.origin, sizeof(e.origin), "%s", env->origin);
+	snprintf(e.origin_fp, sizeof(e.origin_fp), "%s", env->origin_fp);
+	snprintf(e.author, sizeof(e.author), "%s", env->author);
+	snprintf(e.recipient, sizeof(e.recipient), "%s", env->recipient);
+	snprintf(e.dest_fp, sizeof(e.dest_fp), "%s", env->dest_fp);
 	e.created = e.next = now;
 	e.size = len;
 	if (outq_write_durable(q, q->msg_fd, e.id, head, (size_t)n, msg, len) != 0) {

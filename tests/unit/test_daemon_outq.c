@@ -16,6 +16,14 @@
 static const uint8_t MSG[] = "-----BEGIN ENCRYPTED MESSAGE-----\nQUJD\n"
 			     "-----END ENCRYPTED MESSAGE-----\n";
 
+/* An envelope from origin to recipient (compound literal: lives in the enclosing block). */
+#define ENV(o, r)                                                                                  \
+	(&(struct dime_outq_env){.origin = (o),                                                    \
+				 .origin_fp = "b3JnLWZw",                                          \
+				 .author = "alice@example.org",                                    \
+				 .recipient = (r),                                                 \
+				 .dest_fp = "ZGVzdC1mcA"})
+
 static void
 test_schedule(void)
 {
@@ -36,8 +44,8 @@ test_schedule(void)
 		why);
 	if (q == NULL)
 		return;
-	T_CHECK(dime_outq_put(q, id, "example.org", "bob@example.net", MSG, sizeof(MSG) - 1, t0,
-			      &err) == DIME_OK &&
+	T_CHECK(dime_outq_put(q, id, ENV("example.org", "bob@example.net"), MSG, sizeof(MSG) - 1,
+			      t0, &err) == DIME_OK &&
 		    strlen(id) == 32,
 		"put (%d)", err);
 	T_CHECK(dime_outq_next_due(q) == t0, "due at once");
@@ -85,7 +93,7 @@ test_schedule(void)
 	}
 	T_CHECK(dime_outq_done(q, id) == DIME_OK, "done (bounced)");
 	T_CHECK(dime_outq_done(q, id) == DIME_E_NOTFOUND, "done twice");
-	T_CHECK(dime_outq_put(q, id, "bad origin", "bob@example.net", MSG, 3, t0, &err) ==
+	T_CHECK(dime_outq_put(q, id, ENV("bad origin", "bob@example.net"), MSG, 3, t0, &err) ==
 		    DIME_E_INVALID,
 		"a space in the origin is refused");
 	dime_outq_close(q);
@@ -128,10 +136,10 @@ test_reopen(void)
 		t_fail("open: %s", why);
 		return;
 	}
-	T_CHECK(dime_outq_put(q, a, "example.org", "a@example.net", MSG, sizeof(MSG) - 1, t0,
+	T_CHECK(dime_outq_put(q, a, ENV("example.org", "a@example.net"), MSG, sizeof(MSG) - 1, t0,
 			      &err) == DIME_OK &&
-		    dime_outq_put(q, b, "example.org", "b@example.net", MSG, 4, t0 + 1, &err) ==
-			DIME_OK,
+		    dime_outq_put(q, b, ENV("example.org", "b@example.net"), MSG, 4, t0 + 1,
+				  &err) == DIME_OK,
 		"two puts");
 	T_CHECK(dime_outq_due(q, e, 4, t0 + 5) == 2 && strcmp(e[0].id, a) == 0, "oldest first");
 	T_CHECK(dime_outq_deferred(q, a, "connection refused", t0 + 5, &v, NULL) == DIME_OK,
@@ -159,6 +167,12 @@ test_reopen(void)
 		"reopen: both messages, a's state kept (%d, %u, '%s')", l.n, l.attempts, l.error);
 	T_CHECK(dime_outq_due(q, e, 4, t0 + 5) == 1 && strcmp(e[0].id, b) == 0,
 		"reopen: the claimed-at-crash message is due again, a waits for its time");
+	T_CHECK(strcmp(e[0].origin, "example.org") == 0 &&
+		    strcmp(e[0].origin_fp, "b3JnLWZw") == 0 &&
+		    strcmp(e[0].author, "alice@example.org") == 0 &&
+		    strcmp(e[0].recipient, "b@example.net") == 0 &&
+		    strcmp(e[0].dest_fp, "ZGVzdC1mcA") == 0,
+		"reopen: the envelope read back whole");
 	snprintf(path, sizeof(path), "%s/tmp/partial", t_path("q2"));
 	T_CHECK(stat(path, &sb) != 0, "reopen: tmp/ emptied");
 	snprintf(path, sizeof(path), "%s/corrupt/0123456789abcdef0123456789abcdef", t_path("q2"));
@@ -200,7 +214,7 @@ test_write_failure(void)
 	}
 	snprintf(path, sizeof(path), "%s/tmp", t_path("q3"));
 	T_CHECK(rmdir(path) == 0, "rmdir tmp");
-	T_CHECK(dime_outq_put(q, id, "example.org", "b@example.net", MSG, 4, 1, &err) ==
+	T_CHECK(dime_outq_put(q, id, ENV("example.org", "b@example.net"), MSG, 4, 1, &err) ==
 			DIME_E_IO &&
 		    err == ENOENT && id[0] == 0,
 		"a failed write is an error with its errno (%d)", err);

@@ -4,7 +4,8 @@
  * durably until it is delivered, bounced or deleted by the operator (docs/outq.md).
  *
  * Files, under root (0700):
- *   msg/<id>   the envelope (origin domain, recipient) and the armored message, written once:
+ *   msg/<id>   the envelope (origin domain and fingerprint, author, recipient, destination
+ *              fingerprint) and the armored message, written once:
  *              tmp/, fsync, rename, fsync msg/ before dime_outq_put returns;
  *   state/<id> the delivery state (attempts, first and next attempt, last error, delay
  *              notice sent), replaced atomically (tmp/, fsync, rename, fsync state/) after
@@ -39,10 +40,25 @@ struct dime_outq_policy {
 	unsigned give_up;      /* s after which the message is bounced (0: 432,000 = 5 days) */
 };
 
+/* What a DMTP transaction needs besides the message, fixed when it was wrapped: MAIL FROM's
+ * domain and fingerprint (the org signet that origin-signed it), RCPT TO's fingerprint (the
+ * destination org signet it was wrapped to), the recipient, and the author (who is told of a
+ * delay or a bounce). Each printable ASCII without spaces, 1..255 octets. */
+struct dime_outq_env {
+	const char *origin;    /* the sending org's domain */
+	const char *origin_fp; /* full or crypto fingerprint, base64 */
+	const char *author;    /* an address hosted here */
+	const char *recipient; /* an address at the destination */
+	const char *dest_fp;   /* the destination org's fingerprint, base64 */
+};
+
 struct dime_outq_entry {
 	char id[DIME_OUTQ_ID_MAX + 1];
 	char origin[256];    /* the sending org's domain */
+	char origin_fp[88];  /* MAIL FROM FINGERPRINT */
+	char author[256];    /* told of delays and bounces */
 	char recipient[256]; /* the address */
+	char dest_fp[88];    /* RCPT TO FINGERPRINT */
 	int64_t created;     /* when it was queued */
 	int64_t next;	     /* the next attempt is due then */
 	uint32_t attempts;
@@ -64,12 +80,13 @@ DIME_MUST_CHECK int dime_outq_open(struct dime_outq **q, const char *root,
 				   size_t why_cap);
 void dime_outq_close(struct dime_outq *q); /* NULL-safe */
 
-/* Queue a message durably, due at once. origin: a domain; recipient: an address; both
- * printable ASCII without spaces. id_out receives the new id (random, DIME_OUTQ_ID_MAX).
- * Returns: DIME_OK, DIME_E_INVALID, DIME_E_IO (*err the errno), DIME_E_NOMEM. */
+/* Queue a message durably, due at once, with its envelope. id_out receives the new id (random,
+ * DIME_OUTQ_ID_MAX).
+ * Returns: DIME_OK, DIME_E_INVALID (a missing or bad envelope value), DIME_E_IO (*err the
+ * errno), DIME_E_NOMEM. */
 DIME_MUST_CHECK int dime_outq_put(struct dime_outq *q, char id_out[DIME_OUTQ_ID_MAX + 1],
-				  const char *origin, const char *recipient, const uint8_t *msg,
-				  size_t len, int64_t now, int *err);
+				  const struct dime_outq_env *env, const uint8_t *msg, size_t len,
+				  int64_t now, int *err);
 
 /* Claim up to cap entries due at now (next <= now, not claimed), oldest first: each is handed
  * out once until dime_outq_done, _deferred or _release reports on it. Returns: how many. */
