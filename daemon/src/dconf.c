@@ -2,6 +2,7 @@
  * comments, indented continuation lines as repeated keys); this file gives each key its type,
  * range and default, and names the first bad line as FILE:LINE. */
 #include "dime/dconf.h"
+#include "dime/mrec.h"
 #include "dime/pool.h"
 
 #include <errno.h>
@@ -140,11 +141,12 @@ static int
 dconf_duration(struct dconf_parse *p, const char *key, const char *v, unsigned long long unit_us,
 	       unsigned *out)
 {
-	static const char *const sfx[] = {"", "s", "m", "ms"};
-	static const unsigned long long mult[] = {1000000, 1000000, 60000000, 1000};
+	static const char *const sfx[] = {"", "s", "m", "ms", "h", "d"};
+	static const unsigned long long mult[] = {1000000, 1000000,    60000000,
+						  1000,	   3600000000, 86400000000};
 	unsigned long long us;
 
-	if (!dconf_scaled(p, key, v, sfx, mult, 4, (unsigned long long)UINT_MAX * unit_us, &us))
+	if (!dconf_scaled(p, key, v, sfx, mult, 6, (unsigned long long)UINT_MAX * unit_us, &us))
 		return 0;
 	if (us % unit_us != 0) {
 		dconf_fail(p, key, "\"%s\" is finer than %s", v, unit_us == 1000 ? "1ms" : "1us");
@@ -398,6 +400,68 @@ dconf_handler(void *user, const char *section, const char *key, const char *v)
 		return dconf_duration(p, key, v, 1000, &c->greet_pause_ms);
 	if (strcmp(key, "retry_min") == 0)
 		return dconf_duration(p, key, v, 1000, &c->retry_min_ms);
+	if (strcmp(key, "outq") == 0)
+		return dconf_str(p, key, v, c->outq, sizeof(c->outq));
+	if (strcmp(key, "policy") == 0) {
+		if (strcasecmp(v, "experimental") == 0)
+			c->policy = DIME_POL_EXPERIMENTAL;
+		else if (strcasecmp(v, "mixed") == 0)
+			c->policy = DIME_POL_MIXED;
+		else if (strcasecmp(v, "strict") == 0)
+			c->policy = DIME_POL_STRICT;
+		else {
+			dconf_fail(p, key, "\"%s\": want experimental, mixed or strict", v);
+			return 0;
+		}
+		return 1;
+	}
+	if (strcmp(key, "dns_static") == 0)
+		return dconf_str(p, key, v, c->dns_static, sizeof(c->dns_static));
+	if (strcmp(key, "dns_config") == 0)
+		return dconf_str(p, key, v, c->dns_config, sizeof(c->dns_config));
+	if (strcmp(key, "trust_anchor") == 0)
+		return dconf_str(p, key, v, c->trust_anchor, sizeof(c->trust_anchor));
+	if (strcmp(key, "resolv_conf") == 0)
+		return dconf_str(p, key, v, c->resolv_conf, sizeof(c->resolv_conf));
+	if (strcmp(key, "dns_timeout") == 0)
+		return dconf_duration(p, key, v, 1000, &c->dns_timeout_ms);
+	if (strcmp(key, "connect_timeout") == 0)
+		return dconf_duration(p, key, v, 1000, &c->connect_timeout_ms);
+	if (strcmp(key, "tls_ca_file") == 0)
+		return dconf_str(p, key, v, c->tls_ca_file, sizeof(c->tls_ca_file));
+	if (strcmp(key, "dx_port") == 0) {
+		if (!dconf_uint(p, key, v, 1, 65535, &x))
+			return 0;
+		c->dx_port = (unsigned)x;
+		return 1;
+	}
+	if (strcmp(key, "mx_ports") == 0) {
+		unsigned a = 0, b = 0;
+		int n = 0;
+
+		if (sscanf(v, "%u %u %n", &a, &b, &n) != 2 || v[n] != '\0' || a == 0 || a > 65535 ||
+		    b == 0 || b > 65535) {
+			dconf_fail(p, key, "\"%s\": want two ports, e.g. 25 587", v);
+			return 0;
+		}
+		c->mx_ports[0] = a;
+		c->mx_ports[1] = b;
+		return 1;
+	}
+	if (strcmp(key, "outbound_workers") == 0) {
+		if (!dconf_uint(p, key, v, 1, 1024, &x))
+			return 0;
+		c->outbound_workers = (unsigned)x;
+		return 1;
+	}
+	if (strcmp(key, "outq_first_retry") == 0)
+		return dconf_duration(p, key, v, 1000000, &c->outq_first_retry_s);
+	if (strcmp(key, "outq_max_interval") == 0)
+		return dconf_duration(p, key, v, 1000000, &c->outq_max_interval_s);
+	if (strcmp(key, "outq_delay_notice") == 0)
+		return dconf_duration(p, key, v, 1000000, &c->outq_delay_notice_s);
+	if (strcmp(key, "outq_give_up") == 0)
+		return dconf_duration(p, key, v, 1000000, &c->outq_give_up_s);
 	if (strcmp(key, "retry_max") == 0)
 		return dconf_duration(p, key, v, 1000, &c->retry_max_ms);
 	if (strcmp(key, "log") == 0) {
@@ -482,6 +546,19 @@ dconf_defaults(struct dime_dconf *c)
 	c->retry_max_ms = 3600000;
 	c->key_process = 1;
 	c->key_timeout_ms = 5000;
+	strcpy(c->outq, "var/outq");
+	c->policy = DIME_POL_MIXED;
+	strcpy(c->trust_anchor, "/usr/share/dns/root.key");
+	c->dns_timeout_ms = 10000;
+	c->dx_port = 26;
+	c->mx_ports[0] = 25;
+	c->mx_ports[1] = 587;
+	c->outbound_workers = 8;
+	c->connect_timeout_ms = 30000;
+	c->outq_first_retry_s = 300;
+	c->outq_max_interval_s = 43200;
+	c->outq_delay_notice_s = 14400;
+	c->outq_give_up_s = 432000;
 }
 
 int
@@ -538,6 +615,17 @@ dime_dconf_load(struct dime_dconf *c, const char *path, char *why, size_t why_ca
 	}
 	if (!p.failed && c->delivery == DIME_DCONF_LMTP && c->lmtp[0] == '\0') {
 		snprintf(why, why_cap, "%s: delivery = lmtp needs lmtp = unix:/PATH or HOST:PORT",
+			 path);
+		p.failed = 1;
+	}
+	if (!p.failed &&
+	    (c->outq_first_retry_s == 0 || c->outq_max_interval_s == 0 ||
+	     c->outq_first_retry_s > c->outq_max_interval_s || c->outq_max_interval_s > 43200 ||
+	     c->outq_give_up_s < 72 * 3600 || c->outq_delay_notice_s > c->outq_give_up_s)) {
+		/* spec Part 4: retried at least every 12 hours for at least 72 */
+		snprintf(why, why_cap,
+			 "%s: outq_*: want 0 < first_retry <= max_interval <= 12h, give_up >= 72h, "
+			 "delay_notice <= give_up",
 			 path);
 		p.failed = 1;
 	}

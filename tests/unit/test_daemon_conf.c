@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dime/dconf.h"
+#include "dime/mrec.h"
 #include "tlib.h"
 
 #ifndef DIME_DOCS_DIR
@@ -138,6 +139,11 @@ t_errors(void)
 	    {"cert without key", "[tls]\ncert = @C\n", "needs both cert and key"},
 	    {"workers range", "workers = 100000\n", ":1: workers:"},
 	    {"retry order", "retry_min = 2m\nretry_max = 1m\n", "retry_min"},
+	    {"give up too soon", "outq_give_up = 71h\n", "outq_"},
+	    {"interval over 12h", "outq_max_interval = 13h\n", "outq_"},
+	    {"policy", "policy = lax\n", "policy"},
+	    {"mx ports", "mx_ports = 25\n", "mx_ports"},
+	    {"dx port", "dx_port = 70000\n", "dx_port"},
 	    {"key_process bool", "key_process = perhaps\n", ":1: key_process:"},
 	    {"key_timeout zero", "key_timeout = 0\n", ":1: key_timeout: \"0\" is out of range"},
 	    {"key_timeout unit", "key_timeout = 5x\n", ":1: key_timeout:"},
@@ -165,6 +171,33 @@ t_errors(void)
 		T_CHECK(strncmp(why, p, strlen(p)) == 0 && strstr(why, v[i].want) != NULL,
 			"%s: got \"%s\", want \"%s%s\"", v[i].name, why, p, v[i].want);
 	}
+}
+
+/* The outbound keys: values, units up to days, and the defaults the spec asks for. */
+static void
+t_outbound(void)
+{
+	struct dime_dconf c;
+	char why[512];
+	int rc;
+
+	T_CHECK(dime_dconf_load(&c, NULL, why, sizeof(why)) == DIME_OK && c.dx_port == 26 &&
+		    c.mx_ports[0] == 25 && c.mx_ports[1] == 587 && c.policy == DIME_POL_MIXED &&
+		    c.outq_max_interval_s == 43200 && c.outq_give_up_s >= 72 * 3600 &&
+		    strcmp(c.outq, "var/outq") == 0,
+		"outbound defaults");
+	rc = dime_dconf_load(&c,
+			     t_write("out.conf",
+				     "policy = strict\noutq_give_up = 3d\n"
+				     "outq_first_retry = 1s\noutq_delay_notice = 90m\n"
+				     "mx_ports = 2525 2587\ndx_port = 2626\n"
+				     "dns_static = /x/records.txt\noutbound_workers = 2\n"),
+			     why, sizeof(why));
+	T_CHECK(rc == DIME_OK && c.policy == DIME_POL_STRICT && c.outq_give_up_s == 3 * 86400 &&
+		    c.outq_first_retry_s == 1 && c.outq_delay_notice_s == 5400 &&
+		    c.mx_ports[0] == 2525 && c.mx_ports[1] == 2587 && c.dx_port == 2626 &&
+		    strcmp(c.dns_static, "/x/records.txt") == 0 && c.outbound_workers == 2,
+		"outbound keys: %d %s", rc, why);
 }
 
 static void
@@ -218,6 +251,7 @@ main(void)
 	t_sample_is_defaults();
 	t_values();
 	t_errors();
+	t_outbound();
 	t_long_line();
 	t_pid_file();
 	t_rm_rf(t_dir);

@@ -61,6 +61,24 @@ struct dime_dconf {
 	unsigned key_timeout_ms;  /* one key process round trip, then 451 */
 	char user[64];		  /* "" : keep the starting user; else setuid to it after bind */
 	char pid_file[4096];	  /* "" : <store>.dimed.pid (dime_dconf_pid_file) */
+
+	/* Outbound: other domains (docs/delivery.md). */
+	char outq[4096];	     /* the outbound queue's root (dime/outq.h) */
+	int policy;		     /* enum dime_mrec_policy: ours, as our record publishes it */
+	char dns_static[4096];	     /* offline: a file of records (dime/dns.h); else DNS */
+	char dns_config[4096];	     /* an unbound configuration (stub zones, tests) */
+	char trust_anchor[4096];     /* DNSSEC anchor (default /usr/share/dns/root.key) */
+	char resolv_conf[4096];	     /* forward to these resolvers instead of iterating */
+	unsigned dns_timeout_ms;     /* one DNS answer */
+	unsigned dx_port;	     /* dx hosts, implicit TLS (26) */
+	unsigned mx_ports[2];	     /* MX hosts, dual protocol, in order (25, 587) */
+	char tls_ca_file[4096];	     /* CA bundle for peers' certificates ("": system's) */
+	unsigned outbound_workers;   /* delivery threads, each one DMTP session at a time */
+	unsigned connect_timeout_ms; /* TCP connect and TLS handshake to a peer */
+	unsigned outq_first_retry_s; /* dime/outq.h policy */
+	unsigned outq_max_interval_s;
+	unsigned outq_delay_notice_s;
+	unsigned outq_give_up_s;
 };
 
 /* Defaults, then path (NULL: defaults only). Unknown keys, bad values, missing files named by
