@@ -2,6 +2,8 @@
  * comments, indented continuation lines as repeated keys); this file gives each key its type,
  * range and default, and names the first bad line as FILE:LINE. */
 #include "dime/dconf.h"
+#include "dime/dns.h"
+#include "dime/dx.h"
 #include "dime/mrec.h"
 #include "dime/pool.h"
 
@@ -653,4 +655,33 @@ dime_dconf_pid_file(const struct dime_dconf *c, char *out, size_t cap)
 		return DIME_E_NOSPACE;
 	}
 	return DIME_OK;
+}
+
+void
+dime_dconf_outbound(const struct dime_dconf *c, struct dime_dns_conf *dns, struct dime_dx_conf *dx,
+		    struct dime_dx_ports *ports)
+{
+	if (dns != NULL) {
+		memset(dns, 0, sizeof(*dns));
+		dns->timeout_ms = c->dns_timeout_ms;
+		if (c->dns_static[0] != '\0')
+			dns->static_file = c->dns_static;
+		else {
+			dns->config_file = c->dns_config[0] != '\0' ? c->dns_config : NULL;
+			dns->trust_anchor_file =
+			    c->trust_anchor[0] != '\0' ? c->trust_anchor : NULL;
+			dns->resolv_conf = c->resolv_conf[0] != '\0' ? c->resolv_conf : NULL;
+		}
+	}
+	if (dx != NULL) {
+		memset(dx, 0, sizeof(*dx));
+		dx->helo = c->hostname;
+		dx->ca_file = c->tls_ca_file[0] != '\0' ? c->tls_ca_file : NULL;
+		dx->connect_timeout_ms = c->connect_timeout_ms;
+	}
+	if (ports != NULL) {
+		ports->dx = c->dx_port;
+		ports->mx[0] = c->mx_ports[0];
+		ports->mx[1] = c->mx_ports[1];
+	}
 }

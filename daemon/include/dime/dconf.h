@@ -87,6 +87,16 @@ struct dime_dconf {
 DIME_MUST_CHECK int dime_dconf_load(struct dime_dconf *c, const char *path, char *why,
 				    size_t why_cap);
 
+struct dime_dns_conf;
+struct dime_dx_conf;
+struct dime_dx_ports;
+
+/* The outbound settings as the modules take them: DNS (dns_static wins; else dns_config,
+ * trust_anchor, resolv_conf), the DMTP client (helo = hostname) and the peers' ports. The
+ * outputs borrow c's strings. Any output may be NULL. */
+void dime_dconf_outbound(const struct dime_dconf *c, struct dime_dns_conf *dns,
+			 struct dime_dx_conf *dx, struct dime_dx_ports *ports);
+
 /* The pid file dimed writes: c->pid_file, else <store>.dimed.pid (DIME_DCONF_PID_SUFFIX), the
  * name `dime user create --rotate` looks for next to the store it changed.
  * Returns: DIME_OK, DIME_E_NOSPACE (over cap; out is then ""). */
