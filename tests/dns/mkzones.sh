@@ -4,7 +4,11 @@
 # Makes in DIR: signed zones (good, bogus, expired, unsigned, insecure, big under dime.test),
 # ta.ds (the trust anchors), nsd.conf, unbound.conf (stub zones pointing at nsd), and starts nsd
 # on a free port (DIR/port; stop it with: kill "$(cat DIR/nsd.pid)").
-# ZONE_TXT_FILE, when given, holds extra lines "zone name TXT-strings" added to the zones.
+# ZONE_TXT_FILE, when given, holds extra lines "zone RR..." (a zone name, then a zone-file
+# line) added to the zones.
+# MKZONES_ORGS="a b": also make a.dime.test and b.dime.test, signed and delegated, holding only
+# their SOA, NS and the lines of ZONE_TXT_FILE for them (organisations a test publishes itself:
+# its own _dime record, dx host addresses).
 set -eu
 D=$(cd "$1" && pwd)
 EXTRA=${2:-}
@@ -16,13 +20,16 @@ command -v nsd >/dev/null && command -v ldns-signzone >/dev/null || {
 	exit 2
 }
 
-mkzone() { # zone
+ORGS=${MKZONES_ORGS:-}
+mkzone() { # zone [bare]
 	cat >"$1.zone" <<Z
 \$ORIGIN $1.
 \$TTL 300
 @     IN SOA ns1.$1. hostmaster.$1. ( 1 3600 900 604800 300 )
       IN NS  ns1.$1.
 ns1   IN A   127.0.0.1
+Z
+	[ "${2:-}" = bare ] || cat >>"$1.zone" <<Z
 dmtp  IN A   127.0.0.1
 @     IN MX 10 dmtp.$1.
 _dime IN TXT "ver=1 pok=$POK " "pol=strict sub=strict dx=dmtp.$1 exp=30"
@@ -45,13 +52,14 @@ OIN=$(date -u -d '-60 days' +%Y%m%d%H%M%S)
 OEX=$(date -u -d '-30 days' +%Y%m%d%H%M%S)
 ZONES="good bogus expired unsigned insecure big"
 for z in $ZONES; do mkzone "$z.dime.test"; done
+for z in $ORGS; do mkzone "$z.dime.test" bare; done
 # the parent: signed, with no record of its own, so that walks from the organisational domain
 # (dime.test) get a proven NXDOMAIN there
 mkzone dime.test
 sed -i '/^_dime/d' dime.test.zone
 # delegations, so that the parent proves (NSEC3) that insecure.dime.test has no DS: insecure,
 # not bogus; the other children are anchored themselves
-for z in $ZONES; do
+for z in $ZONES $ORGS; do
 	printf '%s IN NS ns1.%s.dime.test.\nns1.%s IN A 127.0.0.1\n' "$z" "$z" "$z" >>dime.test.zone
 done
 sign dime.test "$IN" "$EX"
@@ -60,6 +68,7 @@ big=$(head -c 1500 /dev/zero | tr '\0' 'x' | fold -w 200 | sed 's/.*/"&"/' | tr 
 echo "_big IN TXT $big" >>big.dime.test.zone
 sign good.dime.test "$IN" "$EX"
 sign big.dime.test "$IN" "$EX"
+for z in $ORGS; do sign "$z.dime.test" "$IN" "$EX"; done
 sign bogus.dime.test "$IN" "$EX"
 # tamper after signing: the signature no longer matches -> bogus
 sed -i 's/pol=strict/pol=experimental/' bogus.dime.test.zone.signed
@@ -91,7 +100,7 @@ server:
 remote-control:
     control-enable: no
 C
-	for z in $ZONES; do
+	for z in $ZONES $ORGS; do
 		printf 'zone:\n    name: "%s.dime.test"\n    zonefile: "%s.dime.test.zone.signed"\n' \
 			"$z" "$z" >>nsd.conf
 	done
@@ -124,7 +133,7 @@ echo "$port" >port
 {
 	printf 'server:\n    do-ip6: no\n    do-not-query-localhost: no\n'
 	printf '    local-zone: "test." nodefault\n    edns-buffer-size: 512\n'
-	for z in $ZONES; do
+	for z in $ZONES $ORGS; do
 		printf 'stub-zone:\n    name: "%s.dime.test."\n    stub-addr: 127.0.0.1@%s\n' "$z" "$port"
 	done
 	printf 'stub-zone:\n    name: "dime.test."\n    stub-addr: 127.0.0.1@%s\n' "$port"
