@@ -688,15 +688,37 @@ srv_send(struct srv_conn *c)
 
 /* ---- jobs ---- */
 
+/* An origin the store does not know yet: fetch its org signet, then look again (docs/dimed.md
+ * "Lookups"). A 470 that has lasted 72 hours (570) is final; no fetch then. */
+static int
+srv_fetch_origin(const struct dime_server *s, struct dime_store *st, struct dime_dmtp_answer *a,
+		 char **armor, const struct dime_dmtp_query *q, int64_t now)
+{
+	int rc;
+
+	if (s->env.fetch_origin == NULL || q->kind != DIME_DMTP_Q_ORIGIN ||
+	    a->verdict != DIME_DMTP_V_ORIGIN_TEMP)
+		return DIME_OK;
+	rc = s->env.fetch_origin(s->env.fetch_arg, st, q->cmd.addr, now);
+	if (rc == DIME_E_NOTFOUND || rc == DIME_E_BADSIG) {
+		a->verdict = DIME_DMTP_V_ORIGIN_INVALID;
+		return DIME_OK;
+	}
+	if (rc != DIME_OK)
+		return DIME_OK; /* 470 stands: the sender retries */
+	return dime_server_lookup(st, a, armor, q, now);
+}
+
 static void
 srv_run_lookup(struct dime_pl_pool_job *pj, void *arg)
 {
 	struct srv_job *j = arg;
 	struct dime_store *st = srv_store_take(j->c->srv);
+	int64_t now = (int64_t)time(NULL);
 
 	(void)pj;
-	if (st == NULL ||
-	    dime_server_lookup(st, &j->a, &j->armor, j->q, (int64_t)time(NULL)) != DIME_OK) {
+	if (st == NULL || dime_server_lookup(st, &j->a, &j->armor, j->q, now) != DIME_OK ||
+	    srv_fetch_origin(j->c->srv, st, &j->a, &j->armor, j->q, now) != DIME_OK) {
 		free(j->armor);
 		j->armor = NULL;
 		memset(&j->a, 0, sizeof(j->a));

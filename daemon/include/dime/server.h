@@ -33,6 +33,14 @@ struct dime_server_env {
 	struct dime_spool *spool;
 	struct dime_deliver *deliver; /* kicked after each spooled message; may be NULL */
 	struct dime_tlsctx *tls;      /* the server takes its own reference (dime_tlsctx_ref) */
+	/* MAIL from an origin whose fingerprint the store does not hold: fetch the origin's org
+	 * signet (the signet resolver, dime/sigfetch.h) into st and say how it went: DIME_OK (a
+	 * validated signet is stored now: the lookup runs again), DIME_E_NOTFOUND (the origin
+	 * has no management record, or its host has no signet: 575), DIME_E_BADSIG (what it
+	 * serves does not validate: 575), anything else (could not tell now: 470). Runs on a
+	 * pool worker and may block on the network. NULL: the store alone decides. */
+	int (*fetch_origin)(void *arg, struct dime_store *st, const char *domain, int64_t now);
+	void *fetch_arg;
 };
 
 /* Bind and listen on every conf->listen (port 0: an ephemeral one).
