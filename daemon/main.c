@@ -575,6 +575,7 @@ main(int argc, char **argv)
 			goto fail;
 		if (dime_dns_new(&dns, &dnsc, why, sizeof(why)) != DIME_OK)
 			goto fail;
+		dxc.dns = dns; /* peers' addresses through the same resolver (static A lines) */
 		if (dime_mr_cache_new(&mrc, 0) != DIME_OK) {
 			snprintf(why, sizeof(why), "out of memory");
 			goto fail;
