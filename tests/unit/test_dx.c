@@ -3,7 +3,8 @@
  * the record's tls= values (match; mismatch refused before any command), the CA check, SNI,
  * a refused connection, a server that stops answering, 421 mid-session, SEND answered 254 and
  * 255, SGNT's armor; names through the static DNS file, an IP literal, getaddrinfo, and a host
- * whose first address refuses. Then dime_dx_route over a static DNS file. */
+ * whose first address refuses. Then dime_dx_route over a static DNS file, and both through
+ * unbound against nsd's signed zones: a bogus address or MX is never used. */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -869,6 +870,90 @@ test_route(void)
 	T_CHECK(rc == DIME_E_INVALID && n == 0, "route: legacy: got %d, want invalid", rc);
 }
 
+/* Through unbound against nsd's signed zones (tests/dns/mkzones.sh): dmtp.<zone> has an A
+ * record of 127.0.0.1 and is the zone's MX. A secure address is used; an address in a zone whose
+ * signatures expired is bogus and refused; the MX rdata as unbound hands it routes. */
+static void
+test_dnssec(void)
+{
+	char cmd[8192], conf_path[4200], ta_path[4200], why[512];
+	const char *dir = t_path("zones");
+	struct dime_dns_conf dc = {0};
+	struct dime_dns *dns = NULL;
+	static struct dime_mr_result mr;
+	struct dime_dx_hop hops[8];
+	size_t n = 0;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && sh '%s' '%s' >'%s/mkzones.log' 2>&1", dir,
+		 DIME_DNS_SCRIPT, dir, dir);
+	if (system(cmd) != 0) {
+		t_fail("dnssec: mkzones.sh failed (nsd, ldnsutils: tools/install-deps.sh; see "
+		       "%s/mkzones.log)",
+		       dir);
+		return;
+	}
+	snprintf(conf_path, sizeof(conf_path), "%s/unbound.conf", dir);
+	snprintf(ta_path, sizeof(ta_path), "%s/ta.ds", dir);
+	dc.config_file = conf_path;
+	dc.trust_anchor_file = ta_path;
+	dc.timeout_ms = 8000;
+	if (dime_dns_new(&dns, &dc, why, sizeof(why)) != DIME_OK) {
+		t_fail("dnssec: resolver: %s", why);
+		goto out;
+	}
+	{
+		struct srv v;
+		struct dime_dx_conf conf;
+		struct dime_dx_peer peer = {"dmtp.good.dime.test", 0, DIME_DMTP_CLIENT_IMPLICIT,
+					    NULL};
+		struct dime_dx *x = NULL;
+
+		if (srv_start(&v, DIME_DMTP_SESS_DMTP) != 0)
+			goto out;
+		srv_run(&v);
+		conf_init(&conf);
+		conf.dns = dns;
+		peer.port = v.port;
+		rc = dime_dx_open(&x, &conf, &peer, why, sizeof(why));
+		T_CHECK(rc == DIME_OK && x != NULL &&
+			    strncmp(dime_dx_peer_name(x), "dmtp.good.dime.test[127.0.0.1]:", 31) ==
+				0,
+			"dnssec: a secure address: got %d (%s)", rc, why);
+		dime_dx_close(x);
+		srv_join(&v);
+
+		x = NULL;
+		peer.host = "dmtp.expired.dime.test";
+		rc = dime_dx_open(&x, &conf, &peer, why, sizeof(why));
+		T_CHECK(rc == DIME_E_AGAIN && x == NULL && strstr(why, "bogus") != NULL,
+			"dnssec: a bogus address: got %d (%s), want again, refused", rc, why);
+	}
+	mr_for(&mr, "good.dime.test", "");
+	rc = dime_dx_route(hops, 8, &n, dns, &mr, NULL, why, sizeof(why));
+	T_CHECK(rc == DIME_OK && n == 2 &&
+		    hop_is(&hops[0], "dmtp.good.dime.test", 25, DIME_DMTP_CLIENT_DUAL) &&
+		    hop_is(&hops[1], "dmtp.good.dime.test", 587, DIME_DMTP_CLIENT_DUAL),
+		"dnssec: MX from unbound: got %d n %zu '%s' (%s)", rc, n, n > 0 ? hops[0].host : "",
+		why);
+	mr_for(&mr, "expired.dime.test", "");
+	rc = dime_dx_route(hops, 8, &n, dns, &mr, NULL, why, sizeof(why));
+	T_CHECK(rc == DIME_E_AGAIN && n == 0 && strstr(why, "bogus") != NULL,
+		"dnssec: a bogus MX without dx: got %d (%s), want again", rc, why);
+	mr_for(&mr, "expired.dime.test", " dx=dmtp.good.dime.test");
+	rc = dime_dx_route(hops, 8, &n, dns, &mr, NULL, why, sizeof(why));
+	T_CHECK(rc == DIME_OK && n == 1 &&
+		    hop_is(&hops[0], "dmtp.good.dime.test", 26, DIME_DMTP_CLIENT_IMPLICIT) &&
+		    strstr(why, "bogus") != NULL,
+		"dnssec: a bogus MX with a dx value: got %d n %zu (%s), want the dx host alone", rc,
+		n, why);
+out:
+	dime_dns_free(dns);
+	snprintf(cmd, sizeof(cmd), "kill $(cat '%s/nsd.pid') 2>/dev/null", dir);
+	if (system(cmd) != 0)
+		t_fail("dnssec: nsd was not running at the end");
+}
+
 int
 main(void)
 {
@@ -885,6 +970,7 @@ main(void)
 	test_addresses();
 	test_failures();
 	test_route();
+	test_dnssec();
 	dime_dns_free(t_dns);
 	dime_ks_free(t_ks);
 	SSL_CTX_free(t_srv_ctx);
