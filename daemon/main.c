@@ -1,8 +1,10 @@
 /* dimed: the DMTP daemon. Reads its configuration (or the embedded default), starts the key
  * process (docs/dimed.md "Key custody") before anything reads the store's secrets, opens the
  * store without them, the spool, TLS contexts and worker pool, binds, drops root, serves DMTP on
- * one io loop thread in the foreground, and handles SIGTERM/SIGINT (drain, then exit) and SIGHUP
- * (reload configuration, certificates and keys; a bad one is logged and the old one kept). */
+ * one io loop thread in the foreground, delivers the outbound queue to other domains (the
+ * delivery agent, docs/delivery.md), and handles SIGTERM/SIGINT (drain, then exit), SIGHUP
+ * (reload configuration, certificates and keys; a bad one is logged and the old one kept) and
+ * SIGUSR1 (rescan the outbound queue: `dime send` and `dime queue` signal it). */
 
 #include <errno.h>
 #include <pthread.h>
@@ -16,12 +18,17 @@
 #include <unistd.h>
 
 #include "dime/crypto.h"
+#include "dime/dagent.h"
 #include "dime/dconf.h"
 #include "dime/deliver.h"
 #include "dime/dir.h"
 #include "dime/dlog.h"
+#include "dime/dns.h"
+#include "dime/dx.h"
 #include "dime/keyproc.h"
 #include "dime/loop.h"
+#include "dime/mrloc.h"
+#include "dime/outq.h"
 #include "dime/plmsg.h"
 #include "dime/pool.h"
 #include "dime/privsep.h"
@@ -41,7 +48,9 @@ static const char usage[] =
     "the configuration picks a free one). SIGTERM drains and exits, SIGHUP reloads the\n"
     "configuration, certificates and keys (after a rotation). The private keys live in a key\n"
     "process dimed starts (key_process = yes, the default); dimed writes its pid to\n"
-    "<store>.dimed.pid and, started as root with `user = NAME`, runs as NAME after binding.\n";
+    "<store>.dimed.pid and, started as root with `user = NAME`, runs as NAME after binding.\n"
+    "The outbound queue (outq) is delivered over DMTP by outbound_workers threads; SIGUSR1\n"
+    "rescans it (messages `dime send` queued, `dime queue retry|delete`).\n";
 
 #define DIMED_CERT "var/tls/cert.pem" /* the embedded default's, made when missing */
 #define DIMED_KEY  "var/tls/key.pem"
@@ -80,9 +89,10 @@ struct dimed {
 	struct dime_tlsctx *tls, *tls_old;
 	struct dime_pl_pool *pool;
 	struct dime_kp_client *kp;
-	pid_t kp_pid;	       /* the key process's supervisor (0: key_process = no) */
-	struct dimed_gen *gen; /* the current one first; touched on the loop thread only */
-	int reap_armed;	       /* a dimed_gen_reap timer is pending */
+	pid_t kp_pid;		   /* the key process's supervisor (0: key_process = no) */
+	struct dimed_gen *gen;	   /* the current one first; touched on the loop thread only */
+	struct dime_dagent *agent; /* the outbound delivery agent (set before signals run) */
+	int reap_armed;		   /* a dimed_gen_reap timer is pending */
 	int stopping;
 };
 
@@ -398,15 +408,57 @@ dimed_signals(void *arg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP)
 			dimed_hup(d);
+		else if (sig == SIGUSR1)
+			dime_dagent_rescan(d->agent); /* blocking directory reads: fine here */
 		else if (dime_io_loop_post(d->loop, dimed_on_term, d) != DIME_OK)
 			dime_dlog(DIME_DLOG_ERROR, "dimed.signal", "sig=%d why=nomem", sig);
 	}
 	return NULL;
+}
+
+static int
+dimed_outq_one(const struct dime_outq_entry *e, void *arg)
+{
+	(void)e;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static size_t
+dimed_outq_count(struct dime_outq *q)
+{
+	size_t n = 0;
+
+	(void)dime_outq_list(q, dimed_outq_one, &n);
+	return n;
+}
+
+/* The delivery counters and the record cache's hit rate (docs/delivery.md, the benchmark). */
+static void
+dimed_outq_stats(struct dime_dagent *a, struct dime_mr_cache *c)
+{
+	struct dime_dagent_stats st;
+	struct dime_mr_cache_stats cs;
+	uint64_t looked;
+
+	dime_dagent_stats(a, &st);
+	dime_mr_cache_stats(c, &cs);
+	looked = cs.hits + cs.misses;
+	dime_dlog(DIME_DLOG_INFO, "outq.stats",
+		  "delivered=%llu duplicates=%llu deferred=%llu bounced=%llu notices=%llu "
+		  "sessions=%llu tls_mismatch=%llu mr_hits=%llu mr_misses=%llu mr_hit_rate=%.3f",
+		  (unsigned long long)st.delivered, (unsigned long long)st.duplicates,
+		  (unsigned long long)st.deferred, (unsigned long long)st.bounced,
+		  (unsigned long long)st.notices, (unsigned long long)st.sessions,
+		  (unsigned long long)st.tls_mismatch, (unsigned long long)cs.hits,
+		  (unsigned long long)cs.misses,
+		  looked > 0 ? (double)cs.hits / (double)looked : 0.0);
 }
 
 int
@@ -415,6 +467,12 @@ main(int argc, char **argv)
 	struct dimed d;
 	struct dime_spool *spool = NULL;
 	struct dime_deliver *dlv = NULL;
+	struct dime_dns *dns = NULL;
+	struct dime_mr_cache *mrc = NULL;
+	struct dime_outq *outq = NULL;
+	struct dime_dns_conf dnsc;
+	struct dime_dx_conf dxc;
+	struct dime_dx_ports dxp;
 	struct dime_pl_pool_conf pc;
 	struct dime_server_env env;
 	const char *ports_file = NULL;
@@ -476,6 +534,7 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -505,6 +564,23 @@ main(int argc, char **argv)
 	if (dime_spool_open(&spool, d.conf.spool, why, sizeof(why)) != DIME_OK ||
 	    dime_deliver_start(&dlv, &d.conf, spool, why, sizeof(why)) != DIME_OK)
 		goto fail;
+	/* Outbound: the queue, DNS (its resolver thread starts here, after the key process fork)
+	 * and the record cache; the agent starts once root is dropped. */
+	{
+		struct dime_outq_policy op = {d.conf.outq_first_retry_s, d.conf.outq_max_interval_s,
+					      d.conf.outq_delay_notice_s, d.conf.outq_give_up_s};
+
+		dime_dconf_outbound(&d.conf, &dnsc, &dxc, &dxp);
+		if (dime_outq_open(&outq, d.conf.outq, &op, why, sizeof(why)) != DIME_OK)
+			goto fail;
+		if (dime_dns_new(&dns, &dnsc, why, sizeof(why)) != DIME_OK)
+			goto fail;
+		dxc.dns = dns; /* peers' addresses through the same resolver (static A lines) */
+		if (dime_mr_cache_new(&mrc, 0) != DIME_OK) {
+			snprintf(why, sizeof(why), "out of memory");
+			goto fail;
+		}
+	}
 	if (dime_io_loop_new(&d.loop, DIME_IO_AUTO) != DIME_OK) {
 		snprintf(why, sizeof(why), "cannot set up the event loop");
 		goto fail;
@@ -539,6 +615,24 @@ main(int argc, char **argv)
 	else if (d.conf.user[0] != '\0')
 		dime_dlog(DIME_DLOG_WARNING, "dimed.privsep",
 			  "user=%s result=ignored why=\"not started as root\"", d.conf.user);
+	{
+		struct dime_dagent_conf ac;
+
+		memset(&ac, 0, sizeof(ac));
+		ac.q = outq;
+		ac.dns = dns;
+		ac.cache = mrc;
+		ac.dx = &dxc;
+		ac.ports = &dxp;
+		ac.maildir_root = d.conf.maildir_root;
+		ac.hostname = d.conf.hostname;
+		ac.workers = d.conf.outbound_workers;
+		ac.rescan_s = 60; /* a safety net: SIGUSR1 is the prompt way */
+		if (dime_dagent_start(&d.agent, &ac, why, sizeof(why)) != DIME_OK)
+			goto fail;
+		dime_dlog(DIME_DLOG_INFO, "outq.start", "root=%s workers=%u queued=%zu",
+			  d.conf.outq, d.conf.outbound_workers, dimed_outq_count(outq));
+	}
 	{
 		size_t n = dime_server_ports(d.srv, ports, DIME_DCONF_MAX_LISTEN);
 
@@ -578,6 +672,14 @@ out:
 	dime_server_free(d.srv);
 	dime_pl_pool_free(d.pool);
 	dime_deliver_stop(dlv, rc == 0);
+	if (d.agent != NULL) {
+		/* the transactions in progress end; the rest stays queued for the next start */
+		dimed_outq_stats(d.agent, mrc);
+		dime_dagent_stop(d.agent);
+	}
+	dime_outq_close(outq);
+	dime_mr_cache_free(mrc);
+	dime_dns_free(dns);
 	dime_io_loop_free(d.loop);
 	while (d.gen != NULL) {
 		struct dimed_gen *g = d.gen;

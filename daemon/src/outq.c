@@ -25,6 +25,7 @@
 struct dime_outq {
 	pthread_mutex_t mu;
 	struct dime_outq_policy pol;
+	unsigned flags;
 	int root_fd, tmp_fd, msg_fd, state_fd;
 	struct dime_outq_entry *e;
 	size_t n, cap;
@@ -255,6 +256,40 @@ outq_name_ok(const char *s)
 	return 1;
 }
 
+/* Read msg/<name> into e (envelope, size of the message, state). Returns: 1 (e filled), 0 (not
+ * a queue file: damaged or foreign), -1 (gone). */
+static int
+outq_load_msg(struct dime_outq *q, const char *name, struct dime_outq_entry *e)
+{
+	char buf[OUTQ_HEAD_MAX];
+	ssize_t n;
+	size_t head;
+
+	memset(e, 0, sizeof(*e));
+	n = outq_read_head(q->msg_fd, name, buf, sizeof(buf), &e->size);
+	if (n < 0 && errno == ENOENT)
+		return -1;
+	if (!outq_name_ok(name) || n <= 0 || (head = outq_parse_head(e, buf, (size_t)n)) == 0)
+		return 0;
+	memcpy(e->id, name, strlen(name) + 1); /* outq_name_ok: it fits */
+	e->size -= head;
+	outq_load_state(q, e);
+	return 1;
+}
+
+/* Not ours or damaged: kept aside for the operator, never delivered (owner only). */
+static void
+outq_set_aside(struct dime_outq *q, const char *name)
+{
+	char dst[300];
+
+	if (q->flags & DIME_OUTQ_OPEN_READONLY)
+		return;
+	(void)mkdirat(q->root_fd, "corrupt", 0700);
+	snprintf(dst, sizeof(dst), "corrupt/%s", name);
+	(void)renameat(q->msg_fd, name, q->root_fd, dst);
+}
+
 static int
 outq_rebuild(struct dime_outq *q, char *why, size_t why_cap)
 {
@@ -262,17 +297,19 @@ outq_rebuild(struct dime_outq *q, char *why, size_t why_cap)
 	struct dirent *de;
 	int fd, rc = DIME_OK;
 
-	/* tmp/: never acknowledged */
-	if ((fd = dup(q->tmp_fd)) < 0 || (d = fdopendir(fd)) == NULL) {
-		if (fd >= 0)
-			close(fd);
-		outq_why(why, why_cap, "cannot read", "tmp/");
-		return DIME_E_IO;
+	/* tmp/: never acknowledged (the owner's alone: another process may be writing there) */
+	if (!(q->flags & DIME_OUTQ_OPEN_READONLY)) {
+		if ((fd = dup(q->tmp_fd)) < 0 || (d = fdopendir(fd)) == NULL) {
+			if (fd >= 0)
+				close(fd);
+			outq_why(why, why_cap, "cannot read", "tmp/");
+			return DIME_E_IO;
+		}
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				(void)unlinkat(q->tmp_fd, de->d_name, 0);
+		closedir(d);
 	}
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			(void)unlinkat(q->tmp_fd, de->d_name, 0);
-	closedir(d);
 
 	if ((fd = dup(q->msg_fd)) < 0 || (d = fdopendir(fd)) == NULL) {
 		if (fd >= 0)
@@ -282,34 +319,19 @@ outq_rebuild(struct dime_outq *q, char *why, size_t why_cap)
 	}
 	while (rc == DIME_OK && (de = readdir(d)) != NULL) {
 		struct dime_outq_entry e;
-		char buf[OUTQ_HEAD_MAX];
-		ssize_t n;
-		size_t head;
+		int got;
 
 		if (de->d_name[0] == '.')
 			continue;
-		memset(&e, 0, sizeof(e));
-		n = outq_read_head(q->msg_fd, de->d_name, buf, sizeof(buf), &e.size);
-		if (!outq_name_ok(de->d_name) || n <= 0 ||
-		    (head = outq_parse_head(&e, buf, (size_t)n)) == 0) {
-			/* not ours or damaged: kept aside for the operator, never delivered */
-			(void)mkdirat(q->root_fd, "corrupt", 0700);
-			{
-				char dst[300];
-
-				snprintf(dst, sizeof(dst), "corrupt/%s", de->d_name);
-				(void)renameat(q->msg_fd, de->d_name, q->root_fd, dst);
-			}
-			continue;
-		}
-		memcpy(e.id, de->d_name, strlen(de->d_name) + 1); /* outq_name_ok: it fits */
-		e.size -= head;
-		outq_load_state(q, &e);
-		rc = outq_add(q, &e);
+		if ((got = outq_load_msg(q, de->d_name, &e)) == 0)
+			outq_set_aside(q, de->d_name);
+		if (got == 1)
+			rc = outq_add(q, &e);
 	}
 	closedir(d);
 	/* state files whose message is gone (delivered, or deleted while we were down) */
-	if (rc == DIME_OK && (fd = dup(q->state_fd)) >= 0 && (d = fdopendir(fd)) != NULL) {
+	if (rc == DIME_OK && !(q->flags & DIME_OUTQ_OPEN_READONLY) &&
+	    (fd = dup(q->state_fd)) >= 0 && (d = fdopendir(fd)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.' && outq_find(q, de->d_name) == NULL)
 				(void)unlinkat(q->state_fd, de->d_name, 0);
@@ -318,12 +340,95 @@ outq_rebuild(struct dime_outq *q, char *why, size_t why_cap)
 	return rc;
 }
 
+int
+dime_outq_rescan(struct dime_outq *q, size_t *added, size_t *dropped)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd, rc = DIME_OK;
+	size_t n_add = 0, n_drop = 0;
+
+	if (added != NULL)
+		*added = 0;
+	if (dropped != NULL)
+		*dropped = 0;
+	pthread_mutex_lock(&q->mu);
+	if ((fd = dup(q->msg_fd)) < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		pthread_mutex_unlock(&q->mu);
+		return DIME_E_IO;
+	}
+	rewinddir(d); /* the dup shares the offset of earlier scans */
+	while (rc == DIME_OK && (de = readdir(d)) != NULL) {
+		struct dime_outq_entry e;
+		int got;
+
+		if (de->d_name[0] == '.' || outq_find(q, de->d_name) != NULL)
+			continue;
+		if ((got = outq_load_msg(q, de->d_name, &e)) == 0)
+			outq_set_aside(q, de->d_name);
+		if (got == 1 && (rc = outq_add(q, &e)) == DIME_OK)
+			n_add++;
+	}
+	closedir(d);
+	for (size_t i = 0; rc == DIME_OK && i < q->n;) {
+		struct dime_outq_entry *e = &q->e[i];
+		struct stat sb;
+
+		if (e->claimed) {
+			i++;
+			continue;
+		}
+		if (fstatat(q->msg_fd, e->id, &sb, 0) != 0 && errno == ENOENT) {
+			if (!(q->flags & DIME_OUTQ_OPEN_READONLY))
+				(void)unlinkat(q->state_fd, e->id, 0);
+			q->e[i] = q->e[--q->n];
+			n_drop++;
+			continue;
+		}
+		{
+			/* the state file wins (another process rewrote it); none: as it was */
+			struct dime_outq_entry s = *e;
+			char buf[OUTQ_STATE_MAX];
+
+			if (outq_read_head(q->state_fd, e->id, buf, sizeof(buf), NULL) > 0) {
+				outq_load_state(q, &s);
+				e->next = s.next;
+				e->attempts = s.attempts;
+				e->delay_notified = s.delay_notified;
+				memcpy(e->last_error, s.last_error, sizeof(e->last_error));
+			}
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&q->mu);
+	if (added != NULL)
+		*added = n_add;
+	if (dropped != NULL)
+		*dropped = n_drop;
+	return rc;
+}
+
+int
+dime_outq_get(struct dime_outq *q, const char *id, struct dime_outq_entry *out)
+{
+	struct dime_outq_entry *e;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&q->mu);
+	if ((e = outq_find(q, id)) != NULL)
+		*out = *e;
+	pthread_mutex_unlock(&q->mu);
+	return e != NULL ? DIME_OK : DIME_E_NOTFOUND;
+}
+
 static int
-outq_subdir(int root_fd, const char *name, char *why, size_t why_cap)
+outq_subdir(int root_fd, const char *name, int create, char *why, size_t why_cap)
 {
 	int fd;
 
-	if (mkdirat(root_fd, name, 0700) != 0 && errno != EEXIST) {
+	if (create && mkdirat(root_fd, name, 0700) != 0 && errno != EEXIST) {
 		outq_why(why, why_cap, "cannot create", name);
 		return -1;
 	}
@@ -336,8 +441,16 @@ int
 dime_outq_open(struct dime_outq **out, const char *root, const struct dime_outq_policy *policy,
 	       char *why, size_t why_cap)
 {
+	return dime_outq_open_flags(out, root, policy, 0, why, why_cap);
+}
+
+int
+dime_outq_open_flags(struct dime_outq **out, const char *root,
+		     const struct dime_outq_policy *policy, unsigned flags, char *why,
+		     size_t why_cap)
+{
 	struct dime_outq *q;
-	int rc;
+	int rc, create = !(flags & DIME_OUTQ_OPEN_READONLY);
 
 	*out = NULL;
 	if (why != NULL && why_cap > 0)
@@ -345,6 +458,7 @@ dime_outq_open(struct dime_outq **out, const char *root, const struct dime_outq_
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return DIME_E_NOMEM;
 	q->root_fd = q->tmp_fd = q->msg_fd = q->state_fd = -1;
+	q->flags = flags;
 	pthread_mutex_init(&q->mu, NULL);
 	if (policy != NULL)
 		q->pol = *policy;
@@ -362,7 +476,7 @@ dime_outq_open(struct dime_outq **out, const char *root, const struct dime_outq_
 		dime_outq_close(q);
 		return DIME_E_INVALID;
 	}
-	if (mkdir(root, 0700) != 0 && errno != EEXIST) {
+	if (create && mkdir(root, 0700) != 0 && errno != EEXIST) {
 		outq_why(why, why_cap, "cannot create", root);
 		dime_outq_close(q);
 		return DIME_E_IO;
@@ -372,9 +486,9 @@ dime_outq_open(struct dime_outq **out, const char *root, const struct dime_outq_
 		dime_outq_close(q);
 		return DIME_E_IO;
 	}
-	if ((q->tmp_fd = outq_subdir(q->root_fd, "tmp", why, why_cap)) < 0 ||
-	    (q->msg_fd = outq_subdir(q->root_fd, "msg", why, why_cap)) < 0 ||
-	    (q->state_fd = outq_subdir(q->root_fd, "state", why, why_cap)) < 0) {
+	if ((q->tmp_fd = outq_subdir(q->root_fd, "tmp", create, why, why_cap)) < 0 ||
+	    (q->msg_fd = outq_subdir(q->root_fd, "msg", create, why, why_cap)) < 0 ||
+	    (q->state_fd = outq_subdir(q->root_fd, "state", create, why, why_cap)) < 0) {
 		dime_outq_close(q);
 		return DIME_E_IO;
 	}

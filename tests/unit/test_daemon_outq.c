@@ -194,6 +194,95 @@ test_reopen(void)
 	t_rm_rf(t_path("q2"));
 }
 
+/* Two processes on one queue: dimed (the owner) and `dime send` / `dime queue` (another handle,
+ * read-only for the CLI). The owner's rescan picks up new messages, the operator's retry (the
+ * state file wins) and delete (the entry goes); the read-only open changes nothing. */
+static void
+test_rescan(void)
+{
+	const int64_t t0 = 1800000000;
+	struct dime_outq *own = NULL, *ro = NULL, *other = NULL;
+	struct dime_outq_entry e[4], g;
+	enum dime_outq_verdict v;
+	char a[DIME_OUTQ_ID_MAX + 1], b[DIME_OUTQ_ID_MAX + 1], why[256], path[4200];
+	size_t added = 9, dropped = 9;
+	struct stat sb;
+	int err;
+
+	T_CHECK(dime_outq_open_flags(&ro, t_path("q4"), NULL, DIME_OUTQ_OPEN_READONLY, why,
+				     sizeof(why)) == DIME_E_IO &&
+		    ro == NULL && stat(t_path("q4"), &sb) != 0,
+		"read-only: a missing queue is an error, nothing created");
+	if (dime_outq_open(&own, t_path("q4"), NULL, why, sizeof(why)) != DIME_OK ||
+	    dime_outq_open(&other, t_path("q4"), NULL, why, sizeof(why)) != DIME_OK) {
+		t_fail("open: %s", why);
+		goto out;
+	}
+	T_CHECK(dime_outq_put(other, a, ENV("example.org", "a@example.net"), MSG, 4, t0, &err) ==
+		    DIME_OK,
+		"put by another process");
+	T_CHECK(dime_outq_due(own, e, 4, t0) == 0, "the owner does not see it before a rescan");
+	T_CHECK(dime_outq_rescan(own, &added, &dropped) == DIME_OK && added == 1 && dropped == 0,
+		"rescan: one added (%zu, %zu)", added, dropped);
+	T_CHECK(dime_outq_rescan(own, &added, &dropped) == DIME_OK && added == 0 && dropped == 0,
+		"rescan again: nothing new");
+	T_CHECK(dime_outq_due(own, e, 4, t0) == 1 && strcmp(e[0].id, a) == 0 &&
+		    strcmp(e[0].recipient, "a@example.net") == 0 && e[0].size == 4,
+		"the rescanned entry is due, envelope and size read");
+	T_CHECK(dime_outq_deferred(own, a, "451 busy", t0, &v, NULL) == DIME_OK, "deferred");
+
+	/* a half-written file of a writer in tmp/, a damaged file in msg/: read-only leaves both */
+	snprintf(path, sizeof(path), "%s/tmp/inflight", t_path("q4"));
+	t_write_text(path, "half");
+	snprintf(path, sizeof(path), "%s/msg/00000000000000000000000000000bad", t_path("q4"));
+	t_write_text(path, "not a queue file");
+	if (dime_outq_open_flags(&ro, t_path("q4"), NULL, DIME_OUTQ_OPEN_READONLY, why,
+				 sizeof(why)) != DIME_OK) {
+		t_fail("read-only open: %s", why);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/tmp/inflight", t_path("q4"));
+	T_CHECK(stat(path, &sb) == 0, "read-only: tmp/ not emptied");
+	snprintf(path, sizeof(path), "%s/msg/00000000000000000000000000000bad", t_path("q4"));
+	T_CHECK(stat(path, &sb) == 0, "read-only: a damaged message left in place");
+	T_CHECK(dime_outq_get(ro, a, &g) == DIME_OK && g.attempts == 1 &&
+		    strcmp(g.last_error, "451 busy") == 0 &&
+		    dime_outq_get(ro, "00000000000000000000000000000bad", &g) == DIME_E_NOTFOUND,
+		"read-only: sees the owner's state, skips the damaged file");
+
+	/* operator retry: the state file is rewritten; the owner's rescan takes it */
+	T_CHECK(dime_outq_retry_now(ro, a, t0 + 7) == DIME_OK, "retry by the operator");
+	T_CHECK(dime_outq_due(own, e, 4, t0 + 7) == 0, "not due for the owner before a rescan");
+	T_CHECK(dime_outq_rescan(own, &added, &dropped) == DIME_OK && added == 0,
+		"owner rescan after retry");
+	T_CHECK(dime_outq_due(own, e, 4, t0 + 7) == 1 && strcmp(e[0].id, a) == 0,
+		"due at the operator's time");
+	snprintf(path, sizeof(path), "%s/corrupt/00000000000000000000000000000bad", t_path("q4"));
+	T_CHECK(stat(path, &sb) == 0, "owner rescan: the damaged file set aside");
+
+	/* operator delete: a claimed entry stays with its worker; an unclaimed one goes */
+	T_CHECK(dime_outq_put(other, b, ENV("example.org", "b@example.net"), MSG, 4, t0, &err) ==
+			DIME_OK &&
+		    dime_outq_rescan(own, &added, NULL) == DIME_OK && added == 1,
+		"b put and rescanned");
+	T_CHECK(dime_outq_rescan(ro, &added, NULL) == DIME_OK && added == 1 &&
+		    dime_outq_done(ro, a) == DIME_OK && dime_outq_done(ro, b) == DIME_OK,
+		"deleted by the operator");
+	T_CHECK(dime_outq_rescan(own, &added, &dropped) == DIME_OK && dropped == 1,
+		"rescan: the unclaimed one dropped (%zu)", dropped);
+	T_CHECK(dime_outq_get(own, a, &g) == DIME_OK && g.claimed,
+		"the claimed one is still its worker's");
+	T_CHECK(dime_outq_done(own, a) == DIME_OK, "its worker reports it done");
+	T_CHECK(dime_outq_rescan(own, &added, &dropped) == DIME_OK && dropped == 0 &&
+		    dime_outq_due(own, e, 4, INT64_MAX - 1) == 0,
+		"nothing left");
+out:
+	dime_outq_close(ro);
+	dime_outq_close(own);
+	dime_outq_close(other);
+	t_rm_rf(t_path("q4"));
+}
+
 /* A write that fails (the queue's tmp/ removed under it: any uid, root included): an error with
  * its errno, nothing indexed. */
 static void
@@ -231,6 +320,7 @@ main(void)
 		return 1;
 	test_schedule();
 	test_reopen();
+	test_rescan();
 	test_write_failure();
 	t_rm_rf(t_dir);
 	return t_done("outq");

@@ -23,6 +23,7 @@ static const struct cli_cmd main_cmds[] = {
     {"batch", "run a msg operation over a directory, Maildir or mbox with workers", cmd_batch},
     {"dmtp", "talk to a DMTP server: send, sgnt, hist, vrfy, raw", cmd_dmtp},
     {"resolve", "find and validate a domain's management record (DNSSEC)", cmd_resolve},
+    {"queue", "list, show, retry and delete messages of the outbound queue", cmd_queue},
     {"conformance", "run the interop vectors of a folder", cmd_conformance},
     {NULL, NULL, NULL},
 };

@@ -80,6 +80,31 @@ DIME_MUST_CHECK int dime_outq_open(struct dime_outq **q, const char *root,
 				   size_t why_cap);
 void dime_outq_close(struct dime_outq *q); /* NULL-safe */
 
+/* Open flags. READONLY: the open itself changes nothing, for a process that is not the queue's
+ * owner (`dime queue` beside a running dimed): root and its directories must exist, tmp/ is not
+ * emptied (dimed's or `dime send`'s writes may be in flight there), nothing is moved to corrupt/
+ * and no orphan state file is removed (a damaged msg/ file is skipped). The explicit operations
+ * (dime_outq_retry_now, dime_outq_done) still write, through tmp/ like the owner's. */
+#define DIME_OUTQ_OPEN_READONLY 0x1u
+
+/* dime_outq_open with flags (0: the same as dime_outq_open). */
+DIME_MUST_CHECK int dime_outq_open_flags(struct dime_outq **q, const char *root,
+					 const struct dime_outq_policy *policy, unsigned flags,
+					 char *why, size_t why_cap);
+
+/* Bring the index up to the files: add msg/ files written by another process (`dime send`, a
+ * second handle), drop unclaimed entries whose msg/ file vanished (`dime queue delete`) and
+ * reload the state of unclaimed entries from state/ (`dime queue retry` rewrote it: the file
+ * wins). Claimed entries are left alone: their worker reports on them. Owner mode also moves a
+ * damaged new msg/ file to corrupt/ and removes the state file of a vanished message.
+ * Returns: DIME_OK, DIME_E_IO (msg/ unreadable), DIME_E_NOMEM. Out: *added, *dropped (each may
+ * be NULL). */
+DIME_MUST_CHECK int dime_outq_rescan(struct dime_outq *q, size_t *added, size_t *dropped);
+
+/* The entry id as the index holds it. Returns: DIME_OK, DIME_E_NOTFOUND. Out: *e (zeroed when
+ * not found). */
+DIME_MUST_CHECK int dime_outq_get(struct dime_outq *q, const char *id, struct dime_outq_entry *e);
+
 /* Queue a message durably, due at once, with its envelope. id_out receives the new id (random,
  * DIME_OUTQ_ID_MAX).
  * Returns: DIME_OK, DIME_E_INVALID (a missing or bad envelope value), DIME_E_IO (*err the
