@@ -1,6 +1,7 @@
 /* DNS lookups (dime/dns.h): libunbound with validation, driven by one resolver thread that
  * waits on unbound's fd and posts each answer to the asking loop; or a static file. */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <poll.h>
@@ -221,9 +222,94 @@ static_txt(uint8_t *out, size_t cap, size_t *len, const char *p)
 	return DIME_OK;
 }
 
+/* A host name in wire format (labels, no compression): "." is the root (one zero octet), a final
+ * dot is optional. Returns: DIME_OK or DIME_E_MALFORMED (an empty or over-long label or name). */
+static int
+static_name_wire(uint8_t *out, size_t cap, size_t *len, const char *name)
+{
+	size_t o = 0, n = strlen(name);
+
+	*len = 0;
+	if (n > 1 && name[n - 1] == '.')
+		n--;
+	if (n == 0 || !dns_name_ok(name))
+		return DIME_E_MALFORMED;
+	if (!(n == 1 && name[0] == '.')) {
+		size_t i = 0;
+
+		while (i < n) {
+			size_t e = i;
+
+			while (e < n && name[e] != '.')
+				e++;
+			if (e == i || e - i > 63 || e - i + 1 > cap - o)
+				return DIME_E_MALFORMED;
+			out[o++] = (uint8_t)(e - i);
+			memcpy(out + o, name + i, e - i);
+			o += e - i;
+			i = e + 1;
+			if (e + 1 == n)
+				return DIME_E_MALFORMED; /* "a..": an empty last label */
+		}
+	}
+	if (o >= cap || o + 1 > 255)
+		return DIME_E_MALFORMED;
+	out[o++] = 0;
+	*len = o;
+	return DIME_OK;
+}
+
+/* The rdata of one static line's value (after name, ttl and type). Returns: DIME_OK or
+ * DIME_E_MALFORMED. */
+static int
+static_rdata(uint8_t *out, size_t cap, size_t *len, uint16_t type, const char *p)
+{
+	char a[DNS_NAME_MAX + 2], b[DNS_NAME_MAX + 2];
+	int off = 0;
+
+	*len = 0;
+	if (type == DIME_DNS_TYPE_TXT)
+		return static_txt(out, cap, len, p);
+	if (type == DIME_DNS_TYPE_A || type == DIME_DNS_TYPE_AAAA) {
+		int af = type == DIME_DNS_TYPE_A ? AF_INET : AF_INET6;
+		size_t n = type == DIME_DNS_TYPE_A ? 4 : 16;
+
+		if (sscanf(p, "%254s %n", a, &off) != 1 || p[off] != 0 || cap < n ||
+		    inet_pton(af, a, out) != 1)
+			return DIME_E_MALFORMED;
+		*len = n;
+		return DIME_OK;
+	}
+	if (type == DIME_DNS_TYPE_MX) {
+		unsigned long pref;
+		char *end;
+		size_t n;
+
+		/* preference (16 bits, big-endian), then the exchange's name */
+		if (sscanf(p, "%254s %254s %n", a, b, &off) != 2 || p[off] != 0 || cap < 2)
+			return DIME_E_MALFORMED;
+		pref = strtoul(a, &end, 10);
+		if (*end != 0 || a[0] < '0' || a[0] > '9' || pref > 65535 ||
+		    static_name_wire(out + 2, cap - 2, &n, b) != DIME_OK)
+			return DIME_E_MALFORMED;
+		out[0] = (uint8_t)(pref >> 8);
+		out[1] = (uint8_t)pref;
+		*len = n + 2;
+		return DIME_OK;
+	}
+	return DIME_E_MALFORMED;
+}
+
 static int
 static_load(struct dime_dns *d, const char *path, char *why, size_t why_cap)
 {
+	static const struct {
+		const char *name;
+		uint16_t type;
+	} types[] = {{"TXT", DIME_DNS_TYPE_TXT},
+		     {"A", DIME_DNS_TYPE_A},
+		     {"AAAA", DIME_DNS_TYPE_AAAA},
+		     {"MX", DIME_DNS_TYPE_MX}};
 	FILE *f = fopen(path, "re");
 	char *line = NULL;
 	uint8_t *rd = NULL;
@@ -244,6 +330,7 @@ static_load(struct dime_dns *d, const char *path, char *why, size_t why_cap)
 		unsigned long ttl;
 		int off = 0;
 		size_t len;
+		uint16_t qtype = 0;
 		struct static_rr *grown;
 		char *p = line;
 
@@ -257,10 +344,16 @@ static_load(struct dime_dns *d, const char *path, char *why, size_t why_cap)
 			rc = DIME_E_MALFORMED;
 			goto out;
 		}
-		if (sscanf(p, "%254s %lu %15s %n", name, &ttl, type, &off) != 3 || off == 0 ||
-		    strcmp(type, "TXT") != 0 || ttl > 0x7fffffffUL) {
-			dns_why(why, why_cap, "%s:%ld: expected: name ttl TXT \"text\" ...", path,
-				lineno);
+		line[strcspn(line, "\r\n")] = 0;
+		if (sscanf(p, "%254s %lu %15s %n", name, &ttl, type, &off) == 3 && off > 0)
+			for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+				if (strcmp(type, types[i].name) == 0)
+					qtype = types[i].type;
+		if (qtype == 0 || ttl > 0x7fffffffUL) {
+			dns_why(why, why_cap,
+				"%s:%ld: expected: name ttl TXT \"text\" ..., name ttl A|AAAA "
+				"address, or name ttl MX preference host",
+				path, lineno);
 			rc = DIME_E_MALFORMED;
 			goto out;
 		}
@@ -268,8 +361,8 @@ static_load(struct dime_dns *d, const char *path, char *why, size_t why_cap)
 		if (len > 1 && name[len - 1] == '.')
 			name[len - 1] = 0; /* both spellings of a name are the same name */
 		if (!dns_name_ok(name) ||
-		    static_txt(rd, DNS_STATIC_LINE_MAX, &len, p + off) != DIME_OK) {
-			dns_why(why, why_cap, "%s:%ld: bad name or TXT strings", path, lineno);
+		    static_rdata(rd, DNS_STATIC_LINE_MAX, &len, qtype, p + off) != DIME_OK) {
+			dns_why(why, why_cap, "%s:%ld: bad name or %s value", path, lineno, type);
 			rc = DIME_E_MALFORMED;
 			goto out;
 		}
@@ -280,7 +373,7 @@ static_load(struct dime_dns *d, const char *path, char *why, size_t why_cap)
 		d->st = grown;
 		memset(&d->st[d->n_st], 0, sizeof(d->st[0]));
 		memcpy(d->st[d->n_st].name, name, strlen(name) + 1); /* dns_name_ok: it fits */
-		d->st[d->n_st].type = DIME_DNS_TYPE_TXT;
+		d->st[d->n_st].type = qtype;
 		d->st[d->n_st].ttl = (uint32_t)ttl;
 		if ((d->st[d->n_st].rdata = malloc(len)) == NULL) {
 			rc = DIME_E_NOMEM;

@@ -147,6 +147,123 @@ test_static(void)
 		"static: a missing file is an error");
 }
 
+/* The rdata of every record of one answer, as received. */
+struct raw {
+	int rc, rcode;
+	enum dime_dns_sec sec;
+	uint32_t ttl;
+	size_t n;
+	uint8_t rr[4][64];
+	size_t len[4];
+};
+
+static void
+on_raw(void *arg, int rc, const struct dime_dns_answer *a)
+{
+	struct raw *g = arg;
+
+	memset(g, 0, sizeof(*g));
+	g->rc = rc;
+	if (rc != DIME_OK)
+		return;
+	g->rcode = a->rcode;
+	g->sec = a->sec;
+	g->ttl = a->ttl;
+	g->n = a->n;
+	for (size_t i = 0; i < a->n && i < 4; i++) {
+		g->len[i] = a->rr_len[i] <= sizeof(g->rr[i]) ? a->rr_len[i] : 0;
+		memcpy(g->rr[i], a->rr[i], g->len[i]);
+	}
+}
+
+static int
+raw_is(const struct raw *g, size_t i, const void *want, size_t want_len)
+{
+	return i < g->n && g->len[i] == want_len && memcmp(g->rr[i], want, want_len) == 0;
+}
+
+/* A, AAAA and MX lines: wire-format rdata as unbound would give it, in file order. */
+static void
+test_static_addr(void)
+{
+	struct dime_dns_conf conf = {0};
+	struct dime_dns *d = NULL;
+	struct raw g;
+	char why[256];
+	const char *path = t_path("records-addr");
+	static const uint8_t a1[] = {127, 0, 0, 2}, a2[] = {10, 1, 2, 3};
+	static const uint8_t v6[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	static const uint8_t mx1[] = {0, 10, 4, 'h', 'o', 's', 't', 4, 'n', 'a', 'm', 'e', 0};
+	static const uint8_t mx2[] = {0x01, 0x02, 2, 'm', 'x', 1, 'b', 0};
+	static const uint8_t null_mx[] = {0, 0, 0};
+
+	t_write_text(path, "dx.example.org 300 A 127.0.0.2\n"
+			   "dx.example.org. 60 A 10.1.2.3   \n"
+			   "dx.example.org 300 AAAA ::1\r\n"
+			   "example.org 300 MX 10 host.name\n"
+			   "example.org 300 MX 258 mx.b.\n"
+			   "null.example.org 300 MX 0 .\n"
+			   "_dime.example.org 300 TXT \"ver=1\"\n");
+	conf.static_file = path;
+	T_CHECK(dime_dns_new(&d, &conf, why, sizeof(why)) == DIME_OK, "static addr: %s", why);
+	if (d == NULL)
+		return;
+	T_CHECK(dime_dns_query_sync(d, "DX.example.org", DIME_DNS_TYPE_A, on_raw, &g) == DIME_OK &&
+		    g.rcode == DIME_DNS_NOERROR && g.sec == DIME_DNS_CONFIGURED && g.n == 2 &&
+		    g.ttl == 60 && raw_is(&g, 0, a1, 4) && raw_is(&g, 1, a2, 4),
+		"static A: got rcode %d n %zu ttl %u, want two addresses in file order, ttl 60",
+		g.rcode, g.n, g.ttl);
+	T_CHECK(dime_dns_query_sync(d, "dx.example.org", DIME_DNS_TYPE_AAAA, on_raw, &g) ==
+			DIME_OK &&
+		    g.n == 1 && raw_is(&g, 0, v6, 16),
+		"static AAAA: got n %zu, want ::1 in 16 octets", g.n);
+	T_CHECK(dime_dns_query_sync(d, "example.org", DIME_DNS_TYPE_MX, on_raw, &g) == DIME_OK &&
+		    g.n == 2 && raw_is(&g, 0, mx1, sizeof(mx1)) && raw_is(&g, 1, mx2, sizeof(mx2)),
+		"static MX: got n %zu (len %zu), want preference and labels", g.n, g.len[0]);
+	T_CHECK(dime_dns_query_sync(d, "null.example.org", DIME_DNS_TYPE_MX, on_raw, &g) ==
+			DIME_OK &&
+		    g.n == 1 && raw_is(&g, 0, null_mx, sizeof(null_mx)),
+		"static MX 0 .: got n %zu, want the null MX (preference 0, the root)", g.n);
+	T_CHECK(dime_dns_query_sync(d, "example.org", DIME_DNS_TYPE_A, on_raw, &g) == DIME_OK &&
+		    g.rcode == DIME_DNS_NXDOMAIN && g.n == 0,
+		"static: a name with MX lines but no A line has no address");
+	dime_dns_free(d);
+
+	/* malformed values: the error names the line */
+	{
+		static const char *const bad[] = {
+		    "x.example 60 A 1.2.3\n",		    /* not an address */
+		    "x.example 60 A 1.2.3.4 5.6.7.8\n",	    /* trailing junk */
+		    "x.example 60 A ::1\n",		    /* IPv6 in an A line */
+		    "x.example 60 AAAA 1.2.3.4\n",	    /* IPv4 in an AAAA line */
+		    "x.example 60 A\n",			    /* no address */
+		    "x.example 60 MX 10\n",		    /* no host */
+		    "x.example 60 MX host.example\n",	    /* no preference */
+		    "x.example 60 MX 65536 host.example\n", /* preference over 16 bits */
+		    "x.example 60 MX -1 host.example\n",    /* negative preference */
+		    "x.example 60 MX 10 a..example\n",	    /* empty label */
+		    "x.example 60 MX 10 "
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\n",
+		    "x.example 60 MX 10 host.example extra\n", /* trailing junk */
+		    "x.example 60 CNAME host.example\n",       /* a type the file does not have */
+		    "x.example 60 mx 10 host.example\n",       /* types are upper case */
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char text[512];
+
+			snprintf(text, sizeof(text), "x.example 60 A 1.2.3.4\n%s", bad[i]);
+			t_write_text(path, text);
+			d = NULL;
+			why[0] = 0;
+			T_CHECK(dime_dns_new(&d, &conf, why, sizeof(why)) == DIME_E_MALFORMED &&
+				    d == NULL && strstr(why, ":2:") != NULL,
+				"static addr: bad line %zu refused with its line number (why '%s')",
+				i, why);
+			dime_dns_free(d);
+		}
+	}
+}
+
 /* The answer arrives on the loop, never inside dime_dns_query; a cancelled one never does. */
 static void
 test_async(enum dime_io_backend be, const struct dime_dns_conf *conf, const char *name,
@@ -308,6 +425,7 @@ main(void)
 		return 1;
 	test_txt_join();
 	test_static();
+	test_static_addr();
 	sconf.static_file = t_path("records");
 	t_write_text(sconf.static_file, "_dime.example.org 3600 TXT \"ver=1 pok=abc\"\n");
 	test_async(DIME_IO_EPOLL, &sconf, "_dime.example.org", DIME_DNS_CONFIGURED);

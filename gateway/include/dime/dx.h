@@ -57,8 +57,10 @@ struct dime_dx;
  * operations. Every address of the host is tried in turn until one connects.
  * Returns: DIME_OK; DIME_E_AGAIN (temporary: no address, refused, timed out, TLS failed, a 4xx
  * banner or 421: try another host or later); DIME_E_BADSIG (the certificate matches none of the
- * record's tls= values); DIME_E_MALFORMED (the peer does not speak DMTP: a 5xx banner or EHLO
- * without the DMTP keyword, a protocol violation); DIME_E_NOMEM; DIME_E_INVALID (conf or peer).
+ * record's tls= values); DIME_E_MALFORMED (the peer does not speak DMTP: a 5xx banner, a banner
+ * without DMTP, STARTTLS or EHLO refused with a 5xx, no `250 OK DMTP` after STARTTLS, a protocol
+ * violation; an EHLO reply inside TLS lists no DMTP keyword, spec "EHLO", so none is asked
+ * for); DIME_E_NOMEM; DIME_E_INVALID (conf or peer).
  * Out: *out (dime_dx_close), NULL on failure; why (cap why_cap): "host[addr]:port: reason". */
 DIME_MUST_CHECK int dime_dx_open(struct dime_dx **out, const struct dime_dx_conf *conf,
 				 const struct dime_dx_peer *peer, char *why, size_t why_cap);
@@ -99,11 +101,16 @@ struct dime_mr_result;
 
 /* The hosts to try for a destination whose record mr found, in order: the record's dx values
  * in random order (every one, at least three unique names when the record has them) on
- * ports->dx, implicit TLS; then the domain's MX hosts (looked up through dns, by preference,
- * random among equals, IP literals and the null MX ignored, at most DIME_DX_HOPS_MAX) each on
- * ports->mx[0] then ports->mx[1], dual protocol. ports may be NULL (26; 25, 587).
- * Returns: DIME_OK (*n >= 1), DIME_E_NOTFOUND (no dx value and no MX: why says so), DIME_E_AGAIN
- * (the MX lookup failed or was bogus), DIME_E_INVALID (mr is not a found record). */
+ * ports->dx, implicit TLS; then the MX hosts of mr->domain (looked up through dns, by
+ * preference, random among equals, IP literals and the null MX ignored, at most
+ * DIME_DX_HOPS_MAX) each on ports->mx[0] then ports->mx[1], dual protocol. ports may be NULL
+ * (26; 25, 587); mx {0, 0} is 25 then 587, and one 0 of a pair leaves that port out. At most
+ * cap hops, the first ones of that order.
+ * Returns: DIME_OK (*n >= 1; when the MX lookup failed or was bogus but there are dx values,
+ * the dx hosts alone, and why says what happened to the MX lookup), DIME_E_NOTFOUND (no dx
+ * value and no MX: why says so), DIME_E_AGAIN (no dx value, and the MX lookup failed or was
+ * bogus), DIME_E_INVALID (mr is not a found record, dns NULL, cap 0), DIME_E_NOMEM.
+ * Out: hops[0..*n); *n = 0 on failure. */
 DIME_MUST_CHECK int dime_dx_route(struct dime_dx_hop *hops, size_t cap, size_t *n,
 				  struct dime_dns *dns, const struct dime_mr_result *mr,
 				  const struct dime_dx_ports *ports, char *why, size_t why_cap);

@@ -12,7 +12,12 @@
  * Offline mode (dime_dns_conf.static_file) answers from a file and never touches the network,
  * for the embedded default and tests without a DNS server. Lines:
  *     <name> <ttl> TXT "<string>" ["<string>" ...]
- * a name with no line of the asked type gets NXDOMAIN; '#' starts a comment.
+ *     <name> <ttl> A <IPv4 address>
+ *     <name> <ttl> AAAA <IPv6 address>
+ *     <name> <ttl> MX <preference> <host name>     ("." is the null MX)
+ * the lines of a name and type are its RRset, in file order; a name with no line of the asked
+ * type gets NXDOMAIN; '#' starts a comment. Answers carry wire-format rdata as from the network
+ * (A: 4 octets, AAAA: 16, MX: a 16-bit preference then the name's labels, uncompressed).
  *
  * Asynchronous lookups run on one resolver thread owned by the handle (libunbound's own thread
  * does the network); the answer is posted to the caller's loop, so no loop thread ever blocks.
