@@ -70,6 +70,23 @@ sf_fail(struct dime_sf_result *r, int rc, const char *fmt, ...)
 	return rc;
 }
 
+/* The armored part of a 270/280/290 reply's text: up to the end of its last "-----END " line
+ * (the final line's text, "OK ...", follows it). Returns: its length (0: none). */
+static size_t
+sf_armor_len(const char *text)
+{
+	size_t len = 0;
+
+	for (const char *p = text; p != NULL && *p != 0;) {
+		const char *nl = strchr(p, '\n');
+
+		if (strncmp(p, "-----END ", 9) == 0)
+			len = nl != NULL ? (size_t)(nl - text) + 1 : strlen(text);
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+	return len;
+}
+
 /* ---- the connection ---- */
 
 /* Open the next hop that answers. Returns: DIME_OK (c->x), DIME_E_AGAIN or DIME_E_BADSIG (no
@@ -343,7 +360,7 @@ sf_org(struct sf_conn *c, struct dime_store *st, int64_t now, unsigned ttl)
 	case SF_ORG_SIGNET:
 		/* A rotated org signet is judged on the record's POKs alone: sigres has no custody
 		 * rule for org signets (the POKs are the anchor). */
-		if ((rc = sf_judge_org(c, &r->org, r->tls, res->text, strlen(res->text))) !=
+		if ((rc = sf_judge_org(c, &r->org, r->tls, res->text, sf_armor_len(res->text))) !=
 		    DIME_OK)
 			goto out;
 		r->org_src = DIME_SF_FETCHED;
@@ -432,7 +449,7 @@ sf_hist(struct sf_conn *c, const char *addr, const struct dime_signet *stored, c
 		rc = res->code == SF_TEMP ? DIME_E_AGAIN : DIME_E_BADSIG;
 		goto out;
 	}
-	rc = dime_sr_hist(&last, &n, &at, &why, r->org, stored, res->text, strlen(res->text),
+	rc = dime_sr_hist(&last, &n, &at, &why, r->org, stored, res->text, sf_armor_len(res->text),
 			  SF_HIST_MAX);
 	if (rc != DIME_OK) {
 		sf_why(r->why, sizeof(r->why), "user signet of %s: custody link %zu: %s", addr, at,
@@ -512,10 +529,13 @@ sf_user(struct sf_conn *c, struct dime_store *st, const char *addr, int64_t now,
 		break;
 	case SF_USER_SIGNET:
 		if (stored == NULL) {
-			rc = sf_judge_user(r, &r->user, addr, NULL, res->text, strlen(res->text));
+			rc = sf_judge_user(r, &r->user, addr, NULL, res->text,
+					   sf_armor_len(res->text));
 		} else {
-			rc = sf_judge_user(r, &r->user, addr, stored, res->text, strlen(res->text));
+			rc = sf_judge_user(r, &r->user, addr, stored, res->text,
+					   sf_armor_len(res->text));
 			if (rc == DIME_E_BADSIG) {
+				/* the reply's text is the connection's: HIST replaces it */
 				char *text = malloc(strlen(res->text) + 1);
 
 				if (text == NULL) {
@@ -524,7 +544,7 @@ sf_user(struct sf_conn *c, struct dime_store *st, const char *addr, int64_t now,
 				}
 				memcpy(text, res->text, strlen(res->text) + 1);
 				r->why[0] = 0;
-				rc = sf_hist(c, addr, stored, text, strlen(text));
+				rc = sf_hist(c, addr, stored, text, sf_armor_len(text));
 				free(text);
 			}
 		}
