@@ -22,7 +22,9 @@ static const struct cli_cmd main_cmds[] = {
     {"msg", "D/MIME: wrap, origin-sign, accept, open, dump", cmd_msg},
     {"batch", "run a msg operation over a directory, Maildir or mbox with workers", cmd_batch},
     {"dmtp", "talk to a DMTP server: send, sgnt, hist, vrfy, raw", cmd_dmtp},
-    {"resolve", "find and validate a domain's management record (DNSSEC)", cmd_resolve},
+    {"resolve", "find and validate a domain's management record (DNSSEC) and its signets",
+     cmd_resolve},
+    {"send", "wrap mail to other DIME domains and queue it for dimed", cmd_send},
     {"conformance", "run the interop vectors of a folder", cmd_conformance},
     {NULL, NULL, NULL},
 };
