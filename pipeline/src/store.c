@@ -93,10 +93,26 @@ static const char *const store_migration_v5[] = {
     NULL,
 };
 
+/* v6: what the signet resolver (dime/sigfetch.h) last learned of another domain's identity:
+ * when a signet of (ident, kind) was fetched or confirmed current, or when its absence (576)
+ * was, so that fresh answers are used without asking again. The signets themselves are rows
+ * of objects. */
+static const char *const store_migration_v6[] = {
+    "CREATE TABLE fetched ("
+    " ident TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " absent INTEGER NOT NULL CHECK (absent IN (0, 1)),"
+    " PRIMARY KEY (ident, kind)"
+    ") WITHOUT ROWID",
+    "PRAGMA user_version = 6",
+    NULL,
+};
+
 /* v3: the secrets meta table (seal.c); key rows still in plaintext are sealed by dime_seal_new. */
-static const char *const *const store_migrations[] = {store_migration_v1, store_migration_v2,
+static const char *const *const store_migrations[] = {store_migration_v1,  store_migration_v2,
 						      dime_seal_migration, store_migration_v4,
-						      store_migration_v5};
+						      store_migration_v5,  store_migration_v6};
 #define DIME_STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 void
@@ -1336,4 +1352,101 @@ dime_store_origin_clear(struct dime_store *st, const char *domain, const char *f
 	if (src != SQLITE_OK)
 		return store_err(src);
 	return changes > 0 ? DIME_OK : DIME_E_NOTFOUND;
+}
+
+/* ---- what the signet resolver fetched ---- */
+
+static int
+store_fetch_kind_ok(enum dime_store_kind kind)
+{
+	return kind == DIME_STORE_ORG_SIGNET || kind == DIME_STORE_USER_SIGNET;
+}
+
+int
+dime_store_fetch_put(struct dime_store *st, const char *ident, enum dime_store_kind kind,
+		     int64_t at, int absent)
+{
+	char id[DIME_STORE_IDENT_CAP];
+	sqlite3_stmt *stmt = NULL;
+	int src, rc;
+
+	DIME_ASSERT(st != NULL);
+	if (store_ident(id, ident) != DIME_OK || !store_fetch_kind_ok(kind))
+		return DIME_E_INVALID;
+	if ((src = sqlite3_prepare_v2(st->db,
+				      "INSERT OR REPLACE INTO fetched (ident, kind, at, absent) "
+				      "VALUES (?1, ?2, ?3, ?4)",
+				      -1, &stmt, NULL)) != SQLITE_OK ||
+	    (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int64(stmt, 3, at)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int(stmt, 4, absent ? 1 : 0)) != SQLITE_OK ||
+	    (src = sqlite3_step(stmt)) != SQLITE_DONE) {
+		rc = store_err(src);
+		goto out;
+	}
+	rc = DIME_OK;
+out:
+	(void)sqlite3_finalize(stmt);
+	return rc;
+}
+
+int
+dime_store_fetch_get(struct dime_store *st, int64_t *at, int *absent, const char *ident,
+		     enum dime_store_kind kind)
+{
+	char id[DIME_STORE_IDENT_CAP];
+	sqlite3_stmt *stmt = NULL;
+	int src, rc;
+
+	DIME_ASSERT(st != NULL && at != NULL && absent != NULL);
+	*at = 0;
+	*absent = 0;
+	if (store_ident(id, ident) != DIME_OK || !store_fetch_kind_ok(kind))
+		return DIME_E_INVALID;
+	if ((src = sqlite3_prepare_v2(
+		 st->db, "SELECT at, absent FROM fetched WHERE ident = ?1 AND kind = ?2", -1, &stmt,
+		 NULL)) != SQLITE_OK ||
+	    (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK) {
+		rc = store_err(src);
+		goto out;
+	}
+	src = sqlite3_step(stmt);
+	if (src == SQLITE_DONE) {
+		rc = DIME_E_NOTFOUND;
+	} else if (src == SQLITE_ROW) {
+		*at = sqlite3_column_int64(stmt, 0);
+		*absent = sqlite3_column_int(stmt, 1) != 0;
+		rc = DIME_OK;
+	} else {
+		rc = store_err(src);
+	}
+out:
+	(void)sqlite3_finalize(stmt);
+	return rc;
+}
+
+int
+dime_store_fetch_del(struct dime_store *st, const char *ident, enum dime_store_kind kind)
+{
+	char id[DIME_STORE_IDENT_CAP];
+	sqlite3_stmt *stmt = NULL;
+	int src, rc;
+
+	DIME_ASSERT(st != NULL);
+	if (store_ident(id, ident) != DIME_OK || !store_fetch_kind_ok(kind))
+		return DIME_E_INVALID;
+	if ((src = sqlite3_prepare_v2(st->db, "DELETE FROM fetched WHERE ident = ?1 AND kind = ?2",
+				      -1, &stmt, NULL)) != SQLITE_OK ||
+	    (src = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int(stmt, 2, (int)kind)) != SQLITE_OK ||
+	    (src = sqlite3_step(stmt)) != SQLITE_DONE) {
+		rc = store_err(src);
+		goto out;
+	}
+	rc = sqlite3_changes(st->db) > 0 ? DIME_OK : DIME_E_NOTFOUND;
+out:
+	(void)sqlite3_finalize(stmt);
+	return rc;
 }

@@ -110,7 +110,7 @@ test_open_modes(void)
 		stmt = NULL;
 		if (sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
 		    sqlite3_step(stmt) == SQLITE_ROW)
-			T_CHECK(sqlite3_column_int(stmt, 0) == 5, "user_version: got %d, want 5",
+			T_CHECK(sqlite3_column_int(stmt, 0) == 6, "user_version: got %d, want 6",
 				sqlite3_column_int(stmt, 0));
 		else
 			t_fail("user_version query: %s", sqlite3_errmsg(raw));
@@ -517,8 +517,8 @@ test_settings(void)
 	int rc = dime_store_settings(st, &set);
 
 	T_CHECK(rc == DIME_OK && set.synchronous == 2 && set.secure_delete == 1 &&
-		    set.schema_version == 5 && set.busy_ms >= 5000,
-		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 5 >=5000",
+		    set.schema_version == 6 && set.busy_ms >= 5000,
+		"settings: got %d sync %d secure_delete %d schema %d busy %d, want 0 2 1 6 >=5000",
 		rc, set.synchronous, set.secure_delete, set.schema_version, set.busy_ms);
 	dime_store_close(st);
 }
@@ -729,6 +729,76 @@ test_migrate_v1(void)
 	dime_store_close(st);
 }
 
+/* The signet resolver's table: one entry per (ident, kind), replaced by each put, found or
+ * absent, case-insensitive idents, only signet kinds, persistent. */
+static void
+test_fetch(void)
+{
+	struct dime_store *st = t_open(t_path("fetch.db"));
+	int64_t at = -1;
+	int absent = -1, rc;
+
+	rc = dime_store_fetch_get(st, &at, &absent, "b.example", DIME_STORE_ORG_SIGNET);
+	T_CHECK(rc == DIME_E_NOTFOUND && at == 0 && absent == 0,
+		"get before put: got %d %lld %d, want NOTFOUND 0 0", rc, (long long)at, absent);
+	T_CHECK(dime_store_fetch_put(st, "B.Example", DIME_STORE_ORG_SIGNET, 1000, 0) == DIME_OK,
+		"put org");
+	T_CHECK(dime_store_fetch_put(st, "u@b.example", DIME_STORE_USER_SIGNET, 2000, 1) == DIME_OK,
+		"put absent user");
+	rc = dime_store_fetch_get(st, &at, &absent, "b.example", DIME_STORE_ORG_SIGNET);
+	T_CHECK(rc == DIME_OK && at == 1000 && absent == 0, "org: got %d %lld %d, want 0 1000 0",
+		rc, (long long)at, absent);
+	rc = dime_store_fetch_get(st, &at, &absent, "b.example", DIME_STORE_USER_SIGNET);
+	T_CHECK(rc == DIME_E_NOTFOUND, "the kind is part of the key: got %d", rc);
+	rc = dime_store_fetch_get(st, &at, &absent, "U@B.EXAMPLE", DIME_STORE_USER_SIGNET);
+	T_CHECK(rc == DIME_OK && at == 2000 && absent == 1, "user: got %d %lld %d, want 0 2000 1",
+		rc, (long long)at, absent);
+	/* replaced, not added: found again, newer */
+	T_CHECK(dime_store_fetch_put(st, "u@b.example", DIME_STORE_USER_SIGNET, 3000, 0) == DIME_OK,
+		"put user found");
+	dime_store_close(st);
+	st = t_open(t_path("fetch.db"));
+	rc = dime_store_fetch_get(st, &at, &absent, "u@b.example", DIME_STORE_USER_SIGNET);
+	T_CHECK(rc == DIME_OK && at == 3000 && absent == 0,
+		"user after reopen: got %d %lld %d, want 0 3000 0", rc, (long long)at, absent);
+	T_CHECK(dime_store_fetch_del(st, "u@b.example", DIME_STORE_USER_SIGNET) == DIME_OK, "del");
+	T_CHECK(dime_store_fetch_del(st, "u@b.example", DIME_STORE_USER_SIGNET) == DIME_E_NOTFOUND,
+		"del twice");
+	T_CHECK(dime_store_fetch_put(st, "b.example", DIME_STORE_ORG_KEY, 1, 0) == DIME_E_INVALID,
+		"a key kind is refused");
+	T_CHECK(dime_store_fetch_put(st, "", DIME_STORE_ORG_SIGNET, 1, 0) == DIME_E_INVALID,
+		"an empty ident is refused");
+	rc = dime_store_fetch_get(st, &at, &absent, "bad\nname", DIME_STORE_ORG_SIGNET);
+	T_CHECK(rc == DIME_E_INVALID && at == 0, "a control character: got %d", rc);
+	dime_store_close(st);
+}
+
+/* A version 5 store (the last without the fetched table) gains it, its rows kept. */
+static void
+test_migrate_v5(void)
+{
+	struct dime_store *st = t_open(t_path("v5.db"));
+	sqlite3 *raw = NULL;
+	int64_t at = 0;
+	int absent = 0, ok;
+
+	t_put(st, "f.example", DIME_STORE_ORG_SIGNET, "signet", 0, 1);
+	dime_store_close(st);
+	ok = sqlite3_open(t_path("v5.db"), &raw) == SQLITE_OK &&
+	     sqlite3_exec(raw, "DROP TABLE fetched; PRAGMA user_version = 5", NULL, NULL, NULL) ==
+		 SQLITE_OK;
+	T_CHECK(ok, "make v5 store: %s", sqlite3_errmsg(raw));
+	sqlite3_close(raw);
+	st = t_open(t_path("v5.db"));
+	t_get(st, "f.example", DIME_STORE_ORG_SIGNET, 0, "signet", NULL);
+	T_CHECK(dime_store_fetch_put(st, "f.example", DIME_STORE_ORG_SIGNET, 7, 0) == DIME_OK &&
+		    dime_store_fetch_get(st, &at, &absent, "f.example", DIME_STORE_ORG_SIGNET) ==
+			DIME_OK &&
+		    at == 7,
+		"fetched on a migrated v5 store: at %lld", (long long)at);
+	dime_store_close(st);
+}
+
 /* The 255 DUPLICATE table: insert-or-report, lookups, states, deletion, persistence. */
 static void
 test_seen(void)
@@ -857,6 +927,8 @@ main(void)
 	test_migrate_v1();
 	test_seen();
 	test_seen_race();
+	test_fetch();
+	test_migrate_v5();
 	t_rm_rf(t_dir);
 	return t_done("test_store");
 }

@@ -113,5 +113,6 @@ int cmd_batch(int argc, char **argv);
 int cmd_dmtp(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 #endif

@@ -232,6 +232,23 @@ DIME_MUST_CHECK int dime_store_origin_fail(struct dime_store *st, int64_t *first
 DIME_MUST_CHECK int dime_store_origin_clear(struct dime_store *st, const char *domain,
 					    const char *fingerprint);
 
+/* What the signet resolver (dime/sigfetch.h) last learned of a signet of another domain, per
+ * (ident, kind) with kind DIME_STORE_ORG_SIGNET or DIME_STORE_USER_SIGNET: when (Unix seconds)
+ * it was fetched or confirmed current (absent 0; the signet is the latest verified row of
+ * objects), or when the other domain said there is none (absent 1: 576). One row per
+ * (ident, kind): a put replaces it. ident as dime_store_put takes it (lower-cased).
+ * Returns: DIME_OK, DIME_E_INVALID (bad ident or kind), DIME_E_IO, DIME_E_NOMEM. */
+DIME_MUST_CHECK int dime_store_fetch_put(struct dime_store *st, const char *ident,
+					 enum dime_store_kind kind, int64_t at, int absent);
+/* Returns: DIME_OK, DIME_E_NOTFOUND (never recorded), DIME_E_INVALID, DIME_E_IO, DIME_E_NOMEM.
+ * Out: *at, *absent (0 and 0 on failure). */
+DIME_MUST_CHECK int dime_store_fetch_get(struct dime_store *st, int64_t *at, int *absent,
+					 const char *ident, enum dime_store_kind kind);
+/* Forget the entry (the next lookup asks the other domain).
+ * Returns: DIME_OK, DIME_E_NOTFOUND, DIME_E_INVALID, DIME_E_IO. */
+DIME_MUST_CHECK int dime_store_fetch_del(struct dime_store *st, const char *ident,
+					 enum dime_store_kind kind);
+
 #ifdef __cplusplus
 }
 #endif
