@@ -34,6 +34,7 @@
 #include "dime/privsep.h"
 #include "dime/rng.h"
 #include "dime/server.h"
+#include "dime/sigfetch.h"
 #include "dime/spool.h"
 #include "dime/tlsctx.h"
 
@@ -461,6 +462,26 @@ dimed_outq_stats(struct dime_dagent *a, struct dime_mr_cache *c)
 		  looked > 0 ? (double)cs.hits / (double)looked : 0.0);
 }
 
+/* What MAIL's lookup needs to fetch an unknown origin's org signet (server.h fetch_origin). */
+struct dimed_fetch {
+	struct dime_sf_conf sf;
+};
+
+static int
+dimed_fetch_origin(void *arg, struct dime_store *st, const char *domain, int64_t now)
+{
+	const struct dimed_fetch *f = arg;
+	struct dime_sf_result r;
+	int rc = dime_sf_resolve(&r, &f->sf, st, domain, now);
+
+	dime_dlog(rc == DIME_OK ? DIME_DLOG_INFO : DIME_DLOG_WARNING, "origin.fetch",
+		  "domain=%s result=%s basis=%s host=%s why=\"%s\"", domain,
+		  rc == DIME_OK ? "ok" : dime_strerror(rc), dime_sr_basis_name(r.basis), r.host,
+		  r.why);
+	dime_sf_result_clear(&r);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -475,6 +496,7 @@ main(int argc, char **argv)
 	struct dime_dx_ports dxp;
 	struct dime_pl_pool_conf pc;
 	struct dime_server_env env;
+	struct dimed_fetch fetch;
 	const char *ports_file = NULL;
 	FILE *ports_f = NULL;
 	char why[1024] = "", pid_path[4096] = "";
@@ -593,6 +615,13 @@ main(int argc, char **argv)
 	env.spool = spool;
 	env.deliver = dlv;
 	env.tls = d.tls;
+	memset(&fetch, 0, sizeof(fetch));
+	fetch.sf.dns = dns;
+	fetch.sf.mr_cache = mrc;
+	fetch.sf.dx = &dxc;
+	fetch.sf.ports = &dxp;
+	env.fetch_origin = dimed_fetch_origin;
+	env.fetch_arg = &fetch;
 	if (dime_server_new(&d.srv, &env, why, sizeof(why)) != DIME_OK)
 		goto fail;
 	/* Written before the drop (its directory may be root's); locked for as long as we run. */
