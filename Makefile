@@ -19,19 +19,15 @@ build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIME_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The demo, then dimed in the foreground on the loopback ports (Ctrl-C stops it): cmake's
-# configure and progress lines go to /dev/null; warnings and errors are on stderr and still show.
+# The demo: the engine on one organisation (tools/demo.sh), then two domains served by two dimed
+# instances on 127.0.0.1 and 127.0.0.2 delivering to each other over DMTP, left running in the
+# foreground until Ctrl-C (tools/demo-pair.sh). cmake's configure and progress lines go to
+# /dev/null; warnings and errors are on stderr and still show.
 run: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIME_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target dime dimed >/dev/null
 	@./tools/demo.sh $(BUILD)/bin/dime
-	@printf '\n== dimed: DMTP on 127.0.0.1:2626 (implicit TLS) and 127.0.0.1:2525 (dual, STARTTLS)\n'
-	@printf 'In another terminal, from this directory:\n'
-	@printf '  $(BUILD)/bin/dime dmtp sgnt demo.example --to 127.0.0.1:2626\n'
-	@printf '  $(BUILD)/bin/dime dmtp send --to 127.0.0.1:2626 < var/demo/hello.dime\n'
-	@printf '  openssl s_client -connect 127.0.0.1:2626 -tls1_2 -quiet    (then type: EHLO <me.example>, HELP, SGNT FOR=<demo.example>, QUIT)\n'
-	@printf 'Ctrl-C stops dimed. Protocol and codes: docs/dimed.md.\n\n'
-	@exec $(BUILD)/bin/dimed
+	@exec ./tools/demo-pair.sh $(BUILD)/bin/dime
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# `make run`, second part: two DIME domains on this machine deliver to each other over DMTP.
+# alpha.example (alice) is served by one dimed on 127.0.0.1, beta.example (bob) by another on
+# 127.0.0.2, both on port 2626 (implicit TLS). Each has its own store, certificate and
+# management record (tls= signs the certificate, dx= names its host); DNS is an offline file of
+# records (var/pair/dns.txt: the _dime TXT records and the dx hosts' addresses), which each
+# dimed and `dime send` read instead of asking the network. alice writes to bob and bob to
+# alice with `dime send`: the sender resolves the destination's record, fetches and validates
+# its signets over DMTP, wraps and origin-signs, queues; its dimed delivers; the destination's
+# dimed accepts into bob's Maildir; the demo opens it there as bob. Both daemons then keep
+# running in the foreground until Ctrl-C.
+set -euo pipefail
+DIME=$(cd "$(dirname "${1:-build/bin/dime}")" && pwd)/$(basename "${1:-build/bin/dime}")
+DIMED=$(dirname "$DIME")/dimed
+ROOT=$(pwd)/var/pair
+PORT=${DIME_DEMO_PORT:-2626}
+mkdir -p "$ROOT"
+
+step() { printf '\n== %s\n' "$*"; }
+
+# org NAME DOMAIN ADDR USER: a directory with its store, certificate and dimed.conf; the record
+# and the dx address go into the shared records file.
+org() {
+	local d=$ROOT/$1 domain=$2 addr=$3 user=$4
+	mkdir -p "$d"
+	cd "$d"
+	if ! "$DIME" --store var/dime.db store export "$domain" >/dev/null 2>&1; then
+		step "$domain: organisation, user $user@$domain, certificate for dx.$domain"
+		"$DIME" --store var/dime.db org create "$domain" --name "Demo ${1^}" >/dev/null
+		"$DIME" --store var/dime.db user create "$user@$domain" --name "${user^} Demo" >/dev/null
+	fi
+	if [ ! -s cert.pem ]; then
+		openssl req -x509 -newkey rsa:3072 -nodes -keyout key.pem -out cert.pem -days 365 \
+			-subj "/CN=dx.$domain" -addext "subjectAltName=DNS:dx.$domain" >/dev/null 2>&1
+	fi
+	"$DIME" --store var/dime.db mrec generate --org "$domain" --tls-cert cert.pem \
+		--dx "dx.$domain" --pol mixed >record.txt
+	# `_dime.D. IN TXT "..." "..."` -> `_dime.D 3600 TXT "..." "..."`
+	sed -e 's/^\([^ ]*\)\. IN TXT /\1 3600 TXT /' record.txt >>"$ROOT/dns.txt"
+	printf 'dx.%s 3600 A %s\n' "$domain" "$addr" >>"$ROOT/dns.txt"
+	cat >dimed.conf <<EOF
+# dimed for $domain (tools/demo-pair.sh); every key: docs/dimed.conf
+hostname = dx.$domain
+listen = $addr:$PORT dmtp
+dx_port = $PORT
+dns_static = $ROOT/dns.txt
+workers = 2
+outbound_workers = 2
+outq_first_retry = 5s
+outq_max_interval = 1m
+[tls]
+cert = $d/cert.pem
+key = $d/key.pem
+EOF
+	cd - >/dev/null
+}
+
+: >"$ROOT/dns.txt"
+org alpha alpha.example 127.0.0.1 alice
+org beta beta.example 127.0.0.2 bob
+step "the records both daemons read (var/pair/dns.txt)"
+cat "$ROOT/dns.txt"
+
+PIDS=()
+stop_all() {
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap stop_all EXIT
+trap 'exit 0' INT TERM
+for o in alpha beta; do
+	rm -f "$ROOT/$o/ports"
+	(cd "$ROOT/$o" && exec "$DIMED" --config dimed.conf --ports-file ports) \
+		>>"$ROOT/$o/dimed.log" 2>&1 &
+	PIDS+=("$!")
+done
+for o in alpha beta; do
+	for _ in $(seq 100); do [ -s "$ROOT/$o/ports" ] && break; sleep 0.1; done
+	[ -s "$ROOT/$o/ports" ] || {
+		echo "dimed for $o did not start:" >&2
+		tail -5 "$ROOT/$o/dimed.log" >&2
+		exit 1
+	}
+done
+step "dimed: alpha.example on 127.0.0.1:$PORT, beta.example on 127.0.0.2:$PORT (logs: var/pair/*/dimed.log)"
+
+# send FROM-ORG FROM TO: write a mail, queue it with dime send at FROM-ORG's instance.
+send() {
+	local d=$ROOT/$1
+	mkdir -p "$d/sent"
+	cat >"$d/sent/to-${3%@*}.eml" <<MAIL
+Date: $(date -R)
+From: $2
+To: $3
+Subject: Hello from ${2#*@}
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Hello ${3%@*}, this message crossed from ${2#*@} to ${3#*@} over DMTP, encrypted and signed.
+MAIL
+	(cd "$d" && "$DIME" send --config dimed.conf --from "$2" --to "$3" <"sent/to-${3%@*}.eml")
+}
+# opened TO-ORG ADDR FROM-ORG AUTHOR: wait for the message in ADDR's Maildir, open it as ADDR, compare.
+opened() {
+	local box=$ROOT/$1/var/mail/${2#*@}/${2%@*}/new f=
+	for _ in $(seq 300); do
+		f=$(ls -t "$box" 2>/dev/null | head -1 || true)
+		[ -n "$f" ] && break
+		sleep 0.1
+	done
+	[ -n "$f" ] || { echo "nothing arrived for $2 (see var/pair/*/dimed.log)" >&2; exit 1; }
+	# the recipient checks the author's signature: fetch and validate the author's signet first
+	(cd "$ROOT/$1" && "$DIME" resolve "$4" --signets --config dimed.conf >/dev/null)
+	(cd "$ROOT/$1" && "$DIME" --store var/dime.db msg open --as recipient <"$box/$f") \
+		>"$ROOT/$1/opened.eml"
+	if cmp -s "$ROOT/$3/sent/to-${2%@*}.eml" "$ROOT/$1/opened.eml"; then
+		echo "$2 opened it: byte for byte what was sent ($box/$f):"
+		cat "$ROOT/$1/opened.eml"
+	else
+		echo "$2's copy differs from what was sent" >&2
+		exit 1
+	fi
+}
+
+step "alice@alpha.example writes to bob@beta.example"
+send alpha alice@alpha.example bob@beta.example
+opened beta bob@beta.example alpha alice@alpha.example
+step "bob@beta.example answers alice@alpha.example"
+send beta bob@beta.example alice@alpha.example
+opened alpha alice@alpha.example beta bob@beta.example
+
+step "both daemons keep running; Ctrl-C stops them. In another terminal, from this directory:"
+printf '  cd var/pair/alpha && %s send --config dimed.conf --from alice@alpha.example --to bob@beta.example < some.eml\n' "$DIME"
+printf '  cd var/pair/alpha && %s queue list --config dimed.conf\n' "$DIME"
+printf '  %s resolve bob@beta.example --dns-static var/pair/dns.txt --store var/pair/alpha/var/dime.db\n' "$DIME"
+wait
