@@ -31,6 +31,29 @@ struct dime_outq {
 	size_t n, cap;
 };
 
+/* mkdir -p root (0700 for every directory made): the queue may live where nothing exists yet. */
+static int
+outq_mkdir_p(const char *root)
+{
+	char path[4096];
+	size_t n = strlen(root);
+
+	if (n == 0 || n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(path, root, n + 1);
+	for (size_t i = 1; i < n; i++) {
+		if (path[i] != '/')
+			continue;
+		path[i] = 0;
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return -1;
+		path[i] = '/';
+	}
+	return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 static void
 outq_why(char *why, size_t cap, const char *what, const char *path)
 {
@@ -476,7 +499,7 @@ dime_outq_open_flags(struct dime_outq **out, const char *root,
 		dime_outq_close(q);
 		return DIME_E_INVALID;
 	}
-	if (create && mkdir(root, 0700) != 0 && errno != EEXIST) {
+	if (create && outq_mkdir_p(root) != 0) {
 		outq_why(why, why_cap, "cannot create", root);
 		dime_outq_close(q);
 		return DIME_E_IO;
