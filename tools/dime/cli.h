@@ -107,6 +107,11 @@ int cmd_user(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_signet(int argc, char **argv);
 int cmd_mrec(int argc, char **argv);
+struct dime_dconf;
+/* Tell a dimed running on c (its pid file) to rescan its outbound queue (SIGUSR1): after
+ * `dime send` and `dime queue retry|delete`. Never an error: without dimed the queue waits. */
+void cli_outq_notify(const struct dime_dconf *c);
+
 int cmd_conformance(int argc, char **argv);
 int cmd_msg(int argc, char **argv);
 int cmd_batch(int argc, char **argv);

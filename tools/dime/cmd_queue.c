@@ -80,25 +80,6 @@ queue_open(struct dime_outq **q, struct dime_dconf *c, const struct queue_opts *
 	return CLI_OK;
 }
 
-/* Tell a running dimed to rescan. The change is made whatever happens here. */
-static void
-queue_notify_dimed(const struct dime_dconf *c)
-{
-	char pidfile[4096], why[512];
-	pid_t pid = 0;
-	int rc;
-
-	if (dime_dconf_pid_file(c, pidfile, sizeof(pidfile)) != DIME_OK)
-		return;
-	rc = dime_privsep_pid_signal(&pid, pidfile, SIGUSR1, why, sizeof(why));
-	if (rc == DIME_OK)
-		fprintf(stderr, "dime: signalled dimed (pid %ld) to rescan its queue\n", (long)pid);
-	else if (rc == DIME_E_IO)
-		fprintf(stderr, "dime: warning: %s; send the running dimed SIGUSR1 to rescan\n",
-			why);
-	/* NOTFOUND: no dimed runs; it reads the queue when it starts */
-}
-
 static json_t *
 queue_entry_json(const struct dime_outq_entry *e, int full)
 {
@@ -214,7 +195,7 @@ queue_change(int argc, char **argv, int del)
 	if (e != DIME_OK)
 		return cli_err("queue %s: %s: %s", argv[0], o.id, dime_strerror(e));
 	printf("%s %s\n", del ? "deleted" : "due now:", o.id);
-	queue_notify_dimed(&c);
+	cli_outq_notify(&c);
 	return CLI_OK;
 }
 

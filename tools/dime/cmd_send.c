@@ -56,23 +56,6 @@ struct send_rcpt {
 	char dest_fp[88];
 };
 
-/* Tell a dimed running on this configuration to look at its queue. Never an error. */
-static void
-send_notify(const struct dime_dconf *c)
-{
-	char pidfile[4096], why[512];
-	pid_t pid = 0;
-	int rc;
-
-	if (dime_dconf_pid_file(c, pidfile, sizeof(pidfile)) != DIME_OK)
-		return;
-	rc = dime_privsep_pid_signal(&pid, pidfile, SIGUSR1, why, sizeof(why));
-	if (rc == DIME_E_IO)
-		fprintf(stderr, "dime: warning: %s; dimed will find the queue at its next run\n",
-			why);
-	/* NOTFOUND: no dimed runs; it picks the queue up when it starts */
-}
-
 /* The author: hosted here, with a user key (trustful mode); origin_fp: the current hosted org
  * signet of its domain, which the origin signatures come from. */
 static int
@@ -310,7 +293,7 @@ cmd_send(int argc, char **argv)
 		}
 	}
 	if (n_queued > 0)
-		send_notify(&conf);
+		cli_outq_notify(&conf);
 	rc = n_refused > 0 ? CLI_NO : n_deferred > 0 ? SEND_EX_TEMPFAIL : CLI_OK;
 out:
 	(void)fflush(stdout);

@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
+
 #include "cli.h"
+#include "dime/dconf.h"
+#include "dime/privsep.h"
 #include "dime/codec.h"
 #include "dime/io.h"
 #include "dime/mrec.h"
@@ -386,4 +390,22 @@ cli_validate(struct dime_signet_verdict *v, const struct dime_signet *s,
 
 	/* The verdict and the return code must agree; the callers read the verdict. */
 	DIME_ASSERT((rc == DIME_OK) == (v->kind == DIME_SIGNET_VALID));
+}
+
+void
+cli_outq_notify(const struct dime_dconf *c)
+{
+	char pidfile[4096], why[512];
+	pid_t pid = 0;
+	int rc;
+
+	if (dime_dconf_pid_file(c, pidfile, sizeof(pidfile)) != DIME_OK)
+		return;
+	rc = dime_privsep_pid_signal(&pid, pidfile, SIGUSR1, why, sizeof(why));
+	if (rc == DIME_OK)
+		fprintf(stderr, "dime: signalled dimed (pid %ld) to rescan its queue\n", (long)pid);
+	else if (rc == DIME_E_IO)
+		fprintf(stderr, "dime: warning: %s; send the running dimed SIGUSR1 to rescan\n",
+			why);
+	/* NOTFOUND: no dimed runs; it reads the queue when it starts */
 }

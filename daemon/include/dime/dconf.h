@@ -66,7 +66,7 @@ struct dime_dconf {
 	char outq[4096];	     /* the outbound queue's root (dime/outq.h) */
 	int policy;		     /* enum dime_mrec_policy: ours, as our record publishes it */
 	char dns_static[4096];	     /* offline: a file of records (dime/dns.h); else DNS */
-	char dns_config[4096];	     /* an unbound configuration (stub zones, tests) */
+	char dns_config[4096];	     /* an unbound configuration (stub and forward zones) */
 	char trust_anchor[4096];     /* DNSSEC anchor (default /usr/share/dns/root.key) */
 	char resolv_conf[4096];	     /* forward to these resolvers instead of iterating */
 	unsigned dns_timeout_ms;     /* one DNS answer */
