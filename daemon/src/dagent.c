@@ -551,7 +551,9 @@ dagent_one(struct dime_dagent *a, struct dagent_sess *s, const struct dime_outq_
 		 * (255 DUPLICATE) */
 		char w2[DAGENT_WHY];
 
-		snprintf(w2, sizeof(w2), "%s: %s", host, why[0] != 0 ? why : dime_strerror(rc));
+		/* bounded so host and reason both fit: a reason cut short is still a reason */
+		snprintf(w2, sizeof(w2), "%.255s: %.250s", host,
+			 why[0] != 0 ? why : dime_strerror(rc));
 		dagent_close(s);
 		dagent_defer(a, e, w2, msg, len, now);
 		goto out;

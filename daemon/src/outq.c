@@ -211,10 +211,10 @@ outq_parse_head(struct dime_outq_entry *e, const char *buf, size_t n)
 	    created < 0)
 		return 0;
 	snprintf(e->origin, sizeof(e->origin), "%s", origin);
-	snprintf(e->origin_fp, sizeof(e->origin_fp), "%s", ofp);
+	memcpy(e->origin_fp, ofp, strlen(ofp) + 1); /* length checked above */
 	snprintf(e->author, sizeof(e->author), "%s", author);
 	snprintf(e->recipient, sizeof(e->recipient), "%s", rcpt);
-	snprintf(e->dest_fp, sizeof(e->dest_fp), "%s", dfp);
+	memcpy(e->dest_fp, dfp, strlen(dfp) + 1);
 	e->created = created;
 	return (size_t)(end + 2 - buf);
 }
