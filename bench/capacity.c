@@ -345,15 +345,20 @@ struct cap_sink {
 	uint64_t n, bytes;
 };
 
-static void
-cap_put(void *ctx, const char *name, const uint8_t *out, size_t len)
+static int
+cap_put(void *ctx, const char *name, const uint8_t *out, size_t len, char *line, size_t line_cap,
+	const char **why)
 {
 	struct cap_sink *k = ctx;
 
 	(void)name;
 	(void)out;
+	(void)line;
+	(void)line_cap;
+	(void)why;
 	__atomic_fetch_add(&k->n, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&k->bytes, len, __ATOMIC_RELAXED);
+	return DIME_OK;
 }
 
 /* Per item: the group's processing time (dime_batch_result.ns) and the message's latency, from

@@ -458,11 +458,29 @@ batch_write_group(struct brun *r, struct dime_ring *ring, struct dime_io_wr *wr,
 	size_t k = 0;
 
 	if (!batch_has_out_dir(r)) {
-		if (r->sink != NULL && r->sink->put != NULL)
-			for (size_t i = 0; i < n; i++)
-				if (g[i]->ok == 1)
-					r->sink->put(r->sink->ctx, g[i]->it.name, g[i]->out,
-						     g[i]->out_len);
+		char receipt[BATCH_LINE_MAX];
+
+		if (r->sink == NULL || r->sink->put == NULL)
+			return;
+		for (size_t i = 0; i < n; i++) {
+			struct bjob *j = g[i];
+			const char *why = NULL;
+			int rc;
+
+			if (j->ok != 1)
+				continue;
+			receipt[0] = 0;
+			rc = r->sink->put(r->sink->ctx, j->it.name, j->out, j->out_len, receipt,
+					  sizeof(receipt), &why);
+			receipt[sizeof(receipt) - 1] = 0;
+			if (rc == DIME_OK && receipt[0] != 0)
+				memcpy(j->line, receipt, sizeof(j->line));
+			if (rc != DIME_OK) {
+				snprintf(j->why_buf, sizeof(j->why_buf), "%s",
+					 why != NULL ? why : dime_strerror(rc));
+				bjob_fail(j, rc, j->why_buf);
+			}
+		}
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -104,10 +104,24 @@ memsrc_next(void *ctx, struct dime_batch_item *it, const char **why)
 	return 1;
 }
 
-static void
-sink_put(void *ctx, const char *name, const uint8_t *out, size_t len)
+/* When set, the sink refuses every item whose name ends in '3' (a queue that is full): the
+ * pipeline must report those failed with the sink's reason, and the others with its receipt. */
+static int sink_refuse;
+
+static int
+sink_put(void *ctx, const char *name, const uint8_t *out, size_t len, char *line, size_t line_cap,
+	 const char **why)
 {
+	size_t nl = strlen(name);
+
+	if (sink_refuse && nl > 0 && name[nl - 1] == '3') {
+		*why = "the sink is full";
+		return DIME_E_NOSPACE;
+	}
 	set_add(ctx, name, out, len);
+	if (sink_refuse)
+		snprintf(line, line_cap, "kept %s", name);
+	return DIME_OK;
 }
 
 struct verdicts {
@@ -213,6 +227,45 @@ run_batch(struct msgset *outs, struct verdicts *v, const struct msgset *in,
 		dime_batch_op_name(par->op), (unsigned long long)sum.ok,
 		(unsigned long long)sum.failed, in->n);
 	return rc;
+}
+
+/* A sink that refuses some items: each is reported failed with the sink's reason, every other
+ * one ok with the sink's receipt line, and the counts add up. */
+static void
+sink_check(const struct msgset *mail, const struct dime_batch_params *par)
+{
+	struct msgset outs;
+	struct verdicts v;
+	size_t refused = 0, kept = 0, bad = 0;
+
+	memset(&outs, 0, sizeof(outs));
+	pthread_mutex_init(&outs.mu, NULL);
+	memset(&v, 0, sizeof(v));
+	pthread_mutex_init(&v.lines.mu, NULL);
+	sink_refuse = 1;
+	run_batch(&outs, &v, mail, par, 2, 7);
+	sink_refuse = 0;
+	for (size_t i = 0; i < v.lines.n; i++) {
+		const char *nm = v.lines.name[i];
+		size_t nl = strlen(nm);
+		char want[600];
+
+		if (nl > 0 && nm[nl - 1] == '3') {
+			snprintf(want, sizeof(want), "fail|the sink is full");
+			refused++;
+		} else {
+			snprintf(want, sizeof(want), "ok|kept %s", nm);
+			kept++;
+		}
+		if (v.lines.len[i] != strlen(want) ||
+		    memcmp(v.lines.data[i], want, strlen(want)) != 0)
+			bad++;
+	}
+	T_CHECK(refused > 0 && kept > 0 && bad == 0 && outs.n == kept && kept + refused == mail->n,
+		"sink: %zu refused, %zu kept (%zu outputs), %zu wrong verdicts, %zu mails", refused,
+		kept, outs.n, bad, mail->n);
+	set_free(&v.lines);
+	set_free(&outs);
 }
 
 /* ---- generated mail ---- */
@@ -576,6 +629,7 @@ main(void)
 	run_batch(&wrapped, &v, &mail, &par, 2, 32);
 	T_CHECK(wrapped.n == mail.n, "wrap: %zu outputs for %zu mails", wrapped.n, mail.n);
 	set_free(&v.lines);
+	sink_check(&mail, &par);
 	t_stop(&mail);
 
 	/* unsigned author output for the origin */

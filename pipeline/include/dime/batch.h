@@ -91,11 +91,16 @@ struct dime_batch_source {
 	uint64_t count_hint; /* expected items, 0: unknown (progress ETA) */
 };
 
-/* Where outputs go: a directory (files NAME + the op's suffix), or a callback (benchmarks:
- * called from worker threads, must be thread-safe), or nowhere (both unset). */
+/* Where outputs go: a directory (files NAME + the op's suffix), or a callback, or nowhere (both
+ * unset). put is called from worker threads (it must be thread-safe) with one item's output; it
+ * returns DIME_OK, or an error code with *why (static or thread-local: it is copied) and the
+ * item is reported failed with them. It may write a receipt (what the output became: a queue
+ * ID, ...) into line (line_cap octets, NUL-terminated): a non-empty receipt is reported as
+ * dime_batch_result.line, in place of the op's verdict line. */
 struct dime_batch_sink {
 	const char *dir;
-	void (*put)(void *ctx, const char *name, const uint8_t *out, size_t len);
+	int (*put)(void *ctx, const char *name, const uint8_t *out, size_t len, char *line,
+		   size_t line_cap, const char **why);
 	void *ctx;
 };
 
@@ -106,7 +111,8 @@ struct dime_batch_result {
 	int rc;		  /* DIME_OK or the engine's / I/O's error */
 	int sys_errno;	  /* with rc DIME_E_IO: the errno behind it (ENOSPC, EROFS, ...), else 0 */
 	const char *why;  /* static or owned by the pipeline until the callback returns */
-	const char *line; /* accept / bounce-verify: the verdict line without newline, else NULL */
+	const char *line; /* accept / bounce-verify: the verdict line without newline; a sink's
+			   * receipt (dime_batch_sink.put); else NULL */
 	size_t in_bytes, out_bytes;
 	uint64_t ns; /* latency: from its worker taking the item's group to the group's
 		      * outputs written (the whole group's time, not a share of it) */
