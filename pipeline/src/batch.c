@@ -17,6 +17,7 @@
 
 #include "bq.h"
 #include "dime/batch.h"
+#include "dime/source.h"
 #include "dime/codec.h"
 #include "dime/crypto.h"
 #include "dime/io.h"
@@ -1169,4 +1170,38 @@ out:
 	dime_pl_dir_close(r.dir);
 	batch_kp_end(&r);
 	return rc;
+}
+
+/* ---- a dime_source as the batch's source ---- */
+
+static int
+batch_source_next(void *ctx, struct dime_batch_item *it, const char **why)
+{
+	struct dime_source_item si;
+	int rc;
+
+	memset(&si, 0, sizeof(si));
+	rc = dime_source_next(ctx, &si, why);
+	if (rc <= 0)
+		return rc;
+	snprintf(it->name, sizeof(it->name), "%s", si.name);
+	it->path = si.path;
+	it->data = si.data;
+	it->len = si.len;
+	it->err = si.err;
+	it->why = si.why;
+	it->no_symlinks = si.no_symlinks;
+	si.path = NULL; /* the item owns them now */
+	si.data = NULL;
+	dime_source_item_free(&si);
+	return 1;
+}
+
+void
+dime_batch_source_of(struct dime_batch_source *bs, struct dime_source *src)
+{
+	memset(bs, 0, sizeof(*bs));
+	bs->ctx = src;
+	bs->next = batch_source_next;
+	bs->count_hint = dime_source_count_hint(src);
 }

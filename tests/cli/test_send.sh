@@ -129,7 +129,22 @@ expect 1 '^refused nobody@good.dime.test' -- sh -c "printf 'x\n' | '$DIME' send 
 	--from alice@a.example --to nobody@good.dime.test"
 [ "$(ls outq/msg | wc -l)" = 2 ] || fail "a refused, naked or deferred send queued something"
 
+# --in: every mail of a directory, per recipient; a link leading out of it is refused by name
+mkdir in && mail a >in/a && mail b >in/b && ln -s /etc/hostname in/c
+out=$("$DIME" send --config s.conf --from alice@a.example --to bob@good.dime.test \
+	--to nobody@good.dime.test --in in --workers 2) && fail "send --in with a refusal exited 0"
+[ "$(grep -c '^queued [^ ]* bob@good.dime.test [ab]$' <<<"$out")" = 2 ] ||
+	fail "send --in: two mails not queued by name: $out"
+grep -q '^refused bob@good.dime.test c: ' <<<"$out" || fail "send --in: the link was not refused: $out"
+grep -q '^refused nobody@good.dime.test: ' <<<"$out" || fail "send --in: nobody not refused: $out"
+[ "$(ls outq/msg | wc -l)" = 4 ] || fail "send --in: $(ls outq/msg | wc -l) queued, want 4"
+for id in $(awk '$1=="queued" {print $2}' <<<"$out"); do
+	grep -q '^recipient bob@good.dime.test$' "outq/msg/$id" || fail "send --in: $id envelope"
+done
+
 # usage and setup errors
+expect 2 '' -- "$DIME" send --config s.conf --from alice@a.example --to b@good.dime.test \
+	--workers 2
 expect 2 '' -- "$DIME" send --config s.conf --from alice@a.example
 expect 2 '' -- sh -c "printf 'x\n' | '$DIME' send --config s.conf --from bob@good.dime.test \
 	--to bob@good.dime.test"

@@ -44,31 +44,6 @@ static const char batch_usage[] =
     "Exit status: 0 all done, 1 some messages failed or the batch was stopped, 2 usage or\n"
     "setup error.\n";
 
-/* ---- the source, adapted to the pipeline ---- */
-
-static int
-batch_src_next(void *ctx, struct dime_batch_item *it, const char **why)
-{
-	struct dime_source_item si;
-	int rc;
-
-	memset(&si, 0, sizeof(si));
-	rc = dime_source_next(ctx, &si, why);
-	if (rc <= 0)
-		return rc;
-	snprintf(it->name, sizeof(it->name), "%s", si.name);
-	it->path = si.path;
-	it->data = si.data;
-	it->len = si.len;
-	it->err = si.err;
-	it->why = si.why;
-	it->no_symlinks = si.no_symlinks;
-	si.path = NULL;
-	si.data = NULL;
-	dime_source_item_free(&si);
-	return 1;
-}
-
 /* ---- progress, failures, JSON ---- */
 
 struct batch_ui {
@@ -472,10 +447,7 @@ cmd_batch(int argc, char **argv)
 		free(signet);
 		return cli_err("batch: cannot open %s: %s", a.json, strerror(e));
 	}
-	memset(&bsrc, 0, sizeof(bsrc));
-	bsrc.ctx = src;
-	bsrc.next = batch_src_next;
-	bsrc.count_hint = dime_source_count_hint(src);
+	dime_batch_source_of(&bsrc, src);
 	memset(&sink, 0, sizeof(sink));
 	sink.dir = a.out;
 	u.tty = isatty(STDERR_FILENO);

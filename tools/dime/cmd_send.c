@@ -10,11 +10,11 @@
 
 #include "cli.h"
 #include "dime/dconf.h"
-#include "dime/dir.h"
+#include "dime/batch.h"
 #include "dime/dns.h"
-#include "dime/msg_armor.h"
 #include "dime/outq.h"
 #include "dime/plmsg.h"
+#include "dime/source.h"
 #include "dime/policy.h"
 #include "dime/privsep.h"
 #include "dime/sigfetch.h"
@@ -24,26 +24,31 @@
 
 static const char send_usage[] =
     "usage: dime send --config dimed.conf --from AUTHOR --to RECIPIENT [--to ...] < mail\n"
+    "       dime send --config dimed.conf --from AUTHOR --to RECIPIENT [--to ...] --in PATH\n"
+    "                 [--workers N]\n"
     "\n"
-    "Sends the RFC 5322 mail on stdin from AUTHOR (a user hosted in dimed's store, with keys)\n"
-    "to each RECIPIENT of another domain, as dimed would: finds the recipient's management\n"
+    "Sends the RFC 5322 mail on stdin (or every mail of PATH: a directory of files, a Maildir\n"
+    "or an mbox, as dime batch reads them) from AUTHOR (a user hosted in dimed's store, with\n"
+    "keys) to each RECIPIENT of another domain, as dimed would: finds the recipient's management\n"
     "record and signets (fetched over DMTP and kept in the store; see dime resolve --signets),\n"
     "decides by our policy (the config's policy) and the destination's, and for D/MIME wraps\n"
     "the mail to the recipient with the origin's signatures and puts it in dimed's outbound\n"
     "queue (outq), one message per recipient. A running dimed is told to look at its queue\n"
     "(SIGUSR1); one that is not running picks the queue up when it starts.\n"
     "\n"
-    "Prints one line per recipient:\n"
-    "  queued ID RECIPIENT          in the queue, for delivery over DMTP\n"
+    "Prints one line per recipient (with --in: per recipient and mail, the mail's name last):\n"
+    "  queued ID RECIPIENT [NAME]   in the queue, for delivery over DMTP\n"
     "  naked RECIPIENT: WHY         the destination takes plain mail: nothing is queued (naked\n"
     "                               mail leaves through the SMTP gateway, not this command)\n"
-    "  refused RECIPIENT: WHY       permanent: policy forbids it, or it cannot be wrapped\n"
+    "  refused RECIPIENT [NAME]: WHY  permanent: policy forbids it, or it cannot be wrapped\n"
     "  deferred RECIPIENT: WHY      could not tell now (DNS, no host answered): try later\n"
     "\n"
     "options:\n"
     "  --config FILE   dimed's configuration (store, outq, policy, DNS, ports)\n"
     "  --from ADDRESS  the author\n"
     "  --to ADDRESS    a recipient (repeatable, up to 64)\n"
+    "  --in PATH       the mails to send (default: one mail on stdin)\n"
+    "  --workers N     wrapping threads with --in (default: the online CPUs)\n"
     "\n"
     "Exit status: 0 all queued; 75 some deferred and none refused or naked; 1 some refused or\n"
     "naked; 2 usage or setup errors.\n";
@@ -87,71 +92,116 @@ send_author(struct dime_store *st, char origin_fp[88], const char *author, const
 	return CLI_OK;
 }
 
-/* Wrap the mail to one recipient (origin-signed) and queue it. Returns CLI_OK or CLI_NO with
- * rp->why set, or CLI_ERR. */
-static int
-send_queue(struct dime_pl_dir *dir, struct dime_outq *q, struct send_rcpt *rp, const char *author,
-	   const char *origin, const char *origin_fp, const uint8_t *mail, size_t mail_len,
-	   char id[DIME_OUTQ_ID_MAX + 1])
-{
-	struct dime_pl_msg_conf conf;
-	struct dime_pl_msg *m = NULL;
-	struct dime_pl_msg_worker *w = NULL;
-	struct dime_pl_msg_job j;
+/* The batch's sink: each wrapped message goes into the outbound queue (durable when put
+ * returns); the receipt is its queue ID. Called from the batch's workers (outq is
+ * thread-safe). */
+struct send_sink {
+	struct dime_outq *q;
 	struct dime_outq_env env;
-	char swhy[DIME_PL_MSG_WHY_MAX], *armor = NULL;
-	size_t armor_len = 0;
-	int rc = CLI_ERR, e = 0;
+};
 
-	memset(&j, 0, sizeof(j));
-	memset(&conf, 0, sizeof(conf));
-	conf.op = DIME_PL_MSG_WRAP;
-	conf.from = author;
-	conf.to = rp->addr;
-	conf.origin_sign = 1;
-	conf.wrap.gzip = DIME_MSG_GZIP_IF_SMALLER;
-	conf.wrap.padding = DIME_MSG_PAD_REFERENCE;
-	if (dime_pl_msg_new(&m, swhy, sizeof(swhy), dir, &conf) != DIME_OK) {
-		(void)snprintf(rp->why, sizeof(rp->why), "%s", swhy);
-		rc = CLI_NO;
-		goto out;
-	}
-	if (dime_pl_msg_worker_new(&w, m, 1) != DIME_OK) {
-		rc = cli_err("out of memory");
-		goto out;
-	}
-	j.in = mail;
-	j.in_len = mail_len;
-	(void)dime_pl_msg_run(w, &j, 1);
-	if (j.rc != DIME_OK) {
-		(void)snprintf(rp->why, sizeof(rp->why), "%s", j.why);
-		rc = CLI_NO;
-		goto out;
-	}
-	if (dime_msg_armor(&armor, &armor_len, j.out, j.out_len, DIME_MSG_ARMOR_LABEL, 1) !=
-	    DIME_OK) {
-		rc = cli_err("send: armor: out of memory");
-		goto out;
-	}
-	memset(&env, 0, sizeof(env));
-	env.origin = origin;
-	env.origin_fp = origin_fp;
-	env.author = author;
-	env.recipient = rp->addr;
-	env.dest_fp = rp->dest_fp;
-	rc = dime_outq_put(q, id, &env, (const uint8_t *)armor, armor_len, (int64_t)time(NULL), &e);
+static int
+send_put(void *ctx, const char *name, const uint8_t *out, size_t len, char *line, size_t cap,
+	 const char **why)
+{
+	static __thread char why_buf[256];
+	struct send_sink *k = ctx;
+	char id[DIME_OUTQ_ID_MAX + 1];
+	int rc, e = 0;
+
+	(void)name;
+	rc = dime_outq_put(k->q, id, &k->env, out, len, (int64_t)time(NULL), &e);
 	if (rc != DIME_OK) {
-		rc = cli_err("send: cannot queue for %s: %s%s%s", rp->addr, dime_strerror(rc),
-			     e != 0 ? ": " : "", e != 0 ? strerror(e) : "");
-		goto out;
+		(void)snprintf(why_buf, sizeof(why_buf), "cannot queue: %s%s%s", dime_strerror(rc),
+			       e != 0 ? ": " : "", e != 0 ? strerror(e) : "");
+		*why = why_buf;
+		return rc;
 	}
-	rc = CLI_OK;
-out:
-	free(armor);
-	dime_pl_msg_job_clear(&j);
-	dime_pl_msg_worker_free(w);
-	dime_pl_msg_free(m);
-	return rc;
+	(void)snprintf(line, cap, "%s", id);
+	return DIME_OK;
+}
+
+/* One item of stdin: the mail read before the run (the pipeline frees it). */
+struct send_one {
+	uint8_t *mail;
+	size_t len;
+};
+
+static int
+send_one_next(void *ctx, struct dime_batch_item *it, const char **why)
+{
+	struct send_one *o = ctx;
+
+	(void)why;
+	if (o->mail == NULL)
+		return 0;
+	(void)snprintf(it->name, sizeof(it->name), "stdin");
+	it->data = o->mail;
+	it->len = o->len;
+	o->mail = NULL;
+	return 1;
+}
+
+struct send_tally {
+	const char *rcpt;
+	int named; /* print the item's name (--in) */
+	size_t queued, refused;
+};
+
+static void
+send_on_result(void *ctx, const struct dime_batch_result *r)
+{
+	struct send_tally *t = ctx;
+
+	if (r->ok == 1) {
+		printf("queued %s %s%s%s\n", r->line != NULL ? r->line : "?", t->rcpt,
+		       t->named ? " " : "", t->named ? r->name : "");
+		t->queued++;
+	} else if (r->ok == 0 || r->ok == -2) {
+		printf("refused %s%s%s: %s\n", t->rcpt, t->named ? " " : "",
+		       t->named ? r->name : "",
+		       r->ok == -2 ? "stopped before it was wrapped" : r->why);
+		t->refused++;
+	}
+}
+
+/* Wrap every mail of the source to one recipient (origin-signed) and queue each. Returns
+ * CLI_OK (the tally says how each went) or CLI_ERR (the run could not start). */
+static int
+send_run(struct send_tally *t, const struct dime_batch_conf *bc, const char *store_path,
+	 struct dime_batch_source *src, struct send_sink *k, const char *author)
+{
+	struct dime_batch_params par;
+	struct dime_batch_sink sink;
+	struct dime_batch_summary sum;
+	const char *why = "";
+	int rc;
+
+	memset(&par, 0, sizeof(par));
+	par.op = DIME_BATCH_WRAP;
+	par.from = author;
+	par.to = t->rcpt;
+	par.origin_sign = 1;
+	par.wrap.gzip = DIME_MSG_GZIP_IF_SMALLER;
+	par.wrap.padding = DIME_MSG_PAD_REFERENCE;
+	memset(&sink, 0, sizeof(sink));
+	sink.put = send_put;
+	sink.ctx = k;
+	memset(&sum, 0, sizeof(sum));
+	rc = dime_batch_run(bc, &par, store_path, src, &sink, send_on_result, t, &sum, &why);
+	if (rc != DIME_OK && sum.ok + sum.failed + sum.not_started == 0) {
+		if (rc == DIME_E_NOTFOUND || rc == DIME_E_INVALID) {
+			/* a party the wrap needs (the recipient's signet) is missing or unusable:
+			 * permanent for this recipient, not for the run */
+			printf("refused %s: %s\n", t->rcpt, why);
+			t->refused++;
+			return CLI_OK;
+		}
+		return cli_err("send: %s: %s", t->rcpt, why);
+	}
+	if (rc != DIME_OK)
+		fprintf(stderr, "dime: send: %s: %s\n", t->rcpt, why);
+	return CLI_OK;
 }
 
 int
@@ -165,19 +215,22 @@ cmd_send(int argc, char **argv)
 	struct dime_sf_result *res = NULL;
 	struct dime_dns *dns = NULL;
 	struct dime_store *st = NULL;
-	struct dime_pl_dir *dir = NULL;
 	struct dime_outq *q = NULL;
+	struct dime_source *src = NULL;
 	struct send_rcpt *rcpts = NULL;
-	const char *config = NULL, *from_arg = NULL, *to_args[SEND_TO_MAX], *why = "";
+	struct dime_batch_conf bc;
+	const char *config = NULL, *from_arg = NULL, *in = NULL, *to_args[SEND_TO_MAX], *why = "";
 	char from[256], origin[256], origin_fp[88], err[512];
 	uint8_t *mail = NULL;
 	size_t n_to = 0, mail_len = 0, n_queued = 0, n_refused = 0, n_deferred = 0;
+	unsigned long workers = 0;
 	int rc = CLI_ERR;
 
 	if (cli_wants_help(argc, argv, send_usage))
 		return CLI_OK;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end = NULL;
 
 		if (v == NULL)
 			return cli_err("send: %s needs a value\n%s", a, send_usage);
@@ -185,7 +238,13 @@ cmd_send(int argc, char **argv)
 			config = v;
 		else if (strcmp(a, "--from") == 0)
 			from_arg = v;
-		else if (strcmp(a, "--to") == 0) {
+		else if (strcmp(a, "--in") == 0)
+			in = v;
+		else if (strcmp(a, "--workers") == 0) {
+			workers = strtoul(v, &end, 10);
+			if (end == v || *end != 0 || workers < 1 || workers > 256)
+				return cli_err("send: --workers takes 1 to 256");
+		} else if (strcmp(a, "--to") == 0) {
 			if (n_to == SEND_TO_MAX)
 				return cli_err("send: at most %u recipients", SEND_TO_MAX);
 			to_args[n_to++] = v;
@@ -195,6 +254,8 @@ cmd_send(int argc, char **argv)
 	}
 	if (config == NULL || from_arg == NULL || n_to == 0)
 		return cli_err("send: --config, --from and --to are needed\n%s", send_usage);
+	if (workers != 0 && in == NULL)
+		return cli_err("send: --workers goes with --in");
 	if (cli_lower(from, sizeof(from), from_arg) != 0 || cli_domain_of(from) == NULL)
 		return cli_err("send: --from: %s is not an address", from_arg);
 	(void)snprintf(origin, sizeof(origin), "%s", cli_domain_of(from));
@@ -212,8 +273,13 @@ cmd_send(int argc, char **argv)
 			goto out;
 		}
 	}
-	if ((rc = cli_read(&mail, &mail_len, "-", dime_pl_msg_input_max(DIME_PL_MSG_WRAP, 0))) !=
-	    CLI_OK)
+	if (in != NULL) {
+		if (dime_source_open(&src, in, 0, &why) != 0) {
+			rc = cli_err("send: %s: %s", in, why);
+			goto out;
+		}
+	} else if ((rc = cli_read(&mail, &mail_len, "-",
+				  dime_pl_msg_input_max(DIME_PL_MSG_WRAP, 0))) != CLI_OK)
 		goto out;
 	rc = CLI_ERR;
 	if (dime_store_open_flags(&st, conf.store, DIME_STORE_OPEN_EXISTING, err, sizeof(err)) !=
@@ -235,7 +301,8 @@ cmd_send(int argc, char **argv)
 	sf.dx = &dx;
 	sf.ports = &ports;
 
-	/* Every recipient resolved first: the directory opened after sees what was fetched. */
+	/* Every recipient resolved first, once however many mails there are: the wrapping opens
+	 * the store after and sees what was fetched. */
 	for (size_t i = 0; i < n_to; i++) {
 		struct send_rcpt *rp = &rcpts[i];
 
@@ -252,31 +319,63 @@ cmd_send(int argc, char **argv)
 		(void)snprintf(rp->dest_fp, sizeof(rp->dest_fp), "%s", res->org_fp);
 		dime_sf_result_clear(res);
 	}
+	dime_store_close(st); /* the batch's threads open their own handles */
+	st = NULL;
+	memset(&bc, 0, sizeof(bc));
+	bc.workers = in != NULL ? (unsigned)workers : 1;
+	bc.io = in != NULL ? DIME_BATCH_IO_AUTO : DIME_BATCH_IO_PLAIN;
 	for (size_t i = 0; i < n_to; i++) {
 		struct send_rcpt *rp = &rcpts[i];
-		char id[DIME_OUTQ_ID_MAX + 1];
+		struct send_tally t = {rp->addr, in != NULL, 0, 0};
+		struct send_sink k;
+		struct send_one one;
+		struct dime_batch_source bs;
 
 		switch (rp->act) {
 		case DIME_SEND_DMIME:
-			if (dir == NULL && dime_pl_dir_open(&dir, conf.store, &why) != DIME_OK) {
-				rc = cli_err("send: cannot open the store %s: %s", conf.store, why);
-				goto out;
-			}
 			if (q == NULL &&
 			    dime_outq_open(&q, conf.outq, NULL, err, sizeof(err)) != DIME_OK) {
 				rc = cli_err("send: the outbound queue: %s", err);
 				goto out;
 			}
-			rc = send_queue(dir, q, rp, from, origin, origin_fp, mail, mail_len, id);
-			if (rc == CLI_ERR)
-				goto out;
-			if (rc == CLI_OK) {
-				printf("queued %s %s\n", id, rp->addr);
-				n_queued++;
+			memset(&k, 0, sizeof(k));
+			k.q = q;
+			k.env.origin = origin;
+			k.env.origin_fp = origin_fp;
+			k.env.author = from;
+			k.env.recipient = rp->addr;
+			k.env.dest_fp = rp->dest_fp;
+			if (in != NULL) {
+				/* each recipient reads the input from its start */
+				dime_source_close(src);
+				src = NULL;
+				if (dime_source_open(&src, in, 0, &why) != 0) {
+					rc = cli_err("send: %s: %s", in, why);
+					goto out;
+				}
+				dime_batch_source_of(&bs, src);
 			} else {
-				printf("refused %s: %s\n", rp->addr, rp->why);
-				n_refused++;
+				/* the pipeline takes (and frees) the copy; ours serves the next */
+				if ((one.mail = malloc(mail_len + 1)) == NULL) {
+					rc = cli_err("out of memory");
+					goto out;
+				}
+				memcpy(one.mail, mail, mail_len);
+				one.len = mail_len;
+				memset(&bs, 0, sizeof(bs));
+				bs.ctx = &one;
+				bs.next = send_one_next;
+				bs.count_hint = 1;
 			}
+			rc = send_run(&t, &bc, conf.store, &bs, &k, from);
+			if (in == NULL && one.mail != NULL) {
+				dime_wipe(one.mail, one.len);
+				free(one.mail);
+			}
+			if (rc != CLI_OK)
+				goto out;
+			n_queued += t.queued;
+			n_refused += t.refused;
 			break;
 		case DIME_SEND_NAKED:
 			printf("naked %s: %s\n", rp->addr, rp->why);
@@ -298,7 +397,7 @@ cmd_send(int argc, char **argv)
 out:
 	(void)fflush(stdout);
 	dime_outq_close(q);
-	dime_pl_dir_close(dir);
+	dime_source_close(src);
 	dime_store_close(st);
 	dime_dns_free(dns);
 	free(res);

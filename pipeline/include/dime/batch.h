@@ -91,6 +91,11 @@ struct dime_batch_source {
 	uint64_t count_hint; /* expected items, 0: unknown (progress ETA) */
 };
 
+struct dime_source;
+/* bs reads its items from src (dime/source.h: a directory, a Maildir, an mbox), which must
+ * outlive the run; bs->count_hint is src's. */
+void dime_batch_source_of(struct dime_batch_source *bs, struct dime_source *src);
+
 /* Where outputs go: a directory (files NAME + the op's suffix), or a callback, or nowhere (both
  * unset). put is called from worker threads (it must be thread-safe) with one item's output; it
  * returns DIME_OK, or an error code with *why (static or thread-local: it is copied) and the
