@@ -264,6 +264,7 @@ dime_pl_msg_job_clear(struct dime_pl_msg_job *j)
 	j->why = "";
 	j->line[0] = 0;
 	j->msg[0] = 0;
+	j->missing[0] = 0;
 }
 
 static void
@@ -275,6 +276,7 @@ plmsg_job_start(struct dime_pl_msg_job *j)
 	j->why = "";
 	j->line[0] = 0;
 	j->msg[0] = 0;
+	j->missing[0] = 0;
 }
 
 /* ---- input ---- */
@@ -471,6 +473,8 @@ plmsg_parties(struct dime_pl_msg_worker *w, struct dime_pl_msg_job *j, uint32_t 
 			j->rc = rc == DIME_E_MALFORMED || rc == DIME_E_NOTFOUND ? DIME_E_NOTFOUND  \
 										: rc;              \
 			j->why = j->msg;                                                           \
+			if (rc == DIME_E_NOTFOUND)                                                 \
+				snprintf(j->missing, sizeof(j->missing), "%s", (id));              \
 			return j->rc;                                                              \
 		}                                                                                  \
 	} while (0)

@@ -126,7 +126,7 @@ arrived() {
 opened() {
 	local f out ok=0
 	for f in "$TMP/$1/var/mail/${2#*@}/${2%@*}/new"/*; do
-		out=$(cd "$TMP/$1" && "$DIME" --store var/dime.db msg open --as recipient <"$f" | sha256sum)
+		out=$(cd "$TMP/$1" && "$DIME" msg open --as recipient --config dimed.conf <"$f" | sha256sum)
 		grep -qF "${out%% *}" "$TMP/$3.sums" || fail "$f does not open to a mail that was sent"
 		ok=$((ok + 1))
 	done
@@ -137,10 +137,20 @@ sums() { (cd "$TMP/$1/sent" && for f in ./*.eml; do sha256sum <"$f"; done) >"$TM
 start a
 start b
 
-# 1. each way
+# 1. each way. bob's store has never seen alice: opening needs her user signet, which
+# `msg open --config` fetches from alpha and validates (without it the open fails, naming her)
 send a alice@alpha.dime.test bob@beta.dime.test one
-send b bob@beta.dime.test alice@alpha.dime.test two
 arrived b beta.dime.test bob 1
+f1=$(ls "$TMP"/b/var/mail/beta.dime.test/bob/new/*)
+(cd "$TMP/b" && "$DIME" --store var/dime.db msg open --as recipient <"$f1") >/dev/null \
+	2>"$TMP/open.err" && fail "bob opened alice's mail without her signet"
+grep -q 'alice@alpha.dime.test' "$TMP/open.err" || fail "open did not name alice: $(cat "$TMP/open.err")"
+(cd "$TMP/b" && "$DIME" msg open --as recipient --config dimed.conf <"$f1") >"$TMP/one.opened" \
+	2>"$TMP/open.err" || fail "open --config: $(cat "$TMP/open.err")"
+cmp -s "$TMP/one.opened" "$TMP/a/sent/one.eml" || fail "open --config: not what alice sent"
+grep -q 'fetched and validated the signets of alice@alpha.dime.test' "$TMP/open.err" ||
+	fail "open --config did not say it fetched alice: $(cat "$TMP/open.err")"
+send b bob@beta.dime.test alice@alpha.dime.test two
 arrived a alpha.dime.test alice 1
 sums a
 sums b

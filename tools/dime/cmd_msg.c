@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "dime/codec.h"
+#include "dime/dconf.h"
 #include "dime/dir.h"
 #include "dime/plmsg.h"
 #include "dime/io.h"
@@ -26,13 +27,15 @@ static const char wrap_usage[] =
     "(and the origin's keys for --origin-sign). Armored output unless --binary.\n";
 static const char open_usage[] =
     "usage: dime [--store PATH] msg open --as recipient|author [--user ADDR] [--max-size N]\n"
-    "                          < in > message.eml\n"
+    "                          [--config dimed.conf] < in > message.eml\n"
     "\n"
     "Verifies everything the actor can check and writes the original message. On any failure\n"
     "nothing is written and the exit status is 1. --user names the hosted user whose keys to\n"
     "use; without it every hosted user's keys are tried. --max-size N refuses a message\n"
     "over N bytes (default and upper bound: the engine's limit) after reading at most N\n"
-    "bytes of its armor.\n";
+    "bytes of its armor. --config: use dimed's store, and when the store lacks a signet the\n"
+    "message names (the author's, typically), fetch and validate it as dime resolve\n"
+    "--signets does (dimed's DNS and ports), then open.\n";
 static const char osign_usage[] =
     "usage: dime [--store PATH] msg origin-sign [--binary] < in > out\n"
     "\n"
@@ -218,7 +221,34 @@ struct msg_call {
 	int keep_form; /* output in the input's form (origin-sign) */
 	const char *label;
 	int crc;
+	const struct dime_dconf *fetch; /* --config: fetch a missing signet, then run again */
 };
+
+/* A party's signet is missing: fetch it once per identity (at most one per envelope party),
+ * and say whether the job is worth running again. */
+static int
+msg_fetch(const struct msg_call *c, const struct dime_pl_msg_job *j, char tried[4][256],
+	  size_t *n_tried)
+{
+	char why[512];
+	int rc;
+
+	if (c->fetch == NULL || j->rc != DIME_E_NOTFOUND || j->missing[0] == 0 || *n_tried == 4)
+		return 0;
+	for (size_t i = 0; i < *n_tried; i++)
+		if (strcmp(tried[i], j->missing) == 0)
+			return 0; /* fetched already: the store still lacks that version */
+	(void)snprintf(tried[(*n_tried)++], 256, "%s", j->missing);
+	rc = cli_fetch_signets(c->fetch, j->missing, why, sizeof(why));
+	if (rc != DIME_OK) {
+		fprintf(stderr, "dime: msg %s: cannot fetch the signets of %s: %s\n", c->cmd,
+			j->missing, why);
+		return 0;
+	}
+	fprintf(stderr, "dime: msg %s: fetched and validated the signets of %s\n", c->cmd,
+		j->missing);
+	return 1;
+}
 
 static int
 msg_call(struct msg_call *c)
@@ -230,7 +260,8 @@ msg_call(struct msg_call *c)
 	uint8_t *in = NULL;
 	size_t in_len = 0;
 	const char *why = "";
-	char swhy[DIME_PL_MSG_WHY_MAX];
+	char swhy[DIME_PL_MSG_WHY_MAX], tried[4][256];
+	size_t n_tried = 0;
 	int armored = 0,
 	    verdict = c->conf.op == DIME_PL_MSG_ACCEPT || c->conf.op == DIME_PL_MSG_BOUNCE_VERIFY,
 	    rc;
@@ -247,6 +278,7 @@ msg_call(struct msg_call *c)
 	}
 	if (rc != CLI_OK)
 		goto out;
+again:
 	if ((rc = dime_pl_dir_open(&dir, cli.store_path, &why)) != DIME_OK) {
 		/* NOTFOUND: why is "no store at PATH" */
 		rc = rc == DIME_E_NOTFOUND ? cli_err("msg %s: %s", c->cmd, why)
@@ -266,6 +298,17 @@ msg_call(struct msg_call *c)
 	j.in = in;
 	j.in_len = in_len;
 	(void)dime_pl_msg_run(w, &j, 1);
+	if (msg_fetch(c, &j, tried, &n_tried)) {
+		/* the directory caches what it looked up: a new one sees the fetched signets */
+		dime_pl_msg_job_clear(&j);
+		dime_pl_msg_worker_free(w);
+		dime_pl_msg_free(m);
+		dime_pl_dir_close(dir);
+		w = NULL;
+		m = NULL;
+		dir = NULL;
+		goto again;
+	}
 	if (verdict) {
 		printf("%s\n", j.line);
 		rc = j.rc == DIME_OK ? CLI_OK : CLI_NO;
@@ -375,6 +418,9 @@ msg_open(int argc, char **argv)
 	const char *as = NULL;
 	char user[256];
 
+	static struct dime_dconf dconf; /* large: not on the stack */
+	char err[512];
+
 	msg_call_init(&c, "open", DIME_PL_MSG_OPEN);
 	c.binary = 1; /* the mail, as is */
 	if (cli_wants_help(argc, argv, open_usage))
@@ -392,6 +438,11 @@ msg_open(int argc, char **argv)
 			if (cli_lower(user, sizeof(user), argv[++i]) != 0)
 				return cli_err("msg open: bad --user");
 			c.conf.user = user;
+		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			if (dime_dconf_load(&dconf, argv[++i], err, sizeof(err)) != DIME_OK)
+				return cli_err("msg open: %s", err);
+			cli.store_path = dconf.store;
+			c.fetch = &dconf;
 		} else {
 			return cli_err("msg open: unknown argument %s\n%s", argv[i], open_usage);
 		}

@@ -5,12 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <signal.h>
 
 #include "cli.h"
 #include "dime/dconf.h"
 #include "dime/privsep.h"
+#include "dime/sigfetch.h"
+#include "dime/store.h"
 #include "dime/codec.h"
 #include "dime/io.h"
 #include "dime/mrec.h"
@@ -408,4 +411,47 @@ cli_outq_notify(const struct dime_dconf *c)
 		fprintf(stderr, "dime: warning: %s; send the running dimed SIGUSR1 to rescan\n",
 			why);
 	/* NOTFOUND: no dimed runs; it reads the queue when it starts */
+}
+
+int
+cli_fetch_signets(const struct dime_dconf *c, const char *target, char *why, size_t cap)
+{
+	struct dime_dns_conf dns_conf;
+	struct dime_dx_conf dx;
+	struct dime_dx_ports ports;
+	struct dime_sf_conf sf;
+	struct dime_sf_result *res = NULL;
+	struct dime_dns *dns = NULL;
+	struct dime_store *st = NULL;
+	char err[512];
+	int rc;
+
+	if ((res = calloc(1, sizeof(*res))) == NULL) {
+		(void)snprintf(why, cap, "out of memory");
+		return DIME_E_NOMEM;
+	}
+	if ((rc = dime_store_open_flags(&st, c->store, DIME_STORE_OPEN_EXISTING, err,
+					sizeof(err))) != DIME_OK) {
+		(void)snprintf(why, cap, "%s", err);
+		goto out;
+	}
+	dime_dconf_outbound(c, &dns_conf, &dx, &ports);
+	if ((rc = dime_dns_new(&dns, &dns_conf, err, sizeof(err))) != DIME_OK) {
+		(void)snprintf(why, cap, "DNS: %s", err);
+		goto out;
+	}
+	dx.dns = dns;
+	memset(&sf, 0, sizeof(sf));
+	sf.dns = dns;
+	sf.dx = &dx;
+	sf.ports = &ports;
+	rc = dime_sf_resolve(res, &sf, st, target, (int64_t)time(NULL));
+	if (rc != DIME_OK)
+		(void)snprintf(why, cap, "%s", res->why[0] != 0 ? res->why : dime_strerror(rc));
+out:
+	dime_sf_result_clear(res);
+	free(res);
+	dime_dns_free(dns);
+	dime_store_close(st);
+	return rc;
 }

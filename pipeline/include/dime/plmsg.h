@@ -74,6 +74,9 @@ struct dime_pl_msg_job {
 					  * bounce-verify: "BOUNCE <author> <destination> <code>
 					  * <reason>" or "INVALID <why>"; other ops: "" */
 	char msg[DIME_PL_MSG_WHY_MAX];	 /* storage for a composed why */
+	char missing[256]; /* with rc DIME_E_NOTFOUND because the store lacks a signet the
+			    * envelope names (accept, open, origin-sign): whose (an address or a
+			    * domain), so a caller can fetch it and run the job again; else "" */
 };
 
 struct dime_pl_msg;
