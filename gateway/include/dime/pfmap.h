@@ -192,8 +192,8 @@ struct dime_pfmap_pol_answer {
 
 struct dime_pfmap_pol;
 
-/* A machine for one policy connection. Returns: DIME_OK, DIME_E_NOMEM.
- * Out: *out owned by the caller (dime_pfmap_pol_free), NULL on failure. */
+/* A machine for one policy connection. Returns: DIME_OK, DIME_E_NOMEM, DIME_E_INVALID (conf
+ * NULL). Out: *out owned by the caller (dime_pfmap_pol_free), NULL on failure. */
 DIME_MUST_CHECK int dime_pfmap_pol_new(struct dime_pfmap_pol **out,
 				       const struct dime_pfmap_pol_conf *conf);
 
@@ -211,6 +211,8 @@ void dime_pfmap_pol_free(struct dime_pfmap_pol *p);
  * smtpd_access_policy. Returns: octets consumed, as dime_pfmap_sm_feed. */
 size_t dime_pfmap_pol_feed(struct dime_pfmap_pol *p, const uint8_t *b, size_t len);
 
+/* As the dime_pfmap_sm_ functions of the same names: the actions, the pending output ("action="
+ * lines, each followed by an empty line) and the open query (borrowed until the answer). */
 unsigned dime_pfmap_pol_actions(const struct dime_pfmap_pol *p);
 const uint8_t *dime_pfmap_pol_out(const struct dime_pfmap_pol *p, size_t *len);
 void dime_pfmap_pol_out_done(struct dime_pfmap_pol *p, size_t n);
@@ -226,6 +228,8 @@ const struct dime_pfmap_pol_query *dime_pfmap_pol_query(const struct dime_pfmap_
 DIME_MUST_CHECK int dime_pfmap_pol_answer(struct dime_pfmap_pol *p,
 					  const struct dime_pfmap_pol_answer *a);
 
+/* As dime_pfmap_sm_drain, _error (plus DIME_E_INVALID: closed after a bad answer) and
+ * _requests. */
 void dime_pfmap_pol_drain(struct dime_pfmap_pol *p);
 int dime_pfmap_pol_error(const struct dime_pfmap_pol *p);
 uint64_t dime_pfmap_pol_requests(const struct dime_pfmap_pol *p);
@@ -246,8 +250,9 @@ struct dime_pfmap_route {
 /* The socketmap answer for action (dime_send_decide's, with its why, which may be NULL):
  * DMIME "OK <nexthop>", NAKED "NOTFOUND ", DEFER "TEMP <why>", REFUSE per route->refuse.
  * why is cut to fit and anything but printable ASCII becomes '?'. Out: *a (its id is 0: the
- * caller sets it). Returns: DIME_OK, DIME_E_INVALID (nexthop NULL, empty, not printable
- * ASCII or over DIME_PFMAP_TEXT_MAX; action unknown): *a is then "TEMP" with a reason. */
+ * caller sets it). Thread-safe. Returns: DIME_OK, DIME_E_INVALID (nexthop NULL, empty, not
+ * printable ASCII without spaces or over DIME_PFMAP_TEXT_MAX; refuse or action unknown): *a
+ * is then "TEMP" with a reason. */
 DIME_MUST_CHECK int dime_pfmap_route_sm(struct dime_pfmap_sm_answer *a,
 					const struct dime_pfmap_route *route,
 					enum dime_send_action action, const char *why);
