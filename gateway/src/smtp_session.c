@@ -211,7 +211,7 @@ dime_smtp_sess_start(struct dime_smtp_sess *s)
 	if (s->started || s->closed)
 		return;
 	s->started = 1;
-	sess_reply(s, 220, "%s ESMTP dimed", s->conf.hostname);
+	sess_reply(s, 220, "%s %s dimed", s->conf.hostname, s->conf.lmtp ? "LMTP" : "ESMTP");
 }
 
 /* ---- transactions and queries ---- */
@@ -507,17 +507,21 @@ sess_prefix(const char *p, size_t n, const char *lit)
 	return 1;
 }
 
+/* kind: 0 HELO, 1 EHLO, 2 LHLO (RFC 2033 4.1: EHLO's reply under another name). */
 static void
-sess_do_helo(struct dime_smtp_sess *s, const char *arg, size_t n, int has_arg, int ehlo)
+sess_do_helo(struct dime_smtp_sess *s, const char *arg, size_t n, int has_arg, int kind)
 {
 	if (!has_arg || n == 0 || n > DIME_SMTP_DOMAIN_MAX || memchr(arg, ' ', n) != NULL) {
-		sess_reply(s, 501, "5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+		sess_reply(s, 501, "5.5.4 Syntax: %s hostname",
+			   kind == 2   ? "LHLO"
+			   : kind == 1 ? "EHLO"
+				       : "HELO");
 		return;
 	}
 	/* A later greeting resets the transaction, as RSET does (RFC 5321 4.1.4). */
 	s->helo = 1;
 	sess_txn_reset(s);
-	if (!ehlo) {
+	if (kind == 0) {
 		sess_reply(s, 250, "%s", s->conf.hostname);
 		return;
 	}
@@ -535,6 +539,12 @@ static void
 sess_helo(struct dime_smtp_sess *s, const char *arg, size_t n, int has_arg)
 {
 	sess_do_helo(s, arg, n, has_arg, 0);
+}
+
+static void
+sess_lhlo(struct dime_smtp_sess *s, const char *arg, size_t n, int has_arg)
+{
+	sess_do_helo(s, arg, n, has_arg, 2);
 }
 
 static void
@@ -777,7 +787,8 @@ sess_help(struct dime_smtp_sess *s, const char *arg, size_t n, int has_arg)
 	(void)arg;
 	(void)n;
 	(void)has_arg;
-	sess_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
+	sess_reply(s, 214, "2.0.0 Commands: %s MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
+		   s->conf.lmtp ? "LHLO" : "HELO EHLO",
 		   s->conf.tls_available && !s->tls_on ? " STARTTLS" : "");
 }
 
@@ -810,6 +821,8 @@ sess_starttls(struct dime_smtp_sess *s, const char *arg, size_t n, int has_arg)
 /* Command table flags. */
 #define SESS_NEED_HELO 0x1u /* 503 before HELO/EHLO (RFC 5321 4.1.4) */
 #define SESS_8BIT_OK   0x2u /* UTF-8 allowed in the argument (RFC 6531: the paths) */
+#define SESS_SMTP_ONLY 0x4u /* an unknown command in LMTP (RFC 2033 4.1: LHLO replaces them) */
+#define SESS_LMTP_ONLY 0x8u /* an unknown command in SMTP */
 
 /* The command table, indexed by enum dime_smtp_verb: {verb, flags, proceed}. */
 static const struct {
@@ -817,8 +830,8 @@ static const struct {
 	unsigned flags;
 	sess_cmd_fn fn;
 } sess_cmds[DIME_SMTP_N_VERBS] = {
-    [DIME_SMTP_HELO] = {"HELO", 0, sess_helo},
-    [DIME_SMTP_EHLO] = {"EHLO", 0, sess_ehlo},
+    [DIME_SMTP_HELO] = {"HELO", SESS_SMTP_ONLY, sess_helo},
+    [DIME_SMTP_EHLO] = {"EHLO", SESS_SMTP_ONLY, sess_ehlo},
     [DIME_SMTP_MAIL] = {"MAIL", SESS_NEED_HELO | SESS_8BIT_OK, sess_mail},
     [DIME_SMTP_RCPT] = {"RCPT", SESS_NEED_HELO | SESS_8BIT_OK, sess_rcpt},
     [DIME_SMTP_DATA] = {"DATA", SESS_NEED_HELO, sess_data},
@@ -828,6 +841,7 @@ static const struct {
     [DIME_SMTP_VRFY] = {"VRFY", 0, sess_vrfy},
     [DIME_SMTP_HELP] = {"HELP", 0, sess_help},
     [DIME_SMTP_STARTTLS] = {"STARTTLS", 0, sess_starttls},
+    [DIME_SMTP_LHLO] = {"LHLO", SESS_LMTP_ONLY, sess_lhlo},
 };
 
 const char *
@@ -882,7 +896,8 @@ sess_command(struct dime_smtp_sess *s, const char *line, size_t n)
 	while (vl < end && line[vl] != ' ')
 		vl++;
 	for (int v = 0; v < DIME_SMTP_N_VERBS; v++)
-		if (strlen(sess_cmds[v].name) == vl && sess_prefix(line, vl, sess_cmds[v].name)) {
+		if (strlen(sess_cmds[v].name) == vl && sess_prefix(line, vl, sess_cmds[v].name) &&
+		    !(sess_cmds[v].flags & (s->conf.lmtp ? SESS_SMTP_ONLY : SESS_LMTP_ONLY))) {
 			verb = v;
 			break;
 		}
@@ -901,7 +916,8 @@ sess_command(struct dime_smtp_sess *s, const char *line, size_t n)
 		return;
 	}
 	if ((sess_cmds[verb].flags & SESS_NEED_HELO) && !s->helo) {
-		sess_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
+		sess_reply(s, 503, "5.5.1 Error: send %s first",
+			   s->conf.lmtp ? "LHLO" : "HELO/EHLO");
 		return;
 	}
 	if (vl < end)
@@ -1323,6 +1339,11 @@ dime_smtp_sess_answer(struct dime_smtp_sess *s, const struct dime_smtp_answer *a
 		sess_421(s, "4.3.2", "Error: service busy, try again later");
 	else
 		sess_reply(s, code, "%s %s", st, deftext);
+	/* LMTP: one reply per accepted recipient (RFC 2033 4.2); the query stays open until the
+	 * last one. */
+	if (s->q.kind == DIME_SMTP_Q_DATA && s->conf.lmtp && !s->closed &&
+	    ++s->q.rcpt_index < s->q.n_rcpts)
+		return DIME_OK;
 	if (s->q.kind == DIME_SMTP_Q_DATA) {
 		/* Whatever the verdict, the transaction is over (RFC 5321 4.1.1.4). */
 		sess_txn_reset(s);

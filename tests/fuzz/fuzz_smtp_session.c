@@ -1,11 +1,11 @@
-/* Fuzz whole ESMTP sessions. The first byte picks the configuration (bare LF policy, caps, TLS,
- * long lines) and how queries are answered; the rest is what the client sends, and each query is
- * answered with a verdict, status and text picked from the input. Invariants: every reply line
- * is "NNN" + ' ' or '-' + printable ASCII + CRLF within 512 octets, continuation lines keep their
- * code, feed never claims more than it was given, a stalled feed always has a reason (query, TLS,
- * close, full output), a refused answer leaves the query open, a DATA query holds CRLF lines
- * within the cap whose flags tell the truth, and feeding the same input whole or one byte at a
- * time gives the same replies byte for byte. */
+/* Fuzz whole ESMTP and LMTP sessions. The first byte picks the configuration (bare LF policy,
+ * caps, TLS, long lines, LMTP) and how queries are answered; the rest is what the client sends, and
+ * each query is answered with a verdict, status and text picked from the input. Invariants: every
+ * reply line is "NNN" + ' ' or '-' + printable ASCII + CRLF within 512 octets, continuation lines
+ * keep their code, feed never claims more than it was given, a stalled feed always has a reason
+ * (query, TLS, close, full output), a refused answer leaves the query open, a DATA query holds CRLF
+ * lines within the cap whose flags tell the truth, and feeding the same input whole or one byte at
+ * a time gives the same replies byte for byte. */
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -151,6 +151,7 @@ fuzz_session(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, 
 					   .tls_available = (cfg & 8) != 0,
 					   .reject_long_lines = (cfg & 16) != 0,
 					   .max_rcpts = (cfg & 32) ? 3 : 100,
+					   .lmtp = (cfg & 64) != 0,
 					   .early_talk_reject = 0};
 	struct dime_smtp_sess *s = NULL;
 	size_t off = 0;
@@ -178,15 +179,21 @@ fuzz_session(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, 
 		FUZZ_CHECK((q != NULL) == ((act & DIME_SMTP_ACT_QUERY) != 0));
 		FUZZ_CHECK(!((act & DIME_SMTP_ACT_QUERY) && (act & DIME_SMTP_ACT_DATA)));
 		if (q != NULL) {
-			unsigned seed = (cfg >> 6) + n_q++ * 7u + (off >= 2 ? data[off - 2] : 0u);
+			/* LMTP DATA takes an answer per recipient: the same query until then. */
+			for (size_t k = 0; q != NULL; k++) {
+				unsigned seed =
+				    (cfg >> 7) + n_q++ * 7u + (off >= 2 ? data[off - 2] : 0u);
 
-			fuzz_answer(s, q, seed, data, off, &conf);
-			fuzz_take_out(s, r);
+				FUZZ_CHECK(q->rcpt_index == k && (k == 0 || conf.lmtp));
+				fuzz_answer(s, q, seed, data, off, &conf);
+				fuzz_take_out(s, r);
+				q = dime_smtp_sess_query(s);
+			}
 		} else if (act & DIME_SMTP_ACT_TLS) {
 			/* Plaintext held past STARTTLS would be dropped by a server; here the rest
 			 * of the input plays the part of what arrives over TLS. */
 			FUZZ_CHECK(conf.tls_available && !dime_smtp_sess_is_tls(s));
-			dime_smtp_sess_tls_done(s, (int)((cfg >> 6) + n_tls++) % 3 != 0);
+			dime_smtp_sess_tls_done(s, (int)((cfg >> 7) + n_tls++) % 3 != 0);
 			fuzz_take_out(s, r);
 		} else {
 			/* Stalled for no reason, unless replies filled the high-water mark. */
@@ -196,7 +203,7 @@ fuzz_session(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, 
 	if (!(dime_smtp_sess_actions(s) & DIME_SMTP_ACT_CLOSE)) {
 		dime_smtp_sess_drain(s);
 		fuzz_take_out(s, r);
-		if (dime_smtp_sess_query(s) != NULL) {
+		while (dime_smtp_sess_query(s) != NULL) {
 			fuzz_answer(s, dime_smtp_sess_query(s), 0, data, off, &conf);
 			fuzz_take_out(s, r);
 		}

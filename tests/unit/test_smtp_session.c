@@ -42,8 +42,9 @@ enum op {
 	OP_OPEN,   /* the session is not closing */
 	OP_DRAIN,
 	OP_TIMEOUT,
-	OP_ACTS, /* v: the exact action bits */
-	OP_VERB	 /* v: last_verb, n: last_code */
+	OP_ACTS,  /* v: the exact action bits */
+	OP_VERB,  /* v: last_verb, n: last_code */
+	OP_QINDEX /* v: the open DATA query's rcpt_index */
 };
 
 struct step {
@@ -134,6 +135,10 @@ struct script {
 #define ACTS(a)                                                                                    \
 	{                                                                                          \
 		.op = OP_ACTS, .v = (a)                                                            \
+	}
+#define QINDEX(k)                                                                                  \
+	{                                                                                          \
+		.op = OP_QINDEX, .v = (k)                                                          \
 	}
 #define VERB(vb, c)                                                                                \
 	{                                                                                          \
@@ -252,8 +257,9 @@ static const struct script scripts[] = {
       SEND("HELP\r\nHELP MAIL\r\n"),
       EXPECT("214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS\n"
 	     "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS\n"),
-      SEND("EXPN staff\r\nSGNT <alpha.example>\r\n"),
-      EXPECT("500 5.5.2 Error: command not recognized\n500 5.5.2 Error: command not recognized\n"),
+      SEND("EXPN staff\r\nSGNT <alpha.example>\r\nLHLO c.example\r\n"),
+      EXPECT("500 5.5.2 Error: command not recognized\n500 5.5.2 Error: command not recognized\n"
+	     "500 5.5.2 Error: command not recognized\n"),
       VERB(-1, 500),
       OPEN,
       SEND("QUIT now\r\n"),
@@ -727,6 +733,51 @@ static const struct script scripts[] = {
       EXPECT("552 5.3.4 Message size exceeds fixed limit\n"
 	     "421 4.3.2 mx.test Service shutting down\n"),
       CLOSED}},
+    {"LMTP: LHLO only, and one DATA reply per accepted recipient, in order",
+     {.lmtp = 1},
+     {START,
+      EXPECT("220 mx.test LMTP dimed\n"),
+      SEND("EHLO c.example\r\nHELO c.example\r\nMAIL FROM:<a@alpha.example>\r\n"),
+      EXPECT("500 5.5.2 Error: command not recognized\n500 5.5.2 Error: command not recognized\n"
+	     "503 5.5.1 Error: send LHLO first\n"),
+      SEND("LHLO\r\nLHLO c.example\r\nHELP\r\n"),
+      EXPECT("501 5.5.4 Syntax: LHLO hostname\n" EHLO_R
+	     "214 2.0.0 Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\n"),
+      VERB(DIME_SMTP_HELP, 214),
+      SEND("MAIL FROM:<a@alpha.example>\r\nRCPT TO:<b@beta.example>\r\nRCPT "
+	   "TO:<c@beta.example>\r\nRCPT TO:<d@beta.example>\r\nDATA\r\nx\r\n.\r\nNOOP\r\n"),
+      ANSWER(OK),
+      ANSWER(OK),
+      ANSWER(REJECT),
+      ANSWER(OK),
+      EXPECT(MAIL_OK RCPT_OK "550 5.1.1 Recipient address rejected\n" RCPT_OK GO_DATA),
+      QDATA("x\r\n", 2),
+      QINDEX(0),
+      ANSWER_T(OK, "b queued as 1"),
+      EXPECT("250 2.0.0 b queued as 1\n"),
+      QDATA("x\r\n", 2),
+      QINDEX(1),
+      ANSWER_S(NOSPACE, "4.2.2", "mailbox full"),
+      EXPECT("452 4.2.2 mailbox full\n250 2.0.0 Ok\n"),
+      NOQ,
+      SEND("DATA\r\n"),
+      EXPECT("503 5.5.1 Error: need MAIL command\n"),
+      OPEN}},
+    {"LMTP: drain waits for every recipient's reply; BUSY ends at once",
+     {.lmtp = 1},
+     {START, EXPECT("220 mx.test LMTP dimed\n"),
+      SEND("LHLO c.example\r\nMAIL FROM:<a@alpha.example>\r\nRCPT TO:<b@beta.example>\r\n"
+	   "RCPT TO:<c@beta.example>\r\nDATA\r\nx\r\n.\r\n"),
+      ANSWER(OK), ANSWER(OK), ANSWER(OK), EXPECT(EHLO_R MAIL_OK RCPT_OK RCPT_OK GO_DATA), DRAIN,
+      ANSWER(OK), EXPECT("250 2.0.0 Ok\n"), OPEN, ANSWER(OK),
+      EXPECT("250 2.0.0 Ok\n421 4.3.2 mx.test Service shutting down\n"), CLOSED}},
+    {"LMTP: BUSY for one recipient closes",
+     {.lmtp = 1},
+     {START, EXPECT("220 mx.test LMTP dimed\n"),
+      SEND("LHLO c.example\r\nMAIL FROM:<a@alpha.example>\r\nRCPT TO:<b@beta.example>\r\n"
+	   "RCPT TO:<c@beta.example>\r\nDATA\r\nx\r\n.\r\n"),
+      ANSWER(OK), ANSWER(OK), ANSWER(OK), EXPECT(EHLO_R MAIL_OK RCPT_OK RCPT_OK GO_DATA),
+      ANSWER(BUSY), EXPECT("421 4.3.2 mx.test Error: service busy, try again later\n"), CLOSED}},
 };
 
 /* ---- the driver ---- */
@@ -989,6 +1040,12 @@ run_script(const struct script *sc, size_t chunk)
 			T_CHECK(dime_smtp_sess_actions(d.s) == (unsigned)st->v,
 				"%s [%s] step %zu: got actions %#x, want %#x", sc->name, cn, i,
 				dime_smtp_sess_actions(d.s), (unsigned)st->v);
+			break;
+		case OP_QINDEX:
+			T_CHECK(q != NULL && q->kind == DIME_SMTP_Q_DATA &&
+				    q->rcpt_index == (size_t)st->v,
+				"%s [%s] step %zu: got rcpt_index %zu, want %d", sc->name, cn, i,
+				q ? q->rcpt_index : 0, st->v);
 			break;
 		case OP_VERB:
 			T_CHECK(dime_smtp_sess_last_verb(d.s) == st->v &&

@@ -6,8 +6,9 @@
  * envelope addresses, de-frames DATA and formats every reply; it asks its caller whatever needs
  * policy, the store or the engine (may this sender / recipient pass, what becomes of this
  * message). No sockets, clocks, TLS library or store. One session per connection; a session is
- * not thread-safe, distinct sessions are independent. The rules chosen where RFC 5321 leaves room
- * are in docs/smtp.md ("SMTP session"). */
+ * not thread-safe, distinct sessions are independent. With conf->lmtp it speaks LMTP (RFC 2033):
+ * LHLO instead of HELO/EHLO, and one reply per accepted recipient after DATA. The rules chosen
+ * where the RFCs leave room are in docs/smtp.md ("SMTP session"). */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +53,7 @@ struct dime_smtp_sess_conf {
 	int reject_long_lines; /* 1: a message line over 998 octets gets 550 5.5.2 at the end;
 				  0: accepted as is, flagged DIME_SMTP_DATA_LONG_LINES */
 	int early_talk_reject; /* 1: bytes before the banner get 554 and a close; 0: held */
+	int lmtp;	       /* 1: LMTP (RFC 2033): LHLO, and a DATA answer per recipient */
 };
 
 /* Actions, from dime_smtp_sess_actions(). Send the pending output first, always. */
@@ -73,6 +75,7 @@ enum dime_smtp_verb {
 	DIME_SMTP_VRFY,
 	DIME_SMTP_HELP,
 	DIME_SMTP_STARTTLS,
+	DIME_SMTP_LHLO,
 	DIME_SMTP_N_VERBS
 };
 
@@ -120,7 +123,8 @@ struct dime_smtp_query {
 	size_t n_rcpts;
 	const uint8_t *data; /* DATA only */
 	size_t data_len;
-	unsigned flags; /* DATA: DIME_SMTP_DATA_* */
+	unsigned flags;	   /* DATA: DIME_SMTP_DATA_* */
+	size_t rcpt_index; /* LMTP DATA: the recipient (index in rcpts) the next answer is for */
 };
 
 /* The answers. Reply per query kind (the caller's status and text may replace the defaults):
@@ -133,7 +137,9 @@ struct dime_smtp_query {
  *   BUSY      421 4.3.2 and close, any kind
  * A DATA answer ends the transaction whatever the verdict. After-queue filter style: one verdict
  * for all of the transaction's recipients (Postfix then sends one recipient per transaction when
- * <transport>_destination_recipient_limit = 1). */
+ * <transport>_destination_recipient_limit = 1). LMTP: the DATA query takes one answer per
+ * accepted recipient, in the order of rcpts (q->rcpt_index says which is next); each queues that
+ * recipient's reply, the query closes after the last (BUSY closes it and the session at once). */
 enum dime_smtp_verdict {
 	DIME_SMTP_V_OK = 1,
 	DIME_SMTP_V_TEMPFAIL,
@@ -168,7 +174,8 @@ DIME_MUST_CHECK int dime_smtp_sess_new(struct dime_smtp_sess **out,
 /* Free s (NULL-safe) and wipe its buffers. An open query's pointers die with it. */
 void dime_smtp_sess_free(struct dime_smtp_sess *s);
 
-/* Queue the banner `220 <host> ESMTP dimed`. Once only; later calls do nothing. */
+/* Queue the banner `220 <host> ESMTP dimed` (LMTP: `220 <host> LMTP dimed`). Once only; later
+ * calls do nothing. */
 void dime_smtp_sess_start(struct dime_smtp_sess *s);
 
 /* Feed received bytes. Lines are processed one at a time (pipelining: every command in order)
@@ -191,7 +198,8 @@ void dime_smtp_sess_out_done(struct dime_smtp_sess *s, size_t n);
 /* The open query, or NULL when none (borrowed, valid until the answer or free). */
 const struct dime_smtp_query *dime_smtp_sess_query(const struct dime_smtp_sess *s);
 
-/* Answer the open query: the session formats the reply and goes on.
+/* Answer the open query: the session formats the reply and goes on (LMTP DATA: the reply for
+ * recipient q->rcpt_index; the query stays open until every recipient has had its answer).
  * Returns: DIME_OK;
  *          DIME_E_INVALID no query open, a stale id, an unknown verdict, a malformed status or
  *          one whose class does not match the verdict. The query then stays open. */
