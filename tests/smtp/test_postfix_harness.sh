@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The Postfix harness (postfix_lib.sh) with a stand-in filter that is not dimed (passfilter.py):
+# swaks -> Postfix smtpd -> queue -> dimefilter -> passfilter -> reinjection smtpd -> queue ->
+# relayhost -> smtp-sink. The message arrives byte for byte; three recipients make three filter
+# transactions of one recipient each; with the filter down mail is deferred and kept, and is
+# delivered once after the filter is back and the queue flushed; smtp-source's 200 messages over
+# 5 sessions all reach the sink. Everything it started is stopped on exit, failed or not.
+set -u
+source "$(dirname "$0")/../cli/lib.sh" "$@"
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/postfix_lib.sh"
+pf_require
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null ||
+	{ echo "no python3-aiosmtpd (tools/install-deps.sh): skip"; exit 77; }
+
+# the postfix user and smtp-sink's nobody work in here
+chmod 0755 "$TMP"
+PF=$TMP/pf
+SINK=$TMP/sink
+FLOG=$TMP/filter.jsonl
+read -r -d '' FPORT SPORT RPORT < <(pf_free_port 3)
+FILTER=127.0.0.1:$FPORT
+REINJ=127.0.0.1:$RPORT
+FPID=
+
+filter_start() {
+	rm -f "$TMP/filter.ready"
+	/usr/bin/python3 "$HERE/passfilter.py" --listen "$FILTER" --downstream "$REINJ" \
+		--log "$FLOG" --ready "$TMP/filter.ready" </dev/null >>"$TMP/filter.out" 2>&1 &
+	FPID=$!
+	local end=$((SECONDS + PF_DEADLINE))
+	until [ -s "$TMP/filter.ready" ]; do
+		kill -0 "$FPID" 2>/dev/null && [ "$SECONDS" -lt "$end" ] || {
+			fail "the stand-in filter did not start: $(tail -5 "$TMP/filter.out")"
+			return 1
+		}
+		sleep 0.1
+	done
+}
+filter_stop() {
+	[ -n "$FPID" ] || return 0
+	kill "$FPID" 2>/dev/null
+	wait "$FPID" 2>/dev/null
+	FPID=
+}
+cleanup() {
+	filter_stop
+	pf_stop "$PF"
+	pf_sink_stop "$SINK"
+}
+trap 'cleanup; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM HUP
+
+# SUBJECT-or-recipient lookups in the sink and the filter's log
+sink_files() { grep -lsF -- "$1" "$SINK"/mail/* 2>/dev/null; } # PATTERN -> the files holding it
+sink_n() { sink_files "$1" | wc -l; }
+filter_n() { grep -c -F -- "\"$1\"" "$FLOG" 2>/dev/null || true; } # transactions for rcpt $1
+front() { pf_port "$PF" smtpd; }
+
+pf_sink_start "$SINK" "127.0.0.1:$SPORT" || { fail "smtp-sink did not start"; done_tests; }
+filter_start || done_tests
+if ! pf_start "$PF" filter="$FILTER" reinject="$REINJ" relay="127.0.0.1:$SPORT" concurrency=5 \
+	2>"$TMP/pf_start.err"; then
+	fail "pf_start: $(cat "$TMP/pf_start.err")"
+	done_tests
+fi
+
+# 1. Byte for byte: dot lines, 8-bit text, trailing blanks, empty lines, a 900-octet line. The
+# sink's copy, less its X-* envelope lines and the Received: headers Postfix and the sink put on
+# top, is what swaks sent. swaks sends the file and then CRLF . CRLF, so the file has no final
+# CRLF of its own (else the message would gain an empty line).
+{
+	printf 'From: a@example.org\r\nTo: exact@example.net\r\nSubject: harness-exact\r\n'
+	printf 'Date: Sun, 06 Dec 2026 20:00:00 +0000\r\nMessage-ID: <exact.1@example.org>\r\n'
+	printf 'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n'
+	printf 'Content-Transfer-Encoding: 8bit\r\n\r\n'
+	printf '.\r\n..two dots\r\n. dot space\r\nFrom the start of a line\r\n'
+	printf 'trailing blanks \t \r\n\r\n\r\nh\xc3\xa9llo w\xc3\xb6rld \xe2\x82\xac\r\n'
+	printf '%0900d\r\n' 7
+	printf 'last line'
+} >"$TMP/exact.eml"
+swaks -s "$(front)" -f a@example.org -t exact@example.net --data @"$TMP/exact.eml" \
+	>"$TMP/swaks.out" 2>&1 || fail "swaks exact: $(tail -5 "$TMP/swaks.out")"
+pf_wait_queue_empty "$PF" || fail "the queue did not drain after the exact message"
+f=$(sink_files 'harness-exact')
+if [ "$(echo "$f" | grep -c .)" != 1 ]; then
+	fail "the exact message reached the sink $(echo "$f" | grep -c .) times, want 1"
+else
+	# drop the sink's X-* envelope lines, then the Received: headers (with their folded lines)
+	awk 'BEGIN { top = 1; rcvd = 0 }
+		top && /^X-[A-Za-z-]+: / { next }
+		{ top = 0 }
+		rcvd && /^[ \t]/ { next }
+		{ rcvd = 0 }
+		!body && /^Received: / { rcvd = 1; next }
+		{ body = 1; print }' "$f" | sed '$ { /^$/d }' >"$TMP/exact.got"
+	# the sink writes lines with LF (the wire had CRLF) and an empty line after each message
+	{
+		sed 's/\r$//' "$TMP/exact.eml"
+		echo
+	} >"$TMP/exact.want"
+	cmp -s "$TMP/exact.want" "$TMP/exact.got" ||
+		fail "the message changed on the way: $(diff "$TMP/exact.want" "$TMP/exact.got" | head -10)"
+fi
+[ "$(filter_n exact@example.net)" = 1 ] || fail "the filter saw exact@ $(filter_n exact@example.net) times"
+
+# 2. One message to three recipients: three filter transactions, one recipient each.
+swaks -s "$(front)" -f a@example.org -t r1@example.net,r2@example.net,r3@example.net \
+	--header "Subject: harness-three" --body "three" >"$TMP/swaks.out" 2>&1 ||
+	fail "swaks three: $(tail -5 "$TMP/swaks.out")"
+pf_wait_queue_empty "$PF" || fail "the queue did not drain after the three-recipient message"
+for r in r1 r2 r3; do
+	n=$(grep -F "\"$r@example.net\"" "$FLOG" | grep -c '"rcpt": \["[^"]*"\]')
+	[ "$n" = 1 ] || fail "$r@example.net: $n one-recipient filter transactions, want 1"
+done
+n=$(grep -c -E '"(r1|r2|r3)@example.net"' "$FLOG")
+[ "$n" = 3 ] || fail "three recipients made $n filter transactions, want 3"
+grep -E '"(r1|r2|r3)@example.net"' "$FLOG" | grep -qv '"reply": "250 ' &&
+	fail "a filter transaction was not answered 250: $(grep -E '"r[123]@' "$FLOG")"
+[ "$(sink_n harness-three)" = 3 ] || fail "the sink kept $(sink_n harness-three) copies, want 3"
+
+# 3. Filter down: the message is deferred and kept; filter back and a flush: delivered once.
+filter_stop
+swaks -s "$(front)" -f a@example.org -t deferred@example.net --header "Subject: harness-deferred" \
+	--body "later" >"$TMP/swaks.out" 2>&1 || fail "swaks deferred: $(tail -5 "$TMP/swaks.out")"
+pf_wait_log "$PF" 'to=<deferred@example.net>.*status=deferred' ||
+	fail "no deferral logged with the filter down"
+pf_queue "$PF" | grep -q '"deferred@example.net"' || fail "the deferred message is not in the queue"
+[ "$(sink_n harness-deferred)" = 0 ] || fail "delivered with the filter down"
+filter_start
+pf_flush "$PF" || fail "postqueue -f"
+pf_wait_queue_empty "$PF" || fail "the deferred message stayed queued after the flush"
+[ "$(sink_n harness-deferred)" = 1 ] ||
+	fail "the deferred message reached the sink $(sink_n harness-deferred) times, want 1"
+[ "$(filter_n deferred@example.net)" = 1 ] ||
+	fail "the filter saw the deferred message $(filter_n deferred@example.net) times, want 1"
+
+# 4. Load: 200 messages over 5 sessions, all in the sink, each through the filter once.
+if ! smtp-source -s 5 -m 200 -l 1024 -f load@example.org -t load@example.net -S harness-load \
+	"$(front)" >"$TMP/source.out" 2>&1; then
+	fail "smtp-source: $(tail -5 "$TMP/source.out")"
+fi
+pf_wait_queue_empty "$PF" || fail "the queue did not drain after the load"
+[ "$(filter_n load@example.net)" = 200 ] ||
+	fail "the filter relayed $(filter_n load@example.net) of 200"
+[ "$(sink_n '<load@example.net>')" = 200 ] ||
+	fail "the sink kept $(sink_n '<load@example.net>') of 200"
+
+# 5. Stopping leaves nothing behind.
+fpid=$FPID
+spid=$(cat "$SINK/pid")
+cleanup
+left=$(_pf_pids "$PF")
+[ -z "$left" ] || fail "Postfix processes left after pf_stop: $left"
+kill -0 "$fpid" 2>/dev/null && fail "the filter is still running"
+kill -0 "$spid" 2>/dev/null && fail "smtp-sink is still running"
+[ "$FAILS" = 0 ] || {
+	echo "--- maillog" >&2
+	tail -40 "$PF/maillog" >&2
+}
+done_tests
