@@ -11,6 +11,8 @@
 # pf_wait_queue_empty DIR [SECONDS]  poll until the queue is empty (default 60 s); 1 on timeout
 # pf_wait_queue_count DIR N [SECONDS] poll until N messages are queued
 # pf_log DIR                         the instance's maillog on stdout
+# pf_accepted DIR HOST:PORT          "MESSAGE-ID RECIPIENT" for every delivery the server at
+#                                    HOST:PORT answered 2xx (status=sent), from the maillog
 # pf_wait_log DIR REGEX [SECONDS]    poll until the maillog has a line matching REGEX (grep -E)
 # pf_sink_start SINKDIR HOST:PORT [smtp-sink flags...]
 #                                    smtp-sink keeping one file per transaction in SINKDIR/mail/
@@ -161,6 +163,7 @@ pf_start() {
 		"alias_database =" \
 		"notify_classes =" \
 		"biff = no" \
+		"enable_long_queue_ids = yes" \
 		"smtpd_forbid_bare_newline = normalize" \
 		"queue_run_delay = 5s" \
 		"minimal_backoff_time = 5s" \
@@ -290,6 +293,24 @@ pf_wait_queue_count() { # DIR N [SECONDS]
 pf_wait_queue_empty() { pf_wait_queue_count "$1" 0 "${2:-$PF_DEADLINE}"; }
 
 pf_log() { cat "$1/maillog" 2>/dev/null; }
+
+# What the next hop at HOST:PORT took responsibility for: Postfix removed these recipients from
+# its queue because that server said 250 (the filter: dimed; a relayhost: the sink). Each line
+# "<message-id> recipient", in log order; queue IDs are mapped to the Message-ID cleanup logged
+# for them last, so a reused queue ID maps to its latest message.
+pf_accepted() { # DIR HOST:PORT
+	awk -v hp="${2%:*}[${2%:*}]:${2##*:}," '
+		/ postfix\/cleanup\[[0-9]+\]: [0-9A-Za-z]+: message-id=/ {
+			q = $6; sub(/:$/, "", q)
+			m = $7; sub(/^message-id=/, "", m)
+			id[q] = m
+		}
+		/ postfix\/(smtp|lmtp)\[[0-9]+\]: / && / status=sent / && index($0, " relay=" hp) {
+			q = $6; sub(/:$/, "", q)
+			r = $7; sub(/^to=/, "", r); sub(/,$/, "", r)
+			print (q in id ? id[q] : "?" q), r
+		}' "$1/maillog"
+}
 
 pf_wait_log() { # DIR REGEX [SECONDS]
 	local end t=${3:-$PF_DEADLINE}

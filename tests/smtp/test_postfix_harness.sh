@@ -59,10 +59,41 @@ front() { pf_port "$PF" smtpd; }
 
 pf_sink_start "$SINK" "127.0.0.1:$SPORT" || { fail "smtp-sink did not start"; done_tests; }
 filter_start || done_tests
-if ! pf_start "$PF" filter="$FILTER" reinject="$REINJ" relay="127.0.0.1:$SPORT" concurrency=5 \
+if ! pf_start "$PF" filter="$FILTER" reinject="$REINJ" relay="127.0.0.1:$SPORT" \
 	2>"$TMP/pf_start.err"; then
 	fail "pf_start: $(cat "$TMP/pf_start.err")"
 	done_tests
+fi
+
+# 0. docs/postfix.md shows the filter's lines of this very configuration (ports 10025/10026
+# there), so that the operator's snippets are the tested ones. Compared line by line, runs of
+# blanks squeezed.
+DOC=$HERE/../../docs/postfix.md
+{
+	postconf -c "$PF/etc" -n content_filter receive_override_options \
+		dimefilter_destination_recipient_limit dimefilter_destination_concurrency_limit
+	postconf -c "$PF/etc" -Mf dimefilter/unix "$REINJ/inet"
+} | sed "s/:$FPORT\b/:10025/; s/:$RPORT\b/:10026/" | tr -s ' ' >"$TMP/snippet"
+[ "$(wc -l <"$TMP/snippet")" -ge 14 ] || fail "postconf printed $(wc -l <"$TMP/snippet") lines"
+tr -s ' ' <"$DOC" >"$TMP/doc" || fail "no $DOC"
+while IFS= read -r line; do
+	grep -qxF -- "$line" "$TMP/doc" || fail "docs/postfix.md does not show the tested line: $line"
+done <"$TMP/snippet"
+# and its postconf commands, run on a copy of the Debian master.cf, make those same lines
+mkdir -p "$TMP/apply"
+cp /usr/share/postfix/master.cf.dist "$TMP/apply/master.cf" && : >"$TMP/apply/main.cf"
+awk '/^postconf -e/, /^postfix reload/' "$DOC" | grep -v '^postfix reload' |
+	sed "s|^postconf |postconf -c $TMP/apply |" >"$TMP/apply.sh"
+if [ ! -s "$TMP/apply.sh" ] || ! bash -e "$TMP/apply.sh" >"$TMP/apply.out" 2>&1; then
+	fail "the postconf commands of docs/postfix.md: $(cat "$TMP/apply.out" 2>/dev/null)"
+else
+	{
+		postconf -c "$TMP/apply" -n content_filter receive_override_options \
+			dimefilter_destination_recipient_limit dimefilter_destination_concurrency_limit
+		postconf -c "$TMP/apply" -Mf dimefilter/unix 127.0.0.1:10026/inet
+	} | tr -s ' ' >"$TMP/applied"
+	cmp -s "$TMP/snippet" "$TMP/applied" || fail "docs/postfix.md's postconf commands make" \
+		"another configuration: $(diff "$TMP/snippet" "$TMP/applied")"
 fi
 
 # 1. Byte for byte: dot lines, 8-bit text, trailing blanks, empty lines, a 900-octet line. The
@@ -145,6 +176,14 @@ pf_wait_queue_empty "$PF" || fail "the queue did not drain after the load"
 	fail "the filter relayed $(filter_n load@example.net) of 200"
 [ "$(sink_n '<load@example.net>')" = 200 ] ||
 	fail "the sink kept $(sink_n '<load@example.net>') of 200"
+# what the kill -9 tests check: every message the filter answered 250 for is in the sink
+pf_accepted "$PF" "$FILTER" | awk '$2 == "<load@example.net>" { print $1 }' | sort >"$TMP/acc"
+[ "$(sort -u "$TMP/acc" | wc -l)" = 200 ] ||
+	fail "the maillog shows $(sort -u "$TMP/acc" | wc -l) distinct messages the filter took, want 200"
+sink_files '<load@example.net>' | xargs -r grep -hi '^Message-ID:' | awk '{ print $2 }' |
+	sort >"$TMP/got"
+[ -z "$(comm -23 "$TMP/acc" "$TMP/got")" ] ||
+	fail "taken by the filter, not in the sink: $(comm -23 "$TMP/acc" "$TMP/got" | head -3)"
 
 # 5. Stopping leaves nothing behind.
 fpid=$FPID
