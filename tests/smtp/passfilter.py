@@ -6,9 +6,11 @@ the reinjection smtpd, and answers the final dot only with the reinjection's own
 (pass-through): Postfix keeps the message until the next hop has it. It is not dimed; it proves
 the harness so that dimed can take its place.
 
-usage: passfilter.py --listen HOST:PORT --downstream HOST:PORT --log FILE [--ready FILE]
+usage: passfilter.py --listen HOST:PORT --downstream HOST:PORT --log FILE [--ready FILE] [--lmtp]
 Each transaction appends one JSON line to FILE: from, rcpt (list), size, reply.
 --ready FILE is written once the listener accepts connections. SIGTERM stops it.
+--lmtp: speak LMTP to Postfix (LHLO; one reply after the dot, which is right for the one
+recipient per transaction the harness configures). The downstream is SMTP either way.
 """
 import argparse
 import asyncio
@@ -18,6 +20,7 @@ import smtplib
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
 
 
 def hostport(s):
@@ -69,16 +72,23 @@ class PassThrough:
         return reply
 
 
+class LMTPController(Controller):
+    def factory(self):
+        return LMTP(self.handler, **self.SMTP_kwargs)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen", required=True)
     ap.add_argument("--downstream", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--ready")
+    ap.add_argument("--lmtp", action="store_true")
     a = ap.parse_args()
     host, port = hostport(a.listen)
-    ctl = Controller(PassThrough(hostport(a.downstream), a.log), hostname=host, port=port,
-                     decode_data=False, ready_timeout=60)
+    handler = PassThrough(hostport(a.downstream), a.log)
+    ctl = (LMTPController if a.lmtp else Controller)(handler, hostname=host, port=port,
+                                                     decode_data=False, ready_timeout=60)
     ctl.start()
     if a.ready:
         with open(a.ready, "w") as f:

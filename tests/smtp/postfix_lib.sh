@@ -20,6 +20,19 @@
 # pf_sink_count SINKDIR              how many transactions the sink kept (print)
 # pf_wait_sink_count SINKDIR N [SECONDS]  poll until the sink kept at least N
 # pf_wait_port HOST:PORT [SECONDS]   poll until HOST:PORT answers with an SMTP 220 banner
+# pf_sandwich DIR [SETTINGS...]      smtp-sink in DIR/sink on a free port and Postfix in DIR/pf
+#                                    relaying to it (pf_start settings: filter=, reinject=...)
+# pf_cleanup                         stop every instance and sink this shell started (for traps)
+#
+# Typical use (dimed's tests: dimed listens on the filter port, reinjects to $R):
+#   source tests/smtp/postfix_lib.sh; pf_require
+#   trap 'pf_cleanup; rm -rf "$TMP"' EXIT; chmod 0755 "$TMP"
+#   read -r F R < <(pf_free_port 2 | xargs)
+#   pf_sandwich "$TMP/mx" filter=127.0.0.1:$F reinject=127.0.0.1:$R || fail ...
+#   swaks -s "$(pf_port "$TMP/mx/pf" smtpd)" ...; pf_wait_queue_empty "$TMP/mx/pf"
+#   ls "$TMP/mx/sink/mail"
+# Call pf_start, pf_sink_start and pf_sandwich in the test's own shell, not in $(...): that is
+# where pf_cleanup learns what to stop.
 #
 # pf_start settings (all optional; ports as HOST:PORT, all on loopback):
 #   smtpd=127.0.0.1:P     where clients submit (the front smtpd)             [pf_free_port]
@@ -30,7 +43,9 @@
 #   relay=127.0.0.1:P     relayhost: where everything goes after the filter (a sink) [required]
 #   socketmap=127.0.0.1:P transport_maps = socketmap:inet:127.0.0.1:P:dime (dimed's map) [none]
 #   policy=127.0.0.1:P    check_policy_service on the front smtpd's RCPT TO    [none]
-#   any other NAME=VALUE  set in main.cf as is (postconf -e), after the settings above
+#   any other NAME=VALUE  set in main.cf as is (postconf -e), after the settings above; e.g.
+#                         STARTTLS on the smtpds: smtpd_tls_security_level=may
+#                         smtpd_tls_cert_file=CERT smtpd_tls_key_file=KEY
 #
 # The instance: DIR/etc (config_directory: main.cf, master.cf), DIR/spool (queue_directory),
 # DIR/data (data_directory), DIR/maillog (maillog_file), DIR/ports (the ports, NAME=HOST:PORT,
@@ -45,6 +60,8 @@
 # unconfigured ("No configuration", tools/install-deps.sh) and is never started or touched.
 
 PF_DEADLINE=${PF_DEADLINE:-60}
+PF_INSTANCES=()
+PF_SINKS=()
 
 pf_require() {
 	if [ "$(id -u)" -ne 0 ]; then
@@ -130,6 +147,7 @@ pf_start() {
 
 	mkdir -p "$dir/etc" "$dir/spool" "$dir/data" || return 1
 	dir=$(cd "$dir" && pwd)
+	PF_INSTANCES+=("$dir")
 	# the postfix user works in these (queue files, the maillog through postlogd, caches)
 	chmod 0755 "$dir" "$dir/etc" "$dir/spool"
 	chown postfix "$dir/data" && chmod 0700 "$dir/data"
@@ -333,6 +351,7 @@ pf_sink_start() { # SINKDIR HOST:PORT [flags...]
 	mkdir -p "$d/mail" || return 1
 	d=$(cd "$d" && pwd)
 	chmod 0755 "$d"
+	PF_SINKS+=("$d")
 	local user=()
 	if [ "$(id -u)" -eq 0 ]; then
 		chown nobody "$d/mail"
@@ -372,4 +391,21 @@ pf_wait_sink_count() { # SINKDIR N [SECONDS]
 	done
 	echo "pf_wait_sink_count: $1 kept $n, not $2, after ${t}s" >&2
 	return 1
+}
+
+pf_sandwich() { # DIR [pf_start settings...]
+	local dir=$1 sp
+	shift
+	mkdir -p "$dir" && chmod 0755 "$dir" || return 1
+	sp=$(pf_free_port) || return 1
+	pf_sink_start "$dir/sink" "127.0.0.1:$sp" || return 1
+	pf_start "$dir/pf" relay="127.0.0.1:$sp" "$@"
+}
+
+pf_cleanup() {
+	local d
+	for d in "${PF_INSTANCES[@]}"; do pf_stop "$d"; done
+	for d in "${PF_SINKS[@]}"; do pf_sink_stop "$d"; done
+	PF_INSTANCES=()
+	PF_SINKS=()
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The Postfix harness (postfix_lib.sh) with a stand-in filter that is not dimed (passfilter.py):
 # swaks -> Postfix smtpd -> queue -> dimefilter -> passfilter -> reinjection smtpd -> queue ->
-# relayhost -> smtp-sink. The message arrives byte for byte; three recipients make three filter
-# transactions of one recipient each; with the filter down mail is deferred and kept, and is
-# delivered once after the filter is back and the queue flushed; smtp-source's 200 messages over
-# 5 sessions all reach the sink. Everything it started is stopped on exit, failed or not.
+# relayhost -> smtp-sink. The message arrives byte for byte (over STARTTLS); three recipients
+# make three filter transactions of one recipient each; with the filter down mail is deferred
+# and kept, and is delivered once after the filter is back and the queue flushed; smtp-source's
+# 200 messages over 5 sessions all reach the sink; the same over LMTP to the filter. The
+# operator's snippets in docs/postfix.md are this configuration. Everything it started is
+# stopped on exit, failed or not.
 set -u
 source "$(dirname "$0")/../cli/lib.sh" "$@"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -12,28 +14,31 @@ source "$HERE/postfix_lib.sh"
 pf_require
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null ||
 	{ echo "no python3-aiosmtpd (tools/install-deps.sh): skip"; exit 77; }
+command -v openssl >/dev/null || { echo "no openssl: skip"; exit 77; }
 
 # the postfix user and smtp-sink's nobody work in here
 chmod 0755 "$TMP"
-PF=$TMP/pf
-SINK=$TMP/sink
+PF=$TMP/mx/pf
+SINK=$TMP/mx/sink
 FLOG=$TMP/filter.jsonl
-read -r -d '' FPORT SPORT RPORT < <(pf_free_port 3)
+read -r FPORT RPORT RPORT2 < <(pf_free_port 3 | xargs)
 FILTER=127.0.0.1:$FPORT
 REINJ=127.0.0.1:$RPORT
 FPID=
 
-filter_start() {
+filter_start() { # DOWNSTREAM [passfilter flags]
+	local down=$1 end
+	shift
 	rm -f "$TMP/filter.ready"
-	/usr/bin/python3 "$HERE/passfilter.py" --listen "$FILTER" --downstream "$REINJ" \
-		--log "$FLOG" --ready "$TMP/filter.ready" </dev/null >>"$TMP/filter.out" 2>&1 &
+	/usr/bin/python3 "$HERE/passfilter.py" --listen "$FILTER" --downstream "$down" \
+		--log "$FLOG" --ready "$TMP/filter.ready" "$@" </dev/null >>"$TMP/filter.out" 2>&1 &
 	FPID=$!
-	local end=$((SECONDS + PF_DEADLINE))
+	end=$((SECONDS + PF_DEADLINE))
 	until [ -s "$TMP/filter.ready" ]; do
-		kill -0 "$FPID" 2>/dev/null && [ "$SECONDS" -lt "$end" ] || {
+		if ! kill -0 "$FPID" 2>/dev/null || [ "$SECONDS" -ge "$end" ]; then
 			fail "the stand-in filter did not start: $(tail -5 "$TMP/filter.out")"
 			return 1
-		}
+		fi
 		sleep 0.1
 	done
 }
@@ -43,12 +48,7 @@ filter_stop() {
 	wait "$FPID" 2>/dev/null
 	FPID=
 }
-cleanup() {
-	filter_stop
-	pf_stop "$PF"
-	pf_sink_stop "$SINK"
-}
-trap 'cleanup; rm -rf "$TMP"' EXIT
+trap 'filter_stop; pf_cleanup; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM HUP
 
 # SUBJECT-or-recipient lookups in the sink and the filter's log
@@ -57,11 +57,13 @@ sink_n() { sink_files "$1" | wc -l; }
 filter_n() { grep -c -F -- "\"$1\"" "$FLOG" 2>/dev/null || true; } # transactions for rcpt $1
 front() { pf_port "$PF" smtpd; }
 
-pf_sink_start "$SINK" "127.0.0.1:$SPORT" || { fail "smtp-sink did not start"; done_tests; }
-filter_start || done_tests
-if ! pf_start "$PF" filter="$FILTER" reinject="$REINJ" relay="127.0.0.1:$SPORT" \
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/gw.key" -out "$TMP/gw.pem" -days 2 \
+	-subj "/CN=gw.example.org" >/dev/null 2>&1 || fail "certificate"
+filter_start "$REINJ" || done_tests
+if ! pf_sandwich "$TMP/mx" filter="$FILTER" reinject="$REINJ" smtpd_tls_security_level=may \
+	smtpd_tls_cert_file="$TMP/gw.pem" smtpd_tls_key_file="$TMP/gw.key" smtpd_tls_loglevel=1 \
 	2>"$TMP/pf_start.err"; then
-	fail "pf_start: $(cat "$TMP/pf_start.err")"
+	fail "pf_sandwich: $(cat "$TMP/pf_start.err")"
 	done_tests
 fi
 
@@ -110,8 +112,11 @@ fi
 	printf '%0900d\r\n' 7
 	printf 'last line'
 } >"$TMP/exact.eml"
-swaks -s "$(front)" -f a@example.org -t exact@example.net --data @"$TMP/exact.eml" \
+swaks -s "$(front)" -f a@example.org -t exact@example.net --data @"$TMP/exact.eml" --tls \
 	>"$TMP/swaks.out" 2>&1 || fail "swaks exact: $(tail -5 "$TMP/swaks.out")"
+grep -q '^<~ *250 ' "$TMP/swaks.out" ||
+	fail "swaks did not send over TLS: $(tail -5 "$TMP/swaks.out")"
+pf_wait_log "$PF" 'smtpd.*TLS connection established from' || fail "no TLS in the maillog"
 pf_wait_queue_empty "$PF" || fail "the queue did not drain after the exact message"
 f=$(sink_files 'harness-exact')
 if [ "$(echo "$f" | grep -c .)" != 1 ]; then
@@ -133,7 +138,8 @@ else
 	cmp -s "$TMP/exact.want" "$TMP/exact.got" ||
 		fail "the message changed on the way: $(diff "$TMP/exact.want" "$TMP/exact.got" | head -10)"
 fi
-[ "$(filter_n exact@example.net)" = 1 ] || fail "the filter saw exact@ $(filter_n exact@example.net) times"
+[ "$(filter_n exact@example.net)" = 1 ] ||
+	fail "the filter saw exact@ $(filter_n exact@example.net) times"
 
 # 2. One message to three recipients: three filter transactions, one recipient each.
 swaks -s "$(front)" -f a@example.org -t r1@example.net,r2@example.net,r3@example.net \
@@ -158,7 +164,7 @@ pf_wait_log "$PF" 'to=<deferred@example.net>.*status=deferred' ||
 	fail "no deferral logged with the filter down"
 pf_queue "$PF" | grep -q '"deferred@example.net"' || fail "the deferred message is not in the queue"
 [ "$(sink_n harness-deferred)" = 0 ] || fail "delivered with the filter down"
-filter_start
+filter_start "$REINJ"
 pf_flush "$PF" || fail "postqueue -f"
 pf_wait_queue_empty "$PF" || fail "the deferred message stayed queued after the flush"
 [ "$(sink_n harness-deferred)" = 1 ] ||
@@ -185,12 +191,37 @@ sink_files '<load@example.net>' | xargs -r grep -hi '^Message-ID:' | awk '{ prin
 [ -z "$(comm -23 "$TMP/acc" "$TMP/got")" ] ||
 	fail "taken by the filter, not in the sink: $(comm -23 "$TMP/acc" "$TMP/got" | head -3)"
 
-# 5. Stopping leaves nothing behind.
+# 5. LMTP to the filter (dimed's LMTP mode): a second instance with filter_proto=lmtp, relaying to
+# the same sink; the filter now speaks LMTP and reinjects into the second instance.
+PF2=$TMP/lmtp
+filter_stop
+filter_start "127.0.0.1:$RPORT2" --lmtp || done_tests
+if ! pf_start "$PF2" filter="$FILTER" filter_proto=lmtp reinject="127.0.0.1:$RPORT2" \
+	relay="$(pf_port "$PF" relay)" 2>"$TMP/pf_start.err"; then
+	fail "pf_start lmtp: $(cat "$TMP/pf_start.err")"
+else
+	swaks -s "$(pf_port "$PF2" smtpd)" -f a@example.org -t l1@example.net,l2@example.net \
+		--header "Subject: harness-lmtp" --body "lmtp" >"$TMP/swaks.out" 2>&1 ||
+		fail "swaks lmtp: $(tail -5 "$TMP/swaks.out")"
+	pf_wait_queue_empty "$PF2" || fail "the LMTP instance's queue did not drain"
+	[ "$(filter_n l1@example.net)" = 1 ] && [ "$(filter_n l2@example.net)" = 1 ] ||
+		fail "LMTP: the filter saw l1 $(filter_n l1@example.net), l2 $(filter_n l2@example.net) times"
+	[ "$(sink_n harness-lmtp)" = 2 ] || fail "LMTP: the sink kept $(sink_n harness-lmtp) of 2"
+	n=$(pf_log "$PF2" | grep -c "postfix/lmtp.*relay=127.0.0.1\[127.0.0.1\]:$FPORT,.*status=sent")
+	[ "$n" = 2 ] || fail "LMTP: $n lmtp deliveries to the filter logged, want 2"
+	[ "$(pf_accepted "$PF2" "$FILTER" | wc -l)" = 2 ] ||
+		fail "LMTP: pf_accepted: $(pf_accepted "$PF2" "$FILTER")"
+fi
+
+# 6. Stopping leaves nothing behind.
 fpid=$FPID
 spid=$(cat "$SINK/pid")
-cleanup
-left=$(_pf_pids "$PF")
-[ -z "$left" ] || fail "Postfix processes left after pf_stop: $left"
+filter_stop
+pf_cleanup
+for d in "$PF" "$PF2"; do
+	left=$(_pf_pids "$d")
+	[ -z "$left" ] || fail "Postfix processes of $d left after pf_cleanup: $left"
+done
 kill -0 "$fpid" 2>/dev/null && fail "the filter is still running"
 kill -0 "$spid" 2>/dev/null && fail "smtp-sink is still running"
 [ "$FAILS" = 0 ] || {
