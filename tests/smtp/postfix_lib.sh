@@ -196,8 +196,8 @@ pf_start() {
 	fi
 	[ -z "$smap" ] || _pf_pc -e "transport_maps = socketmap:inet:$smap:dime" || return 1
 	if [ -n "$policy" ]; then
-		_pf_pc -e "smtpd_recipient_restrictions = check_policy_service inet:$policy," \
-			"permit_mynetworks, reject" || return 1
+		local rr="check_policy_service inet:$policy, permit_mynetworks, reject"
+		_pf_pc -e "smtpd_recipient_restrictions = $rr" || return 1
 	fi
 	[ "${#extra[@]}" -eq 0 ] || _pf_pc -e "${extra[@]}" || return 1
 

@@ -5,8 +5,8 @@
 # make three filter transactions of one recipient each; with the filter down mail is deferred
 # and kept, and is delivered once after the filter is back and the queue flushed; smtp-source's
 # 200 messages over 5 sessions all reach the sink; the filter killed -9 under load loses nothing
-# it answered 250 for; the same over LMTP to the filter. The
-# operator's snippets in docs/postfix.md are this configuration. Everything it started is
+# it answered 250 for; the same over LMTP to the filter, with the socketmap and policy hooks on.
+# The operator's snippets in docs/postfix.md are this configuration. Everything it started is
 # stopped on exit, failed or not.
 set -u
 source "$(dirname "$0")/../cli/lib.sh" "$@"
@@ -22,10 +22,11 @@ chmod 0755 "$TMP"
 PF=$TMP/mx/pf
 SINK=$TMP/mx/sink
 FLOG=$TMP/filter.jsonl
-read -r FPORT RPORT RPORT2 < <(pf_free_port 3 | xargs)
+read -r FPORT RPORT RPORT2 MPORT PPORT < <(pf_free_port 5 | xargs)
 FILTER=127.0.0.1:$FPORT
 REINJ=127.0.0.1:$RPORT
 FPID=
+HPID=
 
 filter_start() { # DOWNSTREAM [passfilter flags]
 	local down=$1 end
@@ -49,7 +50,13 @@ filter_stop() {
 	wait "$FPID" 2>/dev/null
 	FPID=
 }
-trap 'filter_stop; pf_cleanup; rm -rf "$TMP"' EXIT
+hooks_stop() {
+	[ -n "$HPID" ] || return 0
+	kill "$HPID" 2>/dev/null
+	wait "$HPID" 2>/dev/null
+	HPID=
+}
+trap 'filter_stop; hooks_stop; pf_cleanup; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM HUP
 
 # SUBJECT-or-recipient lookups in the sink and the filter's log
@@ -218,14 +225,30 @@ sink_files '<kill@example.net>' | xargs -r grep -hi '^Message-ID:' | awk '{ prin
 [ "$killed_at" -lt 300 ] || echo "note: the filter was killed after the whole load had passed" >&2
 
 # 5. LMTP to the filter (dimed's LMTP mode): a second instance with filter_proto=lmtp, relaying to
-# the same sink; the filter now speaks LMTP and reinjects into the second instance.
+# the same sink; the filter now speaks LMTP and reinjects into the second instance. The optional
+# hooks are on: transport_maps asks a socketmap (hookstub.py: NOTFOUND, normal routing), and a
+# policy service refuses deny@ at RCPT TO.
 PF2=$TMP/lmtp
+HLOG=$TMP/hooks.log
 filter_stop
 filter_start "127.0.0.1:$RPORT2" --lmtp || done_tests
+/usr/bin/python3 "$HERE/hookstub.py" --socketmap "127.0.0.1:$MPORT" --policy "127.0.0.1:$PPORT" \
+	--log "$HLOG" --ready "$TMP/hooks.ready" </dev/null >"$TMP/hooks.out" 2>&1 &
+HPID=$!
+end=$((SECONDS + PF_DEADLINE))
+until [ -s "$TMP/hooks.ready" ] || [ "$SECONDS" -ge "$end" ] || ! kill -0 "$HPID" 2>/dev/null; do
+	sleep 0.1
+done
+[ -s "$TMP/hooks.ready" ] || fail "hookstub.py did not start: $(tail -5 "$TMP/hooks.out")"
 if ! pf_start "$PF2" filter="$FILTER" filter_proto=lmtp reinject="127.0.0.1:$RPORT2" \
-	relay="$(pf_port "$PF" relay)" 2>"$TMP/pf_start.err"; then
+	relay="$(pf_port "$PF" relay)" socketmap="127.0.0.1:$MPORT" policy="127.0.0.1:$PPORT" \
+	2>"$TMP/pf_start.err"; then
 	fail "pf_start lmtp: $(cat "$TMP/pf_start.err")"
 else
+	swaks -s "$(pf_port "$PF2" smtpd)" -f a@example.org -t deny@example.net --quit-after RCPT \
+		>"$TMP/swaks.out" 2>&1
+	grep -q '^<\*\* *554 5.7.1 .*refused by the policy stub' "$TMP/swaks.out" ||
+		fail "the policy service did not refuse deny@: $(tail -3 "$TMP/swaks.out")"
 	swaks -s "$(pf_port "$PF2" smtpd)" -f a@example.org -t l1@example.net,l2@example.net \
 		--header "Subject: harness-lmtp" --body "lmtp" >"$TMP/swaks.out" 2>&1 ||
 		fail "swaks lmtp: $(tail -5 "$TMP/swaks.out")"
@@ -237,12 +260,16 @@ else
 	[ "$n" = 2 ] || fail "LMTP: $n lmtp deliveries to the filter logged, want 2"
 	[ "$(pf_accepted "$PF2" "$FILTER" | wc -l)" = 2 ] ||
 		fail "LMTP: pf_accepted: $(pf_accepted "$PF2" "$FILTER")"
+	grep -qx 'policy l1@example.net DUNNO' "$HLOG" || fail "the policy service was not asked for l1"
+	grep -qx 'socketmap dime l1@example.net' "$HLOG" || fail "transport_maps did not ask for l1"
+	[ "$(sink_n deny@example.net)" = 0 ] || fail "mail for deny@ reached the sink"
 fi
 
 # 6. Stopping leaves nothing behind.
 fpid=$FPID
 spid=$(cat "$SINK/pid")
 filter_stop
+hooks_stop
 pf_cleanup
 for d in "$PF" "$PF2"; do
 	left=$(_pf_pids "$d")
