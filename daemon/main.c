@@ -668,7 +668,7 @@ main(int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			dime_dlog(DIME_DLOG_INFO, "dimed.listen", "host=%s port=%u mode=%s",
 				  d.conf.listen[i].host, ports[i],
-				  d.conf.listen[i].mode == DIME_DCONF_DMTP ? "dmtp" : "dual");
+				  dime_dconf_mode_name(d.conf.listen[i].mode));
 			if (ports_f != NULL)
 				fprintf(ports_f, "%u\n", ports[i]);
 		}

@@ -209,7 +209,7 @@ dconf_listen(struct dconf_parse *p, const char *v)
 	}
 	sp = strpbrk(v, " \t");
 	if (sp == NULL) {
-		dconf_fail(p, "listen", "\"%s\": want HOST:PORT dmtp|dual", v);
+		dconf_fail(p, "listen", "\"%s\": want HOST:PORT MODE", v);
 		return 0;
 	}
 	mode = sp;
@@ -219,8 +219,17 @@ dconf_listen(struct dconf_parse *p, const char *v)
 		l.mode = DIME_DCONF_DMTP;
 	else if (strcasecmp(mode, "dual") == 0)
 		l.mode = DIME_DCONF_DUAL;
+	else if (strcasecmp(mode, "smtp") == 0)
+		l.mode = DIME_DCONF_SMTP;
+	else if (strcasecmp(mode, "lmtp") == 0)
+		l.mode = DIME_DCONF_LMTP_IN;
+	else if (strcasecmp(mode, "socketmap") == 0)
+		l.mode = DIME_DCONF_SOCKETMAP;
+	else if (strcasecmp(mode, "policy") == 0)
+		l.mode = DIME_DCONF_POLICY;
 	else {
-		dconf_fail(p, "listen", "mode \"%s\": want dmtp or dual", mode);
+		dconf_fail(p, "listen",
+			   "mode \"%s\": want dmtp, dual, smtp, lmtp, socketmap or policy", mode);
 		return 0;
 	}
 	if (v[0] == '[') {
@@ -466,6 +475,43 @@ dconf_handler(void *user, const char *section, const char *key, const char *v)
 		return dconf_duration(p, key, v, 1000000, &c->outq_give_up_s);
 	if (strcmp(key, "retry_max") == 0)
 		return dconf_duration(p, key, v, 1000, &c->retry_max_ms);
+	if (strcmp(key, "reinject") == 0) {
+		if (v[0] != '\0' && strrchr(v, ':') == NULL) {
+			dconf_fail(p, key, "\"%s\": want HOST:PORT", v);
+			return 0;
+		}
+		return dconf_str(p, key, v, c->reinject, sizeof(c->reinject));
+	}
+	if (strcmp(key, "socketmap_nexthop") == 0)
+		return dconf_str(p, key, v, c->socketmap_nexthop, sizeof(c->socketmap_nexthop));
+	if (strcmp(key, "unsigned_local") == 0) {
+		if (strcasecmp(v, "defer") == 0)
+			c->unsigned_local = DIME_DCONF_UNSIGNED_DEFER;
+		else if (strcasecmp(v, "refuse") == 0)
+			c->unsigned_local = DIME_DCONF_UNSIGNED_REFUSE;
+		else {
+			dconf_fail(p, key, "\"%s\": want defer or refuse", v);
+			return 0;
+		}
+		return 1;
+	}
+	if (strcmp(key, "smtp_max_rcpts") == 0) {
+		if (!dconf_uint(p, key, v, 1, 10000, &x))
+			return 0;
+		c->smtp_max_rcpts = (unsigned)x;
+		return 1;
+	}
+	if (strcmp(key, "smtp_bare_lf") == 0) {
+		if (strcasecmp(v, "normalize") == 0)
+			c->smtp_bare_lf_reject = 0;
+		else if (strcasecmp(v, "reject") == 0)
+			c->smtp_bare_lf_reject = 1;
+		else {
+			dconf_fail(p, key, "\"%s\": want normalize or reject", v);
+			return 0;
+		}
+		return 1;
+	}
 	if (strcmp(key, "log") == 0) {
 		if (strcasecmp(v, "stderr") == 0)
 			c->log_syslog = 0;
@@ -561,6 +607,8 @@ dconf_defaults(struct dime_dconf *c)
 	c->outq_max_interval_s = 43200;
 	c->outq_delay_notice_s = 14400;
 	c->outq_give_up_s = 432000;
+	c->unsigned_local = DIME_DCONF_UNSIGNED_DEFER;
+	c->smtp_max_rcpts = 100;
 }
 
 int
@@ -684,4 +732,18 @@ dime_dconf_outbound(const struct dime_dconf *c, struct dime_dns_conf *dns, struc
 		ports->mx[0] = c->mx_ports[0];
 		ports->mx[1] = c->mx_ports[1];
 	}
+}
+
+const char *
+dime_dconf_mode_name(enum dime_dconf_mode m)
+{
+	switch (m) {
+	case DIME_DCONF_DMTP: return "dmtp";
+	case DIME_DCONF_DUAL: return "dual";
+	case DIME_DCONF_SMTP: return "smtp";
+	case DIME_DCONF_LMTP_IN: return "lmtp";
+	case DIME_DCONF_SOCKETMAP: return "socketmap";
+	case DIME_DCONF_POLICY: return "policy";
+	}
+	return "?";
 }

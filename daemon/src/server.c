@@ -1526,8 +1526,12 @@ dime_server_new(struct dime_server **out, const struct dime_server_env *env, cha
 	pthread_cond_init(&s->gc_idle, NULL);
 	for (size_t i = 0; i < cf->n_listen && i < DIME_DCONF_MAX_LISTEN; i++) {
 		struct srv_listener *l = &s->ls[i];
-		int fd = dime_io_tcp_listen(cf->listen[i].host, cf->listen[i].port, &l->port);
+		int fd;
 
+		s->n_ls++;
+		if (cf->listen[i].mode != DIME_DCONF_DMTP && cf->listen[i].mode != DIME_DCONF_DUAL)
+			continue; /* the gateway's services: another server's (port stays 0) */
+		fd = dime_io_tcp_listen(cf->listen[i].host, cf->listen[i].port, &l->port);
 		l->srv = s;
 		l->mode = cf->listen[i].mode;
 		if (fd < 0 || dime_io_listen(env->loop, &l->io, fd, srv_on_accept, l) != DIME_OK) {
@@ -1538,7 +1542,6 @@ dime_server_new(struct dime_server **out, const struct dime_server_env *env, cha
 			dime_server_free(s);
 			return DIME_E_IO;
 		}
-		s->n_ls++;
 	}
 	*out = s;
 	return DIME_OK;

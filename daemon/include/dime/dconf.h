@@ -13,8 +13,17 @@
 
 enum dime_dconf_mode {
 	DIME_DCONF_DMTP = 1, /* implicit TLS, banner `220 <host> DMTP ...` (port 26) */
-	DIME_DCONF_DUAL = 2  /* plain banner, ESMTP + DMTP; STARTTLS <host> MODE=DMTP elevates */
+	DIME_DCONF_DUAL = 2, /* plain banner, ESMTP + DMTP; STARTTLS <host> MODE=DMTP elevates */
+	/* The SMTP gateway (docs/smtp.md, docs/postfix.md): loopback services for the MTA. */
+	DIME_DCONF_SMTP = 3,	  /* ESMTP: the MTA's after-queue content filter (10025) */
+	DIME_DCONF_LMTP_IN = 4,	  /* the same over LMTP (a reply per recipient) */
+	DIME_DCONF_SOCKETMAP = 5, /* Postfix socketmap: which recipients go to the gateway */
+	DIME_DCONF_POLICY = 6	  /* Postfix policy delegation: refusals at RCPT time */
 };
+
+/* What the gateway does with naked inbound mail for a hosted user it cannot wrap for (no
+ * current signet): keep it with the MTA (4xx, the default: fail closed), or refuse it (5xx). */
+enum dime_dconf_unsigned { DIME_DCONF_UNSIGNED_DEFER = 1, DIME_DCONF_UNSIGNED_REFUSE = 2 };
 
 struct dime_dconf_listen {
 	char host[64];
@@ -79,6 +88,15 @@ struct dime_dconf {
 	unsigned outq_max_interval_s;
 	unsigned outq_delay_notice_s;
 	unsigned outq_give_up_s;
+
+	/* The SMTP gateway (docs/smtp.md). */
+	char reinject[512];	     /* HOST:PORT of the MTA's reinjection smtpd (10026): naked mail
+				      * leaves through it; "" : naked mail is refused (4xx) */
+	char socketmap_nexthop[512]; /* the socketmap's answer for D/MIME recipients ("" : the
+				      * first smtp listener as "dime:[HOST]:PORT") */
+	int unsigned_local;	     /* enum dime_dconf_unsigned */
+	unsigned smtp_max_rcpts;     /* recipients per transaction (452 beyond) */
+	int smtp_bare_lf_reject;     /* 1: a bare LF in a message is refused; 0: normalised */
 };
 
 /* Defaults, then path (NULL: defaults only). Unknown keys, bad values, missing files named by
@@ -86,6 +104,9 @@ struct dime_dconf {
  * Returns: DIME_OK, DIME_E_INVALID, DIME_E_IO (cannot read path). */
 DIME_MUST_CHECK int dime_dconf_load(struct dime_dconf *c, const char *path, char *why,
 				    size_t why_cap);
+
+/* "dmtp", "dual", "smtp", "lmtp", "socketmap", "policy" (as `listen` takes them). */
+const char *dime_dconf_mode_name(enum dime_dconf_mode m);
 
 struct dime_dns_conf;
 struct dime_dx_conf;

@@ -43,12 +43,14 @@ struct dime_server_env {
 	void *fetch_arg;
 };
 
-/* Bind and listen on every conf->listen (port 0: an ephemeral one).
+/* Bind and listen on every conf->listen of mode dmtp or dual (port 0: an ephemeral one); the
+ * other modes are the SMTP gateway's services, bound by their own servers.
  * Returns: DIME_OK, DIME_E_IO (why: which address and errno), DIME_E_NOMEM.
  * Out: *out (NULL on failure). */
 DIME_MUST_CHECK int dime_server_new(struct dime_server **out, const struct dime_server_env *env,
 				    char *why, size_t why_cap);
-/* The bound ports, in conf->listen order. Returns: how many were written (at most cap). */
+/* The bound ports, in conf->listen order, 0 for a listener of another mode. Returns: how many
+ * were written (at most cap). */
 size_t dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap);
 /* New sessions use tls from now on (SIGHUP); sessions in progress keep their context. The
  * server takes its own reference to tls (and dime_server_new to env->tls), and each session to
