@@ -8,8 +8,9 @@
 #          start until the last message is in bob's Maildir.
 #   batch: `dime batch wrap --origin-sign` at alpha then `dime batch accept` at beta on the same
 #          mails, from files to files (no network, no queue, no Maildir).
-# Prints per round and as medians: e2e msg/s, the send phase alone, batch msg/s (wrap+accept in
-# sequence), the ratio e2e/batch; at the end alpha's resolver (management record) cache hit rate
+# Prints per round and as medians: e2e msg/s, the send phase alone and how long delivery ran on
+# after it (a bulk send tells dimed every 32 messages, so delivery overlaps the wrapping), batch
+# msg/s (wrap+accept in sequence), the ratio e2e/batch; at the end alpha's resolver (management record) cache hit rate
 # from its outq.stats line and how many DMTP sessions carried the messages.
 #
 # usage: bench/e2e-dmtp.sh [--count N] [--size BYTES] [--rounds R] [--workers W]
@@ -127,7 +128,7 @@ for r in $(seq 1 "$rounds"); do
 	t4=$(now)
 	[ "$(ls "$tmp/a" | wc -l)" = "$count" ] || { echo "e2e-dmtp: batch accept gave $(ls "$tmp/a" | wc -l) of $count" >&2; exit 1; }
 	awk -v n="$count" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v e="$t4" -v r="$r" \
-		'BEGIN { printf "%d %.1f %.1f %.1f\n", r, n / (c - a), n / (b - a), n / (e - d) }' >>"$res"
+		'BEGIN { printf "%d %.1f %.1f %.1f %.1f\n", r, n / (c - a), n / (b - a), n / (e - d), c - b }' >>"$res"
 	echo "round $r/$rounds: $(tail -1 "$res")" >&2
 done
 kill -TERM "${PIDS[0]}"
@@ -140,10 +141,10 @@ awk '
 		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	{ n++; e[n] = $2; s[n] = $3; b[n] = $4; q[n] = $2 / $4; lo = (n == 1 || q[n] < lo) ? q[n] : lo; hi = q[n] > hi ? q[n] : hi }
+	{ n++; e[n] = $2; s[n] = $3; b[n] = $4; t[n] = $5; q[n] = $2 / $4; lo = (n == 1 || q[n] < lo) ? q[n] : lo; hi = q[n] > hi ? q[n] : hi }
 	END {
 		printf "e2e (send, deliver, accept, store): %.0f msg/s median\n", med(e, n)
-		printf "  of which dime send --in (wrap, queue): %.0f msg/s median\n", med(s, n)
+		printf "  of which dime send --in (wrap, queue): %.0f msg/s median; the last message arrived %.1f s after the send ended (median)\n", med(s, n), med(t, n)
 		printf "batch wrap --origin-sign + batch accept: %.0f msg/s median\n", med(b, n)
 		printf "e2e / batch: %.2fx median (%.2f-%.2f)\n", med(q, n), lo, hi
 	}' "$res"

@@ -111,6 +111,9 @@ struct dime_dconf;
 /* Tell a dimed running on c (its pid file) to rescan its outbound queue (SIGUSR1): after
  * `dime send` and `dime queue retry|delete`. Never an error: without dimed the queue waits. */
 void cli_outq_notify(const struct dime_dconf *c);
+/* The same, silent and thread-safe: DIME_OK (*pid signalled), DIME_E_NOTFOUND (no dimed runs),
+ * DIME_E_IO (why). */
+int cli_outq_signal(const struct dime_dconf *c, long *pid, char *why, size_t cap);
 /* Fetch and validate target's signets (an address: the user's and its org's; a domain: the
  * org's) with the signet resolver (dime/sigfetch.h) over c's DNS and ports, into c's store.
  * Returns DIME_OK, or the resolver's failure with why (cap octets). */

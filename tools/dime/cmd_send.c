@@ -98,7 +98,13 @@ send_author(struct dime_store *st, char origin_fp[88], const char *author, const
 struct send_sink {
 	struct dime_outq *q;
 	struct dime_outq_env env;
+	const struct dime_dconf *conf;
+	unsigned long queued; /* atomic: puts so far */
 };
+
+/* A bulk send tells a running dimed every SEND_NOTIFY_EVERY messages, so delivery starts
+ * while the rest is still being wrapped (the final notice comes after the run). */
+#define SEND_NOTIFY_EVERY 32u
 
 static int
 send_put(void *ctx, const char *name, const uint8_t *out, size_t len, char *line, size_t cap,
@@ -118,6 +124,12 @@ send_put(void *ctx, const char *name, const uint8_t *out, size_t len, char *line
 		return rc;
 	}
 	(void)snprintf(line, cap, "%s", id);
+	if (__atomic_add_fetch(&k->queued, 1, __ATOMIC_RELAXED) % SEND_NOTIFY_EVERY == 0) {
+		char swhy[256];
+		long pid;
+
+		(void)cli_outq_signal(k->conf, &pid, swhy, sizeof(swhy)); /* best effort */
+	}
 	return DIME_OK;
 }
 
@@ -345,6 +357,7 @@ cmd_send(int argc, char **argv)
 			k.env.author = from;
 			k.env.recipient = rp->addr;
 			k.env.dest_fp = rp->dest_fp;
+			k.conf = &conf;
 			if (in != NULL) {
 				/* each recipient reads the input from its start */
 				dime_source_close(src);

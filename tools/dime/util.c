@@ -395,18 +395,32 @@ cli_validate(struct dime_signet_verdict *v, const struct dime_signet *s,
 	DIME_ASSERT((rc == DIME_OK) == (v->kind == DIME_SIGNET_VALID));
 }
 
-void
-cli_outq_notify(const struct dime_dconf *c)
+int
+cli_outq_signal(const struct dime_dconf *c, long *pid_out, char *why, size_t cap)
 {
-	char pidfile[4096], why[512];
+	char pidfile[4096];
 	pid_t pid = 0;
 	int rc;
 
-	if (dime_dconf_pid_file(c, pidfile, sizeof(pidfile)) != DIME_OK)
-		return;
-	rc = dime_privsep_pid_signal(&pid, pidfile, SIGUSR1, why, sizeof(why));
+	*pid_out = 0;
+	if ((rc = dime_dconf_pid_file(c, pidfile, sizeof(pidfile))) != DIME_OK) {
+		(void)snprintf(why, cap, "no pid file");
+		return rc;
+	}
+	rc = dime_privsep_pid_signal(&pid, pidfile, SIGUSR1, why, cap);
+	*pid_out = (long)pid;
+	return rc;
+}
+
+void
+cli_outq_notify(const struct dime_dconf *c)
+{
+	char why[512];
+	long pid = 0;
+	int rc = cli_outq_signal(c, &pid, why, sizeof(why));
+
 	if (rc == DIME_OK)
-		fprintf(stderr, "dime: signalled dimed (pid %ld) to rescan its queue\n", (long)pid);
+		fprintf(stderr, "dime: signalled dimed (pid %ld) to rescan its queue\n", pid);
 	else if (rc == DIME_E_IO)
 		fprintf(stderr, "dime: warning: %s; send the running dimed SIGUSR1 to rescan\n",
 			why);
