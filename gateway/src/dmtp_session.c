@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "dime/dmtp_session.h"
+#include "outbuf.h"
 
 /* Where a mail transaction stands (spec: MAIL, RCPT, DATA in that order). */
 enum sess_txn { TXN_NONE = 0, TXN_MAIL, TXN_RCPT };
@@ -32,8 +33,7 @@ struct dime_dmtp_sess {
 	char tls_host[DIME_DMTP_ADDR_MAX + 1];
 	int last_code, last_verb;
 
-	uint8_t *out; /* out[out_off..out_len) is unsent */
-	size_t out_off, out_len, out_cap;
+	struct dime_outbuf out; /* replies not sent yet */
 
 	int in_data, msg_over, msg_nomem;
 	enum sess_dst dst;
@@ -63,31 +63,10 @@ sess_close(struct dime_dmtp_sess *s)
 static void
 sess_put(struct dime_dmtp_sess *s, const char *p, size_t n)
 {
-	if (s->out_off > 0 && s->out_off == s->out_len)
-		s->out_off = s->out_len = 0;
-	if (n > s->out_cap - s->out_len && s->out_off > 0) {
-		memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
-		s->out_len -= s->out_off;
-		s->out_off = 0;
-	}
-	if (n > s->out_cap - s->out_len) {
-		size_t cap = s->out_cap ? s->out_cap : 1024;
-		uint8_t *nb;
-
-		while (cap - s->out_len < n)
-			cap *= 2;
-		nb = realloc(s->out, cap);
-		if (nb == NULL) {
-			/* Out of memory for a reply: the peer cannot be answered in order, so the
-			 * only honest thing left is to hang up. */
-			sess_close(s);
-			return;
-		}
-		s->out = nb;
-		s->out_cap = cap;
-	}
-	memcpy(s->out + s->out_len, p, n);
-	s->out_len += n;
+	/* Out of memory for a reply: the peer cannot be answered in order, so the only honest
+	 * thing left is to hang up. */
+	if (dime_outbuf_put(&s->out, p, n) != 0)
+		sess_close(s);
 }
 
 /* One reply line: "<code><sep><text>\n". */
@@ -173,9 +152,7 @@ dime_dmtp_sess_free(struct dime_dmtp_sess *s)
 	if (s == NULL)
 		return;
 	sess_msg_free(s);
-	if (s->out != NULL)
-		sodium_memzero(s->out, s->out_cap);
-	free(s->out);
+	dime_outbuf_free(&s->out);
 	sodium_memzero(s, sizeof(*s));
 	free(s);
 }
@@ -694,7 +671,7 @@ sess_data_feed(struct dime_dmtp_sess *s, const uint8_t *p, size_t len)
 static size_t
 sess_out_pending(const struct dime_dmtp_sess *s)
 {
-	return s->out_len - s->out_off;
+	return dime_outbuf_pending(&s->out);
 }
 
 size_t
@@ -772,17 +749,13 @@ dime_dmtp_sess_actions(const struct dime_dmtp_sess *s)
 const uint8_t *
 dime_dmtp_sess_out(const struct dime_dmtp_sess *s, size_t *len)
 {
-	*len = sess_out_pending(s);
-	return *len > 0 ? s->out + s->out_off : (const uint8_t *)"";
+	return dime_outbuf_get(&s->out, len);
 }
 
 void
 dime_dmtp_sess_out_done(struct dime_dmtp_sess *s, size_t n)
 {
-	DIME_ASSERT(n <= sess_out_pending(s));
-	s->out_off += n;
-	if (s->out_off == s->out_len)
-		s->out_off = s->out_len = 0;
+	dime_outbuf_done(&s->out, n);
 }
 
 const struct dime_dmtp_query *

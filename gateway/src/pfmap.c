@@ -10,77 +10,9 @@
 #include <sodium.h>
 
 #include "dime/pfmap.h"
+#include "outbuf.h"
 
-/* ---- shared: output buffer, text checks, addresses ---- */
-
-struct pfmap_out {
-	uint8_t *p; /* p[off..len) is unsent */
-	size_t off, len, cap;
-};
-
-static size_t
-pfmap_out_pending(const struct pfmap_out *o)
-{
-	return o->len - o->off;
-}
-
-/* Append n octets. Returns: 0, or -1 when memory ran out (the caller closes). */
-static int
-pfmap_out_put(struct pfmap_out *o, const void *src, size_t n)
-{
-	if (o->off > 0 && o->off == o->len)
-		o->off = o->len = 0;
-	if (n > o->cap - o->len && o->off > 0) {
-		memmove(o->p, o->p + o->off, o->len - o->off);
-		o->len -= o->off;
-		o->off = 0;
-	}
-	if (n > o->cap - o->len) {
-		size_t cap = o->cap ? o->cap : 512;
-		uint8_t *nb;
-
-		while (cap - o->len < n)
-			cap *= 2;
-		if ((nb = malloc(cap)) == NULL)
-			return -1;
-		/* A copy rather than realloc: the old buffer is wiped before it goes back. */
-		if (o->len > 0)
-			memcpy(nb, o->p, o->len);
-		if (o->p != NULL)
-			sodium_memzero(o->p, o->cap);
-		free(o->p);
-		o->p = nb;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, src, n);
-	o->len += n;
-	return 0;
-}
-
-static const uint8_t *
-pfmap_out_get(const struct pfmap_out *o, size_t *len)
-{
-	*len = o->len - o->off;
-	return *len ? o->p + o->off : NULL;
-}
-
-static void
-pfmap_out_done(struct pfmap_out *o, size_t n)
-{
-	DIME_ASSERT(n <= o->len - o->off);
-	o->off += n;
-	if (o->off == o->len)
-		o->off = o->len = 0;
-}
-
-static void
-pfmap_out_free(struct pfmap_out *o)
-{
-	if (o->p != NULL)
-		sodium_memzero(o->p, o->cap);
-	free(o->p);
-	memset(o, 0, sizeof(*o));
-}
+/* ---- shared: text checks, addresses ---- */
 
 /* Is text a NUL-terminated run of at most DIME_PFMAP_TEXT_MAX printable ASCII octets? (The
  * array is DIME_PFMAP_TEXT_MAX + 1 long, so the NUL must be inside it.) Out: *n its length. */
@@ -164,7 +96,7 @@ struct dime_pfmap_sm {
 	char buf[DIME_PFMAP_SM_REQ_MAX + 1];
 	size_t buf_len;
 	char dom[DIME_PFMAP_DOMAIN_MAX + 1];
-	struct pfmap_out out;
+	struct dime_outbuf out;
 	int q_open;
 	uint64_t next_id, n_req;
 	struct dime_pfmap_sm_query q;
@@ -188,8 +120,8 @@ sm_reply(struct dime_pfmap_sm *m, enum dime_pfmap_sm_status st, const char *text
 	size_t wl = strlen(sm_words[st]), tl = strlen(text);
 	int n = snprintf(head, sizeof(head), "%zu:%s ", wl + 1 + tl, sm_words[st]);
 
-	if (n < 0 || pfmap_out_put(&m->out, head, (size_t)n) != 0 ||
-	    pfmap_out_put(&m->out, text, tl) != 0 || pfmap_out_put(&m->out, ",", 1) != 0) {
+	if (n < 0 || dime_outbuf_put(&m->out, head, (size_t)n) != 0 ||
+	    dime_outbuf_put(&m->out, text, tl) != 0 || dime_outbuf_put(&m->out, ",", 1) != 0) {
 		/* Without the reply the next answers would be out of step: hang up instead. */
 		sm_close(m, DIME_E_NOMEM);
 		return;
@@ -231,7 +163,7 @@ dime_pfmap_sm_free(struct dime_pfmap_sm *m)
 {
 	if (m == NULL)
 		return;
-	pfmap_out_free(&m->out);
+	dime_outbuf_free(&m->out);
 	sodium_memzero(m, sizeof(*m));
 	free(m);
 }
@@ -288,7 +220,7 @@ dime_pfmap_sm_feed(struct dime_pfmap_sm *m, const uint8_t *p, size_t len)
 	while (i < len && !m->closed) {
 		uint8_t c;
 
-		if (m->q_open || pfmap_out_pending(&m->out) >= DIME_PFMAP_OUT_HIGH)
+		if (m->q_open || dime_outbuf_pending(&m->out) >= DIME_PFMAP_OUT_HIGH)
 			break;
 		if (m->st == SM_DATA) {
 			size_t n = m->want - m->buf_len;
@@ -357,13 +289,13 @@ dime_pfmap_sm_actions(const struct dime_pfmap_sm *m)
 const uint8_t *
 dime_pfmap_sm_out(const struct dime_pfmap_sm *m, size_t *len)
 {
-	return pfmap_out_get(&m->out, len);
+	return dime_outbuf_get(&m->out, len);
 }
 
 void
 dime_pfmap_sm_out_done(struct dime_pfmap_sm *m, size_t n)
 {
-	pfmap_out_done(&m->out, n);
+	dime_outbuf_done(&m->out, n);
 }
 
 const struct dime_pfmap_sm_query *
@@ -481,7 +413,7 @@ struct dime_pfmap_pol {
 	size_t val_off[PA_N];
 	uint64_t size, rcpt_count;
 	char dom[DIME_PFMAP_DOMAIN_MAX + 1];
-	struct pfmap_out out;
+	struct dime_outbuf out;
 	int q_open;
 	uint64_t next_id, n_req;
 	struct dime_pfmap_pol_query q;
@@ -527,7 +459,7 @@ dime_pfmap_pol_free(struct dime_pfmap_pol *p)
 {
 	if (p == NULL)
 		return;
-	pfmap_out_free(&p->out);
+	dime_outbuf_free(&p->out);
 	sodium_memzero(p, sizeof(*p));
 	free(p);
 }
@@ -536,11 +468,11 @@ dime_pfmap_pol_free(struct dime_pfmap_pol *p)
 static void
 pol_reply(struct dime_pfmap_pol *p, const char *word, const char *text)
 {
-	if (pfmap_out_put(&p->out, "action=", 7) != 0 ||
-	    pfmap_out_put(&p->out, word, strlen(word)) != 0 ||
-	    (text[0] != 0 && (pfmap_out_put(&p->out, " ", 1) != 0 ||
-			      pfmap_out_put(&p->out, text, strlen(text)) != 0)) ||
-	    pfmap_out_put(&p->out, "\n\n", 2) != 0) {
+	if (dime_outbuf_put(&p->out, "action=", 7) != 0 ||
+	    dime_outbuf_put(&p->out, word, strlen(word)) != 0 ||
+	    (text[0] != 0 && (dime_outbuf_put(&p->out, " ", 1) != 0 ||
+			      dime_outbuf_put(&p->out, text, strlen(text)) != 0)) ||
+	    dime_outbuf_put(&p->out, "\n\n", 2) != 0) {
 		pol_close(p, DIME_E_NOMEM);
 		return;
 	}
@@ -682,7 +614,7 @@ dime_pfmap_pol_feed(struct dime_pfmap_pol *p, const uint8_t *b, size_t len)
 	while (i < len && !p->closed) {
 		uint8_t c;
 
-		if (p->q_open || pfmap_out_pending(&p->out) >= DIME_PFMAP_OUT_HIGH)
+		if (p->q_open || dime_outbuf_pending(&p->out) >= DIME_PFMAP_OUT_HIGH)
 			break;
 		c = b[i++];
 		if (c == 0) {
@@ -725,13 +657,13 @@ dime_pfmap_pol_actions(const struct dime_pfmap_pol *p)
 const uint8_t *
 dime_pfmap_pol_out(const struct dime_pfmap_pol *p, size_t *len)
 {
-	return pfmap_out_get(&p->out, len);
+	return dime_outbuf_get(&p->out, len);
 }
 
 void
 dime_pfmap_pol_out_done(struct dime_pfmap_pol *p, size_t n)
 {
-	pfmap_out_done(&p->out, n);
+	dime_outbuf_done(&p->out, n);
 }
 
 const struct dime_pfmap_pol_query *

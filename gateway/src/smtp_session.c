@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "dime/smtp_session.h"
+#include "outbuf.h"
 
 /* Where the DATA de-framer stands: at a line start, inside a line, after a CR not yet known to
  * end the line, after a leading dot, after a leading dot and a CR. */
@@ -33,8 +34,7 @@ struct dime_smtp_sess {
 	char **rcpts;			     /* accepted recipients, each malloc'd */
 	size_t n_rcpts, rcpts_cap;
 
-	uint8_t *out; /* out[out_off..out_len) is unsent */
-	size_t out_off, out_len, out_cap;
+	struct dime_outbuf out; /* replies not sent yet */
 
 	int in_data, msg_over, msg_nomem;
 	enum sess_dst dst;
@@ -63,31 +63,10 @@ sess_close(struct dime_smtp_sess *s)
 static void
 sess_put(struct dime_smtp_sess *s, const char *p, size_t n)
 {
-	if (s->out_off > 0 && s->out_off == s->out_len)
-		s->out_off = s->out_len = 0;
-	if (n > s->out_cap - s->out_len && s->out_off > 0) {
-		memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
-		s->out_len -= s->out_off;
-		s->out_off = 0;
-	}
-	if (n > s->out_cap - s->out_len) {
-		size_t cap = s->out_cap ? s->out_cap : 1024;
-		uint8_t *nb;
-
-		while (cap - s->out_len < n)
-			cap *= 2;
-		nb = realloc(s->out, cap);
-		if (nb == NULL) {
-			/* Out of memory for a reply: the peer cannot be answered in order, so the
-			 * only honest thing left is to hang up (the MTA keeps the mail). */
-			sess_close(s);
-			return;
-		}
-		s->out = nb;
-		s->out_cap = cap;
-	}
-	memcpy(s->out + s->out_len, p, n);
-	s->out_len += n;
+	/* Out of memory for a reply: the peer cannot be answered in order, so the only honest
+	 * thing left is to hang up. */
+	if (dime_outbuf_put(&s->out, p, n) != 0)
+		sess_close(s);
 }
 
 /* One reply line: "<code><sep><text>CRLF", at most 512 octets (RFC 5321 4.5.3.1.5). */
@@ -198,9 +177,7 @@ dime_smtp_sess_free(struct dime_smtp_sess *s)
 	sess_msg_free(s);
 	sess_rcpts_clear(s);
 	free(s->rcpts);
-	if (s->out != NULL)
-		sodium_memzero(s->out, s->out_cap);
-	free(s->out);
+	dime_outbuf_free(&s->out);
 	sodium_memzero(s, sizeof(*s));
 	free(s);
 }
@@ -1109,7 +1086,7 @@ sess_data_feed(struct dime_smtp_sess *s, const uint8_t *p, size_t len)
 static size_t
 sess_out_pending(const struct dime_smtp_sess *s)
 {
-	return s->out_len - s->out_off;
+	return dime_outbuf_pending(&s->out);
 }
 
 size_t
@@ -1189,17 +1166,13 @@ dime_smtp_sess_actions(const struct dime_smtp_sess *s)
 const uint8_t *
 dime_smtp_sess_out(const struct dime_smtp_sess *s, size_t *len)
 {
-	*len = sess_out_pending(s);
-	return *len > 0 ? s->out + s->out_off : (const uint8_t *)"";
+	return dime_outbuf_get(&s->out, len);
 }
 
 void
 dime_smtp_sess_out_done(struct dime_smtp_sess *s, size_t n)
 {
-	DIME_ASSERT(n <= sess_out_pending(s));
-	s->out_off += n;
-	if (s->out_off == s->out_len)
-		s->out_off = s->out_len = 0;
+	dime_outbuf_done(&s->out, n);
 }
 
 const struct dime_smtp_query *
