@@ -3,8 +3,12 @@
  * deadline; every write is send(MSG_NOSIGNAL), so a peer that went away is an error, never a
  * SIGPIPE. The message is CRLF-normalised and dot-stuffed on the fly (RFC 5321 4.5.2). */
 
+#ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* sockets, poll, getaddrinfo, clock_gettime */
-#define _DEFAULT_SOURCE		/* strncasecmp */
+#endif
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* strncasecmp */
+#endif
 
 #include <errno.h>
 #include <netdb.h>
@@ -294,6 +298,48 @@ smtpc_reply_line(struct smtpc_rd *r, const char *line, size_t len)
 	if (!last)
 		return DIME_E_AGAIN;
 	r->done = 1;
+	return DIME_OK;
+}
+
+/* Internal, exported for tests/fuzz/fuzz_smtpc_reply.c only (not part of dime/smtpc.h): the
+ * reply at the start of buf (len octets) read with the client's own rules.
+ * Returns: DIME_OK (the first *used octets are a whole reply: r's code, enh, text; *caps bit 0
+ * SMTPUTF8, bit 1 8BITMIME among its lines after the first), DIME_E_AGAIN (no whole reply yet),
+ * DIME_E_LIMIT (a line over 2048 octets, more than 256 lines), DIME_E_MALFORMED. r, *caps and
+ * *used are zeroed on failure (r->stage stays NULL). */
+int dime_smtpc_reply_scan(struct dime_smtpc_reply *r, unsigned *caps, size_t *used, const char *buf,
+			  size_t len);
+
+int
+dime_smtpc_reply_scan(struct dime_smtpc_reply *r, unsigned *caps, size_t *used, const char *buf,
+		      size_t len)
+{
+	struct smtpc_rd rd;
+	size_t off = 0;
+	int rc = DIME_E_AGAIN;
+
+	memset(r, 0, sizeof(*r));
+	*caps = 0;
+	*used = 0;
+	memset(&rd, 0, sizeof(rd));
+	rd.ehlo = 1;
+	while (rc == DIME_E_AGAIN) {
+		const char *nl = memchr(buf + off, '\n', len - off);
+		size_t n;
+
+		if (nl == NULL)
+			return len - off >= SMTPC_LINE_MAX ? DIME_E_LIMIT : DIME_E_AGAIN;
+		n = (size_t)(nl - (buf + off)) + 1;
+		rc = smtpc_reply_line(&rd, buf + off, n);
+		off += n;
+	}
+	if (rc != DIME_OK)
+		return rc;
+	r->code = rd.code;
+	memcpy(r->enh, rd.enh, sizeof(r->enh));
+	memcpy(r->text, rd.text, sizeof(r->text));
+	*caps = (rd.utf8_ok ? 1u : 0u) | (rd.mime8_ok ? 2u : 0u);
+	*used = off;
 	return DIME_OK;
 }
 
