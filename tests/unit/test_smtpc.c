@@ -776,6 +776,29 @@ t_reconnect(void)
 	}
 }
 
+/* A peer that refuses EHLO gets HELO, and no extension parameters even when asked for. */
+static void
+t_helo(void)
+{
+	static const struct t_rule rule = {"EHLO", 0, "502 5.5.2 Error: command not recognized\r\n",
+					   T_REPLY};
+	static const uint8_t m8[] = "Subject: \xc3\xa9\r\n\r\nx\r\n";
+	struct t_srv s;
+	struct dime_smtpc *c;
+	struct dime_smtpc_reply r;
+	int rc;
+
+	t_srv_start(&s, &rule, 1);
+	c = t_client(s.port, 0, 5000, 5000);
+	rc = dime_smtpc_send(c, &r, "a@example.org", t_one, 1, m8, sizeof(m8) - 1, 1);
+	T_REPLY_IS(rc, r, DIME_OK, 250, "dot", "helo");
+	T_CHECK(t_log_has(&s, "EHLO gw.example.org\r\nHELO gw.example.org\r\n"
+			      "MAIL FROM:<a@example.org>\r\n"),
+		"helo: want EHLO, HELO, then MAIL without parameters");
+	dime_smtpc_free(c);
+	t_srv_stop(&s);
+}
+
 /* LMTP: LHLO, one reply per accepted recipient after the dot, the first refusal decides. */
 static void
 t_lmtp(void)
@@ -976,6 +999,7 @@ main(void)
 	t_early();
 	t_reconnect();
 	t_lmtp();
+	t_helo();
 	t_sink();
 	return t_done("test_smtpc");
 }
