@@ -3,13 +3,6 @@
  * deadline; every write is send(MSG_NOSIGNAL), so a peer that went away is an error, never a
  * SIGPIPE. The message is CRLF-normalised and dot-stuffed on the fly (RFC 5321 4.5.2). */
 
-#ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* sockets, poll, getaddrinfo, clock_gettime */
-#endif
-#ifndef _DEFAULT_SOURCE
-#define _DEFAULT_SOURCE /* strncasecmp */
-#endif
-
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
