@@ -671,6 +671,21 @@ main(void)
 	f.ports.dx = gf_port;
 	(void)snprintf(f.conf.store, sizeof(f.conf.store), "%s", t_path("src.db"));
 	(void)snprintf(f.conf.hostname, sizeof(f.conf.hostname), "mx.a.example");
+	{
+		/* a reinjection that is not HOST:PORT is a configuration error */
+		struct dime_gw_env env;
+		struct dime_gw *bad = NULL;
+
+		(void)snprintf(f.conf.reinject, sizeof(f.conf.reinject), "localhost");
+		memset(&env, 0, sizeof(env));
+		env.conf = &f.conf;
+		env.spool = f.spool;
+		env.outq = f.outq;
+		T_CHECK(dime_gw_new(&bad, &env, why, sizeof(why)) == DIME_E_INVALID &&
+			    bad == NULL && strstr(why, "reinject") != NULL,
+			"bad reinject: got '%s'", why);
+		dime_gw_free(bad);
+	}
 	if (gf_gw(&f, DIME_POL_MIXED, DIME_DCONF_UNSIGNED_DEFER, "") != 0)
 		goto out;
 	test_inbound(&f);
