@@ -17,6 +17,7 @@
 #include "dime/source.h"
 #include "dime/policy.h"
 #include "dime/privsep.h"
+#include "dime/sendpath.h"
 #include "dime/sigfetch.h"
 
 #define SEND_TO_MAX	 64u
@@ -60,37 +61,6 @@ struct send_rcpt {
 	char why[DIME_PL_MSG_WHY_MAX + 64];
 	char dest_fp[88];
 };
-
-/* The author: hosted here, with a user key (trustful mode); origin_fp: the current hosted org
- * signet of its domain, which the origin signatures come from. */
-static int
-send_author(struct dime_store *st, char origin_fp[88], const char *author, const char *domain)
-{
-	struct dime_store_row row;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	int rc;
-
-	rc = dime_store_get(st, &blob, &len, &row, author, DIME_STORE_USER_SIGNET, 0);
-	free(blob);
-	blob = NULL;
-	if (rc != DIME_OK || !row.hosted)
-		return cli_err("send: %s is not a user hosted in this store", author);
-	rc = dime_store_get(st, &blob, &len, &row, author, DIME_STORE_USER_KEY, 0);
-	if (blob != NULL) {
-		dime_wipe(blob, len);
-		free(blob);
-		blob = NULL;
-	}
-	if (rc != DIME_OK)
-		return cli_err("send: the keys of %s are not in this store", author);
-	rc = dime_store_get(st, &blob, &len, &row, domain, DIME_STORE_ORG_SIGNET, 0);
-	free(blob);
-	if (rc != DIME_OK || !row.hosted || row.fingerprint[0] == 0)
-		return cli_err("send: %s is not an org hosted in this store", domain);
-	memcpy(origin_fp, row.fingerprint, sizeof(row.fingerprint));
-	return CLI_OK;
-}
 
 /* The batch's sink: each wrapped message goes into the outbound queue (durable when put
  * returns); the receipt is its queue ID. Called from the batch's workers (outq is
@@ -224,7 +194,7 @@ cmd_send(int argc, char **argv)
 	struct dime_dx_conf dx;
 	struct dime_dx_ports ports;
 	struct dime_sf_conf sf;
-	struct dime_sf_result *res = NULL;
+	struct dime_send_route *route = NULL;
 	struct dime_dns *dns = NULL;
 	struct dime_store *st = NULL;
 	struct dime_outq *q = NULL;
@@ -274,7 +244,7 @@ cmd_send(int argc, char **argv)
 	if (dime_dconf_load(&conf, config, err, sizeof(err)) != DIME_OK)
 		return cli_err("send: %s", err);
 	if ((rcpts = calloc(n_to, sizeof(*rcpts))) == NULL ||
-	    (res = calloc(1, sizeof(*res))) == NULL) {
+	    (route = calloc(1, sizeof(*route))) == NULL) {
 		rc = cli_err("out of memory");
 		goto out;
 	}
@@ -299,9 +269,10 @@ cmd_send(int argc, char **argv)
 		rc = cli_err("send: %s", err);
 		goto out;
 	}
-	if ((rc = send_author(st, origin_fp, from, origin)) != CLI_OK)
+	if (dime_send_author(st, origin_fp, from, origin, err, sizeof(err)) != DIME_OK) {
+		rc = cli_err("send: %s", err);
 		goto out;
-	rc = CLI_ERR;
+	}
 	dime_dconf_outbound(&conf, &dns_conf, &dx, &ports);
 	if (dime_dns_new(&dns, &dns_conf, err, sizeof(err)) != DIME_OK) {
 		rc = cli_err("send: DNS: %s", err);
@@ -318,18 +289,15 @@ cmd_send(int argc, char **argv)
 	for (size_t i = 0; i < n_to; i++) {
 		struct send_rcpt *rp = &rcpts[i];
 
-		rp->rc = dime_sf_resolve(res, &sf, st, rp->addr, (int64_t)time(NULL));
-		rp->act =
-		    dime_send_decide((enum dime_mrec_policy)conf.policy, &res->mr, rp->rc, &why);
-		if (rp->rc == DIME_E_NOMEM || rp->rc == DIME_E_IO) {
-			dime_sf_result_clear(res);
-			rc = cli_err("send: %s: %s", rp->addr, dime_strerror(rp->rc));
+		if (dime_send_route(route, &sf, st, conf.policy, rp->addr, (int64_t)time(NULL)) !=
+		    DIME_OK) {
+			rc = cli_err("send: %s: %s", rp->addr, dime_strerror(route->rc));
 			goto out;
 		}
-		(void)snprintf(rp->why, sizeof(rp->why), "%s%s%s", why,
-			       res->why[0] != 0 ? ": " : "", res->why);
-		(void)snprintf(rp->dest_fp, sizeof(rp->dest_fp), "%s", res->org_fp);
-		dime_sf_result_clear(res);
+		rp->rc = route->rc;
+		rp->act = route->act;
+		(void)snprintf(rp->why, sizeof(rp->why), "%s", route->why);
+		(void)snprintf(rp->dest_fp, sizeof(rp->dest_fp), "%s", route->dest_fp);
 	}
 	dime_store_close(st); /* the batch's threads open their own handles */
 	st = NULL;
@@ -413,7 +381,7 @@ out:
 	dime_source_close(src);
 	dime_store_close(st);
 	dime_dns_free(dns);
-	free(res);
+	free(route);
 	free(rcpts);
 	if (mail != NULL) {
 		dime_wipe(mail, mail_len);
