@@ -112,8 +112,11 @@ gw_store_take(struct dime_gw *g)
 	if (g->n_stores > 0)
 		st = g->stores[--g->n_stores];
 	pthread_mutex_unlock(&g->mu);
-	if (st == NULL && dime_store_open_flags(&st, g->env.conf->store, DIME_STORE_OPEN_EXISTING,
-						err, sizeof(err)) != DIME_OK)
+	/* lookups and the outbound queue's envelope need signets, never a private key */
+	if (st == NULL &&
+	    dime_store_open_flags(&st, g->env.conf->store,
+				  DIME_STORE_OPEN_EXISTING | DIME_STORE_OPEN_NO_SECRETS, err,
+				  sizeof(err)) != DIME_OK)
 		st = NULL;
 	return st;
 }
@@ -185,6 +188,15 @@ gw_hosted_user(struct dime_store *st, const char *addr)
 
 /* ---- the message path ---- */
 
+/* The hosted keys through the key process when dimed runs one, else from the store. */
+static int
+gw_dir_open(const struct dime_gw *g, struct dime_pl_dir **dir, const char **why)
+{
+	if (g->env.dir_conf != NULL)
+		return dime_pl_dir_open_conf(dir, g->env.conf->store, g->env.dir_conf, why);
+	return dime_pl_dir_open(dir, g->env.conf->store, why);
+}
+
 /* Run one job of conf->op over the gateway's directory; when a party is missing there (a key
  * or signet added since the directory was loaded), once more over a fresh directory. */
 static int
@@ -201,7 +213,7 @@ gw_pl_run(struct dime_gw *g, struct dime_pl_msg_job *j, const struct dime_pl_msg
 		const char *dwhy = "";
 
 		if (pass == 1) {
-			rc = dime_pl_dir_open(&fresh, g->env.conf->store, &dwhy);
+			rc = gw_dir_open(g, &fresh, &dwhy);
 			if (rc != DIME_OK) {
 				(void)snprintf(why, why_cap, "%s", dwhy);
 				rc = rc == DIME_E_NOMEM ? rc : DIME_E_IO;
@@ -732,7 +744,7 @@ dime_gw_new(struct dime_gw **out, const struct dime_gw_env *env, char *why, size
 		free(g);
 		return DIME_E_NOMEM;
 	}
-	rc = dime_pl_dir_open(&g->dir, env->conf->store, &dwhy);
+	rc = gw_dir_open(g, &g->dir, &dwhy);
 	if (rc != DIME_OK) {
 		(void)snprintf(why, why_cap, "the store: %s", dwhy);
 		pthread_mutex_destroy(&g->mu);

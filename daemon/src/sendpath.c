@@ -9,13 +9,21 @@
 #include "dime/sigfetch.h"
 #include "dime/store.h"
 
+static int
+send_count_row(const struct dime_store_row *row, void *arg)
+{
+	(void)row;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
 int
 dime_send_author(struct dime_store *st, char origin_fp[88], const char *author, const char *domain,
 		 char *why, size_t why_cap)
 {
 	struct dime_store_row row;
 	uint8_t *blob = NULL;
-	size_t len = 0;
+	size_t len = 0, n_keys;
 	int rc;
 
 	origin_fp[0] = 0;
@@ -28,15 +36,13 @@ dime_send_author(struct dime_store *st, char origin_fp[88], const char *author, 
 		(void)snprintf(why, why_cap, "%s is not a user hosted in this store", author);
 		return DIME_E_NOTFOUND;
 	}
-	rc = dime_store_get(st, &blob, &len, &row, author, DIME_STORE_USER_KEY, 0);
-	if (blob != NULL) {
-		dime_wipe(blob, len);
-		free(blob);
-		blob = NULL;
-	}
+	/* the key's metadata only: a store opened without its secrets (the key process holds
+	 * them) lists key rows but never returns them */
+	n_keys = 0;
+	rc = dime_store_list(st, author, DIME_STORE_USER_KEY, send_count_row, &n_keys);
 	if (rc == DIME_E_IO)
 		goto io;
-	if (rc != DIME_OK) {
+	if ((rc != DIME_OK && rc != DIME_E_INVALID) || n_keys == 0) {
 		(void)snprintf(why, why_cap, "the keys of %s are not in this store", author);
 		return DIME_E_NOTFOUND;
 	}

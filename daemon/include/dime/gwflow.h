@@ -31,6 +31,7 @@ extern "C" {
 #endif
 
 struct dime_dconf;
+struct dime_pl_dir_conf;
 struct dime_outq;
 struct dime_spool;
 struct dime_deliver;
@@ -42,10 +43,13 @@ struct dime_dx_ports;
 /* What the flows run on; all borrowed for the gateway's life. */
 struct dime_gw_env {
 	const struct dime_dconf *conf; /* store, policy, reinject, unsigned_local, hostname */
-	struct dime_spool *spool;      /* local users' D/MIME goes here ... */
-	struct dime_deliver *deliver;  /* ... and this is kicked after (may be NULL) */
-	struct dime_outq *outq;	       /* other DIME domains' messages (dimed's agents deliver) */
-	void (*outq_kick)(void *arg);  /* tell the agents a message was queued (may be NULL) */
+	/* Where the hosted keys are (dime/dir.h): the key process's keystore, so no private key
+	 * enters this process; NULL: loaded from the store here (no key process). Borrowed. */
+	const struct dime_pl_dir_conf *dir_conf;
+	struct dime_spool *spool;     /* local users' D/MIME goes here ... */
+	struct dime_deliver *deliver; /* ... and this is kicked after (may be NULL) */
+	struct dime_outq *outq;	      /* other DIME domains' messages (dimed's agents deliver) */
+	void (*outq_kick)(void *arg); /* tell the agents a message was queued (may be NULL) */
 	void *outq_kick_arg;
 	/* the signet resolver (dime/sigfetch.h) over dimed's DNS handle and record cache */
 	struct dime_dns *dns;
