@@ -246,6 +246,8 @@ smd_job_answer(struct smd_conn *c, struct smd_job *j)
 		dime_dlog(DIME_DLOG_INFO, "smtp.rcpt", "peer=%s code=%d", c->ip,
 			  dime_smtp_sess_last_code(c->sess));
 	} else if (c->lmtp) {
+		size_t len = q->data_len; /* q dies with the last answer */
+
 		for (size_t i = 0; i < j->n_v && dime_smtp_sess_query(c->sess) != NULL; i++) {
 			memset(&a, 0, sizeof(a));
 			smd_answer_from(&a, &j->v[i]);
@@ -253,7 +255,7 @@ smd_job_answer(struct smd_conn *c, struct smd_job *j)
 		}
 		smd_tempfail(c); /* nothing left open, normally */
 		dime_dlog(DIME_DLOG_INFO, "smtp.data", "peer=%s lmtp=1 rcpts=%zu len=%zu", c->ip,
-			  j->n_v, q->data_len);
+			  j->n_v, len);
 	} else {
 		/* One reply for all: 250 only if all got 250, else the first 4xx, else the
 		 * first 5xx (the duplicate risk of mixed outcomes: smtpd.h). */
