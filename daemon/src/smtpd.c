@@ -583,16 +583,6 @@ static const struct dime_io_conn_ops smd_conn_ops = {
     .on_close = smd_on_close,
 };
 
-static size_t
-smd_count_ip(const struct dime_smtpd *s, const char *ip)
-{
-	size_t n = 0;
-
-	for (const struct smd_conn *c = s->conns; c != NULL; c = c->next)
-		n += strcmp(c->ip, ip) == 0;
-	return n;
-}
-
 static void
 smd_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
@@ -630,8 +620,9 @@ smd_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len
 			  c->ip, sizeof(c->ip));
 	else
 		strcpy(c->ip, "local");
-	over = (cf->max_conns != 0 && s->n_conns >= cf->max_conns) ||
-	       (cf->max_conns_per_ip != 0 && smd_count_ip(s, c->ip) >= cf->max_conns_per_ip);
+	/* max_conns only: every connection comes from the MTA's address, where a per-IP cap
+	 * would just be a lower max_conns that turns its concurrency into deferrals. */
+	over = cf->max_conns != 0 && s->n_conns >= cf->max_conns;
 	c->srv = s;
 	c->lmtp = lmtp;
 	if (dime_io_conn_new(s->env.loop, &c->io, fd, &smd_conn_ops, c) != DIME_OK) {

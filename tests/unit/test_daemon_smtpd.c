@@ -677,38 +677,89 @@ test_bytewise(struct tsrv *t)
 	cl_close(&c);
 }
 
-/* A server with a short command timeout (its own conf: 300 ms). */
+/* Start dst on a copy of base's configuration and environment, changed by the caller after. */
+static int
+tsrv_clone(struct tloop *tl, struct tsrv *dst, const struct tsrv *base,
+	   void (*edit)(struct dime_dconf *c))
+{
+	memcpy(&dst->conf, &base->conf, sizeof(dst->conf));
+	edit(&dst->conf);
+	dst->env = base->env;
+	dst->env.conf = &dst->conf;
+	dst->idle = 0;
+	pthread_mutex_init(&dst->mu, NULL);
+	pthread_cond_init(&dst->cv, NULL);
+	on_loop(tl, tsrv_new_cb, dst);
+	if (dst->rc != DIME_OK)
+		t_fail("server: %d (%s)", dst->rc, dst->why);
+	return dst->rc == DIME_OK ? 0 : -1;
+}
+
+static void
+tsrv_stop(struct tloop *tl, struct tsrv *t)
+{
+	on_loop(tl, tsrv_drain_cb, t);
+	T_CHECK(tsrv_wait_idle(t), "drain never idle");
+	on_loop(tl, tsrv_free_cb, t);
+}
+
+static void
+edit_timeout(struct dime_dconf *c)
+{
+	c->timeout_cmd_ms = 300;
+}
+
+static void
+edit_max_conns(struct dime_dconf *c)
+{
+	c->max_conns = 1;
+	c->max_conns_per_ip = 1; /* not applied: the MTA is one address */
+}
+
+/* A short command timeout: the banner, then nothing (no step that could race the timer). */
 static void
 test_timeout(struct tloop *tl, const struct tsrv *base)
 {
 	static struct tsrv t2;
 	struct cl c;
 
-	memcpy(&t2.conf, &base->conf, sizeof(t2.conf));
-	t2.conf.timeout_cmd_ms = 300;
-	t2.env = base->env;
-	t2.env.conf = &t2.conf;
-	t2.env.tls = NULL;
-	pthread_mutex_init(&t2.mu, NULL);
-	pthread_cond_init(&t2.cv, NULL);
-	on_loop(tl, tsrv_new_cb, &t2);
-	if (t2.rc != DIME_OK) {
-		t_fail("timeout server: %d (%s)", t2.rc, t2.why);
+	if (tsrv_clone(tl, &t2, base, edit_timeout) != 0)
 		return;
-	}
 	if (cl_open(&c, t2.ports[0]) == 0) {
 		cl_expect(&c, NULL, 220, NULL, "timeout banner");
-		cl_expect(&c, "EHLO mta.example\r\n", 250, NULL, "timeout EHLO");
-		T_CHECK(strstr(c.last, "STARTTLS") == NULL, "STARTTLS offered without TLS");
 		cl_expect(&c, NULL, 421, "4.4.2", "idle session");
 		T_CHECK(cl_reply(&c) == -1, "connection still open after 421");
 		cl_close(&c);
 	} else {
 		t_fail("connect timeout server");
 	}
-	on_loop(tl, tsrv_drain_cb, &t2);
-	T_CHECK(tsrv_wait_idle(&t2), "timeout server: drain never idle");
-	on_loop(tl, tsrv_free_cb, &t2);
+	tsrv_stop(tl, &t2);
+}
+
+/* max_conns = 1: a second connection gets 421 and a close while the first is open. */
+static void
+test_max_conns(struct tloop *tl, const struct tsrv *base)
+{
+	static struct tsrv t4;
+	struct cl c, c2;
+
+	if (tsrv_clone(tl, &t4, base, edit_max_conns) != 0)
+		return;
+	if (cl_open(&c, t4.ports[0]) == 0) {
+		cl_expect(&c, NULL, 220, NULL, "max_conns: first banner");
+		if (cl_open(&c2, t4.ports[0]) == 0) {
+			cl_expect(&c2, NULL, 421, "4.7.0", "over max_conns");
+			T_CHECK(cl_reply(&c2) == -1, "over max_conns: still open");
+			cl_close(&c2);
+		} else {
+			t_fail("connect over max_conns");
+		}
+		cl_expect(&c, "NOOP\r\n", 250, NULL, "max_conns: the first still served");
+		cl_close(&c);
+	} else {
+		t_fail("connect max_conns server");
+	}
+	tsrv_stop(tl, &t4);
 }
 
 /* Drain: an idle session gets 421 at once; one waiting for its DATA answer gets that answer,
@@ -854,6 +905,7 @@ main(void)
 		test_noops(&t);
 		test_bytewise(&t);
 		test_timeout(&tl, &t);
+		test_max_conns(&tl, &t);
 		test_no_handler(&tl, &t);
 		test_drain(&tl, &t);
 		on_loop(&tl, tsrv_free_cb, &t);

@@ -44,11 +44,10 @@ struct dime_smtpd_handler {
 
 /* What the listeners run on; all borrowed for the server's life. */
 struct dime_smtpd_env {
-	const struct dime_dconf
-	    *conf;		   /* listeners, hostname, max_message, smtp_max_rcpts,
-				      smtp_bare_lf, max_conns(_per_ip), timeout_cmd/_data/_tls */
-	struct dime_io_loop *loop; /* the thread every call below runs on */
-	struct dime_pl_pool *pool; /* handler calls run here (dime_pl_pool_call) */
+	const struct dime_dconf *conf; /* listeners, hostname, max_message, smtp_max_rcpts,
+					  smtp_bare_lf, max_conns, timeout_cmd/_data/_tls */
+	struct dime_io_loop *loop;     /* the thread every call below runs on */
+	struct dime_pl_pool *pool;     /* handler calls run here (dime_pl_pool_call) */
 	/* STARTTLS on smtp listeners with its SMTP context (dime_tlsctx_smtp_for: TLS 1.2+,
 	 * common ciphers, the same certificates); NULL: not offered. The server takes its own
 	 * reference. lmtp listeners never offer STARTTLS. */
