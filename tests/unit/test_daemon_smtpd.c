@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dime/dconf.h"
@@ -762,6 +763,54 @@ test_max_conns(struct tloop *tl, const struct tsrv *base)
 	tsrv_stop(tl, &t4);
 }
 
+/* The MTA vanishes while its DATA is with the handler: the connection is freed once the job
+ * completes (it borrows the session), and the server goes back to no connection. */
+static void
+test_vanish(struct tloop *tl, struct tsrv *t)
+{
+	struct cl c;
+	struct timespec ts;
+	int entered;
+
+	th_reset();
+	if (cl_open(&c, t->ports[0]) != 0) {
+		t_fail("connect smtp");
+		return;
+	}
+	cl_expect(&c, NULL, 220, NULL, "vanish banner");
+	cl_expect(&c, "EHLO mta.example\r\n", 250, NULL, "vanish EHLO");
+	cl_expect(&c, "MAIL FROM:<s@a.example>\r\n", 250, NULL, "vanish MAIL");
+	cl_expect(&c, "RCPT TO:<slow@b.example>\r\n", 250, NULL, "vanish RCPT");
+	cl_expect(&c, "DATA\r\n", 354, NULL, "vanish DATA");
+	pthread_mutex_lock(&g_th.mu);
+	g_th.gate_closed = 1;
+	pthread_mutex_unlock(&g_th.mu);
+	cl_send(&c, msg_body);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 20;
+	pthread_mutex_lock(&g_th.mu);
+	while (!g_th.gate_entered && pthread_cond_timedwait(&g_th.cv, &g_th.mu, &ts) == 0)
+		;
+	entered = g_th.gate_entered;
+	pthread_mutex_unlock(&g_th.mu);
+	T_CHECK(entered, "vanish: the handler was not called");
+	cl_close(&c);
+	pthread_mutex_lock(&g_th.mu);
+	g_th.gate_closed = 0;
+	pthread_cond_broadcast(&g_th.cv);
+	pthread_mutex_unlock(&g_th.mu);
+	/* poll, with a deadline, until the server has let the connection go */
+	for (int i = 0; i < 2000; i++) {
+		struct timespec pause = {0, 10 * 1000 * 1000};
+
+		on_loop(tl, tsrv_nconns_cb, t);
+		if (t->n_conns == 0)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	T_CHECK(t->n_conns == 0, "vanish: %zu connection(s) left", t->n_conns);
+}
+
 /* Drain: an idle session gets 421 at once; one waiting for its DATA answer gets that answer,
  * then 421; idle runs once both are gone. */
 static void
@@ -907,6 +956,7 @@ main(void)
 		test_timeout(&tl, &t);
 		test_max_conns(&tl, &t);
 		test_no_handler(&tl, &t);
+		test_vanish(&tl, &t);
 		test_drain(&tl, &t);
 		on_loop(&tl, tsrv_free_cb, &t);
 	}
