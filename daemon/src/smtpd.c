@@ -1,16 +1,13 @@
 /* dimed's SMTP listener glue: the smtp and lmtp listeners for the MTA, one ESMTP session per
- * connection, RCPT and DATA answered by the handler on the worker pool. The connection plumbing
- * (held bytes, pump, back-pressure wait list, timeouts, drain, caps) follows server.c's. */
+ * connection, RCPT and DATA answered by the handler on the worker pool. Listeners, peer address
+ * and held input come from conn.c, shared with server.c; the pump, the back-pressure wait list,
+ * timeouts, drain and caps follow server.c's, over the SMTP session's types. */
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <errno.h>
 
 #include "dime/dconf.h"
 #include "dime/dlog.h"
@@ -20,10 +17,10 @@
 #include "dime/smtpd.h"
 #include "dime/tlsctx.h"
 
-#define SMD_HELD_PAUSE (16u * 1024) /* unread input past which reading pauses */
-#define SMD_HELD_MAX   (1u << 20)   /* a peer that ignores the pause: 421 */
-#define SMD_WAIT_TICK  10u	    /* ms between retries of jobs the full pool refused */
-#define SMD_WAIT_MAX   30000u	    /* ms a refused job may wait for room, then 451 */
+#include "conn_int.h"
+
+#define SMD_WAIT_TICK 10u    /* ms between retries of jobs the full pool refused */
+#define SMD_WAIT_MAX  30000u /* ms a refused job may wait for room, then 451 */
 
 struct smd_conn;
 
@@ -38,13 +35,6 @@ struct smd_job {
 	size_t n_v;
 };
 
-struct smd_listener {
-	struct dime_smtpd *srv;
-	struct dime_io_listener *io;
-	enum dime_dconf_mode mode;
-	unsigned port;
-};
-
 struct smd_conn {
 	struct dime_smtpd *srv;
 	struct dime_io_conn *io;
@@ -52,18 +42,17 @@ struct smd_conn {
 	struct smd_conn *prev, *next;
 	struct smd_job *job;
 	struct dime_tlsctx *tlsset; /* held from STARTTLS until the connection ends */
-	uint8_t *held;
-	size_t held_len, held_cap;
+	struct dime_conn_held held;
 	int lmtp, closing, dead, paused;
 	int waiting; /* the job waits for room in the pool (reading stopped) */
 	uint64_t wait_since;
 	struct smd_conn *wnext;
-	char ip[INET6_ADDRSTRLEN];
+	char ip[DIME_CONN_IP_CAP];
 };
 
 struct dime_smtpd {
 	struct dime_smtpd_env env;
-	struct smd_listener ls[DIME_DCONF_MAX_LISTEN];
+	struct dime_conn_listener ls[DIME_DCONF_MAX_LISTEN];
 	size_t n_ls;
 	struct smd_conn *conns;
 	size_t n_conns;
@@ -156,7 +145,7 @@ smd_conn_free(struct smd_conn *c)
 	s->n_conns--;
 	dime_smtp_sess_free(c->sess);
 	dime_tlsctx_free(c->tlsset);
-	free(c->held);
+	dime_conn_held_free(&c->held);
 	free(c);
 	if (s->draining && s->n_conns == 0 && s->idle != NULL)
 		s->idle(s->idle_arg);
@@ -165,7 +154,7 @@ smd_conn_free(struct smd_conn *c)
 static void
 smd_read_update(struct smd_conn *c)
 {
-	int want = c->waiting || c->held_len >= SMD_HELD_PAUSE;
+	int want = c->waiting || c->held.len >= DIME_CONN_HELD_PAUSE;
 
 	if (c->closing || c->io == NULL || want == c->paused)
 		return;
@@ -463,7 +452,7 @@ smd_pump(struct smd_conn *c)
 			/* The 220 went out above; plaintext after STARTTLS is dropped. */
 			SSL_CTX *ctx;
 
-			c->held_len = 0;
+			c->held.len = 0;
 			dime_tlsctx_free(c->tlsset);
 			c->tlsset = dime_tlsctx_ref(c->srv->env.tls);
 			ctx = c->tlsset != NULL ? dime_tlsctx_smtp_for(c->tlsset, NULL) : NULL;
@@ -483,11 +472,10 @@ smd_pump(struct smd_conn *c)
 			}
 			continue;
 		}
-		if (c->held_len == 0)
+		if (c->held.len == 0)
 			break;
-		n = dime_smtp_sess_feed(c->sess, c->held, c->held_len);
-		memmove(c->held, c->held + n, c->held_len - n);
-		c->held_len -= n;
+		n = dime_smtp_sess_feed(c->sess, c->held.p, c->held.len);
+		dime_conn_held_drop(&c->held, n);
 		if (n == 0 && dime_smtp_sess_actions(c->sess) == act)
 			break;
 	}
@@ -501,30 +489,21 @@ static void
 smd_on_data(void *ctx, const uint8_t *p, size_t n)
 {
 	struct smd_conn *c = ctx;
+	int rc;
 
 	if (c->closing || n == 0)
 		return;
-	if (n > SMD_HELD_MAX - c->held_len) {
+	rc = dime_conn_held_add(&c->held, p, n);
+	if (rc == DIME_E_LIMIT) {
 		dime_smtp_sess_timeout(c->sess); /* 421 and close: it ignored the pause */
 		smd_pump(c);
 		return;
 	}
-	if (c->held_len + n > c->held_cap) {
-		size_t cap = c->held_cap ? c->held_cap : 4096;
-		uint8_t *nb;
-
-		while (cap < c->held_len + n)
-			cap *= 2;
-		if ((nb = realloc(c->held, cap)) == NULL) {
-			c->closing = 1;
-			dime_io_conn_close(c->io, 0);
-			return;
-		}
-		c->held = nb;
-		c->held_cap = cap;
+	if (rc != DIME_OK) {
+		c->closing = 1;
+		dime_io_conn_close(c->io, 0);
+		return;
 	}
-	memcpy(c->held + c->held_len, p, n);
-	c->held_len += n;
 	if (c->job == NULL)
 		smd_pump(c);
 	smd_read_update(c);
@@ -586,8 +565,8 @@ static const struct dime_io_conn_ops smd_conn_ops = {
 static void
 smd_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
-	struct smd_listener *l = ctx;
-	struct dime_smtpd *s = l->srv;
+	struct dime_conn_listener *l = ctx;
+	struct dime_smtpd *s = l->owner;
 	const struct dime_dconf *cf = s->env.conf;
 	int lmtp = l->mode == DIME_DCONF_LMTP_IN;
 	/* The MTA is the only client: no greeting pause, early talk held (it never does), no
@@ -612,14 +591,7 @@ smd_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len
 		close(fd);
 		return;
 	}
-	if (peer->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)peer)->sin_addr,
-			  c->ip, sizeof(c->ip));
-	else if (peer->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr,
-			  c->ip, sizeof(c->ip));
-	else
-		strcpy(c->ip, "local");
+	dime_conn_peer_ip(c->ip, peer);
 	/* max_conns only: every connection comes from the MTA's address, where a per-IP cap
 	 * would just be a lower max_conns that turns its concurrency into deferrals. */
 	over = cf->max_conns != 0 && s->n_conns >= cf->max_conns;
@@ -656,6 +628,7 @@ dime_smtpd_new(struct dime_smtpd **out, const struct dime_smtpd_env *env, char *
 {
 	struct dime_smtpd *s;
 	const struct dime_dconf *cf = env->conf;
+	int rc;
 
 	*out = NULL;
 	if (why_cap > 0)
@@ -670,25 +643,12 @@ dime_smtpd_new(struct dime_smtpd **out, const struct dime_smtpd_env *env, char *
 		return DIME_E_NOMEM;
 	s->env = *env;
 	dime_tlsctx_ref(s->env.tls);
-	for (size_t i = 0; i < cf->n_listen && i < DIME_DCONF_MAX_LISTEN; i++) {
-		struct smd_listener *l = &s->ls[i];
-		int fd;
-
-		s->n_ls++;
-		if (cf->listen[i].mode != DIME_DCONF_SMTP &&
-		    cf->listen[i].mode != DIME_DCONF_LMTP_IN)
-			continue; /* another server's (port stays 0) */
-		fd = dime_io_tcp_listen(cf->listen[i].host, cf->listen[i].port, &l->port);
-		l->srv = s;
-		l->mode = cf->listen[i].mode;
-		if (fd < 0 || dime_io_listen(env->loop, &l->io, fd, smd_on_accept, l) != DIME_OK) {
-			snprintf(why, why_cap, "cannot listen on %s:%u: %s", cf->listen[i].host,
-				 cf->listen[i].port, strerror(errno));
-			if (fd >= 0 && l->io == NULL)
-				close(fd);
-			dime_smtpd_free(s);
-			return DIME_E_IO;
-		}
+	rc = dime_conn_bind(s->ls, &s->n_ls, cf, env->loop,
+			    (1u << DIME_DCONF_SMTP) | (1u << DIME_DCONF_LMTP_IN), smd_on_accept, s,
+			    why, why_cap);
+	if (rc != DIME_OK) {
+		dime_smtpd_free(s);
+		return rc;
 	}
 	*out = s;
 	return DIME_OK;
@@ -697,11 +657,7 @@ dime_smtpd_new(struct dime_smtpd **out, const struct dime_smtpd_env *env, char *
 size_t
 dime_smtpd_ports(const struct dime_smtpd *s, unsigned *ports, size_t cap)
 {
-	size_t n = 0;
-
-	for (; n < s->n_ls && n < cap; n++)
-		ports[n] = s->ls[n].port;
-	return n;
+	return dime_conn_ports(s->ls, s->n_ls, ports, cap);
 }
 
 void
@@ -726,10 +682,7 @@ dime_smtpd_drain(struct dime_smtpd *s, void (*idle)(void *arg), void *arg)
 	s->draining = 1;
 	s->idle = idle;
 	s->idle_arg = arg;
-	for (size_t i = 0; i < s->n_ls; i++) {
-		dime_io_listener_close(s->ls[i].io);
-		s->ls[i].io = NULL;
-	}
+	dime_conn_unbind(s->ls, s->n_ls);
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->closing)
@@ -746,8 +699,7 @@ dime_smtpd_free(struct dime_smtpd *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->n_ls; i++)
-		dime_io_listener_close(s->ls[i].io);
+	dime_conn_unbind(s->ls, s->n_ls);
 	dime_io_timer_cancel(s->w_timer);
 	dime_tlsctx_free(s->env.tls);
 	free(s);
