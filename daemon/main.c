@@ -35,6 +35,7 @@
 #include "dime/rng.h"
 #include "dime/server.h"
 #include "dime/sigfetch.h"
+#include "dime/smtpd.h"
 #include "dime/spool.h"
 #include "dime/tlsctx.h"
 
@@ -87,6 +88,8 @@ struct dimed {
 	struct dime_dconf conf;
 	struct dime_io_loop *loop;
 	struct dime_server *srv;
+	struct dime_smtpd *smtpd; /* the smtp/lmtp listeners (NULL: none configured) */
+	int n_draining;		  /* servers not yet idle after SIGTERM */
 	struct dime_tlsctx *tls, *tls_old;
 	struct dime_pl_pool *pool;
 	struct dime_kp_client *kp;
@@ -283,7 +286,8 @@ dimed_idle(void *arg)
 {
 	struct dimed *d = arg;
 
-	dime_io_loop_stop(d->loop);
+	if (--d->n_draining == 0)
+		dime_io_loop_stop(d->loop);
 }
 
 static void
@@ -294,8 +298,12 @@ dimed_on_term(void *arg)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
-	dime_dlog(DIME_DLOG_INFO, "dimed.drain", "conns=%zu", dime_server_n_conns(d->srv));
+	dime_dlog(DIME_DLOG_INFO, "dimed.drain", "conns=%zu smtp_conns=%zu",
+		  dime_server_n_conns(d->srv), d->smtpd ? dime_smtpd_n_conns(d->smtpd) : 0);
+	d->n_draining = d->smtpd != NULL ? 2 : 1;
 	dime_server_drain(d->srv, dimed_idle, d);
+	if (d->smtpd != NULL)
+		dime_smtpd_drain(d->smtpd, dimed_idle, d);
 }
 
 /* What the signal thread prepared for a SIGHUP: the new keys (NULL: reloading them failed, the
@@ -366,6 +374,8 @@ dimed_on_hup(void *arg)
 	d->tls_old = d->tls;
 	d->tls = t;
 	dime_server_set_tls(d->srv, t);
+	if (d->smtpd != NULL)
+		dime_smtpd_set_tls(d->smtpd, t);
 	dime_dlog(DIME_DLOG_INFO, "dimed.reload", "result=ok certs=%zu", nc.n_certs);
 }
 
@@ -482,6 +492,21 @@ dimed_fetch_origin(void *arg, struct dime_store *st, const char *domain, int64_t
 	return rc;
 }
 
+/* The handler behind the smtp/lmtp listeners (dime/smtpd.h): the SMTP gateway's flows,
+ * dime_gw_rcpt and dime_gw_message over a struct dime_gw (dime/gwflow.h) that main creates
+ * once the spool, outbound queue and DNS exist. Not wired yet: until it is, this returns no
+ * handler and dimed refuses to start (and --check-config fails) when an smtp or lmtp listener
+ * is configured, rather than accepting mail it cannot handle. The lead fills this in. */
+static struct dime_smtpd_handler
+dimed_gw_handler(struct dimed *d)
+{
+	struct dime_smtpd_handler h;
+
+	(void)d;
+	memset(&h, 0, sizeof(h));
+	return h;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -532,6 +557,12 @@ main(int argc, char **argv)
 		 * opened here. */
 		if (dimed_load(&d.conf, d.conf_path, 0, why, sizeof(why)) != 0) {
 			fprintf(stderr, "dimed: %s\n", why);
+			return 1;
+		}
+		if (dime_smtpd_wanted(&d.conf) && dimed_gw_handler(&d).rcpt == NULL) {
+			fprintf(stderr,
+				"dimed: an smtp/lmtp listener is configured but this dimed has "
+				"no gateway handler\n");
 			return 1;
 		}
 		/* The embedded certificate is made at the first start: not an error yet. */
@@ -624,6 +655,19 @@ main(int argc, char **argv)
 	env.fetch_arg = &fetch;
 	if (dime_server_new(&d.srv, &env, why, sizeof(why)) != DIME_OK)
 		goto fail;
+	/* The SMTP gateway's smtp/lmtp listeners (dime/smtpd.h): same loop, pool and TLS set. */
+	if (dime_smtpd_wanted(&d.conf)) {
+		struct dime_smtpd_env senv;
+
+		memset(&senv, 0, sizeof(senv));
+		senv.conf = &d.conf;
+		senv.loop = d.loop;
+		senv.pool = d.pool;
+		senv.tls = d.tls;
+		senv.handler = dimed_gw_handler(&d);
+		if (dime_smtpd_new(&d.smtpd, &senv, why, sizeof(why)) != DIME_OK)
+			goto fail;
+	}
 	/* Written before the drop (its directory may be root's); locked for as long as we run. */
 	if (dime_dconf_pid_file(&d.conf, pid_path, sizeof(pid_path)) != DIME_OK) {
 		snprintf(why, sizeof(why), "pid file name too long");
@@ -664,6 +708,13 @@ main(int argc, char **argv)
 	}
 	{
 		size_t n = dime_server_ports(d.srv, ports, DIME_DCONF_MAX_LISTEN);
+		unsigned sports[DIME_DCONF_MAX_LISTEN];
+
+		/* ports[i] from whichever server owns listener i (the other reports 0) */
+		if (d.smtpd != NULL)
+			for (size_t i = 0; i < dime_smtpd_ports(d.smtpd, sports, n); i++)
+				if (ports[i] == 0)
+					ports[i] = sports[i];
 
 		for (size_t i = 0; i < n; i++) {
 			dime_dlog(DIME_DLOG_INFO, "dimed.listen", "host=%s port=%u mode=%s",
@@ -699,6 +750,7 @@ out:
 	if (ports_f != NULL)
 		fclose(ports_f);
 	dime_server_free(d.srv);
+	dime_smtpd_free(d.smtpd);
 	dime_pl_pool_free(d.pool);
 	dime_deliver_stop(dlv, rc == 0);
 	if (d.agent != NULL) {

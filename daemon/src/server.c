@@ -28,6 +28,8 @@
 #include "dime/spool.h"
 #include "dime/tlsctx.h"
 
+#include "conn_int.h"
+
 /* The rows of one (ident, kind), oldest first. */
 struct srv_rows {
 	struct dime_store_row *r;
@@ -506,12 +508,10 @@ dime_server_accept_verdict(int rc)
 
 /* ==== the network side: listeners, connections, jobs ==== */
 
-#define SRV_HELD_PAUSE (16u * 1024) /* unread input past which reading pauses */
-#define SRV_HELD_MAX   (1u << 20)   /* a peer that ignores the pause: 421 */
-#define SRV_STORES     64u	    /* store handles kept for the workers */
-#define SRV_GC_MAX     128u	    /* DATA commits in one group commit */
-#define SRV_WAIT_TICK  10u	    /* ms between retries of jobs the full pool refused */
-#define SRV_WAIT_MAX   30000u	    /* ms a refused job may wait for room, then 451 */
+#define SRV_STORES    64u    /* store handles kept for the workers */
+#define SRV_GC_MAX    128u   /* DATA commits in one group commit */
+#define SRV_WAIT_TICK 10u    /* ms between retries of jobs the full pool refused */
+#define SRV_WAIT_MAX  30000u /* ms a refused job may wait for room, then 451 */
 
 struct srv_conn;
 
@@ -536,13 +536,6 @@ struct srv_job {
 	struct srv_job *gc_next;	   /* in the server's group-commit queue */
 };
 
-struct srv_listener {
-	struct dime_server *srv;
-	struct dime_io_listener *io;
-	enum dime_dconf_mode mode;
-	unsigned port;
-};
-
 struct srv_conn {
 	struct dime_server *srv;
 	struct dime_io_conn *io;
@@ -552,20 +545,19 @@ struct srv_conn {
 	SSL_CTX *tls;		     /* the context this session started with (SIGHUP keeps it) */
 	struct dime_tlsctx *tlsset;  /* tls's set: a reference held until the connection ends */
 	struct dime_io_timer *greet; /* the banner's pause (greet_pause), until it fires */
-	uint8_t *held;
-	size_t held_len, held_cap;
+	struct dime_conn_held held;
 	int implicit, started, closing, dead, paused;
 	/* Back-pressure: job was refused by the full pool; it waits in the server's list (in
 	 * arrival order) with reading stopped, and goes in when a retry finds room. */
 	int waiting;
 	uint64_t wait_since; /* loop ms */
 	struct srv_conn *wnext;
-	char ip[INET6_ADDRSTRLEN];
+	char ip[DIME_CONN_IP_CAP];
 };
 
 struct dime_server {
 	struct dime_server_env env;
-	struct srv_listener ls[DIME_DCONF_MAX_LISTEN];
+	struct dime_conn_listener ls[DIME_DCONF_MAX_LISTEN];
 	size_t n_ls;
 	struct srv_conn *conns;
 	size_t n_conns;
@@ -642,7 +634,7 @@ srv_conn_free(struct srv_conn *c)
 	s->n_conns--;
 	dime_dmtp_sess_free(c->sess);
 	dime_tlsctx_free(c->tlsset);
-	free(c->held);
+	dime_conn_held_free(&c->held);
 	free(c);
 	if (s->draining && s->n_conns == 0 && s->idle != NULL)
 		s->idle(s->idle_arg);
@@ -653,7 +645,7 @@ srv_conn_free(struct srv_conn *c)
 static void
 srv_read_update(struct srv_conn *c)
 {
-	int want = c->waiting || c->held_len >= SRV_HELD_PAUSE;
+	int want = c->waiting || c->held.len >= DIME_CONN_HELD_PAUSE;
 
 	if (c->closing || c->io == NULL || want == c->paused)
 		return;
@@ -1245,7 +1237,7 @@ srv_pump(struct srv_conn *c)
 		if (act & DIME_DMTP_ACT_TLS) {
 			/* The 220 was queued above, before the handshake; plaintext after STARTTLS
 			 * is dropped (held here, and by io for what it has not delivered). */
-			c->held_len = 0;
+			c->held.len = 0;
 			/* The set in force now (SIGHUP): held until the connection ends, since
 			 * the handshake's SNI callback reads it. */
 			dime_tlsctx_free(c->tlsset);
@@ -1268,11 +1260,10 @@ srv_pump(struct srv_conn *c)
 			}
 			continue;
 		}
-		if (c->held_len == 0)
+		if (c->held.len == 0)
 			break;
-		n = dime_dmtp_sess_feed(c->sess, c->held, c->held_len);
-		memmove(c->held, c->held + n, c->held_len - n);
-		c->held_len -= n;
+		n = dime_dmtp_sess_feed(c->sess, c->held.p, c->held.len);
+		dime_conn_held_drop(&c->held, n);
 		if (n == 0 && dime_dmtp_sess_actions(c->sess) == act)
 			break;
 	}
@@ -1286,30 +1277,21 @@ static void
 srv_on_data(void *ctx, const uint8_t *p, size_t n)
 {
 	struct srv_conn *c = ctx;
+	int rc;
 
 	if (c->closing || n == 0)
 		return;
-	if (n > SRV_HELD_MAX - c->held_len) {
+	rc = dime_conn_held_add(&c->held, p, n);
+	if (rc == DIME_E_LIMIT) {
 		dime_dmtp_sess_timeout(c->sess); /* 421 and close: it ignored the pause */
 		srv_pump(c);
 		return;
 	}
-	if (c->held_len + n > c->held_cap) {
-		size_t cap = c->held_cap ? c->held_cap : 4096;
-		uint8_t *nb;
-
-		while (cap < c->held_len + n)
-			cap *= 2;
-		if ((nb = realloc(c->held, cap)) == NULL) {
-			c->closing = 1;
-			dime_io_conn_close(c->io, 0);
-			return;
-		}
-		c->held = nb;
-		c->held_cap = cap;
+	if (rc != DIME_OK) {
+		c->closing = 1;
+		dime_io_conn_close(c->io, 0);
+		return;
 	}
-	memcpy(c->held + c->held_len, p, n);
-	c->held_len += n;
 	/* during the greeting pause the unstarted session judges early bytes (554 or hold) */
 	if (c->started || c->greet != NULL)
 		srv_pump(c);
@@ -1442,8 +1424,8 @@ srv_count_ip(const struct dime_server *s, const char *ip)
 static void
 srv_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
-	struct srv_listener *l = ctx;
-	struct dime_server *s = l->srv;
+	struct dime_conn_listener *l = ctx;
+	struct dime_server *s = l->owner;
 	const struct dime_dconf *cf = s->env.conf;
 	struct dime_dmtp_sess_conf sc = {.kind = l->mode == DIME_DCONF_DMTP ? DIME_DMTP_SESS_DMTP
 									    : DIME_DMTP_SESS_DUAL,
@@ -1460,14 +1442,7 @@ srv_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len
 		close(fd);
 		return;
 	}
-	if (peer->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)peer)->sin_addr,
-			  c->ip, sizeof(c->ip));
-	else if (peer->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr,
-			  c->ip, sizeof(c->ip));
-	else
-		strcpy(c->ip, "local");
+	dime_conn_peer_ip(c->ip, peer);
 	over = (cf->max_conns != 0 && s->n_conns >= cf->max_conns) ||
 	       (cf->max_conns_per_ip != 0 && srv_count_ip(s, c->ip) >= cf->max_conns_per_ip);
 	c->srv = s;
@@ -1515,6 +1490,7 @@ dime_server_new(struct dime_server **out, const struct dime_server_env *env, cha
 {
 	struct dime_server *s;
 	const struct dime_dconf *cf = env->conf;
+	int rc;
 
 	*out = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
@@ -1524,24 +1500,12 @@ dime_server_new(struct dime_server **out, const struct dime_server_env *env, cha
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->gc_mu, NULL);
 	pthread_cond_init(&s->gc_idle, NULL);
-	for (size_t i = 0; i < cf->n_listen && i < DIME_DCONF_MAX_LISTEN; i++) {
-		struct srv_listener *l = &s->ls[i];
-		int fd;
-
-		s->n_ls++;
-		if (cf->listen[i].mode != DIME_DCONF_DMTP && cf->listen[i].mode != DIME_DCONF_DUAL)
-			continue; /* the gateway's services: another server's (port stays 0) */
-		fd = dime_io_tcp_listen(cf->listen[i].host, cf->listen[i].port, &l->port);
-		l->srv = s;
-		l->mode = cf->listen[i].mode;
-		if (fd < 0 || dime_io_listen(env->loop, &l->io, fd, srv_on_accept, l) != DIME_OK) {
-			snprintf(why, why_cap, "cannot listen on %s:%u: %s", cf->listen[i].host,
-				 cf->listen[i].port, strerror(errno));
-			if (fd >= 0 && l->io == NULL)
-				close(fd);
-			dime_server_free(s);
-			return DIME_E_IO;
-		}
+	rc = dime_conn_bind(s->ls, &s->n_ls, cf, env->loop,
+			    (1u << DIME_DCONF_DMTP) | (1u << DIME_DCONF_DUAL), srv_on_accept, s,
+			    why, why_cap);
+	if (rc != DIME_OK) {
+		dime_server_free(s);
+		return rc;
 	}
 	*out = s;
 	return DIME_OK;
@@ -1550,11 +1514,7 @@ dime_server_new(struct dime_server **out, const struct dime_server_env *env, cha
 size_t
 dime_server_ports(const struct dime_server *s, unsigned *ports, size_t cap)
 {
-	size_t n = 0;
-
-	for (; n < s->n_ls && n < cap; n++)
-		ports[n] = s->ls[n].port;
-	return n;
+	return dime_conn_ports(s->ls, s->n_ls, ports, cap);
 }
 
 void
@@ -1585,10 +1545,7 @@ dime_server_drain(struct dime_server *s, void (*idle)(void *arg), void *arg)
 	s->draining = 1;
 	s->idle = idle;
 	s->idle_arg = arg;
-	for (size_t i = 0; i < s->n_ls; i++) {
-		dime_io_listener_close(s->ls[i].io);
-		s->ls[i].io = NULL;
-	}
+	dime_conn_unbind(s->ls, s->n_ls);
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->closing)
@@ -1610,8 +1567,7 @@ dime_server_free(struct dime_server *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->n_ls; i++)
-		dime_io_listener_close(s->ls[i].io);
+	dime_conn_unbind(s->ls, s->n_ls);
 	dime_io_timer_cancel(s->w_timer);
 	/* A committer still finishing its last step uses s. */
 	pthread_mutex_lock(&s->gc_mu);

@@ -29,7 +29,8 @@ struct dime_tlsctx {
 	 * outlive any handshake started on one of its contexts. */
 	atomic_uint refs;
 	size_t n;
-	SSL_CTX *ctx[DIME_DCONF_MAX_CERTS]; /* ctx[0]: the default */
+	SSL_CTX *ctx[DIME_DCONF_MAX_CERTS];  /* ctx[0]: the default */
+	SSL_CTX *smtp[DIME_DCONF_MAX_CERTS]; /* the same certificates, SMTP's policy */
 	char name[DIME_DCONF_MAX_CERTS][256];
 };
 
@@ -49,13 +50,18 @@ tlsctx_servername(SSL *ssl, int *alert, void *arg)
 {
 	struct dime_tlsctx *t = arg;
 	const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	SSL_CTX *const *set = t->ctx;
 
 	(void)alert;
 	if (host == NULL)
 		return SSL_TLSEXT_ERR_NOACK; /* no SNI: the context chosen before stays */
+	/* stay within the policy the handshake started with (DMTP's or SMTP's) */
+	for (size_t i = 0; i < t->n; i++)
+		if (SSL_get_SSL_CTX(ssl) == t->smtp[i])
+			set = t->smtp;
 	for (size_t i = 1; i < t->n; i++)
 		if (strcasecmp(t->name[i], host) == 0) {
-			if (SSL_set_SSL_CTX(ssl, t->ctx[i]) == NULL)
+			if (SSL_set_SSL_CTX(ssl, set[i]) == NULL)
 				return SSL_TLSEXT_ERR_ALERT_FATAL;
 			return SSL_TLSEXT_ERR_OK;
 		}
@@ -65,9 +71,12 @@ tlsctx_servername(SSL *ssl, int *alert, void *arg)
 }
 
 /* The DMTP policy, identical on every context: SSL_set_SSL_CTX moves only the certificate,
- * so the protocol and cipher limits must already hold on the context a handshake starts on. */
+ * so the protocol and cipher limits must already hold on the context a handshake starts on.
+ * smtp: the SMTP gateway's policy instead (STARTTLS toward the MTA): TLS 1.2 and later,
+ * OpenSSL's default cipher lists (the system's security level), no renegotiation. */
 static SSL_CTX *
-tlsctx_one(struct dime_tlsctx *t, const struct dime_dconf_cert *cc, char *why, size_t why_cap)
+tlsctx_one(struct dime_tlsctx *t, const struct dime_dconf_cert *cc, int smtp, char *why,
+	   size_t why_cap)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	EVP_PKEY *pk = NULL, *pub;
@@ -79,8 +88,8 @@ tlsctx_one(struct dime_tlsctx *t, const struct dime_dconf_cert *cc, char *why, s
 		return NULL;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_set_cipher_list(ctx, TLSCTX_CIPHER) != 1) {
+	    (!smtp && (SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+		       SSL_CTX_set_cipher_list(ctx, TLSCTX_CIPHER) != 1))) {
 		tlsctx_why_ssl(why, why_cap, "TLS policy", cc->cert);
 		goto fail;
 	}
@@ -162,7 +171,9 @@ dime_tlsctx_new(struct dime_tlsctx **out, const struct dime_dconf *c, char *why,
 		return DIME_E_NOMEM;
 	atomic_init(&t->refs, 1);
 	for (size_t i = 0; i < c->n_certs && i < DIME_DCONF_MAX_CERTS; i++) {
-		if ((t->ctx[i] = tlsctx_one(t, &c->certs[i], why, why_cap)) == NULL) {
+		if ((t->ctx[i] = tlsctx_one(t, &c->certs[i], 0, why, why_cap)) == NULL ||
+		    (t->smtp[i] = tlsctx_one(t, &c->certs[i], 1, why, why_cap)) == NULL) {
+			t->n = i + 1;
 			dime_tlsctx_free(t);
 			return DIME_E_INVALID;
 		}
@@ -186,8 +197,10 @@ dime_tlsctx_free(struct dime_tlsctx *t)
 {
 	if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
 		return;
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < t->n; i++) {
 		SSL_CTX_free(t->ctx[i]); /* sessions that hold a reference keep their context */
+		SSL_CTX_free(t->smtp[i]);
+	}
 	free(t);
 }
 
@@ -199,6 +212,16 @@ dime_tlsctx_for(struct dime_tlsctx *t, const char *host)
 			if (strcasecmp(t->name[i], host) == 0)
 				return t->ctx[i];
 	return t->ctx[0];
+}
+
+SSL_CTX *
+dime_tlsctx_smtp_for(struct dime_tlsctx *t, const char *host)
+{
+	if (host != NULL)
+		for (size_t i = 1; i < t->n; i++)
+			if (strcasecmp(t->name[i], host) == 0)
+				return t->smtp[i];
+	return t->smtp[0];
 }
 
 static int

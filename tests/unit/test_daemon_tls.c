@@ -205,6 +205,30 @@ main(void)
 	T_CHECK(!t_handshake(dime_tlsctx_for(t, NULL), TLS1_2_VERSION, "AES256-GCM-SHA384", NULL,
 			     cn, sizeof(cn), NULL, NULL),
 		"a non-ECDHE cipher was accepted");
+	/* The SMTP gateway's contexts: TLS 1.3 and other ciphers, the same certificates and SNI;
+	 * SNI stays within the SMTP policy. */
+	T_CHECK(dime_tlsctx_smtp_for(t, NULL) != dime_tlsctx_for(t, NULL),
+		"smtp: the DMTP context was returned");
+	if (t_handshake(dime_tlsctx_smtp_for(t, NULL), TLS1_3_VERSION, NULL, "sni.example.org", cn,
+			sizeof(cn), &c, &s)) {
+		T_CHECK(SSL_version(c) == TLS1_3_VERSION, "smtp: got %s, want TLSv1.3",
+			SSL_get_version(c));
+		T_CHECK(strcmp(cn, "sni.example.org") == 0, "smtp SNI: got CN %s", cn);
+		SSL_free(c);
+		SSL_free(s);
+	} else {
+		t_fail("smtp: TLS 1.3 handshake failed");
+	}
+	T_CHECK(t_handshake(dime_tlsctx_smtp_for(t, NULL), TLS1_2_VERSION,
+			    "ECDHE-RSA-AES128-GCM-SHA256", "sni.example.org", cn, sizeof(cn), NULL,
+			    NULL) &&
+		    strcmp(cn, "sni.example.org") == 0,
+		"smtp: TLS 1.2 with another cipher after SNI refused (CN %s)", cn);
+	T_CHECK(t_handshake(dime_tlsctx_smtp_for(t, "sni.example.org"), TLS1_2_VERSION, NULL, NULL,
+			    cn, sizeof(cn), NULL, NULL) &&
+		    strcmp(cn, "sni.example.org") == 0,
+		"smtp STARTTLS host: got CN %s", cn);
+	ERR_clear_error();
 	{
 		/* a TLS 1.3-only client */
 		SSL_CTX *sctx = dime_tlsctx_for(t, NULL);

@@ -29,6 +29,10 @@ void dime_tlsctx_free(struct dime_tlsctx *t);
 /* The context for host (NULL or unknown: the default); its SNI callback switches to the
  * matching one during the handshake. Borrowed, valid while t lives. */
 SSL_CTX *dime_tlsctx_for(struct dime_tlsctx *t, const char *host);
+/* The same for the SMTP gateway's STARTTLS (dime/smtpd.h): the same certificates and SNI
+ * choice, but TLS 1.2 and later with OpenSSL's default ciphers (the MTA is no DMTP peer; the
+ * DMTP contexts above are unchanged). Borrowed, valid while t lives. */
+SSL_CTX *dime_tlsctx_smtp_for(struct dime_tlsctx *t, const char *host);
 
 /* Write a self-signed RSA-3072 certificate for host into cert_path and key_path (0600), for
  * the embedded default. Returns: DIME_OK, DIME_E_IO, DIME_E_CRYPTO. */
