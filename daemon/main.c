@@ -23,6 +23,7 @@
 #include "dime/deliver.h"
 #include "dime/dir.h"
 #include "dime/dlog.h"
+#include "dime/gwflow.h"
 #include "dime/dns.h"
 #include "dime/dx.h"
 #include "dime/keyproc.h"
@@ -96,7 +97,11 @@ struct dimed {
 	pid_t kp_pid;		   /* the key process's supervisor (0: key_process = no) */
 	struct dimed_gen *gen;	   /* the current one first; touched on the loop thread only */
 	struct dime_dagent *agent; /* the outbound delivery agent (set before signals run) */
-	int reap_armed;		   /* a dimed_gen_reap timer is pending */
+	struct dime_gw *gw;	   /* the SMTP gateway's flows (NULL: no smtp/lmtp listener) */
+	struct dime_ks *gw_ks;	   /* their keys through the key process (NULL: in-process) */
+	struct dime_pl_keyinfo *gw_keys;
+	size_t gw_n_keys;
+	int reap_armed; /* a dimed_gen_reap timer is pending */
 	int stopping;
 };
 
@@ -492,19 +497,70 @@ dimed_fetch_origin(void *arg, struct dime_store *st, const char *domain, int64_t
 	return rc;
 }
 
-/* The handler behind the smtp/lmtp listeners (dime/smtpd.h): the SMTP gateway's flows,
- * dime_gw_rcpt and dime_gw_message over a struct dime_gw (dime/gwflow.h) that main creates
- * once the spool, outbound queue and DNS exist. Not wired yet: until it is, this returns no
- * handler and dimed refuses to start (and --check-config fails) when an smtp or lmtp listener
- * is configured, rather than accepting mail it cannot handle. The lead fills this in. */
+/* The SMTP gateway's handler: its flows (dime/gwflow.h) over d->gw. */
+static int
+dimed_gw_rcpt(void *arg, struct dime_gw_verdict *v, const char *sender, const char *rcpt,
+	      int64_t now)
+{
+	return dime_gw_rcpt(arg, v, sender, rcpt, now);
+}
+
+static int
+dimed_gw_message(void *arg, struct dime_gw_verdict *v, const char *sender, const char *rcpt,
+		 const uint8_t *msg, size_t len, int64_t now)
+{
+	return dime_gw_message(arg, v, sender, rcpt, msg, len, now);
+}
+
 static struct dime_smtpd_handler
 dimed_gw_handler(struct dimed *d)
 {
 	struct dime_smtpd_handler h;
 
-	(void)d;
 	memset(&h, 0, sizeof(h));
+	h.rcpt = dimed_gw_rcpt;
+	h.message = dimed_gw_message;
+	h.arg = d->gw;
 	return h;
+}
+
+/* A message went into the outbound queue: wake the delivery agent (started after the gateway:
+ * until then a queued message waits for its first scan). */
+static void
+dimed_outq_kick(void *arg)
+{
+	struct dimed *d = arg;
+	struct dime_dagent *a = __atomic_load_n(&d->agent, __ATOMIC_ACQUIRE);
+
+	if (a != NULL)
+		dime_dagent_kick(a);
+}
+
+/* The gateway's flows, when an smtp/lmtp listener is configured. With the key process its keys
+ * are its own listing of the key process's (as a generation's are), taken now: keys added later
+ * reach the gateway at the next restart. */
+static int
+dimed_gw_new(struct dimed *d, const struct dime_gw_env *base, char *why, size_t why_cap)
+{
+	struct dime_gw_env ge = *base;
+	struct dime_pl_dir_conf dc;
+	int rc;
+
+	if (d->kp != NULL) {
+		if ((rc = dime_kp_client_keys(d->kp, &d->gw_ks, &d->gw_keys, &d->gw_n_keys)) !=
+		    DIME_OK) {
+			snprintf(why, why_cap, "gateway: key process: %s", dime_strerror(rc));
+			return -1;
+		}
+		memset(&dc, 0, sizeof(dc));
+		dc.ks = d->gw_ks;
+		dc.keys = d->gw_keys;
+		dc.n_keys = d->gw_n_keys;
+		ge.dir_conf = &dc;
+	}
+	if (dime_gw_new(&d->gw, &ge, why, why_cap) != DIME_OK)
+		return -1;
+	return 0;
 }
 
 int
@@ -557,12 +613,6 @@ main(int argc, char **argv)
 		 * opened here. */
 		if (dimed_load(&d.conf, d.conf_path, 0, why, sizeof(why)) != 0) {
 			fprintf(stderr, "dimed: %s\n", why);
-			return 1;
-		}
-		if (dime_smtpd_wanted(&d.conf) && dimed_gw_handler(&d).rcpt == NULL) {
-			fprintf(stderr,
-				"dimed: an smtp/lmtp listener is configured but this dimed has "
-				"no gateway handler\n");
 			return 1;
 		}
 		/* The embedded certificate is made at the first start: not an error yet. */
@@ -655,9 +705,25 @@ main(int argc, char **argv)
 	env.fetch_arg = &fetch;
 	if (dime_server_new(&d.srv, &env, why, sizeof(why)) != DIME_OK)
 		goto fail;
-	/* The SMTP gateway's smtp/lmtp listeners (dime/smtpd.h): same loop, pool and TLS set. */
+	/* The SMTP gateway's smtp/lmtp listeners (dime/smtpd.h): same loop, pool and TLS set,
+	 * their mail handled by the gateway's flows (dime/gwflow.h). */
 	if (dime_smtpd_wanted(&d.conf)) {
 		struct dime_smtpd_env senv;
+		struct dime_gw_env ge;
+
+		memset(&ge, 0, sizeof(ge));
+		ge.conf = &d.conf;
+		ge.spool = spool;
+		ge.deliver = dlv;
+		ge.outq = outq;
+		ge.outq_kick = dimed_outq_kick;
+		ge.outq_kick_arg = &d;
+		ge.dns = dns;
+		ge.mr_cache = mrc;
+		ge.dx = &dxc;
+		ge.ports = &dxp;
+		if (dimed_gw_new(&d, &ge, why, sizeof(why)) != 0)
+			goto fail;
 
 		memset(&senv, 0, sizeof(senv));
 		senv.conf = &d.conf;
@@ -752,6 +818,9 @@ out:
 	dime_server_free(d.srv);
 	dime_smtpd_free(d.smtpd);
 	dime_pl_pool_free(d.pool);
+	dime_gw_free(d.gw); /* after the pool: no worker runs a flow any more */
+	dime_ks_free(d.gw_ks);
+	free(d.gw_keys);
 	dime_deliver_stop(dlv, rc == 0);
 	if (d.agent != NULL) {
 		/* the transactions in progress end; the rest stays queued for the next start */
