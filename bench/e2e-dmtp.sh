@@ -95,7 +95,7 @@ for i in $(seq 1 "$count"); do
 	{ printf '%s' "$hdr"; head -c $(((size - ${#hdr}) * 3 / 4)) /dev/urandom | base64 -w 76; } >"$tmp/in/m$i.eml"
 done
 box=$tmp/beta/mail/beta.bench/bob/new
-inbox() { find "$box" -type f 2>/dev/null | wc -l; }
+inbox() { if [ -d "$box" ]; then find "$box" -type f | wc -l; else echo 0; fi; }
 now() { date +%s.%N; }
 
 # one message first: beta fetches alpha's org signet, alpha caches beta's record and signets
