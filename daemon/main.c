@@ -93,6 +93,7 @@ struct dimed {
 	int n_draining;		  /* servers not yet idle after SIGTERM */
 	struct dime_tlsctx *tls, *tls_old;
 	struct dime_pl_pool *pool;
+	struct dime_pl_pool *gw_pool; /* the gateway's flows block on I/O: their own threads */
 	struct dime_kp_client *kp;
 	pid_t kp_pid;		   /* the key process's supervisor (0: key_process = no) */
 	struct dimed_gen *gen;	   /* the current one first; touched on the loop thread only */
@@ -724,11 +725,19 @@ main(int argc, char **argv)
 		ge.ports = &dxp;
 		if (dimed_gw_new(&d, &ge, why, sizeof(why)) != 0)
 			goto fail;
+		memset(&pc, 0, sizeof(pc));
+		pc.workers = d.conf.gateway_workers;
+		pc.batch_max = 1;
+		pc.queue_max = d.conf.queue_max;
+		if (dime_pl_pool_new(&d.gw_pool, &pc) != DIME_OK) {
+			snprintf(why, sizeof(why), "cannot start the gateway's workers");
+			goto fail;
+		}
 
 		memset(&senv, 0, sizeof(senv));
 		senv.conf = &d.conf;
 		senv.loop = d.loop;
-		senv.pool = d.pool;
+		senv.pool = d.gw_pool;
 		senv.tls = d.tls;
 		senv.handler = dimed_gw_handler(&d);
 		if (dime_smtpd_new(&d.smtpd, &senv, why, sizeof(why)) != DIME_OK)
@@ -818,7 +827,8 @@ out:
 	dime_server_free(d.srv);
 	dime_smtpd_free(d.smtpd);
 	dime_pl_pool_free(d.pool);
-	dime_gw_free(d.gw); /* after the pool: no worker runs a flow any more */
+	dime_pl_pool_free(d.gw_pool);
+	dime_gw_free(d.gw); /* after the pools: no worker runs a flow any more */
 	dime_ks_free(d.gw_ks);
 	free(d.gw_keys);
 	dime_deliver_stop(dlv, rc == 0);

@@ -495,6 +495,12 @@ dconf_handler(void *user, const char *section, const char *key, const char *v)
 		}
 		return 1;
 	}
+	if (strcmp(key, "gateway_workers") == 0) {
+		if (!dconf_uint(p, key, v, 1, 1024, &x))
+			return 0;
+		c->gateway_workers = (unsigned)x;
+		return 1;
+	}
 	if (strcmp(key, "smtp_max_rcpts") == 0) {
 		if (!dconf_uint(p, key, v, 1, 10000, &x))
 			return 0;
@@ -609,6 +615,7 @@ dconf_defaults(struct dime_dconf *c)
 	c->outq_give_up_s = 432000;
 	c->unsigned_local = DIME_DCONF_UNSIGNED_DEFER;
 	c->smtp_max_rcpts = 100;
+	c->gateway_workers = 16;
 }
 
 int

@@ -97,6 +97,8 @@ struct dime_dconf {
 	int unsigned_local;	     /* enum dime_dconf_unsigned */
 	unsigned smtp_max_rcpts;     /* recipients per transaction (452 beyond) */
 	int smtp_bare_lf_reject;     /* 1: a bare LF in a message is refused; 0: normalised */
+	unsigned gateway_workers;    /* threads running the flows: they wait on fsync, the
+				      * reinjection and DNS, so more of them than CPUs */
 };
 
 /* Defaults, then path (NULL: defaults only). Unknown keys, bad values, missing files named by
