@@ -29,6 +29,7 @@
 #include "dime/loop.h"
 #include "dime/mrloc.h"
 #include "dime/outq.h"
+#include "dime/pfsvc.h"
 #include "dime/plmsg.h"
 #include "dime/pool.h"
 #include "dime/privsep.h"
@@ -87,6 +88,8 @@ struct dimed {
 	struct dime_dconf conf;
 	struct dime_io_loop *loop;
 	struct dime_server *srv;
+	struct dime_pfsvc *pfsvc; /* socketmap and policy listeners (NULL: none configured) */
+	unsigned n_draining;	  /* servers whose drain has not reached idle yet */
 	struct dime_tlsctx *tls, *tls_old;
 	struct dime_pl_pool *pool;
 	struct dime_kp_client *kp;
@@ -283,6 +286,8 @@ dimed_idle(void *arg)
 {
 	struct dimed *d = arg;
 
+	if (d->n_draining > 0 && --d->n_draining > 0)
+		return; /* another server still has connections */
 	dime_io_loop_stop(d->loop);
 }
 
@@ -295,6 +300,9 @@ dimed_on_term(void *arg)
 		return;
 	d->stopping = 1;
 	dime_dlog(DIME_DLOG_INFO, "dimed.drain", "conns=%zu", dime_server_n_conns(d->srv));
+	d->n_draining = 1 + (d->pfsvc != NULL);
+	if (d->pfsvc != NULL)
+		dime_pfsvc_drain(d->pfsvc, dimed_idle, d);
 	dime_server_drain(d->srv, dimed_idle, d);
 }
 
@@ -482,6 +490,51 @@ dimed_fetch_origin(void *arg, struct dime_store *st, const char *domain, int64_t
 	return rc;
 }
 
+/* ---- the Postfix lookup services: socketmap and policy (dime/pfsvc.h) ---- */
+
+/* The gateway's RCPT decision the services ask: the lead wires dime_gw_rcpt with dimed's
+ * dime_gw here (dimed_gw_route). NULL until then: dimed refuses to start with a socketmap or
+ * policy listener configured. */
+static dime_pfsvc_route_fn
+dimed_gw_handler(struct dimed *d, void **arg)
+{
+	(void)d;
+	*arg = NULL;
+	return NULL;
+}
+
+/* Bind the socketmap and policy listeners, if any are configured. ports: the other servers'
+ * bound ports in listener order (the default next hop is the first smtp listener's); the
+ * services' own are merged in. Returns: 0, or -1 (why). */
+static int
+dimed_pfsvc_start(struct dimed *d, unsigned *ports, char *why, size_t why_cap)
+{
+	struct dime_pfsvc_env env;
+	unsigned mine[DIME_DCONF_MAX_LISTEN];
+	size_t n;
+	int any = 0;
+
+	for (size_t i = 0; i < d->conf.n_listen; i++)
+		any |= d->conf.listen[i].mode == DIME_DCONF_SOCKETMAP ||
+		       d->conf.listen[i].mode == DIME_DCONF_POLICY;
+	if (!any)
+		return 0;
+	memset(&env, 0, sizeof(env));
+	env.conf = &d->conf;
+	env.loop = d->loop;
+	env.pool = d->pool;
+	env.route = dimed_gw_handler(d, &env.route_arg);
+	env.ports = ports;
+	env.n_ports = DIME_DCONF_MAX_LISTEN;
+	if (dime_pfsvc_new(&d->pfsvc, &env, why, why_cap) != DIME_OK)
+		return -1;
+	n = dime_pfsvc_ports(d->pfsvc, mine, DIME_DCONF_MAX_LISTEN);
+	for (size_t i = 0; i < n; i++)
+		if (mine[i] != 0)
+			ports[i] = mine[i];
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -624,6 +677,11 @@ main(int argc, char **argv)
 	env.fetch_arg = &fetch;
 	if (dime_server_new(&d.srv, &env, why, sizeof(why)) != DIME_OK)
 		goto fail;
+	/* ports[i] from whichever server owns listener i */
+	memset(ports, 0, sizeof(ports));
+	(void)dime_server_ports(d.srv, ports, DIME_DCONF_MAX_LISTEN);
+	if (dimed_pfsvc_start(&d, ports, why, sizeof(why)) != 0)
+		goto fail;
 	/* Written before the drop (its directory may be root's); locked for as long as we run. */
 	if (dime_dconf_pid_file(&d.conf, pid_path, sizeof(pid_path)) != DIME_OK) {
 		snprintf(why, sizeof(why), "pid file name too long");
@@ -663,7 +721,8 @@ main(int argc, char **argv)
 			  d.conf.outq, d.conf.outbound_workers, dimed_outq_count(outq));
 	}
 	{
-		size_t n = dime_server_ports(d.srv, ports, DIME_DCONF_MAX_LISTEN);
+		size_t n = d.conf.n_listen < DIME_DCONF_MAX_LISTEN ? d.conf.n_listen
+								   : DIME_DCONF_MAX_LISTEN;
 
 		for (size_t i = 0; i < n; i++) {
 			dime_dlog(DIME_DLOG_INFO, "dimed.listen", "host=%s port=%u mode=%s",
@@ -699,6 +758,7 @@ out:
 	if (ports_f != NULL)
 		fclose(ports_f);
 	dime_server_free(d.srv);
+	dime_pfsvc_free(d.pfsvc); /* its late jobs complete through the pool, then the loop */
 	dime_pl_pool_free(d.pool);
 	dime_deliver_stop(dlv, rc == 0);
 	if (d.agent != NULL) {
