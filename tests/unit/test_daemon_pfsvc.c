@@ -2,13 +2,15 @@
  * its own thread, queries on a worker pool, a scripted route handler recording its calls.
  * Socketmap netstrings one at a time and pipelined, a bad frame closing, policy requests, the
  * deadline answer (TEMP / DEFER_IF_PERMIT) with the connection still usable, postmap -q against
- * the service (skipped without postmap), the default next hop, and drain. */
+ * the service (skipped without postmap), the default next hop, and drain. With --serve it runs
+ * the service for tests/smtp/test_pfsvc_postfix.sh (a real Postfix asking it). */
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,8 @@
 
 /* ---- the scripted handler ---- */
 
+static int h_log; /* --serve: log each call on stdout */
+
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -48,6 +52,10 @@ route(void *arg, struct dime_gw_verdict *v, const char *sender, const char *rcpt
 	h.calls++;
 	snprintf(h.sender, sizeof(h.sender), "%s", sender);
 	snprintf(h.rcpt, sizeof(h.rcpt), "%s", rcpt);
+	if (h_log) {
+		printf("route %s <%s>\n", rcpt, sender);
+		fflush(stdout);
+	}
 	if (dom != NULL && strcmp(dom, "@block.example") == 0) {
 		/* held until the test lets it go (the deadline, drain) */
 		unsigned mine = ++h.blocked;
@@ -436,8 +444,67 @@ test_new_errors(struct dime_io_loop *loop, struct dime_pl_pool *pool)
 	T_CHECK(rc == DIME_E_INVALID && s == NULL, "a next hop with a space: rc %d", rc);
 }
 
+/* --serve NEXTHOP PORTSFILE: the service with the scripted handler on loopback for a Postfix
+ * instance (tests/smtp/test_pfsvc_postfix.sh): "SOCKETMAP_PORT POLICY_PORT" written to
+ * PORTSFILE once listening, each handler call logged on stdout ("route RCPT <SENDER>"), SIGTERM
+ * drains and exits 0. */
+static int
+serve(const char *nexthop, const char *ports_file)
+{
+	struct dime_pl_pool_conf pc = {.workers = 2};
+	struct dime_pl_pool *pool = NULL;
+	struct dime_dconf cf;
+	struct dime_pfsvc_env env;
+	struct svc v;
+	unsigned ports[DIME_DCONF_MAX_LISTEN];
+	char why[512];
+	sigset_t set;
+	int sig = 0;
+	FILE *f;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	t_init();
+	memset(&v, 0, sizeof(v));
+	pthread_mutex_init(&v.mu, NULL);
+	pthread_cond_init(&v.cv, NULL);
+	conf_init(&cf);
+	conf_listen(&cf, "127.0.0.1", 0, DIME_DCONF_SOCKETMAP);
+	conf_listen(&cf, "127.0.0.1", 0, DIME_DCONF_POLICY);
+	snprintf(cf.socketmap_nexthop, sizeof(cf.socketmap_nexthop), "%s", nexthop);
+	if (dime_io_loop_new(&v.loop, DIME_IO_AUTO) != DIME_OK ||
+	    dime_pl_pool_new(&pool, &pc) != DIME_OK)
+		return 1;
+	memset(&env, 0, sizeof(env));
+	env.conf = &cf;
+	env.loop = v.loop;
+	env.pool = pool;
+	env.route = route;
+	h_log = 1;
+	if (dime_pfsvc_new(&v.s, &env, why, sizeof(why)) != DIME_OK) {
+		fprintf(stderr, "dime_pfsvc_new: %s\n", why);
+		return 1;
+	}
+	(void)dime_pfsvc_ports(v.s, ports, 2);
+	if ((f = fopen(ports_file, "w")) == NULL || fprintf(f, "%u %u\n", ports[0], ports[1]) < 0 ||
+	    fclose(f) != 0)
+		return 1;
+	if (pthread_create(&v.th, NULL, loop_main, &v) != 0)
+		return 1;
+	sigwait(&set, &sig);
+	if (dime_io_loop_post(v.loop, do_drain, &v) != DIME_OK)
+		dime_io_loop_stop(v.loop);
+	pthread_join(v.th, NULL);
+	dime_pfsvc_free(v.s);
+	dime_pl_pool_free(pool);
+	dime_io_loop_free(v.loop);
+	return t_failures != 0;
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	struct dime_pl_pool_conf pc = {.workers = 2};
 	struct dime_pl_pool *pool = NULL;
@@ -450,6 +517,8 @@ main(void)
 	int fd, fd2, idle_fd;
 	size_t n;
 
+	if (argc == 4 && strcmp(argv[1], "--serve") == 0)
+		return serve(argv[2], argv[3]);
 	t_init();
 	memset(&v, 0, sizeof(v));
 	pthread_mutex_init(&v.mu, NULL);
