@@ -226,10 +226,8 @@ pfsvc_done(struct dime_pl_pool_job *pj, void *arg)
 	c->job = NULL;
 	dime_io_timer_cancel(c->deadline);
 	c->deadline = NULL;
-	if (j->pj.mj.rc == DIME_E_AGAIN && j->pj.mj.why != NULL &&
-	    strcmp(j->pj.mj.why, "cancelled") == 0)
-		pfsvc_answer(c, DIME_SEND_DEFER, "the lookup was cancelled");
-	else if (j->rc != DIME_OK)
+	/* (a job that never ran has a zero route: a DEFER too) */
+	if (j->rc != DIME_OK)
 		pfsvc_answer(c, DIME_SEND_DEFER, "the lookup failed, try again later");
 	else
 		pfsvc_answer(c, pfsvc_action(j->v.route), j->v.text[0] != 0 ? j->v.text : NULL);
