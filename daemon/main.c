@@ -30,6 +30,7 @@
 #include "dime/loop.h"
 #include "dime/mrloc.h"
 #include "dime/outq.h"
+#include "dime/pfsvc.h"
 #include "dime/plmsg.h"
 #include "dime/pool.h"
 #include "dime/privsep.h"
@@ -90,7 +91,8 @@ struct dimed {
 	struct dime_io_loop *loop;
 	struct dime_server *srv;
 	struct dime_smtpd *smtpd; /* the smtp/lmtp listeners (NULL: none configured) */
-	int n_draining;		  /* servers not yet idle after SIGTERM */
+	struct dime_pfsvc *pfsvc; /* socketmap and policy listeners (NULL: none configured) */
+	unsigned n_draining;	  /* servers whose drain has not reached idle yet */
 	struct dime_tlsctx *tls, *tls_old;
 	struct dime_pl_pool *pool;
 	struct dime_pl_pool *gw_pool; /* the gateway's flows block on I/O: their own threads */
@@ -292,8 +294,9 @@ dimed_idle(void *arg)
 {
 	struct dimed *d = arg;
 
-	if (--d->n_draining == 0)
-		dime_io_loop_stop(d->loop);
+	if (d->n_draining > 0 && --d->n_draining > 0)
+		return; /* another server still has connections */
+	dime_io_loop_stop(d->loop);
 }
 
 static void
@@ -306,7 +309,9 @@ dimed_on_term(void *arg)
 	d->stopping = 1;
 	dime_dlog(DIME_DLOG_INFO, "dimed.drain", "conns=%zu smtp_conns=%zu",
 		  dime_server_n_conns(d->srv), d->smtpd ? dime_smtpd_n_conns(d->smtpd) : 0);
-	d->n_draining = d->smtpd != NULL ? 2 : 1;
+	d->n_draining = 1 + (d->smtpd != NULL) + (d->pfsvc != NULL);
+	if (d->pfsvc != NULL)
+		dime_pfsvc_drain(d->pfsvc, dimed_idle, d);
 	dime_server_drain(d->srv, dimed_idle, d);
 	if (d->smtpd != NULL)
 		dime_smtpd_drain(d->smtpd, dimed_idle, d);
@@ -537,7 +542,20 @@ dimed_outq_kick(void *arg)
 		dime_dagent_kick(a);
 }
 
-/* The gateway's flows, when an smtp/lmtp listener is configured. With the key process its keys
+/* Any of the gateway's listeners (smtp, lmtp, socketmap, policy) configured? */
+static int
+dimed_gw_wanted(const struct dime_dconf *c)
+{
+	for (size_t i = 0; i < c->n_listen; i++)
+		if (c->listen[i].mode == DIME_DCONF_SMTP ||
+		    c->listen[i].mode == DIME_DCONF_LMTP_IN ||
+		    c->listen[i].mode == DIME_DCONF_SOCKETMAP ||
+		    c->listen[i].mode == DIME_DCONF_POLICY)
+			return 1;
+	return 0;
+}
+
+/* The gateway's flows, when one of its listeners is configured. With the key process its keys
  * are its own listing of the key process's (as a generation's are), taken now: keys added later
  * reach the gateway at the next restart. */
 static int
@@ -561,6 +579,41 @@ dimed_gw_new(struct dimed *d, const struct dime_gw_env *base, char *why, size_t 
 	}
 	if (dime_gw_new(&d->gw, &ge, why, why_cap) != DIME_OK)
 		return -1;
+	return 0;
+}
+
+/* ---- the Postfix lookup services: socketmap and policy (dime/pfsvc.h) ---- */
+
+/* Bind the socketmap and policy listeners, if any are configured. ports: the other servers'
+ * bound ports in listener order (the default next hop is the first smtp listener's); the
+ * services' own are merged in. Returns: 0, or -1 (why). */
+static int
+dimed_pfsvc_start(struct dimed *d, unsigned *ports, char *why, size_t why_cap)
+{
+	struct dime_pfsvc_env env;
+	unsigned mine[DIME_DCONF_MAX_LISTEN];
+	size_t n;
+	int any = 0;
+
+	for (size_t i = 0; i < d->conf.n_listen; i++)
+		any |= d->conf.listen[i].mode == DIME_DCONF_SOCKETMAP ||
+		       d->conf.listen[i].mode == DIME_DCONF_POLICY;
+	if (!any)
+		return 0;
+	memset(&env, 0, sizeof(env));
+	env.conf = &d->conf;
+	env.loop = d->loop;
+	env.pool = d->gw_pool; /* the gateway's RCPT decision may wait on DNS and DMTP */
+	env.route = dimed_gw_rcpt;
+	env.route_arg = d->gw;
+	env.ports = ports;
+	env.n_ports = DIME_DCONF_MAX_LISTEN;
+	if (dime_pfsvc_new(&d->pfsvc, &env, why, why_cap) != DIME_OK)
+		return -1;
+	n = dime_pfsvc_ports(d->pfsvc, mine, DIME_DCONF_MAX_LISTEN);
+	for (size_t i = 0; i < n; i++)
+		if (mine[i] != 0)
+			ports[i] = mine[i];
 	return 0;
 }
 
@@ -706,10 +759,10 @@ main(int argc, char **argv)
 	env.fetch_arg = &fetch;
 	if (dime_server_new(&d.srv, &env, why, sizeof(why)) != DIME_OK)
 		goto fail;
-	/* The SMTP gateway's smtp/lmtp listeners (dime/smtpd.h): same loop, pool and TLS set,
-	 * their mail handled by the gateway's flows (dime/gwflow.h). */
-	if (dime_smtpd_wanted(&d.conf)) {
-		struct dime_smtpd_env senv;
+	/* The SMTP gateway (docs/smtp.md): its flows (dime/gwflow.h) on their own workers, behind
+	 * the smtp/lmtp listeners (dime/smtpd.h) and the socketmap/policy services
+	 * (dime/pfsvc.h), all on the DMTP server's loop and TLS set. */
+	if (dimed_gw_wanted(&d.conf)) {
 		struct dime_gw_env ge;
 
 		memset(&ge, 0, sizeof(ge));
@@ -733,6 +786,9 @@ main(int argc, char **argv)
 			snprintf(why, sizeof(why), "cannot start the gateway's workers");
 			goto fail;
 		}
+	}
+	if (dime_smtpd_wanted(&d.conf)) {
+		struct dime_smtpd_env senv;
 
 		memset(&senv, 0, sizeof(senv));
 		senv.conf = &d.conf;
@@ -743,6 +799,20 @@ main(int argc, char **argv)
 		if (dime_smtpd_new(&d.smtpd, &senv, why, sizeof(why)) != DIME_OK)
 			goto fail;
 	}
+	/* ports[i] from whichever server owns listener i (the others report 0); the services'
+	 * default next hop is the first smtp listener's bound port */
+	memset(ports, 0, sizeof(ports));
+	(void)dime_server_ports(d.srv, ports, DIME_DCONF_MAX_LISTEN);
+	if (d.smtpd != NULL) {
+		unsigned sports[DIME_DCONF_MAX_LISTEN];
+		size_t ns = dime_smtpd_ports(d.smtpd, sports, DIME_DCONF_MAX_LISTEN);
+
+		for (size_t i = 0; i < ns; i++)
+			if (sports[i] != 0)
+				ports[i] = sports[i];
+	}
+	if (dimed_pfsvc_start(&d, ports, why, sizeof(why)) != 0)
+		goto fail;
 	/* Written before the drop (its directory may be root's); locked for as long as we run. */
 	if (dime_dconf_pid_file(&d.conf, pid_path, sizeof(pid_path)) != DIME_OK) {
 		snprintf(why, sizeof(why), "pid file name too long");
@@ -782,14 +852,8 @@ main(int argc, char **argv)
 			  d.conf.outq, d.conf.outbound_workers, dimed_outq_count(outq));
 	}
 	{
-		size_t n = dime_server_ports(d.srv, ports, DIME_DCONF_MAX_LISTEN);
-		unsigned sports[DIME_DCONF_MAX_LISTEN];
-
-		/* ports[i] from whichever server owns listener i (the other reports 0) */
-		if (d.smtpd != NULL)
-			for (size_t i = 0; i < dime_smtpd_ports(d.smtpd, sports, n); i++)
-				if (ports[i] == 0)
-					ports[i] = sports[i];
+		size_t n = d.conf.n_listen < DIME_DCONF_MAX_LISTEN ? d.conf.n_listen
+								   : DIME_DCONF_MAX_LISTEN;
 
 		for (size_t i = 0; i < n; i++) {
 			dime_dlog(DIME_DLOG_INFO, "dimed.listen", "host=%s port=%u mode=%s",
@@ -826,6 +890,7 @@ out:
 		fclose(ports_f);
 	dime_server_free(d.srv);
 	dime_smtpd_free(d.smtpd);
+	dime_pfsvc_free(d.pfsvc); /* its late jobs complete through the pool, then the loop */
 	dime_pl_pool_free(d.pool);
 	dime_pl_pool_free(d.gw_pool);
 	dime_gw_free(d.gw); /* after the pools: no worker runs a flow any more */
