@@ -7,13 +7,16 @@
 # dimed and `dime send` read instead of asking the network. alice writes to bob and bob to
 # alice with `dime send`: the sender resolves the destination's record, fetches and validates
 # its signets over DMTP, wraps and origin-signs, queues; its dimed delivers; the destination's
-# dimed accepts into bob's Maildir; the demo opens it there as bob. Both daemons then keep
-# running in the foreground until Ctrl-C.
+# dimed accepts into bob's Maildir; the demo opens it there as bob. Then alpha's SMTP gateway
+# (127.0.0.1:2587, or $DIME_DEMO_SMTP_PORT) takes plain mail from swaks, as an MTA would hand it
+# over, and delivers it to bob encrypted. Both daemons then keep running in the foreground
+# until Ctrl-C.
 set -euo pipefail
 DIME=$(cd "$(dirname "${1:-build/bin/dime}")" && pwd)/$(basename "${1:-build/bin/dime}")
 DIMED=$(dirname "$DIME")/dimed
 ROOT=$(pwd)/var/pair
 PORT=${DIME_DEMO_PORT:-2626}
+SMTP_PORT=${DIME_DEMO_SMTP_PORT:-2587}
 mkdir -p "$ROOT"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -29,6 +32,10 @@ org() {
 		"$DIME" --store var/dime.db org create "$domain" --name "Demo ${1^}" >/dev/null
 		"$DIME" --store var/dime.db user create "$user@$domain" --name "${user^} Demo" >/dev/null
 	fi
+	# the SMTP gateway's author for the plain mail it wraps (docs/smtp.md, "Flows")
+	if ! "$DIME" --store var/dime.db store export "postmaster@$domain" >/dev/null 2>&1; then
+		"$DIME" --store var/dime.db user create "postmaster@$domain" >/dev/null
+	fi
 	if [ ! -s cert.pem ]; then
 		openssl req -x509 -newkey rsa:3072 -nodes -keyout key.pem -out cert.pem -days 365 \
 			-subj "/CN=dx.$domain" -addext "subjectAltName=DNS:dx.$domain" >/dev/null 2>&1
@@ -42,6 +49,7 @@ org() {
 # dimed for $domain (tools/demo-pair.sh); every key: docs/dimed.conf
 hostname = dx.$domain
 listen = $addr:$PORT dmtp
+$([ "$1" = alpha ] && echo "listen = 127.0.0.1:$SMTP_PORT smtp")
 dx_port = $PORT
 dns_static = $ROOT/dns.txt
 workers = 2
@@ -84,10 +92,27 @@ for o in alpha beta; do
 done
 step "dimed: alpha.example on 127.0.0.1:$PORT, beta.example on 127.0.0.2:$PORT (logs: var/pair/*/dimed.log)"
 
+# boxn DIR ADDR: how many messages ADDR's Maildir holds (a rerun finds the earlier ones).
+boxn() {
+	local box=$ROOT/$1/var/mail/${2#*@}/${2%@*}/new
+	if [ -d "$box" ]; then find "$box" -type f | wc -l; else echo 0; fi
+}
+# newest DIR ADDR BEFORE: wait (30 s) until ADDR's Maildir holds more than BEFORE; print the
+# newest file's path.
+newest() {
+	local box=$ROOT/$1/var/mail/${2#*@}/${2%@*}/new
+	for _ in $(seq 300); do
+		[ "$(boxn "$1" "$2")" -gt "$3" ] && { echo "$box/$(ls -t "$box" | head -1)"; return 0; }
+		sleep 0.1
+	done
+	echo "nothing arrived for $2 (see var/pair/*/dimed.log)" >&2
+	return 1
+}
 # send FROM-ORG FROM TO: write a mail, queue it with dime send at FROM-ORG's instance.
 send() {
 	local d=$ROOT/$1
 	mkdir -p "$d/sent"
+	BEFORE=$(boxn "$([ "$1" = alpha ] && echo beta || echo alpha)" "$3")
 	cat >"$d/sent/to-${3%@*}.eml" <<MAIL
 Date: $(date -R)
 From: $2
@@ -102,19 +127,14 @@ MAIL
 }
 # opened TO-ORG ADDR FROM-ORG: wait for the message in ADDR's Maildir, open it as ADDR, compare.
 opened() {
-	local box=$ROOT/$1/var/mail/${2#*@}/${2%@*}/new f=
-	for _ in $(seq 300); do
-		f=$(ls -t "$box" 2>/dev/null | head -1 || true)
-		[ -n "$f" ] && break
-		sleep 0.1
-	done
-	[ -n "$f" ] || { echo "nothing arrived for $2 (see var/pair/*/dimed.log)" >&2; exit 1; }
+	local f
+	f=$(newest "$1" "$2" "$BEFORE") || exit 1
 	# the recipient checks the author's signature: --config fetches and validates the author's
 	# signet from the author's domain when the store does not hold it yet
-	(cd "$ROOT/$1" && "$DIME" msg open --as recipient --config dimed.conf <"$box/$f") \
+	(cd "$ROOT/$1" && "$DIME" msg open --as recipient --config dimed.conf <"$f") \
 		>"$ROOT/$1/opened.eml"
 	if cmp -s "$ROOT/$3/sent/to-${2%@*}.eml" "$ROOT/$1/opened.eml"; then
-		echo "$2 opened it: byte for byte what was sent ($box/$f):"
+		echo "$2 opened it: byte for byte what was sent ($f):"
 		cat "$ROOT/$1/opened.eml"
 	else
 		echo "$2's copy differs from what was sent" >&2
@@ -129,8 +149,34 @@ step "bob@beta.example answers alice@alpha.example"
 send beta bob@beta.example alice@alpha.example
 opened alpha alice@alpha.example beta
 
+step "plain SMTP into alpha's gateway (127.0.0.1:$SMTP_PORT, as an MTA hands it over): alice to bob"
+cat >"$ROOT/alpha/sent/smtp-to-bob.eml" <<MAIL
+Date: $(date -R)
+From: alice@alpha.example
+To: bob@beta.example
+Subject: Through the SMTP gateway
+
+Hello bob, this one left alpha.example as plain SMTP to its gateway, which wrapped it for you.
+MAIL
+before=$(boxn beta bob@beta.example)
+swaks -s 127.0.0.1 -p "$SMTP_PORT" --tls -f alice@alpha.example -t bob@beta.example \
+	--data @"$ROOT/alpha/sent/smtp-to-bob.eml" --hide-all || { echo "swaks failed" >&2; exit 1; }
+echo "swaks: 250 from the gateway; waiting for it in bob's Maildir"
+f=$(newest beta bob@beta.example "$before") || exit 1
+(cd "$ROOT/beta" && "$DIME" msg open --as recipient --config dimed.conf <"$f") \
+	>"$ROOT/beta/opened-smtp.eml"
+# swaks ends the data with one more CRLF; the gateway took the mail with CRLF line ends
+if tr -d '\r' <"$ROOT/beta/opened-smtp.eml" | sed '$d' | cmp -s - "$ROOT/alpha/sent/smtp-to-bob.eml"; then
+	echo "bob opened it: byte for byte what swaks sent (CRLF line ends, as SMTP carries them):"
+	cat "$ROOT/beta/opened-smtp.eml"
+else
+	echo "bob's copy of the SMTP mail differs from what was sent" >&2
+	exit 1
+fi
+
 step "both daemons keep running; Ctrl-C stops them. In another terminal, from this directory:"
 printf '  cd var/pair/alpha && %s send --config dimed.conf --from alice@alpha.example --to bob@beta.example < some.eml\n' "$DIME"
 printf '  cd var/pair/alpha && %s queue list --config dimed.conf\n' "$DIME"
+printf '  swaks -s 127.0.0.1 -p %s -f alice@alpha.example -t bob@beta.example   # the SMTP gateway\n' "$SMTP_PORT"
 printf '  %s resolve bob@beta.example --dns-static var/pair/dns.txt --store var/pair/alpha/var/dime.db\n' "$DIME"
 wait
