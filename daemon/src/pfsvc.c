@@ -552,7 +552,7 @@ pfsvc_nexthop(struct dime_pfsvc *s, char *why, size_t why_cap)
 			snprintf(why, why_cap, "socketmap_nexthop is too long");
 			return DIME_E_INVALID;
 		}
-		snprintf(s->nexthop, sizeof(s->nexthop), "%s", cf->socketmap_nexthop);
+		memcpy(s->nexthop, cf->socketmap_nexthop, strlen(cf->socketmap_nexthop) + 1);
 	} else {
 		for (size_t i = 0; i < cf->n_listen && i < DIME_DCONF_MAX_LISTEN; i++) {
 			const char *h = cf->listen[i].host;
