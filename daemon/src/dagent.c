@@ -21,7 +21,7 @@
 #include "dime/mrloc.h"
 #include "dime/outq.h"
 
-#define DAGENT_BATCH_DEF 8u
+#define DAGENT_BATCH_DEF 2u
 #define DAGENT_BATCH_MAX 64u
 #define DAGENT_WAIT_MAX	 60 /* s: a worker looks again at least this often */
 #define DAGENT_WHY	 512
@@ -599,8 +599,11 @@ dagent_pass(struct dime_dagent *a)
 		batch = DAGENT_BATCH_MAX;
 	if ((ents = calloc(batch, sizeof(*ents))) == NULL)
 		return 0;
+	/* The session outlives a claim: the next claim, for the same destination as a rule, goes
+	 * on it without a new handshake, so claims stay small and the workers share the queue. */
+	struct dagent_sess s = {NULL, ""};
+
 	while (!dagent_stopping(a)) {
-		struct dagent_sess s = {NULL, ""};
 		size_t n = dime_outq_due(a->c.q, ents, batch, dagent_now(a)), i;
 
 		if (n == 0)
@@ -613,8 +616,8 @@ dagent_pass(struct dime_dagent *a)
 		}
 		for (; i < n; i++) /* stopping: never started, due again at the next start */
 			dime_outq_release(a->c.q, ents[i].id);
-		dagent_close(&s);
 	}
+	dagent_close(&s);
 	free(ents);
 	return total;
 }

@@ -44,7 +44,7 @@ struct dime_dagent_conf {
 	const char *maildir_root;	   /* the authors' Maildirs (notices, bounces) */
 	const char *hostname;		   /* Reporting-MTA of the notices */
 	unsigned workers;		   /* threads (0: none; the caller runs dime_dagent_run) */
-	unsigned batch;			   /* messages one worker claims at once (0: 8) */
+	unsigned batch;			   /* messages one worker claims at once (0: 2) */
 	dime_dagent_now_fn now;		   /* NULL: time(NULL) */
 	void *now_arg;
 	unsigned rescan_s; /* also rescan the queue this often (0: never; dimed: 60) */
