@@ -226,20 +226,20 @@ sink_files '<kill@example.net>' | xargs -r grep -hi '^Message-ID:' | awk '{ prin
 
 # 5. LMTP to the filter (dimed's LMTP mode): a second instance with filter_proto=lmtp, relaying to
 # the same sink; the filter now speaks LMTP and reinjects into the second instance. The optional
-# hooks are on: transport_maps asks a socketmap (hookstub.py: NOTFOUND, normal routing), and a
+# hooks are on: transport_maps asks a socketmap (hooks_standin.py: NOTFOUND, normal routing), and a
 # policy service refuses deny@ at RCPT TO.
 PF2=$TMP/lmtp
 HLOG=$TMP/hooks.log
 filter_stop
 filter_start "127.0.0.1:$RPORT2" --lmtp || done_tests
-/usr/bin/python3 "$HERE/hookstub.py" --socketmap "127.0.0.1:$MPORT" --policy "127.0.0.1:$PPORT" \
+/usr/bin/python3 "$HERE/hooks_standin.py" --socketmap "127.0.0.1:$MPORT" --policy "127.0.0.1:$PPORT" \
 	--log "$HLOG" --ready "$TMP/hooks.ready" </dev/null >"$TMP/hooks.out" 2>&1 &
 HPID=$!
 end=$((SECONDS + PF_DEADLINE))
 until [ -s "$TMP/hooks.ready" ] || [ "$SECONDS" -ge "$end" ] || ! kill -0 "$HPID" 2>/dev/null; do
 	sleep 0.1
 done
-[ -s "$TMP/hooks.ready" ] || fail "hookstub.py did not start: $(tail -5 "$TMP/hooks.out")"
+[ -s "$TMP/hooks.ready" ] || fail "hooks_standin.py did not start: $(tail -5 "$TMP/hooks.out")"
 if ! pf_start "$PF2" filter="$FILTER" filter_proto=lmtp reinject="127.0.0.1:$RPORT2" \
 	relay="$(pf_port "$PF" relay)" socketmap="127.0.0.1:$MPORT" policy="127.0.0.1:$PPORT" \
 	2>"$TMP/pf_start.err"; then
@@ -247,7 +247,7 @@ if ! pf_start "$PF2" filter="$FILTER" filter_proto=lmtp reinject="127.0.0.1:$RPO
 else
 	swaks -s "$(pf_port "$PF2" smtpd)" -f a@example.org -t deny@example.net --quit-after RCPT \
 		>"$TMP/swaks.out" 2>&1
-	grep -q '^<\*\* *554 5.7.1 .*refused by the policy stub' "$TMP/swaks.out" ||
+	grep -q '^<\*\* *554 5.7.1 .*refused by the policy stand-in' "$TMP/swaks.out" ||
 		fail "the policy service did not refuse deny@: $(tail -3 "$TMP/swaks.out")"
 	swaks -s "$(pf_port "$PF2" smtpd)" -f a@example.org -t l1@example.net,l2@example.net \
 		--header "Subject: harness-lmtp" --body "lmtp" >"$TMP/swaks.out" 2>&1 ||

@@ -204,7 +204,7 @@ cmd_send(int argc, char **argv)
 	const char *config = NULL, *from_arg = NULL, *in = NULL, *to_args[SEND_TO_MAX], *why = "";
 	char from[256], origin[256], origin_fp[88], err[512];
 	uint8_t *mail = NULL;
-	size_t n_to = 0, mail_len = 0, n_queued = 0, n_refused = 0, n_deferred = 0;
+	size_t n_to = 0, mail_len = 0, n_queued = 0, n_refused = 0, n_deferred = 0, n_runs = 0;
 	unsigned long workers = 0;
 	int rc = CLI_ERR;
 
@@ -327,10 +327,13 @@ cmd_send(int argc, char **argv)
 			k.env.dest_fp = rp->dest_fp;
 			k.conf = &conf;
 			if (in != NULL) {
-				/* each recipient reads the input from its start */
-				dime_source_close(src);
-				src = NULL;
-				if (dime_source_open(&src, in, 0, &why) != 0) {
+				/* each recipient reads the input from its start: the source opened
+				 * (and checked) up front serves the first, a new one each later */
+				if (n_runs > 0) {
+					dime_source_close(src);
+					src = NULL;
+				}
+				if (src == NULL && dime_source_open(&src, in, 0, &why) != 0) {
 					rc = cli_err("send: %s: %s", in, why);
 					goto out;
 				}
@@ -349,6 +352,7 @@ cmd_send(int argc, char **argv)
 				bs.count_hint = 1;
 			}
 			rc = send_run(&t, &bc, conf.store, &bs, &k, from);
+			n_runs++;
 			if (in == NULL && one.mail != NULL) {
 				dime_wipe(one.mail, one.len);
 				free(one.mail);

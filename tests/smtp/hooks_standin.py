@@ -2,12 +2,12 @@
 """Stand-ins for the two optional Postfix hooks of the harness (tests/smtp/postfix_lib.sh), so
 that the settings are exercised before dimed serves them.
 
-usage: hookstub.py --socketmap HOST:PORT --policy HOST:PORT --log FILE [--ready FILE]
+usage: hooks_standin.py --socketmap HOST:PORT --policy HOST:PORT --log FILE [--ready FILE]
 
 socketmap (socketmap_table(5)): netstring requests "NAME KEY"; answers NOTFOUND (normal
 delivery) to everything and logs "socketmap NAME KEY".
 policy (SMTPD_POLICY_README): attribute=value blocks ended by an empty line; answers
-"action=REJECT 5.7.1 refused by the policy stub" for recipients whose local part is "deny",
+"action=REJECT 5.7.1 refused by the policy stand-in" for recipients whose local part is "deny",
 "action=DUNNO" otherwise, and logs "policy RECIPIENT ACTION".
 SIGTERM stops it.
 """
@@ -59,7 +59,7 @@ def policy(conn, log):
                 continue
             rcpt = attrs.get("recipient", "")
             if rcpt.split("@", 1)[0].lower() == "deny":
-                action = "REJECT 5.7.1 refused by the policy stub"
+                action = "REJECT 5.7.1 refused by the policy stand-in"
             else:
                 action = "DUNNO"
             log("policy %s %s" % (rcpt, action))
