@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,49 @@ dime_io_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)w;
 	}
 	return 0;
+}
+
+struct io_fsync_group {
+	const int *fds;
+	int *errs;
+	size_t n;
+	atomic_size_t next;
+};
+
+static void *
+io_fsync_run(void *arg)
+{
+	struct io_fsync_group *g = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&g->next, 1)) < g->n) {
+		int rc;
+
+		if (g->fds[i] < 0)
+			continue;
+		while ((rc = fsync(g->fds[i])) != 0 && errno == EINTR)
+			;
+		g->errs[i] = rc == 0 ? 0 : -(errno != 0 ? errno : EIO);
+	}
+	return NULL;
+}
+
+void
+dime_io_fsync_many(const int *fds, size_t n, int *errs)
+{
+	pthread_t th[DIME_IO_FSYNC_THREADS - 1];
+	struct io_fsync_group g = {.fds = fds, .errs = errs, .n = n};
+	size_t n_th = 0, live = 0;
+
+	for (size_t i = 0; i < n; i++)
+		live += fds[i] >= 0;
+	atomic_init(&g.next, 0);
+	while (n_th + 1 < DIME_IO_FSYNC_THREADS && n_th + 1 < live &&
+	       pthread_create(&th[n_th], NULL, io_fsync_run, &g) == 0)
+		n_th++;
+	io_fsync_run(&g);
+	for (size_t t = 0; t < n_th; t++)
+		pthread_join(th[t], NULL);
 }
 
 int

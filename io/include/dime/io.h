@@ -23,6 +23,15 @@ int dime_io_write_file(const char *path, const void *buf, size_t len, mode_t mod
 /* Write all of buf to fd, retrying short writes and EINTR. Returns: 0 or -errno. */
 int dime_io_write_all(int fd, const void *buf, size_t len);
 
+/* fsync n files at once: up to DIME_IO_FSYNC_THREADS threads (the caller and helpers started
+ * for the call) each take the next fd until none is left. ext4 and xfs give fsyncs that wait
+ * together one journal commit, and the device gets their flushes queued instead of one after
+ * the other: a group commit's cost is about one fsync, not n. A helper that cannot start leaves
+ * its share to the others. An fd < 0 is skipped (errs[i] left as it is).
+ * Out: errs[i] = 0 or the -errno of fsync(fds[i]); EINTR is retried. */
+#define DIME_IO_FSYNC_THREADS 16u
+void dime_io_fsync_many(const int *fds, size_t n, int *errs);
+
 /* Returns: 1 when this kernel lets the process set up an io_uring, 0 otherwise (seccomp,
  * kernel.io_uring_disabled, old kernel). */
 int dime_io_uring_available(void);
