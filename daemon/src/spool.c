@@ -7,19 +7,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dime/io.h"
+
 #define SPOOL_RCPT "Recipient: "
 #define SPOOL_ORIG "Origin: "
-/* Threads that fsync one group's files at once, the caller included. ext4 (and xfs) give
- * fsyncs that wait together one journal commit, and the device gets their flushes queued
- * instead of one after the other; a few more than the cores, as they sleep in the kernel. */
-#define SPOOL_SYNC_THREADS 16u
+/* The most puts one group commit takes; later ones wait for the next group. */
+#define SPOOL_GROUP_MAX 64u
 
 static int
 spool_mkdir_open(int dirfd, const char *name, char *why, size_t why_cap, const char *root)
@@ -80,6 +79,16 @@ dime_spool_open(struct dime_spool **out, const char *root, char *why, size_t why
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return DIME_E_NOMEM;
 	s->root_fd = s->tmp_fd = s->queue_fd = s->held_fd = -1;
+	if (pthread_mutex_init(&s->gc_mu, NULL) != 0) {
+		free(s);
+		return DIME_E_NOMEM;
+	}
+	if (pthread_cond_init(&s->gc_cv, NULL) != 0) {
+		pthread_mutex_destroy(&s->gc_mu);
+		free(s);
+		return DIME_E_NOMEM;
+	}
+	s->gc_init = 1;
 	if (strlen(root) >= sizeof(s->root)) {
 		snprintf(why, why_cap, "spool %.64s...: path too long", root);
 		goto out;
@@ -125,6 +134,10 @@ dime_spool_close(struct dime_spool *s)
 		close(s->queue_fd);
 	if (s->held_fd >= 0)
 		close(s->held_fd);
+	if (s->gc_init) {
+		pthread_cond_destroy(&s->gc_cv);
+		pthread_mutex_destroy(&s->gc_mu);
+	}
 	free(s);
 }
 
@@ -290,55 +303,79 @@ out:
 	return rc;
 }
 
+/* A put waiting for its group commit; on the caller's stack until done. */
+struct spool_waiter {
+	struct dime_spool_item it;
+	int done;
+	struct spool_waiter *next;
+};
+
+/* Puts that arrive together share one commit (dime_spool_put_many): the first to find no
+ * commit running leads, taking every put queued then; the rest wait, and whoever is still
+ * waiting when it ends leads the next group. One put alone costs what it did (a group of one);
+ * many threads putting at once (the gateway's workers) pay about one fsync per group instead of
+ * one file and one queue/ fsync each. */
 int
 dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
 	       const uint8_t *msg, size_t len, int *err)
 {
-	int fd, rc = spool_write(s, id, recipient, origin, msg, len, 1, &fd, err);
+	struct spool_waiter w = {
+	    .it = {.id = id, .recipient = recipient, .origin = origin, .msg = msg, .len = len}};
 
-	return rc != DIME_OK ? rc : spool_link(s, id, fd, 0, 1, err);
-}
+	pthread_mutex_lock(&s->gc_mu);
+	if (s->gc_tail != NULL)
+		s->gc_tail->next = &w;
+	else
+		s->gc_head = &w;
+	s->gc_tail = &w;
+	while (!w.done) {
+		struct spool_waiter *g[SPOOL_GROUP_MAX];
+		struct dime_spool_item items[SPOOL_GROUP_MAX];
+		size_t n = 0;
 
-/* The files of one group, fsynced by several threads: each takes the next item still open. */
-struct spool_sync {
-	struct dime_spool *s;
-	struct dime_spool_item *items;
-	size_t n;
-	atomic_size_t next;
-};
-
-/* Fsync the group's written files until none is left. An item whose fsync fails is settled
- * here as dime_spool_put would leave it (fd closed, tmp/ file removed, DIME_E_IO and the
- * errno); one that succeeds keeps rc DIME_OK and its fd in err for spool_link. Each item is
- * touched by the one thread that took its index. */
-static void *
-spool_sync_run(void *arg)
-{
-	struct spool_sync *g = arg;
-	size_t i;
-
-	while ((i = atomic_fetch_add(&g->next, 1)) < g->n) {
-		struct dime_spool_item *it = &g->items[i];
-		int e;
-
-		if (it->rc != DIME_OK || fsync(it->err) == 0)
+		if (s->gc_busy) {
+			pthread_cond_wait(&s->gc_cv, &s->gc_mu);
 			continue;
-		e = errno != 0 ? errno : EIO;
-		close(it->err);
-		unlinkat(g->s->tmp_fd, it->id, 0);
-		it->rc = DIME_E_IO;
-		it->err = e;
+		}
+		while (n < SPOOL_GROUP_MAX && s->gc_head != NULL) {
+			g[n] = s->gc_head;
+			items[n] = g[n]->it;
+			s->gc_head = g[n]->next;
+			n++;
+		}
+		if (s->gc_head == NULL)
+			s->gc_tail = NULL;
+		s->gc_busy = 1;
+		pthread_mutex_unlock(&s->gc_mu);
+		(void)dime_spool_put_many(s, items, n);
+		pthread_mutex_lock(&s->gc_mu);
+		for (size_t i = 0; i < n; i++) {
+			g[i]->it.rc = items[i].rc;
+			g[i]->it.err = items[i].err;
+			g[i]->done = 1;
+		}
+		s->gc_busy = 0;
+		pthread_cond_broadcast(&s->gc_cv);
 	}
-	return NULL;
+	pthread_mutex_unlock(&s->gc_mu);
+	*err = w.it.err;
+	return w.it.rc;
 }
 
 size_t
 dime_spool_put_many(struct dime_spool *s, struct dime_spool_item *items, size_t n)
 {
-	pthread_t th[SPOOL_SYNC_THREADS - 1];
-	struct spool_sync g = {.s = s, .items = items, .n = n};
-	size_t ok = 0, pending = 0, written = 0, n_th = 0;
+	int fds[SPOOL_GROUP_MAX] = {0}, errs[SPOOL_GROUP_MAX] = {0};
+	size_t ok = 0, pending = 0;
 	int e = 0;
+
+	/* Larger groups go in slices (the fsyncs of each slice shared; queue/ once per slice). */
+	if (n > SPOOL_GROUP_MAX) {
+		for (size_t i = 0; i < n; i += SPOOL_GROUP_MAX)
+			ok += dime_spool_put_many(
+			    s, items + i, n - i < SPOOL_GROUP_MAX ? n - i : SPOOL_GROUP_MAX);
+		return ok;
+	}
 
 	/* Every file written first, then all fsynced at once, then each renamed: the writes of
 	 * the group go to the disk together, and their fsyncs wait on shared journal commits
@@ -349,19 +386,22 @@ dime_spool_put_many(struct dime_spool *s, struct dime_spool_item *items, size_t 
 
 		it->rc = spool_write(s, it->id, it->recipient, it->origin, it->msg, it->len, 0, &fd,
 				     &it->err);
-		if (it->rc == DIME_OK) {
+		fds[i] = it->rc == DIME_OK ? fd : -1;
+		if (it->rc == DIME_OK)
 			it->err = fd;
-			written++;
-		}
 	}
-	atomic_init(&g.next, 0);
-	/* A helper that cannot start leaves its share to the others and to this thread. */
-	while (n_th + 1 < SPOOL_SYNC_THREADS && n_th + 1 < written &&
-	       pthread_create(&th[n_th], NULL, spool_sync_run, &g) == 0)
-		n_th++;
-	spool_sync_run(&g);
-	for (size_t t = 0; t < n_th; t++)
-		pthread_join(th[t], NULL);
+	dime_io_fsync_many(fds, n, errs);
+	for (size_t i = 0; i < n; i++) {
+		struct dime_spool_item *it = &items[i];
+
+		if (fds[i] < 0 || errs[i] == 0)
+			continue;
+		/* settled as dime_spool_put would leave it: fd closed, tmp/ file removed */
+		close(fds[i]);
+		unlinkat(s->tmp_fd, it->id, 0);
+		it->rc = DIME_E_IO;
+		it->err = -errs[i];
+	}
 	/* Renames only after every fsync returned: a rename is what makes a file count, so none
 	 * may reach the disk before its data. */
 	for (size_t i = 0; i < n; i++) {

@@ -2,12 +2,14 @@
  * put of one id is refused, open removes tmp/ leftovers, and a put that fails (file too large,
  * disk full, read-only file system) returns DIME_E_IO with the errno and leaves no file. A
  * group put (dime_spool_put_many) gives each item the result a lone put would, fsyncs its files
- * at once, and a file whose fsync fails fails that item alone. */
+ * at once, and a file whose fsync fails fails that item alone. Lone puts made at once by many
+ * threads are committed in groups. */
 #define _GNU_SOURCE /* unshare(2) */
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,9 +30,9 @@
 /* fsync(2) as the spool sees it: this definition wins over libc's at link time (the spool is a
  * static library), so a test can fail the fsync of one named tmp/ file with EIO, as a disk
  * that lost a write would, and see how many fsyncs are in flight at once. */
-static const char *t_fsync_fail; /* a tmp/ file name, or NULL */
-static long t_fsync_delay_ns;	 /* how long each fsync takes at least */
-static atomic_int t_fsync_in, t_fsync_peak;
+static const char *t_fsync_fail;			   /* a tmp/ file name, or NULL */
+static long t_fsync_delay_ns;				   /* how long each fsync takes at least */
+static atomic_int t_fsync_in, t_fsync_peak, t_fsync_queue; /* the last: fsyncs of queue/ */
 
 int
 fsync(int fd)
@@ -49,6 +51,8 @@ fsync(int fd)
 	peak = atomic_load(&t_fsync_peak);
 	while (in > peak && !atomic_compare_exchange_weak(&t_fsync_peak, &peak, in))
 		;
+	if (n > 6 && strcmp(path + n - 6, "/queue") == 0)
+		atomic_fetch_add(&t_fsync_queue, 1);
 	if (t_fsync_delay_ns > 0)
 		nanosleep(&ts, NULL);
 	if (fl > 0 && (size_t)n > fl + 5 && strcmp(path + n - (ssize_t)fl, t_fsync_fail) == 0 &&
@@ -437,6 +441,70 @@ t_put_many_fsync_fails(void)
 	dime_spool_close(s);
 }
 
+/* Lone puts from many threads at once share group commits: every one is queued with its own
+ * result, and queue/ is fsynced far fewer times than once per put (each fsync takes 10 ms here,
+ * so puts arriving during one commit wait and form the next group). */
+#define T_CONC_THREADS 16
+#define T_CONC_PUTS    8
+
+struct t_conc {
+	struct dime_spool *s;
+	int t, fails;
+};
+
+static void *
+t_conc_run(void *arg)
+{
+	struct t_conc *c = arg;
+	static const uint8_t msg[] = "concurrent message\n";
+
+	for (int i = 0; i < T_CONC_PUTS; i++) {
+		char id[32];
+		int err = -99, rc;
+
+		snprintf(id, sizeof(id), "c%d-%d", c->t, i);
+		rc = dime_spool_put(c->s, id, "alice@example.org", "other.org", msg,
+				    sizeof(msg) - 1, &err);
+		c->fails += rc != DIME_OK || err != 0;
+	}
+	return NULL;
+}
+
+static void
+t_put_concurrent(void)
+{
+	const char *root = t_path("s6");
+	struct dime_spool *s = t_open(root);
+	pthread_t th[T_CONC_THREADS];
+	struct t_conc c[T_CONC_THREADS];
+	char path[4200];
+	int fails = 0, syncs, started = 0;
+
+	t_fsync_delay_ns = 10 * 1000 * 1000;
+	atomic_store(&t_fsync_queue, 0);
+	for (int t = 0; t < T_CONC_THREADS; t++) {
+		c[t] = (struct t_conc){.s = s, .t = t};
+		if (pthread_create(&th[t], NULL, t_conc_run, &c[t]) != 0)
+			break;
+		started++;
+	}
+	for (int t = 0; t < started; t++) {
+		pthread_join(th[t], NULL);
+		fails += c[t].fails;
+	}
+	syncs = atomic_load(&t_fsync_queue);
+	t_fsync_delay_ns = 0;
+	T_CHECK(started == T_CONC_THREADS, "started %d threads of %d", started, T_CONC_THREADS);
+	T_CHECK(fails == 0, "concurrent puts: %d failed", fails);
+	snprintf(path, sizeof(path), "%s/queue", root);
+	T_CHECK(t_count(path) == started * T_CONC_PUTS, "queue/: got %d files, want %d",
+		t_count(path), started * T_CONC_PUTS);
+	T_CHECK(syncs > 0 && syncs <= started * T_CONC_PUTS / 2,
+		"queue/ fsynced %d times for %d puts: not grouped", syncs, started * T_CONC_PUTS);
+	printf("concurrent puts: %d puts, %d fsyncs of queue/\n", started * T_CONC_PUTS, syncs);
+	dime_spool_close(s);
+}
+
 int
 main(void)
 {
@@ -446,6 +514,7 @@ main(void)
 	t_put_fails_clean();
 	t_put_many();
 	t_put_many_fsync_fails();
+	t_put_concurrent();
 	t_disk_full_and_read_only();
 	t_rm_rf(t_dir);
 	return t_done("test_daemon_spool");
