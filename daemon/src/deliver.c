@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dime/dlog.h"
+#include "dime/io.h"
 #include "spool_int.h"
 
 #define DELIVER_IO_TIMEOUT_S 300 /* LMTP: RFC 5321 §4.5.3.2's shortest reply timeouts */
@@ -40,6 +41,14 @@ struct deliver_retry {
 	unsigned attempts;
 };
 
+/* A Maildir delivery written to tmp/ whose fsync, link into new/ and fsync of new/ wait for
+ * the rest of its batch (deliver_flush): the batch's files are fsynced at once. */
+struct deliver_pend {
+	char name[DELIVER_NAME_CAP], rcpt[DELIVER_ADDR_CAP];
+	int fd;		       /* the tmp/ file, written, open */
+	char *tmp, *new, *dir; /* tmp/ path, new/ path, new/ itself */
+};
+
 struct dime_deliver {
 	struct dime_spool *s;
 	enum dime_dconf_delivery how;
@@ -54,12 +63,8 @@ struct dime_deliver {
 	unsigned long seq; /* Maildir names: unique within this process */
 	/* Maildir deliveries of this pass whose new/ is not fsynced yet: their spool files stay
 	 * queued until it is (deliver_flush), so a crash before loses nothing. */
-	struct deliver_pend {
-		char name[DELIVER_NAME_CAP], rcpt[DELIVER_ADDR_CAP];
-		size_t dir; /* in dirs */
-	} pend[DELIVER_BATCH];
-	size_t n_pend, n_dirs;
-	char *dirs[DELIVER_BATCH];
+	struct deliver_pend pend[DELIVER_BATCH];
+	size_t n_pend;
 };
 
 static uint64_t
@@ -193,15 +198,16 @@ deliver_write_all(int fd, const void *p, size_t len)
  * (the message's SHA-512) and the host: the same message always gets the same name, so a
  * delivery repeated after a crash between the link and the spool's unlink finds new/NAME
  * already there (EEXIST) and adds no second copy (dimed's kill -9 test). The tmp/ name adds
- * pid and a counter, unique per the Maildir convention. */
+ * pid and a counter, unique per the Maildir convention. This writes tmp/ and fills *p; the
+ * rest is deliver_flush's, for the whole batch at once. */
 static enum deliver_result
 deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const char *msg,
-		size_t len, char *why, size_t why_cap, char **newdir)
+		size_t len, char *why, size_t why_cap, struct deliver_pend *p)
 {
 	char local[256], domain[256], box[4096 + 520], p_tmp[4096 + 800], p_new[4096 + 800];
-	char name[400], host[256];
+	char name[400], host[256], p_dir[4096 + 800];
 	struct timeval tv;
-	int fd = -1, dfd = -1, e;
+	int fd = -1, e;
 	size_t hl = 0;
 
 	if (!deliver_split_addr(rcpt, local, domain)) {
@@ -223,8 +229,8 @@ deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const 
 		goto io;
 	if (deliver_path(box, sizeof(box), "%s/%s/%s", d->maildir_root, domain, local) != 0 ||
 	    deliver_path(p_tmp, sizeof(p_tmp), "%s/tmp", box) != 0 ||
-	    deliver_path(p_new, sizeof(p_new), "%s/new", box) != 0 || deliver_mkdir(box) != 0 ||
-	    deliver_mkdir(p_tmp) != 0 || deliver_mkdir(p_new) != 0)
+	    deliver_path(p_dir, sizeof(p_dir), "%s/new", box) != 0 || deliver_mkdir(box) != 0 ||
+	    deliver_mkdir(p_tmp) != 0 || deliver_mkdir(p_dir) != 0)
 		goto io;
 	if (deliver_path(p_tmp, sizeof(p_tmp), "%s/cur", box) != 0 || deliver_mkdir(p_tmp) != 0)
 		goto io;
@@ -237,27 +243,21 @@ deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const 
 		goto io;
 	if ((fd = open(p_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		goto io;
-	if (deliver_write_all(fd, msg, len) != 0 || fsync(fd) != 0)
+	if (deliver_write_all(fd, msg, len) != 0)
 		goto io;
-	if (close(fd) != 0) {
-		fd = -1;
-		goto io;
-	}
-	fd = -1;
-	if (link(p_tmp, p_new) != 0 && errno != EEXIST)
-		goto io;
-	unlink(p_tmp);
-	snprintf(p_new, sizeof(p_new), "%s/new", box);
-	/* The caller fsyncs new/ once for all its deliveries there (deliver_flush); without
-	 * the memory to remember it, now. */
-	if (newdir != NULL && (*newdir = strdup(p_new)) != NULL)
-		return DELIVER_OK;
-	if ((dfd = open(p_new, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
-		/* the file is in new/ but perhaps not durably: delivering again later is the
-		 * at-least-once side of the trade */
+	/* Only a hint, so the batch's data is on its way to the disk before the fsyncs. */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	p->tmp = strdup(p_tmp);
+	p->new = strdup(p_new);
+	p->dir = strdup(p_dir);
+	if (p->tmp == NULL || p->new == NULL || p->dir == NULL) {
+		free(p->tmp);
+		free(p->new);
+		free(p->dir);
+		errno = ENOMEM;
 		goto io;
 	}
-	close(dfd);
+	p->fd = fd;
 	return DELIVER_OK;
 io:
 	e = errno;
@@ -266,8 +266,6 @@ io:
 		close(fd);
 		unlink(p_tmp);
 	}
-	if (dfd >= 0)
-		close(dfd);
 	return DELIVER_TEMP; /* disk full, permissions: the operator can fix it; keep it */
 }
 
@@ -559,38 +557,73 @@ deliver_read(int dirfd, const char *name, char **buf, size_t *len)
 	return 0;
 }
 
-/* The pending Maildir deliveries: fsync each new/ they touched once, then take the spool
- * files of those that are durable out of queue/, with one fsync of queue/ (a crash that loses
+static void
+deliver_deferred(struct dime_deliver *d, const struct deliver_pend *p, const char *what, int e)
+{
+	uint64_t wait = deliver_retry_note(d, p->name);
+
+	dime_dlog(DIME_DLOG_WARNING, "deliver.deferred",
+		  "id=%s to=%s retry_ms=%llu why=\"maildir %.900s: %s\"", p->name, p->rcpt,
+		  (unsigned long long)wait, what, strerror(e));
+}
+
+/* The pending Maildir deliveries, as one group: their tmp/ files fsynced at once
+ * (dime_io_fsync_many), each linked into new/, each new/ fsynced once, then the spool files
+ * of those that are durable taken out of queue/ with one fsync of queue/ (a crash that loses
  * the unlink delivers again, and the Maildir name adds no second copy). */
 static void
 deliver_flush(struct dime_deliver *d)
 {
-	int errs[DELIVER_BATCH];
-	size_t gone = 0;
+	int fds[DELIVER_BATCH], errs[DELIVER_BATCH], dir_err[DELIVER_BATCH];
+	size_t dir_of[DELIVER_BATCH], n_dirs = 0, gone = 0;
+	const char *dirs[DELIVER_BATCH];
 
-	for (size_t i = 0; i < d->n_dirs; i++) {
-		int fd = open(d->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
+	for (size_t i = 0; i < d->n_pend; i++) {
+		fds[i] = d->pend[i].fd;
 		errs[i] = 0;
+	}
+	dime_io_fsync_many(fds, d->n_pend, errs);
+	for (size_t i = 0; i < d->n_pend; i++) {
+		struct deliver_pend *p = &d->pend[i];
+		size_t k = 0;
+
+		if (close(p->fd) != 0 && errs[i] == 0)
+			errs[i] = -errno;
+		p->fd = -1;
+		if (errs[i] == 0 && link(p->tmp, p->new) != 0 && errno != EEXIST)
+			errs[i] = -errno;
+		unlink(p->tmp); /* linked, or failed: tmp/ keeps nothing */
+		if (errs[i] != 0) {
+			deliver_deferred(d, p, p->tmp, -errs[i]);
+			continue;
+		}
+		while (k < n_dirs && strcmp(dirs[k], p->dir) != 0)
+			k++;
+		if (k == n_dirs)
+			dirs[n_dirs++] = p->dir;
+		dir_of[i] = k;
+	}
+	for (size_t k = 0; k < n_dirs; k++) {
+		int fd = open(dirs[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		dir_err[k] = 0;
 		if (fd < 0 || fsync(fd) != 0)
-			errs[i] = errno != 0 ? errno : EIO;
+			dir_err[k] = errno != 0 ? errno : EIO;
 		if (fd >= 0)
 			close(fd);
 	}
 	for (size_t i = 0; i < d->n_pend; i++) {
 		struct deliver_pend *p = &d->pend[i];
 
-		if (errs[p->dir] != 0) {
+		if (errs[i] != 0)
+			continue;
+		if (dir_err[dir_of[i]] != 0) {
 			/* in new/ but perhaps not durably: delivering again later is the
 			 * at-least-once side of the trade */
-			uint64_t wait = deliver_retry_note(d, p->name);
-
-			dime_dlog(DIME_DLOG_WARNING, "deliver.deferred",
-				  "id=%s to=%s retry_ms=%llu why=\"maildir %.900s: %s\"", p->name,
-				  p->rcpt, (unsigned long long)wait, d->dirs[p->dir],
-				  strerror(errs[p->dir]));
+			deliver_deferred(d, p, p->dir, dir_err[dir_of[i]]);
 			continue;
 		}
+		deliver_retry_drop(d, p->name);
 		if (unlinkat(d->s->queue_fd, p->name, 0) != 0)
 			dime_dlog(DIME_DLOG_WARNING, "deliver.unqueue",
 				  "id=%s error=\"%s\" note=\"delivered; may be delivered again\"",
@@ -604,30 +637,12 @@ deliver_flush(struct dime_deliver *d)
 		dime_dlog(DIME_DLOG_WARNING, "deliver.unqueue",
 			  "error=\"%s\" note=\"delivered; may be delivered again\"",
 			  strerror(errno));
-	for (size_t i = 0; i < d->n_dirs; i++)
-		free(d->dirs[i]);
-	d->n_dirs = d->n_pend = 0;
-}
-
-/* Remember a Maildir delivery for deliver_flush (which takes newdir), flushing when full. */
-static void
-deliver_pend_add(struct dime_deliver *d, const char *name, const char *rcpt, char *newdir)
-{
-	struct deliver_pend *p;
-	size_t i = 0;
-
-	while (i < d->n_dirs && strcmp(d->dirs[i], newdir) != 0)
-		i++;
-	if (i < d->n_dirs)
-		free(newdir);
-	else
-		d->dirs[d->n_dirs++] = newdir;
-	p = &d->pend[d->n_pend++];
-	p->dir = i;
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	snprintf(p->rcpt, sizeof(p->rcpt), "%s", rcpt);
-	if (d->n_pend == DELIVER_BATCH)
-		deliver_flush(d);
+	for (size_t i = 0; i < d->n_pend; i++) {
+		free(d->pend[i].tmp);
+		free(d->pend[i].new);
+		free(d->pend[i].dir);
+	}
+	d->n_pend = 0;
 }
 
 /* One queued file: deliver, then take it out of queue/ (or move it to held/); a Maildir
@@ -635,7 +650,6 @@ deliver_pend_add(struct dime_deliver *d, const char *name, const char *rcpt, cha
 static void
 deliver_one(struct dime_deliver *d, const char *name, int ignore_backoff)
 {
-	char *newdir = NULL;
 	struct deliver_retry *rt = deliver_retry_find(d, name);
 	char rcpt[DELIVER_ADDR_CAP], origin[DELIVER_ADDR_CAP], why[1024];
 	const char *msg;
@@ -663,17 +677,23 @@ deliver_one(struct dime_deliver *d, const char *name, int ignore_backoff)
 	} else if (d->how == DIME_DCONF_LMTP) {
 		r = deliver_lmtp(d, rcpt, msg, msg_len, why, sizeof(why));
 	} else {
-		r = deliver_maildir(d, name, rcpt, msg, msg_len, why, sizeof(why), &newdir);
+		struct deliver_pend *p = &d->pend[d->n_pend];
+
+		r = deliver_maildir(d, name, rcpt, msg, msg_len, why, sizeof(why), p);
+		if (r == DELIVER_OK) {
+			/* settled by deliver_flush, with the rest of the batch */
+			free(buf);
+			snprintf(p->name, sizeof(p->name), "%s", name);
+			snprintf(p->rcpt, sizeof(p->rcpt), "%s", rcpt);
+			if (++d->n_pend == DELIVER_BATCH)
+				deliver_flush(d);
+			return;
+		}
 	}
 	free(buf);
 	for (char *q = why; *q != '\0'; q++) /* the log quotes why with '"' */
 		if (*q == '"')
 			*q = '\'';
-	if (r == DELIVER_OK && newdir != NULL) {
-		deliver_retry_drop(d, name);
-		deliver_pend_add(d, name, rcpt, newdir);
-		return;
-	}
 	if (r == DELIVER_OK) {
 		deliver_retry_drop(d, name);
 		if (unlinkat(d->s->queue_fd, name, 0) != 0 || fsync(d->s->queue_fd) != 0)

@@ -200,6 +200,46 @@ test_maildir(void)
 	dime_spool_close(s);
 }
 
+/* More messages than one delivery batch (64), for three users: each batch's files are fsynced
+ * together and linked after; every message lands once, tmp/ is left empty, queue/ drained. */
+static void
+test_maildir_batches(void)
+{
+	struct dime_dconf c;
+	struct dime_spool *s = NULL;
+	struct dime_deliver *d = NULL;
+	const char *users[3] = {"u0", "u1", "u2"};
+	char why[512], dir[8192];
+	int err = 0, n[3] = {0, 0, 0};
+
+	t_conf(&c, "mdb");
+	T_CHECK(dime_spool_open(&s, c.spool, why, sizeof(why)) == DIME_OK, "spool: %s", why);
+	for (int i = 0; i < 150; i++) {
+		char id[32], rcpt[64], body[64];
+		int bl = snprintf(body, sizeof(body), "message %d\r\n", i);
+
+		snprintf(id, sizeof(id), "m%03d", i);
+		snprintf(rcpt, sizeof(rcpt), "%s@example.org", users[i % 3]);
+		n[i % 3]++;
+		T_CHECK(dime_spool_put(s, id, rcpt, "o", (const uint8_t *)body, (size_t)bl, &err) ==
+			    DIME_OK,
+			"put %s", id);
+	}
+	T_CHECK(dime_deliver_start(&d, &c, s, why, sizeof(why)) == DIME_OK, "start: %s", why);
+	dime_deliver_kick(d);
+	snprintf(dir, sizeof(dir), "%s/queue", c.spool);
+	T_CHECK(t_wait_count(dir, 0, 10000), "queue/ not drained: %d left", t_count(dir));
+	for (int u = 0; u < 3; u++) {
+		snprintf(dir, sizeof(dir), "%s/example.org/%s/new", c.maildir_root, users[u]);
+		T_CHECK(t_count(dir) == n[u], "%s/new: got %d, want %d", users[u], t_count(dir),
+			n[u]);
+		snprintf(dir, sizeof(dir), "%s/example.org/%s/tmp", c.maildir_root, users[u]);
+		T_CHECK(t_count(dir) == 0, "%s/tmp: got %d files, want 0", users[u], t_count(dir));
+	}
+	dime_deliver_stop(d, 1);
+	dime_spool_close(s);
+}
+
 /* The LMTP server: one connection at a time, RCPT answered by the local part's prefix
  * ("temp" 451 until t_lmtp_heal, "perm" 550, others 250); DATA recorded raw. */
 struct t_lmtp {
@@ -395,6 +435,7 @@ main(void)
 		return 1;
 	dime_dlog_init("test", 0, DIME_DLOG_ERROR);
 	test_maildir();
+	test_maildir_batches();
 	test_lmtp(0);
 	test_lmtp(1);
 	t_rm_rf(t_dir);
