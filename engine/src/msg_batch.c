@@ -18,6 +18,9 @@
  * batch holds. */
 #define BATCH_COPY_MAX	 65536u
 #define BATCH_COPY_TOTAL (16u << 20)
+/* Secret scratch entries (32 bytes each) a batch keeps on the stack, wiped, instead of in
+ * sodium_malloc'd memory: up to 8 wraps' 4 actors. */
+#define MSG_BATCH_STACK_SLOTS 32u
 
 /* One precomputed KEK: what msg_kek_for(ks, key_id, eph) returns. */
 struct batch_kek {
@@ -219,6 +222,7 @@ batch_keks(struct msg_op *op, const struct dime_ks *ks, const struct dime_msg_jo
 {
 	struct batch_kek *t;
 	uint8_t(*pubs)[DIME_SECP_PUB_BYTES] = NULL, (*x)[DIME_ECDH_BYTES] = NULL;
+	uint8_t x_st[MSG_BATCH_STACK_SLOTS][DIME_ECDH_BYTES]; /* a small batch's, wiped */
 	int *rcs = NULL;
 	size_t m = 0, u = 0;
 
@@ -245,7 +249,7 @@ batch_keks(struct msg_op *op, const struct dime_ks *ks, const struct dime_msg_jo
 		else if (t[i].known && !t[u - 1].known)
 			t[u - 1] = t[i];
 	pubs = malloc(u * sizeof(*pubs));
-	x = dime_secure_alloc(u * sizeof(*x));
+	x = u <= MSG_BATCH_STACK_SLOTS ? x_st : dime_secure_alloc(u * sizeof(*x));
 	rcs = malloc(u * sizeof(*rcs));
 	if (pubs == NULL || x == NULL || rcs == NULL)
 		goto out;
@@ -283,7 +287,9 @@ batch_keks(struct msg_op *op, const struct dime_ks *ks, const struct dime_msg_jo
 	t = NULL;
 out:
 	free(pubs);
-	if (x != NULL)
+	if (x == x_st)
+		dime_wipe(x_st, sizeof(x_st));
+	else if (x != NULL)
 		dime_secure_free(x);
 	free(rcs);
 	if (t != NULL) {
@@ -642,6 +648,11 @@ dime_msg_wrap_mail_batch(const struct dime_ks *ks, struct dime_msg_job *jobs, si
 	struct msg_wrap_pre *pre = NULL;
 	uint8_t *have = NULL, (*privs)[DIME_SECP_PRIV_BYTES] = NULL;
 	uint8_t(*pubs)[DIME_SECP_PUB_BYTES] = NULL, (*x)[DIME_ECDH_BYTES] = NULL;
+	/* A small batch (the gateway's: a message or a few) keeps its ephemeral keys and shared
+	 * secrets on the stack, wiped, as a single wrap does: sodium_malloc's mmap, mprotect and
+	 * munmap per call cost more than the wrap's ECDH and flush every thread's TLB. */
+	uint8_t privs_st[MSG_BATCH_STACK_SLOTS][DIME_SECP_PRIV_BYTES];
+	uint8_t x_st[MSG_BATCH_STACK_SLOTS][DIME_ECDH_BYTES];
 	size_t *at = NULL, m = 0;
 	int *rcs = NULL;
 
@@ -652,8 +663,10 @@ dime_msg_wrap_mail_batch(const struct dime_ks *ks, struct dime_msg_job *jobs, si
 	if (n > 0) {
 		pre = calloc(n, sizeof(*pre));
 		have = calloc(n, 1);
-		privs = dime_secure_alloc(4 * n * sizeof(*privs));
-		x = dime_secure_alloc(4 * n * sizeof(*x));
+		int small = n <= MSG_BATCH_STACK_SLOTS / 4;
+
+		privs = small ? privs_st : dime_secure_alloc(4 * n * sizeof(*privs));
+		x = small ? x_st : dime_secure_alloc(4 * n * sizeof(*x));
 		pubs = malloc(4 * n * sizeof(*pubs));
 		at = malloc(4 * n * sizeof(*at));
 		rcs = malloc(4 * n * sizeof(*rcs));
@@ -702,10 +715,15 @@ dime_msg_wrap_mail_batch(const struct dime_ks *ks, struct dime_msg_job *jobs, si
 				msg_kek_derive(&w->kek[at[q] % 4], x[q]);
 		}
 	}
-	if (privs != NULL)
-		dime_secure_free(privs); /* wipes */
-	if (x != NULL)
-		dime_secure_free(x);
+	if (privs == privs_st) {
+		dime_wipe(privs_st, sizeof(privs_st));
+		dime_wipe(x_st, sizeof(x_st));
+	} else {
+		if (privs != NULL)
+			dime_secure_free(privs); /* wipes */
+		if (x != NULL)
+			dime_secure_free(x);
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct dime_msg_job *j = &jobs[i];
 
