@@ -17,8 +17,10 @@
 
 #define SPOOL_RCPT "Recipient: "
 #define SPOOL_ORIG "Origin: "
-/* The most puts one group commit takes; later ones wait for the next group. */
-#define SPOOL_GROUP_MAX 64u
+/* The files one dime_spool_put_many slice writes and fsyncs together (queue/ once per slice). */
+#define SPOOL_GROUP_MAX DIME_IO_GROUP_MAX
+
+static void spool_commit(void *ctx, void **items, size_t n);
 
 static int
 spool_mkdir_open(int dirfd, const char *name, char *why, size_t why_cap, const char *root)
@@ -79,12 +81,7 @@ dime_spool_open(struct dime_spool **out, const char *root, char *why, size_t why
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return DIME_E_NOMEM;
 	s->root_fd = s->tmp_fd = s->queue_fd = s->held_fd = -1;
-	if (pthread_mutex_init(&s->gc_mu, NULL) != 0) {
-		free(s);
-		return DIME_E_NOMEM;
-	}
-	if (pthread_cond_init(&s->gc_cv, NULL) != 0) {
-		pthread_mutex_destroy(&s->gc_mu);
+	if (dime_io_group_init(&s->gc, spool_commit, s) != 0) {
 		free(s);
 		return DIME_E_NOMEM;
 	}
@@ -134,10 +131,8 @@ dime_spool_close(struct dime_spool *s)
 		close(s->queue_fd);
 	if (s->held_fd >= 0)
 		close(s->held_fd);
-	if (s->gc_init) {
-		pthread_cond_destroy(&s->gc_cv);
-		pthread_mutex_destroy(&s->gc_mu);
-	}
+	if (s->gc_init)
+		dime_io_group_destroy(&s->gc);
 	free(s);
 }
 
@@ -303,63 +298,19 @@ out:
 	return rc;
 }
 
-/* A put waiting for its group commit; on the caller's stack until done. */
-struct spool_waiter {
-	struct dime_spool_item it;
-	int done;
-	struct spool_waiter *next;
-};
-
-/* Puts that arrive together share one commit (dime_spool_put_many): the first to find no
- * commit running leads, taking every put queued then; the rest wait, and whoever is still
- * waiting when it ends leads the next group. One put alone costs what it did (a group of one);
- * many threads putting at once (the gateway's workers) pay about one fsync per group instead of
- * one file and one queue/ fsync each. */
+/* Puts that arrive together share one commit (dime_io_group_run): one put alone costs what
+ * it did (a group of one); many threads putting at once (the gateway's workers) pay about one
+ * fsync per group instead of one file and one queue/ fsync each. */
 int
 dime_spool_put(struct dime_spool *s, const char *id, const char *recipient, const char *origin,
 	       const uint8_t *msg, size_t len, int *err)
 {
-	struct spool_waiter w = {
-	    .it = {.id = id, .recipient = recipient, .origin = origin, .msg = msg, .len = len}};
+	struct dime_spool_item it = {
+	    .id = id, .recipient = recipient, .origin = origin, .msg = msg, .len = len};
 
-	pthread_mutex_lock(&s->gc_mu);
-	if (s->gc_tail != NULL)
-		s->gc_tail->next = &w;
-	else
-		s->gc_head = &w;
-	s->gc_tail = &w;
-	while (!w.done) {
-		struct spool_waiter *g[SPOOL_GROUP_MAX];
-		struct dime_spool_item items[SPOOL_GROUP_MAX];
-		size_t n = 0;
-
-		if (s->gc_busy) {
-			pthread_cond_wait(&s->gc_cv, &s->gc_mu);
-			continue;
-		}
-		while (n < SPOOL_GROUP_MAX && s->gc_head != NULL) {
-			g[n] = s->gc_head;
-			items[n] = g[n]->it;
-			s->gc_head = g[n]->next;
-			n++;
-		}
-		if (s->gc_head == NULL)
-			s->gc_tail = NULL;
-		s->gc_busy = 1;
-		pthread_mutex_unlock(&s->gc_mu);
-		(void)dime_spool_put_many(s, items, n);
-		pthread_mutex_lock(&s->gc_mu);
-		for (size_t i = 0; i < n; i++) {
-			g[i]->it.rc = items[i].rc;
-			g[i]->it.err = items[i].err;
-			g[i]->done = 1;
-		}
-		s->gc_busy = 0;
-		pthread_cond_broadcast(&s->gc_cv);
-	}
-	pthread_mutex_unlock(&s->gc_mu);
-	*err = w.it.err;
-	return w.it.rc;
+	dime_io_group_run(&s->gc, &it);
+	*err = it.err;
+	return it.rc;
 }
 
 size_t
@@ -436,6 +387,21 @@ dime_spool_put_many(struct dime_spool *s, struct dime_spool_item *items, size_t 
 		it->err = e;
 	}
 	return ok;
+}
+
+/* The group commit's call: the queued puts as one dime_spool_put_many. */
+static void
+spool_commit(void *ctx, void **items, size_t n)
+{
+	struct dime_spool_item g[DIME_IO_GROUP_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		g[i] = *(struct dime_spool_item *)items[i];
+	(void)dime_spool_put_many(ctx, g, n);
+	for (size_t i = 0; i < n; i++) {
+		((struct dime_spool_item *)items[i])->rc = g[i].rc;
+		((struct dime_spool_item *)items[i])->err = g[i].err;
+	}
 }
 
 int

@@ -2,22 +2,16 @@
 #define DIME_DAEMON_SPOOL_INT_H
 /* What the delivery thread needs of the spool: its directory fds and the envelope reader. */
 
-#include <pthread.h>
 #include <stddef.h>
 
+#include "dime/io.h"
 #include "dime/spool.h"
-
-struct spool_waiter;
 
 struct dime_spool {
 	int root_fd, tmp_fd, queue_fd, held_fd;
 	char root[4096];
-	/* dime_spool_put's group commit: the puts waiting, and whether one of them is committing
-	 * a group now (the leader; the others wait for it or for their turn to lead). */
-	pthread_mutex_t gc_mu;
-	pthread_cond_t gc_cv;
-	int gc_init, gc_busy;
-	struct spool_waiter *gc_head, *gc_tail;
+	struct dime_io_group gc; /* dime_spool_put's group commit */
+	int gc_init;
 };
 
 /* Split a spooled file's bytes into its envelope and the message (a view into buf).

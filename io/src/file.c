@@ -137,6 +137,76 @@ dime_io_fsync_many(const int *fds, size_t n, int *errs)
 		pthread_join(th[t], NULL);
 }
 
+struct dime_io_group_waiter {
+	void *item;
+	int done;
+	struct dime_io_group_waiter *next;
+};
+
+int
+dime_io_group_init(struct dime_io_group *g, void (*commit)(void *ctx, void **items, size_t n),
+		   void *ctx)
+{
+	int rc;
+
+	memset(g, 0, sizeof(*g));
+	g->commit = commit;
+	g->ctx = ctx;
+	if ((rc = pthread_mutex_init(&g->mu, NULL)) != 0)
+		return -rc;
+	if ((rc = pthread_cond_init(&g->cv, NULL)) != 0) {
+		pthread_mutex_destroy(&g->mu);
+		return -rc;
+	}
+	return 0;
+}
+
+void
+dime_io_group_destroy(struct dime_io_group *g)
+{
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->mu);
+}
+
+void
+dime_io_group_run(struct dime_io_group *g, void *item)
+{
+	struct dime_io_group_waiter w = {item, 0, NULL};
+
+	pthread_mutex_lock(&g->mu);
+	if (g->tail != NULL)
+		g->tail->next = &w;
+	else
+		g->head = &w;
+	g->tail = &w;
+	while (!w.done) {
+		struct dime_io_group_waiter *batch[DIME_IO_GROUP_MAX];
+		void *items[DIME_IO_GROUP_MAX];
+		size_t n = 0;
+
+		if (g->busy) {
+			pthread_cond_wait(&g->cv, &g->mu);
+			continue;
+		}
+		while (n < DIME_IO_GROUP_MAX && g->head != NULL) {
+			batch[n] = g->head;
+			items[n++] = g->head->item;
+			g->head = g->head->next;
+		}
+		if (g->head == NULL)
+			g->tail = NULL;
+		g->busy = 1;
+		pthread_mutex_unlock(&g->mu);
+		g->commit(g->ctx, items, n);
+		pthread_mutex_lock(&g->mu);
+		for (size_t i = 0; i < n; i++)
+			batch[i]->done = 1;
+		g->busy = 0;
+		pthread_cond_broadcast(&g->cv);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
 int
 dime_io_write_file(const char *path, const void *buf, size_t len, mode_t mode)
 {

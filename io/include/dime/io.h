@@ -2,6 +2,7 @@
 #define DIME_IO_IO_H
 /* File and ring I/O that knows nothing of DIME. Functions return 0 or -errno, as liburing does. */
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -31,6 +32,28 @@ int dime_io_write_all(int fd, const void *buf, size_t len);
  * Out: errs[i] = 0 or the -errno of fsync(fds[i]); EINTR is retried. */
 #define DIME_IO_FSYNC_THREADS 16u
 void dime_io_fsync_many(const int *fds, size_t n, int *errs);
+
+/* A group commit: threads that each hold one item to make durable call dime_io_group_run; the
+ * first to find no commit running leads: it takes every item queued at that moment (at most
+ * DIME_IO_GROUP_MAX) and calls commit(ctx, items, n) once for them; the others wait, and whoever
+ * is still waiting when it ends leads the next group. Each call returns once its own item was
+ * committed (commit stores each item's result in the item). One caller alone costs a group of
+ * one; many at once share one commit's fsyncs. */
+#define DIME_IO_GROUP_MAX 64u
+struct dime_io_group_waiter;
+struct dime_io_group {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int busy;
+	struct dime_io_group_waiter *head, *tail;
+	void (*commit)(void *ctx, void **items, size_t n);
+	void *ctx;
+};
+/* Returns: 0, -ENOMEM (or the pthread error). */
+int dime_io_group_init(struct dime_io_group *g, void (*commit)(void *ctx, void **items, size_t n),
+		       void *ctx);
+void dime_io_group_destroy(struct dime_io_group *g); /* no call may be running */
+void dime_io_group_run(struct dime_io_group *g, void *item);
 
 /* Returns: 1 when this kernel lets the process set up an io_uring, 0 otherwise (seccomp,
  * kernel.io_uring_disabled, old kernel). */
