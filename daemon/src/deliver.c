@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,9 @@ struct deliver_pend {
 	char name[DELIVER_NAME_CAP], rcpt[DELIVER_ADDR_CAP];
 	int fd;		       /* the tmp/ file, written, open */
 	char *tmp, *new, *dir; /* tmp/ path, new/ path, new/ itself */
+	int err;	       /* after deliver_md_commit: 0 (durable in new/) or the errno */
+	int dup;	       /* new/ held the message already (the same name: a repeat) */
+	const char *what;      /* what err is about: tmp or dir */
 };
 
 struct dime_deliver {
@@ -60,7 +64,8 @@ struct dime_deliver {
 	int kicked, stop, drain; /* under mu */
 	struct deliver_retry *retry;
 	size_t n_retry, cap_retry;
-	unsigned long seq; /* Maildir names: unique within this process */
+	atomic_ulong seq;	  /* Maildir names: unique within this process */
+	struct dime_io_group now; /* dime_deliver_now's group commit */
 	/* Maildir deliveries of this pass whose new/ is not fsynced yet: their spool files stay
 	 * queued until it is (deliver_flush), so a crash before loses nothing. */
 	struct deliver_pend pend[DELIVER_BATCH];
@@ -237,8 +242,8 @@ deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const 
 	gettimeofday(&tv, NULL);
 	snprintf(name, sizeof(name), "%.128s.%s", id, host);
 	if (deliver_path(p_tmp, sizeof(p_tmp), "%s/tmp/%lld.M%ldP%ldQ%lu.%s", box,
-			 (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(), ++d->seq,
-			 host) != 0 ||
+			 (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+			 atomic_fetch_add(&d->seq, 1) + 1, host) != 0 ||
 	    deliver_path(p_new, sizeof(p_new), "%s/new/%s", box, name) != 0)
 		goto io;
 	if ((fd = open(p_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
@@ -557,50 +562,45 @@ deliver_read(int dirfd, const char *name, char **buf, size_t *len)
 	return 0;
 }
 
+/* Make n written Maildir files durable, as one group: their tmp/ files fsynced at once
+ * (dime_io_fsync_many), each linked into new/ (an existing name is the same message: a
+ * repeat), each new/ fsynced once. Sets each p[i].err (0: durable in new/), .dup, .what;
+ * closes the fds and frees nothing. */
 static void
-deliver_deferred(struct dime_deliver *d, const struct deliver_pend *p, const char *what, int e)
+deliver_md_commit(struct deliver_pend *p, size_t n)
 {
-	uint64_t wait = deliver_retry_note(d, p->name);
-
-	dime_dlog(DIME_DLOG_WARNING, "deliver.deferred",
-		  "id=%s to=%s retry_ms=%llu why=\"maildir %.900s: %s\"", p->name, p->rcpt,
-		  (unsigned long long)wait, what, strerror(e));
-}
-
-/* The pending Maildir deliveries, as one group: their tmp/ files fsynced at once
- * (dime_io_fsync_many), each linked into new/, each new/ fsynced once, then the spool files
- * of those that are durable taken out of queue/ with one fsync of queue/ (a crash that loses
- * the unlink delivers again, and the Maildir name adds no second copy). */
-static void
-deliver_flush(struct dime_deliver *d)
-{
-	int fds[DELIVER_BATCH], errs[DELIVER_BATCH], dir_err[DELIVER_BATCH];
-	size_t dir_of[DELIVER_BATCH], n_dirs = 0, gone = 0;
+	int fds[DELIVER_BATCH] = {0}, errs[DELIVER_BATCH] = {0}, dir_err[DELIVER_BATCH] = {0};
+	size_t dir_of[DELIVER_BATCH] = {0}, n_dirs = 0;
 	const char *dirs[DELIVER_BATCH];
 
-	for (size_t i = 0; i < d->n_pend; i++) {
-		fds[i] = d->pend[i].fd;
+	for (size_t i = 0; i < n; i++) {
+		fds[i] = p[i].fd;
 		errs[i] = 0;
 	}
-	dime_io_fsync_many(fds, d->n_pend, errs);
-	for (size_t i = 0; i < d->n_pend; i++) {
-		struct deliver_pend *p = &d->pend[i];
+	dime_io_fsync_many(fds, n, errs);
+	for (size_t i = 0; i < n; i++) {
 		size_t k = 0;
 
-		if (close(p->fd) != 0 && errs[i] == 0)
-			errs[i] = -errno;
-		p->fd = -1;
-		if (errs[i] == 0 && link(p->tmp, p->new) != 0 && errno != EEXIST)
-			errs[i] = -errno;
-		unlink(p->tmp); /* linked, or failed: tmp/ keeps nothing */
-		if (errs[i] != 0) {
-			deliver_deferred(d, p, p->tmp, -errs[i]);
-			continue;
+		p[i].err = -errs[i];
+		p[i].dup = 0;
+		p[i].what = p[i].tmp;
+		dir_of[i] = 0;
+		if (close(p[i].fd) != 0 && p[i].err == 0)
+			p[i].err = errno;
+		p[i].fd = -1;
+		if (p[i].err == 0 && link(p[i].tmp, p[i].new) != 0) {
+			if (errno == EEXIST)
+				p[i].dup = 1;
+			else
+				p[i].err = errno;
 		}
-		while (k < n_dirs && strcmp(dirs[k], p->dir) != 0)
+		unlink(p[i].tmp); /* linked, or failed: tmp/ keeps nothing */
+		if (p[i].err != 0)
+			continue;
+		while (k < n_dirs && strcmp(dirs[k], p[i].dir) != 0)
 			k++;
 		if (k == n_dirs)
-			dirs[n_dirs++] = p->dir;
+			dirs[n_dirs++] = p[i].dir;
 		dir_of[i] = k;
 	}
 	for (size_t k = 0; k < n_dirs; k++) {
@@ -612,15 +612,42 @@ deliver_flush(struct dime_deliver *d)
 		if (fd >= 0)
 			close(fd);
 	}
+	for (size_t i = 0; i < n; i++)
+		if (p[i].err == 0 && dir_err[dir_of[i]] != 0) {
+			/* in new/ but perhaps not durably: delivering again later is the
+			 * at-least-once side of the trade */
+			p[i].err = dir_err[dir_of[i]];
+			p[i].what = p[i].dir;
+		}
+}
+
+static void
+deliver_pend_free(struct deliver_pend *p)
+{
+	free(p->tmp);
+	free(p->new);
+	free(p->dir);
+	p->tmp = p->new = p->dir = NULL;
+}
+
+/* The pending Maildir deliveries of the thread's pass, as one group (deliver_md_commit), then
+ * the spool files of those that are durable taken out of queue/ with one fsync of queue/ (a
+ * crash that loses the unlink delivers again, and the Maildir name adds no second copy). */
+static void
+deliver_flush(struct dime_deliver *d)
+{
+	size_t gone = 0;
+
+	deliver_md_commit(d->pend, d->n_pend);
 	for (size_t i = 0; i < d->n_pend; i++) {
 		struct deliver_pend *p = &d->pend[i];
 
-		if (errs[i] != 0)
-			continue;
-		if (dir_err[dir_of[i]] != 0) {
-			/* in new/ but perhaps not durably: delivering again later is the
-			 * at-least-once side of the trade */
-			deliver_deferred(d, p, p->dir, dir_err[dir_of[i]]);
+		if (p->err != 0) {
+			uint64_t wait = deliver_retry_note(d, p->name);
+
+			dime_dlog(DIME_DLOG_WARNING, "deliver.deferred",
+				  "id=%s to=%s retry_ms=%llu why=\"maildir %.900s: %s\"", p->name,
+				  p->rcpt, (unsigned long long)wait, p->what, strerror(p->err));
 			continue;
 		}
 		deliver_retry_drop(d, p->name);
@@ -637,12 +664,80 @@ deliver_flush(struct dime_deliver *d)
 		dime_dlog(DIME_DLOG_WARNING, "deliver.unqueue",
 			  "error=\"%s\" note=\"delivered; may be delivered again\"",
 			  strerror(errno));
-	for (size_t i = 0; i < d->n_pend; i++) {
-		free(d->pend[i].tmp);
-		free(d->pend[i].new);
-		free(d->pend[i].dir);
-	}
+	for (size_t i = 0; i < d->n_pend; i++)
+		deliver_pend_free(&d->pend[i]);
 	d->n_pend = 0;
+}
+
+/* One dime_deliver_now call, on its caller's stack. */
+struct deliver_now_item {
+	const char *id, *rcpt;
+	const uint8_t *msg;
+	size_t len;
+	int rc, dup;
+	char *why;
+	size_t why_cap;
+};
+
+/* The group commit's call: each item written to its tmp/, then all made durable at once. */
+static void
+deliver_now_commit(void *ctx, void **items, size_t n)
+{
+	struct dime_deliver *d = ctx;
+	struct deliver_pend p[DELIVER_BATCH];
+	struct deliver_now_item *at[DELIVER_BATCH];
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct deliver_now_item *it = items[i];
+		enum deliver_result r;
+
+		if (m == DELIVER_BATCH) { /* more than a batch: the rest as the next one */
+			deliver_now_commit(d, items + i, n - i);
+			break;
+		}
+		memset(&p[m], 0, sizeof(p[m]));
+		r = deliver_maildir(d, it->id, it->rcpt, (const char *)it->msg, it->len, it->why,
+				    it->why_cap, &p[m]);
+		if (r != DELIVER_OK) {
+			it->rc = r == DELIVER_PERM ? DIME_E_INVALID : DIME_E_IO;
+			continue;
+		}
+		at[m++] = it;
+	}
+	deliver_md_commit(p, m);
+	for (size_t i = 0; i < m; i++) {
+		at[i]->rc = p[i].err == 0 ? DIME_OK : DIME_E_IO;
+		at[i]->dup = p[i].dup;
+		if (p[i].err != 0)
+			snprintf(at[i]->why, at[i]->why_cap, "maildir %.900s: %s", p[i].what,
+				 strerror(p[i].err));
+		deliver_pend_free(&p[i]);
+	}
+}
+
+int
+dime_deliver_is_maildir(const struct dime_deliver *d)
+{
+	return d != NULL && d->how == DIME_DCONF_MAILDIR;
+}
+
+int
+dime_deliver_now(struct dime_deliver *d, int *dup, const char *id, const char *rcpt,
+		 const uint8_t *msg, size_t len, char *why, size_t why_cap)
+{
+	struct deliver_now_item it = {id, rcpt, msg, len, DIME_E_IO, 0, why, why_cap};
+
+	*dup = 0;
+	if (why_cap > 0)
+		why[0] = '\0';
+	if (!dime_deliver_is_maildir(d)) {
+		snprintf(why, why_cap, "delivery is not to a Maildir");
+		return DIME_E_INVALID;
+	}
+	dime_io_group_run(&d->now, &it);
+	*dup = it.dup;
+	return it.rc;
 }
 
 /* One queued file: deliver, then take it out of queue/ (or move it to held/); a Maildir
@@ -859,6 +954,10 @@ dime_deliver_start(struct dime_deliver **out, const struct dime_dconf *c, struct
 		free(d);
 		return DIME_E_IO;
 	}
+	if (dime_io_group_init(&d->now, deliver_now_commit, d) != 0) {
+		free(d);
+		return DIME_E_NOMEM;
+	}
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -868,6 +967,7 @@ dime_deliver_start(struct dime_deliver **out, const struct dime_dconf *c, struct
 		snprintf(why, why_cap, "delivery thread: %s", strerror(e));
 		pthread_cond_destroy(&d->cv);
 		pthread_mutex_destroy(&d->mu);
+		dime_io_group_destroy(&d->now);
 		free(d);
 		return DIME_E_NOMEM;
 	}
@@ -897,6 +997,7 @@ dime_deliver_stop(struct dime_deliver *d, int drain)
 	pthread_join(d->th, NULL);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
+	dime_io_group_destroy(&d->now);
 	free(d->retry);
 	free(d);
 }

@@ -15,6 +15,7 @@
 #include "dime/dconf.h"
 #include "dime/deliver.h"
 #include "dime/dir.h"
+#include "dime/dlog.h"
 #include "dime/gwflow.h"
 #include "dime/msg_armor.h"
 #include "dime/outq.h"
@@ -337,15 +338,18 @@ dime_gw_rcpt(struct dime_gw *g, struct dime_gw_verdict *v, const char *sender, c
 
 /* ---- DATA ---- */
 
-/* Spool bin (binary D/MIME) for the hosted user rcpt, named by its hash as DMTP names what it
- * accepts, then wake the delivery. */
+/* Store bin (binary D/MIME) for the hosted user rcpt, named by its hash as DMTP names what it
+ * accepts. With Maildir delivery it goes straight into the user's Maildir (group-committed with
+ * the other workers' messages): the MTA holds the mail until our 250, so a queue of ours would
+ * only add a file written, fsynced and deleted per message. Otherwise (LMTP) it is spooled and
+ * the delivery woken. */
 static void
 gw_spool(struct dime_gw *g, struct dime_gw_verdict *v, const char *rcpt, const char *origin,
 	 const uint8_t *bin, size_t len)
 {
 	uint8_t hash[64];
-	char id[DIME_DMTP_SESS_HASH_CHARS + 1];
-	int rc, e = 0;
+	char id[DIME_DMTP_SESS_HASH_CHARS + 1], why[1024];
+	int rc, e = 0, dup = 0;
 
 	if (dime_server_msg_id(hash, id, bin, len) != DIME_OK) {
 		gw_set(v, DIME_GW_DEFER, 451, "4.3.0", "cannot name the message");
@@ -353,6 +357,20 @@ gw_spool(struct dime_gw *g, struct dime_gw_verdict *v, const char *rcpt, const c
 	}
 	for (size_t i = 0; id[i] != 0; i++)
 		id[i] = id[i] == '+' ? '-' : id[i] == '/' ? '_' : id[i];
+	if (dime_deliver_is_maildir(g->env.deliver)) {
+		rc = dime_deliver_now(g->env.deliver, &dup, id, rcpt, bin, len, why, sizeof(why));
+		if (rc == DIME_OK)
+			gw_set(v, DIME_GW_LOCAL, 250, "2.0.0", "delivered as %.*s%s", 16, id,
+			       dup ? " (a duplicate)" : "");
+		else if (rc == DIME_E_INVALID)
+			gw_set(v, DIME_GW_REFUSE, 550, "5.1.1",
+			       "no mailbox can hold the recipient");
+		else
+			gw_set(v, DIME_GW_DEFER, 451, "4.3.0", "cannot deliver now");
+		if (rc != DIME_OK) /* the paths name the mailbox: the log, not the MTA, gets them */
+			dime_dlog(DIME_DLOG_WARNING, "deliver.now", "id=%.16s why=\"%s\"", id, why);
+		return;
+	}
 	rc = dime_spool_put(g->env.spool, id, rcpt, origin, bin, len, &e);
 	if (rc == DIME_E_AGAIN && e == EEXIST) {
 		/* the same message is queued durably already */

@@ -48,7 +48,7 @@ inbox() { find "$BOX" -type f 2>/dev/null | wc -l; }
 printf 'From: carol@legacy.test\r\nTo: alice@alpha.example\r\nSubject: gateway\r\n\r\nHello Alice.\r\n.leading dot\r\n' >m1.eml
 swaks -s 127.0.0.1 -p "$SMTP" --tls -f carol@legacy.test -t alice@alpha.example \
 	--data @m1.eml >swaks1.out 2>&1 || fail "swaks STARTTLS + DATA: $(tail -5 swaks1.out)"
-grep -q '^<~  250 2.0.0 queued' swaks1.out || fail "no 250 after DATA: $(tail -5 swaks1.out)"
+grep -q '^<~  250 2.0.0 delivered as' swaks1.out || fail "no 250 after DATA: $(tail -5 swaks1.out)"
 for _ in $(seq 1 100); do [ "$(inbox)" -ge 1 ] && break; sleep 0.1; done
 [ "$(inbox)" = 1 ] || fail "alice's Maildir holds $(inbox) messages, want 1"
 f=$(find "$BOX" -type f | head -1)
@@ -72,7 +72,7 @@ grep -q '<\*\* 4[0-9][0-9] ' swaks3.out || fail "legacy: not a 4xx: $(grep '<' s
 swaks -s 127.0.0.1 -p "$LMTP" --protocol LMTP -f carol@legacy.test \
 	-t alice@alpha.example,nobody@alpha.example --body 'lmtp' >swaks4.out 2>&1
 grep -q '<\*\* 45[01] 4.7.1' swaks4.out || fail "lmtp: nobody not deferred: $(grep '<' swaks4.out | tail -4)"
-[ "$(grep -c '^<-  250 2.0.0 queued' swaks4.out)" = 1 ] ||
+[ "$(grep -c '^<-  250 2.0.0 delivered as' swaks4.out)" = 1 ] ||
 	fail "lmtp: not one 250 after the data (for alice): $(grep '<' swaks4.out | tail -4)"
 for _ in $(seq 1 100); do [ "$(inbox)" -ge 2 ] && break; sleep 0.1; done
 [ "$(inbox)" = 2 ] || fail "after LMTP alice holds $(inbox) messages, want 2"

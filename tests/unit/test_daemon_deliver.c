@@ -240,6 +240,88 @@ test_maildir_batches(void)
 	dime_spool_close(s);
 }
 
+/* dime_deliver_now, the gateway's path past the spool: 8 threads at once each deliver 10
+ * messages (every one lands once, tmp/ empty, the spool untouched); the same id again is a
+ * duplicate with no second copy; a recipient no Maildir can hold is refused. */
+struct t_now {
+	struct dime_deliver *d;
+	int t, fails;
+};
+
+static void *
+t_now_run(void *arg)
+{
+	struct t_now *c = arg;
+
+	for (int i = 0; i < 10; i++) {
+		char id[32], rcpt[64], body[64], why[512];
+		int dup = -1, bl = snprintf(body, sizeof(body), "now %d %d\r\n", c->t, i);
+
+		snprintf(id, sizeof(id), "n%d-%d", c->t, i);
+		snprintf(rcpt, sizeof(rcpt), "u%d@example.org", c->t % 3);
+		if (dime_deliver_now(c->d, &dup, id, rcpt, (const uint8_t *)body, (size_t)bl, why,
+				     sizeof(why)) != DIME_OK ||
+		    dup != 0) {
+			fprintf(stderr, "deliver_now %s: %s\n", id, why);
+			c->fails++;
+		}
+	}
+	return NULL;
+}
+
+static void
+test_deliver_now(void)
+{
+	struct dime_dconf c;
+	struct dime_spool *s = NULL;
+	struct dime_deliver *d = NULL;
+	struct t_now tn[8];
+	pthread_t th[8];
+	char why[512], dir[8192];
+	int fails = 0, dup = -1, total = 0, rc;
+
+	t_conf(&c, "now");
+	T_CHECK(dime_spool_open(&s, c.spool, why, sizeof(why)) == DIME_OK, "spool: %s", why);
+	T_CHECK(dime_deliver_start(&d, &c, s, why, sizeof(why)) == DIME_OK, "start: %s", why);
+	T_CHECK(dime_deliver_is_maildir(d), "a Maildir delivery says it is not");
+	for (int t = 0; t < 8; t++) {
+		tn[t] = (struct t_now){d, t, 0};
+		T_CHECK(pthread_create(&th[t], NULL, t_now_run, &tn[t]) == 0, "thread %d", t);
+	}
+	for (int t = 0; t < 8; t++) {
+		pthread_join(th[t], NULL);
+		fails += tn[t].fails;
+	}
+	T_CHECK(fails == 0, "deliver_now: %d of 80 failed", fails);
+	for (int u = 0; u < 3; u++) {
+		snprintf(dir, sizeof(dir), "%s/example.org/u%d/new", c.maildir_root, u);
+		total += t_count(dir);
+		snprintf(dir, sizeof(dir), "%s/example.org/u%d/tmp", c.maildir_root, u);
+		T_CHECK(t_count(dir) == 0, "u%d/tmp: %d files left", u, t_count(dir));
+	}
+	T_CHECK(total == 80, "deliver_now: %d messages in new/, want 80", total);
+	snprintf(dir, sizeof(dir), "%s/queue", c.spool);
+	T_CHECK(t_count(dir) == 0, "deliver_now used the spool: %d files", t_count(dir));
+	rc = dime_deliver_now(d, &dup, "n0-0", "u0@example.org", (const uint8_t *)"again", 5, why,
+			      sizeof(why));
+	T_CHECK(rc == DIME_OK && dup == 1, "the same id again: rc %d dup %d, want ok, 1", rc, dup);
+	snprintf(dir, sizeof(dir), "%s/example.org/u0/new", c.maildir_root);
+	T_CHECK(t_count(dir) == 30, "u0/new after a repeat: %d, want 30", t_count(dir));
+	rc = dime_deliver_now(d, &dup, "bad1", "no-at-sign", (const uint8_t *)"x", 1, why,
+			      sizeof(why));
+	T_CHECK(rc == DIME_E_INVALID && why[0] != 0, "a recipient without @: rc %d (%s)", rc, why);
+	dime_deliver_stop(d, 1);
+	c.delivery = DIME_DCONF_LMTP;
+	snprintf(c.lmtp, sizeof(c.lmtp), "127.0.0.1:1");
+	T_CHECK(dime_deliver_start(&d, &c, s, why, sizeof(why)) == DIME_OK, "start: %s", why);
+	T_CHECK(!dime_deliver_is_maildir(d), "an LMTP delivery says it is a Maildir one");
+	rc = dime_deliver_now(d, &dup, "l1", "u0@example.org", (const uint8_t *)"x", 1, why,
+			      sizeof(why));
+	T_CHECK(rc == DIME_E_INVALID, "deliver_now with LMTP: rc %d, want DIME_E_INVALID", rc);
+	dime_deliver_stop(d, 0);
+	dime_spool_close(s);
+}
+
 /* The LMTP server: one connection at a time, RCPT answered by the local part's prefix
  * ("temp" 451 until t_lmtp_heal, "perm" 550, others 250); DATA recorded raw. */
 struct t_lmtp {
@@ -436,6 +518,7 @@ main(void)
 	dime_dlog_init("test", 0, DIME_DLOG_ERROR);
 	test_maildir();
 	test_maildir_batches();
+	test_deliver_now();
 	test_lmtp(0);
 	test_lmtp(1);
 	t_rm_rf(t_dir);
