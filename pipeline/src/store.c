@@ -4,6 +4,7 @@
  * failures become DIME_E_IO (DIME_E_NOMEM for its out-of-memory) and open's err message. */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,18 @@ dime_store_open(struct dime_store **out, const char *path, char *err, size_t err
 	return dime_store_open_flags(out, path, 0, err, errlen);
 }
 
+/* Process-wide SQLite settings, before its first use. Memory statistics off: with them on,
+ * every SQLite allocation takes one global mutex, which dimed's many threads (each with its
+ * own connection) then queue on. Fails harmlessly (SQLITE_MISUSE) if SQLite was already
+ * initialised by someone else. */
+static pthread_once_t store_once = PTHREAD_ONCE_INIT;
+
+static void
+store_global_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int
 dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags, char *err,
 		      size_t errlen)
@@ -437,6 +450,7 @@ dime_store_open_flags(struct dime_store **out, const char *path, unsigned flags,
 	 * files. Every file is created between here and the restore at out. */
 	old_mask = umask(077);
 	masked = 1;
+	pthread_once(&store_once, store_global_config);
 	src = sqlite3_open_v2(path, &st->db, open_flags, NULL);
 	if (src != SQLITE_OK) {
 		dime_store_errf(err, errlen, "%s: %s", path,
