@@ -101,10 +101,7 @@ struct dimed {
 	struct dimed_gen *gen;	   /* the current one first; touched on the loop thread only */
 	struct dime_dagent *agent; /* the outbound delivery agent (set before signals run) */
 	struct dime_gw *gw;	   /* the SMTP gateway's flows (NULL: no smtp/lmtp listener) */
-	struct dime_ks *gw_ks;	   /* their keys through the key process (NULL: in-process) */
-	struct dime_pl_keyinfo *gw_keys;
-	size_t gw_n_keys;
-	int reap_armed; /* a dimed_gen_reap timer is pending */
+	int reap_armed;		   /* a dimed_gen_reap timer is pending */
 	int stopping;
 };
 
@@ -412,6 +409,9 @@ dimed_hup(struct dimed *d)
 			  "result=kept_old why=\"key process reload: %s\"", dime_strerror(rc));
 	else if (dimed_gen_new(d, &h->gen, why, sizeof(why)) != 0)
 		dime_dlog(DIME_DLOG_ERROR, "dimed.keys", "result=kept_old why=\"%s\"", why);
+	else if (d->gw != NULL && dime_gw_reload(d->gw, why, sizeof(why)) != DIME_OK)
+		dime_dlog(DIME_DLOG_ERROR, "dimed.keys", "result=kept_old part=gateway why=\"%s\"",
+			  why);
 	if (dime_io_loop_post(d->loop, dimed_on_hup, h) != DIME_OK) {
 		dime_dlog(DIME_DLOG_ERROR, "dimed.signal", "sig=%d why=nomem", SIGHUP);
 		dimed_gen_free(h->gen); /* never fed: its lane gets no job */
@@ -556,27 +556,14 @@ dimed_gw_wanted(const struct dime_dconf *c)
 }
 
 /* The gateway's flows, when one of its listeners is configured. With the key process its keys
- * are its own listing of the key process's (as a generation's are), taken now: keys added later
- * reach the gateway at the next restart. */
+ * come through it (each directory the gateway makes lists them then: SIGHUP's reload and a
+ * message for a party added since see the new ones). */
 static int
 dimed_gw_new(struct dimed *d, const struct dime_gw_env *base, char *why, size_t why_cap)
 {
 	struct dime_gw_env ge = *base;
-	struct dime_pl_dir_conf dc;
-	int rc;
 
-	if (d->kp != NULL) {
-		if ((rc = dime_kp_client_keys(d->kp, &d->gw_ks, &d->gw_keys, &d->gw_n_keys)) !=
-		    DIME_OK) {
-			snprintf(why, why_cap, "gateway: key process: %s", dime_strerror(rc));
-			return -1;
-		}
-		memset(&dc, 0, sizeof(dc));
-		dc.ks = d->gw_ks;
-		dc.keys = d->gw_keys;
-		dc.n_keys = d->gw_n_keys;
-		ge.dir_conf = &dc;
-	}
+	ge.kp = d->kp;
 	if (dime_gw_new(&d->gw, &ge, why, why_cap) != DIME_OK)
 		return -1;
 	return 0;
@@ -894,8 +881,6 @@ out:
 	dime_pl_pool_free(d.pool);
 	dime_pl_pool_free(d.gw_pool);
 	dime_gw_free(d.gw); /* after the pools: no worker runs a flow any more */
-	dime_ks_free(d.gw_ks);
-	free(d.gw_keys);
 	dime_deliver_stop(dlv, rc == 0);
 	if (d.agent != NULL) {
 		/* the transactions in progress end; the rest stays queued for the next start */

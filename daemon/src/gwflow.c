@@ -17,6 +17,8 @@
 #include "dime/dir.h"
 #include "dime/dlog.h"
 #include "dime/gwflow.h"
+#include "dime/keyproc.h"
+#include "dime/keys.h"
 #include "dime/msg_armor.h"
 #include "dime/outq.h"
 #include "dime/plmsg.h"
@@ -34,13 +36,24 @@
 #define GW_ARMOR_BEGIN	"-----BEGIN " DIME_MSG_ARMOR_LABEL "-----"
 #define GW_ARMOR_END	"-----END " DIME_MSG_ARMOR_LABEL "-----"
 
+/* A directory shared by the flows running on it: freed when the last of them lets go. */
+struct gw_dir {
+	struct dime_pl_dir *dir;
+	struct dime_ks *ks; /* with the key process: its keystore and listing dir borrows */
+	struct dime_pl_keyinfo *keys;
+	size_t n_keys;
+	size_t refs; /* under dime_gw.mu */
+};
+
 struct dime_gw {
 	struct dime_gw_env env;
-	struct dime_pl_dir *dir; /* the hosted keys as they were at dime_gw_new */
+	/* The hosted keys: replaced by dime_gw_reload (SIGHUP) and when a message finds a party
+	 * only in a fresh directory; a flow holds a reference for its run (under mu). */
+	struct gw_dir *dir;
 	struct dime_smtpc_conf sc;
 	char rhost[256], helo[256];
 	int have_reinject;
-	pthread_mutex_t mu; /* the two pools */
+	pthread_mutex_t mu; /* the two pools and dir */
 	struct dime_store *stores[GW_POOL_MAX];
 	size_t n_stores;
 	struct dime_smtpc *clients[GW_POOL_MAX];
@@ -189,26 +202,119 @@ gw_hosted_user(struct dime_store *st, const char *addr)
 
 /* ---- the message path ---- */
 
-/* The hosted keys through the key process when dimed runs one, else from the store. */
+/* The hosted keys and signets, as a directory: over the key process's keystore (a listing of
+ * its keys taken now, so a reload sees the keys it loaded since) when dimed runs one, else
+ * loaded from the store here. Returns: DIME_OK (*out), DIME_E_NOMEM, or the failure (why). */
 static int
-gw_dir_open(const struct dime_gw *g, struct dime_pl_dir **dir, const char **why)
+gw_dir_open(const struct dime_gw *g, struct gw_dir **out, const char **why)
 {
-	if (g->env.dir_conf != NULL)
-		return dime_pl_dir_open_conf(dir, g->env.conf->store, g->env.dir_conf, why);
-	return dime_pl_dir_open(dir, g->env.conf->store, why);
+	struct gw_dir *d = calloc(1, sizeof(*d));
+	int rc;
+
+	*out = NULL;
+	if (d == NULL)
+		return DIME_E_NOMEM;
+	if (g->env.kp != NULL) {
+		struct dime_pl_dir_conf dc;
+
+		rc = dime_kp_client_keys(g->env.kp, &d->ks, &d->keys, &d->n_keys);
+		if (rc != DIME_OK) {
+			*why = rc == DIME_E_AGAIN ? "the key process did not answer in time"
+						  : "the key process cannot list its keys";
+			free(d);
+			return rc;
+		}
+		memset(&dc, 0, sizeof(dc));
+		dc.ks = d->ks;
+		dc.keys = d->keys;
+		dc.n_keys = d->n_keys;
+		rc = dime_pl_dir_open_conf(&d->dir, g->env.conf->store, &dc, why);
+	} else {
+		rc = dime_pl_dir_open(&d->dir, g->env.conf->store, why);
+	}
+	if (rc != DIME_OK) {
+		dime_ks_free(d->ks);
+		free(d->keys);
+		free(d);
+		return rc;
+	}
+	d->refs = 1;
+	*out = d;
+	return DIME_OK;
+}
+
+static struct gw_dir *
+gw_dir_take(struct dime_gw *g)
+{
+	struct gw_dir *d;
+
+	pthread_mutex_lock(&g->mu);
+	d = g->dir;
+	d->refs++;
+	pthread_mutex_unlock(&g->mu);
+	return d;
+}
+
+/* Let go of d (NULL-safe); the last reference closes it. */
+static void
+gw_dir_give(struct dime_gw *g, struct gw_dir *d)
+{
+	size_t left;
+
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&g->mu);
+	left = --d->refs;
+	pthread_mutex_unlock(&g->mu);
+	if (left == 0) {
+		dime_pl_dir_close(d->dir); /* before the keystore it borrows */
+		dime_ks_free(d->ks);
+		free(d->keys);
+		free(d);
+	}
+}
+
+/* Make d (its one reference passes to the gateway) the one new flows use; the one before goes
+ * when its last flow ends. */
+static void
+gw_dir_install(struct dime_gw *g, struct gw_dir *d)
+{
+	struct gw_dir *old;
+
+	pthread_mutex_lock(&g->mu);
+	old = g->dir;
+	g->dir = d;
+	pthread_mutex_unlock(&g->mu);
+	gw_dir_give(g, old);
+}
+
+int
+dime_gw_reload(struct dime_gw *g, char *why, size_t why_cap)
+{
+	struct gw_dir *d = NULL;
+	const char *dwhy = "";
+	int rc = gw_dir_open(g, &d, &dwhy);
+
+	if (rc != DIME_OK) {
+		(void)snprintf(why, why_cap, "%s", dwhy);
+		return rc;
+	}
+	gw_dir_install(g, d);
+	return DIME_OK;
 }
 
 /* Run one job of conf->op over the gateway's directory; when a party is missing there (a key
- * or signet added since the directory was loaded), once more over a fresh directory. */
+ * or signet added since the directory was loaded), once more over a fresh directory, which
+ * then serves the messages after this one too. */
 static int
 gw_pl_run(struct dime_gw *g, struct dime_pl_msg_job *j, const struct dime_pl_msg_conf *mc,
 	  char *why, size_t why_cap)
 {
-	struct dime_pl_dir *fresh = NULL;
+	struct gw_dir *cur = gw_dir_take(g), *fresh = NULL;
 	int rc = DIME_E_NOTFOUND;
 
 	for (int pass = 0; pass < 2 && rc == DIME_E_NOTFOUND; pass++) {
-		struct dime_pl_dir *dir = g->dir;
+		struct dime_pl_dir *dir = cur->dir;
 		struct dime_pl_msg *m = NULL;
 		struct dime_pl_msg_worker *w = NULL;
 		const char *dwhy = "";
@@ -217,10 +323,10 @@ gw_pl_run(struct dime_gw *g, struct dime_pl_msg_job *j, const struct dime_pl_msg
 			rc = gw_dir_open(g, &fresh, &dwhy);
 			if (rc != DIME_OK) {
 				(void)snprintf(why, why_cap, "%s", dwhy);
-				rc = rc == DIME_E_NOMEM ? rc : DIME_E_IO;
+				rc = rc == DIME_E_NOMEM || rc == DIME_E_AGAIN ? rc : DIME_E_IO;
 				break;
 			}
-			dir = fresh;
+			dir = fresh->dir;
 		}
 		dime_pl_msg_job_clear(j);
 		rc = dime_pl_msg_new(&m, why, why_cap, dir, mc);
@@ -233,7 +339,11 @@ gw_pl_run(struct dime_gw *g, struct dime_pl_msg_job *j, const struct dime_pl_msg
 		dime_pl_msg_worker_free(w);
 		dime_pl_msg_free(m);
 	}
-	dime_pl_dir_close(fresh);
+	gw_dir_give(g, cur);
+	if (fresh != NULL && rc != DIME_E_NOTFOUND)
+		gw_dir_install(g, fresh); /* it knew more */
+	else
+		gw_dir_give(g, fresh);
 	return rc;
 }
 
@@ -498,7 +608,8 @@ gw_dmime(struct dime_gw *g, struct dime_gw_verdict *v, struct dime_store *st,
 	uint8_t *bin = NULL;
 	size_t bin_len = 0;
 	const char *dwhy = "", *sdomain = from[0] != 0 ? strrchr(from, '@') + 1 : "", *adomain;
-	const char *ident = NULL;
+	const char *ident = NULL; /* inside cur's directory: held until out */
+	struct gw_dir *cur = NULL;
 	uint32_t key = 0;
 	int rc, a = 0;
 
@@ -514,7 +625,8 @@ gw_dmime(struct dime_gw *g, struct dime_gw_verdict *v, struct dime_store *st,
 		}
 		/* Who wrote it, for whom: chunk 4, opened with a hosted org's key (ours, or the
 		 * message is not ours to sign). */
-		rc = dime_pl_dir_find(g->dir, &key, &ident, &menv, &dwhy, bin, bin_len,
+		cur = gw_dir_take(g);
+		rc = dime_pl_dir_find(cur->dir, &key, &ident, &menv, &dwhy, bin, bin_len,
 				      DIME_ACTOR_ORIGIN, DIME_STORE_ORG_KEY, NULL, NULL);
 		if (rc != DIME_OK) {
 			gw_fail(v, rc == DIME_E_NOTFOUND ? DIME_E_BADSIG : rc,
@@ -600,6 +712,7 @@ gw_dmime(struct dime_gw *g, struct dime_gw_verdict *v, struct dime_store *st,
 	env.dest_fp = r->sr.dest_fp;
 	gw_queue(g, v, &env, j.out, j.out_len, now);
 out:
+	gw_dir_give(g, cur);
 	dime_pl_msg_job_clear(&j);
 	if (bin != NULL) {
 		dime_wipe(bin, bin_len);
@@ -782,7 +895,7 @@ dime_gw_free(struct dime_gw *g)
 		dime_store_close(g->stores[i]);
 	for (size_t i = 0; i < g->n_clients; i++)
 		dime_smtpc_free(g->clients[i]);
-	dime_pl_dir_close(g->dir);
+	gw_dir_give(g, g->dir);
 	pthread_mutex_destroy(&g->mu);
 	free(g);
 }

@@ -4,7 +4,8 @@
 # arrives over STARTTLS, is wrapped by the gateway (authored by postmaster@alpha.example) and
 # stored in the user's Maildir as D/MIME, and opens as the user to the bytes sent; an address of
 # ours without a signet is deferred at RCPT (fail closed: nothing stored); LMTP answers each
-# recipient; a legacy recipient with no reinjection configured is deferred, never stored.
+# recipient; a legacy recipient with no reinjection configured is deferred, never stored; a user
+# created while dimed runs gets mail after the reload `dime user create` triggers.
 # Args: DIME_BINARY INTEROP_DIR; dimed is next to dime.
 source "$(dirname "$0")/lib.sh" "$@"
 DIME=$(cd "$(dirname "$DIME")" && pwd)/$(basename "$DIME")
@@ -76,6 +77,24 @@ grep -q '<\*\* 45[01] 4.7.1' swaks4.out || fail "lmtp: nobody not deferred: $(gr
 	fail "lmtp: not one 250 after the data (for alice): $(grep '<' swaks4.out | tail -4)"
 for _ in $(seq 1 100); do [ "$(inbox)" -ge 2 ] && break; sleep 0.1; done
 [ "$(inbox)" = 2 ] || fail "after LMTP alice holds $(inbox) messages, want 2"
+
+# 5. a user made while dimed runs: `dime user create` signals dimed, the key process reloads and
+#    the gateway takes a new directory; mail for her is wrapped for her new signet and opens
+reloads() { grep -c 'event=dimed.keys result=ok' dimed.log; }
+r0=$(reloads)
+"$DIME" --store var/dime.db user create erin@alpha.example >erin.out 2>&1 || fail "create erin: $(cat erin.out)"
+grep -q 'signalled dimed' erin.out || fail "dime user create did not signal dimed: $(cat erin.out)"
+for _ in $(seq 1 100); do [ "$(reloads)" -gt "$r0" ] && break; sleep 0.1; done
+[ "$(reloads)" -gt "$r0" ] || fail "dimed did not reload its keys: $(tail -3 dimed.log)"
+grep -q 'part=gateway' dimed.log && fail "the gateway kept its old keys: $(grep part=gateway dimed.log)"
+printf 'From: carol@legacy.test\r\nTo: erin@alpha.example\r\nSubject: new\r\n\r\nHello Erin.\r\n' >m5.eml
+swaks -s 127.0.0.1 -p "$SMTP" -f carol@legacy.test -t erin@alpha.example --data @m5.eml \
+	>swaks5.out 2>&1 || fail "mail for a new user: $(grep '<' swaks5.out | tail -3)"
+f=$(find var/mail/alpha.example/erin/new -type f 2>/dev/null | head -1)
+[ -n "$f" ] || fail "nothing in erin's Maildir"
+[ -n "$f" ] && { "$DIME" msg open --as recipient --config gw.conf <"$f" >m5.opened 2>open5.err ||
+	fail "open as erin: $(cat open5.err)"; }
+[ -n "$f" ] && { { cat m5.eml; printf '\r\n'; } | cmp -s - m5.opened || fail "erin's mail is not what was sent"; }
 
 # the gateway's own lines name no sender (delivery lines name the mailbox, as an MTA's do)
 grep 'event=smtp' dimed.log | grep 'alice@alpha.example\|carol@legacy.test' &&

@@ -637,6 +637,32 @@ test_bogus(struct gf *f)
 	T_CHECK(rc == DIME_OK && v.code / 100 == 4, "does not validate, DATA: got code %d", v.code);
 }
 
+/* Users made after the gateway started: the first message for carol finds her signet only in
+ * a fresh directory, which it then installs; dave is known after dime_gw_reload (SIGHUP). */
+static void
+test_new_users(struct gf *f)
+{
+	struct dime_gw_verdict v;
+	char why[512] = "";
+	int rc;
+
+	rc = gf_sh("'" DIME_CLI "' --store src.db user create carol@a.example >/dev/null 2>&1");
+	T_CHECK(rc == 0, "cannot create carol");
+	rc = gf_run(f, &v, "x@legacy.example", "carol@a.example", gf_mail);
+	T_CHECK(rc == DIME_OK && v.code == 250 && v.route == DIME_GW_LOCAL,
+		"a user made after the start: got rc %d code %d (%s)", rc, v.code, v.text);
+	rc = gf_sh("'" DIME_CLI "' --store src.db user create dave@a.example >/dev/null 2>&1");
+	T_CHECK(rc == 0, "cannot create dave");
+	T_CHECK(dime_gw_reload(f->gw, why, sizeof(why)) == DIME_OK, "reload: %s", why);
+	rc = gf_run(f, &v, "x@legacy.example", "dave@a.example", gf_mail);
+	T_CHECK(rc == DIME_OK && v.code == 250 && v.route == DIME_GW_LOCAL,
+		"a user made before a reload: got rc %d code %d (%s)", rc, v.code, v.text);
+	/* trustful mail from a user made after the start: signed with her new keys */
+	rc = gf_run(f, &v, "carol@a.example", "bob@b.example", gf_mail);
+	T_CHECK(rc == DIME_OK && v.code == 250 && v.route == DIME_GW_DMIME,
+		"trustful from a new user: got rc %d code %d (%s)", rc, v.code, v.text);
+}
+
 int
 main(void)
 {
@@ -694,6 +720,7 @@ main(void)
 	test_cautious(&f);
 	test_bogus(&f);
 	test_naked(&f);
+	test_new_users(&f);
 out:
 	dime_gw_free(f.gw);
 	dime_outq_close(f.outq);

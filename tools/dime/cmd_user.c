@@ -175,7 +175,8 @@ user_create(int argc, char **argv)
 				"an SSR awaiting the org's signature (ssr fingerprint %s)\n",
 				rotate ? "rotated" : "created", address, domain, fp);
 		rc = cli_print_armored(out);
-		if (rotate)
+		/* new keys either way: the gateway's trustful flow signs with a new user's */
+		if (signet != NULL)
 			user_notify_dimed(dime_store_path(st));
 	}
 	goto out;

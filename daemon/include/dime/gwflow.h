@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 struct dime_dconf;
-struct dime_pl_dir_conf;
+struct dime_kp_client;
 struct dime_outq;
 struct dime_spool;
 struct dime_deliver;
@@ -43,9 +43,10 @@ struct dime_dx_ports;
 /* What the flows run on; all borrowed for the gateway's life. */
 struct dime_gw_env {
 	const struct dime_dconf *conf; /* store, policy, reinject, unsigned_local, hostname */
-	/* Where the hosted keys are (dime/dir.h): the key process's keystore, so no private key
-	 * enters this process; NULL: loaded from the store here (no key process). Borrowed. */
-	const struct dime_pl_dir_conf *dir_conf;
+	/* Where the hosted keys are: the key process (dime/keyproc.h), so no private key enters
+	 * this process (each directory the gateway makes lists its keys then, so a reload sees
+	 * the keys it loaded since); NULL: loaded from the store here. Borrowed. */
+	struct dime_kp_client *kp;
 	struct dime_spool *spool;     /* local users' D/MIME goes here ... */
 	struct dime_deliver *deliver; /* ... and this is kicked after (may be NULL) */
 	struct dime_outq *outq;	      /* other DIME domains' messages (dimed's agents deliver) */
@@ -65,6 +66,12 @@ struct dime_gw;
 DIME_MUST_CHECK int dime_gw_new(struct dime_gw **out, const struct dime_gw_env *env, char *why,
 				size_t why_cap);
 void dime_gw_free(struct dime_gw *g); /* NULL-safe */
+
+/* The hosted keys and signets again (SIGHUP, after the key process reloaded): new flows use
+ * the new directory, flows running finish on theirs. Blocking. A message that finds a party
+ * only in a fresh directory installs that one by itself.
+ * Returns: DIME_OK, DIME_E_NOMEM, or the directory's failure (why; the old one stays). */
+DIME_MUST_CHECK int dime_gw_reload(struct dime_gw *g, char *why, size_t why_cap);
 
 enum dime_gw_route {
 	DIME_GW_LOCAL = 1, /* a hosted user of ours */
