@@ -6,10 +6,9 @@
 # wrapped with alice's keys and origin-signed, queued, delivered over DMTP to beta's dimed,
 # accepted into bob's Maildir; then bob's Maildir opened as bob in one batch. The opened
 # messages are, as a multiset, byte for byte the messages sent (with SMTP's CRLF line ends).
-# DIME_CORPUS_STRIDE=N takes every Nth message (default 8, 756 messages; 1: all 6,046). Not
-# through Postfix in front: Postfix adds its Received: header, and for loopback clients
-# rewrites headers, so byte-exactness is checked from the gateway on (test_gateway_postfix
-# covers Postfix -> dimed -> DMTP). The steps: tests/corpus/corpus_lib.sh.
+# DIME_CORPUS_STRIDE=N takes every Nth message (default 8, 756 messages; 1: all 6,046). The
+# same with Postfix in front (its Received: line and mbox From_ lines changed): tests/smtp/
+# test_gateway_postfix_corpus.sh. Shared steps: tests/corpus/corpus_lib.sh.
 # Args: DIME_BINARY INTEROP_DIR; dimed is next to dime.
 source "$(dirname "$0")/lib.sh" "$@"
 HERE=$(cd "$(dirname "$0")" && pwd)

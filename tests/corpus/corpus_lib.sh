@@ -1,6 +1,6 @@
-# The SpamAssassin corpus through the SMTP gateway: the steps of tests/cli/test_gateway_corpus.sh
-# (SMTP straight to alpha's gateway), for the corpus tests that put an MTA in front to share.
-# Source it from bash after tests/cli/lib.sh (it uses $DIME, $DIMED, $TMP, fail):
+# The SpamAssassin corpus through the SMTP gateway: what tests/cli/test_gateway_corpus.sh (SMTP
+# straight to alpha's gateway) and tests/smtp/test_gateway_postfix_corpus.sh (Postfix in front)
+# share. Source it from bash after tests/cli/lib.sh (it uses $DIME, $DIMED, $TMP, fail):
 #   source tests/corpus/corpus_lib.sh
 #
 # corpus_fetch                    CORPUS= the corpus's directory (fetched once into build/corpus,
