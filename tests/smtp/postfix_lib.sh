@@ -43,6 +43,8 @@
 #   relay=127.0.0.1:P     relayhost: where everything goes after the filter (a sink) [required]
 #   socketmap=127.0.0.1:P transport_maps = socketmap:inet:127.0.0.1:P:dime (dimed's map) [none]
 #   policy=127.0.0.1:P    check_policy_service on the front smtpd's RCPT TO    [none]
+#   filter_opt=NAME=VALUE a -o NAME=VALUE of the dimefilter service (master.cf); repeatable,
+#                         e.g. filter_opt=smtp_line_length_limit=0                [none]
 #   any other NAME=VALUE  set in main.cf as is (postconf -e), after the settings above; e.g.
 #                         STARTTLS on the smtpds: smtpd_tls_security_level=may
 #                         smtpd_tls_cert_file=CERT smtpd_tls_key_file=KEY
@@ -112,7 +114,7 @@ _pf_pc() { postconf -c "$PF_CONF" "$@"; } # postconf on the instance being built
 
 pf_start() {
 	local dir=$1 smtpd="" filter="" proto=smtp conc=8 reinject="" relay="" smap="" policy=""
-	local extra=() kv
+	local extra=() fopts=() kv
 	shift
 	for kv in "$@"; do
 		case $kv in
@@ -124,6 +126,7 @@ pf_start() {
 		relay=*) relay=${kv#*=} ;;
 		socketmap=*) smap=${kv#*=} ;;
 		policy=*) policy=${kv#*=} ;;
+		filter_opt=*=*) fopts+=("dimefilter/unix/${kv#filter_opt=}") ;;
 		*=*) extra+=("$kv") ;;
 		*)
 			echo "pf_start: not NAME=VALUE: $kv" >&2
@@ -210,6 +213,7 @@ pf_start() {
 	_pf_pc -P "dimefilter/unix/disable_mime_output_conversion = yes" \
 		"dimefilter/unix/${proto}_generic_maps =" || return 1
 	[ "$proto" = lmtp ] || _pf_pc -P "dimefilter/unix/smtp_send_xforward_command = yes" || return 1
+	[ "${#fopts[@]}" -eq 0 ] || _pf_pc -P "${fopts[@]}" || return 1
 	_pf_pc -M "$reinject/inet = $reinject inet n - n - $conc smtpd" || return 1
 	_pf_pc -P \
 		"$reinject/inet/content_filter =" \

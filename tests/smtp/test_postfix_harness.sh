@@ -92,7 +92,7 @@ done <"$TMP/snippet"
 # and its postconf commands, run on a copy of the Debian master.cf, make those same lines
 mkdir -p "$TMP/apply"
 cp /usr/share/postfix/master.cf.dist "$TMP/apply/master.cf" && : >"$TMP/apply/main.cf"
-awk '/^postconf -e/, /^postfix reload/' "$DOC" | grep -v '^postfix reload' |
+awk '/^postconf -e/ { p = 1 } /^postfix reload/ { exit } p' "$DOC" |
 	sed "s|^postconf |postconf -c $TMP/apply |" >"$TMP/apply.sh"
 if [ ! -s "$TMP/apply.sh" ] || ! bash -e "$TMP/apply.sh" >"$TMP/apply.out" 2>&1; then
 	fail "the postconf commands of docs/postfix.md: $(cat "$TMP/apply.out" 2>/dev/null)"
