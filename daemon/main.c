@@ -593,6 +593,7 @@ dimed_pfsvc_start(struct dimed *d, unsigned *ports, char *why, size_t why_cap)
 	env.pool = d->gw_pool; /* the gateway's RCPT decision may wait on DNS and DMTP */
 	env.route = dimed_gw_rcpt;
 	env.route_arg = d->gw;
+	env.deadline_ms = d->conf.lookup_timeout_ms;
 	env.ports = ports;
 	env.n_ports = DIME_DCONF_MAX_LISTEN;
 	if (dime_pfsvc_new(&d->pfsvc, &env, why, why_cap) != DIME_OK)

@@ -501,6 +501,15 @@ dconf_handler(void *user, const char *section, const char *key, const char *v)
 		c->gateway_workers = (unsigned)x;
 		return 1;
 	}
+	if (strcmp(key, "lookup_timeout") == 0) {
+		if (!dconf_duration(p, key, v, 1000, &c->lookup_timeout_ms))
+			return 0;
+		if (c->lookup_timeout_ms == 0 || c->lookup_timeout_ms > 90000) {
+			dconf_fail(p, key, "\"%s\": want 1ms to 90s (below Postfix's 100 s)", v);
+			return 0;
+		}
+		return 1;
+	}
 	if (strcmp(key, "smtp_max_rcpts") == 0) {
 		if (!dconf_uint(p, key, v, 1, 10000, &x))
 			return 0;
@@ -615,6 +624,7 @@ dconf_defaults(struct dime_dconf *c)
 	c->outq_give_up_s = 432000;
 	c->unsigned_local = DIME_DCONF_UNSIGNED_DEFER;
 	c->smtp_max_rcpts = 100;
+	c->lookup_timeout_ms = 30000;
 	c->gateway_workers = 16;
 }
 

@@ -74,6 +74,7 @@ t_values(void)
 		 "early_talk_reject = no\n"
 		 "key_process = no\n"
 		 "key_timeout = 250ms\n"
+		 "lookup_timeout = 5s\n"
 		 "user = nobody\n"
 		 "pid_file = /run/dimed.pid\n"
 		 "[tls other.example.org]\n"
@@ -107,6 +108,8 @@ t_values(void)
 	T_CHECK(c.early_talk_reject == 0, "early_talk_reject: got %d", c.early_talk_reject);
 	T_CHECK(c.key_process == 0, "key_process: got %d, want 0", c.key_process);
 	T_CHECK(c.key_timeout_ms == 250, "key_timeout: got %u, want 250", c.key_timeout_ms);
+	T_CHECK(c.lookup_timeout_ms == 5000, "lookup_timeout: got %u, want 5000",
+		c.lookup_timeout_ms);
 	T_CHECK(strcmp(c.user, "nobody") == 0, "user: got %s", c.user);
 	T_CHECK(strcmp(c.pid_file, "/run/dimed.pid") == 0, "pid_file: got %s", c.pid_file);
 	T_CHECK(c.n_certs == 2 && c.certs[0].name[0] == '\0' &&
@@ -131,6 +134,8 @@ t_errors(void)
 	    {"bad unsigned_local", "unsigned_local = plain\n", ":1: unsigned_local: "},
 	    {"bad smtp_bare_lf", "smtp_bare_lf = keep\n", ":1: smtp_bare_lf: "},
 	    {"bad smtp_max_rcpts", "smtp_max_rcpts = 0\n", ":1: smtp_max_rcpts"},
+	    {"bad lookup_timeout", "lookup_timeout = 0\n", ":1: lookup_timeout"},
+	    {"long lookup_timeout", "lookup_timeout = 2m\n", ":1: lookup_timeout"},
 	    {"no port", "listen = 127.0.0.1 dmtp\n", ":1: listen:"},
 	    {"port range", "listen = 127.0.0.1:65536 dmtp\n", ":1: listen:"},
 	    {"bad v6", "listen = [::1:26 dmtp\n", ":1: listen:"},
