@@ -229,15 +229,8 @@ deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const 
 		host[hl++] = *h;
 	}
 	host[hl] = '\0';
-	if (deliver_path(box, sizeof(box), "%s/%s", d->maildir_root, domain) != 0 ||
-	    deliver_mkdir(d->maildir_root) != 0 || deliver_mkdir(box) != 0)
-		goto io;
 	if (deliver_path(box, sizeof(box), "%s/%s/%s", d->maildir_root, domain, local) != 0 ||
-	    deliver_path(p_tmp, sizeof(p_tmp), "%s/tmp", box) != 0 ||
-	    deliver_path(p_dir, sizeof(p_dir), "%s/new", box) != 0 || deliver_mkdir(box) != 0 ||
-	    deliver_mkdir(p_tmp) != 0 || deliver_mkdir(p_dir) != 0)
-		goto io;
-	if (deliver_path(p_tmp, sizeof(p_tmp), "%s/cur", box) != 0 || deliver_mkdir(p_tmp) != 0)
+	    deliver_path(p_dir, sizeof(p_dir), "%s/new", box) != 0)
 		goto io;
 	gettimeofday(&tv, NULL);
 	snprintf(name, sizeof(name), "%.128s.%s", id, host);
@@ -246,7 +239,27 @@ deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const 
 			 atomic_fetch_add(&d->seq, 1) + 1, host) != 0 ||
 	    deliver_path(p_new, sizeof(p_new), "%s/new/%s", box, name) != 0)
 		goto io;
-	if ((fd = open(p_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+	/* The Maildir exists but for a user's first message: its directories are made only when
+	 * the create finds tmp/ missing (six mkdirs per message otherwise). */
+	fd = open(p_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == ENOENT) {
+		char sub[4096 + 800];
+
+		for (size_t i = 0; i < 3; i++) {
+			static const char *const dirs[3] = {"tmp", "new", "cur"};
+
+			if (i == 0 && (deliver_path(sub, sizeof(sub), "%s/%s", d->maildir_root,
+						    domain) != 0 ||
+				       deliver_mkdir(d->maildir_root) != 0 ||
+				       deliver_mkdir(sub) != 0 || deliver_mkdir(box) != 0))
+				goto io;
+			if (deliver_path(sub, sizeof(sub), "%s/%s", box, dirs[i]) != 0 ||
+			    deliver_mkdir(sub) != 0)
+				goto io;
+		}
+		fd = open(p_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
+	if (fd < 0)
 		goto io;
 	if (deliver_write_all(fd, msg, len) != 0)
 		goto io;
