@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -349,6 +351,9 @@ lmtp_connect(const char *target, char *why, size_t why_cap)
 		}
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
 			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+			if (fd >= 0) /* LMTP's pipelined commands and data: no Nagle wait */
+				(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1},
+						 sizeof(int));
 			if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 				break;
 			snprintf(why, why_cap, "lmtp %s: %s", target, strerror(errno));

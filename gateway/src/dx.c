@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -495,6 +496,9 @@ dx_connect(const struct dx_addr *a, unsigned ms, int *err)
 		*err = errno;
 		return -1;
 	}
+	/* A command and its data go out as separate TLS records: without this, Nagle holds
+	 * the second until the first is ACKed, and the peer delays that ACK (40 ms a message). */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
 		return fd;
 	if (errno != EINPROGRESS && errno != EINTR) {

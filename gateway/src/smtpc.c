@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +129,9 @@ smtpc_connect(struct dime_smtpc *c, const char **why)
 
 		if (fd < 0)
 			continue;
+		/* the command pipeline and the data's end go out as they are: no Nagle wait on
+		 * the peer's delayed ACK */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 		fl = fcntl(fd, F_GETFL);
 		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
 		    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
