@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dime/crypto.h"
+#include "dime/io.h"
 #include "dime/outq.h"
 
 #define OUTQ_MAGIC	"DIMEOUTQ 2\n"
@@ -24,6 +25,8 @@
 
 struct dime_outq {
 	pthread_mutex_t mu;
+	struct dime_io_group gc; /* dime_outq_put's group commit */
+	int gc_init;
 	struct dime_outq_policy pol;
 	unsigned flags;
 	int root_fd, tmp_fd, msg_fd, state_fd;
@@ -460,6 +463,8 @@ outq_subdir(int root_fd, const char *name, int create, char *why, size_t why_cap
 	return fd;
 }
 
+static void outq_commit(void *ctx, void **items, size_t n);
+
 int
 dime_outq_open(struct dime_outq **out, const char *root, const struct dime_outq_policy *policy,
 	       char *why, size_t why_cap)
@@ -483,6 +488,12 @@ dime_outq_open_flags(struct dime_outq **out, const char *root,
 	q->root_fd = q->tmp_fd = q->msg_fd = q->state_fd = -1;
 	q->flags = flags;
 	pthread_mutex_init(&q->mu, NULL);
+	if (dime_io_group_init(&q->gc, outq_commit, q) != 0) {
+		pthread_mutex_destroy(&q->mu);
+		free(q);
+		return DIME_E_NOMEM;
+	}
+	q->gc_init = 1;
 	if (policy != NULL)
 		q->pol = *policy;
 	if (q->pol.first_retry == 0)
@@ -536,58 +547,210 @@ dime_outq_close(struct dime_outq *q)
 				close(fds[i]);
 	}
 	free(q->e);
+	if (q->gc_init)
+		dime_io_group_destroy(&q->gc);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 }
 
+/* One message of a group put, while it is written. */
+struct outq_pending {
+	struct dime_outq_entry e;
+	char head[OUTQ_HEAD_MAX];
+	char tmp[DIME_OUTQ_ID_MAX + 16];
+	size_t head_len;
+	int fd;
+};
+
+/* The envelope checked, the entry and the file's head made. Returns: DIME_OK, DIME_E_INVALID. */
+static int
+outq_prepare(struct outq_pending *p, const struct dime_outq_item *it)
+{
+	const struct dime_outq_env *env = it->env;
+	uint8_t rnd[16];
+	int n;
+
+	if (env == NULL || !outq_token_ok(env->origin) || !outq_token_ok(env->origin_fp) ||
+	    strlen(env->origin_fp) >= sizeof(p->e.origin_fp) || !outq_token_ok(env->author) ||
+	    !outq_token_ok(env->recipient) || !outq_token_ok(env->dest_fp) ||
+	    strlen(env->dest_fp) >= sizeof(p->e.dest_fp) || (it->msg == NULL && it->len > 0) ||
+	    it->now < 0)
+		return DIME_E_INVALID;
+	memset(&p->e, 0, sizeof(p->e));
+	dime_random(rnd, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(p->e.id + 2 * i, 3, "%02x", rnd[i]);
+	n = snprintf(p->head, sizeof(p->head),
+		     OUTQ_MAGIC "origin %s\norigin-fp %s\nauthor %s\nrecipient %s\ndestination-fp "
+				"%s\ncreated %" PRId64 "\n\n",
+		     env->origin, env->origin_fp, env->author, env->recipient, env->dest_fp,
+		     it->now);
+	if (n < 0 || (size_t)n >= sizeof(p->head))
+		return DIME_E_INVALID;
+	p->head_len = (size_t)n;
+	snprintf(p->e.origin, sizeof(p->e.origin), "%s", env->origin);
+	snprintf(p->e.origin_fp, sizeof(p->e.origin_fp), "%s", env->origin_fp);
+	snprintf(p->e.author, sizeof(p->e.author), "%s", env->author);
+	snprintf(p->e.recipient, sizeof(p->e.recipient), "%s", env->recipient);
+	snprintf(p->e.dest_fp, sizeof(p->e.dest_fp), "%s", env->dest_fp);
+	p->e.created = p->e.next = it->now;
+	p->e.size = it->len;
+	return DIME_OK;
+}
+
+/* tmp/<id>.<pid> created and written (not yet fsynced). Returns: 0, or an errno (nothing
+ * left behind). */
+static int
+outq_tmp_write(struct dime_outq *q, struct outq_pending *p, const uint8_t *msg, size_t len)
+{
+	const void *parts[2] = {p->head, msg};
+	size_t lens[2] = {p->head_len, len};
+	int e;
+
+	snprintf(p->tmp, sizeof(p->tmp), "%s.%ld", p->e.id, (long)getpid());
+	(void)unlinkat(q->tmp_fd, p->tmp, 0);
+	if ((p->fd = openat(q->tmp_fd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return errno != 0 ? errno : EIO;
+	for (int i = 0; i < 2; i++) {
+		const uint8_t *b = parts[i];
+		size_t left = lens[i];
+
+		while (left > 0) {
+			ssize_t w = write(p->fd, b, left);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				e = w < 0 && errno != 0 ? errno : EIO;
+				close(p->fd);
+				p->fd = -1;
+				(void)unlinkat(q->tmp_fd, p->tmp, 0);
+				return e;
+			}
+			b += w;
+			left -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+size_t
+dime_outq_put_many(struct dime_outq *q, struct dime_outq_item *items, size_t n)
+{
+	struct outq_pending *p;
+	int fds[DIME_IO_GROUP_MAX], errs[DIME_IO_GROUP_MAX];
+	size_t ok = 0, renamed = 0;
+	int dir_err = 0;
+
+	if (n > DIME_IO_GROUP_MAX) { /* in slices: each shares its fsyncs */
+		for (size_t i = 0; i < n; i += DIME_IO_GROUP_MAX)
+			ok += dime_outq_put_many(
+			    q, items + i, n - i < DIME_IO_GROUP_MAX ? n - i : DIME_IO_GROUP_MAX);
+		return ok;
+	}
+	if (n == 0)
+		return 0;
+	if ((p = calloc(n, sizeof(*p))) == NULL) {
+		for (size_t i = 0; i < n; i++) {
+			items[i].rc = DIME_E_NOMEM;
+			items[i].err = ENOMEM;
+		}
+		return 0;
+	}
+	/* every file written, then all fsynced at once, then renamed, then msg/ fsynced once */
+	for (size_t i = 0; i < n; i++) {
+		struct dime_outq_item *it = &items[i];
+
+		it->id[0] = 0;
+		it->err = 0;
+		p[i].fd = -1;
+		fds[i] = -1;
+		errs[i] = 0;
+		if ((it->rc = outq_prepare(&p[i], it)) != DIME_OK)
+			continue;
+		if ((it->err = outq_tmp_write(q, &p[i], it->msg, it->len)) != 0) {
+			it->rc = DIME_E_IO;
+			continue;
+		}
+		fds[i] = p[i].fd;
+	}
+	dime_io_fsync_many(fds, n, errs);
+	for (size_t i = 0; i < n; i++) {
+		struct dime_outq_item *it = &items[i];
+
+		if (fds[i] < 0)
+			continue;
+		if (close(p[i].fd) != 0 && errs[i] == 0)
+			errs[i] = -(errno != 0 ? errno : EIO);
+		if (errs[i] == 0 && renameat(q->tmp_fd, p[i].tmp, q->msg_fd, p[i].e.id) != 0)
+			errs[i] = -(errno != 0 ? errno : EIO);
+		if (errs[i] != 0) {
+			(void)unlinkat(q->tmp_fd, p[i].tmp, 0);
+			it->rc = DIME_E_IO;
+			it->err = -errs[i];
+			continue;
+		}
+		renamed++;
+	}
+	if (renamed > 0 && fsync(q->msg_fd) != 0)
+		dir_err = errno != 0 ? errno : EIO;
+	for (size_t i = 0; i < n; i++) {
+		struct dime_outq_item *it = &items[i];
+		int rc;
+
+		if (fds[i] < 0 || errs[i] != 0)
+			continue;
+		if (dir_err != 0) {
+			/* the entry may or may not survive a crash: take it back, nothing half-said
+			 */
+			(void)unlinkat(q->msg_fd, p[i].e.id, 0);
+			it->rc = DIME_E_IO;
+			it->err = dir_err;
+			continue;
+		}
+		pthread_mutex_lock(&q->mu);
+		rc = outq_add(q, &p[i].e);
+		pthread_mutex_unlock(&q->mu);
+		if (rc != DIME_OK) {
+			/* durable but not indexed: the next open finds it; say so rather than lose
+			 * it */
+			it->rc = rc;
+			it->err = ENOMEM;
+			continue;
+		}
+		memcpy(it->id, p[i].e.id, sizeof(p[i].e.id));
+		it->rc = DIME_OK;
+		ok++;
+	}
+	free(p);
+	return ok;
+}
+
+/* The group commit's call: the puts queued together as one dime_outq_put_many. */
+static void
+outq_commit(void *ctx, void **items, size_t n)
+{
+	struct dime_outq_item g[DIME_IO_GROUP_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		g[i] = *(struct dime_outq_item *)items[i];
+	(void)dime_outq_put_many(ctx, g, n);
+	for (size_t i = 0; i < n; i++)
+		*(struct dime_outq_item *)items[i] = g[i];
+}
+
+/* Puts made at once by several threads (the gateway's workers) share one commit. */
 int
 dime_outq_put(struct dime_outq *q, char id_out[DIME_OUTQ_ID_MAX + 1],
 	      const struct dime_outq_env *env, const uint8_t *msg, size_t len, int64_t now,
 	      int *err)
 {
-	struct dime_outq_entry e;
-	char head[OUTQ_HEAD_MAX];
-	uint8_t rnd[16];
-	int n, rc;
+	struct dime_outq_item it = {.env = env, .msg = msg, .len = len, .now = now};
 
-	*err = 0;
-	id_out[0] = 0;
-	if (env == NULL || !outq_token_ok(env->origin) || !outq_token_ok(env->origin_fp) ||
-	    strlen(env->origin_fp) >= sizeof(e.origin_fp) || !outq_token_ok(env->author) ||
-	    !outq_token_ok(env->recipient) || !outq_token_ok(env->dest_fp) ||
-	    strlen(env->dest_fp) >= sizeof(e.dest_fp) || (msg == NULL && len > 0) || now < 0)
-		return DIME_E_INVALID;
-	memset(&e, 0, sizeof(e));
-	dime_random(rnd, sizeof(rnd));
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(e.id + 2 * i, 3, "%02x", rnd[i]);
-	n = snprintf(head, sizeof(head),
-		     OUTQ_MAGIC "origin %s\norigin-fp %s\nauthor %s\nrecipient %s\ndestination-fp "
-				"%s\ncreated %" PRId64 "\n\n",
-		     env->origin, env->origin_fp, env->author, env->recipient, env->dest_fp, now);
-	if (n < 0 || (size_t)n >= sizeof(head))
-		return DIME_E_INVALID;
-	snprintf(e.origin, sizeof(e.origin), "%s", env->origin);
-	snprintf(e.origin_fp, sizeof(e.origin_fp), "%s", env->origin_fp);
-	snprintf(e.author, sizeof(e.author), "%s", env->author);
-	snprintf(e.recipient, sizeof(e.recipient), "%s", env->recipient);
-	snprintf(e.dest_fp, sizeof(e.dest_fp), "%s", env->dest_fp);
-	e.created = e.next = now;
-	e.size = len;
-	if (outq_write_durable(q, q->msg_fd, e.id, head, (size_t)n, msg, len) != 0) {
-		*err = errno;
-		return DIME_E_IO;
-	}
-	pthread_mutex_lock(&q->mu);
-	rc = outq_add(q, &e);
-	pthread_mutex_unlock(&q->mu);
-	if (rc != DIME_OK) {
-		/* durable but not indexed: the next open finds it; say so rather than lose it */
-		*err = ENOMEM;
-		return rc;
-	}
-	memcpy(id_out, e.id, sizeof(e.id));
-	return DIME_OK;
+	dime_io_group_run(&q->gc, &it);
+	*err = it.err;
+	memcpy(id_out, it.id, sizeof(it.id));
+	return it.rc;
 }
 
 size_t

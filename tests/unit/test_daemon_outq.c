@@ -1,9 +1,10 @@
 /* dime/outq.h: durable put and read, claims, the retry schedule with an injected clock (growing,
  * never more than 12 hours apart, over 72 hours and more), the delay notice once, giving up,
  * operator retry, reopen after a crash (the index rebuilt from the files, tmp/ emptied, damaged
- * files set aside), and a full disk. */
+ * files set aside), a full disk, and group puts (alone or from many threads at once). */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,75 @@ test_write_failure(void)
 	t_rm_rf(t_path("q3"));
 }
 
+/* A group put: each item gets the result a lone put would (a bad envelope fails alone), and
+ * puts from 8 threads at once all land with distinct ids, every one indexed once. */
+struct t_conc {
+	struct dime_outq *q;
+	int fails;
+	char ids[16][DIME_OUTQ_ID_MAX + 1];
+};
+
+static void *
+t_conc_run(void *arg)
+{
+	struct t_conc *c = arg;
+
+	for (int i = 0; i < 16; i++) {
+		int err = 0;
+
+		if (dime_outq_put(c->q, c->ids[i], ENV("example.org", "c@example.net"), MSG, 4, 1,
+				  &err) != DIME_OK)
+			c->fails++;
+	}
+	return NULL;
+}
+
+static void
+test_put_many(void)
+{
+	struct dime_outq *q = NULL;
+	struct dime_outq_item it[3] = {
+	    {.env = ENV("example.org", "a@example.net"), .msg = MSG, .len = 4, .now = 1},
+	    {.env = ENV("bad origin", "a@example.net"), .msg = MSG, .len = 4, .now = 1},
+	    {.env = ENV("example.org", "b@example.net"), .msg = MSG, .len = 4, .now = 1}};
+	static struct t_conc c[8];
+	pthread_t th[8];
+	static struct dime_outq_entry e[256];
+	char why[256];
+	size_t got, fails = 0;
+
+	if (dime_outq_open(&q, t_path("q4"), NULL, why, sizeof(why)) != DIME_OK) {
+		t_fail("open: %s", why);
+		return;
+	}
+	T_CHECK(dime_outq_put_many(q, it, 3) == 2, "put_many: want 2 of 3");
+	T_CHECK(it[0].rc == DIME_OK && it[0].id[0] != 0 && it[1].rc == DIME_E_INVALID &&
+		    it[1].id[0] == 0 && it[2].rc == DIME_OK && strcmp(it[0].id, it[2].id) != 0,
+		"put_many results: %d %d %d", it[0].rc, it[1].rc, it[2].rc);
+	for (int t = 0; t < 8; t++) {
+		c[t].q = q;
+		T_CHECK(pthread_create(&th[t], NULL, t_conc_run, &c[t]) == 0, "thread %d", t);
+	}
+	for (int t = 0; t < 8; t++) {
+		pthread_join(th[t], NULL);
+		fails += (size_t)c[t].fails;
+	}
+	T_CHECK(fails == 0, "concurrent puts: %zu failed", fails);
+	got = dime_outq_due(q, e, 256, 10);
+	T_CHECK(got == 2 + 8 * 16, "due after the puts: %zu, want %d", got, 2 + 8 * 16);
+	for (size_t i = 0; i < got; i++)
+		for (size_t k = i + 1; k < got; k++)
+			if (strcmp(e[i].id, e[k].id) == 0)
+				t_fail("id %s twice in the index", e[i].id);
+	dime_outq_close(q);
+	if (dime_outq_open(&q, t_path("q4"), NULL, why, sizeof(why)) == DIME_OK) {
+		T_CHECK(dime_outq_due(q, e, 256, 10) == got, "after a reopen: not %zu entries",
+			got);
+		dime_outq_close(q);
+	}
+	t_rm_rf(t_path("q4"));
+}
+
 int
 main(void)
 {
@@ -322,6 +392,7 @@ main(void)
 	test_reopen();
 	test_rescan();
 	test_write_failure();
+	test_put_many();
 	t_rm_rf(t_dir);
 	return t_done("outq");
 }

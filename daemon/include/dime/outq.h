@@ -107,11 +107,27 @@ DIME_MUST_CHECK int dime_outq_get(struct dime_outq *q, const char *id, struct di
 
 /* Queue a message durably, due at once, with its envelope. id_out receives the new id (random,
  * DIME_OUTQ_ID_MAX).
+ * Puts made at the same time by several threads share one group commit (dime_outq_put_many).
  * Returns: DIME_OK, DIME_E_INVALID (a missing or bad envelope value), DIME_E_IO (*err the
  * errno), DIME_E_NOMEM. */
 DIME_MUST_CHECK int dime_outq_put(struct dime_outq *q, char id_out[DIME_OUTQ_ID_MAX + 1],
 				  const struct dime_outq_env *env, const uint8_t *msg, size_t len,
 				  int64_t now, int *err);
+
+/* One message of dime_outq_put_many: in, dime_outq_put's arguments; out, its results. */
+struct dime_outq_item {
+	const struct dime_outq_env *env;
+	const uint8_t *msg;
+	size_t len;
+	int64_t now;
+	char id[DIME_OUTQ_ID_MAX + 1]; /* out: the new id ("" on failure) */
+	int rc, err;		       /* out: as dime_outq_put returns them */
+};
+
+/* Queue n messages as dime_outq_put would, as one group commit: every file written, their
+ * fsyncs at once, each renamed into msg/, msg/ fsynced once (per 64). Blocking.
+ * Returns: how many items are DIME_OK. */
+size_t dime_outq_put_many(struct dime_outq *q, struct dime_outq_item *items, size_t n);
 
 /* Claim up to cap entries due at now (next <= now, not claimed), oldest first: each is handed
  * out once until dime_outq_done, _deferred or _release reports on it. Returns: how many. */
