@@ -345,20 +345,16 @@ struct cap_sink {
 	uint64_t n, bytes;
 };
 
-static int
-cap_put(void *ctx, const char *name, const uint8_t *out, size_t len, char *line, size_t line_cap,
-	const char **why)
+static void
+cap_put(void *ctx, struct dime_batch_out *o, size_t n)
 {
 	struct cap_sink *k = ctx;
+	uint64_t bytes = 0;
 
-	(void)name;
-	(void)out;
-	(void)line;
-	(void)line_cap;
-	(void)why;
-	__atomic_fetch_add(&k->n, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&k->bytes, len, __ATOMIC_RELAXED);
-	return DIME_OK;
+	for (size_t i = 0; i < n; i++)
+		bytes += o[i].len;
+	__atomic_fetch_add(&k->n, n, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&k->bytes, bytes, __ATOMIC_RELAXED);
 }
 
 /* Per item: the group's processing time (dime_batch_result.ns) and the message's latency, from

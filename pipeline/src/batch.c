@@ -459,29 +459,49 @@ batch_write_group(struct brun *r, struct dime_ring *ring, struct dime_io_wr *wr,
 	size_t k = 0;
 
 	if (!batch_has_out_dir(r)) {
-		char receipt[BATCH_LINE_MAX];
+		struct dime_batch_out *o;
+		struct bjob **at;
+		char(*receipt)[BATCH_LINE_MAX];
 
 		if (r->sink == NULL || r->sink->put == NULL)
 			return;
-		for (size_t i = 0; i < n; i++) {
-			struct bjob *j = g[i];
-			const char *why = NULL;
-			int rc;
-
-			if (j->ok != 1)
+		o = calloc(n, sizeof(*o));
+		at = calloc(n, sizeof(*at));
+		receipt = calloc(n, sizeof(*receipt));
+		for (size_t i = 0; i < n && o != NULL && at != NULL && receipt != NULL; i++) {
+			if (g[i]->ok != 1)
 				continue;
-			receipt[0] = 0;
-			rc = r->sink->put(r->sink->ctx, j->it.name, j->out, j->out_len, receipt,
-					  sizeof(receipt), &why);
-			receipt[sizeof(receipt) - 1] = 0;
-			if (rc == DIME_OK && receipt[0] != 0)
-				memcpy(j->line, receipt, sizeof(j->line));
-			if (rc != DIME_OK) {
+			at[k] = g[i];
+			o[k] = (struct dime_batch_out){.name = g[i]->it.name,
+						       .out = g[i]->out,
+						       .len = g[i]->out_len,
+						       .rc = DIME_OK,
+						       .line = receipt[k],
+						       .line_cap = sizeof(receipt[k])};
+			k++;
+		}
+		if (o == NULL || at == NULL || receipt == NULL) {
+			for (size_t i = 0; i < n; i++)
+				if (g[i]->ok == 1)
+					bjob_fail(g[i], DIME_E_NOMEM, "out of memory");
+		} else if (k > 0) {
+			r->sink->put(r->sink->ctx, o, k);
+		}
+		for (size_t i = 0; i < k && at != NULL && o != NULL && receipt != NULL; i++) {
+			struct bjob *j = at[i];
+
+			receipt[i][sizeof(receipt[i]) - 1] = 0;
+			if (o[i].rc == DIME_OK && receipt[i][0] != 0)
+				memcpy(j->line, receipt[i], sizeof(j->line));
+			if (o[i].rc != DIME_OK) {
 				snprintf(j->why_buf, sizeof(j->why_buf), "%s",
-					 why != NULL ? why : dime_strerror(rc));
-				bjob_fail(j, rc, j->why_buf);
+					 o[i].why != NULL ? o[i].why : dime_strerror(o[i].rc));
+				bjob_fail(j, o[i].rc, j->why_buf);
 			}
 		}
+		free(o);
+		free(at);
+		free(receipt);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -12,6 +12,7 @@
 #include "dime/dconf.h"
 #include "dime/batch.h"
 #include "dime/dns.h"
+#include "dime/io.h"
 #include "dime/outq.h"
 #include "dime/plmsg.h"
 #include "dime/source.h"
@@ -76,31 +77,45 @@ struct send_sink {
  * while the rest is still being wrapped (the final notice comes after the run). */
 #define SEND_NOTIFY_EVERY 32u
 
-static int
-send_put(void *ctx, const char *name, const uint8_t *out, size_t len, char *line, size_t cap,
-	 const char **why)
+static void
+send_put(void *ctx, struct dime_batch_out *o, size_t n)
 {
-	static __thread char why_buf[256];
+	static __thread char why_buf[DIME_IO_GROUP_MAX][256];
 	struct send_sink *k = ctx;
-	char id[DIME_OUTQ_ID_MAX + 1];
-	int rc, e = 0;
+	struct dime_outq_item it[DIME_IO_GROUP_MAX];
+	int64_t now = (int64_t)time(NULL);
+	unsigned long before, after;
 
-	(void)name;
-	rc = dime_outq_put(k->q, id, &k->env, out, len, (int64_t)time(NULL), &e);
-	if (rc != DIME_OK) {
-		(void)snprintf(why_buf, sizeof(why_buf), "cannot queue: %s%s%s", dime_strerror(rc),
-			       e != 0 ? ": " : "", e != 0 ? strerror(e) : "");
-		*why = why_buf;
-		return rc;
+	if (n > DIME_IO_GROUP_MAX) { /* the queue commits in slices of this anyway */
+		send_put(ctx, o, DIME_IO_GROUP_MAX);
+		send_put(ctx, o + DIME_IO_GROUP_MAX, n - DIME_IO_GROUP_MAX);
+		return;
 	}
-	(void)snprintf(line, cap, "%s", id);
-	if (__atomic_add_fetch(&k->queued, 1, __ATOMIC_RELAXED) % SEND_NOTIFY_EVERY == 0) {
+	for (size_t i = 0; i < n; i++)
+		it[i] = (struct dime_outq_item){
+		    .env = &k->env, .msg = o[i].out, .len = o[i].len, .now = now};
+	(void)dime_outq_put_many(k->q, it, n); /* one commit for the group */
+	for (size_t i = 0; i < n; i++) {
+		int e = it[i].err;
+
+		o[i].rc = it[i].rc;
+		if (it[i].rc != DIME_OK) {
+			(void)snprintf(why_buf[i], sizeof(why_buf[i]), "cannot queue: %s%s%s",
+				       dime_strerror(it[i].rc), e != 0 ? ": " : "",
+				       e != 0 ? strerror(e) : "");
+			o[i].why = why_buf[i];
+			continue;
+		}
+		(void)snprintf(o[i].line, o[i].line_cap, "%s", it[i].id);
+	}
+	before = __atomic_fetch_add(&k->queued, n, __ATOMIC_RELAXED);
+	after = before + n;
+	if (after / SEND_NOTIFY_EVERY != before / SEND_NOTIFY_EVERY) {
 		char swhy[256];
 		long pid;
 
 		(void)cli_outq_signal(k->conf, &pid, swhy, sizeof(swhy)); /* best effort */
 	}
-	return DIME_OK;
 }
 
 /* One item of stdin: the mail read before the run (the pipeline frees it). */

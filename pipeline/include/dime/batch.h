@@ -96,16 +96,26 @@ struct dime_source;
  * outlive the run; bs->count_hint is src's. */
 void dime_batch_source_of(struct dime_batch_source *bs, struct dime_source *src);
 
+/* One output handed to a sink. */
+struct dime_batch_out {
+	const char *name; /* in: the item's */
+	const uint8_t *out;
+	size_t len;
+	int rc;		 /* out: DIME_OK, or the error the item is reported failed with */
+	const char *why; /* out, with an error: static or thread-local (it is copied) */
+	char *line;	 /* out: an optional receipt (what the output became: a queue ID, ...),
+			  * NUL-terminated, line_cap octets; a non-empty one is reported as
+			  * dime_batch_result.line, in place of the op's verdict line */
+	size_t line_cap;
+};
+
 /* Where outputs go: a directory (files NAME + the op's suffix), or a callback, or nowhere (both
- * unset). put is called from worker threads (it must be thread-safe) with one item's output; it
- * returns DIME_OK, or an error code with *why (static or thread-local: it is copied) and the
- * item is reported failed with them. It may write a receipt (what the output became: a queue
- * ID, ...) into line (line_cap octets, NUL-terminated): a non-empty receipt is reported as
- * dime_batch_result.line, in place of the op's verdict line. */
+ * unset). put is called from worker threads (it must be thread-safe) with the outputs of one
+ * group at once (rc preset to DIME_OK, why NULL, line empty), so a sink can commit them
+ * together; it sets each item's rc (and why) and may write its receipt. */
 struct dime_batch_sink {
 	const char *dir;
-	int (*put)(void *ctx, const char *name, const uint8_t *out, size_t len, char *line,
-		   size_t line_cap, const char **why);
+	void (*put)(void *ctx, struct dime_batch_out *outs, size_t n);
 	void *ctx;
 };
 
