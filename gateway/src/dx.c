@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -536,6 +537,65 @@ dx_connect(const struct dx_addr *a, unsigned ms, int *err)
 
 /* ---- the handshake and the certificate ---- */
 
+/* The client contexts, one per CA bundle, made once per process: building one reads and
+ * parses the whole bundle, which every session paid before. Never freed (a handful at most:
+ * dimed and the CLI name one bundle). */
+#define DX_CTX_CACHE 8
+
+static struct {
+	char *ca_file; /* NULL: OpenSSL's default paths */
+	SSL_CTX *ctx;
+} dx_ctxs[DX_CTX_CACHE];
+static size_t dx_n_ctxs;
+static pthread_mutex_t dx_ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static SSL_CTX *
+dx_ctx_make(const char *ca_file)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, DX_CIPHER) != 1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	/* The handshake never fails on the chain: the outcome is reported (DIME_SR_TLS_CA), and
+	 * the record's tls= values are what is enforced. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if ((ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+			     : SSL_CTX_set_default_verify_paths(ctx)) != 1)
+		ERR_clear_error(); /* no CA to check against: the CA bit stays clear */
+	return ctx;
+}
+
+/* A reference to the context for ca_file (the caller frees it with SSL_CTX_free), or NULL. */
+static SSL_CTX *
+dx_ctx_get(const char *ca_file)
+{
+	SSL_CTX *ctx = NULL;
+
+	pthread_mutex_lock(&dx_ctx_mu);
+	for (size_t i = 0; i < dx_n_ctxs && ctx == NULL; i++)
+		if ((ca_file == NULL) == (dx_ctxs[i].ca_file == NULL) &&
+		    (ca_file == NULL || strcmp(ca_file, dx_ctxs[i].ca_file) == 0))
+			ctx = dx_ctxs[i].ctx;
+	if (ctx != NULL) {
+		SSL_CTX_up_ref(ctx); /* the caller's reference to the cached one */
+	} else if ((ctx = dx_ctx_make(ca_file)) != NULL && dx_n_ctxs < DX_CTX_CACHE) {
+		char *copy = ca_file != NULL ? strdup(ca_file) : NULL;
+
+		if (ca_file == NULL || copy != NULL) { /* else served uncached */
+			dx_ctxs[dx_n_ctxs].ca_file = copy;
+			dx_ctxs[dx_n_ctxs++].ctx = ctx;
+			SSL_CTX_up_ref(ctx); /* the cache's own */
+		}
+	}
+	pthread_mutex_unlock(&dx_ctx_mu);
+	return ctx;
+}
+
 /* TLS 1.2 with the DMTP suite, then the certificate rules of the header. Returns: DIME_OK,
  * DIME_E_AGAIN (x->err), DIME_E_BADSIG (x->err), DIME_E_NOMEM. */
 static int
@@ -547,20 +607,10 @@ dx_tls(struct dime_dx *x, const struct dime_dx_peer *peer)
 	char e[200];
 	int der_len, bits, rc = DIME_E_AGAIN;
 
-	if ((x->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    SSL_CTX_set_min_proto_version(x->ctx, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_set_max_proto_version(x->ctx, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_set_cipher_list(x->ctx, DX_CIPHER) != 1) {
+	if ((x->ctx = dx_ctx_get(x->ca_file)) == NULL) {
 		dx_fail(x, "TLS setup: %s", dx_ssl_err(e, sizeof(e)));
 		return DIME_E_NOMEM;
 	}
-	SSL_CTX_set_options(x->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-	/* The handshake never fails on the chain: the outcome is reported (DIME_SR_TLS_CA), and
-	 * the record's tls= values are what is enforced. */
-	SSL_CTX_set_verify(x->ctx, SSL_VERIFY_NONE, NULL);
-	if ((x->ca_file != NULL ? SSL_CTX_load_verify_locations(x->ctx, x->ca_file, NULL)
-				: SSL_CTX_set_default_verify_paths(x->ctx)) != 1)
-		ERR_clear_error(); /* no CA to check against: the CA bit stays clear */
 	if ((x->ssl = SSL_new(x->ctx)) == NULL || (x->rbio = BIO_new(BIO_s_mem())) == NULL ||
 	    (x->wbio = BIO_new(BIO_s_mem())) == NULL) {
 		BIO_free(x->rbio);
