@@ -95,7 +95,8 @@ struct dimed {
 	unsigned n_draining;	  /* servers whose drain has not reached idle yet */
 	struct dime_tlsctx *tls, *tls_old;
 	struct dime_pl_pool *pool;
-	struct dime_pl_pool *gw_pool; /* the gateway's flows block on I/O: their own threads */
+	struct dime_pl_pool *gw_pool;	  /* the gateway's flows block on I/O: their own threads */
+	struct dime_pl_pool *lookup_pool; /* DMTP lookups that may fetch: their own threads */
 	struct dime_kp_client *kp;
 	pid_t kp_pid;		   /* the key process's supervisor (0: key_process = no) */
 	struct dimed_gen *gen;	   /* the current one first; touched on the loop thread only */
@@ -745,6 +746,15 @@ main(int argc, char **argv)
 	fetch.sf.ports = &dxp;
 	env.fetch_origin = dimed_fetch_origin;
 	env.fetch_arg = &fetch;
+	memset(&pc, 0, sizeof(pc));
+	pc.workers = d.conf.lookup_workers;
+	pc.batch_max = 1;
+	pc.queue_max = d.conf.queue_max;
+	if (dime_pl_pool_new(&d.lookup_pool, &pc) != DIME_OK) {
+		snprintf(why, sizeof(why), "cannot start the lookup workers");
+		goto fail;
+	}
+	env.lookup_pool = d.lookup_pool;
 	if (dime_server_new(&d.srv, &env, why, sizeof(why)) != DIME_OK)
 		goto fail;
 	/* The SMTP gateway (docs/smtp.md): its flows (dime/gwflow.h) on their own workers, behind
@@ -881,6 +891,7 @@ out:
 	dime_pfsvc_free(d.pfsvc); /* its late jobs complete through the pool, then the loop */
 	dime_pl_pool_free(d.pool);
 	dime_pl_pool_free(d.gw_pool);
+	dime_pl_pool_free(d.lookup_pool);
 	dime_gw_free(d.gw); /* after the pools: no worker runs a flow any more */
 	dime_deliver_stop(dlv, rc == 0);
 	if (d.agent != NULL) {

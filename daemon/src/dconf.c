@@ -501,6 +501,12 @@ dconf_handler(void *user, const char *section, const char *key, const char *v)
 		c->gateway_workers = (unsigned)x;
 		return 1;
 	}
+	if (strcmp(key, "lookup_workers") == 0) {
+		if (!dconf_uint(p, key, v, 1, 1024, &x))
+			return 0;
+		c->lookup_workers = (unsigned)x;
+		return 1;
+	}
 	if (strcmp(key, "lookup_timeout") == 0) {
 		if (!dconf_duration(p, key, v, 1000, &c->lookup_timeout_ms))
 			return 0;
@@ -625,6 +631,7 @@ dconf_defaults(struct dime_dconf *c)
 	c->unsigned_local = DIME_DCONF_UNSIGNED_DEFER;
 	c->smtp_max_rcpts = 100;
 	c->lookup_timeout_ms = 30000;
+	c->lookup_workers = 8;
 	c->gateway_workers = 16;
 }
 

@@ -531,6 +531,7 @@ struct srv_job {
 	uint8_t hash[64];
 	int decided; /* a.verdict is final */
 	int delivered_before;
+	struct dime_pl_pool *on; /* the pool the current step was queued on (cancel) */
 	char recipient[256];
 	char rcpt_fp[DIME_FP_B64_LEN + 1]; /* the recipient signet's crypto fingerprint (ACCEPT) */
 	struct srv_job *gc_next;	   /* in the server's group-commit queue */
@@ -993,15 +994,18 @@ srv_job_queue(struct srv_job *j)
 	switch (j->stage) {
 	case SRV_LOOKUP:
 		j->pj.run = srv_run_lookup;
-		return dime_pl_pool_call(s->env.pool, &j->pj, s->env.loop);
+		j->on = s->env.lookup_pool != NULL ? s->env.lookup_pool : s->env.pool;
+		return dime_pl_pool_call(j->on, &j->pj, s->env.loop);
 	case SRV_PREP:
 		j->pj.run = srv_run_prep;
+		j->on = s->env.pool;
 		return dime_pl_pool_call(s->env.pool, &j->pj, s->env.loop);
 	case SRV_ACCEPT:
 		j->pj.run = NULL;
 		dime_pl_msg_job_clear(&j->pj.mj);
 		j->pj.mj.in = j->bin;
 		j->pj.mj.in_len = j->bin_len;
+		j->on = s->env.pool;
 		return dime_pl_pool_submit(s->env.pool, s->env.accept_lane, &j->pj, s->env.loop);
 	case SRV_COMMIT: return srv_gc_queue(j);
 	}
@@ -1390,8 +1394,8 @@ srv_on_close(void *ctx, int err)
 		/* The completion frees the connection (the job borrows its session). A commit is
 		 * not the pool's to cancel (it waits in the group-commit queue) and is never
 		 * abandoned half-way: it completes normally. */
-		if (c->job->stage != SRV_COMMIT)
-			dime_pl_pool_cancel(c->srv->env.pool, &c->job->pj);
+		if (c->job->stage != SRV_COMMIT && c->job->on != NULL)
+			dime_pl_pool_cancel(c->job->on, &c->job->pj);
 		return;
 	}
 	srv_conn_free(c);
