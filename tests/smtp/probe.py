@@ -2,9 +2,9 @@
 """ECOSYSTEM §6.2 SMTP/LMTP cases against a live listener (python3 stdlib only).
 
 usage: probe.py --port PORT [--host H] [--lmtp] [--tls] [--rcpt ADDR] [--rcpt-p20 ADDR]
-                [--rcpt-rst ADDR] [--from ADDR] [--max-rcpts N] [--timeout-cmd S]
-                [--timeout-data S] [--save DIR] [--canary TOKEN] [--mode whole|byte|both]
-                CASE... (or "all")
+                [--rcpt-rst ADDR] [--from ADDR] [--max-rcpts N] [--bare-lf normalize|reject]
+                [--timeout-cmd S] [--timeout-data S] [--save DIR] [--canary TOKEN]
+                [--mode whole|byte|both] CASE... (or "all")
 
 Every case runs on fresh connections, twice: with whole writes, and with one byte per send()
 (TCP_NODELAY). Each checks the replies it expects (codes, enhanced codes, order) and fails with
@@ -200,13 +200,17 @@ class Probe:
         c.expect("RCPT", 250, "2.1.5")
         c.expect("DATA", 354)
 
-    def data_done(self, c, what, expect_stored, name, mode):
+    def data_done(self, c, what, expect_stored, name, mode, bare=False):
         """After the real end of DATA: exactly one 250 for the message, then HELP's 214 (a
-        second reply before the 214 means bytes inside DATA were run as commands)."""
+        second reply before the 214 means bytes inside DATA were run as commands). bare: the
+        message holds a bare CR or LF, which --bare-lf reject refuses (550 5.5.2, not stored)."""
         c.send(b"HELP\r\n")
-        c.expect(what + ": the DATA reply", 250, "2.0.0")
+        if bare and self.args.bare_lf == "reject":
+            c.expect(what + ": the DATA reply (bare line ends refused)", 550, "5.5.2")
+        else:
+            c.expect(what + ": the DATA reply", 250, "2.0.0")
+            self.save(expect_stored, name, mode)
         c.expect(what + ": the next reply is HELP's (nothing inside DATA was a command)", 214)
-        self.save(expect_stored, name, mode)
 
     def save(self, data, name, mode):
         if self.args.save:
@@ -264,22 +268,30 @@ class Probe:
 
     def P3(self, mode):
         """Bare LF (normalize, the default): command lines may end in LF alone; in DATA a bare
-        LF ends a line (stored as CRLF) and "\\n.\\n" never ends the message."""
+        LF ends a line (stored as CRLF) and "\\n.\\n" never ends the message. --bare-lf reject:
+        such command lines get 500 5.5.2 and are not run, the message 550 5.5.2 at its end."""
         c = self.conn(mode)
-        c.send(self.helo + b" probe.example\n")
-        c.expect("greeting ended by a bare LF", 250)
-        c.send(b"NOOP\n")
-        c.expect("NOOP ended by a bare LF", 250, "2.0.0")
-        c.send(b"MAIL FROM:<%s>\nRCPT TO:<%s>\nDATA\n" % (self.args.sender.encode(),
-                                                        self.args.rcpt.encode()))
-        c.expect("MAIL (bare LF)", 250, "2.1.0")
-        c.expect("RCPT (bare LF)", 250, "2.1.5")
-        c.expect("DATA (bare LF)", 354)
+        if self.args.bare_lf == "reject":
+            for line in [self.helo + b" probe.example\n", b"NOOP\n", b"QUIT\n"]:
+                c.send(line)
+                c.expect("%r (bare LF refused)" % line, 500, "5.5.2")
+            self.greet(c)
+            self.envelope(c)
+        else:
+            c.send(self.helo + b" probe.example\n")
+            c.expect("greeting ended by a bare LF", 250)
+            c.send(b"NOOP\n")
+            c.expect("NOOP ended by a bare LF", 250, "2.0.0")
+            c.send(b"MAIL FROM:<%s>\nRCPT TO:<%s>\nDATA\n" % (self.args.sender.encode(),
+                                                            self.args.rcpt.encode()))
+            c.expect("MAIL (bare LF)", 250, "2.1.0")
+            c.expect("RCPT (bare LF)", 250, "2.1.5")
+            c.expect("DATA (bare LF)", 354)
         hdr = self.headers(b"P3 bare LF")
         body = hdr.replace(b"\r\n", b"\n") + b"one\n.\nNOOP\nRSET\ntwo\r\n"
         stored = hdr + b"one\r\n\r\nNOOP\r\nRSET\r\ntwo\r\n"
         c.send(body + b".\r\n")
-        self.data_done(c, "P3", stored, "P3", mode)
+        self.data_done(c, "P3", stored, "P3", mode, bare=True)
         c.close()
 
     def P4(self, mode):
@@ -297,7 +309,8 @@ class Probe:
             self.envelope(c)
             hdr = self.headers(b"P4 " + name.encode())
             c.send(hdr + b"hello" + fake + smuggled + b".\r\n")
-            self.data_done(c, "P4 " + name, hdr + b"hello" + kept + smuggled, "P4-" + name, mode)
+            self.data_done(c, "P4 " + name, hdr + b"hello" + kept + smuggled, "P4-" + name, mode,
+                           bare=True)
             c.close()
 
     def P6(self, mode):
@@ -663,6 +676,8 @@ def main():
     ap.add_argument("--rcpt-p20", default="bob@alpha.example")
     ap.add_argument("--rcpt-rst", default="carl@alpha.example")
     ap.add_argument("--max-rcpts", type=int, default=100)
+    ap.add_argument("--bare-lf", choices=["normalize", "reject"], default="normalize",
+                    help="the listener's smtp_bare_lf")
     ap.add_argument("--timeout-cmd", type=float)
     ap.add_argument("--timeout-data", type=float)
     ap.add_argument("--save")
