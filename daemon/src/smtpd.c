@@ -137,7 +137,25 @@ static void smd_pump(struct smd_conn *c);
  * the reply the peer waited for), not from its last byte: the io idle timer is re-armed by every
  * packet, so a peer trickling one byte at a time, or TLS records without data, would hold the
  * session for ever (ECOSYSTEM P17; the DIME spec's timeouts count from the last complete line).
- * The idle timer stays as the bound for the TLS handshake and an idle peer. */
+ * The same timer bounds a STARTTLS handshake as a whole (timeout_tls), however slowly its
+ * records trickle in (ECOSYSTEM P18). The idle timer stays as the bound for an idle peer. */
+
+/* A timer expired: 421 and a close; during the TLS handshake a close without a word (nothing
+ * may follow the 220 in plaintext, RFC 3207). */
+static void
+smd_expire(struct smd_conn *c, int line)
+{
+	int tls = (dime_smtp_sess_actions(c->sess) & DIME_SMTP_ACT_TLS) != 0;
+
+	dime_dlog(DIME_DLOG_INFO, "conn.timeout", "peer=%s line=%d tls=%d", c->ip, line, tls);
+	if (tls) {
+		c->closing = 1;
+		dime_io_conn_close(c->io, 0);
+		return;
+	}
+	dime_smtp_sess_timeout(c->sess);
+	smd_pump(c);
+}
 
 static void
 smd_line_fire(void *arg)
@@ -145,11 +163,8 @@ smd_line_fire(void *arg)
 	struct smd_conn *c = arg;
 
 	c->line_timer = NULL;
-	if (c->closing)
-		return;
-	dime_dlog(DIME_DLOG_INFO, "conn.timeout", "peer=%s line=1", c->ip);
-	dime_smtp_sess_timeout(c->sess);
-	smd_pump(c);
+	if (!c->closing)
+		smd_expire(c, 1);
 }
 
 static void
@@ -493,7 +508,8 @@ smd_pump(struct smd_conn *c)
 			SSL_CTX *ctx;
 
 			c->held.len = 0;
-			smd_line_stop(c); /* the handshake has timeout_tls; then a new line */
+			smd_line_stop(c); /* the whole handshake has timeout_tls, then a new line */
+			smd_line_arm(c, cf->timeout_tls_ms);
 			dime_tlsctx_free(c->tlsset);
 			c->tlsset = dime_tlsctx_ref(c->srv->env.tls);
 			ctx = c->tlsset != NULL ? dime_tlsctx_smtp_for(c->tlsset, NULL) : NULL;
@@ -563,6 +579,7 @@ smd_on_tls(void *ctx, int ok)
 	if (c->closing)
 		return;
 	dime_dlog(DIME_DLOG_INFO, "smtp.tls", "peer=%s ok=%d", c->ip, ok);
+	smd_line_stop(c); /* the handshake's deadline */
 	dime_smtp_sess_tls_done(c->sess, ok);
 	smd_pump(c);
 }
@@ -572,11 +589,8 @@ smd_on_timeout(void *ctx)
 {
 	struct smd_conn *c = ctx;
 
-	if (c->closing)
-		return;
-	dime_dlog(DIME_DLOG_INFO, "conn.timeout", "peer=%s", c->ip);
-	dime_smtp_sess_timeout(c->sess);
-	smd_pump(c);
+	if (!c->closing)
+		smd_expire(c, 0);
 }
 
 static void
