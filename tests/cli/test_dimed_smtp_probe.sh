@@ -7,7 +7,8 @@
 # of R9 are nowhere in dimed's log; dimed's RSS grew by less than 64 MiB over the floods and
 # huge lines; and dimed still serves: a swaks delivery over STARTTLS arrives and opens byte for
 # byte. Last, P3 and P4 again on a dimed with smtp_bare_lf = reject: refused, nothing stored.
-# Short timeouts (timeout_cmd and timeout_data 3 s) for P17, a 64 KiB max_message for P19.
+# Short timeouts (timeout_cmd, timeout_data and timeout_tls 3 s) for P17 and P18, a 64 KiB
+# max_message for P19.
 # Args: DIME_BINARY INTEROP_DIR; dimed is next to dime.
 source "$(dirname "$0")/lib.sh" "$@"
 DIME=$(cd "$(dirname "$DIME")" && pwd)/$(basename "$DIME")
@@ -38,6 +39,7 @@ dns_static = $W/dns.txt
 policy = mixed
 timeout_cmd = 3s
 timeout_data = 3s
+timeout_tls = 3s
 max_message = 64k
 smtp_max_rcpts = 100
 CONF
@@ -62,7 +64,7 @@ rss() { awk '$1 == "VmRSS:" { print $2 }' /proc/$PID/status; }
 
 CANARY=probecanary$RANDOM$RANDOM$$
 COMMON=(--from carol@legacy.test --rcpt alice@alpha.example --rcpt-p20 bob@alpha.example
-	--rcpt-rst carl@alpha.example --max-rcpts 100 --timeout-cmd 3 --timeout-data 3
+	--rcpt-rst carl@alpha.example --max-rcpts 100 --timeout-cmd 3 --timeout-data 3 --timeout-tls 3
 	--canary "$CANARY")
 mkdir -p want
 rss0=$(rss)

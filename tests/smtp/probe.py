@@ -3,7 +3,7 @@
 
 usage: probe.py --port PORT [--host H] [--lmtp] [--tls] [--rcpt ADDR] [--rcpt-p20 ADDR]
                 [--rcpt-rst ADDR] [--from ADDR] [--max-rcpts N] [--bare-lf normalize|reject]
-                [--timeout-cmd S] [--timeout-data S] [--save DIR] [--canary TOKEN]
+                [--timeout-cmd S] [--timeout-data S] [--timeout-tls S] [--save DIR] [--canary TOKEN]
                 [--mode whole|byte|both] CASE... (or "all")
 
 Every case runs on fresh connections, twice: with whole writes, and with one byte per send()
@@ -27,8 +27,8 @@ import threading
 import time
 
 CASES = ["P1", "P2", "P3", "P4", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13", "P14",
-         "P16", "P17", "P19", "P20", "R9"]
-NO_LMTP = {"P11", "P13"}  # STARTTLS is not offered on LMTP (P12 checks the 454 there)
+         "P16", "P17", "P18", "P19", "P20", "R9"]
+NO_LMTP = {"P11", "P13", "P18"}  # STARTTLS is not offered on LMTP (P12 checks the 454 there)
 WAIT = 30.0  # seconds any expected reply may take (a loaded machine, a pool job)
 
 
@@ -568,21 +568,78 @@ class Probe:
             c.closed("P17 after the 421")
             c.close()
 
-    def _ready(self, c, secs):
-        """Wait up to secs for reply bytes: True once some arrived (or the peer closed)."""
+    def _ready(self, c, secs, eof_ok=False):
+        """Wait up to secs for reply bytes: True once some arrived (with eof_ok: or the peer
+        closed, which is then left for Conn.closed to see again)."""
         if c.buf:
             return True
         c.sock.settimeout(secs)
         try:
-            b = c.sock.recv(65536)
+            b = c.sock.recv(65536, socket.MSG_PEEK if eof_ok else 0)
         except socket.timeout:
             return False
         except ConnectionResetError:
+            if eof_ok:
+                return True
             raise Fail("connection reset without a 421")
         if not b:
+            if eof_ok:
+                return True
             raise Fail("connection closed without a 421")
-        c.buf += b
+        if not eof_ok:
+            c.buf += b
         return True
+
+    def P18(self, mode):
+        """Handshakes that never finish (--timeout-tls): 100 connections after STARTTLS's 220,
+        half silent, half stopped inside a ClientHello, and one trickling a ClientHello a byte
+        every 0.5 s. Meanwhile a new connection is served and its handshake succeeds; every
+        stalled one is closed without a word within the timeout (a whole-handshake deadline)."""
+        t = self.args.timeout_tls
+        if t is None:
+            raise Fail("P18 needs --timeout-tls")
+        stalled = []
+        try:
+            for i in range(100):
+                c = self.conn(mode)
+                self.greet(c)
+                c.send(b"STARTTLS\r\n")
+                c.expect("STARTTLS %d" % i, 220, "2.0.0")
+                if i % 2:
+                    c.sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+                stalled.append((c, time.monotonic()))
+            slow = self.conn(mode)
+            self.greet(slow)
+            slow.send(b"STARTTLS\r\n")
+            slow.expect("STARTTLS (trickler)", 220, "2.0.0")
+            slow_start = time.monotonic()
+            c = self.conn(mode)
+            self.greet(c)
+            self.still_serving(c, "P18: a new connection while 100 handshakes stall")
+            self.starttls(c, "P18: a new connection's handshake")
+            self.greet(c)
+            c.close()
+            # the trickler: a ClientHello announcing a 16 KiB record, one byte every 0.5 s
+            hello = b"\x16\x03\x01\x40\x00\x01\x00\x3f\xfc\x03\x03" + b"\x00" * 400
+            sent = 0
+            while not self._ready(slow, 0.5, eof_ok=True):
+                if time.monotonic() - slow_start > 3 * t + 5:
+                    raise Fail("P18: a ClientHello trickled 1 byte every 0.5 s still open "
+                               "after %.1f s (timeout_tls %.0f s)"
+                               % (time.monotonic() - slow_start, t))
+                try:
+                    slow.sock.sendall(hello[sent:sent + 1])
+                except OSError:
+                    break
+                sent += 1
+            slow.closed("P18: the trickled handshake (closed without a word)")
+            slow.close()
+            for i, (c, start) in enumerate(stalled):
+                c.closed("P18: stalled handshake %d (closed without a word)" % i,
+                         wait=max(0.0, start + 3 * t + 5 - time.monotonic()) + 0.1)
+        finally:
+            for c, _ in stalled:
+                c.close()
 
     def P19(self, mode):
         """SIZE over the limit: 552 5.3.4 at MAIL; without SIZE, a message past the limit is
@@ -680,6 +737,7 @@ def main():
                     help="the listener's smtp_bare_lf")
     ap.add_argument("--timeout-cmd", type=float)
     ap.add_argument("--timeout-data", type=float)
+    ap.add_argument("--timeout-tls", type=float)
     ap.add_argument("--save")
     ap.add_argument("--canary", default="")
     ap.add_argument("--mode", choices=["whole", "byte", "both"], default="both")
