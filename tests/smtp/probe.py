@@ -396,13 +396,21 @@ class Probe:
         c.expect("NOOP sent before the banner", 250, "2.0.0")
         c.close()
 
-    def tls(self, c, what):
+    @staticmethod
+    def handshake(c):
+        """TLS over c's socket; raises OSError when it fails. wrap_socket skips the handshake
+        of a socket the peer already reset (not "connected"): that is a failure too."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         c.sock.settimeout(WAIT)
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="probe.example")
+        if c.sock.version() is None:
+            raise OSError("no handshake: the server closed the connection")
+
+    def tls(self, c, what):
         try:
-            c.sock = ctx.wrap_socket(c.sock, server_hostname="probe.example")
+            self.handshake(c)
         except (ssl.SSLError, OSError) as e:
             raise Fail("%s: TLS handshake failed: %s" % (what, e))
         if c.buf:
@@ -424,12 +432,8 @@ class Probe:
         c.expect("STARTTLS", 220, "2.0.0")
         if c.buf:
             raise Fail("P11: more than the 220 in plaintext: %r" % c.buf)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        c.sock.settimeout(WAIT)
         try:
-            c.sock = ctx.wrap_socket(c.sock, server_hostname="probe.example")
+            self.handshake(c)
         except (ssl.SSLError, OSError) as e:
             if mode == "whole":
                 raise Fail("P11: TLS handshake failed: %s" % e)
