@@ -43,6 +43,7 @@ struct smd_conn {
 	struct smd_job *job;
 	struct dime_tlsctx *tlsset; /* held from STARTTLS until the connection ends */
 	struct dime_conn_held held;
+	struct dime_io_timer *line_timer; /* the line deadline (smd_line_arm), NULL: none */
 	int lmtp, closing, dead, paused;
 	int waiting; /* the job waits for room in the pool (reading stopped) */
 	uint64_t wait_since;
@@ -131,6 +132,58 @@ smd_tempfail(struct smd_conn *c)
 
 static void smd_pump(struct smd_conn *c);
 
+/* ---- the line deadline ----
+ * timeout_cmd and timeout_data count from the end of the last complete line received (or from
+ * the reply the peer waited for), not from its last byte: the io idle timer is re-armed by every
+ * packet, so a peer trickling one byte at a time, or TLS records without data, would hold the
+ * session for ever (ECOSYSTEM P17; the DIME spec's timeouts count from the last complete line).
+ * The same timer bounds a STARTTLS handshake as a whole (timeout_tls), however slowly its
+ * records trickle in (ECOSYSTEM P18). The idle timer stays as the bound for an idle peer. */
+
+/* A timer expired: 421 and a close; during the TLS handshake a close without a word (nothing
+ * may follow the 220 in plaintext, RFC 3207). */
+static void
+smd_expire(struct smd_conn *c, int line)
+{
+	int tls = (dime_smtp_sess_actions(c->sess) & DIME_SMTP_ACT_TLS) != 0;
+
+	dime_dlog(DIME_DLOG_INFO, "conn.timeout", "peer=%s line=%d tls=%d", c->ip, line, tls);
+	if (tls) {
+		c->closing = 1;
+		dime_io_conn_close(c->io, 0);
+		return;
+	}
+	dime_smtp_sess_timeout(c->sess);
+	smd_pump(c);
+}
+
+static void
+smd_line_fire(void *arg)
+{
+	struct smd_conn *c = arg;
+
+	c->line_timer = NULL;
+	if (!c->closing)
+		smd_expire(c, 1);
+}
+
+static void
+smd_line_stop(struct smd_conn *c)
+{
+	dime_io_timer_cancel(c->line_timer);
+	c->line_timer = NULL;
+}
+
+/* Start the deadline of the next line, unless one runs (it runs from the last line end). */
+static void
+smd_line_arm(struct smd_conn *c, unsigned ms)
+{
+	if (c->line_timer != NULL || ms == 0 || c->closing)
+		return;
+	if (dime_io_timer_add(c->srv->env.loop, &c->line_timer, ms, smd_line_fire, c) != DIME_OK)
+		c->line_timer = NULL; /* out of memory: the idle timer still bounds a silent peer */
+}
+
 static void
 smd_conn_free(struct smd_conn *c)
 {
@@ -143,6 +196,7 @@ smd_conn_free(struct smd_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	smd_line_stop(c);
 	dime_smtp_sess_free(c->sess);
 	dime_tlsctx_free(c->tlsset);
 	dime_conn_held_free(&c->held);
@@ -432,6 +486,7 @@ static void
 smd_pump(struct smd_conn *c)
 {
 	const struct dime_dconf *cf = c->srv->env.conf;
+	unsigned ms;
 
 	for (;;) {
 		unsigned act;
@@ -453,6 +508,8 @@ smd_pump(struct smd_conn *c)
 			SSL_CTX *ctx;
 
 			c->held.len = 0;
+			smd_line_stop(c); /* the whole handshake has timeout_tls, then a new line */
+			smd_line_arm(c, cf->timeout_tls_ms);
 			dime_tlsctx_free(c->tlsset);
 			c->tlsset = dime_tlsctx_ref(c->srv->env.tls);
 			ctx = c->tlsset != NULL ? dime_tlsctx_smtp_for(c->tlsset, NULL) : NULL;
@@ -466,7 +523,9 @@ smd_pump(struct smd_conn *c)
 			if (c->job == NULL)
 				smd_query(c, dime_smtp_sess_query(c->sess));
 			if (c->job != NULL) {
-				/* The MTA waits for us: no idle timeout while the handler works. */
+				/* The MTA waits for us: no idle timeout while the handler works;
+				 * the next line's deadline starts with our reply. */
+				smd_line_stop(c);
 				dime_io_conn_set_timeout(c->io, 0);
 				return;
 			}
@@ -475,13 +534,16 @@ smd_pump(struct smd_conn *c)
 		if (c->held.len == 0)
 			break;
 		n = dime_smtp_sess_feed(c->sess, c->held.p, c->held.len);
+		if (n > 0 && memchr(c->held.p, '\n', n) != NULL)
+			smd_line_stop(c); /* a line ended: the next one gets the whole timeout */
 		dime_conn_held_drop(&c->held, n);
 		if (n == 0 && dime_smtp_sess_actions(c->sess) == act)
 			break;
 	}
-	dime_io_conn_set_timeout(c->io, (dime_smtp_sess_actions(c->sess) & DIME_SMTP_ACT_DATA)
-					    ? cf->timeout_data_ms
-					    : cf->timeout_cmd_ms);
+	ms = (dime_smtp_sess_actions(c->sess) & DIME_SMTP_ACT_DATA) ? cf->timeout_data_ms
+								    : cf->timeout_cmd_ms;
+	dime_io_conn_set_timeout(c->io, ms);
+	smd_line_arm(c, ms);
 	smd_read_update(c);
 }
 
@@ -517,6 +579,7 @@ smd_on_tls(void *ctx, int ok)
 	if (c->closing)
 		return;
 	dime_dlog(DIME_DLOG_INFO, "smtp.tls", "peer=%s ok=%d", c->ip, ok);
+	smd_line_stop(c); /* the handshake's deadline */
 	dime_smtp_sess_tls_done(c->sess, ok);
 	smd_pump(c);
 }
@@ -526,11 +589,8 @@ smd_on_timeout(void *ctx)
 {
 	struct smd_conn *c = ctx;
 
-	if (c->closing)
-		return;
-	dime_dlog(DIME_DLOG_INFO, "conn.timeout", "peer=%s", c->ip);
-	dime_smtp_sess_timeout(c->sess);
-	smd_pump(c);
+	if (!c->closing)
+		smd_expire(c, 0);
 }
 
 static void
@@ -539,6 +599,7 @@ smd_on_close(void *ctx, int err)
 	struct smd_conn *c = ctx;
 
 	dime_dlog(DIME_DLOG_INFO, "conn.close", "peer=%s err=%d", c->ip, err);
+	smd_line_stop(c);
 	c->dead = 1;
 	c->closing = 1;
 	c->io = NULL;

@@ -2,7 +2,8 @@
  * handler answering from a script (by recipient name) that records its calls. EHLO and
  * STARTTLS (an OpenSSL client), pipelined MAIL/RCPT/DATA, refusals at RCPT, DATA answered only
  * once the handler returned, mixed outcomes in SMTP mode, LMTP's reply per recipient, the
- * command timeout, drain, 1000 pipelined NOOPs, a dialogue sent 1 byte at a time. */
+ * command timeout, slowloris (the timeouts count from the last complete line; the TLS
+ * handshake's as a whole), drain, 1000 pipelined NOOPs, a dialogue sent 1 byte at a time. */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -711,6 +713,18 @@ edit_timeout(struct dime_dconf *c)
 }
 
 static void
+edit_data_timeout(struct dime_dconf *c)
+{
+	c->timeout_data_ms = 300;
+}
+
+static void
+edit_tls_timeout(struct dime_dconf *c)
+{
+	c->timeout_tls_ms = 300;
+}
+
+static void
 edit_max_conns(struct dime_dconf *c)
 {
 	c->max_conns = 1;
@@ -735,6 +749,90 @@ test_timeout(struct tloop *tl, const struct tsrv *base)
 		t_fail("connect timeout server");
 	}
 	tsrv_stop(tl, &t2);
+}
+
+/* Slowloris (ECOSYSTEM P17): one byte of a line every 50 ms, never its LF. The timeout counts
+ * from the last complete line, so the 421 comes while bytes still trickle; a timer re-armed by
+ * every byte never fires (the test then gives up after 200 bytes, 10 s). */
+static void
+cl_trickle(struct cl *c, const char *what, const char *bytes, int want_421)
+{
+	struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+	size_t n = strlen(bytes);
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		if (poll(&pf, 1, 50) != 0)
+			break; /* a reply (or the close) is there */
+		if (send(c->fd, bytes + (size_t)i % n, 1, MSG_NOSIGNAL) != 1)
+			break;
+	}
+	T_CHECK(i < 200, "%s: no reply after 200 bytes, 1 every 50 ms (a per-byte timer?)", what);
+	if (want_421)
+		cl_expect(c, NULL, 421, "4.4.2", what);
+	T_CHECK(cl_reply(c) == -1, "%s: connection still open (or a reply: %s)", what, c->last);
+}
+
+static void
+test_slowloris(struct tloop *tl, const struct tsrv *base)
+{
+	static struct tsrv t2, t3;
+	struct cl c;
+
+	/* A command line: timeout_cmd 300 ms from the banner. */
+	if (tsrv_clone(tl, &t2, base, edit_timeout) != 0)
+		return;
+	if (cl_open(&c, t2.ports[0]) == 0) {
+		cl_expect(&c, NULL, 220, NULL, "slowloris banner");
+		cl_send(&c, "NOOP ");
+		cl_trickle(&c, "slowloris in a command", "x", 1);
+		cl_close(&c);
+	} else {
+		t_fail("connect slowloris server");
+	}
+	tsrv_stop(tl, &t2);
+	/* A message line: timeout_data 300 ms (the commands have the default 10 min). */
+	if (tsrv_clone(tl, &t3, base, edit_data_timeout) != 0)
+		return;
+	th_reset();
+	if (cl_open(&c, t3.ports[0]) == 0) {
+		cl_expect(&c, NULL, 220, NULL, "slowloris DATA banner");
+		cl_expect(&c, "EHLO mta.example\r\n", 250, NULL, "slowloris EHLO");
+		cl_expect(&c, "MAIL FROM:<s@a.example>\r\n", 250, NULL, "slowloris MAIL");
+		cl_expect(&c, "RCPT TO:<u@b.example>\r\n", 250, NULL, "slowloris RCPT");
+		cl_expect(&c, "DATA\r\n", 354, NULL, "slowloris DATA");
+		cl_send(&c, "Subject: slow\r\n\r\nline ");
+		cl_trickle(&c, "slowloris in DATA", "x", 1);
+		cl_close(&c);
+		T_CHECK(th_count(&g_th.n_msg) == 0, "slowloris DATA: the handler got a message");
+	} else {
+		t_fail("connect slowloris DATA server");
+	}
+	tsrv_stop(tl, &t3);
+}
+
+/* A STARTTLS handshake trickled one byte every 50 ms (a ClientHello announcing a 16 KiB
+ * record): timeout_tls bounds the whole handshake, so the connection closes without a word
+ * (no plaintext after the 220) while bytes still come (ECOSYSTEM P18). */
+static void
+test_tls_slowloris(struct tloop *tl, const struct tsrv *base)
+{
+	static struct tsrv t4;
+	static const char hello[] = "\x16\x03\x01\x40\x01\x01\x01\x3f\xfc\x03\x03";
+	struct cl c;
+
+	if (tsrv_clone(tl, &t4, base, edit_tls_timeout) != 0)
+		return;
+	if (cl_open(&c, t4.ports[0]) == 0) {
+		cl_expect(&c, NULL, 220, NULL, "tls slowloris banner");
+		cl_expect(&c, "EHLO mta.example\r\n", 250, NULL, "tls slowloris EHLO");
+		cl_expect(&c, "STARTTLS\r\n", 220, "Ready", "tls slowloris STARTTLS");
+		cl_trickle(&c, "a trickled TLS handshake", hello, 0);
+		cl_close(&c);
+	} else {
+		t_fail("connect tls slowloris server");
+	}
+	tsrv_stop(tl, &t4);
 }
 
 /* max_conns = 1: a second connection gets 421 and a close while the first is open. */
@@ -954,6 +1052,8 @@ main(void)
 		test_noops(&t);
 		test_bytewise(&t);
 		test_timeout(&tl, &t);
+		test_slowloris(&tl, &t);
+		test_tls_slowloris(&tl, &t);
 		test_max_conns(&tl, &t);
 		test_no_handler(&tl, &t);
 		test_vanish(&tl, &t);
