@@ -88,7 +88,7 @@ n_want=$(find want -type f | wc -l)
 printf 'From: carol@legacy.test\r\nTo: alice@alpha.example\r\nSubject: after the probe\r\n\r\nStill here.\r\n' >last.eml
 swaks -s 127.0.0.1 -p "$SMTP" --tls -f carol@legacy.test -t alice@alpha.example \
 	--data @last.eml >swaks.out 2>&1 || fail "swaks after the probe: $(tail -5 swaks.out)"
-grep -q '^<~  250 2.0.0 queued' swaks.out || fail "no 250 after DATA: $(tail -5 swaks.out)"
+grep -q '^<~  250 2.0.0 delivered as' swaks.out || fail "no 250 after DATA: $(tail -5 swaks.out)"
 { cat last.eml; printf '\r\n'; } >want/last.eml
 n_want=$((n_want + 1))
 for _ in $(seq 1 300); do [ "$(count alice)" -ge "$n_want" ] && break; sleep 0.1; done
