@@ -546,6 +546,7 @@ struct srv_conn {
 	SSL_CTX *tls;		     /* the context this session started with (SIGHUP keeps it) */
 	struct dime_tlsctx *tlsset;  /* tls's set: a reference held until the connection ends */
 	struct dime_io_timer *greet; /* the banner's pause (greet_pause), until it fires */
+	struct dime_io_timer *line_timer; /* the line deadline (srv_line_arm), NULL: none */
 	struct dime_conn_held held;
 	int implicit, started, closing, dead, paused;
 	/* Back-pressure: job was refused by the full pool; it waits in the server's list (in
@@ -621,6 +622,59 @@ srv_store_give(struct dime_server *s, struct dime_store *st)
 
 static void srv_pump(struct srv_conn *c);
 
+/* ---- the line deadline ----
+ * timeout_cmd and timeout_data count from the end of the last complete line received (or from
+ * the reply the peer waited for), not from its last byte: the io idle timer is re-armed by every
+ * packet, so a peer trickling one byte at a time, or TLS records without data, would hold the
+ * session for ever (spec Part 7: the timeouts count from the last complete line; ECOSYSTEM
+ * P17). The same timer bounds a TLS handshake as a whole (timeout_tls: implicit TLS, or after
+ * STARTTLS), however slowly its records trickle in (P18). The idle timer stays as the bound for
+ * an idle peer. As smtpd.c's. */
+
+/* A deadline passed: during a TLS handshake a close without a word (nothing may follow in
+ * plaintext); else the session's 421 and a close. */
+static void
+srv_expire(struct srv_conn *c, int line)
+{
+	int tls = !c->started || (dime_dmtp_sess_actions(c->sess) & DIME_DMTP_ACT_TLS) != 0;
+
+	dime_dlog(DIME_DLOG_INFO, "conn.timeout", "peer=%s line=%d tls=%d", c->ip, line, tls);
+	if (tls) {
+		c->closing = 1;
+		dime_io_conn_close(c->io, 0);
+		return;
+	}
+	dime_dmtp_sess_timeout(c->sess);
+	srv_pump(c);
+}
+
+static void
+srv_line_fire(void *arg)
+{
+	struct srv_conn *c = arg;
+
+	c->line_timer = NULL;
+	if (!c->closing)
+		srv_expire(c, 1);
+}
+
+static void
+srv_line_stop(struct srv_conn *c)
+{
+	dime_io_timer_cancel(c->line_timer);
+	c->line_timer = NULL;
+}
+
+/* Start the deadline of the next line, unless one runs (it runs from the last line end). */
+static void
+srv_line_arm(struct srv_conn *c, unsigned ms)
+{
+	if (c->line_timer != NULL || ms == 0 || c->closing)
+		return;
+	if (dime_io_timer_add(c->srv->env.loop, &c->line_timer, ms, srv_line_fire, c) != DIME_OK)
+		c->line_timer = NULL; /* out of memory: the idle timer still bounds a silent peer */
+}
+
 static void
 srv_conn_free(struct srv_conn *c)
 {
@@ -633,6 +687,7 @@ srv_conn_free(struct srv_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	srv_line_stop(c);
 	dime_dmtp_sess_free(c->sess);
 	dime_tlsctx_free(c->tlsset);
 	dime_conn_held_free(&c->held);
@@ -1222,6 +1277,7 @@ static void
 srv_pump(struct srv_conn *c)
 {
 	const struct dime_dconf *cf = c->srv->env.conf;
+	unsigned ms;
 
 	for (;;) {
 		unsigned act;
@@ -1248,6 +1304,8 @@ srv_pump(struct srv_conn *c)
 			c->tlsset = dime_tlsctx_ref(c->srv->env.tls);
 			c->tls = dime_tlsctx_for(c->tlsset, dime_dmtp_sess_tls_host(c->sess));
 			dime_io_conn_set_timeout(c->io, cf->timeout_tls_ms);
+			srv_line_stop(c); /* the whole handshake has timeout_tls, then a new line */
+			srv_line_arm(c, cf->timeout_tls_ms);
 			if (dime_io_conn_start_tls(c->io, c->tls) != DIME_OK)
 				dime_dmtp_sess_tls_done(c->sess, DIME_DMTP_TLS_FAILED);
 			else
@@ -1258,7 +1316,9 @@ srv_pump(struct srv_conn *c)
 			if (c->job == NULL)
 				srv_job_start(c, dime_dmtp_sess_query(c->sess));
 			if (c->job != NULL) {
-				/* The peer waits for us: no idle timeout while we work. */
+				/* The peer waits for us: no idle timeout while we work; the next
+				 * line's deadline starts with our reply. */
+				srv_line_stop(c);
 				dime_io_conn_set_timeout(c->io, 0);
 				return;
 			}
@@ -1267,13 +1327,17 @@ srv_pump(struct srv_conn *c)
 		if (c->held.len == 0)
 			break;
 		n = dime_dmtp_sess_feed(c->sess, c->held.p, c->held.len);
+		if (n > 0 && memchr(c->held.p, '\n', n) != NULL)
+			srv_line_stop(c); /* a line ended: the next one gets the whole timeout */
 		dime_conn_held_drop(&c->held, n);
 		if (n == 0 && dime_dmtp_sess_actions(c->sess) == act)
 			break;
 	}
-	dime_io_conn_set_timeout(c->io, (dime_dmtp_sess_actions(c->sess) & DIME_DMTP_ACT_DATA)
-					    ? cf->timeout_data_ms
-					    : cf->timeout_cmd_ms);
+	ms = (dime_dmtp_sess_actions(c->sess) & DIME_DMTP_ACT_DATA) ? cf->timeout_data_ms
+								    : cf->timeout_cmd_ms;
+	dime_io_conn_set_timeout(c->io, ms);
+	if (c->started)
+		srv_line_arm(c, ms);
 	srv_read_update(c);
 }
 
@@ -1336,6 +1400,7 @@ srv_on_tls(void *ctx, int ok)
 
 	if (c->closing)
 		return;
+	srv_line_stop(c); /* the handshake's deadline */
 	ssl = dime_io_conn_ssl(c->io);
 	cipher = ok && ssl != NULL ? SSL_get_cipher_name(ssl) : NULL;
 	if (c->implicit && !c->started) {
@@ -1361,16 +1426,8 @@ srv_on_timeout(void *ctx)
 {
 	struct srv_conn *c = ctx;
 
-	if (c->closing)
-		return;
-	if (!c->started) {
-		c->closing = 1;
-		dime_io_conn_close(c->io, 0); /* a TLS handshake that never ended */
-		return;
-	}
-	dime_dlog(DIME_DLOG_INFO, "conn.timeout", "peer=%s", c->ip);
-	dime_dmtp_sess_timeout(c->sess);
-	srv_pump(c);
+	if (!c->closing)
+		srv_expire(c, 0);
 }
 
 static void
@@ -1381,6 +1438,7 @@ srv_on_close(void *ctx, int err)
 	dime_dlog(DIME_DLOG_INFO, "conn.close", "peer=%s err=%d", c->ip, err);
 	dime_io_timer_cancel(c->greet); /* its callback would find c freed */
 	c->greet = NULL;
+	srv_line_stop(c);
 	c->dead = 1;
 	c->closing = 1; /* nothing may touch c->io from here on (drain, a late job) */
 	c->io = NULL;
@@ -1479,6 +1537,7 @@ srv_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len
 		c->tlsset = dime_tlsctx_ref(s->env.tls);
 		c->tls = dime_tlsctx_for(c->tlsset, NULL);
 		dime_io_conn_set_timeout(c->io, cf->timeout_tls_ms);
+		srv_line_arm(c, cf->timeout_tls_ms); /* the handshake as a whole */
 		if (dime_io_conn_start_tls(c->io, c->tls) != DIME_OK) {
 			c->closing = 1;
 			dime_io_conn_close(c->io, 0);

@@ -61,6 +61,7 @@ listen = 127.0.0.1:0 dmtp
 listen = 127.0.0.1:0 dual
 timeout_cmd = 2s
 timeout_data = 2s
+timeout_tls = 3s
 max_message = 64k
 max_cmds = 50
 workers = 2
@@ -173,6 +174,47 @@ for BACKEND in uring epoll; do
 	sleep 2.5
 	out=$(plain "NOOP\nQUIT\n")
 	has after-idle "$out" '^220 [^\n]*\n250 OK\n221 BYE'
+
+	# ---- slowloris (ECOSYSTEM P17, P18): a command line trickled one byte every 0.25 s gets
+	# 421 and a close at timeout_cmd (2 s), long before the line's 10 s are through; a TLS
+	# handshake trickled the same way on the implicit-TLS port is closed without a word at
+	# timeout_tls (3 s). The io idle timer, re-armed by every byte, never fired for either. ----
+	out=$(python3 - "$P2" "$P1" <<'PY'
+import socket, sys, time
+def trickle(port, banner, data):
+    s = socket.create_connection(("127.0.0.1", int(port)), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    got = s.recv(4096) if banner else b""
+    sent = 0
+    s.settimeout(0.25)
+    for b in data:
+        try:
+            s.sendall(bytes([b]))
+            sent += 1
+        except OSError:
+            break
+        try:
+            r = s.recv(4096)
+            if not r:
+                break
+            got += r
+        except socket.timeout:
+            pass
+        except OSError:
+            break
+    s.close()
+    return sent, len(data), got
+sent, total, got = trickle(sys.argv[1], True, b"NOOP " + b"x" * 35 + b"\n")
+print("cmd sent=%d of %d 421=%d" % (sent, total, b"421" in got))
+hello = bytes([0x16, 0x03, 0x01, 0x00, 0x80]) + b"\x01" * 40
+sent, total, got = trickle(sys.argv[2], False, hello)
+print("tls sent=%d of %d replied=%d" % (sent, total, len(got)))
+PY
+)
+	grep -q '^cmd sent=[0-9]* of 41 421=1$' <<<"$out" && [ "$(sed -n 's/^cmd sent=\([0-9]*\).*/\1/p' <<<"$out")" -lt 41 ] ||
+		fail "slowloris command [$BACKEND]: $out"
+	grep -q '^tls sent=[0-9]* of 45 replied=0$' <<<"$out" && [ "$(sed -n 's/^tls sent=\([0-9]*\).*/\1/p' <<<"$out")" -lt 45 ] ||
+		fail "slowloris TLS handshake [$BACKEND]: $out"
 
 	# ---- global commands, every signet reply ----
 	out=$(dmtp "EHLO <c.example>\nMODE\nNOOP hello\nHELP\nVERB\nRSET\nSGNT FOR=<alpha.example>\nSGNT FOR=<bob@alpha.example>\nHIST FOR=<bob@alpha.example>\nVRFY FOR=<alpha.example> FINGERPRINT=[$ORGFP]\nVRFY FOR=<bob@alpha.example> FINGERPRINT=[$BOBFP]\nSGNT FOR=<nobody@alpha.example>\nSGNT FOR=<gamma.example>\nQUIT\n")
