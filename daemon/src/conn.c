@@ -1,5 +1,5 @@
-/* Connection plumbing shared by dimed's DMTP server (server.c) and SMTP listeners (smtpd.c):
- * listeners by mode, the peer's address, held input. */
+/* Connection plumbing shared by dimed's DMTP server (server.c), SMTP listeners (smtpd.c) and
+ * socketmap/policy services (pfsvc.c): listeners by mode, the peer's address, held input. */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "conn_int.h"
 
@@ -22,8 +24,14 @@ dime_conn_held_add(struct dime_conn_held *h, const uint8_t *p, size_t n)
 
 		while (cap < h->len + n)
 			cap *= 2;
-		if ((nb = realloc(h->p, cap)) == NULL)
+		/* not realloc: the old buffer is wiped before it goes back to the heap */
+		if ((nb = malloc(cap)) == NULL)
 			return DIME_E_NOMEM;
+		if (h->p != NULL) {
+			memcpy(nb, h->p, h->len);
+			sodium_memzero(h->p, h->cap);
+			free(h->p);
+		}
 		h->p = nb;
 		h->cap = cap;
 	}
@@ -42,6 +50,8 @@ dime_conn_held_drop(struct dime_conn_held *h, size_t n)
 void
 dime_conn_held_free(struct dime_conn_held *h)
 {
+	if (h->p != NULL)
+		sodium_memzero(h->p, h->cap);
 	free(h->p);
 	memset(h, 0, sizeof(*h));
 }

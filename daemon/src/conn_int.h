@@ -1,8 +1,9 @@
 #ifndef DIME_DAEMON_CONN_INT_H
 #define DIME_DAEMON_CONN_INT_H
 /* Connection plumbing shared by dimed's servers (server.c: DMTP; smtpd.c: the SMTP gateway's
- * smtp/lmtp listeners): binding the listeners of some modes, the peer's address for logs, and
- * the bytes received but not yet fed to a session. Loop thread only. */
+ * smtp/lmtp listeners; pfsvc.c: the socketmap and policy services): binding the listeners of some
+ * modes, the peer's address for logs, and the bytes received but not yet fed to a session. Loop
+ * thread only. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,10 +14,11 @@
 #include "dime/loop.h"
 
 #define DIME_CONN_HELD_PAUSE (16u * 1024) /* unread input past which reading pauses */
-#define DIME_CONN_HELD_MAX   (1u << 20)	  /* a peer that ignores the pause: 421 */
+#define DIME_CONN_HELD_MAX   (1u << 20)	  /* a peer that ignores the pause: 421 or close */
 #define DIME_CONN_IP_CAP     46u	  /* INET6_ADDRSTRLEN */
 
-/* Bytes received and not yet consumed by the session. */
+/* Bytes received and not yet consumed by the session (mail, addresses: wiped when the buffer
+ * grows and when it is freed). */
 struct dime_conn_held {
 	uint8_t *p;
 	size_t len, cap;

@@ -2,9 +2,6 @@
  * machine per connection, each query a pool job running the route handler, answered through
  * dime_pfmap_route_sm/_pol, or DEFER when the deadline passes first. */
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +17,7 @@
 #include "dime/pfsvc.h"
 #include "dime/pool.h"
 
-#define PFSVC_HELD_PAUSE (16u * 1024) /* unread input past which reading pauses */
-#define PFSVC_HELD_MAX	 (1u << 20)   /* a peer that ignores the pause is closed */
+#include "conn_int.h"
 
 struct pfsvc_conn;
 
@@ -39,13 +35,6 @@ struct pfsvc_job {
 	struct dime_gw_verdict v;
 };
 
-struct pfsvc_listener {
-	struct dime_pfsvc *svc;
-	struct dime_io_listener *io;
-	enum dime_dconf_mode mode;
-	unsigned port;
-};
-
 struct pfsvc_conn {
 	struct dime_pfsvc *svc;
 	struct dime_io_conn *io;
@@ -55,15 +44,14 @@ struct pfsvc_conn {
 	struct pfsvc_conn *prev, *next;
 	struct pfsvc_job *job;
 	struct dime_io_timer *deadline;
-	uint8_t *held;
-	size_t held_len, held_cap;
+	struct dime_conn_held held;
 	int closing, paused;
-	char ip[INET6_ADDRSTRLEN];
+	char ip[DIME_CONN_IP_CAP];
 };
 
 struct dime_pfsvc {
 	struct dime_pfsvc_env env;
-	struct pfsvc_listener ls[DIME_DCONF_MAX_LISTEN];
+	struct dime_conn_listener ls[DIME_DCONF_MAX_LISTEN];
 	size_t n_ls;
 	struct dime_pfmap_route route;
 	char nexthop[DIME_PFMAP_TEXT_MAX + 1];
@@ -327,9 +315,7 @@ pfsvc_conn_free(struct pfsvc_conn *c)
 	s->n_conns--;
 	dime_pfmap_sm_free(c->sm);
 	dime_pfmap_pol_free(c->pp);
-	if (c->held != NULL)
-		sodium_memzero(c->held, c->held_cap);
-	free(c->held);
+	dime_conn_held_free(&c->held);
 	free(c);
 	if (s->draining && s->n_conns == 0 && s->idle != NULL)
 		s->idle(s->idle_arg);
@@ -338,7 +324,7 @@ pfsvc_conn_free(struct pfsvc_conn *c)
 static void
 pfsvc_read_update(struct pfsvc_conn *c)
 {
-	int want = c->held_len >= PFSVC_HELD_PAUSE;
+	int want = c->held.len >= DIME_CONN_HELD_PAUSE;
 
 	if (c->closing || c->io == NULL || want == c->paused)
 		return;
@@ -382,11 +368,10 @@ pfsvc_pump(struct pfsvc_conn *c)
 			}
 			continue;
 		}
-		if (c->held_len == 0)
+		if (c->held.len == 0)
 			break;
-		n = pfsvc_feed(c, c->held, c->held_len);
-		memmove(c->held, c->held + n, c->held_len - n);
-		c->held_len -= n;
+		n = pfsvc_feed(c, c->held.p, c->held.len);
+		dime_conn_held_drop(&c->held, n);
 		if (n == 0 && pfsvc_actions(c) == act)
 			break;
 	}
@@ -401,32 +386,13 @@ pfsvc_on_data(void *ctx, const uint8_t *p, size_t n)
 
 	if (c->closing || n == 0)
 		return;
-	if (n > PFSVC_HELD_MAX - c->held_len) {
-		c->closing = 1; /* it ignored the pause */
+	if (dime_conn_held_add(&c->held, p, n) != DIME_OK) {
+		/* Past DIME_CONN_HELD_MAX the peer ignored the pause; or no memory. Neither
+		 * protocol has a busy reply (SMTP's 421): close. */
+		c->closing = 1;
 		dime_io_conn_close(c->io, 0);
 		return;
 	}
-	if (c->held_len + n > c->held_cap) {
-		size_t cap = c->held_cap ? c->held_cap : 4096;
-		uint8_t *nb;
-
-		while (cap < c->held_len + n)
-			cap *= 2;
-		if ((nb = malloc(cap)) == NULL) {
-			c->closing = 1;
-			dime_io_conn_close(c->io, 0);
-			return;
-		}
-		if (c->held != NULL) {
-			memcpy(nb, c->held, c->held_len);
-			sodium_memzero(c->held, c->held_cap);
-			free(c->held);
-		}
-		c->held = nb;
-		c->held_cap = cap;
-	}
-	memcpy(c->held + c->held_len, p, n);
-	c->held_len += n;
 	pfsvc_pump(c);
 	pfsvc_read_update(c);
 }
@@ -481,8 +447,8 @@ pfsvc_count_ip(const struct dime_pfsvc *s, const char *ip)
 static void
 pfsvc_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
-	struct pfsvc_listener *l = ctx;
-	struct dime_pfsvc *s = l->svc;
+	struct dime_conn_listener *l = ctx;
+	struct dime_pfsvc *s = l->owner;
 	const struct dime_dconf *cf = s->env.conf;
 	struct pfsvc_conn *c = calloc(1, sizeof(*c));
 	int rc;
@@ -510,14 +476,7 @@ pfsvc_on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peer_l
 		close(fd);
 		return;
 	}
-	if (peer->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)peer)->sin_addr,
-			  c->ip, sizeof(c->ip));
-	else if (peer->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr,
-			  c->ip, sizeof(c->ip));
-	else
-		strcpy(c->ip, "local");
+	dime_conn_peer_ip(c->ip, peer);
 	/* Postfix opens few connections and keeps them; a flood is refused by closing (neither
 	 * protocol has a busy reply: the client reads the EOF as a temporary error). */
 	if ((cf->max_conns != 0 && s->n_conns >= cf->max_conns) ||
@@ -634,26 +593,11 @@ dime_pfsvc_new(struct dime_pfsvc **out, const struct dime_pfsvc_env *env, char *
 		dime_pfsvc_free(s);
 		return rc;
 	}
-	for (size_t i = 0; i < cf->n_listen && i < DIME_DCONF_MAX_LISTEN; i++) {
-		struct pfsvc_listener *l = &s->ls[i];
-		int fd;
-
-		s->n_ls++;
-		if (cf->listen[i].mode != DIME_DCONF_SOCKETMAP &&
-		    cf->listen[i].mode != DIME_DCONF_POLICY)
-			continue; /* another server's (port stays 0) */
-		fd = dime_io_tcp_listen(cf->listen[i].host, cf->listen[i].port, &l->port);
-		l->svc = s;
-		l->mode = cf->listen[i].mode;
-		if (fd < 0 ||
-		    dime_io_listen(env->loop, &l->io, fd, pfsvc_on_accept, l) != DIME_OK) {
-			snprintf(why, why_cap, "cannot listen on %s:%u: %s", cf->listen[i].host,
-				 cf->listen[i].port, strerror(errno));
-			if (fd >= 0 && l->io == NULL)
-				close(fd);
-			dime_pfsvc_free(s);
-			return DIME_E_IO;
-		}
+	if ((rc = dime_conn_bind(s->ls, &s->n_ls, cf, env->loop,
+				 1u << DIME_DCONF_SOCKETMAP | 1u << DIME_DCONF_POLICY,
+				 pfsvc_on_accept, s, why, why_cap)) != DIME_OK) {
+		dime_pfsvc_free(s);
+		return rc;
 	}
 	*out = s;
 	return DIME_OK;
@@ -662,11 +606,7 @@ dime_pfsvc_new(struct dime_pfsvc **out, const struct dime_pfsvc_env *env, char *
 size_t
 dime_pfsvc_ports(const struct dime_pfsvc *s, unsigned *ports, size_t cap)
 {
-	size_t n = 0;
-
-	for (; n < s->n_ls && n < cap; n++)
-		ports[n] = s->ls[n].port;
-	return n;
+	return dime_conn_ports(s->ls, s->n_ls, ports, cap);
 }
 
 const char *
@@ -689,10 +629,7 @@ dime_pfsvc_drain(struct dime_pfsvc *s, void (*idle)(void *arg), void *arg)
 	s->draining = 1;
 	s->idle = idle;
 	s->idle_arg = arg;
-	for (size_t i = 0; i < s->n_ls; i++) {
-		dime_io_listener_close(s->ls[i].io);
-		s->ls[i].io = NULL;
-	}
+	dime_conn_unbind(s->ls, s->n_ls);
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->closing)
@@ -709,7 +646,6 @@ dime_pfsvc_free(struct dime_pfsvc *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->n_ls; i++)
-		dime_io_listener_close(s->ls[i].io);
+	dime_conn_unbind(s->ls, s->n_ls);
 	free(s);
 }

@@ -12,16 +12,10 @@
 #include "dime/dmtp_client.h"
 #include "fuzz_common.h"
 
-#define FUZZ_OUT_MAX (1u << 20)
-#define FP	     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-
-struct fuzz_run {
-	uint8_t *out;
-	size_t out_len;
-};
+#define FP "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 static void
-fuzz_take(struct dime_dmtp_client *c, struct fuzz_run *r, int in_data)
+fuzz_take(struct dime_dmtp_client *c, struct fuzz_out *out, int in_data)
 {
 	size_t n = 0;
 	const uint8_t *p = dime_dmtp_client_out(c, &n);
@@ -36,10 +30,7 @@ fuzz_take(struct dime_dmtp_client *c, struct fuzz_run *r, int in_data)
 			FUZZ_CHECK(nl != NULL && (size_t)(nl - (p + i)) + 1 <= 512);
 			i = (size_t)(nl - p) + 1;
 		}
-	if (r->out_len + n <= FUZZ_OUT_MAX) {
-		memcpy(r->out + r->out_len, p, n);
-		r->out_len += n;
-	}
+	fuzz_out_keep(out, p, n);
 	dime_dmtp_client_out_done(c, n);
 }
 
@@ -74,7 +65,7 @@ fuzz_ready(struct dime_dmtp_client *c, uint8_t cfg, unsigned n_op)
 }
 
 static void
-fuzz_client(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, size_t chunk)
+fuzz_client(struct fuzz_out *out, uint8_t cfg, const uint8_t *data, size_t size, size_t chunk)
 {
 	struct dime_dmtp_client_conf conf = {(cfg & 1) ? DIME_DMTP_CLIENT_DUAL
 						       : DIME_DMTP_CLIENT_IMPLICIT,
@@ -92,7 +83,7 @@ fuzz_client(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, s
 
 		FUZZ_CHECK(n <= want);
 		off += n;
-		fuzz_take(c, r, (act & DIME_DMTP_CLIENT_ACT_DATA) != 0);
+		fuzz_take(c, out, (act & DIME_DMTP_CLIENT_ACT_DATA) != 0);
 		if (act & DIME_DMTP_CLIENT_ACT_CLOSE) {
 			FUZZ_CHECK(n == want);
 			break;
@@ -111,7 +102,7 @@ fuzz_client(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, s
 		 * byte-wise runs act at the same point; an idle client reads what comes unasked. */
 		if ((dime_dmtp_client_actions(c) & DIME_DMTP_CLIENT_ACT_READY) && !idle)
 			idle = fuzz_ready(c, cfg, n_ops++);
-		fuzz_take(c, r, 1);
+		fuzz_take(c, out, 1);
 	}
 	dime_dmtp_client_free(c);
 }
@@ -119,23 +110,5 @@ fuzz_client(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, s
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fuzz_run whole, bytes;
-	static uint8_t *buf_a, *buf_b;
-
-	if (size < 1)
-		return 0;
-	if (buf_a == NULL) {
-		buf_a = malloc(FUZZ_OUT_MAX);
-		buf_b = malloc(FUZZ_OUT_MAX);
-		FUZZ_CHECK(buf_a != NULL && buf_b != NULL);
-	}
-	memset(&whole, 0, sizeof(whole));
-	memset(&bytes, 0, sizeof(bytes));
-	whole.out = buf_a;
-	bytes.out = buf_b;
-	fuzz_client(&whole, data[0], data + 1, size - 1, size);
-	fuzz_client(&bytes, data[0], data + 1, size - 1, 1);
-	FUZZ_CHECK(whole.out_len == bytes.out_len &&
-		   memcmp(whole.out, bytes.out, whole.out_len) == 0);
-	return 0;
+	return fuzz_whole_vs_bytes(data, size, fuzz_client);
 }

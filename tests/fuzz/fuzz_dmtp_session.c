@@ -12,11 +12,8 @@
 #include "dime/dmtp_session.h"
 #include "fuzz_common.h"
 
-#define FUZZ_OUT_MAX (1u << 20)
-
 struct fuzz_run {
-	uint8_t *out;
-	size_t out_len;
+	struct fuzz_out *out;
 	int cont_code; /* the code of an open multi-line reply, or 0 */
 };
 
@@ -32,25 +29,12 @@ fuzz_take_out(struct dime_dmtp_sess *s, struct fuzz_run *r)
 	for (size_t i = 0; i < n;) {
 		const uint8_t *nl = memchr(p + i, '\n', n - i);
 		size_t l = (size_t)(nl - (p + i));
-		int code;
 
 		FUZZ_CHECK(l >= 4 && l <= 1100);
-		for (size_t j = 0; j < 3; j++)
-			FUZZ_CHECK(p[i + j] >= '0' && p[i + j] <= '9');
-		code = (p[i] - '0') * 100 + (p[i + 1] - '0') * 10 + (p[i + 2] - '0');
-		FUZZ_CHECK(code >= 200 && code <= 599);
-		FUZZ_CHECK(p[i + 3] == ' ' || p[i + 3] == '-');
-		if (r->cont_code != 0)
-			FUZZ_CHECK(code == r->cont_code);
-		r->cont_code = p[i + 3] == '-' ? code : 0;
-		for (size_t j = 4; j < l; j++)
-			FUZZ_CHECK(p[i + j] >= 0x20 && p[i + j] <= 0x7e);
+		fuzz_reply_line(p + i, l, &r->cont_code);
 		i += l + 1;
 	}
-	if (r->out_len + n <= FUZZ_OUT_MAX) {
-		memcpy(r->out + r->out_len, p, n);
-		r->out_len += n;
-	}
+	fuzz_out_keep(r->out, p, n);
 	dime_dmtp_sess_out_done(s, n);
 }
 
@@ -92,8 +76,9 @@ fuzz_answer(struct dime_dmtp_sess *s, const struct dime_dmtp_query *q, unsigned 
 
 /* One session over data[0..size) in pieces of chunk octets. */
 static void
-fuzz_session(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, size_t chunk)
+fuzz_session(struct fuzz_out *out, uint8_t cfg, const uint8_t *data, size_t size, size_t chunk)
 {
+	struct fuzz_run run = {.out = out}, *r = &run;
 	struct dime_dmtp_sess_conf conf = {.kind = (cfg & 1) ? DIME_DMTP_SESS_DUAL
 							     : DIME_DMTP_SESS_DMTP,
 					   .hostname = "mx.fuzz.example",
@@ -154,23 +139,5 @@ fuzz_session(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fuzz_run whole, bytes;
-	static uint8_t *buf_a, *buf_b;
-
-	if (size < 1)
-		return 0;
-	if (buf_a == NULL) {
-		buf_a = malloc(FUZZ_OUT_MAX);
-		buf_b = malloc(FUZZ_OUT_MAX);
-		FUZZ_CHECK(buf_a != NULL && buf_b != NULL);
-	}
-	memset(&whole, 0, sizeof(whole));
-	memset(&bytes, 0, sizeof(bytes));
-	whole.out = buf_a;
-	bytes.out = buf_b;
-	fuzz_session(&whole, data[0], data + 1, size - 1, size);
-	fuzz_session(&bytes, data[0], data + 1, size - 1, 1);
-	FUZZ_CHECK(whole.out_len == bytes.out_len &&
-		   memcmp(whole.out, bytes.out, whole.out_len) == 0);
-	return 0;
+	return fuzz_whole_vs_bytes(data, size, fuzz_session);
 }

@@ -13,11 +13,8 @@
 #include "dime/pfmap.h"
 #include "fuzz_common.h"
 
-#define FUZZ_OUT_MAX (1u << 20)
-
 struct fuzz_run {
-	uint8_t *out;
-	size_t out_len;
+	struct fuzz_out *out;
 	uint64_t replies;
 };
 
@@ -43,10 +40,7 @@ fuzz_take_out(struct dime_pfmap_pol *p, struct fuzz_run *r)
 		r->replies++;
 		i += l + 2;
 	}
-	if (r->out_len + n <= FUZZ_OUT_MAX) {
-		memcpy(r->out + r->out_len, b, n);
-		r->out_len += n;
-	}
+	fuzz_out_keep(r->out, b, n);
 	dime_pfmap_pol_out_done(p, n);
 }
 
@@ -104,8 +98,9 @@ fuzz_answer(struct dime_pfmap_pol *p, const struct dime_pfmap_pol_query *q, unsi
 }
 
 static void
-fuzz_machine(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, size_t chunk)
+fuzz_machine(struct fuzz_out *out, uint8_t cfg, const uint8_t *data, size_t size, size_t chunk)
 {
+	struct fuzz_run run = {.out = out}, *r = &run;
 	struct dime_pfmap_pol_conf conf = {cfg & 1, (cfg >> 1) & 3};
 	struct dime_pfmap_pol *p = NULL;
 	size_t off = 0;
@@ -156,23 +151,5 @@ fuzz_machine(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fuzz_run whole, bytes;
-	static uint8_t *buf_a, *buf_b;
-
-	if (size < 1)
-		return 0;
-	if (buf_a == NULL) {
-		buf_a = malloc(FUZZ_OUT_MAX);
-		buf_b = malloc(FUZZ_OUT_MAX);
-		FUZZ_CHECK(buf_a != NULL && buf_b != NULL);
-	}
-	memset(&whole, 0, sizeof(whole));
-	memset(&bytes, 0, sizeof(bytes));
-	whole.out = buf_a;
-	bytes.out = buf_b;
-	fuzz_machine(&whole, data[0], data + 1, size - 1, size);
-	fuzz_machine(&bytes, data[0], data + 1, size - 1, 1);
-	FUZZ_CHECK(whole.out_len == bytes.out_len &&
-		   memcmp(whole.out, bytes.out, whole.out_len) == 0);
-	return 0;
+	return fuzz_whole_vs_bytes(data, size, fuzz_machine);
 }

@@ -12,11 +12,8 @@
 #include "dime/pfmap.h"
 #include "fuzz_common.h"
 
-#define FUZZ_OUT_MAX (1u << 20)
-
 struct fuzz_run {
-	uint8_t *out;
-	size_t out_len;
+	struct fuzz_out *out;
 	uint64_t replies;
 };
 
@@ -57,10 +54,7 @@ fuzz_take_out(struct dime_pfmap_sm *m, struct fuzz_run *r)
 		r->replies++;
 		i = d + len + 1;
 	}
-	if (r->out_len + n <= FUZZ_OUT_MAX) {
-		memcpy(r->out + r->out_len, p, n);
-		r->out_len += n;
-	}
+	fuzz_out_keep(r->out, p, n);
 	dime_pfmap_sm_out_done(m, n);
 }
 
@@ -96,8 +90,9 @@ fuzz_answer(struct dime_pfmap_sm *m, const struct dime_pfmap_sm_query *q, unsign
 }
 
 static void
-fuzz_machine(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, size_t chunk)
+fuzz_machine(struct fuzz_out *out, uint8_t cfg, const uint8_t *data, size_t size, size_t chunk)
 {
+	struct fuzz_run run = {.out = out}, *r = &run;
 	struct dime_pfmap_sm_conf conf = {(cfg & 1) ? NULL : "dime", (cfg >> 1) & 3};
 	struct dime_pfmap_sm *m = NULL;
 	size_t off = 0;
@@ -146,23 +141,5 @@ fuzz_machine(struct fuzz_run *r, uint8_t cfg, const uint8_t *data, size_t size, 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fuzz_run whole, bytes;
-	static uint8_t *buf_a, *buf_b;
-
-	if (size < 1)
-		return 0;
-	if (buf_a == NULL) {
-		buf_a = malloc(FUZZ_OUT_MAX);
-		buf_b = malloc(FUZZ_OUT_MAX);
-		FUZZ_CHECK(buf_a != NULL && buf_b != NULL);
-	}
-	memset(&whole, 0, sizeof(whole));
-	memset(&bytes, 0, sizeof(bytes));
-	whole.out = buf_a;
-	bytes.out = buf_b;
-	fuzz_machine(&whole, data[0], data + 1, size - 1, size);
-	fuzz_machine(&bytes, data[0], data + 1, size - 1, 1);
-	FUZZ_CHECK(whole.out_len == bytes.out_len &&
-		   memcmp(whole.out, bytes.out, whole.out_len) == 0);
-	return 0;
+	return fuzz_whole_vs_bytes(data, size, fuzz_machine);
 }
