@@ -515,7 +515,9 @@ dime_server_accept_verdict(int rc)
 
 struct srv_conn;
 
-enum srv_stage { SRV_LOOKUP = 1, SRV_PREP, SRV_ACCEPT, SRV_COMMIT };
+/* LOOKUP answers from the store on the CPU workers; FETCH, only for an origin the store does
+ * not hold, fetches its signet on the lookup workers (it waits on the network) and looks again. */
+enum srv_stage { SRV_LOOKUP = 1, SRV_FETCH, SRV_PREP, SRV_ACCEPT, SRV_COMMIT };
 
 /* One query in flight. The session (and the message it borrows to the query) lives until the
  * job completes: a connection that dies meanwhile is freed by the completion. */
@@ -765,8 +767,32 @@ srv_run_lookup(struct dime_pl_pool_job *pj, void *arg)
 	int64_t now = (int64_t)time(NULL);
 
 	(void)pj;
-	if (st == NULL || dime_server_lookup(st, &j->a, &j->armor, j->q, now) != DIME_OK ||
-	    srv_fetch_origin(j->c->srv, st, &j->a, &j->armor, j->q, now) != DIME_OK) {
+	if (st == NULL || dime_server_lookup(st, &j->a, &j->armor, j->q, now) != DIME_OK) {
+		free(j->armor);
+		j->armor = NULL;
+		memset(&j->a, 0, sizeof(j->a));
+		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
+	}
+	srv_store_give(j->c->srv, st);
+}
+
+/* Does the lookup's answer call for a fetch (an origin the store does not hold)? */
+static int
+srv_wants_fetch(const struct srv_job *j)
+{
+	return j->c->srv->env.fetch_origin != NULL && j->q->kind == DIME_DMTP_Q_ORIGIN &&
+	       j->a.verdict == DIME_DMTP_V_ORIGIN_TEMP;
+}
+
+static void
+srv_run_fetch(struct dime_pl_pool_job *pj, void *arg)
+{
+	struct srv_job *j = arg;
+	struct dime_store *st = srv_store_take(j->c->srv);
+
+	(void)pj;
+	if (st == NULL || srv_fetch_origin(j->c->srv, st, &j->a, &j->armor, j->q,
+					   (int64_t)time(NULL)) != DIME_OK) {
 		free(j->armor);
 		j->armor = NULL;
 		memset(&j->a, 0, sizeof(j->a));
@@ -1049,6 +1075,10 @@ srv_job_queue(struct srv_job *j)
 	switch (j->stage) {
 	case SRV_LOOKUP:
 		j->pj.run = srv_run_lookup;
+		j->on = s->env.pool;
+		return dime_pl_pool_call(j->on, &j->pj, s->env.loop);
+	case SRV_FETCH:
+		j->pj.run = srv_run_fetch;
 		j->on = s->env.lookup_pool != NULL ? s->env.lookup_pool : s->env.pool;
 		return dime_pl_pool_call(j->on, &j->pj, s->env.loop);
 	case SRV_PREP:
@@ -1215,11 +1245,14 @@ srv_job_step(struct srv_job *j)
 			}
 		}
 	}
-	if (j->stage == SRV_LOOKUP || j->stage == SRV_COMMIT || j->decided) {
+	if ((j->stage == SRV_LOOKUP && !srv_wants_fetch(j)) || j->stage == SRV_FETCH ||
+	    j->stage == SRV_COMMIT || j->decided) {
 		srv_job_answer(c, j);
 		return;
 	}
-	j->stage = j->stage == SRV_PREP ? SRV_ACCEPT : SRV_COMMIT;
+	j->stage = j->stage == SRV_LOOKUP ? SRV_FETCH
+		   : j->stage == SRV_PREP ? SRV_ACCEPT
+					  : SRV_COMMIT;
 	rc = srv_job_queue(j);
 	if (rc == DIME_E_AGAIN) {
 		srv_wait_add(c); /* the next step waits for room, as a first one does */

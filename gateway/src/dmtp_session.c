@@ -70,6 +70,9 @@ sess_put(struct dime_dmtp_sess *s, const char *p, size_t n)
 }
 
 /* One reply line: "<code><sep><text>\n". */
+static void sess_line(struct dime_dmtp_sess *s, int code, char sep, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static void
 sess_line(struct dime_dmtp_sess *s, int code, char sep, const char *fmt, ...)
 {

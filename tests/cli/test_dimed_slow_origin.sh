@@ -8,8 +8,8 @@
 # the lookup worker, not the one CPU worker the DATA verification needs. Then the silent
 # listener dies: the fetch fails at once (long before connect_timeout), the waiting MAIL gets
 # 470, and B stops cleanly on SIGTERM.
-# (Not checked, because it does not hold: a known origin's MAIL or RCPT sent while the fetch
-# hangs waits for it, since every MAIL/RCPT lookup runs on the lookup workers, one here.)
+# A whole transaction from alpha started while the fetch hangs (MAIL, RCPT: store lookups on the
+# CPU worker; only a fetch goes to the lookup workers) gets its 254 too.
 # Args: DIME_BINARY INTEROP_DIR; dimed is next to dime.
 source "$(dirname "$0")/lib.sh" "$@"
 DIME=$(cd "$(dirname "$DIME")" && pwd)/$(basename "$DIME")
@@ -156,6 +156,16 @@ alive "$PID1" || fail "session 1 ended before session 2's DATA was answered: $(c
 [ "$(grep -cE '^[0-9]{3} ' s1.out)" = 2 ] && tail -1 s1.out | grep -q '^250 OK <' ||
 	fail "session 1: not just the banner and EHLO's reply: $(cat s1.out s1.err)"
 grep -q 'origin.fetch' b.log && fail "a fetch ended before the silent host died: $(grep origin.fetch b.log)"
+# A new transaction from alpha, MAIL to 254, while the fetch still hangs: a known origin's
+# lookups do not queue behind it.
+printf 'From: alice@alpha.example\r\nTo: bob@beta.example\r\nSubject: later\r\n\r\nAgain.\r\n' >m3.eml
+"$DIME" --store "$SA" msg wrap --from alice@alpha.example --to bob@beta.example \
+	--origin-sign <m3.eml >m3.dime || fail "wrap m3"
+"$DIME" --store "$SA" dmtp send --to "127.0.0.1:$PB" --timeout 30 <m3.dime >s3.out 2>s3.err ||
+	fail "a known origin's transaction while the fetch hung: $(cat s3.out s3.err)"
+grep -q '254' s3.out s3.err || fail "session 3: no 254: $(cat s3.out s3.err)"
+alive "$PID1" || fail "session 1 ended before session 3 was through: $(cat s1.out s1.err)"
+grep -q 'origin.fetch' b.log && fail "the fetch ended before session 3: $(grep origin.fetch b.log)"
 until_ok 30 dead "$PID2" || fail "session 2 did not end after QUIT"
 wait "$PID2" || fail "session 2 exited with status $?: $(cat s2.out s2.err)"
 PID2=

@@ -41,9 +41,10 @@ struct dime_server_env {
 	 * pool worker and may block on the network. NULL: the store alone decides. */
 	int (*fetch_origin)(void *arg, struct dime_store *st, const char *domain, int64_t now);
 	void *fetch_arg;
-	/* Where MAIL and RCPT lookups run (they may fetch a signet over DNS and DMTP, for up to
+	/* Where an unknown origin's signet is fetched (over DNS and DMTP, for up to
 	 * connect_timeout): threads that wait on the network, not pool's CPU workers, which a
-	 * slow origin would otherwise hold while DATA verifications queue. NULL: pool. */
+	 * slow origin would otherwise hold while DATA verifications and the store lookups of
+	 * every other MAIL and RCPT queue. NULL: pool. */
 	struct dime_pl_pool *lookup_pool;
 };
 
