@@ -99,8 +99,8 @@ struct dime_dconf {
 	int smtp_bare_lf_reject;     /* 1: a bare LF in a message is refused; 0: normalised */
 	unsigned gateway_workers;    /* threads running the flows: they wait on fsync, the
 				      * reinjection and DNS, so more of them than CPUs */
-	unsigned lookup_workers;     /* threads running DMTP MAIL/RCPT lookups, which may fetch
-				      * an unknown origin's signet over the network */
+	unsigned lookup_workers;     /* threads fetching the signets of DMTP origins the store
+				      * does not hold: they wait on the network */
 	unsigned lookup_timeout_ms;  /* a socketmap or policy query undecided this long is
 				      * answered "try later" (Postfix waits 100 s) */
 };
