@@ -606,6 +606,20 @@ dimed_pfsvc_start(struct dimed *d, unsigned *ports, char *why, size_t why_cap)
 	return 0;
 }
 
+/* A pool of threads that wait on I/O (fsync, DNS, DMTP, the reinjection): one job at a time
+ * each, no batching. Returns: what dime_pl_pool_new returns. */
+static int
+dimed_io_pool(struct dime_pl_pool **out, const struct dime_dconf *conf, unsigned workers)
+{
+	struct dime_pl_pool_conf pc;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.workers = workers;
+	pc.batch_max = 1;
+	pc.queue_max = conf->queue_max;
+	return dime_pl_pool_new(out, &pc);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -746,11 +760,7 @@ main(int argc, char **argv)
 	fetch.sf.ports = &dxp;
 	env.fetch_origin = dimed_fetch_origin;
 	env.fetch_arg = &fetch;
-	memset(&pc, 0, sizeof(pc));
-	pc.workers = d.conf.lookup_workers;
-	pc.batch_max = 1;
-	pc.queue_max = d.conf.queue_max;
-	if (dime_pl_pool_new(&d.lookup_pool, &pc) != DIME_OK) {
+	if (dimed_io_pool(&d.lookup_pool, &d.conf, d.conf.lookup_workers) != DIME_OK) {
 		snprintf(why, sizeof(why), "cannot start the lookup workers");
 		goto fail;
 	}
@@ -776,11 +786,7 @@ main(int argc, char **argv)
 		ge.ports = &dxp;
 		if (dimed_gw_new(&d, &ge, why, sizeof(why)) != 0)
 			goto fail;
-		memset(&pc, 0, sizeof(pc));
-		pc.workers = d.conf.gateway_workers;
-		pc.batch_max = 1;
-		pc.queue_max = d.conf.queue_max;
-		if (dime_pl_pool_new(&d.gw_pool, &pc) != DIME_OK) {
+		if (dimed_io_pool(&d.gw_pool, &d.conf, d.conf.gateway_workers) != DIME_OK) {
 			snprintf(why, sizeof(why), "cannot start the gateway's workers");
 			goto fail;
 		}

@@ -116,3 +116,20 @@ dime_conn_ports(const struct dime_conn_listener *ls, size_t n_ls, unsigned *port
 		ports[n] = ls[n].port;
 	return n;
 }
+
+void
+dime_conn_deadline_arm(struct dime_io_timer **t, struct dime_io_loop *loop, unsigned ms,
+		       void (*fire)(void *arg), void *arg)
+{
+	if (*t != NULL || ms == 0)
+		return;
+	if (dime_io_timer_add(loop, t, ms, fire, arg) != DIME_OK)
+		*t = NULL;
+}
+
+void
+dime_conn_deadline_stop(struct dime_io_timer **t)
+{
+	dime_io_timer_cancel(*t);
+	*t = NULL;
+}

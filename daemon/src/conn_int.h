@@ -35,6 +35,16 @@ void dime_conn_held_free(struct dime_conn_held *h);
  * Out: ip (NUL-terminated, at most DIME_CONN_IP_CAP octets). */
 void dime_conn_peer_ip(char ip[DIME_CONN_IP_CAP], const struct sockaddr *peer);
 
+/* The line deadline of a session (server.c, smtpd.c): timeout_cmd and timeout_data count from
+ * the end of the last complete line, timeout_tls bounds a handshake as a whole, since the io
+ * idle timer is re-armed by every byte (a peer trickling a byte at a time would never meet it).
+ * *t is the running deadline or NULL; fire must set *t to NULL first (the timer is spent). */
+/* Start a deadline of ms (0: none) unless one runs: it runs from the last line end. Without
+ * memory none starts (the idle timer still bounds a silent peer). */
+void dime_conn_deadline_arm(struct dime_io_timer **t, struct dime_io_loop *loop, unsigned ms,
+			    void (*fire)(void *arg), void *arg);
+void dime_conn_deadline_stop(struct dime_io_timer **t);
+
 /* One listener; owner is the server that bound it (on_accept gets the listener as ctx). */
 struct dime_conn_listener {
 	void *owner;

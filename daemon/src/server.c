@@ -663,18 +663,14 @@ srv_line_fire(void *arg)
 static void
 srv_line_stop(struct srv_conn *c)
 {
-	dime_io_timer_cancel(c->line_timer);
-	c->line_timer = NULL;
+	dime_conn_deadline_stop(&c->line_timer);
 }
 
-/* Start the deadline of the next line, unless one runs (it runs from the last line end). */
 static void
 srv_line_arm(struct srv_conn *c, unsigned ms)
 {
-	if (c->line_timer != NULL || ms == 0 || c->closing)
-		return;
-	if (dime_io_timer_add(c->srv->env.loop, &c->line_timer, ms, srv_line_fire, c) != DIME_OK)
-		c->line_timer = NULL; /* out of memory: the idle timer still bounds a silent peer */
+	if (!c->closing)
+		dime_conn_deadline_arm(&c->line_timer, c->srv->env.loop, ms, srv_line_fire, c);
 }
 
 static void
@@ -759,21 +755,32 @@ srv_fetch_origin(const struct dime_server *s, struct dime_store *st, struct dime
 	return dime_server_lookup(st, a, armor, q, now);
 }
 
+/* A lookup step: fetch 0, the store's answer; 1, the origin's signet fetched, then the store
+ * asked again. Any failure is 451 (TEMPFAIL). */
 static void
-srv_run_lookup(struct dime_pl_pool_job *pj, void *arg)
+srv_lookup_step(struct srv_job *j, int fetch)
 {
-	struct srv_job *j = arg;
-	struct dime_store *st = srv_store_take(j->c->srv);
+	struct dime_server *s = j->c->srv;
+	struct dime_store *st = srv_store_take(s);
 	int64_t now = (int64_t)time(NULL);
+	int rc = st == NULL ? DIME_E_IO
+		 : fetch    ? srv_fetch_origin(s, st, &j->a, &j->armor, j->q, now)
+			    : dime_server_lookup(st, &j->a, &j->armor, j->q, now);
 
-	(void)pj;
-	if (st == NULL || dime_server_lookup(st, &j->a, &j->armor, j->q, now) != DIME_OK) {
+	if (rc != DIME_OK) {
 		free(j->armor);
 		j->armor = NULL;
 		memset(&j->a, 0, sizeof(j->a));
 		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
 	}
-	srv_store_give(j->c->srv, st);
+	srv_store_give(s, st);
+}
+
+static void
+srv_run_lookup(struct dime_pl_pool_job *pj, void *arg)
+{
+	(void)pj;
+	srv_lookup_step(arg, 0);
 }
 
 /* Does the lookup's answer call for a fetch (an origin the store does not hold)? */
@@ -787,18 +794,8 @@ srv_wants_fetch(const struct srv_job *j)
 static void
 srv_run_fetch(struct dime_pl_pool_job *pj, void *arg)
 {
-	struct srv_job *j = arg;
-	struct dime_store *st = srv_store_take(j->c->srv);
-
 	(void)pj;
-	if (st == NULL || srv_fetch_origin(j->c->srv, st, &j->a, &j->armor, j->q,
-					   (int64_t)time(NULL)) != DIME_OK) {
-		free(j->armor);
-		j->armor = NULL;
-		memset(&j->a, 0, sizeof(j->a));
-		j->a.verdict = DIME_DMTP_V_TEMPFAIL;
-	}
-	srv_store_give(j->c->srv, st);
+	srv_lookup_step(arg, 1);
 }
 
 /* DATA, first step: the armor to binary, the identifier, and a message seen before. */

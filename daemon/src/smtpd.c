@@ -170,18 +170,14 @@ smd_line_fire(void *arg)
 static void
 smd_line_stop(struct smd_conn *c)
 {
-	dime_io_timer_cancel(c->line_timer);
-	c->line_timer = NULL;
+	dime_conn_deadline_stop(&c->line_timer);
 }
 
-/* Start the deadline of the next line, unless one runs (it runs from the last line end). */
 static void
 smd_line_arm(struct smd_conn *c, unsigned ms)
 {
-	if (c->line_timer != NULL || ms == 0 || c->closing)
-		return;
-	if (dime_io_timer_add(c->srv->env.loop, &c->line_timer, ms, smd_line_fire, c) != DIME_OK)
-		c->line_timer = NULL; /* out of memory: the idle timer still bounds a silent peer */
+	if (!c->closing)
+		dime_conn_deadline_arm(&c->line_timer, c->srv->env.loop, ms, smd_line_fire, c);
 }
 
 static void
