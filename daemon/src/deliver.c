@@ -183,24 +183,6 @@ deliver_mkdir(const char *path)
 	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-static int
-deliver_write_all(int fd, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, b, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The Maildir rule: write tmp/, fsync, link to new/NAME, fsync new/. NAME is the spool id
  * (the message's SHA-512) and the host: the same message always gets the same name, so a
  * delivery repeated after a crash between the link and the spool's unlink finds new/NAME
@@ -263,8 +245,10 @@ deliver_maildir(struct dime_deliver *d, const char *id, const char *rcpt, const 
 	}
 	if (fd < 0)
 		goto io;
-	if (deliver_write_all(fd, msg, len) != 0)
+	if ((e = dime_io_write_all(fd, msg, len)) != 0) {
+		errno = -e;
 		goto io;
+	}
 	/* Only a hint, so the batch's data is on its way to the disk before the fsyncs. */
 	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	p->tmp = strdup(p_tmp);
@@ -374,7 +358,7 @@ lmtp_connect(const char *target, char *why, size_t why_cap)
 static void
 lmtp_flush(struct lmtp_conn *c)
 {
-	if (!c->failed && c->out_len > 0 && deliver_write_all(c->fd, c->out, c->out_len) != 0)
+	if (!c->failed && c->out_len > 0 && dime_io_write_all(c->fd, c->out, c->out_len) != 0)
 		c->failed = 1;
 	c->out_len = 0;
 }

@@ -169,30 +169,16 @@ gw_armor_find(const uint8_t *msg, size_t len, size_t *off, size_t *n)
 	return 1;
 }
 
-/* Is domain an org hosted here (its signet in the store, hosted)? Returns 1, 0, or -1 (the
- * store failed). */
+/* Does ident have a current hosted signet of kind (DIME_STORE_ORG_SIGNET: an org hosted here;
+ * DIME_STORE_USER_SIGNET: a hosted user with a current signet)? Returns 1, 0, or -1 (the store
+ * failed). */
 static int
-gw_hosted_org(struct dime_store *st, const char *domain)
+gw_hosted(struct dime_store *st, const char *ident, enum dime_store_kind kind)
 {
 	struct dime_store_row row;
 	uint8_t *blob = NULL;
 	size_t len = 0;
-	int rc = dime_store_get(st, &blob, &len, &row, domain, DIME_STORE_ORG_SIGNET, 0);
-
-	free(blob);
-	if (rc == DIME_E_IO)
-		return -1;
-	return rc == DIME_OK && row.hosted;
-}
-
-/* Does addr have a current hosted user signet? Returns 1, 0, or -1 (the store failed). */
-static int
-gw_hosted_user(struct dime_store *st, const char *addr)
-{
-	struct dime_store_row row;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	int rc = dime_store_get(st, &blob, &len, &row, addr, DIME_STORE_USER_SIGNET, 0);
+	int rc = dime_store_get(st, &blob, &len, &row, ident, kind, 0);
 
 	free(blob);
 	if (rc == DIME_E_IO)
@@ -365,13 +351,13 @@ gw_route(struct dime_gw *g, struct gw_route *r, struct dime_gw_verdict *v, struc
 
 	r->route = DIME_GW_DEFER;
 	r->rdomain = strrchr(rcpt, '@') + 1;
-	if ((h = gw_hosted_org(st, r->rdomain)) < 0) {
+	if ((h = gw_hosted(st, r->rdomain, DIME_STORE_ORG_SIGNET)) < 0) {
 		gw_set(v, DIME_GW_DEFER, 451, "4.3.0", "the store cannot be read");
 		return DIME_OK;
 	}
 	if (h) {
 		r->route = DIME_GW_LOCAL;
-		if ((h = gw_hosted_user(st, rcpt)) < 0) {
+		if ((h = gw_hosted(st, rcpt, DIME_STORE_USER_SIGNET)) < 0) {
 			gw_set(v, DIME_GW_DEFER, 451, "4.3.0", "the store cannot be read");
 		} else if (h) {
 			gw_set(v, DIME_GW_LOCAL, 250, "2.1.5", "a DIME user hosted here");
@@ -675,7 +661,7 @@ gw_dmime(struct dime_gw *g, struct dime_gw_verdict *v, struct dime_store *st,
 		}
 	} else {
 		/* trustful: the gateway signs only for senders it hosts, with their keys */
-		rc = from[0] != 0 && gw_hosted_org(st, sdomain) == 1
+		rc = from[0] != 0 && gw_hosted(st, sdomain, DIME_STORE_ORG_SIGNET) == 1
 			 ? dime_send_author(st, origin_fp, from, sdomain, why, sizeof(why))
 			 : DIME_E_NOTFOUND;
 		if (rc == DIME_E_IO) {

@@ -90,35 +90,41 @@ outq_token_ok(const char *s)
 	return 1;
 }
 
-/* Write len octets to dir_fd/name through tmp/, durably: create, write, fsync, rename, fsync
+/* tmp/<name>.<pid> created (tmp, tmp_cap) and a then b written to it, not yet fsynced.
+ * Returns: 0 (*fd open), or an errno (nothing left behind). */
+static int
+outq_tmp_write(struct dime_outq *q, char *tmp, size_t tmp_cap, const char *name, const void *a,
+	       size_t a_len, const void *b, size_t b_len, int *fd)
+{
+	int rc;
+
+	snprintf(tmp, tmp_cap, "%s.%ld", name, (long)getpid());
+	(void)unlinkat(q->tmp_fd, tmp, 0);
+	if ((*fd = openat(q->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return errno != 0 ? errno : EIO;
+	if ((rc = dime_io_write_all(*fd, a, a_len)) == 0 && b_len > 0)
+		rc = dime_io_write_all(*fd, b, b_len);
+	if (rc != 0) {
+		close(*fd);
+		*fd = -1;
+		(void)unlinkat(q->tmp_fd, tmp, 0);
+		return -rc;
+	}
+	return 0;
+}
+
+/* Write a then b to dir_fd/name through tmp/, durably: create, write, fsync, rename, fsync
  * dir. Returns: 0, or -1 with errno. */
 static int
 outq_write_durable(struct dime_outq *q, int dir_fd, const char *name, const void *a, size_t a_len,
 		   const void *b, size_t b_len)
 {
 	char tmp[DIME_OUTQ_ID_MAX + 16];
-	const void *parts[2] = {a, b};
-	size_t lens[2] = {a_len, b_len};
 	int fd, e;
 
-	snprintf(tmp, sizeof(tmp), "%s.%ld", name, (long)getpid());
-	(void)unlinkat(q->tmp_fd, tmp, 0);
-	if ((fd = openat(q->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+	if ((e = outq_tmp_write(q, tmp, sizeof(tmp), name, a, a_len, b, b_len, &fd)) != 0) {
+		errno = e;
 		return -1;
-	for (int i = 0; i < 2; i++) {
-		const uint8_t *p = parts[i];
-		size_t left = lens[i];
-
-		while (left > 0) {
-			ssize_t w = write(fd, p, left);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				goto fail;
-			p += w;
-			left -= (size_t)w;
-		}
 	}
 	if (fsync(fd) != 0)
 		goto fail;
@@ -598,42 +604,6 @@ outq_prepare(struct outq_pending *p, const struct dime_outq_item *it)
 	return DIME_OK;
 }
 
-/* tmp/<id>.<pid> created and written (not yet fsynced). Returns: 0, or an errno (nothing
- * left behind). */
-static int
-outq_tmp_write(struct dime_outq *q, struct outq_pending *p, const uint8_t *msg, size_t len)
-{
-	const void *parts[2] = {p->head, msg};
-	size_t lens[2] = {p->head_len, len};
-	int e;
-
-	snprintf(p->tmp, sizeof(p->tmp), "%s.%ld", p->e.id, (long)getpid());
-	(void)unlinkat(q->tmp_fd, p->tmp, 0);
-	if ((p->fd = openat(q->tmp_fd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
-		return errno != 0 ? errno : EIO;
-	for (int i = 0; i < 2; i++) {
-		const uint8_t *b = parts[i];
-		size_t left = lens[i];
-
-		while (left > 0) {
-			ssize_t w = write(p->fd, b, left);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				e = w < 0 && errno != 0 ? errno : EIO;
-				close(p->fd);
-				p->fd = -1;
-				(void)unlinkat(q->tmp_fd, p->tmp, 0);
-				return e;
-			}
-			b += w;
-			left -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
 size_t
 dime_outq_put_many(struct dime_outq *q, struct dime_outq_item *items, size_t n)
 {
@@ -668,7 +638,8 @@ dime_outq_put_many(struct dime_outq *q, struct dime_outq_item *items, size_t n)
 		errs[i] = 0;
 		if ((it->rc = outq_prepare(&p[i], it)) != DIME_OK)
 			continue;
-		if ((it->err = outq_tmp_write(q, &p[i], it->msg, it->len)) != 0) {
+		if ((it->err = outq_tmp_write(q, p[i].tmp, sizeof(p[i].tmp), p[i].e.id, p[i].head,
+					      p[i].head_len, it->msg, it->len, &p[i].fd)) != 0) {
 			it->rc = DIME_E_IO;
 			continue;
 		}

@@ -164,26 +164,6 @@ spool_field_ok(const char *v)
 	return n > 0 && n <= 512;
 }
 
-static int
-spool_write_all(int fd, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, b, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno;
-		if (n == 0)
-			return EIO;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The id is in queue/: sync queue/ so the entry another writer renamed there is durable
  * before the caller says so (sync 0: the caller's group sync does it). Returns: DIME_E_AGAIN
  * with *err EEXIST, or DIME_E_IO. */
@@ -225,8 +205,8 @@ spool_write(struct dime_spool *s, const char *id, const char *recipient, const c
 		*err = errno == EEXIST ? EINPROGRESS : errno;
 		return errno == EEXIST ? DIME_E_AGAIN : DIME_E_IO;
 	}
-	if ((e = spool_write_all(fd, head, (size_t)n)) != 0 ||
-	    (e = spool_write_all(fd, msg, len)) != 0) {
+	if ((e = -dime_io_write_all(fd, head, (size_t)n)) != 0 ||
+	    (e = -dime_io_write_all(fd, msg, len)) != 0) {
 		close(fd);
 		unlinkat(s->tmp_fd, id, 0);
 		*err = e;
